@@ -10,45 +10,59 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+VENV := .venv
+PY := $(VENV)/bin/python
+
 .PHONY: install
-install: ## Install the Python environment (.venv) from the lock file
-	@scripts/ensure-uv
-	uv sync --locked
+install: $(VENV)/.installed ## Install the Python environment (.venv) from the hash-pinned lock files
+
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
+	@touch $@
+
+.PHONY: lock
+lock: ## Re-pin requirements*.txt from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.txt
+	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -q -o requirements-dev.txt
+
+# Stops at once, saying what to install, when the Pulumi CLI or Docker is missing.
+.PHONY: deploy-tools
+deploy-tools:
+	@scripts/require-deploy-tools
 
 .PHONY: up
-up: install ## Deploy a stack (default dev) on the local file backend: make up [STACK=prod]
-	@scripts/require-deploy-tools
+up: deploy-tools install ## Deploy a stack (default dev) on the local file backend: make up [STACK=prod]
 	@mkdir -p .pulumi-state
 	pulumi stack select --create $(STACK)
 	pulumi up --stack $(STACK)
 
 .PHONY: preview
-preview: install ## Show what `make up` would change: make preview [STACK=prod]
-	@scripts/require-deploy-tools
+preview: deploy-tools install ## Show what `make up` would change: make preview [STACK=prod]
 	@mkdir -p .pulumi-state
 	pulumi stack select --create $(STACK)
 	pulumi preview --diff --stack $(STACK)
 
 .PHONY: destroy
-destroy: ## Remove a stack's containers, networks and volumes: make destroy [STACK=dev]
-	@scripts/require-deploy-tools
+destroy: deploy-tools ## Remove a stack's containers, networks and volumes: make destroy [STACK=dev]
 	pulumi destroy --stack $(STACK)
 
 .PHONY: test
 test: install ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
-	uv run --locked pytest
+	$(VENV)/bin/pytest
 
 .PHONY: test-unit
 test-unit: install ## Run only the fast unit tests (Pulumi mocks)
-	uv run --locked pytest tests/unit
+	$(VENV)/bin/pytest tests/unit
 
 .PHONY: lint
 lint: install ## Ruff lint and format check, mypy strict
-	uv run --locked ruff check .
-	uv run --locked ruff format --check .
-	uv run --locked mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 .PHONY: format
 format: install ## Format the code with ruff
-	uv run --locked ruff format .
-	uv run --locked ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,23 @@
+"""Entry point of `pulumi up`: load the stack's settings, build the platform, export outputs."""
+
+import pulumi
+
+from components.platform import Platform, PlatformArgs
+from stacks.catalogue import PLATFORM
+from stacks.loader import load
+
+stack_config = load(PLATFORM)
+platform = Platform(
+    "platform",
+    PlatformArgs(
+        settings=stack_config.settings,
+        catalogue=PLATFORM,
+        secrets=stack_config.secrets,
+        stack=pulumi.get_stack(),
+    ),
+)
+
+pulumi.export("urls", platform.urls)
+pulumi.export("networks", platform.networks.names())
+# Read by the backup tool: `pulumi stack output databases --json --show-secrets`.
+pulumi.export("databases", platform.database_targets())

@@ -1,0 +1,127 @@
+"""Redis: user sessions and a cache of frequent queries, on its own private network."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.runtime import (
+    ImageNeeds,
+    RuntimeProfile,
+    container_args,
+    container_options,
+    published_ports,
+)
+from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from stacks.settings import RedisSettings
+
+PORT = 6379
+DATA_MOUNT = "/data"
+CONFIG_FILE = "redis.conf"
+PASSWORD_FILE = "redis-password"
+
+REDIS_NEEDS = ImageNeeds(
+    non_root_user="redis",
+    writable_paths=("/tmp",),
+    # The official entrypoint starts as root, chowns /data (CHOWN) and switches to `redis`
+    # with gosu (SETUID, SETGID).
+    root_start_capabilities=("CHOWN", "SETGID", "SETUID"),
+)
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    docker_name: str
+    settings: RedisSettings
+    network_name: pulumi.Input[str]
+    alias: str
+    runtime: RuntimeProfile
+    labels: Mapping[str, str]
+    password: pulumi.Input[str] | None = None
+    """Operator-set password; generated when absent and `settings.require_password` is on."""
+    publish_ip: str = "127.0.0.1"
+    protect_data: bool = True
+
+
+class Cache(pulumi.ComponentResource):
+    container: docker.Container
+    password: pulumi.Output[str] | None
+    """None when the stack runs Redis without a password (dev)."""
+    host: str
+    port: int
+
+    def __init__(
+        self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:Cache", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        self.password = None
+        volumes: list[docker.ContainerVolumeArgs] = []
+        depends_on: list[pulumi.Resource] = []
+        command = ["redis-server"]
+        health = "redis-cli -h 127.0.0.1 ping | grep -q PONG"
+        if s.require_password:
+            if args.password is None:
+                generated = random.RandomPassword(
+                    f"{name}-password", length=32, special=False, opts=child
+                )
+                self.password = pulumi.Output.secret(generated.result)
+            else:
+                self.password = pulumi.Output.secret(args.password)
+            secrets = SecretFiles(
+                f"{name}-secrets",
+                SecretFilesArgs(
+                    docker_name=f"{args.docker_name}-secrets",
+                    image=s.image,
+                    files={
+                        # A config file keeps the password out of argv and `docker inspect`.
+                        CONFIG_FILE: self.password.apply(lambda p: f"requirepass {p}\n"),
+                        PASSWORD_FILE: self.password,
+                    },
+                    labels=args.labels,
+                ),
+                opts=child,
+            )
+            volumes.append(secrets.mount())
+            depends_on.append(secrets.seed)
+            command.append(secret_path(CONFIG_FILE))
+            health = f'REDISCLI_AUTH="$(cat {secret_path(PASSWORD_FILE)})" {health}'
+        command += [
+            "--maxmemory", f"{s.max_memory_mb}mb",
+            "--maxmemory-policy", s.max_memory_policy,
+            "--appendonly", "yes" if s.append_only else "no",
+        ]  # fmt: skip
+        data = docker.Volume(
+            f"{name}-data",
+            name=f"{args.docker_name}-data",
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+        )
+        volumes.insert(0, docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT))
+        self.container = docker.Container(
+            f"{name}-container",
+            name=args.docker_name,
+            image=s.image,
+            command=command,
+            volumes=volumes,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[args.alias])
+            ],
+            ports=published_ports(PORT, s.host_port, args.publish_ip),
+            **container_args(
+                args.runtime,
+                REDIS_NEEDS,
+                s.resources,
+                health_test=["CMD-SHELL", health],
+                labels=args.labels,
+            ),
+            opts=container_options(self, depends_on=depends_on),
+        )
+        self.host = args.alias
+        self.port = PORT
+        self.register_outputs({})

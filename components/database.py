@@ -1,0 +1,160 @@
+"""One business service's PostgreSQL: its own server, volume, login and private network alias."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.runtime import (
+    ImageNeeds,
+    RuntimeProfile,
+    container_args,
+    container_options,
+    published_ports,
+)
+from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from stacks.catalogue import DatabaseSpec
+from stacks.settings import DatabaseTuning, Resources
+
+PORT = 5432
+DATA_MOUNT = "/var/lib/postgresql/data"
+# A subdirectory, so initdb never meets the volume root's lost+found or other mount leftovers.
+PGDATA = f"{DATA_MOUNT}/pgdata"
+PASSWORD_FILE = "postgres-password"
+
+POSTGRES_NEEDS = ImageNeeds(
+    non_root_user="postgres",
+    # Unix socket and lock file, and the entrypoint's scratch files.
+    writable_paths=("/var/run/postgresql", "/tmp"),
+    # The official entrypoint starts as root, chowns PGDATA and the socket directory
+    # (CHOWN, FOWNER, DAC_OVERRIDE), then switches to `postgres` with gosu (SETUID, SETGID).
+    root_start_capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
+)
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    spec: DatabaseSpec
+    """Database name and the owning service's login."""
+    docker_name: str
+    """Base of the Docker names: container `<docker_name>`, volume `<docker_name>-data`."""
+    image: str
+    network_name: pulumi.Input[str]
+    """The database's private network, shared only with its service (and the backup job)."""
+    alias: str
+    """Host name of the server on that network."""
+    tuning: DatabaseTuning
+    resources: Resources
+    shm_size_mb: int
+    runtime: RuntimeProfile
+    labels: Mapping[str, str]
+    password: pulumi.Input[str] | None = None
+    """Operator-set password; a random one is generated when absent."""
+    host_port: int | None = None
+    """Published on `publish_ip` (dev only); None keeps the server private."""
+    publish_ip: str = "127.0.0.1"
+    public_host: str = "localhost"
+    """Host name operators use for published ports (the stack's `publicHost`)."""
+    protect_data: bool = True
+    """Pulumi refuses to delete the data volume while this is on."""
+
+
+class Database(pulumi.ComponentResource):
+    """PostgreSQL for one service: healthy only when its own user can reach its own database."""
+
+    container: docker.Container
+    password: pulumi.Output[str]
+    """The service user's password, a Pulumi secret."""
+    host: str
+    """Host name on the database's private network."""
+    port: int
+    database: str
+    user: str
+    reachable_host: str
+    """Where an operator reaches it: the published address in dev, else the network alias."""
+    reachable_port: int
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.password is None:
+            generated = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+            self.password = pulumi.Output.secret(generated.result)
+        else:
+            self.password = pulumi.Output.secret(args.password)
+        data = docker.Volume(
+            f"{name}-data",
+            name=f"{args.docker_name}-data",
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+        )
+        secrets = SecretFiles(
+            f"{name}-secrets",
+            SecretFilesArgs(
+                docker_name=f"{args.docker_name}-secrets",
+                image=args.image,
+                files={PASSWORD_FILE: self.password},
+                labels=args.labels,
+            ),
+            opts=child,
+        )
+        user, database = args.spec.user, args.spec.name
+        self.container = docker.Container(
+            f"{name}-container",
+            name=args.docker_name,
+            image=args.image,
+            command=["postgres", *server_options(args.tuning)],
+            envs=[
+                f"POSTGRES_USER={user}",
+                f"POSTGRES_DB={database}",
+                f"POSTGRES_PASSWORD_FILE={secret_path(PASSWORD_FILE)}",
+                f"PGDATA={PGDATA}",
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT),
+                secrets.mount(),
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[args.alias])
+            ],
+            ports=published_ports(PORT, args.host_port, args.publish_ip),
+            shm_size=args.shm_size_mb,
+            **container_args(
+                args.runtime,
+                POSTGRES_NEEDS,
+                args.resources,
+                # Over TCP, so the init-time server (socket only) does not count as ready.
+                health_test=["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT),
+                             "-U", user, "-d", database],  # fmt: skip
+                labels=args.labels,
+            ),
+            opts=container_options(self, depends_on=[secrets.seed]),
+        )
+        self.host, self.port = args.alias, PORT
+        self.database, self.user = database, user
+        if args.host_port is None:
+            self.reachable_host, self.reachable_port = args.alias, PORT
+        else:
+            self.reachable_host, self.reachable_port = args.public_host, args.host_port
+        self.register_outputs({"password": self.password})
+
+
+def server_options(tuning: DatabaseTuning) -> list[str]:
+    """`-c name=value` options for the server, the SPEC tuning first, then the extras."""
+    settings = {
+        "max_connections": str(tuning.max_connections),
+        "shared_buffers": tuning.shared_buffers,
+        "effective_cache_size": tuning.effective_cache_size,
+        **tuning.extra,
+    }
+    options: list[str] = []
+    for key, value in settings.items():
+        options += ["-c", f"{key}={value}"]
+    return options
+

@@ -1,0 +1,60 @@
+"""The private networks that make the isolation real.
+
+- `edge`: the gateway and the web apps; never internal (it carries the published ports).
+- `backend`: the gateway and the business services.
+- `cache`: Redis and only the services that use it.
+- one network per database: that database, its own service and the backup job, nothing else.
+So a service reaches its own database and no other, and the gateway and web apps reach none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+
+@dataclass(frozen=True)
+class NetworksArgs:
+    name_prefix: str
+    database_services: Sequence[str]
+    """Services that own a database: each gets its own database network."""
+    internal: bool
+    """Whether the private networks (all but edge) are cut off from outside the host."""
+    labels: Mapping[str, str]
+
+
+class Networks(pulumi.ComponentResource):
+    edge: docker.Network
+    backend: docker.Network
+    cache: docker.Network
+    databases: dict[str, docker.Network]
+
+    def __init__(
+        self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:Networks", name, None, opts)
+
+        def network(key: str, internal: bool) -> docker.Network:
+            return docker.Network(
+                f"{name}-{key}",
+                name=f"{args.name_prefix}-{key}",
+                driver="bridge",
+                internal=internal,
+                labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.edge = network("edge", internal=False)
+        self.backend = network("backend", args.internal)
+        self.cache = network("cache", args.internal)
+        self.databases = {svc: network(f"{svc}-db", args.internal) for svc in args.database_services}
+        self.register_outputs({})
+
+    def names(self) -> dict[str, pulumi.Output[str]]:
+        """Every network's Docker name by its role, for the stack outputs."""
+        named = {"edge": self.edge, "backend": self.backend, "cache": self.cache}
+        named |= {f"{svc}-db": net for svc, net in self.databases.items()}
+        return {key: net.name for key, net in named.items()}

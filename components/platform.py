@@ -1,0 +1,220 @@
+"""The whole platform of one stack: networks, Redis, a database per business service, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+from components.cache import Cache, CacheArgs
+from components.database import Database, DatabaseArgs
+from components.networks import Networks, NetworksArgs
+from components.runtime import RuntimeProfile, docker_labels
+from components.service import (
+    Attachment,
+    DatabaseConnection,
+    RedisConnection,
+    Service,
+    ServiceArgs,
+)
+from stacks.catalogue import Catalogue, Role, ServiceSpec
+from stacks.loader import SecretOverrides
+from stacks.settings import PlatformSettings
+
+REDIS_ALIAS = "redis"
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    settings: PlatformSettings
+    catalogue: Catalogue
+    secrets: SecretOverrides
+    stack: str
+    """Stack name, recorded in every Docker object's labels."""
+
+
+class Platform(pulumi.ComponentResource):
+    networks: Networks
+    cache: Cache
+    databases: dict[str, Database]
+    services: dict[str, Service]
+    urls: dict[str, str]
+    """Per service: the published URL, or the in-network one for private services."""
+
+    def __init__(
+        self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:Platform", name, None, opts)
+        s, catalogue = args.settings, args.catalogue
+        child = pulumi.ResourceOptions(parent=self)
+        runtime = RuntimeProfile(
+            hardening=s.hardening,
+            logs=s.logs,
+            restart=s.restart,
+            health=s.health_check,
+            wait_timeout_seconds=s.wait_timeout_seconds,
+        )
+        prefix = s.name_prefix
+
+        def labels(service: str, role: str) -> dict[str, str]:
+            return docker_labels(args.stack, service, role)
+
+        self.networks = Networks(
+            f"{name}-networks",
+            NetworksArgs(
+                name_prefix=prefix,
+                database_services=[spec.name for spec in catalogue.with_database()],
+                internal=s.networks.internal,
+                labels=labels("platform", "network"),
+            ),
+            opts=child,
+        )
+        self.cache = Cache(
+            f"{name}-redis",
+            CacheArgs(
+                docker_name=f"{prefix}-redis",
+                settings=s.redis,
+                network_name=self.networks.cache.name,
+                alias=REDIS_ALIAS,
+                runtime=runtime,
+                labels=labels("redis", "cache"),
+                password=args.secrets.redis_password,
+                publish_ip=s.publish_ip,
+                protect_data=s.protect_data,
+            ),
+            opts=child,
+        )
+        self.databases = {}
+        for spec in catalogue.with_database():
+            assert spec.database is not None
+            self.databases[spec.name] = Database(
+                f"{name}-{spec.name}-db",
+                DatabaseArgs(
+                    spec=spec.database,
+                    docker_name=f"{prefix}-{spec.name}-db",
+                    image=s.postgres.image,
+                    network_name=self.networks.databases[spec.name].name,
+                    alias=database_alias(spec.name),
+                    tuning=s.tuning_of(spec.name),
+                    resources=s.database_resources(spec.name),
+                    shm_size_mb=s.postgres.shm_size_mb,
+                    runtime=runtime,
+                    labels=labels(spec.name, "database"),
+                    password=args.secrets.database_passwords.get(spec.name),
+                    host_port=s.database(spec.name).host_port,
+                    publish_ip=s.publish_ip,
+                    public_host=s.public_host,
+                    protect_data=s.protect_data,
+                ),
+                opts=child,
+            )
+        jwt_secret = args.secrets.jwt_secret
+        if jwt_secret is None:
+            jwt_secret = random.RandomPassword(
+                f"{name}-jwt-secret", length=64, special=False, opts=child
+            ).result
+        jwt_secret = pulumi.Output.secret(jwt_secret)
+
+        # Business services first, then the gateway in front of them, then the web apps.
+        self.services = {}
+        order = sorted(catalogue.services, key=lambda spec: _START_ORDER[spec.role])
+        for spec in order:
+            self.services[spec.name] = Service(
+                f"{name}-{spec.name}",
+                self._service_args(spec, args, runtime, jwt_secret, labels(spec.name, spec.role)),
+                opts=child,
+            )
+        self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}
+        self.register_outputs({})
+
+    def _service_args(
+        self,
+        spec: ServiceSpec,
+        args: PlatformArgs,
+        runtime: RuntimeProfile,
+        jwt_secret: pulumi.Output[str],
+        labels: dict[str, str],
+    ) -> ServiceArgs:
+        s, catalogue = args.settings, args.catalogue
+        networks = self.networks
+        attachments: list[Attachment] = []
+        depends_on: list[pulumi.Resource] = []
+        if spec.role in (Role.GATEWAY, Role.WEB):
+            attachments.append(Attachment(networks.edge.name, spec.name))
+        if spec.role in (Role.GATEWAY, Role.BUSINESS):
+            attachments.append(Attachment(networks.backend.name, spec.name))
+        database = None
+        if spec.database is not None:
+            db = self.databases[spec.name]
+            attachments.append(Attachment(networks.databases[spec.name].name, spec.name))
+            database = DatabaseConnection(
+                db.host, db.port, spec.database.name, spec.database.user, db.password
+            )
+            depends_on.append(db.container)
+        redis = None
+        if spec.uses_redis:
+            attachments.append(Attachment(networks.cache.name, spec.name))
+            redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
+            depends_on.append(self.cache.container)
+        upstreams = {}
+        if spec.role is Role.GATEWAY:
+            business = [b for b in catalogue.services if b.role is Role.BUSINESS]
+            upstreams = {b.name: internal_url(b) for b in business}
+            depends_on += [self.services[b.name].container for b in business]
+        gateway_url = None
+        if spec.role is Role.WEB:
+            gateway = catalogue.gateway()
+            gateway_url = internal_url(gateway)
+            depends_on.append(self.services[gateway.name].container)
+        return ServiceArgs(
+            spec=spec,
+            settings=s.services[spec.name],
+            docker_name=f"{s.name_prefix}-{spec.name}",
+            networks=attachments,
+            runtime=runtime,
+            labels=labels,
+            cors_origins=s.cors_origins,
+            node_env="production" if s.profile == "prod" else "development",
+            database=database,
+            redis=redis,
+            jwt_secret=jwt_secret if spec.uses_jwt else None,
+            upstreams=upstreams,
+            gateway_url=gateway_url,
+            publish_ip=s.publish_ip,
+            depends_on=depends_on,
+        )
+
+    def database_targets(self) -> dict[str, dict[str, pulumi.Input[str] | pulumi.Input[int]]]:
+        """The `databases` stack output, the shape the backup tool reads: where an operator's
+        machine reaches each database (published port in dev, in-network alias in prod)."""
+        targets: dict[str, dict[str, pulumi.Input[str] | pulumi.Input[int]]] = {}
+        for service, db in self.databases.items():
+            targets[service] = {
+                "host": db.reachable_host,
+                "port": db.reachable_port,
+                "database": db.database,
+                "user": db.user,
+                "password": db.password,
+            }
+        return targets
+
+
+_START_ORDER = {Role.BUSINESS: 0, Role.GATEWAY: 1, Role.WEB: 2}
+
+
+def database_alias(service: str) -> str:
+    """Host name of a service's database on its private network."""
+    return f"{service}-db"
+
+
+def service_url(spec: ServiceSpec, settings: PlatformSettings) -> str:
+    """The published URL of a service, or its in-network URL when it is private."""
+    host_port = settings.services[spec.name].host_port
+    if host_port is None:
+        return internal_url(spec)
+    return f"http://{settings.public_host}:{host_port}"
+
+
+def internal_url(spec: ServiceSpec) -> str:
+    return f"http://{spec.name}:{spec.container_port}"

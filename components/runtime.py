@@ -1,0 +1,121 @@
+"""How every container of a stack runs: security, limits, logs, restarts and health timing.
+
+One function turns the stack's settings into the pulumi-docker container arguments they imply,
+so the dev/prod difference is decided in one place and every container gets the same treatment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+
+from stacks.settings import HealthCheck, Hardening, Logs, Resources
+
+# Writable scratch space on a read-only root; noexec/nosuid because nothing should run from there.
+TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
+
+
+@dataclass(frozen=True)
+class RuntimeProfile:
+    """The stack-wide part of every container's definition."""
+
+    hardening: Hardening
+    logs: Logs
+    restart: str
+    health: HealthCheck
+    wait_timeout_seconds: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageNeeds:
+    """What one image needs from the runtime to start under the profile."""
+
+    non_root_user: str
+    """The image's unprivileged user, used from the start when `runAsNonRoot` is on."""
+    writable_paths: Sequence[str] = ("/tmp",)
+    """Paths the process writes outside its volumes: tmpfs when the root is read-only."""
+    root_start_capabilities: Sequence[str] = ()
+    """Capabilities an image that starts as root and drops privileges needs back when all are
+    dropped but `runAsNonRoot` is off. Unused in prod, which starts as the unprivileged user."""
+
+
+def container_args(
+    profile: RuntimeProfile,
+    needs: ImageNeeds,
+    resources: Resources,
+    health_test: Sequence[str],
+    labels: Mapping[str, str],
+) -> dict[str, Any]:
+    """Keyword arguments for `docker.Container` that every container of the stack shares."""
+    hardening = profile.hardening
+    args: dict[str, Any] = {
+        "restart": profile.restart,
+        "memory": resources.memory_mb,
+        "memory_swap": resources.memory_mb,  # equal to memory: no swap on top of the limit
+        "cpus": f"{resources.cpus:g}",
+        "log_driver": "json-file",
+        "log_opts": {"max-size": profile.logs.max_size, "max-file": str(profile.logs.max_files)},
+        "healthcheck": docker.ContainerHealthcheckArgs(
+            tests=list(health_test),
+            interval=profile.health.interval,
+            timeout=profile.health.timeout,
+            retries=profile.health.retries,
+            start_period=profile.health.start_period,
+        ),
+        # `pulumi up` returns only once the container reports healthy.
+        "wait": True,
+        "wait_timeout": profile.wait_timeout_seconds,
+        "labels": [
+            docker.ContainerLabelArgs(label=k, value=v)
+            for k, v in sorted({**profile.labels, **labels}.items())
+        ],
+        "read_only": hardening.read_only_root,
+    }
+    if hardening.read_only_root:
+        args["tmpfs"] = {path: TMPFS_OPTIONS for path in needs.writable_paths}
+    if hardening.drop_all_capabilities:
+        adds = [] if hardening.run_as_non_root else list(needs.root_start_capabilities)
+        args["capabilities"] = docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=adds or None)
+    if hardening.no_new_privileges:
+        args["security_opts"] = ["no-new-privileges:true"]
+    if hardening.run_as_non_root:
+        args["user"] = needs.non_root_user
+    return args
+
+
+def container_options(
+    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()
+) -> pulumi.ResourceOptions:
+    """Resource options every container needs, because of how Docker behaves."""
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=list(depends_on),
+        # Containers have fixed names (and some fixed host ports): a replacement cannot exist
+        # beside the old one, so the old one goes first.
+        delete_before_replace=True,
+        # Docker applies health-check edits only to a new container.
+        replace_on_changes=["healthcheck"],
+    )
+
+
+def docker_labels(stack: str, service: str, role: str) -> dict[str, str]:
+    """Labels that let operators and the backup tool find containers by what they are."""
+    return {
+        "com.ecommerce.stack": stack,
+        "com.ecommerce.service": service,
+        "com.ecommerce.role": role,
+    }
+
+
+def published_ports(
+    internal: int, host_port: int | None, publish_ip: str
+) -> list[docker.ContainerPortArgs]:
+    """The container's one published port, or none when it stays private."""
+    if host_port is None:
+        return []
+    return [docker.ContainerPortArgs(internal=internal, external=host_port, ip=publish_ip)]

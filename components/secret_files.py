@@ -1,0 +1,87 @@
+"""Secrets as files in a volume, written before the consuming container starts.
+
+Why not environment variables: a secret inside a container's `envs` turns the whole list into a
+secret, so a preview no longer shows which ordinary settings change, and `docker inspect`
+prints them. Why not `uploads` on the consuming container: Docker refuses any copy into a
+container whose root filesystem is read-only, even into a mounted volume (prod roots are).
+
+So: a named volume, and a "seed" container that is created but never started, with a writable
+root, no network and no capabilities, whose `uploads` the provider copies into the volume. The
+consumer mounts the volume read-only at `/run/secrets` and reads `*_FILE`-style paths. Changing
+a secret replaces the seed, which rewrites the file; the consumer reads it on its next start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+MOUNT_PATH = "/run/secrets"
+
+
+@dataclass(frozen=True)
+class SecretFilesArgs:
+    docker_name: str
+    """Name of the volume in Docker; the seed container is `<docker_name>-seed`."""
+    image: pulumi.Input[str]
+    """Any image already on the host (the consumer's); the seed never runs it."""
+    files: Mapping[str, pulumi.Input[str]]
+    """File name under /run/secrets -> content. Every content is kept a Pulumi secret."""
+    labels: Mapping[str, str]
+
+
+class SecretFiles(pulumi.ComponentResource):
+    """A read-only-mountable volume holding one consumer's secret files."""
+
+    volume_name: pulumi.Output[str]
+    seed: docker.Container
+    """Consumers depend on it so the files exist before they start."""
+
+    def __init__(
+        self, name: str, args: SecretFilesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:SecretFiles", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        volume = docker.Volume(
+            f"{name}-volume",
+            name=args.docker_name,
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+            opts=child,
+        )
+        self.seed = docker.Container(
+            f"{name}-seed",
+            name=f"{args.docker_name}-seed",
+            image=args.image,
+            start=False,
+            must_run=False,
+            network_mode="none",
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MOUNT_PATH)],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=f"{MOUNT_PATH}/{file_name}",
+                    content=pulumi.Output.secret(content),
+                    # World-readable inside the one container that mounts the volume, so the
+                    # image's unprivileged user can read it whatever its uid.
+                    permissions="0444",
+                )
+                for file_name, content in sorted(args.files.items())
+            ],
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.volume_name = volume.name
+        self.register_outputs({"volume_name": self.volume_name})
+
+    def mount(self) -> docker.ContainerVolumeArgs:
+        """The consumer's read-only mount of the secrets."""
+        return docker.ContainerVolumeArgs(
+            volume_name=self.volume_name, container_path=MOUNT_PATH, read_only=True
+        )
+
+
+def secret_path(file_name: str) -> str:
+    return f"{MOUNT_PATH}/{file_name}"

@@ -1,0 +1,169 @@
+"""One platform service (a Node.js app from another repository) and its wiring.
+
+The contract between the platform and every app image is the environment set here:
+`PORT`, `SERVICE_NAME`, `NODE_ENV`, `CORS_ORIGINS` (comma-separated), and where they apply
+`DATABASE_HOST`/`DATABASE_PORT`/`DATABASE_NAME`/`DATABASE_USER`/`DATABASE_PASSWORD_FILE`,
+`REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD_FILE`, `JWT_SECRET_FILE`, and for the gateway
+`UPSTREAMS` (`name=url` pairs) and for the web apps `GATEWAY_URL`. Secrets arrive only as files
+under /run/secrets. The app answers `GET /health` on `PORT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.runtime import (
+    ImageNeeds,
+    RuntimeProfile,
+    container_args,
+    container_options,
+    published_ports,
+)
+from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from stacks.catalogue import ServiceSpec
+from stacks.settings import ServiceSettings
+
+# `node` is in every Node.js image, so the probe needs no curl or wget.
+NODE_HEALTH_PROBE = (
+    "require('http').get('http://127.0.0.1:'+process.env.PORT+'/health',"
+    "r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
+)
+
+
+@dataclass(frozen=True)
+class DatabaseConnection:
+    host: str
+    port: int
+    name: str
+    user: str
+    password: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class RedisConnection:
+    host: str
+    port: int
+    password: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A network the service joins, and the host name it answers to there."""
+
+    network_name: pulumi.Input[str]
+    alias: str
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    spec: ServiceSpec
+    settings: ServiceSettings
+    docker_name: str
+    networks: Sequence[Attachment]
+    runtime: RuntimeProfile
+    labels: Mapping[str, str]
+    cors_origins: Sequence[str]
+    node_env: str
+    database: DatabaseConnection | None = None
+    redis: RedisConnection | None = None
+    jwt_secret: pulumi.Output[str] | None = None
+    upstreams: Mapping[str, str] = field(default_factory=dict)
+    """Gateway only: service name -> in-network URL."""
+    gateway_url: str | None = None
+    """Web apps only: the gateway's in-network URL."""
+    publish_ip: str = "127.0.0.1"
+    depends_on: Sequence[pulumi.Resource] = ()
+    """Containers that must be healthy before this one starts."""
+
+
+class Service(pulumi.ComponentResource):
+    container: docker.Container
+
+    def __init__(
+        self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:Service", name, None, opts)
+        env, files = service_environment(args)
+        volumes: list[docker.ContainerVolumeArgs] = []
+        depends_on = list(args.depends_on)
+        if files:
+            secrets = SecretFiles(
+                f"{name}-secrets",
+                SecretFilesArgs(
+                    docker_name=f"{args.docker_name}-secrets",
+                    image=args.settings.image,
+                    files=files,
+                    labels=args.labels,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            volumes.append(secrets.mount())
+            depends_on.append(secrets.seed)
+        health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
+        self.container = docker.Container(
+            f"{name}-container",
+            name=args.docker_name,
+            image=args.settings.image,
+            envs=[f"{key}={value}" for key, value in sorted(env.items())],
+            volumes=volumes,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=a.network_name, aliases=[a.alias])
+                for a in args.networks
+            ],
+            ports=published_ports(args.spec.container_port, args.settings.host_port, args.publish_ip),
+            **container_args(
+                args.runtime,
+                ImageNeeds(non_root_user=args.settings.user),
+                args.settings.resources,
+                health_test=list(health),
+                labels=args.labels,
+            ),
+            opts=container_options(self, depends_on=depends_on),
+        )
+        self.register_outputs({})
+
+
+DATABASE_PASSWORD_FILE = "database-password"
+REDIS_PASSWORD_FILE = "redis-password"
+JWT_SECRET_FILE = "jwt-secret"
+
+
+def service_environment(
+    args: ServiceArgs,
+) -> tuple[dict[str, str], dict[str, pulumi.Input[str]]]:
+    """The app's plain environment, and the secret files it points to."""
+    env = {
+        "PORT": str(args.spec.container_port),
+        "SERVICE_NAME": args.spec.name,
+        "NODE_ENV": args.node_env,
+        "CORS_ORIGINS": ",".join(args.cors_origins),
+    }
+    files: dict[str, pulumi.Input[str]] = {}
+    if args.database is not None:
+        db = args.database
+        env |= {
+            "DATABASE_HOST": db.host,
+            "DATABASE_PORT": str(db.port),
+            "DATABASE_NAME": db.name,
+            "DATABASE_USER": db.user,
+            "DATABASE_PASSWORD_FILE": secret_path(DATABASE_PASSWORD_FILE),
+        }
+        files[DATABASE_PASSWORD_FILE] = db.password
+    if args.redis is not None:
+        env |= {"REDIS_HOST": args.redis.host, "REDIS_PORT": str(args.redis.port)}
+        if args.redis.password is not None:
+            env["REDIS_PASSWORD_FILE"] = secret_path(REDIS_PASSWORD_FILE)
+            files[REDIS_PASSWORD_FILE] = args.redis.password
+    if args.jwt_secret is not None:
+        env["JWT_SECRET_FILE"] = secret_path(JWT_SECRET_FILE)
+        files[JWT_SECRET_FILE] = args.jwt_secret
+    if args.upstreams:
+        env["UPSTREAMS"] = ",".join(f"{k}={v}" for k, v in sorted(args.upstreams.items()))
+    if args.gateway_url is not None:
+        env["GATEWAY_URL"] = args.gateway_url
+    # The settings reject extras that would shadow these (stacks.catalogue.SERVICE_ENV_NAMES).
+    return env | dict(args.settings.env), files

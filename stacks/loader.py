@@ -1,0 +1,128 @@
+"""The one place that reads stack config: validates it into frozen settings and secret overrides.
+
+Components never call `pulumi.Config()`; `__main__.py` calls `load()` once and hands the
+result down. Every failure becomes a `StackConfigError`, which Pulumi reports as a clean
+one-message error (a `RunError`) before any resource is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import ValidationError
+
+from stacks.catalogue import Catalogue
+from stacks.settings import PlatformSettings
+
+NAMESPACE = "ecommerce"
+SETTINGS_KEY = "platform"
+JWT_SECRET_KEY = "jwtSecret"
+REDIS_PASSWORD_KEY = "redisPassword"
+
+
+def database_password_key(service: str) -> str:
+    """Config key that overrides a database's generated password, e.g. `customerDbPassword`."""
+    return f"{service}DbPassword"
+
+
+class StackConfigError(pulumi.RunError):
+    """The stack file is wrong; the message names the key and what to do."""
+
+
+@dataclass(frozen=True)
+class SecretOverrides:
+    """Secrets an operator set with `pulumi config set --secret`; generated where absent."""
+
+    jwt_secret: pulumi.Output[str] | None = None
+    redis_password: pulumi.Output[str] | None = None
+    database_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    settings: PlatformSettings
+    secrets: SecretOverrides
+
+
+def load(catalogue: Catalogue) -> StackConfig:
+    """Read and validate this stack's whole config."""
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    _reject_unknown_keys(catalogue, source)
+    config = pulumi.Config(NAMESPACE)
+    raw = config.get(SETTINGS_KEY)
+    if raw is None:
+        raise StackConfigError(
+            f"{source}: {NAMESPACE}:{SETTINGS_KEY} is missing; copy Pulumi.dev.yaml as a start"
+        )
+    settings = parse_settings(raw, catalogue, source)
+    return StackConfig(settings=settings, secrets=_secret_overrides(config, catalogue, source))
+
+
+def parse_settings(raw_json: str, catalogue: Catalogue, source: str) -> PlatformSettings:
+    """Validate the JSON text of `ecommerce:platform` (the CLI hands objects over as JSON)."""
+    try:
+        return PlatformSettings.model_validate_json(raw_json, context={"catalogue": catalogue})
+    except ValidationError as err:
+        raise StackConfigError(format_validation_error(err, source)) from None
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem, each naming its key as it is written in the stack file."""
+    prefix = f"{NAMESPACE}:{SETTINGS_KEY}"
+    lines = []
+    for detail in err.errors(include_url=False):
+        key = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and nesting)"
+        # Rules that span several keys carry no location: each of their lines starts with its key.
+        lines += [f"{prefix}.{key}: {part}" if key else f"{prefix}.{part}"
+                  for part in message.splitlines()]  # fmt: skip
+    noun = "problem" if len(lines) == 1 else "problems"
+    return f"{source} has {len(lines)} {noun}:\n  " + "\n  ".join(lines)
+
+
+def _known_keys(catalogue: Catalogue) -> set[str]:
+    keys = {SETTINGS_KEY, JWT_SECRET_KEY, REDIS_PASSWORD_KEY}
+    keys |= {database_password_key(spec.name) for spec in catalogue.with_database()}
+    return keys
+
+
+def _reject_unknown_keys(catalogue: Catalogue, source: str) -> None:
+    # A misspelt secret override would otherwise be ignored and a generated secret used instead.
+    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    known = _known_keys(catalogue)
+    for full_key in sorted(present):
+        namespace, _, key = full_key.partition(":")
+        if namespace == NAMESPACE and key not in known:
+            raise StackConfigError(
+                f"{source}: {full_key} is not a known key; known: "
+                + ", ".join(f"{NAMESPACE}:{k}" for k in sorted(known))
+            )
+
+
+def _secret_overrides(
+    config: pulumi.Config, catalogue: Catalogue, source: str
+) -> SecretOverrides:
+    def secret(key: str) -> pulumi.Output[str] | None:
+        if config.get(key) is None:
+            return None
+        if not runtime_config.is_config_secret(f"{NAMESPACE}:{key}"):
+            raise StackConfigError(
+                f"{source}: {NAMESPACE}:{key} is stored in plain text; set it with "
+                f"`pulumi config set --secret {NAMESPACE}:{key}` (and rotate it, it was exposed)"
+            )
+        return config.require_secret(key)
+
+    passwords = {}
+    for spec in catalogue.with_database():
+        value = secret(database_password_key(spec.name))
+        if value is not None:
+            passwords[spec.name] = value
+    return SecretOverrides(
+        jwt_secret=secret(JWT_SECRET_KEY),
+        redis_password=secret(REDIS_PASSWORD_KEY),
+        database_passwords=passwords,
+    )

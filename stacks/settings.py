@@ -1,0 +1,310 @@
+"""Typed, frozen settings of one stack: everything that differs between environments.
+
+A stack file holds one object under the key `ecommerce:platform`; it is validated here in one
+`model_validate_json` against the service catalogue. Unknown keys and wrong types are errors
+(strict models, `extra="forbid"`); the cross-field rules below name the key that is wrong.
+Defaults are the secure choice: a stack relaxes them explicitly (dev does), never by omission.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic.alias_generators import to_camel
+
+from stacks.catalogue import SERVICE_ENV_NAMES, Catalogue, Role
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+# PostgreSQL memory units as the server accepts them in `-c` settings.
+PgMemory = Annotated[str, Field(pattern=r"^[1-9][0-9]*(kB|MB|GB|TB)$")]
+# Docker's json-file log driver size, e.g. `10m`.
+LogSize = Annotated[str, Field(pattern=r"^[1-9][0-9]*[kmg]$")]
+Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]*(ms|s|m|h)$")]
+RedisPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
+
+
+class StrictModel(BaseModel):
+    """Base of every settings model: camelCase keys in YAML, no unknown keys, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+
+class Resources(StrictModel):
+    memory_mb: int = Field(default=512, ge=16)
+    """Hard memory limit (swap disabled)."""
+    cpus: float = Field(default=1.0, gt=0, le=64)
+
+
+class Hardening(StrictModel):
+    """Container security profile applied to every container of the stack."""
+
+    read_only_root: bool = True
+    """Read-only root filesystem; writable paths come from volumes and tmpfs."""
+    drop_all_capabilities: bool = True
+    no_new_privileges: bool = True
+    run_as_non_root: bool = True
+    """Start as the image's unprivileged user instead of root-then-drop (needed with no caps)."""
+
+
+class Logs(StrictModel):
+    """Rotation of each container's logs by Docker's json-file driver."""
+
+    max_size: LogSize = "10m"
+    max_files: int = Field(default=5, ge=1, le=100)
+
+
+class HealthCheck(StrictModel):
+    interval: Duration = "10s"
+    timeout: Duration = "5s"
+    retries: int = Field(default=5, ge=1, le=100)
+    start_period: Duration = "30s"
+
+
+class ServiceSettings(StrictModel):
+    image: str = Field(min_length=1)
+    host_port: Port | None = None
+    """Published on `publishIp`; None keeps the service private."""
+    resources: Resources = Resources()
+    user: str = "1000:1000"
+    """Unprivileged user the container runs as when `hardening.runAsNonRoot` is on."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra non-secret environment for the app (feature flags, log level)."""
+    health_command: tuple[str, ...] | None = None
+    """Overrides the default `node` probe of `GET /health`, in Docker's `CMD` form."""
+
+
+class DatabaseTuning(StrictModel):
+    """PostgreSQL server settings, passed as `-c` options."""
+
+    max_connections: int = Field(default=200, ge=10, le=10_000)
+    shared_buffers: PgMemory = "256MB"
+    effective_cache_size: PgMemory = "1GB"
+    extra: dict[str, str] = Field(default_factory=dict)
+    """Any further server settings, e.g. `work_mem: 8MB`."""
+
+
+class PostgresSettings(StrictModel):
+    """What the databases share; each database may override tuning and resources."""
+
+    image: str = Field(min_length=1)
+    tuning: DatabaseTuning = DatabaseTuning()
+    resources: Resources = Resources(memory_mb=1024)
+    shm_size_mb: int = Field(default=256, ge=64)
+    """/dev/shm for parallel queries; Docker's 64 MB default is too small for 256MB buffers."""
+    user: str = "postgres"
+
+
+class DatabaseSettings(StrictModel):
+    host_port: Port | None = None
+    tuning: DatabaseTuning | None = None
+    resources: Resources | None = None
+
+
+class RedisSettings(StrictModel):
+    image: str = Field(min_length=1)
+    host_port: Port | None = None
+    require_password: bool = True
+    max_memory_mb: int = Field(default=256, ge=8)
+    max_memory_policy: RedisPolicy = "allkeys-lru"
+    append_only: bool = True
+    resources: Resources = Resources(memory_mb=512, cpus=0.5)
+    user: str = "redis"
+
+
+class Networks(StrictModel):
+    internal: bool = True
+    """Private networks (backend, cache, one per database) have no route out of the host."""
+
+
+class BackupSettings(StrictModel):
+    enabled: bool = False
+    image: str | None = None
+    """Image with the backup tool (built from backup/Dockerfile); required when enabled."""
+    every_hours: int = Field(default=24, ge=1, le=24 * 7)
+    keep_last: int = Field(default=7, ge=1)
+    keep_days: int | None = Field(default=30, ge=1)
+    resources: Resources = Resources(memory_mb=512, cpus=1.0)
+    user: str = "1000:1000"
+
+
+class PlatformSettings(StrictModel):
+    """One environment of the platform, as the stack file `ecommerce:platform` describes it."""
+
+    profile: Literal["dev", "prod"]
+    """`prod` turns on the production rules checked below."""
+    name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+    """Prefix of every container, network and volume name, e.g. `shop-dev`."""
+    publish_ip: str = "127.0.0.1"
+    """Host address published ports bind to; loopback unless the stack opens it up."""
+    public_host: str = "localhost"
+    """Host name in the exported URLs of published services."""
+    cors_origins: tuple[str, ...] = Field(min_length=1)
+    services: dict[str, ServiceSettings]
+    postgres: PostgresSettings
+    databases: dict[str, DatabaseSettings] = Field(default_factory=dict)
+    redis: RedisSettings
+    hardening: Hardening = Hardening()
+    logs: Logs = Logs()
+    restart: Literal["no", "on-failure", "always", "unless-stopped"] = "unless-stopped"
+    health_check: HealthCheck = HealthCheck()
+    wait_timeout_seconds: int = Field(default=180, ge=10)
+    """How long `pulumi up` waits for a container to become healthy."""
+    networks: Networks = Networks()
+    protect_data: bool = True
+    """Pulumi refuses to delete database and Redis volumes while this is on."""
+    backup: BackupSettings = BackupSettings()
+
+    @model_validator(mode="after")
+    def _check_against_catalogue(self, info: ValidationInfo) -> Self:
+        context = info.context or {}
+        catalogue: Catalogue | None = context.get("catalogue")
+        if catalogue is None:
+            raise ValueError("internal: settings must be validated with a catalogue context")
+        problems = _problems(self, catalogue)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def database(self, service: str) -> DatabaseSettings:
+        return self.databases.get(service, DatabaseSettings())
+
+    def tuning_of(self, service: str) -> DatabaseTuning:
+        return self.database(service).tuning or self.postgres.tuning
+
+    def database_resources(self, service: str) -> Resources:
+        return self.database(service).resources or self.postgres.resources
+
+
+def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    """Cross-field rules, each message starting with the key it is about."""
+    known = catalogue.names()
+    problems: list[str] = []
+    for name in s.services:
+        if name not in known:
+            problems.append(f"services.{name}: unknown service; known: {', '.join(known)}")
+    for name in known:
+        if name not in s.services:
+            problems.append(f"services.{name}: missing; every service needs an entry with an image")
+    for name, svc in s.services.items():
+        for key in sorted(set(svc.env) & SERVICE_ENV_NAMES):
+            problems.append(f"services.{name}.env.{key}: set by the platform; choose another name")
+    with_db = [spec.name for spec in catalogue.with_database()]
+    for name in s.databases:
+        if name not in with_db:
+            problems.append(
+                f"databases.{name}: no such database; services with one: {', '.join(with_db)}"
+            )
+    if s.backup.enabled and s.backup.image is None:
+        problems.append("backup.image: required when backup.enabled is true")
+    if s.redis.max_memory_mb >= s.redis.resources.memory_mb:
+        problems.append(
+            f"redis.maxMemoryMb: {s.redis.max_memory_mb} must stay below the container's "
+            f"memory limit redis.resources.memoryMb ({s.redis.resources.memory_mb})"
+        )
+    problems += [f"corsOrigins: {o!r} is not an origin like https://shop.example.com"
+                 for o in s.cors_origins if not _ORIGIN.match(o)]  # fmt: skip
+    problems += _duplicate_host_ports(s)
+    problems += _unpublishable_ports(s, catalogue)
+    if s.profile == "prod":
+        problems += _production_problems(s, catalogue)
+    return problems
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def host_ports(s: PlatformSettings) -> dict[str, int]:
+    """Every published host port by the key that sets it."""
+    ports: dict[str, int] = {}
+    for name, svc in s.services.items():
+        if svc.host_port is not None:
+            ports[f"services.{name}.hostPort"] = svc.host_port
+    for name, db in s.databases.items():
+        if db.host_port is not None:
+            ports[f"databases.{name}.hostPort"] = db.host_port
+    if s.redis.host_port is not None:
+        ports["redis.hostPort"] = s.redis.host_port
+    return ports
+
+
+def _duplicate_host_ports(s: PlatformSettings) -> list[str]:
+    first_key: dict[int, str] = {}
+    problems = []
+    for key, port in host_ports(s).items():
+        if port in first_key:
+            problems.append(f"{key}: host port {port} is already used by {first_key[port]}")
+        else:
+            first_key[port] = key
+    return problems
+
+
+def _unpublishable_ports(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    # Docker publishes no port of a container attached only to internal networks; everything but
+    # the edge sits on private networks only, so a host port there needs them non-internal.
+    if not s.networks.internal:
+        return []
+    edge = {spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS}
+    return [
+        f"{key}: cannot be published while networks.internal is true (Docker publishes no port "
+        "on internal networks); remove the port or set networks.internal to false"
+        for key in host_ports(s)
+        if not (key.startswith("services.") and key.split(".")[1] in edge)
+    ]
+
+
+def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    problems = []
+    images = {f"services.{n}.image": svc.image for n, svc in s.services.items()}
+    images["postgres.image"] = s.postgres.image
+    images["redis.image"] = s.redis.image
+    if s.backup.image is not None:
+        images["backup.image"] = s.backup.image
+    for key, image in images.items():
+        if not is_pinned(image):
+            problems.append(
+                f"{key}: {image!r} is not pinned; prod needs a version tag (not latest) or a digest"
+            )
+    edge = {spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS}
+    for key in host_ports(s):
+        if key.startswith("databases.") or key == "redis.hostPort":
+            problems.append(f"{key}: databases and Redis are never published in prod")
+        elif key.split(".")[1] not in edge:
+            problems.append(f"{key}: only the gateway, frontend and backoffice are published in prod")
+    for flag, on in s.hardening.model_dump(by_alias=True).items():
+        if not on:
+            problems.append(f"hardening.{flag}: must be true in prod")
+    if not s.networks.internal:
+        problems.append("networks.internal: must be true in prod")
+    if not s.redis.require_password:
+        problems.append("redis.requirePassword: must be true in prod")
+    problems += [f"corsOrigins: {o!r} must use https in prod"
+                 for o in s.cors_origins if not o.startswith("https://")]  # fmt: skip
+    return problems
+
+
+def is_pinned(image: str) -> bool:
+    """True for `name:1.2.3` or `name@sha256:...`; false for `name` and `name:latest`."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    return last.rsplit(":", 1)[1] not in ("", "latest")
