@@ -18,6 +18,7 @@ install: $(VENV)/.installed ## Install the Python environment (.venv) from the h
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --editable .
 	@touch $@

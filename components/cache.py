@@ -102,7 +102,9 @@ class Cache(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
-        volumes.insert(0, docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT))
+        volumes.insert(
+            0, docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT)
+        )
         self.container = docker.Container(
             f"{name}-container",
             name=args.docker_name,

@@ -84,7 +84,9 @@ class Database(pulumi.ComponentResource):
         super().__init__("ecommerce:index:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         if args.password is None:
-            generated = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+            generated = random.RandomPassword(
+                f"{name}-password", length=32, special=False, opts=child
+            )
             self.password = pulumi.Output.secret(generated.result)
         else:
             self.password = pulumi.Output.secret(args.password)
@@ -130,8 +132,7 @@ class Database(pulumi.ComponentResource):
                 POSTGRES_NEEDS,
                 args.resources,
                 # Over TCP, so the init-time server (socket only) does not count as ready.
-                health_test=["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT),
-                             "-U", user, "-d", database],  # fmt: skip
+                health_test=pg_isready(user, database),
                 labels=args.labels,
             ),
             opts=container_options(self, depends_on=[secrets.seed]),
@@ -143,6 +144,11 @@ class Database(pulumi.ComponentResource):
         else:
             self.reachable_host, self.reachable_port = args.public_host, args.host_port
         self.register_outputs({"password": self.password})
+
+
+def pg_isready(user: str, database: str) -> list[str]:
+    """Health check: the service's own user reaches its own database over TCP."""
+    return ["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", user, "-d", database]
 
 
 def server_options(tuning: DatabaseTuning) -> list[str]:
@@ -157,4 +163,3 @@ def server_options(tuning: DatabaseTuning) -> list[str]:
     for key, value in settings.items():
         options += ["-c", f"{key}={value}"]
     return options
-

@@ -50,7 +50,9 @@ class Networks(pulumi.ComponentResource):
         self.edge = network("edge", internal=False)
         self.backend = network("backend", args.internal)
         self.cache = network("cache", args.internal)
-        self.databases = {svc: network(f"{svc}-db", args.internal) for svc in args.database_services}
+        self.databases = {
+            svc: network(f"{svc}-db", args.internal) for svc in args.database_services
+        }
         self.register_outputs({})
 
     def names(self) -> dict[str, pulumi.Output[str]]:

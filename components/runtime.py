@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from stacks.settings import HealthCheck, Hardening, Logs, Resources
+from stacks.settings import Hardening, HealthCheck, Logs, Resources
 
 # Writable scratch space on a read-only root; noexec/nosuid because nothing should run from there.
 TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"

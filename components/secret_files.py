@@ -59,7 +59,9 @@ class SecretFiles(pulumi.ComponentResource):
             must_run=False,
             network_mode="none",
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MOUNT_PATH)],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MOUNT_PATH)
+            ],
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{MOUNT_PATH}/{file_name}",

@@ -114,7 +114,9 @@ class Service(pulumi.ComponentResource):
                 docker.ContainerNetworksAdvancedArgs(name=a.network_name, aliases=[a.alias])
                 for a in args.networks
             ],
-            ports=published_ports(args.spec.container_port, args.settings.host_port, args.publish_ip),
+            ports=published_ports(
+                args.spec.container_port, args.settings.host_port, args.publish_ip
+            ),
             **container_args(
                 args.runtime,
                 ImageNeeds(non_root_user=args.settings.user),

@@ -103,9 +103,7 @@ def _reject_unknown_keys(catalogue: Catalogue, source: str) -> None:
             )
 
 
-def _secret_overrides(
-    config: pulumi.Config, catalogue: Catalogue, source: str
-) -> SecretOverrides:
+def _secret_overrides(config: pulumi.Config, catalogue: Catalogue, source: str) -> SecretOverrides:
     def secret(key: str) -> pulumi.Output[str] | None:
         if config.get(key) is None:
             return None

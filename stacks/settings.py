@@ -287,7 +287,9 @@ def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]
         if key.startswith("databases.") or key == "redis.hostPort":
             problems.append(f"{key}: databases and Redis are never published in prod")
         elif key.split(".")[1] not in edge:
-            problems.append(f"{key}: only the gateway, frontend and backoffice are published in prod")
+            problems.append(
+                f"{key}: only the gateway, frontend and backoffice are published in prod"
+            )
     for flag, on in s.hardening.model_dump(by_alias=True).items():
         if not on:
             problems.append(f"hardening.{flag}: must be true in prod")

@@ -1,0 +1,195 @@
+"""Run the real Pulumi program under mocks and record the whole resource graph.
+
+Config reaches the program the way the CLI hands it over: every key of `Pulumi.<stack>.yaml`
+as a string (objects as JSON text), plus the list of keys that are secrets. The recording
+monitor keeps, per resource, its inputs as the provider would receive them (camelCase keys),
+which input paths are secrets, its dependencies and its resource options; and the stack's
+outputs. Nothing is asserted here: tests assert on the returned `Graph`, outside any callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "ecommerce"
+SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
+SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict[str, Any]
+    """Plain values, secrets unwrapped."""
+    secret_paths: set[str]
+    """Dotted paths of inputs that were secrets, e.g. `uploads.0.content`."""
+    depends_on: set[str]
+    """URNs this resource waits for (explicit `depends_on` and inputs from other resources)."""
+    delete_before_replace: bool
+    replace_on_changes: list[str]
+    protect: bool
+
+    def is_secret(self, path: str) -> bool:
+        return any(p == path or p.startswith(path + ".") for p in self.secret_paths)
+
+
+@dataclass
+class Graph:
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def containers(self) -> list[Resource]:
+        return self.of_type("docker:index/container:Container")
+
+    def running_containers(self) -> list[Resource]:
+        """Containers that start (secret-file seeds are only created)."""
+        return [c for c in self.containers() if c.inputs.get("start", True)]
+
+    def container(self, docker_name: str) -> Resource:
+        found = [c for c in self.containers() if c.inputs["name"] == docker_name]
+        if len(found) != 1:
+            raise LookupError(f"expected one container named {docker_name}, found {len(found)}")
+        return found[0]
+
+    def networks(self) -> list[Resource]:
+        return self.of_type("docker:index/network:Network")
+
+    def volumes(self) -> list[Resource]:
+        return self.of_type("docker:index/volume:Volume")
+
+    def name_prefix(self) -> str:
+        """The stack's `namePrefix`, read off the gateway container's name."""
+        gateway = next(c for c in self.containers() if c.inputs["name"].endswith("-gateway"))
+        return str(gateway.inputs["name"]).removesuffix("-gateway")
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+def _plain_and_secret_paths(value: Any, path: str, secrets: set[str]) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            secrets.add(path)
+            return _plain_and_secret_paths(value.get("value"), path, set())
+        return {k: _plain_and_secret_paths(v, f"{path}.{k}" if path else k, secrets)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [_plain_and_secret_paths(v, f"{path}.{i}", secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks, graph: Graph) -> None:
+        super().__init__(mocks)
+        self.graph = graph
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            raw = json_format.MessageToDict(request.object)
+            secrets: set[str] = set()
+            inputs = _plain_and_secret_paths(raw, "", secrets)
+            dependencies = set(request.dependencies)
+            for deps in request.propertyDependencies.values():
+                dependencies |= set(deps.urns)
+            self.graph.resources.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    inputs=inputs,
+                    secret_paths=secrets,
+                    depends_on=dependencies,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    replace_on_changes=list(request.replaceOnChanges),
+                    protect=request.protect,
+                )
+            )
+        return response
+
+
+class ProviderMocks(pulumi_mocks.Mocks):
+    """Stands in for the providers: echoes inputs and fills the outputs they compute."""
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = f"generated-{args.name}"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` block of `Pulumi.<stack>.yaml`, as parsed YAML."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    config: dict[str, Any] = document.get("config") or {}
+    return config
+
+
+def cli_config(config: Mapping[str, Any]) -> dict[str, str]:
+    """What the CLI hands the program: strings as they are, everything else as JSON text."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def run_program(
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    secret_keys: Sequence[str] = (),
+    graph: Graph | None = None,
+) -> Graph:
+    """Run `__main__.py` for `stack` under mocks (not a preview) and return what it built.
+
+    `config` replaces the stack file's config (tests pass edited copies); `secret_keys` are the
+    keys the CLI would have decrypted from `secure:` values. Pass `graph` to keep what was
+    recorded when the program fails.
+    """
+    graph = Graph() if graph is None else graph
+    pulumi.runtime.set_mocks(
+        ProviderMocks(),
+        project=PROJECT,
+        stack=stack,
+        preview=False,
+        monitor=RecordingMonitor(ProviderMocks(), graph),
+    )
+    set_all_config(cli_config(stack_config(stack) if config is None else config), list(secret_keys))
+
+    async def record_exports() -> None:
+        # Serialized as the engine would receive the stack's outputs, secret markers included.
+        exports = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
+        struct = await rpc.serialize_properties(exports, {})
+        graph.outputs = _plain_and_secret_paths(
+            json_format.MessageToDict(struct), "", graph.secret_outputs
+        )
+
+    def program() -> pulumi.Output[None]:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        return pulumi.Output.from_input(asyncio.ensure_future(record_exports()))
+
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    return graph

@@ -1,0 +1,93 @@
+"""Every container has a health check, and starts only after what it needs is healthy."""
+
+from __future__ import annotations
+
+from tests.graph import Graph, Resource
+
+DATABASES = {"customer": ("customer_user", "customer_db"), "product": ("product_user", "product_db"),
+             "order": ("order_user", "order_db"), "content": ("content_user", "website_content_db")}  # fmt: skip
+BUSINESS = ("customer", "product", "order", "cart", "content")
+
+
+def urn_of(graph: Graph, docker_name: str) -> str:
+    return graph.container(docker_name).urn
+
+
+def waits_for(graph: Graph, container: Resource, docker_name: str) -> bool:
+    return urn_of(graph, docker_name) in container.depends_on
+
+
+def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_graph: Graph) -> None:
+    containers = stack_graph.running_containers()
+    assert len(containers) == 13  # 8 services, 4 databases, Redis
+    for c in containers:
+        check = c.inputs["healthcheck"]
+        assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
+        assert check["interval"] and check["timeout"] and check["retries"] >= 1
+        assert c.inputs["wait"] is True, c.name
+        assert c.inputs["waitTimeout"] >= 10
+
+
+def test_databases_check_their_own_user_and_database(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service, (user, database) in DATABASES.items():
+        test = stack_graph.container(f"{p}-{service}-db").inputs["healthcheck"]["tests"]
+        assert test[:2] == ["CMD", "pg_isready"]
+        assert test[test.index("-U") + 1] == user
+        assert test[test.index("-d") + 1] == database
+
+
+def test_services_probe_get_health_on_their_port(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in ("gateway", *BUSINESS, "frontend", "backoffice"):
+        test = stack_graph.container(f"{p}-{service}").inputs["healthcheck"]["tests"]
+        assert test[:3] == ["CMD", "node", "-e"]
+        assert "/health" in test[3] and "process.env.PORT" in test[3]
+
+
+def test_redis_check_authenticates_when_it_has_a_password(prod_graph: Graph) -> None:
+    test = prod_graph.container("shop-redis").inputs["healthcheck"]["tests"]
+    assert test[0] == "CMD-SHELL"
+    assert "REDISCLI_AUTH" in test[1] and "PONG" in test[1]
+
+
+def test_each_service_waits_for_its_database(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in DATABASES:
+        container = stack_graph.container(f"{p}-{service}")
+        assert waits_for(stack_graph, container, f"{p}-{service}-db")
+        for other in DATABASES:
+            if other != service:
+                assert not waits_for(stack_graph, container, f"{p}-{other}-db")
+
+
+def test_redis_users_wait_for_redis(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in ("cart", "gateway"):
+        assert waits_for(stack_graph, stack_graph.container(f"{p}-{service}"), f"{p}-redis")
+
+
+def test_gateway_waits_for_business_services_and_web_apps_for_gateway(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    gateway = stack_graph.container(f"{p}-gateway")
+    for service in BUSINESS:
+        assert waits_for(stack_graph, gateway, f"{p}-{service}")
+    for web in ("frontend", "backoffice"):
+        assert waits_for(stack_graph, stack_graph.container(f"{p}-{web}"), f"{p}-gateway")
+
+
+def test_containers_wait_for_their_secret_files(stack_graph: Graph) -> None:
+    for c in stack_graph.running_containers():
+        for mount in c.inputs.get("volumes", []):
+            if mount["containerPath"] == "/run/secrets":
+                assert mount["readOnly"] is True
+                seed = stack_graph.container(mount["volumeName"] + "-seed")
+                assert seed.urn in c.depends_on, c.name
+
+
+def test_replacements_delete_first_and_health_check_edits_replace(stack_graph: Graph) -> None:
+    # Fixed names and host ports cannot exist twice; Docker applies health checks only on create.
+    for c in stack_graph.containers():
+        assert c.delete_before_replace, c.name
+    for c in stack_graph.running_containers():
+        assert "healthcheck" in c.replace_on_changes, c.name

@@ -1,0 +1,75 @@
+"""Networks make the isolation real: a service reaches its own database and no other."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tests.graph import Graph
+
+DATABASE_SERVICES = ("customer", "product", "order", "content")
+
+
+def members(graph: Graph) -> dict[str, set[str]]:
+    """Docker network name -> names of the running containers attached to it."""
+    attached: dict[str, set[str]] = defaultdict(set)
+    for container in graph.running_containers():
+        for net in container.inputs.get("networksAdvanced", []):
+            attached[net["name"]].add(container.inputs["name"])
+    return attached
+
+
+def test_each_database_network_holds_its_database_and_its_service_only(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    attached = members(stack_graph)
+    for service in DATABASE_SERVICES:
+        assert attached[f"{p}-{service}-db"] == {f"{p}-{service}-db", f"{p}-{service}"}
+
+
+def test_each_database_is_on_no_other_network(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in DATABASE_SERVICES:
+        nets = stack_graph.container(f"{p}-{service}-db").inputs["networksAdvanced"]
+        assert [n["name"] for n in nets] == [f"{p}-{service}-db"]
+        assert nets[0]["aliases"] == [f"{service}-db"]
+
+
+def test_no_service_shares_a_network_with_another_services_database(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    attached = members(stack_graph)
+    for service in DATABASE_SERVICES:
+        for other in DATABASE_SERVICES:
+            if other != service:
+                assert f"{p}-{service}" not in attached[f"{p}-{other}-db"]
+
+
+def test_gateway_and_web_apps_reach_no_database(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in ("gateway", "frontend", "backoffice"):
+        nets = {
+            n["name"] for n in stack_graph.container(f"{p}-{service}").inputs["networksAdvanced"]
+        }
+        assert not any(name.endswith("-db") for name in nets), service
+
+
+def test_web_apps_sit_on_the_edge_only(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in ("frontend", "backoffice"):
+        nets = [
+            n["name"] for n in stack_graph.container(f"{p}-{service}").inputs["networksAdvanced"]
+        ]
+        assert nets == [f"{p}-edge"]
+
+
+def test_redis_is_shared_only_with_the_services_that_use_it(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    assert members(stack_graph)[f"{p}-cache"] == {f"{p}-redis", f"{p}-cart", f"{p}-gateway"}
+
+
+def test_private_networks_are_internal_in_prod(prod_graph: Graph) -> None:
+    for net in prod_graph.networks():
+        assert net.inputs["internal"] is (net.inputs["name"] != "shop-edge"), net.inputs["name"]
+
+
+def test_dev_networks_allow_publishing(dev_graph: Graph) -> None:
+    # Docker publishes no port of a container attached only to internal networks.
+    assert all(net.inputs["internal"] is False for net in dev_graph.networks())

@@ -1,0 +1,83 @@
+"""Prod is hardened on every container; dev keeps the image's own start-up."""
+
+from __future__ import annotations
+
+from stacks.settings import is_pinned
+from tests.graph import Graph
+
+EDGE = {"shop-gateway": 13000, "shop-frontend": 13008, "shop-backoffice": 13009}
+
+
+def test_only_the_edge_is_published(prod_graph: Graph) -> None:
+    published = {
+        c.inputs["name"]: c.inputs.get("ports", []) for c in prod_graph.running_containers()
+    }
+    for name, ports in published.items():
+        if name in EDGE:
+            assert [p["external"] for p in ports] == [EDGE[name]], name
+        else:
+            assert ports == [], name
+
+
+def test_every_container_is_locked_down(prod_graph: Graph) -> None:
+    for c in prod_graph.running_containers():
+        i = c.inputs
+        assert i["readOnly"] is True, c.name
+        assert i["capabilities"] == {"drops": ["ALL"]}, c.name
+        assert i["securityOpts"] == ["no-new-privileges:true"], c.name
+        assert i["user"] and not i["user"].startswith(("root", "0")), c.name
+        assert i["memory"] > 0 and i["memorySwap"] == i["memory"], c.name
+        assert float(i["cpus"]) > 0, c.name
+        assert i["restart"] == "unless-stopped", c.name
+        assert i["logDriver"] == "json-file"
+        assert set(i["logOpts"]) == {"max-size", "max-file"}
+        assert "/tmp" in i["tmpfs"], c.name
+
+
+def test_images_that_start_as_root_run_as_their_own_user(prod_graph: Graph) -> None:
+    # With every capability dropped, the root-then-drop start of the official images fails.
+    assert prod_graph.container("shop-customer-db").inputs["user"] == "postgres"
+    assert prod_graph.container("shop-redis").inputs["user"] == "redis"
+    assert "/var/run/postgresql" in prod_graph.container("shop-customer-db").inputs["tmpfs"]
+
+
+def test_images_are_pinned(prod_graph: Graph) -> None:
+    for c in prod_graph.containers():
+        assert is_pinned(c.inputs["image"]), c.inputs["image"]
+
+
+def test_redis_has_a_password_and_a_memory_policy(prod_graph: Graph) -> None:
+    command = prod_graph.container("shop-redis").inputs["command"]
+    assert command[:2] == ["redis-server", "/run/secrets/redis.conf"]
+    assert command[command.index("--maxmemory") + 1] == "384mb"
+    assert command[command.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    cart_env = prod_graph.container("shop-cart").inputs["envs"]
+    assert "REDIS_PASSWORD_FILE=/run/secrets/redis-password" in cart_env
+
+
+def test_prod_cors_origins_come_from_the_stack_file(prod_graph: Graph) -> None:
+    envs = prod_graph.container("shop-gateway").inputs["envs"]
+    assert "CORS_ORIGINS=https://shop.example.com,https://admin.shop.example.com" in envs
+
+
+def test_database_tuning_is_per_database(prod_graph: Graph) -> None:
+    order = prod_graph.container("shop-order-db").inputs["command"]
+    customer = prod_graph.container("shop-customer-db").inputs["command"]
+    assert "max_connections=300" in order and "shared_buffers=512MB" in order
+    assert "max_connections=200" in customer and "shared_buffers=256MB" in customer
+    assert "effective_cache_size=1GB" in customer
+
+
+def test_data_volumes_are_protected_in_prod_only(prod_graph: Graph, dev_graph: Graph) -> None:
+    def data_volumes(graph: Graph) -> list[bool]:
+        return [v.protect for v in graph.volumes() if v.inputs["name"].endswith("-data")]
+
+    assert data_volumes(prod_graph) and all(data_volumes(prod_graph))
+    assert data_volumes(dev_graph) and not any(data_volumes(dev_graph))
+
+
+def test_dev_starts_images_as_their_authors_intend(dev_graph: Graph) -> None:
+    for c in dev_graph.running_containers():
+        assert c.inputs["readOnly"] is False
+        assert "user" not in c.inputs and "capabilities" not in c.inputs
+        assert c.inputs["securityOpts"] == ["no-new-privileges:true"]

@@ -1,0 +1,121 @@
+"""Every credential is generated, kept a Pulumi secret, and reaches containers only as a file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.loader import StackConfigError
+from tests.graph import ROOT, Graph, Resource, run_program
+from tests.unit.conftest import edited
+
+GENERATED = re.compile(r"generated-[a-z-]+")  # what the mocks return for RandomPassword
+
+
+def plain_strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in plain_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in plain_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def non_secret_inputs(resource: Resource) -> list[str]:
+    return [s for key, v in resource.inputs.items() if not resource.is_secret(key)
+            for s in plain_strings(v)]  # fmt: skip
+
+
+def test_every_credential_is_generated(stack_graph: Graph) -> None:
+    passwords = {r.name for r in stack_graph.of_type("random:index/randomPassword:RandomPassword")}
+    expected = {f"platform-{s}-db-password" for s in ("customer", "product", "order", "content")}
+    expected.add("platform-jwt-secret")
+    if stack_graph.name_prefix() == "shop":  # prod: Redis has a password too
+        expected.add("platform-redis-password")
+    assert passwords == expected
+    for r in stack_graph.of_type("random:index/randomPassword:RandomPassword"):
+        assert r.inputs["length"] >= 32 and r.inputs["special"] is False
+
+
+def test_no_secret_appears_in_any_plain_input(stack_graph: Graph) -> None:
+    seen_in_secrets = 0
+    for r in stack_graph.resources:
+        leaks = [s for s in non_secret_inputs(r) if GENERATED.search(s)]
+        assert leaks == [], r.name
+        seen_in_secrets += sum(bool(GENERATED.search(s)) for s in plain_strings(r.inputs))
+    assert seen_in_secrets > 0  # the secrets do reach the graph, only as secrets
+
+
+def test_secrets_reach_containers_as_secret_upload_files(stack_graph: Graph) -> None:
+    seeds = [c for c in stack_graph.containers() if c.inputs["name"].endswith("-seed")]
+    assert seeds
+    for seed in seeds:
+        assert seed.inputs["start"] is False and seed.inputs["mustRun"] is False
+        assert seed.inputs["networkMode"] == "none"
+        for i, upload in enumerate(seed.inputs["uploads"]):
+            assert upload["file"].startswith("/run/secrets/")
+            assert seed.is_secret(f"uploads.{i}.content"), upload["file"]
+
+
+def test_environment_carries_file_paths_never_secrets(stack_graph: Graph) -> None:
+    for c in stack_graph.running_containers():
+        assert not c.is_secret("envs"), c.name  # reviewable in previews
+        for entry in c.inputs.get("envs", []):
+            key, _, value = entry.partition("=")
+            if any(word in key for word in ("PASSWORD", "SECRET")):
+                assert key.endswith("_FILE") and value.startswith("/run/secrets/"), entry
+
+
+def test_database_passwords_are_secret_outputs(stack_graph: Graph) -> None:
+    for service in stack_graph.outputs["databases"]:
+        assert f"databases.{service}.password" in stack_graph.secret_outputs
+    assert all(p.endswith(".password") for p in stack_graph.secret_outputs)
+
+
+def test_stack_files_hold_no_credentials() -> None:
+    for path in ROOT.glob("Pulumi*.yaml"):
+        text = Path(path).read_text()
+        assert "secure:" not in text, path
+        assert not re.search(
+            r"(?i)(password|secret)\w*\s*:\s*\S", text.replace("requirePassword", "")
+        ), path
+
+
+def test_an_operator_secret_replaces_the_generated_one(prod_graph: Graph) -> None:
+    config = edited("prod", lambda p: None)
+    config["ecommerce:jwtSecret"] = "operator-chosen-jwt"
+    config["ecommerce:orderDbPassword"] = "operator-chosen-db"
+    graph = run_program(
+        "prod", config, secret_keys=["ecommerce:jwtSecret", "ecommerce:orderDbPassword"]
+    )
+    names = {r.name for r in graph.of_type("random:index/randomPassword:RandomPassword")}
+    assert "platform-jwt-secret" not in names and "platform-order-db-password" not in names
+    assert "platform-customer-db-password" in names
+    order_seed = graph.container("shop-order-secrets-seed")
+    contents = {u["file"]: u["content"] for u in order_seed.inputs["uploads"]}
+    assert contents["/run/secrets/jwt-secret"] == "operator-chosen-jwt"
+    assert contents["/run/secrets/database-password"] == "operator-chosen-db"
+    assert all(order_seed.is_secret(f"uploads.{i}.content") for i in range(len(contents)))
+    assert graph.outputs["databases"]["order"]["password"] == "operator-chosen-db"
+    assert "databases.order.password" in graph.secret_outputs
+
+
+def test_a_secret_set_in_plain_text_is_refused() -> None:
+    config = edited("dev", lambda p: None)
+    config["ecommerce:jwtSecret"] = "typed-without-secret-flag"
+    graph = Graph()
+    with pytest.raises(
+        StackConfigError,
+        match=r"ecommerce:jwtSecret is stored in plain text; set it with `pulumi config set --secret",
+    ):
+        run_program("dev", config, graph=graph)
+    assert graph.resources == []
+
+
+def test_a_misspelt_secret_key_is_refused() -> None:
+    config = edited("dev", lambda p: None)
+    config["ecommerce:customerDBPassword"] = "x"
+    with pytest.raises(StackConfigError, match=r"ecommerce:customerDBPassword is not a known key"):
+        run_program("dev", config, secret_keys=["ecommerce:customerDBPassword"])

@@ -1,0 +1,159 @@
+"""A bad stack file fails before any resource exists, with a message naming the key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from stacks.catalogue import PLATFORM
+from stacks.loader import StackConfigError, parse_settings
+from tests.graph import Graph, run_program
+from tests.unit.conftest import SETTINGS_KEY, edited
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def problems_of(stack: str, edit: Edit) -> str:
+    raw = json.dumps(edited(stack, edit)[SETTINGS_KEY])
+    with pytest.raises(StackConfigError) as caught:
+        parse_settings(raw, PLATFORM, f"Pulumi.{stack}.yaml")
+    return str(caught.value)
+
+
+def put(path: str, value: Any) -> Edit:
+    def edit(platform: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = platform
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+
+    return edit
+
+
+def drop(path: str) -> Edit:
+    def edit(platform: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = platform
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return edit
+
+
+CASES = [
+    pytest.param("dev", put("services.product.hostPort", 13001),
+                 "ecommerce:platform.services.product.hostPort: host port 13001 is already used by "
+                 "services.customer.hostPort", id="duplicate-host-port"),
+    pytest.param("dev", put("databases.order.hostPort", 6379),
+                 "ecommerce:platform.redis.hostPort: host port 6379 is already used by "
+                 "databases.order.hostPort", id="duplicate-port-across-kinds"),
+    pytest.param("dev", put("services.customer.hostPort", 70000),
+                 "ecommerce:platform.services.customer.hostPort: Input should be less than or equal "
+                 "to 65535", id="port-above-range"),
+    pytest.param("dev", put("databases.customer.hostPort", 0),
+                 "ecommerce:platform.databases.customer.hostPort: Input should be greater than or "
+                 "equal to 1", id="port-below-range"),
+    pytest.param("dev", put("services.payment", {"image": "ecommerce/payment:dev"}),
+                 "ecommerce:platform.services.payment: unknown service; known: gateway, customer",
+                 id="unknown-service"),
+    pytest.param("dev", put("databases.cart", {"hostPort": 15435}),
+                 "ecommerce:platform.databases.cart: no such database", id="database-for-cart"),
+    pytest.param("dev", drop("services.cart.image"),
+                 "ecommerce:platform.services.cart.image: Field required", id="service-without-image"),
+    pytest.param("dev", drop("services.cart"),
+                 "ecommerce:platform.services.cart: missing; every service needs an entry with an image",
+                 id="service-missing"),
+    pytest.param("dev", put("services.cart.image", ""),
+                 "ecommerce:platform.services.cart.image: String should have at least 1 character",
+                 id="empty-image"),
+    pytest.param("prod", put("services.customer.image", "registry.example.com/customer:latest"),
+                 "ecommerce:platform.services.customer.image: 'registry.example.com/customer:latest' "
+                 "is not pinned", id="latest-in-prod"),
+    pytest.param("prod", put("postgres.image", "postgres"),
+                 "ecommerce:platform.postgres.image: 'postgres' is not pinned", id="untagged-in-prod"),
+    pytest.param("prod", put("services.customer.image", "registry.example.com:5000/customer"),
+                 "services.customer.image: 'registry.example.com:5000/customer' is not pinned",
+                 id="registry-port-is-not-a-tag"),
+    pytest.param("prod", put("databases.customer.hostPort", 15432),
+                 "ecommerce:platform.databases.customer.hostPort: databases and Redis are never "
+                 "published in prod", id="published-db-in-prod"),
+    pytest.param("prod", put("services.order.hostPort", 13003),
+                 "ecommerce:platform.services.order.hostPort: only the gateway, frontend and "
+                 "backoffice are published in prod", id="published-service-in-prod"),
+    pytest.param("prod", put("hardening.readOnlyRoot", False),
+                 "ecommerce:platform.hardening.readOnlyRoot: must be true in prod", id="soft-prod"),
+    pytest.param("prod", put("redis.requirePassword", False),
+                 "ecommerce:platform.redis.requirePassword: must be true in prod", id="open-redis"),
+    pytest.param("prod", put("corsOrigins", ["http://shop.example.com"]),
+                 "must use https in prod", id="http-origin-in-prod"),
+    pytest.param("dev", put("services.customer.hostport", 13001),
+                 "ecommerce:platform.services.customer.hostport: unknown key", id="unknown-key"),
+    pytest.param("dev", put("colour", "blue"),
+                 "ecommerce:platform.colour: unknown key", id="unknown-top-level-key"),
+    pytest.param("dev", put("services.customer.hostPort", "13001"),
+                 "ecommerce:platform.services.customer.hostPort: Input should be a valid integer",
+                 id="port-as-string"),
+    pytest.param("dev", put("redis.requirePassword", "yes"),
+                 "ecommerce:platform.redis.requirePassword: Input should be a valid boolean",
+                 id="bool-as-string"),
+    pytest.param("dev", put("profile", "staging"),
+                 "ecommerce:platform.profile: Input should be 'dev' or 'prod'", id="unknown-profile"),
+    pytest.param("dev", put("postgres.tuning.sharedBuffers", "256"),
+                 "ecommerce:platform.postgres.tuning.sharedBuffers: String should match pattern",
+                 id="memory-without-unit"),
+    pytest.param("dev", put("corsOrigins", ["localhost:13008"]),
+                 "ecommerce:platform.corsOrigins: 'localhost:13008' is not an origin", id="bad-origin"),
+    pytest.param("dev", put("services.customer.env", {"PORT": "80"}),
+                 "ecommerce:platform.services.customer.env.PORT: set by the platform", id="env-clash"),
+    pytest.param("dev", put("redis.maxMemoryMb", 512),
+                 "ecommerce:platform.redis.maxMemoryMb: 512 must stay below the container's memory "
+                 "limit", id="redis-memory-above-limit"),
+    pytest.param("prod", put("networks.internal", False),
+                 "ecommerce:platform.networks.internal: must be true in prod", id="open-networks"),
+    pytest.param("dev", put("networks.internal", True),
+                 "ecommerce:platform.databases.customer.hostPort: cannot be published while "
+                 "networks.internal is true", id="port-on-internal-network"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("stack", "edit", "expected"), CASES)
+def test_bad_stack_file_names_the_key(stack: str, edit: Edit, expected: str) -> None:
+    message = problems_of(stack, edit)
+    assert expected in message
+    assert message.startswith(f"Pulumi.{stack}.yaml has ")
+
+
+def test_the_real_stack_files_are_valid() -> None:
+    for stack in ("dev", "prod"):
+        raw = json.dumps(edited(stack, lambda p: None)[SETTINGS_KEY])
+        assert parse_settings(raw, PLATFORM, stack).profile == stack
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    def two_mistakes(platform: dict[str, Any]) -> None:
+        put("services.product.hostPort", 13001)(platform)
+        put("services.customer.image", "customer:latest")(platform)
+
+    message = problems_of("prod", two_mistakes)
+    assert "has 3 problems" in message  # the port twice (duplicate, not edge) and the image
+    assert message.count("\n  ecommerce:platform.") == 3
+
+
+def test_a_bad_stack_file_registers_no_resource() -> None:
+    graph = Graph()
+    config = edited("prod", put("databases.customer.hostPort", 15432))
+    with pytest.raises(StackConfigError, match=r"databases\.customer\.hostPort"):
+        run_program("prod", config, graph=graph)
+    assert graph.resources == []
+
+
+def test_a_missing_settings_object_says_what_to_do() -> None:
+    with pytest.raises(
+        StackConfigError, match=r"ecommerce:platform is missing; copy Pulumi.dev.yaml"
+    ):
+        run_program("dev", {})
