@@ -57,7 +57,13 @@ def load(catalogue: Catalogue) -> StackConfig:
             f"{source}: {NAMESPACE}:{SETTINGS_KEY} is missing; copy Pulumi.dev.yaml as a start"
         )
     settings = parse_settings(raw, catalogue, source)
-    return StackConfig(settings=settings, secrets=_secret_overrides(config, catalogue, source))
+    secrets = _secret_overrides(config, catalogue, source)
+    if secrets.redis_password is not None and not settings.redis.require_password:
+        raise StackConfigError(
+            f"{source}: {NAMESPACE}:{REDIS_PASSWORD_KEY} is set but redis.requirePassword is "
+            "false; turn requirePassword on or remove the key"
+        )
+    return StackConfig(settings=settings, secrets=secrets)
 
 
 def parse_settings(raw_json: str, catalogue: Catalogue, source: str) -> PlatformSettings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,22 @@ def run_program(
     keys the CLI would have decrypted from `secure:` values. Pass `graph` to keep what was
     recorded when the program fails.
     """
+
+    def main() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    config = stack_config(stack) if config is None else config
+    return run_under_mocks(main, stack, config, secret_keys, graph)
+
+
+def run_under_mocks(
+    program: Callable[[], None],
+    stack: str,
+    config: Mapping[str, Any],
+    secret_keys: Sequence[str] = (),
+    graph: Graph | None = None,
+) -> Graph:
+    """Run any Pulumi program body under the recording mocks."""
     graph = Graph() if graph is None else graph
     pulumi.runtime.set_mocks(
         ProviderMocks(),
@@ -177,7 +193,7 @@ def run_program(
         preview=False,
         monitor=RecordingMonitor(ProviderMocks(), graph),
     )
-    set_all_config(cli_config(stack_config(stack) if config is None else config), list(secret_keys))
+    set_all_config(cli_config(config), list(secret_keys))
 
     async def record_exports() -> None:
         # Serialized as the engine would receive the stack's outputs, secret markers included.
@@ -187,9 +203,9 @@ def run_program(
             json_format.MessageToDict(struct), "", graph.secret_outputs
         )
 
-    def program() -> pulumi.Output[None]:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+    def run() -> pulumi.Output[None]:
+        program()
         return pulumi.Output.from_input(asyncio.ensure_future(record_exports()))
 
-    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
     return graph

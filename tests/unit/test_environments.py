@@ -1,0 +1,47 @@
+"""A new environment is one new stack file, not new code."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.loader import StackConfigError
+from tests.graph import run_program
+from tests.unit.conftest import edited
+
+
+def as_staging(platform: dict[str, object]) -> None:
+    platform["namePrefix"] = "shop-staging"
+    platform["publicHost"] = "staging.shop.example.com"
+    platform["corsOrigins"] = ["https://staging.shop.example.com"]
+
+
+def test_a_staging_stack_file_is_all_it_takes() -> None:
+    graph = run_program("staging", edited("prod", as_staging))
+    names = {c.inputs["name"] for c in graph.running_containers()}
+    assert "shop-staging-gateway" in names and "shop-staging-order-db" in names
+    assert len(names) == 13
+    assert graph.outputs["urls"]["gateway"] == "http://staging.shop.example.com:13000"
+    labels = graph.container("shop-staging-gateway").inputs["labels"]
+    assert {"label": "com.ecommerce.stack", "value": "staging"} in labels
+
+
+def test_redis_password_without_require_password_is_refused() -> None:
+    config = edited("dev", lambda p: None)
+    config["ecommerce:redisPassword"] = "chosen"
+    with pytest.raises(
+        StackConfigError, match=r"redisPassword is set but redis\.requirePassword is false"
+    ):
+        run_program("dev", config, secret_keys=["ecommerce:redisPassword"])
+
+
+def test_prod_redis_password_override_reaches_its_config_file() -> None:
+    config = edited("prod", lambda p: None)
+    config["ecommerce:redisPassword"] = "chosen-redis-pass"
+    graph = run_program("prod", config, secret_keys=["ecommerce:redisPassword"])
+    seed = graph.container("shop-redis-secrets-seed")
+    files = {u["file"]: u["content"] for u in seed.inputs["uploads"]}
+    assert files == {
+        "/run/secrets/redis.conf": "requirepass chosen-redis-pass\n",
+        "/run/secrets/redis-password": "chosen-redis-pass",
+    }
+    assert seed.is_secret("uploads.0.content") and seed.is_secret("uploads.1.content")
