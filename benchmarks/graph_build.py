@@ -33,7 +33,7 @@ def synthetic_catalogue(size: int) -> Catalogue:
 
 
 def synthetic_settings(catalogue: Catalogue) -> dict[str, Any]:
-    platform = copy.deepcopy(stack_config("prod")["ecommerce:platform"])
+    platform: dict[str, Any] = copy.deepcopy(stack_config("prod")["ecommerce:platform"])
     template = platform["services"]["customer"]
     platform["services"] = {
         name: cfg for name, cfg in platform["services"].items() if name in catalogue.names()
