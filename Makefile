@@ -63,6 +63,14 @@ lint: install ## Ruff lint and format check, mypy strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+.PHONY: schema
+schema: install ## Regenerate the editor schema of the stack files (stacks/stack.schema.json)
+	$(VENV)/bin/python -m stacks.schema > stacks/stack.schema.json
+
+.PHONY: bench
+bench: install ## Benchmark: resource-graph build time under mocks, per stack and catalogue size
+	$(VENV)/bin/python -m benchmarks.graph_build
+
 .PHONY: format
 format: install ## Format the code with ruff
 	$(VENV)/bin/ruff format .
