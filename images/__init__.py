@@ -1,0 +1,1 @@
+"""Recipes and builder of the local Docker images the integration tests run (no registry)."""
