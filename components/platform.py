@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
+from components.backup_job import BackupJob, BackupJobArgs
 from components.cache import Cache, CacheArgs
 from components.database import Database, DatabaseArgs
 from components.networks import Networks, NetworksArgs
@@ -39,6 +40,7 @@ class Platform(pulumi.ComponentResource):
     cache: Cache
     databases: dict[str, Database]
     services: dict[str, Service]
+    backup: BackupJob | None
     urls: dict[str, str]
     """Per service: the published URL, or the in-network one for private services."""
 
@@ -123,6 +125,21 @@ class Platform(pulumi.ComponentResource):
             self.services[spec.name] = Service(
                 f"{name}-{spec.name}",
                 self._service_args(spec, args, runtime, jwt_secret, labels(spec.name, spec.role)),
+                opts=child,
+            )
+        self.backup = None
+        if s.backup.enabled:
+            self.backup = BackupJob(
+                f"{name}-backup",
+                BackupJobArgs(
+                    docker_name=f"{prefix}-backup",
+                    settings=s.backup,
+                    databases=self.databases,
+                    database_networks={k: n.name for k, n in self.networks.databases.items()},
+                    runtime=runtime,
+                    labels=labels("backup", "backup"),
+                    protect_data=s.protect_data,
+                ),
                 opts=child,
             )
         self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}

@@ -19,7 +19,8 @@ def waits_for(graph: Graph, container: Resource, docker_name: str) -> bool:
 
 def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_graph: Graph) -> None:
     containers = stack_graph.running_containers()
-    assert len(containers) == 13  # 8 services, 4 databases, Redis
+    # 8 services, 4 databases, Redis; and in prod the backup job.
+    assert len(containers) == (14 if stack_graph.name_prefix() == "shop" else 13)
     for c in containers:
         check = c.inputs["healthcheck"]
         assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
@@ -91,3 +92,21 @@ def test_replacements_delete_first_and_health_check_edits_replace(stack_graph: G
         assert c.delete_before_replace, c.name
     for c in stack_graph.running_containers():
         assert "healthcheck" in c.replace_on_changes, c.name
+
+
+def test_backup_job_waits_for_every_database_and_reports_staleness(prod_graph: Graph) -> None:
+    job = prod_graph.container("shop-backup")
+    for service in DATABASES:
+        assert waits_for(prod_graph, job, f"shop-{service}-db")
+    assert job.inputs["healthcheck"]["tests"] == [
+        "CMD", "python3", "-m", "backup", "status", "--dest", "/backups", "--max-age", "26h",
+    ]  # fmt: skip
+    command = job.inputs["command"]
+    assert command[:4] == ["python3", "-m", "backup", "schedule"]
+    assert command[command.index("--every") + 1] == "24h"
+    assert command[command.index("--keep-last") + 1] == "7"
+    assert command[command.index("--targets") + 1] == "/run/secrets/targets.json"
+
+
+def test_backup_job_is_off_in_dev(dev_graph: Graph) -> None:
+    assert not any(c.inputs["name"].endswith("-backup") for c in dev_graph.containers())

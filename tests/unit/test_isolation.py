@@ -18,11 +18,24 @@ def members(graph: Graph) -> dict[str, set[str]]:
     return attached
 
 
-def test_each_database_network_holds_its_database_and_its_service_only(stack_graph: Graph) -> None:
-    p = stack_graph.name_prefix()
-    attached = members(stack_graph)
+def test_each_database_network_holds_its_database_and_its_service_only(dev_graph: Graph) -> None:
+    attached = members(dev_graph)
     for service in DATABASE_SERVICES:
-        assert attached[f"{p}-{service}-db"] == {f"{p}-{service}-db", f"{p}-{service}"}
+        assert attached[f"shop-dev-{service}-db"] == {
+            f"shop-dev-{service}-db",
+            f"shop-dev-{service}",
+        }
+
+
+def test_in_prod_the_backup_job_joins_every_database_network(prod_graph: Graph) -> None:
+    attached = members(prod_graph)
+    for service in DATABASE_SERVICES:
+        expected = {f"shop-{service}-db", f"shop-{service}", "shop-backup"}
+        assert attached[f"shop-{service}-db"] == expected
+    backup_nets = prod_graph.container("shop-backup").inputs["networksAdvanced"]
+    assert sorted(n["name"] for n in backup_nets) == sorted(
+        f"shop-{s}-db" for s in DATABASE_SERVICES
+    )
 
 
 def test_each_database_is_on_no_other_network(stack_graph: Graph) -> None:

@@ -81,3 +81,19 @@ def test_dev_starts_images_as_their_authors_intend(dev_graph: Graph) -> None:
         assert c.inputs["readOnly"] is False
         assert "user" not in c.inputs and "capabilities" not in c.inputs
         assert c.inputs["securityOpts"] == ["no-new-privileges:true"]
+
+
+def test_prod_outputs_name_in_network_hosts(prod_graph: Graph) -> None:
+    databases = prod_graph.outputs["databases"]
+    assert databases["content"] == {
+        "host": "content-db",
+        "port": 5432,
+        "database": "website_content_db",
+        "user": "content_user",
+        "password": "generated-platform-content-db-password",
+    }
+    assert prod_graph.outputs["urls"]["gateway"] == "http://shop.example.com:13000"
+    assert prod_graph.outputs["urls"]["customer"] == "http://customer:3001"
+    assert set(prod_graph.outputs["networks"].values()) == {
+        n.inputs["name"] for n in prod_graph.networks()
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,21 @@ def test_a_misspelt_secret_key_is_refused() -> None:
     config["ecommerce:customerDBPassword"] = "x"
     with pytest.raises(StackConfigError, match=r"ecommerce:customerDBPassword is not a known key"):
         run_program("dev", config, secret_keys=["ecommerce:customerDBPassword"])
+
+
+def test_backup_targets_reach_the_job_as_a_secret_file_with_in_network_hosts(
+    prod_graph: Graph,
+) -> None:
+    seed = prod_graph.container("shop-backup-secrets-seed")
+    (upload,) = seed.inputs["uploads"]
+    assert upload["file"] == "/run/secrets/targets.json"
+    assert seed.is_secret("uploads.0.content")
+    targets = json.loads(upload["content"])
+    assert targets["order"] == {
+        "host": "order-db",
+        "port": 5432,
+        "database": "order_db",
+        "user": "order_user",
+        "password": "generated-platform-order-db-password",
+    }
+    assert set(targets) == {"customer", "product", "order", "content"}

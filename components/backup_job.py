@@ -1,0 +1,127 @@
+"""The scheduled backup container: the backup tool (backup/) on every database network.
+
+It dumps each database with that service's own credentials (the owner of its database), on a
+schedule, into a named volume, and prunes by the stack's retention. Its health check fails when
+the last run failed or is older than the schedule allows, so `docker ps` shows a stale backup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.database import Database
+from components.runtime import ImageNeeds, RuntimeProfile, container_args, container_options
+from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from stacks.settings import BackupSettings
+
+BACKUP_DIR = "/backups"
+TARGETS_FILE = "targets.json"
+ALIAS = "backup"
+
+
+@dataclass(frozen=True)
+class BackupJobArgs:
+    docker_name: str
+    settings: BackupSettings
+    databases: Mapping[str, Database]
+    """Service name -> its database; the job joins each one's network."""
+    database_networks: Mapping[str, pulumi.Input[str]]
+    runtime: RuntimeProfile
+    labels: Mapping[str, str]
+    protect_data: bool = True
+
+
+class BackupJob(pulumi.ComponentResource):
+    container: docker.Container
+
+    def __init__(
+        self, name: str, args: BackupJobArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:BackupJob", name, None, opts)
+        s = args.settings
+        assert s.image is not None  # the settings require it when the job is enabled
+        secrets = SecretFiles(
+            f"{name}-secrets",
+            SecretFilesArgs(
+                docker_name=f"{args.docker_name}-secrets",
+                image=s.image,
+                files={TARGETS_FILE: in_network_targets(args.databases)},
+                labels=args.labels,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        data = docker.Volume(
+            f"{name}-data",
+            name=f"{args.docker_name}-data",
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            name=args.docker_name,
+            image=s.image,
+            command=schedule_command(s),
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path=BACKUP_DIR),
+                secrets.mount(),
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=network, aliases=[ALIAS])
+                for _, network in sorted(args.database_networks.items())
+            ],
+            **container_args(
+                args.runtime,
+                ImageNeeds(non_root_user=s.user),
+                s.resources,
+                health_test=["CMD", *status_command(s)],
+                labels=args.labels,
+            ),
+            opts=container_options(
+                self,
+                depends_on=[secrets.seed, *(db.container for db in args.databases.values())],
+            ),
+        )
+        self.register_outputs({})
+
+
+def schedule_command(s: BackupSettings) -> list[str]:
+    command = [
+        "python3", "-m", "backup", "schedule", "--quiet",
+        "--targets", secret_path(TARGETS_FILE), "--dest", BACKUP_DIR,
+        "--every", f"{s.every_hours}h", "--keep-last", str(s.keep_last),
+    ]  # fmt: skip
+    if s.keep_days is not None:
+        command += ["--keep-days", str(s.keep_days)]
+    return command
+
+
+def status_command(s: BackupSettings) -> list[str]:
+    """Healthy while the last scheduled run succeeded and is not overdue (two hours' slack)."""
+    max_age = f"{s.every_hours + 2}h"
+    return ["python3", "-m", "backup", "status", "--dest", BACKUP_DIR, "--max-age", max_age]
+
+
+def in_network_targets(databases: Mapping[str, Database]) -> pulumi.Output[str]:
+    """The backup tool's targets file, reaching each database by its alias on its network."""
+    services = sorted(databases)
+
+    def render(passwords: list[str]) -> str:
+        targets = {
+            service: {
+                "host": databases[service].host,
+                "port": databases[service].port,
+                "database": databases[service].database,
+                "user": databases[service].user,
+                "password": password,
+            }
+            for service, password in zip(services, passwords, strict=True)
+        }
+        return json.dumps(targets, indent=2, sort_keys=True)
+
+    passwords = pulumi.Output.all(*(databases[s].password for s in services))
+    return pulumi.Output.secret(passwords.apply(render))
