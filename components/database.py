@@ -24,7 +24,12 @@ PORT = 5432
 DATA_MOUNT = "/var/lib/postgresql/data"
 # A subdirectory, so initdb never meets the volume root's lost+found or other mount leftovers.
 PGDATA = f"{DATA_MOUNT}/pgdata"
-PASSWORD_FILE = "postgres-password"
+ADMIN_PASSWORD_FILE = "postgres-password"
+SERVICE_PASSWORD_FILE = "service-password"
+ROLE_SCRIPT = "create-service-role.sh"
+# The official image runs the scripts of this folder once, when it initialises an empty volume.
+INIT_DIR = "/docker-entrypoint-initdb.d"
+ADMIN_USER = "postgres"
 
 POSTGRES_NEEDS = ImageNeeds(
     non_root_user="postgres",
@@ -64,11 +69,17 @@ class DatabaseArgs:
 
 
 class Database(pulumi.ComponentResource):
-    """PostgreSQL for one service: healthy only when its own user can reach its own database."""
+    """PostgreSQL for one service.
+
+    The image's superuser (`postgres`, with its own generated password) only initialises the
+    server; the service logs in as a role that owns its database and is no superuser.
+    """
 
     container: docker.Container
     password: pulumi.Output[str]
     """The service user's password, a Pulumi secret."""
+    admin_password: pulumi.Output[str]
+    """The `postgres` superuser's password, a Pulumi secret; for operators, never for services."""
     host: str
     """Host name on the database's private network."""
     port: int
@@ -90,6 +101,10 @@ class Database(pulumi.ComponentResource):
             self.password = pulumi.Output.secret(generated.result)
         else:
             self.password = pulumi.Output.secret(args.password)
+        admin = random.RandomPassword(
+            f"{name}-admin-password", length=32, special=False, opts=child
+        )
+        self.admin_password = pulumi.Output.secret(admin.result)
         data = docker.Volume(
             f"{name}-data",
             name=f"{args.docker_name}-data",
@@ -101,7 +116,11 @@ class Database(pulumi.ComponentResource):
             SecretFilesArgs(
                 docker_name=f"{args.docker_name}-secrets",
                 image=args.image,
-                files={PASSWORD_FILE: self.password},
+                files={
+                    ADMIN_PASSWORD_FILE: self.admin_password,
+                    SERVICE_PASSWORD_FILE: self.password,
+                    ROLE_SCRIPT: service_role_script(args.spec),
+                },
                 labels=args.labels,
             ),
             opts=child,
@@ -113,14 +132,19 @@ class Database(pulumi.ComponentResource):
             image=args.image,
             command=["postgres", *server_options(args.tuning)],
             envs=[
-                f"POSTGRES_USER={user}",
+                f"POSTGRES_USER={ADMIN_USER}",
                 f"POSTGRES_DB={database}",
-                f"POSTGRES_PASSWORD_FILE={secret_path(PASSWORD_FILE)}",
+                f"POSTGRES_PASSWORD_FILE={secret_path(ADMIN_PASSWORD_FILE)}",
                 f"PGDATA={PGDATA}",
             ],
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT),
                 secrets.mount(),
+                # The same files again where the entrypoint looks for init scripts; it runs the
+                # role script and logs that it ignores the password files beside it.
+                docker.ContainerVolumeArgs(
+                    volume_name=secrets.volume_name, container_path=INIT_DIR, read_only=True
+                ),
             ],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[args.alias])
@@ -149,6 +173,27 @@ class Database(pulumi.ComponentResource):
 def pg_isready(user: str, database: str) -> list[str]:
     """Health check: the service's own user reaches its own database over TCP."""
     return ["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", user, "-d", database]
+
+
+def service_role_script(spec: DatabaseSpec) -> str:
+    """Init script: the service's login role, owner of its database and nothing more.
+
+    CREATEDB lets the backup tool restore beside the live database and swap; the password is
+    read from its file inside psql, so it is never on a command line.
+    """
+    user, database = f'"{spec.user}"', f'"{spec.name}"'
+    psql = 'psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --username "$POSTGRES_USER"'
+    return f"""# Sourced by the postgres entrypoint once, when it initialises an empty data dir.
+{psql} --dbname postgres <<'SQL'
+\\set service_password `cat {secret_path(SERVICE_PASSWORD_FILE)}`
+CREATE ROLE {user} LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD :'service_password';
+ALTER DATABASE {database} OWNER TO {user};
+REVOKE ALL ON DATABASE {database} FROM PUBLIC;
+SQL
+{psql} --dbname {database} <<'SQL'
+ALTER SCHEMA public OWNER TO {user};
+SQL
+"""
 
 
 def server_options(tuning: DatabaseTuning) -> list[str]:

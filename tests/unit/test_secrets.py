@@ -31,7 +31,9 @@ def non_secret_inputs(resource: Resource) -> list[str]:
 
 def test_every_credential_is_generated(stack_graph: Graph) -> None:
     passwords = {r.name for r in stack_graph.of_type("random:index/randomPassword:RandomPassword")}
-    expected = {f"platform-{s}-db-password" for s in ("customer", "product", "order", "content")}
+    databases = ("customer", "product", "order", "content")
+    expected = {f"platform-{s}-db-password" for s in databases}
+    expected |= {f"platform-{s}-db-admin-password" for s in databases}
     expected.add("platform-jwt-secret")
     if stack_graph.name_prefix() == "shop":  # prod: Redis has a password too
         expected.add("platform-redis-password")
@@ -138,3 +140,21 @@ def test_backup_targets_reach_the_job_as_a_secret_file_with_in_network_hosts(
         "password": "generated-platform-order-db-password",
     }
     assert set(targets) == {"customer", "product", "order", "content"}
+
+
+def test_services_log_in_as_a_role_that_is_no_superuser(prod_graph: Graph) -> None:
+    db = prod_graph.container("shop-customer-db")
+    assert "POSTGRES_USER=postgres" in db.inputs["envs"]  # the image's superuser: init only
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/postgres-password" in db.inputs["envs"]
+    mounts = {m["containerPath"]: m for m in db.inputs["volumes"]}
+    assert mounts["/docker-entrypoint-initdb.d"]["readOnly"] is True
+    seed = prod_graph.container("shop-customer-db-secrets-seed")
+    files = {u["file"]: u["content"] for u in seed.inputs["uploads"]}
+    assert (
+        files["/run/secrets/postgres-password"] == "generated-platform-customer-db-admin-password"
+    )
+    assert files["/run/secrets/service-password"] == "generated-platform-customer-db-password"
+    script = files["/run/secrets/create-service-role.sh"]
+    assert 'CREATE ROLE "customer_user" LOGIN CREATEDB NOSUPERUSER' in script
+    assert 'ALTER DATABASE "customer_db" OWNER TO "customer_user"' in script
+    assert "generated-" not in script  # read from its file at init, never inlined
