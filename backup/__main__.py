@@ -1,0 +1,7 @@
+"""`python -m backup ...`"""
+
+import sys
+
+from backup.cli import main
+
+sys.exit(main())

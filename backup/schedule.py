@@ -1,0 +1,119 @@
+"""`schedule` (the backup container's main loop: create, verify, prune, sleep) and `status`
+(its health check: the last run succeeded and is recent). Each run's result is written to
+`DIR/last-run.json` atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from backup.create import iso, now_utc
+from backup.errors import BackupToolError, UnhealthyError, UsageError
+from backup.fsutil import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+LAST_RUN = "last-run.json"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `24h`, `7d`."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 30m, 24h or 7d")
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be positive")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    ok: bool
+    backup: str | None
+    error: str | None
+    exit_code: int
+
+
+def record(dest: Path, started: datetime, result: RunResult, next_run: datetime | None) -> None:
+    atomic_write_json(
+        dest / LAST_RUN,
+        {
+            "ok": result.ok,
+            "started_at": iso(started),
+            "finished_at": iso(now_utc()),
+            "backup": result.backup,
+            "error": result.error,
+            "exit_code": result.exit_code,
+            "next_run_at": iso(next_run) if next_run else None,
+        },
+    )
+
+
+def run_loop(
+    dest: Path,
+    every: timedelta,
+    once: bool,
+    one_run: Callable[[], str],
+    stop: threading.Event,
+) -> int:
+    """Run `one_run` (create+verify+prune, returning the backup name) now and then every
+    `every`; a failed run is recorded and the loop goes on. Returns the last exit code."""
+    code = 0
+    while True:
+        started = now_utc()
+        try:
+            name = one_run()
+            result = RunResult(True, name, None, 0)
+            log.info("scheduled run ok: %s", name)
+        except BackupToolError as exc:
+            result = RunResult(False, None, str(exc), exc.exit_code)
+            log.error("scheduled run failed: %s", exc)
+        next_run = None if once else started + every
+        try:
+            record(dest, started, result, next_run)
+        except OSError as exc:
+            log.error("cannot write %s: %s", dest / LAST_RUN, exc.strerror)
+        code = result.exit_code
+        if once:
+            return code
+        delay = max(0.0, (started + every - now_utc()).total_seconds())
+        log.info("next run at %s", iso(started + every))
+        if stop.wait(delay):
+            return code
+
+
+def status(dest: Path, max_age: timedelta, now: datetime | None = None) -> str:
+    """A one-line summary when healthy; raises UnhealthyError with the reason otherwise."""
+    path = dest / LAST_RUN
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ok = bool(data["ok"])
+        finished = datetime.strptime(data["finished_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except FileNotFoundError:
+        raise UnhealthyError(f"no scheduled run recorded yet ({path} missing)") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UnhealthyError(f"{path} is unreadable") from None
+    age = (now or now_utc()) - finished
+    if not ok:
+        raise UnhealthyError(f"last run at {data['finished_at']} failed: {data.get('error')}")
+    if age > max_age:
+        hours = age.total_seconds() / 3600
+        raise UnhealthyError(
+            f"last successful run at {data['finished_at']} is {hours:.1f}h old "
+            f"(max {max_age.total_seconds() / 3600:g}h)"
+        )
+    return f"ok: last run at {data['finished_at']} made {data.get('backup')}"
+
+
+def check_dest_exists(dest: Path) -> None:
+    if not dest.is_dir():
+        raise UsageError(f"backup directory {dest} does not exist")
