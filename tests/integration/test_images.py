@@ -1,0 +1,550 @@
+"""The local images keep the contracts of the official images the Pulumi program deploys, on a
+real Docker engine, started the way development (as root) and production (hardened) start them.
+Also the engine facts the program relies on: secrets seeded through put_archive, the read-only
+trap, network isolation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import docker.errors
+import pytest
+
+from images.build import HASH_LABEL, RECIPES, Outcome, recipe_hash
+
+from .conftest import (
+    BASE_IMAGE,
+    HARDENED,
+    NODE_IMAGE,
+    POSTGRES_IMAGE,
+    REDIS_IMAGE,
+    Harness,
+    exec_in,
+    host_port,
+    http_get,
+    ip_on,
+    logs_of,
+    running,
+    secrets_tar,
+    wait_for,
+    wait_postgres_ready,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration]
+
+PG_USER = "customer_user"
+PG_DB = "customer_db"
+
+# The health check command the Pulumi program puts on every Node.js service container.
+NODE_HEALTH_CHECK = [
+    "node",
+    "-e",
+    "require('http').get('http://127.0.0.1:'+process.env.PORT+'/health',"
+    "r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))",
+]
+
+
+def password() -> str:
+    return uuid.uuid4().hex
+
+
+def proc1_ids(container: Any) -> tuple[str, str, str]:
+    """Real uid, real gid and effective capabilities of the container's main process."""
+    code, status = exec_in(container, ["cat", "/proc/1/status"])
+    assert code == 0, status
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return (
+        fields["Uid"].split()[0],
+        fields["Gid"].split()[0],
+        fields["CapEff"].strip(),
+    )
+
+
+def psql(
+    container: Any, host: str, sql: str, *, user: str = PG_USER, secret: str, db: str = PG_DB
+) -> tuple[int, str]:
+    """psql over TCP to `host` (not loopback: pg_hba's scram-sha-256 rule applies)."""
+    return exec_in(
+        container,
+        ["psql", "-h", host, "-U", user, "-d", db, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+        env={"PGPASSWORD": secret, "PGCONNECT_TIMEOUT": "5"},
+    )
+
+
+def stat(image: str, dock: Harness, *paths: str) -> list[str]:
+    code, out = dock.run_once(image, "stat", ["stat", "-c", "%n %u:%g %a", *paths], user="0")
+    assert code == 0, out
+    return out.split("\n")[: len(paths)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The images: built from their recipes, with the official images' metadata
+
+
+def test_images_are_labelled_with_their_recipe_hash(
+    docker_client: Any, test_images: list[Outcome]
+) -> None:
+    assert [o.recipe.name for o in test_images] == list(RECIPES)
+    for recipe in RECIPES.values():
+        labels = docker_client.images.get(recipe.tag).labels
+        assert labels[HASH_LABEL] == recipe_hash(recipe), recipe.tag
+
+
+def test_postgres_image_contract(docker_client: Any, dock: Harness) -> None:
+    config = docker_client.images.get(POSTGRES_IMAGE).attrs["Config"]
+    assert config["Cmd"] == ["postgres"]
+    assert config["Entrypoint"] == ["docker-entrypoint.sh"]
+    assert "/var/lib/postgresql/data" in config["Volumes"]
+    assert "PGDATA=/var/lib/postgresql/data" in config["Env"]
+    assert config["StopSignal"] == "SIGINT"
+    code, out = dock.run_once(
+        POSTGRES_IMAGE,
+        "ids",
+        [
+            "sh",
+            "-c",
+            "id postgres; for c in postgres pg_isready psql initdb gosu; do command -v $c; done",
+        ],
+    )
+    assert code == 0, out
+    assert out.startswith("uid=999(postgres) gid=999(postgres)"), out
+    assert "/usr/lib/postgresql/15/bin/postgres" in out
+    assert "/usr/bin/pg_isready" in out or "/usr/lib/postgresql/15/bin/pg_isready" in out
+    assert stat(POSTGRES_IMAGE, dock, "/var/lib/postgresql/data", "/var/run/postgresql") == [
+        "/var/lib/postgresql/data 999:999 1777",
+        "/var/run/postgresql 999:999 3777",
+    ]
+
+
+def test_redis_image_contract(docker_client: Any, dock: Harness) -> None:
+    config = docker_client.images.get(REDIS_IMAGE).attrs["Config"]
+    assert config["Cmd"] == ["redis-server"]
+    assert config["WorkingDir"] == "/data"
+    assert "/data" in config["Volumes"]
+    code, out = dock.run_once(REDIS_IMAGE, "ids", ["sh", "-c", "id redis; redis-server --version"])
+    assert code == 0, out
+    assert out.startswith("uid=999(redis) gid=999(redis)"), out
+    assert "Redis server v=7." in out
+    assert stat(REDIS_IMAGE, dock, "/data") == ["/data 999:999 755"]
+
+
+def test_node_service_image_contract(docker_client: Any, dock: Harness) -> None:
+    config = docker_client.images.get(NODE_IMAGE).attrs["Config"]
+    assert config["Cmd"] == ["node", "/app/server.js"]
+    assert config["User"] == "node"
+    code, out = dock.run_once(NODE_IMAGE, "ids", ["sh", "-c", "id; command -v node"])
+    assert code == 0, out
+    assert out.startswith("uid=1000(node) gid=1000(node)"), out
+    assert "/usr/bin/node" in out
+
+
+# ----------------------------------------------------------------------------------------------
+# Secrets as files: the engine behaviour the Pulumi program builds on
+
+
+def test_put_archive_into_created_container_reaches_a_read_only_consumer(dock: Harness) -> None:
+    secret = password()
+    volume = dock.seed_secrets("secrets", {"db_password": secret})
+    code, out = dock.run_once(
+        BASE_IMAGE,
+        "reader",
+        [
+            "sh",
+            "-c",
+            "id -u; stat -c '%u:%g %a' /run/secrets/db_password; cat /run/secrets/db_password;"
+            " echo; touch /run/secrets/other 2>&1 || echo not-writable",
+        ],
+        user="1000:1000",
+        volumes={volume: {"bind": "/run/secrets", "mode": "ro"}},
+        **HARDENED,
+    )
+    assert code == 0, out
+    assert out.splitlines()[:3] == ["1000", "0:0 444", secret], out
+    assert "not-writable" in out
+
+
+def test_put_archive_is_refused_when_the_root_filesystem_is_read_only(dock: Harness) -> None:
+    """The trap in ARCHITECTURE.md: the provider's uploads target `/`, which is refused on a
+    read-only root even though the file would land on the mounted volume."""
+    volume = dock.volume("secrets")
+    target = dock.create(
+        BASE_IMAGE,
+        "readonly",
+        command=["true"],
+        read_only=True,
+        volumes={volume.name: {"bind": "/run/secrets", "mode": "rw"}},
+    )
+    with pytest.raises(docker.errors.APIError, match="read-only"):
+        target.put_archive("/", secrets_tar({"db_password": "x"}))
+
+
+# ----------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def test_postgres_as_root_initialises_from_password_file_and_drops_to_postgres(
+    dock: Harness,
+) -> None:
+    secret = password()
+    secrets = dock.seed_secrets("secrets", {"db_password": secret})
+    network = dock.network("net")
+    pg = dock.run(
+        POSTGRES_IMAGE,
+        "pg",
+        command=["-c", "max_connections=200", "-c", "shared_buffers=256MB"],
+        environment={
+            "POSTGRES_USER": PG_USER,
+            "POSTGRES_DB": PG_DB,
+            "POSTGRES_PASSWORD_FILE": "/run/secrets/db_password",
+        },
+        volumes={secrets: {"bind": "/run/secrets", "mode": "ro"}},
+        network=network.name,
+    )
+    wait_postgres_ready(pg, PG_USER, PG_DB)
+    ip = ip_on(pg, network)
+
+    assert proc1_ids(pg)[:2] == ("999", "999")
+    assert psql(pg, ip, "SHOW max_connections", secret=secret) == (0, "200\n")
+    assert psql(pg, ip, "SHOW shared_buffers", secret=secret) == (0, "256MB\n")
+    assert psql(pg, ip, "SHOW listen_addresses", secret=secret) == (0, "*\n")
+    assert psql(pg, ip, "SELECT current_user || '@' || current_database()", secret=secret) == (
+        0,
+        f"{PG_USER}@{PG_DB}\n",
+    )
+    code, out = psql(
+        pg,
+        ip,
+        "SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = current_user",
+        secret=secret,
+    )
+    assert (code, out) == (0, "SCRAM-SHA-256$\n")
+    code, hba = exec_in(pg, ["cat", "/var/lib/postgresql/data/pg_hba.conf"])
+    assert code == 0
+    assert "host all all all scram-sha-256" in hba.splitlines()
+
+    code, out = psql(pg, ip, "SELECT 1", secret="wrong-" + secret)
+    assert code != 0
+    assert f'password authentication failed for user "{PG_USER}"' in out
+
+
+def test_postgres_hardened_as_postgres_user_and_restart(dock: Harness) -> None:
+    """Production: --user postgres, read-only root, no capabilities, no-new-privileges, tmpfs."""
+    secret = password()
+    secrets = dock.seed_secrets("secrets", {"db_password": secret})
+    data = dock.volume("data")
+    network = dock.network("net")
+    pg = dock.run(
+        POSTGRES_IMAGE,
+        "pg",
+        command=["-c", "max_connections=200", "-c", "shared_buffers=256MB"],
+        user="postgres",
+        environment={
+            "POSTGRES_USER": PG_USER,
+            "POSTGRES_DB": PG_DB,
+            "POSTGRES_PASSWORD_FILE": "/run/secrets/db_password",
+        },
+        volumes={
+            secrets: {"bind": "/run/secrets", "mode": "ro"},
+            data.name: {"bind": "/var/lib/postgresql/data", "mode": "rw"},
+        },
+        tmpfs={"/var/run/postgresql": "", "/tmp": ""},
+        network=network.name,
+        **HARDENED,
+    )
+    wait_postgres_ready(pg, PG_USER, PG_DB)
+    ip = ip_on(pg, network)
+    assert proc1_ids(pg) == ("999", "999", "0000000000000000")
+    assert psql(pg, ip, "SHOW max_connections", secret=secret) == (0, "200\n")
+    code, out = psql(pg, ip, "CREATE TABLE kept AS SELECT 42 AS v", secret=secret)
+    assert code == 0, out
+
+    pg.restart(timeout=30)
+    wait_postgres_ready(pg, PG_USER, PG_DB)
+    assert "Skipping initialization" in logs_of(pg)
+    assert psql(pg, ip, "SELECT v FROM kept", secret=secret) == (0, "42\n")
+    code, out = psql(pg, ip, "SELECT 1", secret="wrong")
+    assert code != 0
+    assert "password authentication failed" in out
+
+
+# ----------------------------------------------------------------------------------------------
+# Redis
+
+
+def test_redis_hardened_with_password_conf_and_options(dock: Harness) -> None:
+    secret = password()
+    secrets = dock.seed_secrets("secrets", {"redis.conf": f"requirepass {secret}\n"})
+    network = dock.network("net")
+    redis = dock.run(
+        REDIS_IMAGE,
+        "redis",
+        command=[
+            "redis-server",
+            "/run/secrets/redis.conf",
+            "--maxmemory",
+            "128mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--appendonly",
+            "yes",
+        ],
+        user="redis",
+        volumes={secrets: {"bind": "/run/secrets", "mode": "ro"}},
+        tmpfs={"/tmp": ""},
+        network=network.name,
+        **HARDENED,
+    )
+    wait_for(
+        lambda: running(redis) and "Ready to accept connections" in logs_of(redis),
+        timeout=30,
+        what="redis to accept connections (logged to stdout)",
+        describe=lambda: logs_of(redis),
+    )
+    assert proc1_ids(redis) == ("999", "999", "0000000000000000")
+    ip = ip_on(redis, network)
+
+    code, out = exec_in(redis, ["redis-cli", "-h", ip, "ping"])
+    assert "NOAUTH" in out, out
+    auth = {"REDISCLI_AUTH": secret}
+    assert exec_in(redis, ["redis-cli", "-h", ip, "ping"], env=auth) == (0, "PONG\n")
+    wrong = exec_in(redis, ["redis-cli", "-h", ip, "ping"], env={"REDISCLI_AUTH": "wrong"})
+    assert "WRONGPASS" in wrong[1], wrong
+
+    def config(name: str) -> str:
+        code, out = exec_in(
+            redis, ["redis-cli", "-h", ip, "--raw", "config", "get", name], env=auth
+        )
+        assert code == 0, out
+        return out.splitlines()[1]
+
+    assert config("maxmemory") == str(128 * 1024 * 1024)
+    assert config("maxmemory-policy") == "allkeys-lru"
+    assert config("appendonly") == "yes"
+    assert config("daemonize") == "no"
+    assert config("dir") == "/data"
+    assert config("logfile") == ""
+    assert config("bind") == "* -::*"
+    assert exec_in(redis, ["redis-cli", "-h", ip, "set", "k", "v"], env=auth) == (0, "OK\n")
+    code, listing = exec_in(redis, ["ls", "/data"])
+    assert code == 0, listing
+    assert "appendonlydir" in listing, listing
+
+
+def test_redis_as_root_drops_to_redis_and_serves_the_network(dock: Harness) -> None:
+    """No password: like the official image, protected mode is off and it binds every address."""
+    network = dock.network("net")
+    redis = dock.run(REDIS_IMAGE, "redis", network=network.name)
+    wait_for(
+        lambda: running(redis) and "Ready to accept connections" in logs_of(redis),
+        timeout=30,
+        what="redis to accept connections",
+        describe=lambda: logs_of(redis),
+    )
+    assert proc1_ids(redis)[:2] == ("999", "999")
+    code, out = dock.run_once(
+        REDIS_IMAGE,
+        "client",
+        ["redis-cli", "-h", redis.name, "ping"],
+        network=network.name,
+        user="redis",
+        **HARDENED,
+    )
+    assert (code, out.strip()) == (0, "PONG"), out
+
+
+# ----------------------------------------------------------------------------------------------
+# Node.js service stand-in, over a user-defined network
+
+
+@pytest.fixture(scope="module")
+def backing(module_dock: Harness) -> dict[str, Any]:
+    """One network with a hardened PostgreSQL and a hardened password-protected Redis."""
+    dock = module_dock
+    db_secret, redis_secret, jwt = password(), password(), password()
+    secrets = dock.seed_secrets(
+        "secrets",
+        {
+            "db_password": db_secret,
+            "db_password_wrong": "wrong-" + db_secret,
+            "redis_password": redis_secret,
+            "redis_password_wrong": "wrong-" + redis_secret,
+            "redis.conf": f"requirepass {redis_secret}\n",
+            "jwt_secret": jwt,
+            "empty": "",
+        },
+    )
+    network = dock.network("net")
+    ro_secrets = {secrets: {"bind": "/run/secrets", "mode": "ro"}}
+    pg = dock.run(
+        POSTGRES_IMAGE,
+        "pg",
+        user="postgres",
+        environment={
+            "POSTGRES_USER": PG_USER,
+            "POSTGRES_DB": PG_DB,
+            "POSTGRES_PASSWORD_FILE": "/run/secrets/db_password",
+        },
+        volumes=ro_secrets,
+        tmpfs={"/var/run/postgresql": "", "/tmp": ""},
+        network=network.name,
+        **HARDENED,
+    )
+    redis = dock.run(
+        REDIS_IMAGE,
+        "redis",
+        command=["/run/secrets/redis.conf", "--appendonly", "yes"],
+        user="redis",
+        volumes=ro_secrets,
+        network=network.name,
+        **HARDENED,
+    )
+    wait_postgres_ready(pg, PG_USER, PG_DB)
+    return {"network": network, "secrets": secrets, "pg": pg, "redis": redis}
+
+
+def node_service(
+    dock: Harness, backing: dict[str, Any], role: str, env: dict[str, str], port: int = 3001
+) -> tuple[Any, int]:
+    """A hardened node-service container published on 127.0.0.1:<random>; (container, port)."""
+    environment = {
+        "PORT": str(port),
+        "SERVICE_NAME": role,
+        "NODE_ENV": "production",
+        "CORS_ORIGINS": "http://localhost:13008,http://localhost:13009",
+        "JWT_SECRET_FILE": "/run/secrets/jwt_secret",
+        **env,
+    }
+    container = dock.run(
+        NODE_IMAGE,
+        role,
+        user="1000:1000",
+        environment=environment,
+        volumes={backing["secrets"]: {"bind": "/run/secrets", "mode": "ro"}},
+        tmpfs={"/tmp": ""},
+        network=backing["network"].name,
+        ports={f"{port}/tcp": ("127.0.0.1", None)},
+        **HARDENED,
+    )
+    wait_for(
+        lambda: running(container) and "listening on" in logs_of(container),
+        timeout=30,
+        what=f"{role} to listen",
+        describe=lambda: logs_of(container),
+    )
+    return container, host_port(container, f"{port}/tcp")
+
+
+def database_env(backing: dict[str, Any], password_file: str) -> dict[str, str]:
+    return {
+        "DATABASE_HOST": backing["pg"].name,
+        "DATABASE_PORT": "5432",
+        "DATABASE_NAME": PG_DB,
+        "DATABASE_USER": PG_USER,
+        "DATABASE_PASSWORD_FILE": f"/run/secrets/{password_file}",
+    }
+
+
+def redis_env(backing: dict[str, Any], password_file: str) -> dict[str, str]:
+    return {
+        "REDIS_HOST": backing["redis"].name,
+        "REDIS_PORT": "6379",
+        "REDIS_PASSWORD_FILE": f"/run/secrets/{password_file}",
+    }
+
+
+def test_node_service_healthy_with_right_credentials_and_gateway_proxies(
+    dock: Harness, backing: dict[str, Any]
+) -> None:
+    env = {**database_env(backing, "db_password"), **redis_env(backing, "redis_password")}
+    customer, port = node_service(dock, backing, "customer", env)
+    status, body = http_get(f"http://127.0.0.1:{port}/health")
+    assert status == 200, body
+    assert body["status"] == "ok"
+    assert body["service"] == "customer"
+    assert body["checks"]["jwt"] == "ok"
+    assert body["checks"]["database"].startswith(f"ok ({PG_USER}@")
+    assert body["checks"]["redis"].startswith("ok (")
+    assert proc1_ids(customer) == ("1000", "1000", "0000000000000000")
+    assert exec_in(customer, NODE_HEALTH_CHECK)[0] == 0
+
+    gateway, gateway_port = node_service(
+        dock,
+        backing,
+        "gateway",
+        {"UPSTREAMS": f"customer=http://{customer.name}:3001"},
+        port=3000,
+    )
+    status, body = http_get(f"http://127.0.0.1:{gateway_port}/customer/health")
+    assert (status, body["service"]) == (200, "customer"), body
+    status, body = http_get(f"http://127.0.0.1:{gateway_port}/health")
+    assert (status, body["service"], body["checks"]) == (200, "gateway", {"jwt": "ok"}), body
+    assert http_get(f"http://127.0.0.1:{gateway_port}/nowhere/health")[0] == 404
+    assert exec_in(gateway, NODE_HEALTH_CHECK)[0] == 0
+
+
+def test_node_service_unhealthy_with_wrong_database_password(
+    dock: Harness, backing: dict[str, Any]
+) -> None:
+    env = {**database_env(backing, "db_password_wrong"), **redis_env(backing, "redis_password")}
+    service, port = node_service(dock, backing, "order", env)
+    status, body = http_get(f"http://127.0.0.1:{port}/health")
+    assert status == 503, body
+    assert body["status"] == "unhealthy"
+    assert f'password authentication failed for user "{PG_USER}"' in body["reason"]
+    assert body["reason"].startswith("database:")
+    assert body["checks"]["redis"].startswith("ok (")
+    assert exec_in(service, NODE_HEALTH_CHECK)[0] == 1
+
+
+def test_node_service_unhealthy_with_wrong_redis_password_or_empty_jwt(
+    dock: Harness, backing: dict[str, Any]
+) -> None:
+    env = {
+        **redis_env(backing, "redis_password_wrong"),
+        "JWT_SECRET_FILE": "/run/secrets/empty",
+    }
+    _, port = node_service(dock, backing, "cart", env)
+    status, body = http_get(f"http://127.0.0.1:{port}/health")
+    assert status == 503, body
+    assert "redis: AUTH refused: WRONGPASS" in body["reason"]
+    assert "jwt: JWT_SECRET_FILE: /run/secrets/empty is empty" in body["reason"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks: bridge isolation (iptables) and the internal-network trap
+
+
+def test_internal_network_isolation_and_no_published_ports(dock: Harness) -> None:
+    internal = dock.network("internal", internal=True)
+    other = dock.network("other")
+    redis = dock.run(REDIS_IMAGE, "redis", network=other.name)
+    wait_for(
+        lambda: running(redis) and "Ready to accept connections" in logs_of(redis),
+        timeout=30,
+        what="redis",
+        describe=lambda: logs_of(redis),
+    )
+    redis_ip = ip_on(redis, other)
+    probe = ["timeout", "5", "redis-cli", "-h", redis_ip, "ping"]
+
+    # Same network: reachable. Another network (here an internal one): not reachable.
+    assert dock.run_once(REDIS_IMAGE, "same", probe, network=other.name) == (
+        0,
+        "PONG\n",
+    )
+    code, out = dock.run_once(REDIS_IMAGE, "across", probe, network=internal.name)
+    assert code != 0, out
+    assert "PONG" not in out, out
+
+    # A container only on an internal network gets no published port, whatever it asks for.
+    node = dock.run(
+        NODE_IMAGE,
+        "published",
+        environment={"PORT": "3000"},
+        network=internal.name,
+        ports={"3000/tcp": ("127.0.0.1", None)},
+    )
+    node.reload()
+    assert not node.attrs["NetworkSettings"]["Ports"], node.attrs["NetworkSettings"]["Ports"]
