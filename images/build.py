@@ -379,6 +379,9 @@ def ensure_images(
                 outcome = Outcome(recipe, digest, "built", time.monotonic() - started)
             log(outcome.describe())
             outcomes.append(outcome)
+        if rebuilt:
+            # Images replaced by this build are now untagged: drop them (ours only, by label).
+            _docker("image", "prune", "--force", "--filter", f"label={HASH_LABEL}")
     return outcomes
 
 
