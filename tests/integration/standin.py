@@ -141,10 +141,7 @@ def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str
     timing.requested = time.monotonic()
     networks = i.get("networksAdvanced", [])
     host_config = api.create_host_config(
-        binds=[
-            f"{v['volumeName']}:{v['containerPath']}:{'ro' if v.get('readOnly') else 'rw'}"
-            for v in i.get("volumes", [])
-        ],  # fmt: skip
+        binds=[_bind(v) for v in i.get("volumes", [])],
         tmpfs=i.get("tmpfs"),
         read_only=i.get("readOnly", False),
         cap_drop=i.get("capabilities", {}).get("drops"),
@@ -183,10 +180,9 @@ def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str
                 raise
         for net in networks:
             api.connect_container_to_network(container.id, net["name"], aliases=net.get("aliases"))
-    if i.get("uploads"):
-        # The provider copies each upload as a tar into `/` of the created container.
-        if not api.put_archive(container.id, "/", _upload_tar(i["uploads"])):
-            raise StandInError(f"{name}: Docker refused the uploads")
+    # The provider copies the uploads as one tar into `/` of the created container.
+    if i.get("uploads") and not api.put_archive(container.id, "/", _upload_tar(i["uploads"])):
+        raise StandInError(f"{name}: Docker refused the uploads")
     timing.created = time.monotonic()
     if i.get("start", True) is False:
         return
@@ -197,6 +193,11 @@ def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str
         timing.healthy = time.monotonic()
 
 
+def _bind(volume: Mapping[str, Any]) -> str:
+    mode = "ro" if volume.get("readOnly") else "rw"
+    return f"{volume['volumeName']}:{volume['containerPath']}:{mode}"
+
+
 def _megabytes(value: Any) -> int | None:
     return None if value is None else int(value) * 1024 * 1024
 
@@ -204,7 +205,7 @@ def _megabytes(value: Any) -> int | None:
 def _port_bindings(name: str, ports: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
     bindings = {}
     for port in ports:
-        if port.get("ip", "0.0.0.0") != LOOPBACK:
+        if port.get("ip") != LOOPBACK:
             raise StandInError(f"{name}: tests publish on {LOOPBACK} only, not {port.get('ip')}")
         bindings[f"{port['internal']}/tcp"] = (LOOPBACK, int(port["external"]))
     return bindings

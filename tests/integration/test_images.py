@@ -6,6 +6,8 @@ trap, network isolation.
 
 from __future__ import annotations
 
+import io
+import tarfile
 import uuid
 from typing import Any
 
@@ -176,8 +178,17 @@ def test_put_archive_is_refused_when_the_root_filesystem_is_read_only(dock: Harn
         read_only=True,
         volumes={volume.name: {"bind": "/run/secrets", "mode": "rw"}},
     )
-    with pytest.raises(docker.errors.APIError, match="read-only"):
+    with pytest.raises(docker.errors.APIError, match="rootfs is marked read-only"):
         target.put_archive("/", secrets_tar({"db_password": "x"}))
+    # The daemon checks the destination *path*: an archive put to the volume's mount point
+    # itself is accepted (daemon/archive.go: checkIfPathIsInAVolume), but the provider's
+    # uploads always target `/`, hence the separate seed container.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("db_password")
+        info.size, info.mode = 1, 0o444
+        tar.addfile(info, io.BytesIO(b"x"))
+    assert target.put_archive("/run/secrets", buffer.getvalue())
 
 
 # ----------------------------------------------------------------------------------------------
