@@ -149,6 +149,9 @@ def _dump_one(
                 argv, conn.env(), what=f"pg_dump of {target.describe()}", on_line=tracker.line
             )
             try:
+                # a failure elsewhere may have cancelled the run while this one started
+                if cancel.is_set():
+                    raise OperationError("cancelled")
                 counts = pg.table_counts(tools, conn, snap)
                 child.wait()
             except BaseException:
@@ -254,6 +257,7 @@ def create_backup(
                     if failed:
                         cancel.set()
                         kill_all_children()
+                        failed.sort(key=lambda f: str(f.exception()) == "cancelled")
                         first = failed[0].exception()
                         assert first is not None
                         raise first

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.backup.pgserver import PgServer, ServerUnavailable, create_service_db, start_server
+from tests.backup.pgserver import PgServer, ServerUnavailableError, create_service_db, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
@@ -71,7 +71,7 @@ INSERT INTO {p}_events (item_id, kind, at, payload)
   FROM generate_series(1, {rows * 2}) g;
 SELECT setval('{p}_number_seq', 4242);
 ANALYZE;
-"""
+"""  # noqa: S608 (test data with fixed names)
 
 
 @dataclass
@@ -130,7 +130,7 @@ def fingerprint(env: Env, service: str, dbname: str | None = None) -> dict[str, 
     for name, owner in zip(tables[::2], tables[1::2], strict=True):
         out = env.psql(
             service,
-            f"SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, E'\\n' "
+            f"SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, E'\\n' "  # noqa: S608
             f"ORDER BY t::text)), '-') FROM {name} t",
             dbname,
         )
@@ -149,7 +149,7 @@ def fingerprint(env: Env, service: str, dbname: str | None = None) -> dict[str, 
 def pgenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     try:
         server = start_server()
-    except ServerUnavailable as exc:
+    except ServerUnavailableError as exc:
         if os.environ.get("REQUIRE_INTEGRATION") == "1":
             pytest.fail(f"REQUIRE_INTEGRATION=1 but {exc}")
         pytest.skip(str(exc))
@@ -177,9 +177,7 @@ class Result:
         return self.out + self.err
 
 
-def run_tool(
-    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> Result:
+def run_tool(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
     """`python -m backup ARGS` from the project root, as an operator runs it."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "BACKUP_"))}
     full_env.update(env or {})
@@ -223,7 +221,7 @@ SHIM = """#!/bin/sh
 real={real}
 case " $* " in *" --version "*) exec "$real" "$@";; esac
 if [ "$(basename "$0")" = pg_dump ] && [ -n "$SHIM_DUMP_SLEEP" ]; then
-    sleep "$SHIM_DUMP_SLEEP" &
+    sleep "$SHIM_DUMP_SLEEP" </dev/null >/dev/null 2>&1 &
     echo "$$ $!" >> "$SHIM_LOG.pids"
     wait $!
 fi

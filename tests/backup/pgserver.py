@@ -24,7 +24,7 @@ from pathlib import Path
 SUPERUSER = "backup_admin"
 
 
-class ServerUnavailable(Exception):
+class ServerUnavailableError(Exception):
     """The PostgreSQL server binaries are not installed."""
 
 
@@ -43,7 +43,7 @@ def find_server_bin() -> Path:
     for cand in candidates:
         if (cand / "initdb").is_file() and (cand / "pg_ctl").is_file():
             return cand
-    raise ServerUnavailable(
+    raise ServerUnavailableError(
         "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
         "`postgresql` (or set PG_SERVER_BIN)"
     )
@@ -77,7 +77,7 @@ def _run_as_prefix() -> tuple[list[str], str | None]:
                 f"--regid={ent.pw_gid}",
                 "--init-groups",
             ], name
-    raise ServerUnavailable("running as root and found neither runuser nor setpriv to drop it")
+    raise ServerUnavailableError("running as root and found neither runuser nor setpriv to drop it")
 
 
 @dataclass

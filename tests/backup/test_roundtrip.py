@@ -1,0 +1,179 @@
+"""Round trip against a real PostgreSQL server: create, list, verify, deep verify, restore into
+empty databases, and the restored data is identical (row-for-row hashes, sequences, owners)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backup.conftest import SERVICES, Env, copy_backup, fingerprint, run_tool
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def empty_targets(pgenv: Env, tmp_path: Path) -> Iterator[Path]:
+    """A targets file pointing at new empty databases, each owned by its service user."""
+    names = {
+        service: f"{db}_rt_{tmp_path.name[-8:]}".lower() for service, (_u, db) in SERVICES.items()
+    }
+    names = {s: "".join(c if c.isalnum() else "_" for c in n) for s, n in names.items()}
+    for service, name in names.items():
+        pgenv.server.psql(f'CREATE DATABASE "{name}" OWNER {SERVICES[service][0]}')
+    yield pgenv.write_targets(tmp_path / "restore-targets.json", pgenv.targets(names))
+    for name in names.values():
+        pgenv.server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_manifest_describes_every_file_and_table(pgenv: Env, backup_dir: Path) -> None:
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    assert manifest["format"] == "ecommerce-backup"
+    assert manifest["name"] == backup_dir.name
+    assert set(manifest["databases"]) == set(SERVICES)
+    for service, db in manifest["databases"].items():
+        assert db["database"] == SERVICES[service][1]
+        assert db["server_version"].startswith(f"{pgenv.server.major}.")
+        assert db["tables"] == {
+            f"public.{service}_groups": 50,
+            f"public.{service}_items": 3000,
+            f"public.{service}_events": 6000,
+            f"public.{service}_empty": 0,
+        }
+        on_disk = {
+            str(p.relative_to(backup_dir))
+            for p in (backup_dir / db["dir"]).rglob("*")
+            if p.is_file()
+        }
+        assert on_disk == {f["path"] for f in db["files"]}
+        assert f"{service}/toc.dat" in on_disk
+        for f in db["files"]:
+            data = (backup_dir / f["path"]).read_bytes()
+            assert len(data) == f["size"]
+            assert hashlib.sha256(data).hexdigest() == f["sha256"]
+    # nothing of the build left behind, and no secret written anywhere
+    assert not [p for p in backup_dir.parent.iterdir() if p.name.startswith(".incomplete")]
+    for p in backup_dir.rglob("*"):
+        if p.is_file():
+            content = p.read_bytes()
+            for password in pgenv.passwords.values():
+                assert password.encode() not in content, p
+
+
+def test_list_shows_the_backup(backup_dir: Path) -> None:
+    r = run_tool("list", "--dest", backup_dir.parent, "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    [entry] = [b for b in data["backups"] if b["name"] == backup_dir.name]
+    assert entry["databases"] == sorted(SERVICES)
+    assert entry["size"] > 10_000
+    text = run_tool("list", "--dest", backup_dir.parent)
+    assert backup_dir.name in text.out and "customer" in text.out
+
+
+def test_verify_then_deep_verify_records_the_result(
+    pgenv: Env, backup_dir: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "b"
+    copy = copy_backup(backup_dir, dest)
+    r = run_tool("verify", "--dest", dest, copy.name)
+    assert r.code == 0, r.err
+    verified = json.loads((copy / "verified.json").read_text())
+    assert verified["ok"] is True and verified["deep"] is False
+
+    before = pgenv.databases()
+    r = run_tool(
+        "verify", "--dest", dest, "--deep", "--targets", pgenv.targets_file, env=pgenv.admin_env()
+    )
+    assert r.code == 0, r.err
+    verified = json.loads((copy / "verified.json").read_text())
+    assert verified == {**verified, "ok": True, "deep": True, "errors": []}
+    assert pgenv.databases() == before, "scratch databases must be dropped"
+    listed = json.loads(run_tool("list", "--dest", dest, "--json").out)
+    assert listed["backups"][0]["verification"]["deep"] is True
+
+
+def test_restore_into_empty_databases_gives_identical_data(
+    pgenv: Env, backup_dir: Path, empty_targets: Path
+) -> None:
+    targets = json.loads(empty_targets.read_text())
+    r = run_tool(
+        "restore",
+        "--dest",
+        backup_dir.parent,
+        backup_dir.name,
+        "--targets",
+        empty_targets,
+        env=pgenv.admin_env(),
+    )
+    assert r.code == 0, r.err
+    for service in SERVICES:
+        assert f"restored '{service}'" in r.out
+        original = fingerprint(pgenv, service)
+        restored = fingerprint(pgenv, service, targets[service]["database"])
+        assert restored == original
+        assert f"owner={SERVICES[service][0]}" in restored[f"public.{service}_items"]
+        assert f"public.{service}_number_seq=4242" in restored["sequences"]
+    leftovers = [d for d in pgenv.databases() if "_restore_" in d or "_old_" in d]
+    assert leftovers == []
+
+
+def test_restore_only_one_service(pgenv: Env, backup_dir: Path, empty_targets: Path) -> None:
+    targets = json.loads(empty_targets.read_text())
+    r = run_tool(
+        "restore",
+        "--dest",
+        backup_dir.parent,
+        backup_dir.name,
+        "--targets",
+        empty_targets,
+        "--only",
+        "order",
+        env=pgenv.admin_env(),
+    )
+    assert r.code == 0, r.err
+    assert "restored 'order'" in r.out and "customer" not in r.out
+    assert fingerprint(pgenv, "order", targets["order"]["database"]) == fingerprint(pgenv, "order")
+    assert fingerprint(pgenv, "customer", targets["customer"]["database"]) == {"sequences": ""}
+
+
+def test_archive_is_written_beside_the_backup(pgenv: Env, tmp_path: Path) -> None:
+    dest = tmp_path / "b"
+    r = run_tool(
+        "create", "--targets", pgenv.targets_file, "--dest", dest, "--only", "content", "--archive"
+    )
+    assert r.code == 0, r.err
+    backup, archive = (Path(line) for line in r.out.split())
+    assert archive == dest / f"{backup.name}.tar.gz"
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert f"{backup.name}/manifest.json" in names
+    assert f"{backup.name}/content/toc.dat" in names
+    assert sorted(p.name for p in dest.iterdir()) == sorted([".lock", backup.name, archive.name])
+
+
+def test_two_creates_in_the_same_second_get_distinct_names(pgenv: Env, tmp_path: Path) -> None:
+    dest = tmp_path / "b"
+    names = set()
+    for _ in range(3):
+        r = run_tool(
+            "create",
+            "--targets",
+            pgenv.targets_file,
+            "--dest",
+            dest,
+            "--only",
+            "content",
+            "--quiet",
+        )
+        assert r.code == 0, r.err
+        assert r.err == "", "--quiet prints nothing on success"
+        names.add(Path(r.out.strip()).name)
+    assert len(names) == 3
+    listed = json.loads(run_tool("list", "--dest", dest, "--json").out)
+    assert [b["name"] for b in listed["backups"]] == sorted(names, reverse=True)
