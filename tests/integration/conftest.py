@@ -276,11 +276,18 @@ def host_port(container: Any, container_port: str) -> int:
     return int(bindings[0]["HostPort"])
 
 
-def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, Any]]:
-    """GET `url` (loopback only); return the status and the JSON body."""
+def http_get(
+    url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 10
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """GET `url` (loopback only); return the status, the JSON body and the response headers."""
     assert url.startswith("http://127.0.0.1:"), url
+    request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310 (loopback)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
-            return int(response.status), json.loads(response.read() or b"null")
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return (
+                int(response.status),
+                json.loads(response.read() or b"null"),
+                dict(response.headers.items()),
+            )
     except urllib.error.HTTPError as err:
-        return int(err.code), json.loads(err.read() or b"null")
+        return int(err.code), json.loads(err.read() or b"null"), dict(err.headers.items())

@@ -470,8 +470,16 @@ def test_node_service_healthy_with_right_credentials_and_gateway_proxies(
 ) -> None:
     env = {**database_env(backing, "db_password"), **redis_env(backing, "redis_password")}
     customer, port = node_service(dock, backing, "customer", env)
-    status, body = http_get(f"http://127.0.0.1:{port}/health")
+    status, body, headers = http_get(
+        f"http://127.0.0.1:{port}/health", headers={"Origin": "http://localhost:13008"}
+    )
     assert status == 200, body
+    assert headers["Access-Control-Allow-Origin"] == "http://localhost:13008"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    _, _, headers = http_get(
+        f"http://127.0.0.1:{port}/health", headers={"Origin": "http://evil.invalid"}
+    )
+    assert "Access-Control-Allow-Origin" not in headers
     assert body["status"] == "ok"
     assert body["service"] == "customer"
     assert body["checks"]["jwt"] == "ok"
@@ -487,9 +495,9 @@ def test_node_service_healthy_with_right_credentials_and_gateway_proxies(
         {"UPSTREAMS": f"customer=http://{customer.name}:3001"},
         port=3000,
     )
-    status, body = http_get(f"http://127.0.0.1:{gateway_port}/customer/health")
+    status, body, _ = http_get(f"http://127.0.0.1:{gateway_port}/customer/health")
     assert (status, body["service"]) == (200, "customer"), body
-    status, body = http_get(f"http://127.0.0.1:{gateway_port}/health")
+    status, body, _ = http_get(f"http://127.0.0.1:{gateway_port}/health")
     assert (status, body["service"], body["checks"]) == (200, "gateway", {"jwt": "ok"}), body
     assert http_get(f"http://127.0.0.1:{gateway_port}/nowhere/health")[0] == 404
     assert exec_in(gateway, NODE_HEALTH_CHECK)[0] == 0
@@ -500,7 +508,7 @@ def test_node_service_unhealthy_with_wrong_database_password(
 ) -> None:
     env = {**database_env(backing, "db_password_wrong"), **redis_env(backing, "redis_password")}
     service, port = node_service(dock, backing, "order", env)
-    status, body = http_get(f"http://127.0.0.1:{port}/health")
+    status, body, _ = http_get(f"http://127.0.0.1:{port}/health")
     assert status == 503, body
     assert body["status"] == "unhealthy"
     assert f'password authentication failed for user "{PG_USER}"' in body["reason"]
@@ -517,7 +525,7 @@ def test_node_service_unhealthy_with_wrong_redis_password_or_empty_jwt(
         "JWT_SECRET_FILE": "/run/secrets/empty",
     }
     _, port = node_service(dock, backing, "cart", env)
-    status, body = http_get(f"http://127.0.0.1:{port}/health")
+    status, body, _ = http_get(f"http://127.0.0.1:{port}/health")
     assert status == 503, body
     assert "redis: AUTH refused: WRONGPASS" in body["reason"]
     assert "jwt: JWT_SECRET_FILE: /run/secrets/empty is empty" in body["reason"]
