@@ -276,12 +276,15 @@ async function checkRedis() {
 async function runChecks() {
   const checks = {};
   const failures = [];
-  try {
-    readSecretFile('JWT_SECRET_FILE');
-    checks.jwt = 'ok';
-  } catch (err) {
-    checks.jwt = err.message;
-    failures.push(`jwt: ${err.message}`);
+  // Only services that verify tokens get the JWT secret; the web apps get none.
+  if (env.JWT_SECRET_FILE) {
+    try {
+      readSecretFile('JWT_SECRET_FILE');
+      checks.jwt = 'ok';
+    } catch (err) {
+      checks.jwt = err.message;
+      failures.push(`jwt: ${err.message}`);
+    }
   }
   const pending = [];
   if (env.DATABASE_HOST) pending.push(['database', checkDatabase]);
