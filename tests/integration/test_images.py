@@ -546,7 +546,7 @@ def test_internal_network_isolation_and_no_published_ports(dock: Harness) -> Non
         describe=lambda: logs_of(redis),
     )
     redis_ip = ip_on(redis, other)
-    probe = ["timeout", "5", "redis-cli", "-h", redis_ip, "ping"]
+    probe = ["timeout", "3", "redis-cli", "-h", redis_ip, "ping"]
 
     # Same network: reachable. Another network (here an internal one): not reachable.
     assert dock.run_once(REDIS_IMAGE, "same", probe, network=other.name) == (
