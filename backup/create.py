@@ -14,7 +14,6 @@ import re
 import tarfile
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,8 @@ from backup.manifest import (
     Manifest,
     write_manifest,
 )
-from backup.proc import Child, ProcessError, kill_all_children
+from backup.parallel import run_all
+from backup.proc import Child, ProcessError
 from backup.progress import Progress, Task, human
 from backup.targets import Target
 
@@ -194,14 +194,17 @@ def _dump_one(
     return entry
 
 
-def preflight(targets: list[Target], tools: pg.Tools) -> dict[str, int]:
-    """Connect to every database and check the client version before writing anything."""
+def preflight(targets: list[Target], tools: pg.Tools) -> tuple[dict[str, int], dict[str, int]]:
+    """Connect to every database and check the client version before writing anything.
+    Returns the server version numbers and database sizes."""
     versions: dict[str, int] = {}
+    sizes: dict[str, int] = {}
     for t in targets:
-        num = pg.server_version_num(tools, pg.Conn.of(t))
+        num, size = pg.server_info(tools, pg.Conn.of(t))
         pg.check_client(tools, num, t.service)
         versions[t.service] = num
-    return versions
+        sizes[t.service] = size
+    return versions, sizes
 
 
 def create_backup(
@@ -216,7 +219,7 @@ def create_backup(
 ) -> CreateResult:
     ensure_dest(dest)
     with locked(dest, "create"):
-        versions = preflight(targets, tools)
+        versions, sizes = preflight(targets, tools)
         started = now_utc()
         t0 = time.monotonic()
         name = unique_name(dest, started)
@@ -231,43 +234,28 @@ def create_backup(
         try:
             concurrency = max(1, min(jobs, len(targets)))
             per_dump = max(1, jobs // concurrency)
-            cancel = threading.Event()
-            entries: dict[str, DatabaseEntry] = {}
             with Progress("dump", bars) as progress:
                 tasks = {t.service: progress.task(t.service) for t in targets}
-                pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dump")
-                try:
-                    futures: dict[Future[DatabaseEntry], str] = {
-                        pool.submit(
-                            _dump_one,
-                            t,
-                            work,
-                            tools,
-                            versions[t.service],
-                            per_dump,
-                            compression,
-                            tasks[t.service],
-                            progress,
-                            cancel,
-                        ): t.service
-                        for t in targets
-                    }
-                    done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
-                    failed = [f for f in done if f.exception() is not None]
-                    if failed:
-                        cancel.set()
-                        kill_all_children()
-                        failed.sort(key=lambda f: str(f.exception()) == "cancelled")
-                        first = failed[0].exception()
-                        assert first is not None
-                        raise first
-                    for f, service in futures.items():
-                        entries[service] = f.result()
-                finally:
-                    cancel.set()
-                    if any(not f.done() for f in futures):
-                        kill_all_children()
-                    pool.shutdown(wait=True, cancel_futures=True)
+
+                def dump(t: Target, cancel: threading.Event) -> DatabaseEntry:
+                    return _dump_one(
+                        t,
+                        work,
+                        tools,
+                        versions[t.service],
+                        per_dump,
+                        compression,
+                        tasks[t.service],
+                        progress,
+                        cancel,
+                    )
+
+                # largest first, so the small ones fill in beside it
+                order = sorted(targets, key=lambda t: sizes[t.service], reverse=True)
+                outcomes, error = run_all(dump, order, concurrency)
+            if error is not None:
+                raise error
+            entries = {o.item.service: o.result for o in outcomes if o.result is not None}
             manifest = Manifest(
                 name=name,
                 tool_version=__version__,

@@ -197,6 +197,22 @@ def server_version_num(tools: Tools, conn: Conn) -> int:
         raise OperationError(f"{conn.describe()}: unexpected server_version_num") from None
 
 
+def server_info(tools: Tools, conn: Conn) -> tuple[int, int]:
+    """(server_version_num, pg_database_size) in one connection."""
+    out = psql(
+        tools,
+        conn,
+        "SELECT current_setting('server_version_num') || ' ' || "
+        "pg_database_size(current_database());",
+        what=f"psql on {conn.describe()}",
+    )
+    try:
+        num, size = out.split()
+        return int(num), int(size)
+    except ValueError:
+        raise OperationError(f"{conn.describe()}: unexpected answer to the version query") from None
+
+
 def check_client(tools: Tools, server_num: int, service: str) -> None:
     server_major = server_num // 10000
     if tools.major < server_major:

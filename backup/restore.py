@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from backup.create import now_utc
 from backup.errors import ConnectError, OperationError, RefusedError, UsageError, VerifyError
 from backup.lock import locked
 from backup.manifest import DatabaseEntry, Found
+from backup.parallel import run_all
 from backup.targets import Target
 from backup.verify import check_files, compare_counts, find_backups
 
@@ -101,20 +103,32 @@ def _plan(
     return plans
 
 
-def _restore_one(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, keep_old: bool) -> Restored:
+def _restore_new(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, stamp: str) -> str:
+    """Restore into a new database beside the live one and check its row counts; returns the
+    new database's name. On failure the new database is dropped."""
     target, entry, admin = plan.target, plan.entry, plan.admin
-    live = target.database
-    stamp = now_utc().strftime("%Y%m%d%H%M%S")
-    new = pg.scratch_name(live, "restore", stamp)
-    log.info("restore %s: %s -> %s (new database %s)", found.name, target.service, live, new)
+    new = pg.scratch_name(target.database, "restore", stamp)
+    log.info("restore %s: %s into new database %s", found.name, target.service, new)
     pg.restore_dump(tools, admin, target, found.path / entry.dir, new, jobs)
     try:
         counts = pg.table_counts(tools, pg.Conn.of(target).to_db(new))
         mismatch = compare_counts(f"{found.name}/{entry.dir}", entry.tables, counts)
         if mismatch:
             raise VerifyError(f"restored data differs from the backup: {mismatch[0]}")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            pg.drop_database(tools, admin, new)
+        raise
+    return new
+
+
+def _swap(plan: _Plan, new: str, tools: pg.Tools, keep_old: bool, stamp: str) -> Restored:
+    """Put the new database in place of the live one (renames in one transaction)."""
+    target, admin = plan.target, plan.admin
+    live = target.database
+    old = pg.scratch_name(live, "old", stamp)
+    try:
         if plan.exists:
-            old = pg.scratch_name(live, "old", stamp)
             pg.set_allow_connections(tools, admin, live, False)
             try:
                 pg.terminate_connections(tools, admin, live)
@@ -141,11 +155,12 @@ def _restore_one(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, keep_old
             except Exception as exc:
                 log.warning("restored, but could not drop the previous database %s: %s", old, exc)
                 kept = old
+    tables = plan.entry.tables
     result = Restored(
         service=target.service,
         database=live,
-        tables=len(counts),
-        rows=sum(counts.values()),
+        tables=len(tables),
+        rows=sum(tables.values()),
         replaced=plan.exists,
         kept_as=kept,
     )
@@ -171,22 +186,51 @@ def restore(
         if errors:
             raise VerifyError(f"restore refused, backup {name} fails verification: {errors[0]}")
         plans = _plan(found, targets, only, tools, authority, force)
+        stamp = now_utc().strftime("%Y%m%d%H%M%S")
+        concurrency = max(1, min(jobs, len(plans)))
+        per_db = max(1, jobs // concurrency)
+
+        def restore_new(plan: _Plan, cancel: threading.Event) -> str:
+            if cancel.is_set():
+                raise OperationError("cancelled")
+            return _restore_new(plan, found, tools, per_db, stamp)
+
+        # phase 1, all databases side by side: nothing live is touched yet
+        order = sorted(plans, key=lambda p: p.entry.database_size, reverse=True)
+        outcomes, error = run_all(restore_new, order, concurrency)
+        if error is not None:
+            for o in outcomes:
+                if o.result is not None:
+                    with contextlib.suppress(Exception):
+                        pg.drop_database(tools, o.item.admin, o.result)
+            failed = next(o.item.target.service for o in outcomes if o.error is error)
+            raise _wrap(error, f"restore of '{failed}' failed, no database was changed: {error}")
+        new_names = {o.item.target.service: o.result for o in outcomes if o.result}
+        # phase 2, quick renames, one database after the other
         done: list[Restored] = []
-        for plan in plans:
+        for i, plan in enumerate(plans):
             try:
-                done.append(_restore_one(plan, found, tools, jobs, keep_old))
-            except (OperationError, VerifyError, ConnectError) as exc:
+                done.append(_swap(plan, new_names[plan.target.service], tools, keep_old, stamp))
+            except BaseException as exc:
+                for later in plans[i + 1 :]:
+                    with contextlib.suppress(Exception):
+                        pg.drop_database(tools, later.admin, new_names[later.target.service])
                 restored = ", ".join(r.service for r in done)
                 prefix = f"restored {restored}; " if restored else ""
-                cls: type[OperationError | VerifyError | ConnectError] = (
-                    ConnectError
-                    if isinstance(exc, ConnectError)
-                    else VerifyError
-                    if isinstance(exc, VerifyError)
-                    else OperationError
-                )
-                raise cls(
-                    f"{prefix}restore of '{plan.target.service}' failed, its database is "
-                    f"unchanged: {exc}"
+                raise _wrap(
+                    exc,
+                    f"{prefix}swapping in '{plan.target.service}' failed, it and the rest are "
+                    f"unchanged: {exc}",
                 ) from None
         return done
+
+
+def _wrap(exc: BaseException, message: str) -> BaseException:
+    """The same kind of failure (exit code) with a message that says what was changed."""
+    if isinstance(exc, ConnectError):
+        return ConnectError(message)
+    if isinstance(exc, VerifyError):
+        return VerifyError(message)
+    if isinstance(exc, OperationError):
+        return OperationError(message)
+    return exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from backup import pg
 from backup.create import iso, now_utc
 from backup.errors import UsageError, VerifyError
 from backup.fsutil import sha256_file
-from backup.manifest import Found, Verification, scan, write_verification
+from backup.manifest import DatabaseEntry, Found, Verification, scan, write_verification
+from backup.parallel import run_all
 from backup.proc import ProcessError, base_env, run
 from backup.targets import Target
 
@@ -73,25 +75,40 @@ def check_files(found: Found, tools: pg.Tools | None) -> list[str]:
 
 
 def check_deep(found: Found, tools: pg.Tools, opts: DeepOptions) -> list[str]:
-    """Restore each database into a scratch database and compare row counts."""
+    """Restore each database into a scratch database and compare row counts (databases side
+    by side, within the jobs budget); scratch databases are always dropped."""
     errors: list[str] = []
+    work: list[tuple[str, DatabaseEntry, Target]] = []
     for service, db in found.manifest.databases.items():
         target = opts.targets.get(service)
         if target is None:
             errors.append(f"{found.name}: no target for '{service}' in --targets: cannot restore")
-            continue
+        else:
+            work.append((service, db, target))
+    concurrency = max(1, min(opts.jobs, len(work)))
+    per_db = max(1, opts.jobs // concurrency)
+
+    def one(item: tuple[str, DatabaseEntry, Target], cancel: threading.Event) -> list[str]:
+        service, db, target = item
         admin = opts.authority.check(tools, target)
         scratch = pg.scratch_name(db.database, "verify", secrets.token_hex(4))
         log.info("deep verify %s/%s: restoring into %s", found.name, service, scratch)
         try:
-            pg.restore_dump(tools, admin, target, found.path / db.dir, scratch, opts.jobs)
+            if cancel.is_set():
+                return []
+            pg.restore_dump(tools, admin, target, found.path / db.dir, scratch, per_db)
             counts = pg.table_counts(tools, pg.Conn.of(target).to_db(scratch))
         except ProcessError as exc:
-            errors.append(f"{found.name}/{db.dir}: restore failed: {exc}")
-            continue
+            return [f"{found.name}/{db.dir}: restore failed: {exc}"]
         finally:
             pg.drop_database(tools, admin, scratch)
-        errors += compare_counts(f"{found.name}/{db.dir}", db.tables, counts)
+        return compare_counts(f"{found.name}/{db.dir}", db.tables, counts)
+
+    outcomes, error = run_all(one, work, concurrency)
+    if error is not None:
+        raise error
+    for o in outcomes:
+        errors += o.result or []
     return errors
 
 

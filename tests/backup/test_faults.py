@@ -374,7 +374,7 @@ def test_failed_restore_keeps_the_old_data(
     )
     assert r.code == errors.FAILED
     line = _one_error_line(r.err)
-    assert "database is unchanged" in line and "injected failure" in line
+    assert "no database was changed" in line and "injected failure" in line
     assert fingerprint(pgenv, "customer", live) == before
     assert [d for d in pgenv.databases() if "_restore_" in d or "_old_" in d] == []
 
