@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 IMAGES_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = IMAGES_DIR.parent
 HASH_LABEL = "ecommerce-test.recipe-hash"
 SUITE = "bookworm"
 MIRROR_ENV = "ECOMMERCE_TEST_APT_MIRROR"
@@ -59,6 +60,17 @@ class Recipe:
     name: str
     tag: str
     parent: str | None
+    source: Path | None = None
+    """Recipe folder outside images/ (its Dockerfile builds with the project root as context)."""
+    build_args: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def folder(self) -> Path:
+        return self.source if self.source is not None else IMAGES_DIR / self.name
+
+    @property
+    def context(self) -> Path:
+        return self.folder if self.source is None else PROJECT_DIR
 
 
 RECIPES: dict[str, Recipe] = {
@@ -68,6 +80,15 @@ RECIPES: dict[str, Recipe] = {
         Recipe("postgres", "ecommerce-test/postgres:15", "debian-base"),
         Recipe("redis", "ecommerce-test/redis:7", "debian-base"),
         Recipe("node-service", "ecommerce-test/node-service:1", "debian-base"),
+        # The project's own backup image, from backup/Dockerfile, on the local postgres image
+        # (its pg_dump matches the test servers' major version).
+        Recipe(
+            "backup",
+            "ecommerce-test/backup:1",
+            "postgres",
+            source=PROJECT_DIR / "backup",
+            build_args=(("BASE_IMAGE", "ecommerce-test/postgres:15"),),
+        ),
     )
 }
 
@@ -91,7 +112,7 @@ class Outcome:
 
 
 def recipe_files(recipe: Recipe) -> list[Path]:
-    folder = IMAGES_DIR / recipe.name
+    folder = recipe.folder
     if not folder.is_dir():
         raise BuildError(f"recipe folder {folder} is missing")
     return sorted(
@@ -109,7 +130,9 @@ def recipe_hash(recipe: Recipe) -> str:
     digest.update(f"recipe {recipe.name} {recipe.tag}\0".encode())
     if recipe.parent is not None:
         digest.update(f"parent {recipe_hash(RECIPES[recipe.parent])}\0".encode())
-    folder = IMAGES_DIR / recipe.name
+    for key, value in recipe.build_args:
+        digest.update(f"arg {key}={value}\0".encode())
+    folder = recipe.folder
     for path in recipe_files(recipe):
         executable = os.access(path, os.X_OK)
         digest.update(f"{path.relative_to(folder).as_posix()}\0{int(executable)}\0".encode())
@@ -295,7 +318,10 @@ def build_base(recipe: Recipe, digest: str, log_file: Path) -> None:
 
 
 def build_dockerfile(recipe: Recipe, digest: str, log_file: Path) -> None:
-    folder = IMAGES_DIR / recipe.name
+    folder = recipe.folder
+    build_args = [
+        arg for key, value in recipe.build_args for arg in ("--build-arg", f"{key}={value}")
+    ]
     # The classic builder (DOCKER_BUILDKIT=0) behaves the same with any client/daemon pair; host
     # networking lets RUN apt-get reach the mirror even where bridge NAT is unavailable.
     _run_logged(
@@ -308,11 +334,12 @@ def build_dockerfile(recipe: Recipe, digest: str, log_file: Path) -> None:
             "host",
             "--label",
             f"{HASH_LABEL}={digest}",
+            *build_args,
             "--tag",
             recipe.tag,
             "--file",
             str(folder / "Dockerfile"),
-            str(folder),
+            str(recipe.context),
         ],
         log_file,
     )

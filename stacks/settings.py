@@ -142,7 +142,8 @@ class BackupSettings(StrictModel):
     keep_last: int = Field(default=7, ge=1)
     keep_days: int | None = Field(default=30, ge=1)
     resources: Resources = Resources(memory_mb=512, cpus=1.0)
-    user: str = "1000:1000"
+    user: str = "dbbackup"
+    """The backup image's unprivileged user (backup/Dockerfile)."""
 
 
 class PlatformSettings(StrictModel):
