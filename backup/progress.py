@@ -60,6 +60,9 @@ class Progress:
             log.info("%s %s: started", self.verb, t.label)
 
     def end(self, t: Task, ok: bool, summary: str) -> None:
+        if t.written_fn is not None:
+            with contextlib.suppress(OSError):
+                t.written = t.written_fn()
         t.state = "done" if ok else "failed"
         if ok:
             t.fraction = 1.0

@@ -1,0 +1,339 @@
+"""Benchmark (not a test): the backup tool against the original shell scripts' approach.
+
+On a temporary PostgreSQL server of its own, fills the four service databases to about
+--size-gb (pgbench tables `pgbench -i -s N` split over the four, plus text-heavy documents so
+compression matters), then times side by side:
+
+  original  backup : per database, sequentially, `pg_dump` (plain SQL) | gzip > db.sql.gz,
+                     then `tar czf` of those files
+            restore: tar xzf, then per database `gunzip -c | psql` into an empty database
+  tool      backup : `python -m backup create` (directory format, gzip level, parallel)
+            restore: `python -m backup restore` into empty databases
+
+printing wall time, CPU time (the children's user+sys from getrusage(RUSAGE_CHILDREN), and the
+server's from /proc) and output size for each.
+
+    uv run python benchmarks/backup_bench.py --size-gb 1.5 [--levels 0,1,3,6] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.backup.pgserver import PgServer, create_service_db, start_server  # noqa: E402
+
+SERVICES = {  # service: (user, database, share of the data)
+    "customer": ("customer_user", "customer_db", 0.20),
+    "product": ("product_user", "product_db", 0.25),
+    "order": ("order_user", "order_db", 0.40),
+    "content": ("content_user", "website_content_db", 0.15),
+}
+PGBENCH_MB_PER_SCALE = 15.0  # pg_database_size grows ~15 MB per pgbench scale unit
+TEXT_SHARE = 0.2  # part of each database that is text-heavy documents
+
+
+@dataclass
+class Measure:
+    label: str
+    wall: float
+    cpu_children: float
+    cpu_server: float
+    size: int
+
+
+def _server_cpu(server: PgServer) -> float:
+    """CPU seconds of the server: postmaster (with its reaped children) + live children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pidfile = server.data_dir / "postmaster.pid"
+    try:
+        master = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid = int(fields[1])
+        pid = int(proc.name)
+        if pid == master:
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+        elif ppid == master:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+@contextmanager
+def measure(
+    label: str, server: PgServer, results: list[Measure]
+) -> Iterator[Callable[[int], None]]:
+    size = {"bytes": 0}
+
+    def set_size(n: int) -> None:
+        size["bytes"] = n
+
+    subprocess.run(["sync"], check=False)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s0 = _server_cpu(server)
+    t0 = time.monotonic()
+    yield set_size
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s1 = _server_cpu(server)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    results.append(Measure(label, wall, cpu, max(0.0, s1 - s0), size["bytes"]))
+    print(f"  {label}: {wall:.1f}s wall", flush=True)
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def fill(server: PgServer, size_gb: float) -> dict[str, str]:
+    """Four service databases with pgbench tables and text documents; returns passwords."""
+    pgbench = server.bin_dir / "pgbench"
+    passwords = {}
+    for service, (user, db, share) in SERVICES.items():
+        passwords[service] = create_service_db(server, user, db)
+        mb = size_gb * 1024 * share
+        scale = max(1, round(mb * (1 - TEXT_SHARE) / PGBENCH_MB_PER_SCALE))
+        env = {**server.env(user, passwords[service]), "PGDATABASE": db}
+        subprocess.run(
+            [str(pgbench), "-i", "-q", "-I", "dtGvp", "-s", str(scale)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        # text-heavy rows: ~1 kB each, compressible like real prose/JSON (about 3:1)
+        rows = max(1000, int(mb * TEXT_SHARE * 1024 * 1024 / 1100))
+        server.psql(
+            "CREATE TABLE documents (id bigserial PRIMARY KEY, title text, body text, meta jsonb);"  # noqa: S608
+            "INSERT INTO documents (title, body, meta) SELECT 'Document ' || g, "
+            "(SELECT string_agg(md5((g * 31 + i)::text) || ' lorem ipsum dolor sit amet ', ' ') "
+            " FROM generate_series(1, 16) i), "
+            "jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g % 13)) "
+            f"FROM generate_series(1, {rows}) g; ANALYZE;",
+            db,
+            user,
+            passwords[service],
+        )
+        size = server.psql(f"SELECT pg_database_size('{db}')").strip()
+        print(f"  {db}: pgbench scale {scale}, {rows} documents, {int(size) / 1e6:.0f} MB")
+    return passwords
+
+
+def pipe(producer: list[str], consumer: list[str], env: dict[str, str], out: Path | None) -> None:
+    """`producer | consumer [> out]` without a shell."""
+    with open(out, "wb") if out else open(os.devnull, "wb") as sink:  # noqa: PTH123
+        p1 = subprocess.Popen(producer, stdout=subprocess.PIPE, env=env)
+        assert p1.stdout is not None
+        p2 = subprocess.Popen(consumer, stdin=p1.stdout, stdout=sink, env=env)
+        p1.stdout.close()
+        if p2.wait() != 0 or p1.wait() != 0:
+            raise RuntimeError(f"{producer[0]} | {consumer[0]} failed")
+
+
+def original_backup(server: PgServer, pw: dict[str, str], work: Path) -> tuple[Path, int]:
+    stamp = work / "orig" / "20250101_000000"
+    stamp.mkdir(parents=True)
+    for service, (user, db, _share) in SERVICES.items():
+        env = {**server.env(user, pw[service]), "PGDATABASE": db}
+        pipe([str(server.bin_dir / "pg_dump"), db], ["gzip"], env, stamp / f"{db}.sql.gz")
+    gz_size = tree_size(stamp)
+    archive = work / "orig" / "20250101_000000.tar.gz"
+    subprocess.run(["tar", "czf", str(archive), "-C", str(stamp.parent), stamp.name], check=True)
+    return archive, gz_size
+
+
+def original_restore(server: PgServer, pw: dict[str, str], archive: Path, work: Path) -> None:
+    out = work / "orig-restore"
+    out.mkdir()
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(out)], check=True)
+    for service, (user, db, _share) in SERVICES.items():
+        env = {**server.env(user, pw[service]), "PGDATABASE": f"{db}_orig"}
+        psql = [str(server.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        dump = out / "20250101_000000" / f"{db}.sql.gz"
+        pipe(["gunzip", "-c", str(dump)], psql, env, None)
+
+
+def tool(*args: str | Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "backup", *map(str, args), "--quiet"],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"backup {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def recreate_empty(server: PgServer, suffix: str) -> None:
+    for user, db, _share in SERVICES.values():
+        server.psql(f"DROP DATABASE IF EXISTS {db}{suffix}")
+        server.psql(f"CREATE DATABASE {db}{suffix} OWNER {user}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-gb", type=float, default=1.5)
+    parser.add_argument("--levels", default="1", help="gzip levels to time, e.g. 0,1,3,6")
+    parser.add_argument("--jobs", default=str(os.cpu_count() or 1), help="e.g. 1,2,4")
+    parser.add_argument("--skip-original", action="store_true")
+    args = parser.parse_args()
+
+    results: list[Measure] = []
+    sql_gz = 0
+    work = Path(tempfile.mkdtemp(prefix="backup-bench-"))
+    print(f"starting PostgreSQL, filling ~{args.size_gb} GB ...", flush=True)
+    server = start_server(
+        {
+            "shared_buffers": "256MB",
+            "max_wal_size": "4GB",
+            "checkpoint_timeout": "30min",
+            "maintenance_work_mem": "256MB",
+        }
+    )
+    try:
+        t0 = time.monotonic()
+        pw = fill(server, args.size_gb)
+        total = sum(
+            int(server.psql(f"SELECT pg_database_size('{db}')")) for _u, db, _s in SERVICES.values()
+        )
+        print(f"filled {total / 1e9:.2f} GB in {time.monotonic() - t0:.0f}s", flush=True)
+        server.psql("CHECKPOINT")
+
+        targets = work / "targets.json"
+        restore_targets = work / "restore-targets.json"
+        for path, suffix in ((targets, ""), (restore_targets, "_new")):
+            data = {
+                s: {
+                    "host": server.host,
+                    "port": server.port,
+                    "database": db + suffix,
+                    "user": user,
+                    "password": pw[s],
+                }
+                for s, (user, db, _share) in SERVICES.items()
+            }
+            path.write_text(json.dumps(data))
+            path.chmod(0o600)
+        admin = {"BACKUP_ADMIN_USER": server.superuser, "BACKUP_ADMIN_PASSWORD": server.password}
+
+        if not args.skip_original:
+            print("original: sequential pg_dump | gzip, tar czf", flush=True)
+            with measure("original backup (pg_dump|gzip, tar czf)", server, results) as size:
+                archive, gz_size = original_backup(server, pw, work)
+                size(tree_size(archive))
+            print(f"  original: the .sql.gz files before tar czf: {gz_size / 1e6:.1f} MB")
+            sql_gz = gz_size
+            recreate_empty(server, "_orig")
+            with measure("original restore (tar xzf, gunzip|psql)", server, results) as size:
+                original_restore(server, pw, archive, work)
+            shutil.rmtree(work / "orig")
+            shutil.rmtree(work / "orig-restore")
+            for _u, db, _s in SERVICES.values():
+                server.psql(f"DROP DATABASE {db}_orig")
+
+        last = None
+        for jobs in args.jobs.split(","):
+            for level in args.levels.split(","):
+                dest = work / f"tool-j{jobs}-z{level}"
+                label = f"tool create (-Fd gzip {level}, jobs {jobs})"
+                with measure(label, server, results) as size:
+                    out = tool(
+                        "create",
+                        "--targets",
+                        targets,
+                        "--dest",
+                        dest,
+                        "--jobs",
+                        jobs,
+                        "--compress",
+                        level,
+                    )
+                    size(tree_size(Path(out.strip())))
+                if last is not None:
+                    shutil.rmtree(last.parent)
+                last = Path(out.strip())
+        assert last is not None
+        dest = work / "tool-archive"
+        with measure(f"tool create --archive (gzip {level}, jobs {jobs})", server, results) as size:
+            out = tool(
+                "create",
+                "--targets",
+                targets,
+                "--dest",
+                dest,
+                "--jobs",
+                jobs,
+                "--compress",
+                level,
+                "--archive",
+            )
+            size(tree_size(Path(out.split()[1])))
+        shutil.rmtree(dest)
+        recreate_empty(server, "_new")
+        with measure(
+            f"tool restore (pg_restore -j {args.jobs.split(',')[-1]})", server, results
+        ) as size:
+            tool(
+                "restore",
+                "--targets",
+                restore_targets,
+                "--dest",
+                last.parent,
+                last.name,
+                "--jobs",
+                args.jobs.split(",")[-1],
+                env=admin,
+            )
+        with measure("tool verify --deep", server, results) as size:
+            tool("verify", "--dest", last.parent, "--deep", "--targets", targets, env=admin)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    if sql_gz:
+        print(f"original's per-database .sql.gz files before `tar czf`: {sql_gz / 1e6:.1f} MB")
+    print(
+        f"\n{os.cpu_count()} CPUs, {args.size_gb} GB requested, {total / 1e9:.2f} GB in databases"
+    )
+    print(
+        f"| {'approach':<44} | {'wall s':>7} | {'CPU s (tools)':>13} | {'CPU s (server)':>14} "
+        f"| {'size MB':>8} |"
+    )
+    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 15}|{'-' * 16}|{'-' * 10}|")
+    for m in results:
+        shown = f"{m.size / 1e6:8.1f}" if m.size else f"{'-':>8}"
+        print(
+            f"| {m.label:<44} | {m.wall:7.1f} | {m.cpu_children:13.1f} | "
+            f"{m.cpu_server:14.1f} | {shown} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
