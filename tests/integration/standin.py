@@ -66,7 +66,8 @@ def nanoseconds(duration: str) -> int:
 
 @dataclass
 class Timing:
-    """When the stand-in asked for a container and when it reached each state (monotonic s)."""
+    """When the stand-in asked for a container and when it reached each state (epoch seconds,
+    comparable with the timestamps of Docker's logs)."""
 
     requested: float = 0.0
     created: float = 0.0
@@ -138,7 +139,7 @@ def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str
     api = deployment.client.api
     name = i["name"]
     timing = deployment.timings.setdefault(name, Timing())
-    timing.requested = time.monotonic()
+    timing.requested = time.time()
     networks = i.get("networksAdvanced", [])
     host_config = api.create_host_config(
         binds=[_bind(v) for v in i.get("volumes", [])],
@@ -183,14 +184,14 @@ def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str
     # The provider copies the uploads as one tar into `/` of the created container.
     if i.get("uploads") and not api.put_archive(container.id, "/", _upload_tar(i["uploads"])):
         raise StandInError(f"{name}: Docker refused the uploads")
-    timing.created = time.monotonic()
+    timing.created = time.time()
     if i.get("start", True) is False:
         return
     container.start()
-    timing.started = time.monotonic()
+    timing.started = time.time()
     if i.get("wait"):
         _wait_healthy(container, int(i.get("waitTimeout", 60)))
-        timing.healthy = time.monotonic()
+        timing.healthy = time.time()
 
 
 def _bind(volume: Mapping[str, Any]) -> str:

@@ -1,0 +1,185 @@
+"""Both stacks, as their files describe them, brought up on a real Docker engine.
+
+The graph each stack records under mocks is created by the provider stand-in
+(tests/integration/standin.py) with local images; then the checks below run against the
+running containers. Each stack is up once per module and removed at the end, even on failure.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from images.build import Outcome
+from tests.integration.conftest import exec_in, http_get
+from tests.integration.stacks import LiveStack, deployed
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+DATABASES = ("customer", "product", "order", "content")
+SERVICES = ("gateway", "customer", "product", "order", "cart", "content", "frontend", "backoffice")
+BUSINESS = ("customer", "product", "order", "cart", "content")
+DEV_SERVICE_PORTS = {"gateway": 13000, "customer": 13001, "product": 13002, "order": 13003,
+                     "cart": 13004, "content": 13005, "frontend": 13008, "backoffice": 13009}  # fmt: skip
+DEV_DATABASE_PORTS = {"customer": 15432, "product": 15433, "order": 15434, "content": 15436}
+EDGE_PORTS = {"gateway": 13000, "frontend": 13008, "backoffice": 13009}
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def live(
+    request: pytest.FixtureRequest, docker_client: docker.DockerClient, test_images: list[Outcome]
+) -> Iterator[LiveStack]:
+    with deployed(docker_client, request.param, log=print) as stack:
+        yield stack
+
+
+def running_containers(live: LiveStack) -> dict[str, Any]:
+    started = {c.inputs["name"] for c in live.graph.running_containers()}
+    return {name: c for name, c in live.deployment.containers.items() if name in started}
+
+
+def tcp_from(container: Any, host: str, port: int) -> bool:
+    """Whether `container` opens a TCP connection to host:port (every test image has bash)."""
+    probe = """timeout 3 bash -c '</dev/tcp/$0/$1' "$0" "$1" 2>/dev/null"""
+    code, _ = exec_in(container, ["bash", "-c", probe, host, str(port)])
+    return code == 0
+
+
+def tcp_from_host(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def psql_ok(run_in: Any | None, host: str, port: int, user: str, db: str, password: str) -> bool:
+    """Whether these credentials open `db`: psql inside `run_in`, or on this machine if None."""
+    command = ["psql", "-h", host, "-p", str(port), "-U", user, "-d", db, "-tAc", "SELECT 1"]
+    env = {"PGPASSWORD": password, "PGCONNECT_TIMEOUT": "5"}
+    if run_in is None:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        return result.returncode == 0 and result.stdout.strip() == "1"
+    code, output = exec_in(run_in, command, env=env)
+    return code == 0 and output.strip() == "1"
+
+
+def test_every_container_is_healthy(live: LiveStack) -> None:
+    containers = running_containers(live)
+    assert len(containers) == (14 if live.stack == "prod" else 13)
+    for name, container in containers.items():
+        container.reload()
+        assert container.status == "running", name
+        assert container.attrs["State"]["Health"]["Status"] == "healthy", name
+
+
+def test_each_database_is_reachable_from_its_own_service_only(live: LiveStack) -> None:
+    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup"}
+               for db in DATABASES}  # fmt: skip
+    checked = 0
+    for name, container in running_containers(live).items():
+        for db in DATABASES:
+            reachable = tcp_from(container, f"{db}-db", 5432)
+            assert reachable is (name in allowed[db]), f"{name} -> {db}-db: {reachable}"
+            checked += 1
+    assert checked == len(running_containers(live)) * len(DATABASES)
+
+
+def test_redis_is_reachable_from_its_users_only(live: LiveStack) -> None:
+    users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway")}
+    for name, container in running_containers(live).items():
+        assert tcp_from(container, "redis", 6379) is (name in users), name
+
+
+def test_service_credentials_open_their_own_database_and_no_other(live: LiveStack) -> None:
+    targets = live.graph.outputs["databases"]
+    # Dev: from this machine through the published ports. Prod: from the backup job, the one
+    # container on every database network.
+    run_in = live.container("backup") if live.stack == "prod" else None
+    for owner, creds in targets.items():
+        for db, where in targets.items():
+            opened = psql_ok(run_in, where["host"], where["port"], creds["user"],
+                             where["database"], creds["password"])  # fmt: skip
+            assert opened is (owner == db), f"{creds['user']} on {where['database']}: {opened}"
+
+
+def test_service_roles_are_not_superusers(live: LiveStack) -> None:
+    for db in DATABASES:
+        creds = live.graph.outputs["databases"][db]
+        code, output = exec_in(
+            live.container(f"{db}-db"),
+            ["psql", "-h", "127.0.0.1", "-U", creds["user"], "-d", creds["database"], "-tAc",
+             "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"],
+            env={"PGPASSWORD": creds["password"]},
+        )  # fmt: skip
+        assert (code, output.strip()) == (0, "f|t"), db
+
+
+def test_published_ports_are_the_stacks_own(live: LiveStack) -> None:
+    if live.stack == "prod":
+        assert_prod_publishes_the_edge_only(live)
+    else:
+        assert_dev_answers_on_every_port_of_the_spec_map()
+
+
+def assert_dev_answers_on_every_port_of_the_spec_map() -> None:
+    for port in [*DEV_SERVICE_PORTS.values(), *DEV_DATABASE_PORTS.values(), 6379]:
+        assert tcp_from_host(port), port
+    for service, port in DEV_SERVICE_PORTS.items():
+        status, body, _ = http_get(f"http://127.0.0.1:{port}/health")
+        assert (status, body["service"]) == (200, service)
+
+
+def test_health_endpoints_answer_through_the_gateway(live: LiveStack) -> None:
+    for service in BUSINESS:
+        status, body, _ = http_get(f"http://127.0.0.1:13000/{service}/health")
+        assert (status, body["service"]) == (200, service)
+
+
+def assert_prod_publishes_the_edge_only(live: LiveStack) -> None:
+    for service, port in EDGE_PORTS.items():
+        status, body, _ = http_get(f"http://127.0.0.1:{port}/health")
+        assert (status, body["service"]) == (200, service)
+    for port in [13001, 13002, 13003, 13004, 13005, *DEV_DATABASE_PORTS.values(), 6379]:
+        assert not tcp_from_host(port), port
+    for name, container in running_containers(live).items():
+        container.reload()
+        bound = {k: v for k, v in container.attrs["NetworkSettings"]["Ports"].items() if v}
+        expected = any(name == f"{live.prefix}-{s}" for s in EDGE_PORTS)
+        assert bool(bound) is expected, name
+
+
+def test_hardening_holds_at_run_time(live: LiveStack) -> None:
+    for name, container in running_containers(live).items():
+        container.reload()
+        host = container.attrs["HostConfig"]
+        assert "no-new-privileges:true" in host["SecurityOpt"], name
+        assert host["Memory"] > 0 and host["MemorySwap"] == host["Memory"], name
+        if live.stack == "dev":
+            # Dev starts images as their authors intend: as root, dropping privileges itself.
+            assert host["ReadonlyRootfs"] is False and not host["CapDrop"], name
+            continue
+        assert host["ReadonlyRootfs"] is True, name
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], name
+        assert host["NanoCpus"] > 0, name
+        user = container.attrs["Config"]["User"]
+        assert user and user not in ("root", "0", "0:0"), name
+        # And the process really is unprivileged: no effective capabilities at all.
+        code, status = exec_in(container, ["grep", "^CapEff:", "/proc/1/status"])
+        assert code == 0 and status.split()[1] == "0000000000000000", name
+        code, _ = exec_in(container, ["touch", "/probe-of-read-only-root"])
+        assert code != 0, name
+
+
+def test_backup_job_made_a_complete_backup_in_prod(live: LiveStack) -> None:
+    if live.stack == "dev":
+        assert f"{live.prefix}-backup" not in live.deployment.containers  # off in dev
+        return
+    code, output = exec_in(live.container("backup"), ["python3", "-m", "backup", "list",
+                                                      "--dest", "/backups"])  # fmt: skip
+    assert code == 0, output
+    for db in DATABASES:
+        assert db in output
