@@ -68,6 +68,13 @@ def run_loop(
     """Run `one_run` (create+verify+prune, returning the backup name) now and then every
     `every`; a failed run is recorded and the loop goes on. Returns the last exit code."""
     code = 0
+    if not (dest / LAST_RUN).exists():
+        # Lets `status` report a fresh container healthy while its first (maybe long) run works,
+        # so a deployment that waits for health does not wait for the first backup.
+        try:
+            atomic_write_json(dest / LAST_RUN, {"first_run_started_at": iso(now_utc())})
+        except OSError as exc:
+            log.error("cannot write %s: %s", dest / LAST_RUN, exc.strerror)
     while True:
         started = now_utc()
         try:
@@ -96,6 +103,8 @@ def status(dest: Path, max_age: timedelta, now: datetime | None = None) -> str:
     path = dest / LAST_RUN
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if "first_run_started_at" in data:
+            return _first_run_status(data["first_run_started_at"], max_age, now or now_utc())
         ok = bool(data["ok"])
         finished = datetime.strptime(data["finished_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except FileNotFoundError:
@@ -112,6 +121,15 @@ def status(dest: Path, max_age: timedelta, now: datetime | None = None) -> str:
             f"(max {max_age.total_seconds() / 3600:g}h)"
         )
     return f"ok: last run at {data['finished_at']} made {data.get('backup')}"
+
+
+def _first_run_status(started_at: str, max_age: timedelta, now: datetime) -> str:
+    started = datetime.strptime(started_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if now - started > max_age:
+        hours = (now - started).total_seconds() / 3600
+        raise UnhealthyError(f"the first scheduled run, started at {started_at}, "
+                             f"has not finished after {hours:.1f}h")  # fmt: skip
+    return f"ok: first scheduled run in progress since {started_at}"
 
 
 def check_dest_exists(dest: Path) -> None:

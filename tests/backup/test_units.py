@@ -212,6 +212,16 @@ def test_status_health_check(tmp_path: Path) -> None:
     assert main(["status", "--dest", str(tmp_path)]) == errors.UNHEALTHY
 
 
+def test_status_is_healthy_while_the_first_run_works_then_not_when_it_overruns(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / LAST_RUN).write_text(json.dumps({"first_run_started_at": "2025-01-01T12:00:00Z"}))
+    in_progress = status(tmp_path, timedelta(hours=26), datetime(2025, 1, 1, 13, tzinfo=UTC))
+    assert in_progress == "ok: first scheduled run in progress since 2025-01-01T12:00:00Z"
+    with pytest.raises(UnhealthyError, match=r"has not finished after 27\.0h"):
+        status(tmp_path, timedelta(hours=26), datetime(2025, 1, 2, 15, tzinfo=UTC))
+
+
 def test_help_lists_the_exit_codes(capsys: Any) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
