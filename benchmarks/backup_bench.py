@@ -13,7 +13,7 @@ compression matters), then times side by side:
 printing wall time, CPU time (the children's user+sys from getrusage(RUSAGE_CHILDREN), and the
 server's from /proc) and output size for each.
 
-    uv run python benchmarks/backup_bench.py --size-gb 1.5 [--levels 0,1,3,6] [--jobs 2]
+    .venv/bin/python benchmarks/backup_bench.py --size-gb 1.5 [--levels 0,1,3,6] [--jobs 2]
 """
 
 from __future__ import annotations
