@@ -8,7 +8,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
 .PHONY: help
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -70,6 +70,14 @@ schema: install ## Regenerate the editor schema of the stack files (stacks/stack
 .PHONY: bench
 bench: install ## Benchmark: resource-graph build time under mocks, per stack and catalogue size
 	$(VENV)/bin/python -m benchmarks.graph_build
+
+.PHONY: bench-bringup
+bench-bringup: install ## Benchmark: bring-up time of each stack on a running Docker engine
+	$(VENV)/bin/python -m benchmarks.bringup
+
+.PHONY: bench-backup
+bench-backup: install ## Benchmark: backup tool vs the original scripts (SIZE_GB=1.5)
+	$(VENV)/bin/python benchmarks/backup_bench.py --size-gb $(or $(SIZE_GB),1.5)
 
 .PHONY: format
 format: install ## Format the code with ruff
