@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from backup import __version__, errors, pg
+from backup.compress import Compression
 from backup.create import DEFAULT_COMPRESSION, create_backup, ensure_dest, now_utc
 from backup.errors import BackupToolError, UsageError
 from backup.listing import as_json, as_text, list_backups
@@ -47,11 +48,11 @@ def _jobs(text: str) -> int:
     return n
 
 
-def _level(text: str) -> int:
-    n = int(text)
-    if not 0 <= n <= 9:
-        raise argparse.ArgumentTypeError("must be 0..9")
-    return n
+def _compression(text: str) -> Compression:
+    try:
+        return Compression.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _duration(text: str) -> timedelta:
@@ -135,10 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     dump = argparse.ArgumentParser(add_help=False)
     dump.add_argument(
         "--compress",
-        type=_level,
+        type=_compression,
         default=DEFAULT_COMPRESSION,
-        metavar="LEVEL",
-        help="gzip level of the dumps, 0-9 (default %(default)s: fastest, measured)",
+        metavar="METHOD[:LEVEL]",
+        help="compression of the table data: zstd[:1-19] (needs the zstd program) or "
+        "gzip[:0-9] (pg_dump's own; a bare number is a gzip level). Default %(default)s: "
+        "smallest and fastest, measured",
     )
     dump.add_argument(
         "--archive", action="store_true", help="also write <name>.tar.gz of the backup"

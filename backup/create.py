@@ -3,7 +3,8 @@
 The backup is built under `.incomplete-<name>-<pid>`, every file fsynced and hashed into the
 manifest, then renamed to `<name>`: a directory with a name like 20250922_135038 and a valid
 manifest is complete by construction. Each database is dumped with pg_dump's directory format
-(gzip, parallel jobs) from an exported snapshot that the exact row counts also read."""
+(parallel jobs) from an exported snapshot that the exact row counts also read; its data files are
+then compressed with zstd (or by pg_dump with gzip: backup/compress.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backup import __version__, pg
+from backup import __version__, compress, pg
+from backup.compress import Compression
 from backup.errors import OperationError
 from backup.fsutil import fsync_dir, hash_and_sync, remove_tree, tree_size
 from backup.lock import locked
@@ -36,7 +38,7 @@ from backup.targets import Target
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMPRESSION = 1  # gzip level: measured fastest for the size (docs/backup.md)
+DEFAULT_COMPRESSION = compress.DEFAULT  # zstd 1: measured, docs/backup.md "Performance"
 _DUMPING = re.compile(r'dumping contents of table "(.+)"')
 _FINISHED = re.compile(r"finished item \d+ TABLE DATA (.+)$")
 
@@ -119,7 +121,7 @@ def _dump_one(
     tools: pg.Tools,
     server_num: int,
     jobs: int,
-    compression: int,
+    compression: Compression,
     task: Task,
     progress: Progress,
     cancel: threading.Event,
@@ -139,7 +141,7 @@ def _dump_one(
                 tools.path("pg_dump"),
                 "--format=directory",
                 f"--jobs={jobs}",
-                f"--compress={compression}",
+                f"--compress={compression.pg_dump_level}",
                 "--verbose",
                 "--no-sync",
                 f"--snapshot={snap}",
@@ -157,6 +159,9 @@ def _dump_one(
             except BaseException:
                 child.kill()
                 raise
+        if compression.method == "zstd":
+            data = sorted(p for p in out.iterdir() if compress.is_data_file(p.name))
+            compress.compress_files(compress.zstd_path(), data, compression.level, jobs)
         files: list[FileEntry] = []
         for root, _dirs, names in os.walk(out):
             for fname in sorted(names):
@@ -179,7 +184,7 @@ def _dump_one(
         server_version=pg.version_string(server_num),
         server_version_num=server_num,
         pg_dump_version=tools.version,
-        compression=f"gzip:{compression}",
+        compression=str(compression),
         files=files,
         tables=counts,
         database_size=db_size,
@@ -213,11 +218,13 @@ def create_backup(
     tools: pg.Tools,
     *,
     jobs: int,
-    compression: int = DEFAULT_COMPRESSION,
+    compression: Compression = DEFAULT_COMPRESSION,
     archive: bool = False,
     bars: bool = False,
 ) -> CreateResult:
     ensure_dest(dest)
+    if compression.method == "zstd":
+        compress.zstd_path()  # before anything is written
     with locked(dest, "create"):
         versions, sizes = preflight(targets, tools)
         started = now_utc()

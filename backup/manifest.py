@@ -14,7 +14,10 @@ from typing import Any
 from backup.fsutil import atomic_write_json
 
 FORMAT = "ecommerce-backup"
-FORMAT_VERSION = 1
+# 1: table data gzip-compressed by pg_dump (`N.dat.gz`); 2: also zstd-compressed data files
+# (`N.dat.zst`), which tools that know only version 1 cannot restore. A backup is written with
+# the lowest version that describes it, so gzip backups stay readable by older tools.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 VERIFIED = "verified.json"
 NAME_RE = re.compile(r"^(\d{8}_\d{6})(?:_(\d+))?$")
@@ -66,10 +69,15 @@ class Manifest:
     def size(self) -> int:
         return sum(db.dump_size for db in self.databases.values())
 
+    @property
+    def format_version(self) -> int:
+        zstd = any(d.compression.startswith("zstd") for d in self.databases.values())
+        return 2 if zstd else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": self.format_version,
             "name": self.name,
             "tool_version": self.tool_version,
             "created_at": self.created_at,

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup import pg
+from backup import compress, pg
 from backup.create import now_utc
 from backup.errors import ConnectError, OperationError, RefusedError, UsageError, VerifyError
 from backup.lock import locked
@@ -109,7 +109,10 @@ def _restore_new(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, stamp: s
     target, entry, admin = plan.target, plan.entry, plan.admin
     new = pg.scratch_name(target.database, "restore", stamp)
     log.info("restore %s: %s into new database %s", found.name, target.service, new)
-    pg.restore_dump(tools, admin, target, found.path / entry.dir, new, jobs)
+    with compress.readable_dump(
+        found.path / entry.dir, [f.path for f in entry.files], target.service
+    ) as dump_dir:
+        pg.restore_dump(tools, admin, target, dump_dir, new, jobs)
     try:
         counts = pg.table_counts(tools, pg.Conn.of(target).to_db(new))
         mismatch = compare_counts(f"{found.name}/{entry.dir}", entry.tables, counts)
@@ -186,6 +189,8 @@ def restore(
         if errors:
             raise VerifyError(f"restore refused, backup {name} fails verification: {errors[0]}")
         plans = _plan(found, targets, only, tools, authority, force)
+        if any(compress.uses_zstd([f.path for f in p.entry.files]) for p in plans):
+            compress.zstd_path()  # a clear error before any database is created
         stamp = now_utc().strftime("%Y%m%d%H%M%S")
         concurrency = max(1, min(jobs, len(plans)))
         per_db = max(1, jobs // concurrency)

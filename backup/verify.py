@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup import pg
+from backup import compress, pg
 from backup.create import iso, now_utc
 from backup.errors import UsageError, VerifyError
 from backup.fsutil import sha256_file
@@ -85,6 +85,8 @@ def check_deep(found: Found, tools: pg.Tools, opts: DeepOptions) -> list[str]:
             errors.append(f"{found.name}: no target for '{service}' in --targets: cannot restore")
         else:
             work.append((service, db, target))
+    if any(compress.uses_zstd([f.path for f in db.files]) for _s, db, _t in work):
+        compress.zstd_path()  # a clear error before any scratch database is created
     concurrency = max(1, min(opts.jobs, len(work)))
     per_db = max(1, opts.jobs // concurrency)
 
@@ -96,7 +98,10 @@ def check_deep(found: Found, tools: pg.Tools, opts: DeepOptions) -> list[str]:
         try:
             if cancel.is_set():
                 return []
-            pg.restore_dump(tools, admin, target, found.path / db.dir, scratch, per_db)
+            with compress.readable_dump(
+                found.path / db.dir, [f.path for f in db.files], service
+            ) as dump_dir:
+                pg.restore_dump(tools, admin, target, dump_dir, scratch, per_db)
             counts = pg.table_counts(tools, pg.Conn.of(target).to_db(scratch))
         except ProcessError as exc:
             return [f"{found.name}/{db.dir}: restore failed: {exc}"]
