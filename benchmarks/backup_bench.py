@@ -7,13 +7,14 @@ compression matters), then times side by side:
   original  backup : per database, sequentially, `pg_dump` (plain SQL) | gzip > db.sql.gz,
                      then `tar czf` of those files
             restore: tar xzf, then per database `gunzip -c | psql` into an empty database
-  tool      backup : `python -m backup create` (directory format, gzip level, parallel)
+  tool      backup : `python -m backup create` (directory format, --compress zstd:N or gzip:N,
+                     parallel); the last of --levels is also used for --archive and restore
             restore: `python -m backup restore` into empty databases
 
 printing wall time, CPU time (the children's user+sys from getrusage(RUSAGE_CHILDREN), and the
 server's from /proc) and output size for each.
 
-    .venv/bin/python benchmarks/backup_bench.py --size-gb 1.5 [--levels 0,1,3,6] [--jobs 2]
+    .venv/bin/python benchmarks/backup_bench.py --size-gb 1.5 [--levels gzip:1,zstd:1] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -199,7 +200,11 @@ def recreate_empty(server: PgServer, suffix: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gb", type=float, default=1.5)
-    parser.add_argument("--levels", default="1", help="gzip levels to time, e.g. 0,1,3,6")
+    parser.add_argument(
+        "--levels",
+        default="gzip:1,zstd:1",
+        help="--compress values to time, e.g. gzip:1,zstd:1,zstd:3 (a bare number: gzip level)",
+    )
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1), help="e.g. 1,2,4")
     parser.add_argument("--skip-original", action="store_true")
     args = parser.parse_args()
@@ -260,8 +265,8 @@ def main() -> int:
         last = None
         for jobs in args.jobs.split(","):
             for level in args.levels.split(","):
-                dest = work / f"tool-j{jobs}-z{level}"
-                label = f"tool create (-Fd gzip {level}, jobs {jobs})"
+                dest = work / f"tool-j{jobs}-{level.replace(':', '')}"
+                label = f"tool create (-Fd {level}, jobs {jobs})"
                 with measure(label, server, results) as size:
                     out = tool(
                         "create",
@@ -280,7 +285,7 @@ def main() -> int:
                 last = Path(out.strip())
         assert last is not None
         dest = work / "tool-archive"
-        with measure(f"tool create --archive (gzip {level}, jobs {jobs})", server, results) as size:
+        with measure(f"tool create --archive ({level}, jobs {jobs})", server, results) as size:
             out = tool(
                 "create",
                 "--targets",
