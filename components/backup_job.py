@@ -15,7 +15,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components.database import Database
-from components.runtime import ImageNeeds, RuntimeProfile, container_args, container_options
+from components.runtime import (
+    ImageNeeds,
+    RuntimeProfile,
+    container_args,
+    container_options,
+    labelled_volume,
+)
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
 from stacks.settings import BackupSettings
 
@@ -55,11 +61,11 @@ class BackupJob(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        data = docker.Volume(
+        data = labelled_volume(
             f"{name}-data",
-            name=f"{args.docker_name}-data",
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+            f"{args.docker_name}-data",
+            args.labels,
+            pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
         self.container = docker.Container(
             f"{name}-container",
@@ -79,7 +85,7 @@ class BackupJob(pulumi.ComponentResource):
                 ImageNeeds(non_root_user=s.user),
                 s.resources,
                 health_test=["CMD", *status_command(s)],
-                labels=args.labels,
+                labels={**args.labels, **secrets.revision_label()},
             ),
             opts=container_options(
                 self,

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
     container_args,
     container_options,
+    labelled_volume,
     published_ports,
+    secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
 from stacks.settings import RedisSettings
@@ -63,16 +64,11 @@ class Cache(pulumi.ComponentResource):
         self.password = None
         volumes: list[docker.ContainerVolumeArgs] = []
         depends_on: list[pulumi.Resource] = []
+        revision: dict[str, pulumi.Input[str]] = {}
         command = ["redis-server"]
         health = "redis-cli -h 127.0.0.1 ping | grep -q PONG"
         if s.require_password:
-            if args.password is None:
-                generated = random.RandomPassword(
-                    f"{name}-password", length=32, special=False, opts=child
-                )
-                self.password = pulumi.Output.secret(generated.result)
-            else:
-                self.password = pulumi.Output.secret(args.password)
+            self.password = secret_or_generated(f"{name}-password", args.password, 32, self)
             secrets = SecretFiles(
                 f"{name}-secrets",
                 SecretFilesArgs(
@@ -89,6 +85,7 @@ class Cache(pulumi.ComponentResource):
             )
             volumes.append(secrets.mount())
             depends_on.append(secrets.seed)
+            revision = secrets.revision_label()
             command.append(secret_path(CONFIG_FILE))
             health = f'REDISCLI_AUTH="$(cat {secret_path(PASSWORD_FILE)})" {health}'
         command += [
@@ -96,11 +93,11 @@ class Cache(pulumi.ComponentResource):
             "--maxmemory-policy", s.max_memory_policy,
             "--appendonly", "yes" if s.append_only else "no",
         ]  # fmt: skip
-        data = docker.Volume(
+        data = labelled_volume(
             f"{name}-data",
-            name=f"{args.docker_name}-data",
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+            f"{args.docker_name}-data",
+            args.labels,
+            pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
         volumes.insert(
             0, docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT)
@@ -120,7 +117,7 @@ class Cache(pulumi.ComponentResource):
                 REDIS_NEEDS,
                 s.resources,
                 health_test=["CMD-SHELL", health],
-                labels=args.labels,
+                labels={**args.labels, **revision},
             ),
             opts=container_options(self, depends_on=depends_on),
         )

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
     container_args,
     container_options,
+    labelled_volume,
     published_ports,
+    secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
 from stacks.catalogue import DatabaseSpec
@@ -94,22 +95,13 @@ class Database(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ecommerce:index:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if args.password is None:
-            generated = random.RandomPassword(
-                f"{name}-password", length=32, special=False, opts=child
-            )
-            self.password = pulumi.Output.secret(generated.result)
-        else:
-            self.password = pulumi.Output.secret(args.password)
-        admin = random.RandomPassword(
-            f"{name}-admin-password", length=32, special=False, opts=child
-        )
-        self.admin_password = pulumi.Output.secret(admin.result)
-        data = docker.Volume(
+        self.password = secret_or_generated(f"{name}-password", args.password, 32, self)
+        self.admin_password = secret_or_generated(f"{name}-admin-password", None, 32, self)
+        data = labelled_volume(
             f"{name}-data",
-            name=f"{args.docker_name}-data",
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+            f"{args.docker_name}-data",
+            args.labels,
+            pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
         secrets = SecretFiles(
             f"{name}-secrets",
@@ -157,7 +149,7 @@ class Database(pulumi.ComponentResource):
                 args.resources,
                 # Over TCP, so the init-time server (socket only) does not count as ready.
                 health_test=pg_isready(user, database),
-                labels=args.labels,
+                labels={**args.labels, **secrets.revision_label()},
             ),
             opts=container_options(self, depends_on=[secrets.seed]),
         )

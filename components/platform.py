@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
 
 from components.backup_job import BackupJob, BackupJobArgs
 from components.cache import Cache, CacheArgs
 from components.database import Database, DatabaseArgs
 from components.networks import Networks, NetworksArgs
-from components.runtime import RuntimeProfile, docker_labels
+from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
     Attachment,
     DatabaseConnection,
@@ -111,12 +110,7 @@ class Platform(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        jwt_secret = args.secrets.jwt_secret
-        if jwt_secret is None:
-            jwt_secret = random.RandomPassword(
-                f"{name}-jwt-secret", length=64, special=False, opts=child
-            ).result
-        jwt_secret = pulumi.Output.secret(jwt_secret)
+        jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.secrets.jwt_secret, 64, self)
 
         # Business services first, then the gateway in front of them, then the web apps.
         self.services = {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 
 from stacks.settings import Hardening, HealthCheck, Logs, Resources
 
@@ -49,7 +50,7 @@ def container_args(
     needs: ImageNeeds,
     resources: Resources,
     health_test: Sequence[str],
-    labels: Mapping[str, str],
+    labels: Mapping[str, pulumi.Input[str]],
 ) -> dict[str, Any]:
     """Keyword arguments for `docker.Container` that every container of the stack shares."""
     hardening = profile.hardening
@@ -119,3 +120,30 @@ def published_ports(
     if host_port is None:
         return []
     return [docker.ContainerPortArgs(internal=internal, external=host_port, ip=publish_ip)]
+
+
+def labelled_volume(
+    name: str, docker_name: str, labels: Mapping[str, str], opts: pulumi.ResourceOptions
+) -> docker.Volume:
+    """A named volume carrying the stack's labels."""
+    return docker.Volume(
+        name,
+        name=docker_name,
+        labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in labels.items()],
+        opts=opts,
+    )
+
+
+def secret_or_generated(
+    name: str, override: pulumi.Input[str] | None, length: int, parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """The operator's secret when set, else a generated one; a Pulumi secret either way.
+
+    Letters and digits only, so the value is safe in URLs, config files and SQL literals.
+    """
+    if override is not None:
+        return pulumi.Output.secret(override)
+    generated = random.RandomPassword(
+        name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    return pulumi.Output.secret(generated.result)

@@ -7,8 +7,11 @@ container whose root filesystem is read-only, even into a mounted volume (prod r
 
 So: a named volume, and a "seed" container that is created but never started, with a writable
 root, no network and no capabilities, whose `uploads` the provider copies into the volume. The
-consumer mounts the volume read-only at `/run/secrets` and reads `*_FILE`-style paths. Changing
-a secret replaces the seed, which rewrites the file; the consumer reads it on its next start.
+consumer mounts the volume read-only at `/run/secrets` and reads `*_FILE`-style paths.
+
+Changing a secret replaces the seed, which rewrites the file, and draws a new random revision
+(a `RandomId` kept by the secret contents); the consumer carries the revision as a label, so it
+is replaced too and starts with the new file. The label reveals nothing about the secret.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
+
+from components.runtime import labelled_volume
 
 MOUNT_PATH = "/run/secrets"
+REVISION_LABEL = "com.ecommerce.secrets-revision"
 
 
 @dataclass(frozen=True)
@@ -39,18 +46,17 @@ class SecretFiles(pulumi.ComponentResource):
     volume_name: pulumi.Output[str]
     seed: docker.Container
     """Consumers depend on it so the files exist before they start."""
+    revision: pulumi.Output[str]
+    """Changes whenever any file's content changes; not derived from the contents."""
 
     def __init__(
         self, name: str, args: SecretFilesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ecommerce:index:SecretFiles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        volume = docker.Volume(
-            f"{name}-volume",
-            name=args.docker_name,
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in args.labels.items()],
-            opts=child,
-        )
+        # Seeds and their volumes are listed apart from the containers they serve.
+        labels = {**args.labels, "com.ecommerce.role": "secrets"}
+        volume = labelled_volume(f"{name}-volume", args.docker_name, labels, child)
         self.seed = docker.Container(
             f"{name}-seed",
             name=f"{args.docker_name}-seed",
@@ -72,11 +78,22 @@ class SecretFiles(pulumi.ComponentResource):
                 )
                 for file_name, content in sorted(args.files.items())
             ],
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
+        revision = random.RandomId(
+            f"{name}-revision",
+            byte_length=8,
+            keepers={f: pulumi.Output.secret(c) for f, c in args.files.items()},
+            opts=child,
+        )
+        self.revision = revision.hex
         self.volume_name = volume.name
         self.register_outputs({"volume_name": self.volume_name})
+
+    def revision_label(self) -> dict[str, pulumi.Input[str]]:
+        """The label a consumer carries so that a changed secret replaces it."""
+        return {REVISION_LABEL: self.revision}
 
     def mount(self) -> docker.ContainerVolumeArgs:
         """The consumer's read-only mount of the secrets."""

@@ -90,6 +90,7 @@ class Service(pulumi.ComponentResource):
         env, files = service_environment(args)
         volumes: list[docker.ContainerVolumeArgs] = []
         depends_on = list(args.depends_on)
+        revision: dict[str, pulumi.Input[str]] = {}
         if files:
             secrets = SecretFiles(
                 f"{name}-secrets",
@@ -103,6 +104,7 @@ class Service(pulumi.ComponentResource):
             )
             volumes.append(secrets.mount())
             depends_on.append(secrets.seed)
+            revision = secrets.revision_label()
         health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
         self.container = docker.Container(
             f"{name}-container",
@@ -122,7 +124,7 @@ class Service(pulumi.ComponentResource):
                 ImageNeeds(non_root_user=args.settings.user),
                 args.settings.resources,
                 health_test=list(health),
-                labels=args.labels,
+                labels={**args.labels, **revision},
             ),
             opts=container_options(self, depends_on=depends_on),
         )

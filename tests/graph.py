@@ -139,6 +139,8 @@ class ProviderMocks(pulumi_mocks.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{args.name}"
+        if args.typ == "random:index/randomId:RandomId":
+            outputs["hex"] = f"rev-{args.name}"
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
