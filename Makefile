@@ -46,7 +46,7 @@ preview: deploy-tools install ## Show what `make up` would change: make preview 
 	pulumi preview --diff --stack $(STACK)
 
 .PHONY: destroy
-destroy: deploy-tools ## Remove a stack's containers, networks and volumes: make destroy [STACK=dev]
+destroy: deploy-tools ## Remove a stack (refused while its data volumes are protected, as in prod)
 	pulumi destroy --stack $(STACK)
 
 .PHONY: test

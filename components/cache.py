@@ -28,9 +28,6 @@ PASSWORD_FILE = "redis-password"
 REDIS_NEEDS = ImageNeeds(
     non_root_user="redis",
     writable_paths=("/tmp",),
-    # The official entrypoint starts as root, chowns /data (CHOWN) and switches to `redis`
-    # with gosu (SETUID, SETGID).
-    root_start_capabilities=("CHOWN", "SETGID", "SETUID"),
 )
 
 

@@ -36,9 +36,6 @@ POSTGRES_NEEDS = ImageNeeds(
     non_root_user="postgres",
     # Unix socket and lock file, and the entrypoint's scratch files.
     writable_paths=("/var/run/postgresql", "/tmp"),
-    # The official entrypoint starts as root, chowns PGDATA and the socket directory
-    # (CHOWN, FOWNER, DAC_OVERRIDE), then switches to `postgres` with gosu (SETUID, SETGID).
-    root_start_capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
 )
 
 

@@ -40,9 +40,6 @@ class ImageNeeds:
     """The image's unprivileged user, used from the start when `runAsNonRoot` is on."""
     writable_paths: Sequence[str] = ("/tmp",)
     """Paths the process writes outside its volumes: tmpfs when the root is read-only."""
-    root_start_capabilities: Sequence[str] = ()
-    """Capabilities an image that starts as root and drops privileges needs back when all are
-    dropped but `runAsNonRoot` is off. Unused in prod, which starts as the unprivileged user."""
 
 
 def container_args(
@@ -80,8 +77,9 @@ def container_args(
     if hardening.read_only_root:
         args["tmpfs"] = {path: TMPFS_OPTIONS for path in needs.writable_paths}
     if hardening.drop_all_capabilities:
-        adds = [] if hardening.run_as_non_root else list(needs.root_start_capabilities)
-        args["capabilities"] = docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=adds or None)
+        # None added back: the settings allow this only together with runAsNonRoot, and no
+        # image here needs a capability once it starts as its own user.
+        args["capabilities"] = docker.ContainerCapabilitiesArgs(drops=["ALL"])
     if hardening.no_new_privileges:
         args["security_opts"] = ["no-new-privileges:true"]
     if hardening.run_as_non_root:

@@ -109,7 +109,6 @@ class PostgresSettings(StrictModel):
     resources: Resources = Resources(memory_mb=1024)
     shm_size_mb: int = Field(default=256, ge=64)
     """/dev/shm for parallel queries; Docker's 64 MB default is too small for 256MB buffers."""
-    user: str = "postgres"
 
 
 class DatabaseSettings(StrictModel):
@@ -126,7 +125,6 @@ class RedisSettings(StrictModel):
     max_memory_policy: RedisPolicy = "allkeys-lru"
     append_only: bool = True
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
-    user: str = "redis"
 
 
 class Networks(StrictModel):
@@ -222,6 +220,11 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         )
     problems += [f"corsOrigins: {o!r} is not an origin like https://shop.example.com"
                  for o in s.cors_origins if not _ORIGIN.match(o)]  # fmt: skip
+    if s.hardening.drop_all_capabilities and not s.hardening.run_as_non_root:
+        problems.append(
+            "hardening.dropAllCapabilities: needs hardening.runAsNonRoot; the official postgres "
+            "and redis images start as root and cannot drop privileges without capabilities"
+        )
     problems += _duplicate_host_ports(s)
     problems += _unpublishable_ports(s, catalogue)
     if s.profile == "prod":

@@ -11,7 +11,7 @@ creates it on a real Docker engine with the semantics pulumi-docker gives those 
   capabilities, `security_opts`, memory (MB) and swap, `cpus`, `shm_size` (MB), restart policy,
   log driver and options, published ports, health check, `network_mode`; then, as the
   provider does, disconnected from Docker's default bridge and connected to each of its
-  networks with its aliases; `uploads` copied in as a tar at `/`
+  networks with its aliases; each of `uploads` copied in as a tar at `/`
   of the created container (refused by Docker when the root is read-only, as the provider
   is); started unless `start` is false; with `wait`, polled until healthy within `waitTimeout`.
 
@@ -181,9 +181,10 @@ def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str
                 raise
         for net in networks:
             api.connect_container_to_network(container.id, net["name"], aliases=net.get("aliases"))
-    # The provider copies the uploads as one tar into `/` of the created container.
-    if i.get("uploads") and not api.put_archive(container.id, "/", _upload_tar(i["uploads"])):
-        raise StandInError(f"{name}: Docker refused the uploads")
+    # The provider copies each upload as its own tar into `/` of the created container.
+    for upload in i.get("uploads", []):
+        if not api.put_archive(container.id, "/", _upload_tar(upload)):
+            raise StandInError(f"{name}: Docker refused the upload of {upload['file']}")
     timing.created = time.time()
     if i.get("start", True) is False:
         return
@@ -224,16 +225,15 @@ def _healthcheck(check: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _upload_tar(uploads: list[dict[str, Any]]) -> bytes:
+def _upload_tar(upload: Mapping[str, Any]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for upload in uploads:
-            data = upload["content"].encode()
-            info = tarfile.TarInfo(upload["file"].lstrip("/"))
-            info.size = len(data)
-            info.mode = int(upload.get("permissions", "0644"), 8)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
+        data = upload["content"].encode()
+        info = tarfile.TarInfo(upload["file"].lstrip("/"))
+        info.size = len(data)
+        info.mode = int(upload.get("permissions", "0644"), 8)
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 

@@ -92,7 +92,7 @@ def test_prod_outputs_name_in_network_hosts(prod_graph: Graph) -> None:
         "user": "content_user",
         "password": "generated-platform-content-db-password",
     }
-    assert prod_graph.outputs["urls"]["gateway"] == "http://shop.example.com:13000"
+    assert prod_graph.outputs["urls"]["gateway"] == "http://localhost:13000"  # the proxy's upstream
     assert prod_graph.outputs["urls"]["customer"] == "http://customer:3001"
     assert set(prod_graph.outputs["networks"].values()) == {
         n.inputs["name"] for n in prod_graph.networks()

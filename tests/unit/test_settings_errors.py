@@ -157,3 +157,14 @@ def test_a_missing_settings_object_says_what_to_do() -> None:
         StackConfigError, match=r"ecommerce:platform is missing; copy Pulumi.dev.yaml"
     ):
         run_program("dev", {})
+
+
+def test_dropping_capabilities_needs_a_non_root_start() -> None:
+    def half_hardened(platform: dict[str, Any]) -> None:
+        platform["hardening"] = {"readOnlyRoot": False, "dropAllCapabilities": True,
+                                 "noNewPrivileges": True, "runAsNonRoot": False}  # fmt: skip
+
+    message = problems_of("dev", half_hardened)
+    assert (
+        "ecommerce:platform.hardening.dropAllCapabilities: needs hardening.runAsNonRoot" in message
+    )
