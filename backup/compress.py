@@ -52,7 +52,7 @@ class Compression:
             raise ValueError(f"unknown compression {method!r}: use zstd[:LEVEL] or gzip[:LEVEL]")
         lo, hi = LEVELS[method]
         try:
-            level = int(level_text) if level_text else lo
+            level = int(level_text) if level_text else 1
         except ValueError:
             raise ValueError(f"bad level {level_text!r}") from None
         if not lo <= level <= hi:

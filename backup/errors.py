@@ -20,7 +20,7 @@ EXIT_CODES: dict[int, str] = {
     INTERNAL_ERROR: "unexpected internal error (a bug: rerun with --verbose and report it)",
     USAGE: "usage error: bad option, bad targets file, unknown service, missing directory",
     CANNOT_CONNECT: "cannot connect to a database server (host, port, password) or the"
-    " PostgreSQL client is missing or too old",
+    " PostgreSQL client (or zstd) is missing or too old",
     FAILED: "backup, restore or prune failed (dump/restore error, disk, permissions)",
     VERIFY_FAILED: "verification failed: a file is missing or corrupt, or row counts differ",
     LOCK_HELD: "another run holds the lock on the backup directory",

@@ -4,6 +4,7 @@ give one clear line, the documented exit code, and lose nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -64,6 +65,7 @@ def test_flipped_byte_fails_verify_naming_the_file_and_restore_refuses(
     copy = copy_backup(backup_dir, dest)
     manifest = json.loads((copy / "manifest.json").read_text())
     victim = max(manifest["databases"]["customer"]["files"], key=lambda f: f["size"])["path"]
+    assert victim.endswith(".dat.zst")  # the default: zstd-compressed table data
     data = bytearray((copy / victim).read_bytes())
     data[len(data) // 2] ^= 0x01
     (copy / victim).write_bytes(bytes(data))
@@ -444,3 +446,86 @@ def test_service_user_without_createdb_needs_an_admin(
     assert r.code == errors.CANNOT_CONNECT
     line = _one_error_line(r.err)
     assert "may not create databases" in line and "--admin-user" in line
+
+
+def test_corrupt_zstd_stream_with_matching_checksum_fails_deep_verify(
+    pgenv: Env, backup_dir: Path, tmp_path: Path
+) -> None:
+    """A damaged .zst whose manifest checksum was updated too (so only decompression can
+    tell): deep verify fails naming the database, and no scratch directory is left."""
+    dest = tmp_path / "b"
+    copy = copy_backup(backup_dir, dest)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    entry = max(manifest["databases"]["order"]["files"], key=lambda f: f["size"])
+    path = copy / entry["path"]
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    entry["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    r = run_tool(
+        "verify",
+        "--dest",
+        dest,
+        copy.name,
+        "--deep",
+        "--targets",
+        pgenv.targets_file,
+        env={**pgenv.admin_env(), "TMPDIR": str(scratch)},
+    )
+    assert r.code == errors.VERIFY_FAILED, r.err
+    line = _one_error_line(r.err)
+    assert f"{copy.name}/order" in line and "zstd" in line
+    assert list(scratch.iterdir()) == []
+    assert not [d for d in pgenv.databases() if "_verify_" in d]
+
+
+def test_missing_zstd_is_one_clear_error(
+    pgenv: Env, backup_dir: Path, tmp_path: Path, filled_target: tuple[Path, str]
+) -> None:
+    no_zstd = {"PATH": str(tmp_path / "empty-path")}
+    (tmp_path / "empty-path").mkdir()
+    pg_bin = ("--pg-bin", str(pgenv.server.bin_dir))
+    dest = tmp_path / "b"
+    r = run_tool("create", "--targets", pgenv.targets_file, "--dest", dest, *pg_bin, env=no_zstd)
+    assert r.code == errors.CANNOT_CONNECT
+    line = _one_error_line(r.err)
+    assert "zstd" in line and "install" in line
+    assert not dest.exists() or not [p for p in dest.iterdir() if p.name != ".lock"]
+    r = run_tool(
+        "create",
+        "--targets",
+        pgenv.targets_file,
+        "--dest",
+        dest,
+        *pg_bin,
+        "--compress",
+        "gzip:1",
+        "--only",
+        "customer",
+        env=no_zstd,
+    )
+    assert r.code == 0, r.err
+
+    targets, live = filled_target
+    before = fingerprint(pgenv, "customer", live)
+    r = run_tool(
+        "restore",
+        "--dest",
+        backup_dir.parent,
+        backup_dir.name,
+        "--targets",
+        targets,
+        "--only",
+        "customer",
+        "--force",
+        *pg_bin,
+        env={**pgenv.admin_env(), **no_zstd},
+    )
+    assert r.code == errors.CANNOT_CONNECT
+    assert "zstd" in _one_error_line(r.err)
+    assert fingerprint(pgenv, "customer", live) == before
+    assert not [d for d in pgenv.databases() if "_restore_" in d]

@@ -177,3 +177,43 @@ def test_two_creates_in_the_same_second_get_distinct_names(pgenv: Env, tmp_path:
     assert len(names) == 3
     listed = json.loads(run_tool("list", "--dest", dest, "--json").out)
     assert [b["name"] for b in listed["backups"]] == sorted(names, reverse=True)
+
+
+def test_default_backup_is_zstd_format_2(backup_dir: Path) -> None:
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    for db in manifest["databases"].values():
+        assert db["compression"] == "zstd:1"
+        names = {Path(f["path"]).name for f in db["files"]}
+        assert "toc.dat" in names
+        data = names - {"toc.dat"}
+        assert data and all(n.endswith(".dat.zst") for n in data), names
+
+
+def test_gzip_backup_format_1_still_verifies_and_restores(
+    pgenv: Env, tmp_path: Path, empty_targets: Path
+) -> None:
+    """pg_dump's own gzip (the format of the backups made before zstd): written as format
+    version 1, and verify, deep verify and restore read it as before."""
+    dest = tmp_path / "gz"
+    r = run_tool("create", "--targets", pgenv.targets_file, "--dest", dest, "--compress", "gzip:1")
+    assert r.code == 0, r.err
+    backup = Path(r.out.strip())
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    for db in manifest["databases"].values():
+        assert db["compression"] == "gzip:1"
+        assert not [f for f in db["files"] if f["path"].endswith(".zst")]
+        assert [f for f in db["files"] if f["path"].endswith(".dat.gz")]
+    r = run_tool(
+        "verify", "--dest", dest, "--deep", "--targets", pgenv.targets_file, env=pgenv.admin_env()
+    )
+    assert r.code == 0, r.err
+    r = run_tool(
+        "restore", "--dest", dest, backup.name, "--targets", empty_targets, env=pgenv.admin_env()
+    )
+    assert r.code == 0, r.err
+    targets = json.loads(empty_targets.read_text())
+    for service in SERVICES:
+        restored = fingerprint(pgenv, service, targets[service]["database"])
+        assert restored == fingerprint(pgenv, service)

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,36 @@ def test_help_lists_the_exit_codes(capsys: Any) -> None:
     for code in errors.EXIT_CODES:
         assert f"\n  {code}  " in out
     assert main(["create", "--bogus"]) == errors.USAGE
+
+
+def test_compression_spec_parsing() -> None:
+    from backup.compress import DEFAULT, Compression
+
+    assert Compression("zstd", 1) == DEFAULT
+    assert Compression.parse("zstd") == Compression("zstd", 1)
+    assert Compression.parse("ZSTD:3") == Compression("zstd", 3)
+    assert Compression.parse("gzip:6") == Compression("gzip", 6)
+    assert Compression.parse("1") == Compression("gzip", 1)  # the older option: a gzip level
+    assert Compression.parse("gzip") == Compression("gzip", 1)
+    assert str(Compression("zstd", 1)) == "zstd:1"
+    assert Compression("zstd", 5).pg_dump_level == 0
+    assert Compression("gzip", 5).pg_dump_level == 5
+    for bad in ("lz4", "zstd:0", "zstd:20", "gzip:10", "zstd:x", "-1"):
+        with pytest.raises(ValueError):
+            Compression.parse(bad)
+    code = main(["create", "--targets", "x.json", "--dest", "d", "--compress", "lz4"])
+    assert code == errors.USAGE
+
+
+def test_format_version_is_2_only_with_zstd(tmp_path: Path) -> None:
+    from backup.manifest import read_manifest
+
+    _fake_backup(tmp_path, "20250101_000000")
+    manifest = read_manifest(tmp_path / "20250101_000000")
+    assert manifest.to_json()["format_version"] == 1  # gzip backups stay readable by v1 tools
+    db = manifest.databases["customer"]
+    zstd = replace(manifest, databases={"customer": replace(db, compression="zstd:1")})
+    assert zstd.to_json()["format_version"] == 2
+    newer = {**manifest.to_json(), "format_version": 3}
+    (tmp_path / "20250101_000000" / MANIFEST).write_text(json.dumps(newer))
+    assert scan(tmp_path).backups == []
