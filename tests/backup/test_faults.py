@@ -204,31 +204,30 @@ def test_destination_not_writable_by_the_user(pgenv: Env) -> None:
         shutil.rmtree(work)
 
 
+def start_create(
+    pgenv: Env, dest: Path, bin_dir: Path, env: dict[str, str], *, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """`create` in the background through the recording shims, to be killed midway."""
+    command = [sys.executable, "-m", "backup", "create", "--targets", str(pgenv.targets_file),
+               "--dest", str(dest), "--pg-bin", str(bin_dir)]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=new_session,
+    )
+
+
 def test_killed_pg_dump_fails_the_backup_and_leaves_nothing(
     pgenv: Env, tmp_path: Path, shim_bin: tuple[Path, Path]
 ) -> None:
     bin_dir, argv_log = shim_bin
     dest = tmp_path / "b"
     env = {"SHIM_LOG": str(argv_log), "SHIM_DUMP_SLEEP": "30"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backup",
-            "create",
-            "--targets",
-            str(pgenv.targets_file),
-            "--dest",
-            str(dest),
-            "--pg-bin",
-            str(bin_dir),
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_create(pgenv, dest, bin_dir, env)
     pids = Path(f"{argv_log}.pids")
     try:
         _wait_for(lambda: pids.exists() and pids.read_text().strip())
@@ -253,26 +252,7 @@ def test_killed_tool_leaves_no_complete_backup_and_holds_the_lock_while_running(
     dest = tmp_path / "b"
     older = copy_backup(backup_dir, dest, "20200101_000000")
     env = {"SHIM_LOG": str(argv_log), "SHIM_DUMP_SLEEP": "30"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backup",
-            "create",
-            "--targets",
-            str(pgenv.targets_file),
-            "--dest",
-            str(dest),
-            "--pg-bin",
-            str(bin_dir),
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_create(pgenv, dest, bin_dir, env, new_session=True)
     pids = Path(f"{argv_log}.pids")
     try:
         _wait_for(lambda: pids.exists() and pids.read_text().strip())
