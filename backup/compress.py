@@ -52,7 +52,7 @@ class Compression:
             raise ValueError(f"unknown compression {method!r}: use zstd[:LEVEL] or gzip[:LEVEL]")
         lo, hi = LEVELS[method]
         try:
-            level = int(level_text) if level_text else 1
+            level = int(level_text) if level_text else DEFAULT_LEVELS[method]
         except ValueError:
             raise ValueError(f"bad level {level_text!r}") from None
         if not lo <= level <= hi:
@@ -60,7 +60,9 @@ class Compression:
         return cls(method, level)
 
 
-DEFAULT = Compression("zstd", 1)
+# A bare method takes its level here: zstd's own default, and gzip's fastest useful level.
+DEFAULT_LEVELS = {"zstd": 3, "gzip": 1}
+DEFAULT = Compression("zstd", DEFAULT_LEVELS["zstd"])
 
 
 def zstd_path() -> str:

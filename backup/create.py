@@ -38,7 +38,7 @@ from backup.targets import Target
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMPRESSION = compress.DEFAULT  # zstd 1: measured, docs/backup.md "Performance"
+DEFAULT_COMPRESSION = compress.DEFAULT  # zstd 3: measured, docs/backup.md "Performance"
 _DUMPING = re.compile(r'dumping contents of table "(.+)"')
 _FINISHED = re.compile(r"finished item \d+ TABLE DATA (.+)$")
 

@@ -183,7 +183,7 @@ def test_default_backup_is_zstd_format_2(backup_dir: Path) -> None:
     manifest = json.loads((backup_dir / "manifest.json").read_text())
     assert manifest["format_version"] == 2
     for db in manifest["databases"].values():
-        assert db["compression"] == "zstd:1"
+        assert db["compression"] == "zstd:3"
         names = {Path(f["path"]).name for f in db["files"]}
         assert "toc.dat" in names
         data = names - {"toc.dat"}

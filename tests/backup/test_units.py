@@ -234,8 +234,8 @@ def test_help_lists_the_exit_codes(capsys: Any) -> None:
 def test_compression_spec_parsing() -> None:
     from backup.compress import DEFAULT, Compression
 
-    assert Compression("zstd", 1) == DEFAULT
-    assert Compression.parse("zstd") == Compression("zstd", 1)
+    assert Compression("zstd", 3) == DEFAULT
+    assert Compression.parse("zstd") == Compression("zstd", 3)
     assert Compression.parse("ZSTD:3") == Compression("zstd", 3)
     assert Compression.parse("gzip:6") == Compression("gzip", 6)
     assert Compression.parse("1") == Compression("gzip", 1)  # the older option: a gzip level
