@@ -11,8 +11,10 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from backup import __version__, errors, pg
 from backup.compress import Compression
@@ -41,25 +43,23 @@ they reach PostgreSQL programs through their environment, never the command line
 See docs/backup.md."""
 
 
-def _jobs(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+T = TypeVar("T")
 
 
-def _compression(text: str) -> Compression:
-    try:
-        return Compression.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError with a readable message."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_compression = _checked(Compression.parse)
+_duration = _checked(parse_duration)
 
 
 def _positive_int(text: str) -> int:
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = argparse.ArgumentParser(add_help=False)
     jobs.add_argument(
         "--jobs",
-        type=_jobs,
+        type=_positive_int,
         default=os.cpu_count() or 1,
         metavar="N",
         help="parallel jobs in total (default: CPU count, %(default)s here)",

@@ -296,12 +296,17 @@ def recreate_empty(server: PgServer, suffix: str) -> None:
         server.psql(f"CREATE DATABASE {db}{suffix} OWNER {user}")
 
 
+def create_args(targets: Path, dest: Path, jobs: str, level: str) -> tuple[str | Path, ...]:
+    """The tool's `create` as the benchmark times it."""
+    return ("create", "--targets", targets, "--dest", dest, "--jobs", jobs, "--compress", level)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gb", type=float, default=1.5)
     parser.add_argument(
         "--levels",
-        default="gzip:1,zstd:1",
+        default="zstd:3,zstd:1,gzip:1",  # the default first, then the alternatives
         help="--compress values to time, e.g. gzip:1,zstd:1,zstd:3 (a bare number: gzip level)",
     )
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1), help="e.g. 1,2,4")
@@ -374,17 +379,7 @@ def main() -> int:
                 dest = work / f"tool-j{jobs}-{level.replace(':', '')}"
                 label = f"tool create (-Fd {level}, jobs {jobs})"
                 with measure(label, server, results) as size:
-                    out = tool(
-                        "create",
-                        "--targets",
-                        targets,
-                        "--dest",
-                        dest,
-                        "--jobs",
-                        jobs,
-                        "--compress",
-                        level,
-                    )
+                    out = tool(*create_args(targets, dest, jobs, level))
                     size(tree_size(Path(out.strip())))
                 if last is not None:
                     shutil.rmtree(last.parent)
@@ -392,18 +387,7 @@ def main() -> int:
         assert last is not None
         dest = work / "tool-archive"
         with measure(f"tool create --archive ({level}, jobs {jobs})", server, results) as size:
-            out = tool(
-                "create",
-                "--targets",
-                targets,
-                "--dest",
-                dest,
-                "--jobs",
-                jobs,
-                "--compress",
-                level,
-                "--archive",
-            )
+            out = tool(*create_args(targets, dest, jobs, level), "--archive")
             size(tree_size(Path(out.split()[1])))
         shutil.rmtree(dest)
         recreate_empty(server, "_new")

@@ -177,6 +177,11 @@ class Result:
         return self.out + self.err
 
 
+def restore_args(backup_dir: Path, targets: str | Path) -> tuple[str | Path, ...]:
+    """`restore --dest DIR BACKUP --targets F` for a backup directory; options follow."""
+    return ("restore", "--dest", backup_dir.parent, backup_dir.name, "--targets", targets)
+
+
 def run_tool(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
     """`python -m backup ARGS` from the project root, as an operator runs it."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "BACKUP_"))}

@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from backup import errors
-from tests.backup.conftest import ROOT, SERVICES, Env, copy_backup, fingerprint, run_tool
+from tests.backup.conftest import (
+    ROOT,
+    SERVICES,
+    Env,
+    copy_backup,
+    fingerprint,
+    restore_args,
+    run_tool,
+)
 from tests.backup.pgserver import free_port
 
 pytestmark = pytest.mark.integration
@@ -289,12 +297,7 @@ def test_restore_over_data_is_refused_without_force(
     targets, live = filled_target
     before = fingerprint(pgenv, "customer", live)
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        targets,
+        *restore_args(backup_dir, targets),
         "--only",
         "customer",
         env=pgenv.admin_env(),
@@ -311,12 +314,7 @@ def test_restore_force_replaces_the_data(
     targets, live = filled_target
     pgenv.psql("customer", "SELECT 1", live)
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        targets,
+        *restore_args(backup_dir, targets),
         "--only",
         "customer",
         "--force",
@@ -341,12 +339,7 @@ def test_failed_restore_keeps_the_old_data(
     targets, live = filled_target
     before = fingerprint(pgenv, "customer", live)
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        targets,
+        *restore_args(backup_dir, targets),
         "--only",
         "customer",
         "--force",
@@ -413,12 +406,7 @@ def test_service_user_without_createdb_needs_an_admin(
 ) -> None:
     targets, _live = filled_target
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        targets,
+        *restore_args(backup_dir, targets),
         "--only",
         "customer",
         "--force",
@@ -493,12 +481,7 @@ def test_missing_zstd_is_one_clear_error(
     targets, live = filled_target
     before = fingerprint(pgenv, "customer", live)
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        targets,
+        *restore_args(backup_dir, targets),
         "--only",
         "customer",
         "--force",

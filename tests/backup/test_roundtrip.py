@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.backup.conftest import SERVICES, Env, copy_backup, fingerprint, run_tool
+from tests.backup.conftest import (
+    SERVICES,
+    Env,
+    copy_backup,
+    fingerprint,
+    restore_args,
+    run_tool,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +108,7 @@ def test_restore_into_empty_databases_gives_identical_data(
 ) -> None:
     targets = json.loads(empty_targets.read_text())
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        empty_targets,
+        *restore_args(backup_dir, empty_targets),
         env=pgenv.admin_env(),
     )
     assert r.code == 0, r.err
@@ -124,12 +126,7 @@ def test_restore_into_empty_databases_gives_identical_data(
 def test_restore_only_one_service(pgenv: Env, backup_dir: Path, empty_targets: Path) -> None:
     targets = json.loads(empty_targets.read_text())
     r = run_tool(
-        "restore",
-        "--dest",
-        backup_dir.parent,
-        backup_dir.name,
-        "--targets",
-        empty_targets,
+        *restore_args(backup_dir, empty_targets),
         "--only",
         "order",
         env=pgenv.admin_env(),
