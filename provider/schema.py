@@ -1,0 +1,192 @@
+"""What a change of each input does, per resource type, as the provider decides it.
+
+Source: kreuzwerker/terraform-provider-docker v4.5.0 (the version pulumi-docker 5.x bridges;
+its container code is unchanged up to that project's July 2026 head):
+- internal/provider/resource_docker_container.go: `ForceNew` (a change replaces the
+  container), `Computed` (left out, the provider's value stands), `Default`, `DiffSuppressFunc`;
+- internal/provider/resource_docker_container_funcs.go, `resourceDockerContainerUpdate`: the
+  only inputs an update applies to a running container (`restart`, `max_retry_count`,
+  `cpu_shares`, `memory`, `memory_reservation`, `cpu_set`, `memory_swap`, the block-device
+  limits, and `must_run`, which starts a stopped container). Every other input that is not
+  `ForceNew` is recorded and nothing more;
+- resource_docker_network.go and resource_docker_volume.go for networks and volumes.
+Names are Pulumi's (pulumi-docker's SDK: `envs`, `networksAdvanced`, `uploads`, `tests`, ...).
+
+Only the inputs this program sets, or the provider fills in, are listed; `diff` refuses any
+other, so a new input is added here (from the files above) before the program may use it. To
+refresh after a provider upgrade: re-read those files at the version pulumi-docker's
+`provider/go.mod` pins and compare each entry (pulumi-docker 5.2.0's SDK also lists
+`deviceCgroupRules`, newer than v4.5.0: the program does not use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+DOCKER_PROVIDER = "pulumi:providers:docker"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
+
+OnChange = Literal["replace", "update", "record", "ignored"]
+"""What the provider does when the input changes:
+- replace: `ForceNew`, a new resource;
+- update: applied to the running container in place;
+- record: kept in the state only; it steers the provider itself (`wait`, the stop grace);
+- ignored: kept in the state only, though it shapes the container: the change never reaches
+  the running container (a program that changes it must ask for a replacement)."""
+
+Kind = Literal["str", "int", "bool", "list", "set", "map", "block", "block_list", "block_set"]
+"""How values compare: scalars by value (absent equals the type's zero, as in the provider's
+SDK), `list` in order, `set` and `block_set` in any order, `block` a single nested object."""
+
+
+@dataclass(frozen=True)
+class Input:
+    on_change: OnChange
+    kind: Kind = "str"
+    computed: bool = False
+    """Left out of the program, the provider's (or the engine's) value stands: no change."""
+    default: Any = None
+    """The provider's default, filled in when the program leaves the input out."""
+    fields: Mapping[str, Input] = field(default_factory=dict)
+    """Nested inputs of a block."""
+
+
+def _block(on_change: OnChange, kind: Kind, computed: bool = False, **fields: Input) -> Input:
+    return Input(on_change, kind, computed, fields=fields)
+
+
+_REPLACE_STR = Input("replace")
+_LABELS = _block("replace", "block_set", label=_REPLACE_STR, value=_REPLACE_STR)
+
+CONTAINER_INPUTS: Mapping[str, Input] = {
+    "name": _REPLACE_STR,
+    "image": _REPLACE_STR,
+    "command": Input("replace", "list", computed=True),
+    "entrypoints": Input("replace", "list", computed=True),
+    # DiffSuppressFunc: left out (""), whatever the image's USER is, nothing changes.
+    "user": Input("replace", computed=True),
+    "workingDir": Input("replace", computed=True),
+    "envs": Input("replace", "set", computed=True),
+    "labels": Input("replace", "block_set", computed=True, fields=_LABELS.fields),
+    "hostname": Input("replace", computed=True),
+    "readOnly": Input("replace", "bool", default=False),
+    "privileged": Input("replace", "bool"),
+    "capabilities": _block(
+        "replace", "block", adds=Input("replace", "set"), drops=Input("replace", "set")
+    ),
+    "securityOpts": Input("replace", "set", computed=True),
+    "networkMode": Input("replace", default="bridge"),
+    "networksAdvanced": _block(
+        "replace",
+        "block_set",
+        name=_REPLACE_STR,
+        aliases=Input("replace", "set"),
+        ipv4Address=_REPLACE_STR,
+        ipv6Address=_REPLACE_STR,
+    ),
+    "ports": _block(
+        "replace",
+        "block_list",
+        internal=Input("replace", "int"),
+        external=Input("replace", "int", computed=True),
+        ip=Input("replace", default="0.0.0.0"),  # noqa: S104 (the provider's default, not a bind)
+        protocol=Input("replace", default="tcp"),
+    ),
+    "volumes": _block(
+        "replace",
+        "block_set",
+        volumeName=_REPLACE_STR,
+        containerPath=_REPLACE_STR,
+        hostPath=_REPLACE_STR,
+        fromContainer=_REPLACE_STR,
+        readOnly=Input("replace", "bool"),
+    ),
+    "uploads": _block(
+        "replace",
+        "block_set",
+        file=_REPLACE_STR,
+        content=_REPLACE_STR,
+        contentBase64=_REPLACE_STR,
+        source=_REPLACE_STR,
+        permissions=_REPLACE_STR,
+        executable=Input("replace", "bool", default=False),
+    ),
+    "logDriver": Input("replace", computed=True),
+    "logOpts": Input("replace", "map"),
+    "shmSize": Input("replace", "int", computed=True),
+    "cpus": _REPLACE_STR,
+    "stopSignal": Input("replace", computed=True),
+    "stopTimeout": Input("replace", "int", computed=True),
+    "ipcMode": Input("replace", computed=True),
+    "runtime": Input("replace", computed=True),
+    "platform": Input("replace", computed=True),
+    "restart": Input("update", default="no"),
+    "maxRetryCount": Input("update", "int"),
+    "memory": Input("update", "int"),
+    "memorySwap": Input("update", "int"),
+    "memoryReservation": Input("update", "int", default=0),
+    "cpuShares": Input("update", "int"),
+    "mustRun": Input("update", "bool", default=True),
+    "start": Input("ignored", "bool", default=True),
+    "rm": Input("ignored", "bool", default=False),
+    "init": Input("ignored", "bool", computed=True),
+    "tmpfs": Input("ignored", "map"),
+    "healthcheck": _block(
+        "ignored",
+        "block",
+        computed=True,
+        tests=Input("ignored", "list"),
+        interval=Input("ignored", default="0s"),
+        timeout=Input("ignored", default="0s"),
+        startPeriod=Input("ignored", default="0s"),
+        startInterval=Input("ignored", default="0s"),
+        retries=Input("ignored", "int", default=0),
+    ),
+    "wait": Input("record", "bool", default=False),
+    "waitTimeout": Input("record", "int", default=60),
+    "destroyGraceSeconds": Input("record", "int"),
+    "removeVolumes": Input("record", "bool", default=True),
+}
+
+NETWORK_INPUTS: Mapping[str, Input] = {
+    "name": _REPLACE_STR,
+    "labels": _LABELS,
+    "driver": Input("replace", computed=True),
+    "internal": Input("replace", "bool", computed=True),
+    "options": Input("replace", "map", computed=True),
+    "attachable": Input("replace", "bool"),
+    "ingress": Input("replace", "bool"),
+    "ipv6": Input("replace", "bool"),
+    "ipamDriver": Input("replace", default="default"),
+    "ipamConfigs": Input("replace", "block_set", computed=True),
+}
+
+VOLUME_INPUTS: Mapping[str, Input] = {
+    "name": Input("replace", computed=True),
+    "labels": _LABELS,
+    "driver": Input("replace", computed=True),
+    "driverOpts": Input("replace", "map"),
+}
+
+INPUTS: Mapping[str, Mapping[str, Input]] = {
+    CONTAINER: CONTAINER_INPUTS,
+    NETWORK: NETWORK_INPUTS,
+    VOLUME: VOLUME_INPUTS,
+}
+
+# pulumi-docker's provider/resources.go sets `DeleteBeforeReplace: true` for docker_container:
+# the provider asks for every container replacement to delete the old one first (an explicit
+# `delete_before_replace` resource option on the container overrides it).
+DELETE_BEFORE_REPLACE = {CONTAINER}
+
+
+def container_inputs_never_applied() -> list[str]:
+    """Inputs that shape a container but that an update never applies: changing one must
+    replace the container (Docker applies them only when it creates one)."""
+    return sorted(name for name, spec in CONTAINER_INPUTS.items() if spec.on_change == "ignored")
