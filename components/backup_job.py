@@ -86,6 +86,7 @@ class BackupJob(pulumi.ComponentResource):
                 s.resources,
                 health_test=["CMD", *status_command(s)],
                 labels={**args.labels, **secrets.revision_label()},
+                stop_grace_seconds=s.stop_grace_seconds,
             ),
             opts=container_options(
                 self,

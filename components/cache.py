@@ -115,6 +115,7 @@ class Cache(pulumi.ComponentResource):
                 s.resources,
                 health_test=["CMD-SHELL", health],
                 labels={**args.labels, **revision},
+                stop_grace_seconds=s.stop_grace_seconds,
             ),
             opts=container_options(self, depends_on=depends_on),
         )

@@ -53,6 +53,8 @@ class DatabaseArgs:
     tuning: DatabaseTuning
     resources: Resources
     shm_size_mb: int
+    stop_grace_seconds: int
+    """From SIGINT (the image's fast shutdown) to SIGKILL, when the server is stopped."""
     runtime: RuntimeProfile
     labels: Mapping[str, str]
     password: pulumi.Input[str] | None = None
@@ -147,6 +149,7 @@ class Database(pulumi.ComponentResource):
                 # Over TCP, so the init-time server (socket only) does not count as ready.
                 health_test=pg_isready(user, database),
                 labels={**args.labels, **secrets.revision_label()},
+                stop_grace_seconds=args.stop_grace_seconds,
             ),
             opts=container_options(self, depends_on=[secrets.seed]),
         )

@@ -100,6 +100,7 @@ class Platform(pulumi.ComponentResource):
                     tuning=s.tuning_of(spec.name),
                     resources=s.database_resources(spec.name),
                     shm_size_mb=s.postgres.shm_size_mb,
+                    stop_grace_seconds=s.postgres.stop_grace_seconds,
                     runtime=runtime,
                     labels=labels(spec.name, "database"),
                     password=args.secrets.database_passwords.get(spec.name),

@@ -14,6 +14,8 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
+from provider import canonical, schema
+from provider.diff import INIT_ERROR
 from stacks.settings import Hardening, HealthCheck, Logs, Resources
 
 # Writable scratch space on a read-only root; noexec/nosuid because nothing should run from there.
@@ -48,23 +50,34 @@ def container_args(
     resources: Resources,
     health_test: Sequence[str],
     labels: Mapping[str, pulumi.Input[str]],
+    stop_grace_seconds: int,
 ) -> dict[str, Any]:
-    """Keyword arguments for `docker.Container` that every container of the stack shares."""
+    """Keyword arguments for `docker.Container` that every container of the stack shares.
+
+    Values go in the form the provider reads back (provider/canonical.py), so a second
+    `pulumi up` finds nothing to change.
+    """
     hardening = profile.hardening
+    health = profile.health
     args: dict[str, Any] = {
         "restart": profile.restart,
         "memory": resources.memory_mb,
         "memory_swap": resources.memory_mb,  # equal to memory: no swap on top of the limit
-        "cpus": f"{resources.cpus:g}",
+        "cpus": canonical.cpus(resources.cpus),
         "log_driver": "json-file",
         "log_opts": {"max-size": profile.logs.max_size, "max-file": str(profile.logs.max_files)},
         "healthcheck": docker.ContainerHealthcheckArgs(
             tests=list(health_test),
-            interval=profile.health.interval,
-            timeout=profile.health.timeout,
-            retries=profile.health.retries,
-            start_period=profile.health.start_period,
+            interval=canonical.duration(health.interval),
+            timeout=canonical.duration(health.timeout),
+            retries=health.retries,
+            start_period=canonical.duration(health.start_period),
         ),
+        # The provider stops a container it deletes or replaces with this timeout, then kills
+        # it; unset, it kills at once. `stop_timeout` gives `docker stop`/`docker restart` and
+        # the daemon's own shutdown the same grace.
+        "destroy_grace_seconds": stop_grace_seconds,
+        "stop_timeout": stop_grace_seconds,
         # `pulumi up` returns only once the container reports healthy.
         "wait": True,
         "wait_timeout": profile.wait_timeout_seconds,
@@ -97,9 +110,16 @@ def container_options(
         # Containers have fixed names (and some fixed host ports): a replacement cannot exist
         # beside the old one, so the old one goes first.
         delete_before_replace=True,
-        # Docker applies health-check edits only to a new container.
-        replace_on_changes=["healthcheck"],
+        replace_on_changes=CONTAINER_REPLACE_ON_CHANGES,
     )
+
+
+# Docker applies these only when it creates a container (the health check, tmpfs mounts, ...),
+# and the provider's update does not touch them: a change must replace the container. And a
+# container recorded with an initialisation error (it never turned healthy within
+# `wait_timeout`) is replaced by the next `pulumi up`, which waits for it again, instead of
+# being "updated" by a no-op that would report success.
+CONTAINER_REPLACE_ON_CHANGES = [*schema.container_inputs_never_applied(), INIT_ERROR]
 
 
 def docker_labels(stack: str, service: str, role: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.runtime import labelled_volume
+from provider.diff import INIT_ERROR
 
 MOUNT_PATH = "/run/secrets"
 REVISION_LABEL = "com.ecommerce.secrets-revision"
@@ -79,7 +80,11 @@ class SecretFiles(pulumi.ComponentResource):
                 for file_name, content in sorted(args.files.items())
             ],
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            # A seed whose uploads failed after it was created is recorded with an initialisation
+            # error: the next `pulumi up` writes the files again instead of a no-op update.
+            opts=pulumi.ResourceOptions(
+                parent=self, delete_before_replace=True, replace_on_changes=[INIT_ERROR]
+            ),
         )
         revision = random.RandomId(
             f"{name}-revision",

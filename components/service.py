@@ -125,6 +125,7 @@ class Service(pulumi.ComponentResource):
                 args.settings.resources,
                 health_test=list(health),
                 labels={**args.labels, **revision},
+                stop_grace_seconds=args.settings.stop_grace_seconds,
             ),
             opts=container_options(self, depends_on=depends_on),
         )

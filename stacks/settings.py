@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from provider import canonical
 from stacks.catalogue import SERVICE_ENV_NAMES, Catalogue, Role
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -52,6 +53,17 @@ class Resources(StrictModel):
     """Hard memory limit (swap disabled)."""
     cpus: float = Field(default=1.0, gt=0, le=64)
 
+    @field_validator("cpus")
+    @classmethod
+    def _kept_by_provider(cls, cpus: float) -> float:
+        # A value the provider reads back differently would replace the container on every
+        # deploy (provider/canonical.py).
+        try:
+            canonical.cpus(cpus)
+        except canonical.NotKeptError as err:
+            raise ValueError(f"{err}; use a value it keeps, such as 0.1, 0.25, 1 or 1.5") from None
+        return cpus
+
 
 class Hardening(StrictModel):
     """Container security profile applied to every container of the stack."""
@@ -89,6 +101,9 @@ class ServiceSettings(StrictModel):
     """Extra non-secret environment for the app (feature flags, log level)."""
     health_command: tuple[str, ...] | None = None
     """Overrides the default `node` probe of `GET /health`, in Docker's `CMD` form."""
+    stop_grace_seconds: int = Field(default=30, ge=1, le=3600)
+    """From SIGTERM to SIGKILL when the container is stopped, replaced or removed: time to
+    finish in-flight requests."""
 
 
 class DatabaseTuning(StrictModel):
@@ -109,6 +124,9 @@ class PostgresSettings(StrictModel):
     resources: Resources = Resources(memory_mb=1024)
     shm_size_mb: int = Field(default=256, ge=64)
     """/dev/shm for parallel queries; Docker's 64 MB default is too small for 256MB buffers."""
+    stop_grace_seconds: int = Field(default=120, ge=10, le=3600)
+    """From the stop signal (SIGINT, PostgreSQL's fast shutdown) to SIGKILL: time to end the
+    sessions and write the shutdown checkpoint, so the next start needs no crash recovery."""
 
 
 class DatabaseSettings(StrictModel):
@@ -125,6 +143,8 @@ class RedisSettings(StrictModel):
     max_memory_policy: RedisPolicy = "allkeys-lru"
     append_only: bool = True
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
+    stop_grace_seconds: int = Field(default=60, ge=10, le=3600)
+    """From SIGTERM to SIGKILL: time for Redis to flush its append-only file and save."""
 
 
 class Networks(StrictModel):
@@ -142,6 +162,9 @@ class BackupSettings(StrictModel):
     resources: Resources = Resources(memory_mb=512, cpus=1.0)
     user: str = "dbbackup"
     """The backup image's unprivileged user (backup/Dockerfile)."""
+    stop_grace_seconds: int = Field(default=60, ge=5, le=3600)
+    """From SIGTERM to SIGKILL: a run in progress aborts, ends its dumps and removes its
+    partial backup in that time."""
 
 
 class PlatformSettings(StrictModel):
@@ -274,14 +297,19 @@ def _unpublishable_ports(s: PlatformSettings, catalogue: Catalogue) -> list[str]
     ]
 
 
+def images(s: PlatformSettings) -> dict[str, str]:
+    """Every image of the stack by the key that sets it."""
+    found = {f"services.{n}.image": svc.image for n, svc in s.services.items()}
+    found["postgres.image"] = s.postgres.image
+    found["redis.image"] = s.redis.image
+    if s.backup.image is not None:
+        found["backup.image"] = s.backup.image
+    return found
+
+
 def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     problems = []
-    images = {f"services.{n}.image": svc.image for n, svc in s.services.items()}
-    images["postgres.image"] = s.postgres.image
-    images["redis.image"] = s.redis.image
-    if s.backup.image is not None:
-        images["backup.image"] = s.backup.image
-    for key, image in images.items():
+    for key, image in images(s).items():
         if not is_pinned(image):
             problems.append(
                 f"{key}: {image!r} is not pinned; prod needs a version tag (not latest) or a digest"

@@ -118,6 +118,18 @@ CASES = [
     pytest.param("dev", put("networks.internal", True),
                  "ecommerce:platform.databases.customer.hostPort: cannot be published while "
                  "networks.internal is true", id="port-on-internal-network"),
+    pytest.param("prod", put("redis.resources.cpus", 0.05),
+                 "ecommerce:platform.redis.resources.cpus: 0.05 is read back by the Docker provider "
+                 "as 0.1, so every deploy would replace the container", id="cpus-read-back-rounded"),
+    pytest.param("dev", put("services.order.resources.cpus", 0.1234567891),
+                 "ecommerce:platform.services.order.resources.cpus: 0.1234567891 has more than 9 "
+                 "decimals", id="cpus-too-precise"),
+    pytest.param("prod", put("postgres.stopGraceSeconds", 3),
+                 "ecommerce:platform.postgres.stopGraceSeconds: Input should be greater than or "
+                 "equal to 10", id="database-grace-too-short"),
+    pytest.param("dev", put("services.gateway.stopGraceSeconds", 0),
+                 "ecommerce:platform.services.gateway.stopGraceSeconds: Input should be greater "
+                 "than or equal to 1", id="no-grace"),
 ]  # fmt: skip
 
 
