@@ -14,6 +14,7 @@ platform = Platform(
         catalogue=PLATFORM,
         secrets=stack_config.secrets,
         stack=pulumi.get_stack(),
+        docker_config=stack_config.docker,
     ),
 )
 

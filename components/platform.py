@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 
 from components.backup_job import BackupJob, BackupJobArgs
 from components.cache import Cache, CacheArgs
 from components.database import Database, DatabaseArgs
+from components.docker_provider import docker_provider
 from components.networks import Networks, NetworksArgs
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
@@ -32,6 +34,8 @@ class PlatformArgs:
     secrets: SecretOverrides
     stack: str
     """Stack name, recorded in every Docker object's labels."""
+    docker_config: Mapping[str, str] = field(default_factory=dict)
+    """The stack's `docker:host`/`docker:context`, for the provider made for a registry."""
 
 
 class Platform(pulumi.ComponentResource):
@@ -49,6 +53,13 @@ class Platform(pulumi.ComponentResource):
         super().__init__("ecommerce:index:Platform", name, None, opts)
         s, catalogue = args.settings, args.catalogue
         child = pulumi.ResourceOptions(parent=self)
+        if s.registry is not None:
+            provider = docker_provider(
+                f"{name}-docker", s.registry, args.secrets.registry_password,
+                args.docker_config, parent=self,
+            )  # fmt: skip
+            # Every Docker resource below inherits it through its parent.
+            child = pulumi.ResourceOptions(parent=self, providers=[provider])
         runtime = RuntimeProfile(
             hardening=s.hardening,
             logs=s.logs,

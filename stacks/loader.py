@@ -20,6 +20,12 @@ NAMESPACE = "ecommerce"
 SETTINGS_KEY = "platform"
 JWT_SECRET_KEY = "jwtSecret"
 REDIS_PASSWORD_KEY = "redisPassword"
+REGISTRY_PASSWORD_KEY = "registryPassword"
+# The Docker provider's own stack config (`pulumi config set docker:host ...`). The default
+# provider reads it; the program's explicit provider (made when a registry is set) takes these
+# two over and refuses the others rather than silently dropping them.
+DOCKER_NAMESPACE = "docker"
+DOCKER_KEYS_PASSED_ON = ("host", "context")
 
 
 def database_password_key(service: str) -> str:
@@ -38,12 +44,15 @@ class SecretOverrides:
     jwt_secret: pulumi.Output[str] | None = None
     redis_password: pulumi.Output[str] | None = None
     database_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    registry_password: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
 class StackConfig:
     settings: PlatformSettings
     secrets: SecretOverrides
+    docker: dict[str, str] = field(default_factory=dict)
+    """The stack's `docker:host` and `docker:context`, for the program's own Docker provider."""
 
 
 def load(catalogue: Catalogue) -> StackConfig:
@@ -63,7 +72,39 @@ def load(catalogue: Catalogue) -> StackConfig:
             f"{source}: {NAMESPACE}:{REDIS_PASSWORD_KEY} is set but redis.requirePassword is "
             "false; turn requirePassword on or remove the key"
         )
-    return StackConfig(settings=settings, secrets=secrets)
+    _check_registry_login(settings, secrets, source)
+    docker = _docker_config(source) if settings.registry is not None else {}
+    return StackConfig(settings=settings, secrets=secrets, docker=docker)
+
+
+def _check_registry_login(
+    settings: PlatformSettings, secrets: SecretOverrides, source: str
+) -> None:
+    key = f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}"
+    username = settings.registry.username if settings.registry is not None else None
+    if username is not None and secrets.registry_password is None:
+        raise StackConfigError(
+            f"{source}: {key} is missing: registry.username is set, so its password is needed; "
+            f"set it with `pulumi config set --secret {key}`, or remove registry.username to use "
+            "the credentials of `docker login`"
+        )
+    if username is None and secrets.registry_password is not None:
+        raise StackConfigError(
+            f"{source}: {key} is set but {NAMESPACE}:{SETTINGS_KEY}.registry.username is not; "
+            "set the username, or remove the password"
+        )
+
+
+def _docker_config(source: str) -> dict[str, str]:
+    config = pulumi.Config(DOCKER_NAMESPACE)
+    for full_key in _config_keys():
+        namespace, _, key = full_key.partition(":")
+        if namespace == DOCKER_NAMESPACE and key not in DOCKER_KEYS_PASSED_ON:
+            raise StackConfigError(
+                f"{source}: {full_key} does not reach the program's Docker provider (made because "
+                "registry is set); use the environment instead (DOCKER_CERT_PATH, ...)"
+            )
+    return {key: value for key in DOCKER_KEYS_PASSED_ON if (value := config.get(key)) is not None}
 
 
 def parse_settings(raw_json: str, catalogue: Catalogue, source: str) -> PlatformSettings:
@@ -91,16 +132,20 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def _known_keys(catalogue: Catalogue) -> set[str]:
-    keys = {SETTINGS_KEY, JWT_SECRET_KEY, REDIS_PASSWORD_KEY}
+    keys = {SETTINGS_KEY, JWT_SECRET_KEY, REDIS_PASSWORD_KEY, REGISTRY_PASSWORD_KEY}
     keys |= {database_password_key(spec.name) for spec in catalogue.with_database()}
     return keys
 
 
+def _config_keys() -> list[str]:
+    """Every config key of the stack, `namespace:key`."""
+    return sorted(set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env()))
+
+
 def _reject_unknown_keys(catalogue: Catalogue, source: str) -> None:
     # A misspelt secret override would otherwise be ignored and a generated secret used instead.
-    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     known = _known_keys(catalogue)
-    for full_key in sorted(present):
+    for full_key in _config_keys():
         namespace, _, key = full_key.partition(":")
         if namespace == NAMESPACE and key not in known:
             raise StackConfigError(
@@ -129,4 +174,5 @@ def _secret_overrides(config: pulumi.Config, catalogue: Catalogue, source: str) 
         jwt_secret=secret(JWT_SECRET_KEY),
         redis_password=secret(REDIS_PASSWORD_KEY),
         database_passwords=passwords,
+        registry_password=secret(REGISTRY_PASSWORD_KEY),
     )

@@ -22,6 +22,7 @@ def stack_file_schema() -> dict[str, Any]:
         "properties": {"secure": {"type": "string"}},
         "required": ["secure"],
     }
+    secret_keys = "jwtSecret|redisPassword|registryPassword|[a-z0-9]+DbPassword"
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Pulumi stack file of the e-commerce platform",
@@ -32,7 +33,7 @@ def stack_file_schema() -> dict[str, Any]:
                 "type": "object",
                 "properties": {f"{NAMESPACE}:{SETTINGS_KEY}": settings},
                 "patternProperties": {
-                    f"^{NAMESPACE}:(jwtSecret|redisPassword|[a-z0-9]+DbPassword)$": secret,
+                    f"^{NAMESPACE}:({secret_keys})$": secret,
                     "^(?!ecommerce:).+$": {},
                 },
                 "additionalProperties": False,

@@ -167,6 +167,16 @@ class BackupSettings(StrictModel):
     partial backup in that time."""
 
 
+class RegistrySettings(StrictModel):
+    """The private registry the stack's images are pulled from."""
+
+    address: str = Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+    """Host (and port) as it starts the image names, e.g. `registry.example.com`."""
+    username: str | None = Field(default=None, min_length=1)
+    """Login; its password is the secret `ecommerce:registryPassword`. Left out, the Docker
+    provider uses what `docker login <address>` stored on the machine that runs Pulumi."""
+
+
 class PlatformSettings(StrictModel):
     """One environment of the platform, as the stack file `ecommerce:platform` describes it."""
 
@@ -193,6 +203,8 @@ class PlatformSettings(StrictModel):
     protect_data: bool = True
     """Pulumi refuses to delete database and Redis volumes while this is on."""
     backup: BackupSettings = BackupSettings()
+    registry: RegistrySettings | None = None
+    """Credentials for pulling the stack's private images; none for local or public images."""
 
     @model_validator(mode="after")
     def _check_against_catalogue(self, info: ValidationInfo) -> Self:
@@ -250,6 +262,13 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         )
     problems += _duplicate_host_ports(s)
     problems += _unpublishable_ports(s, catalogue)
+    if s.registry is not None and s.registry.address not in {
+        registry_of(i) for i in images(s).values()
+    }:
+        problems.append(
+            f"registry.address: no image of the stack is on {s.registry.address}; images name "
+            "their registry first, as in registry.example.com/shop/api:1.0"
+        )
     if s.profile == "prod":
         problems += _production_problems(s, catalogue)
     return problems
@@ -305,6 +324,15 @@ def images(s: PlatformSettings) -> dict[str, str]:
     if s.backup.image is not None:
         found["backup.image"] = s.backup.image
     return found
+
+
+def registry_of(image: str) -> str | None:
+    """The registry host an image is pulled from, when its name gives one (Docker's rule: a
+    first component with a dot or a port, or `localhost`); None for Docker Hub."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
 
 
 def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:

@@ -43,8 +43,12 @@ class Resource:
     depends_on: set[str]
     """URNs this resource waits for (explicit `depends_on` and inputs from other resources)."""
     delete_before_replace: bool
+    delete_before_replace_defined: bool
+    """Whether the program set `delete_before_replace` (else the provider decides)."""
     replace_on_changes: list[str]
     protect: bool
+    provider: str = ""
+    """The explicit provider's reference (`urn::id`), or "" for the default provider."""
 
     def is_secret(self, path: str) -> bool:
         return any(p == path or p.startswith(path + ".") for p in self.secret_paths)
@@ -125,8 +129,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     secret_paths=secrets,
                     depends_on=dependencies,
                     delete_before_replace=request.deleteBeforeReplace,
+                    delete_before_replace_defined=request.deleteBeforeReplaceDefined,
                     replace_on_changes=list(request.replaceOnChanges),
                     protect=request.protect,
+                    provider=request.provider,
                 )
             )
         return response
@@ -147,11 +153,18 @@ class ProviderMocks(pulumi_mocks.Mocks):
         return {}, None
 
 
+# What an operator sets with `pulumi config set --secret` before deploying a stack file (the
+# committed files hold no encrypted value); the CLI hands such values over decrypted, and
+# `run_program` marks them secret as the CLI does.
+OPERATOR_SECRETS = {"prod": {"ecommerce:registryPassword": "registry-password-for-tests"}}
+
+
 def stack_config(stack: str) -> dict[str, Any]:
-    """The `config:` block of `Pulumi.<stack>.yaml`, as parsed YAML."""
+    """The `config:` block of `Pulumi.<stack>.yaml`, as parsed YAML, with the secrets an
+    operator adds to it."""
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     config: dict[str, Any] = document.get("config") or {}
-    return config
+    return {**config, **OPERATOR_SECRETS.get(stack, {})}
 
 
 def cli_config(config: Mapping[str, Any]) -> dict[str, str]:
@@ -176,6 +189,8 @@ def run_program(
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     config = stack_config(stack) if config is None else config
+    operator_secrets = {key for secrets in OPERATOR_SECRETS.values() for key in secrets}
+    secret_keys = [*secret_keys, *(key for key in config if key in operator_secrets)]
     return run_under_mocks(main, stack, config, secret_keys, graph)
 
 

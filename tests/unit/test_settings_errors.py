@@ -130,6 +130,12 @@ CASES = [
     pytest.param("dev", put("services.gateway.stopGraceSeconds", 0),
                  "ecommerce:platform.services.gateway.stopGraceSeconds: Input should be greater "
                  "than or equal to 1", id="no-grace"),
+    pytest.param("prod", put("registry.address", "registry.other.example"),
+                 "ecommerce:platform.registry.address: no image of the stack is on "
+                 "registry.other.example", id="registry-of-no-image"),
+    pytest.param("prod", put("registry.address", "https://registry.example.com"),
+                 "ecommerce:platform.registry.address: String should match pattern",
+                 id="registry-with-scheme"),
 ]  # fmt: skip
 
 
