@@ -71,9 +71,9 @@ def diff(
         dbr = type_token in DELETE_BEFORE_REPLACE
         if delete_before_replace is not None:
             dbr = delete_before_replace
-        return ResourceDiff("replace", tuple(paths), tuple(sorted(replacing)), dbr)
+        return ResourceDiff("replace", tuple(sorted(paths)), tuple(sorted(replacing)), dbr)
     if paths or init_errors:
-        return ResourceDiff("update", tuple(paths))
+        return ResourceDiff("update", tuple(sorted(paths)))
     return ResourceDiff("same")
 
 

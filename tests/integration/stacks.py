@@ -1,8 +1,9 @@
 """Bring a real stack file up on the test engine, and always take it down again.
 
 The stack's own file is used as it is, with only what a test machine needs changed, the way an
-operator would override it: local images instead of registry ones (no registry is reachable),
-a unique name prefix (so runs never collide), and published ports on loopback.
+operator would override it: local images instead of registry ones (no registry is reachable,
+so no registry login either), a unique name prefix (so runs never collide), and published
+ports on loopback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import docker
 
 from tests.graph import Graph, run_program, stack_config
-from tests.integration.standin import Deployment, apply
+from tests.integration.standin import Deployment
 
 RUN_LABEL = "ecommerce-test.run"
 IMAGES = {
@@ -32,14 +33,22 @@ IMAGES = {
 class LiveStack:
     stack: str
     prefix: str
-    settings: dict[str, Any]
-    """The `ecommerce:platform` object the graph was built from."""
+    config: dict[str, Any]
+    """The stack's config the graph was built from."""
     graph: Graph
     deployment: Deployment
 
     def container(self, role: str) -> Any:
         """A running container by its role name, e.g. `customer-db` or `gateway`."""
         return self.deployment.containers[f"{self.prefix}-{role}"]
+
+    def program(self, edit: Callable[[dict[str, Any]], None] | None = None) -> Graph:
+        """The graph the program records for this stack's config, edited by `edit` if given:
+        what a next `pulumi up` would send."""
+        config = copy.deepcopy(self.config)
+        if edit is not None:
+            edit(config["ecommerce:platform"])
+        return run_program(self.stack, config)
 
 
 def engine_config(stack: str, prefix: str) -> dict[str, Any]:
@@ -54,6 +63,8 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     platform["redis"]["image"] = IMAGES["redis"]
     if "backup" in platform:
         platform["backup"]["image"] = IMAGES["backup"]
+    platform.pop("registry", None)
+    config.pop("ecommerce:registryPassword", None)
     return config
 
 
@@ -73,22 +84,35 @@ def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def deployed(
+def engine_run(
     client: docker.DockerClient,
     stack: str,
     edit: Callable[[dict[str, Any]], None] = lambda _platform: None,
     log: Callable[[str], None] = lambda _line: None,
 ) -> Iterator[LiveStack]:
-    """The stack, up and healthy; everything it created is removed on exit, failure or not."""
+    """The stack's graph and an empty deployment, for a test to `up` itself; everything the
+    run created is removed on exit, failure or not."""
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config["ecommerce:platform"])
     graph = run_program(stack, config)
     try:
-        deployment = apply(graph, client, {RUN_LABEL: run_id}, log=log)
-        yield LiveStack(stack, prefix, config["ecommerce:platform"], graph, deployment)
+        yield LiveStack(stack, prefix, config, graph, Deployment(client, {RUN_LABEL: run_id}, log))
     finally:
         left = remove_run(client, run_id)
         if left:
             raise RuntimeError(f"could not remove {', '.join(left)}")
+
+
+@contextlib.contextmanager
+def deployed(
+    client: docker.DockerClient,
+    stack: str,
+    edit: Callable[[dict[str, Any]], None] = lambda _platform: None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> Iterator[LiveStack]:
+    """The stack, up and healthy (a first `pulumi up`), removed again on exit."""
+    with engine_run(client, stack, edit, log) as live:
+        live.deployment.up(live.graph)
+        yield live

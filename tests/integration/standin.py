@@ -1,19 +1,28 @@
-"""A stand-in for the pulumi-docker provider, for tests on machines without the Pulumi CLI.
+"""A stand-in for the pulumi-docker provider and Pulumi's engine, for machines without the CLI.
 
 It takes the resource graph the real program records under mocks (`tests.graph.Graph`) and
-creates it on a real Docker engine with the semantics pulumi-docker gives those inputs:
+deploys it on a real Docker engine the way `pulumi up` with pulumi-docker would, keeping a state
+as Pulumi does, so that a second graph can be planned and applied against it:
 
-- `Network`: a bridge network, `internal` as given, with its labels.
-- `Volume`: a named volume with its labels.
-- `Container`, once everything it depends on exists (and, for containers created with
-  `wait`, is healthy), in waves of independent containers as the engine runs them in parallel:
-  created with image, command, env, user, labels, mounts (`volumes`), `tmpfs`, `read_only`,
-  capabilities, `security_opts`, memory (MB) and swap, `cpus`, `shm_size` (MB), restart policy,
-  log driver and options, published ports, health check, `network_mode`; then, as the
-  provider does, disconnected from Docker's default bridge and connected to each of its
-  networks with its aliases; each of `uploads` copied in as a tar at `/`
-  of the created container (refused by Docker when the root is read-only, as the provider
-  is); started unless `start` is false; with `wait`, polled until healthy within `waitTimeout`.
+- Create, as the provider's create code does it (resource_docker_container_funcs.go, v4.5.0):
+  a `Network` (bridge, `internal`, labels) or `Volume` (labels); a `Container` once everything
+  it depends on exists (and is healthy), in waves of independent containers as the engine runs
+  them: created with its image, command, env, user, labels, mounts, tmpfs, `read_only`,
+  capabilities, `security_opts`, memory and swap (MB), `cpus`, `shm_size` (MB), restart policy,
+  log driver and options, published ports, health check, `network_mode` and `stop_timeout`;
+  disconnected from Docker's default bridge and joined to each network with its aliases; each
+  upload put as a tar at `/` (refused by Docker on a read-only root, as for the provider);
+  started unless `start` is false; with `wait`, polled until healthy within `waitTimeout`.
+- Record: what the provider's Read finds on the engine (`provider_read.py`), which is what
+  Pulumi keeps and diffs the next run against. A container that never turned healthy is
+  recorded with an initialisation error, as the provider's partial create is, and the run fails.
+- Plan: each resource of a new graph against the state, with the provider's diff and Pulumi's
+  engine rules (`provider.diff`): create, same, update, replace (delete first or create first),
+  delete.
+- Apply a plan: replacements in the order the plan says; in-place updates as the provider's
+  update does them (restart policy and memory by `docker update`, a stopped container started);
+  deletes as the provider's delete: stop with `destroyGraceSeconds` as the timeout (SIGKILL at
+  once when unset), then remove with its anonymous volumes.
 
 It is not a second way to deploy: it reads only the inputs this program uses, refuses what it
 does not know, and publishes ports on loopback only. Everything it creates carries the test
@@ -23,45 +32,42 @@ run's labels, so the fixtures remove it all even when a check fails midway.
 from __future__ import annotations
 
 import io
-import re
 import tarfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
 import docker.types
 
+from provider.canonical import nano_cpus, nanoseconds
+from provider.diff import diff
+from provider.schema import CONTAINER, NETWORK, VOLUME
 from tests.graph import Graph, Resource
-
-CONTAINER = "docker:index/container:Container"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
+from tests.integration.provider_read import read_container, read_network, read_volume
 
 # Inputs the stand-in understands; anything else in the graph is an error, not a silent skip.
 KNOWN_CONTAINER_INPUTS = {
     "name", "image", "command", "envs", "user", "labels", "volumes", "tmpfs", "readOnly",
     "capabilities", "securityOpts", "memory", "memorySwap", "cpus", "shmSize", "restart",
     "logDriver", "logOpts", "ports", "healthcheck", "networkMode", "networksAdvanced", "uploads",
-    "start", "mustRun", "wait", "waitTimeout",
+    "start", "mustRun", "wait", "waitTimeout", "destroyGraceSeconds", "stopTimeout",
 }  # fmt: skip
+# What the provider's update applies to a running container (resourceDockerContainerUpdate).
+UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation",
+                    "memorySwap"}  # fmt: skip
 LOOPBACK = "127.0.0.1"
-_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
-_NS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+MIB = 1024 * 1024
+
+Action = Literal["create", "same", "update", "replace", "delete"]
 
 
 class StandInError(Exception):
-    """The graph asks for something the stand-in cannot do as the provider would."""
-
-
-def nanoseconds(duration: str) -> int:
-    match = _DURATION.match(duration)
-    if match is None:
-        raise StandInError(f"cannot read duration {duration!r}")
-    return int(match.group(1)) * _NS[match.group(2)]
+    """The graph asks for something the stand-in cannot do as the provider would, or a
+    deployment failed as `pulumi up` would fail."""
 
 
 @dataclass
@@ -76,13 +82,307 @@ class Timing:
 
 
 @dataclass
-class Deployment:
-    """What one `apply` created, for checks and for the bring-up benchmark."""
+class Recorded:
+    """What the state holds for one resource, as Pulumi keeps it after the provider's Read."""
 
-    client: docker.DockerClient
-    containers: dict[str, Any] = field(default_factory=dict)
-    """Docker name -> container object (seeds included)."""
-    timings: dict[str, Timing] = field(default_factory=dict)
+    resource: Resource
+    """The graph resource it was made from (its resource options among others)."""
+    state: dict[str, Any]
+    docker_id: str = ""
+    init_errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    urn: str
+    type: str
+    name: str
+    action: Action
+    paths: tuple[str, ...] = ()
+    replace_reasons: tuple[str, ...] = ()
+    delete_before_replace: bool = False
+
+    def describe(self) -> str:
+        how = f" ({', '.join(self.replace_reasons)})" if self.replace_reasons else ""
+        return f"{self.action} {self.name}{how}: {', '.join(self.paths)}"
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.action != "same"]
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+
+class Deployment:
+    """One stack on the engine, and its state."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        labels: Mapping[str, str],
+        log: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        self.client = client
+        self.labels = dict(labels)
+        """Added to everything the stand-in creates (the test run's labels)."""
+        self.log = log
+        self.state: dict[str, Recorded] = {}
+        self.containers: dict[str, Any] = {}
+        """Docker name -> container object (seeds included)."""
+        self.timings: dict[str, Timing] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Planning
+
+    def plan(self, graph: Graph) -> Plan:
+        """What `pulumi up` with `graph` would do to this deployment."""
+        steps = []
+        for resource in graph.resources:
+            if resource.type.startswith("ecommerce:"):
+                continue  # components hold no state of their own
+            recorded = self.state.get(resource.urn)
+            if recorded is None:
+                steps.append(Step(resource.urn, resource.type, resource.name, "create"))
+                continue
+            found = diff(
+                resource.type,
+                recorded.state,
+                resource.inputs,
+                replace_on_changes=resource.replace_on_changes,
+                init_errors=bool(recorded.init_errors),
+                delete_before_replace=(
+                    resource.delete_before_replace
+                    if resource.delete_before_replace_defined
+                    else None
+                ),
+            )
+            steps.append(Step(resource.urn, resource.type, resource.name, found.action,
+                              found.paths, found.replace_reasons,
+                              found.delete_before_replace))  # fmt: skip
+        wanted = {r.urn for r in graph.resources}
+        steps += [Step(urn, r.resource.type, r.resource.name, "delete")
+                  for urn, r in self.state.items() if urn not in wanted]  # fmt: skip
+        return Plan(steps)
+
+    # ------------------------------------------------------------------------------------------
+    # Applying
+
+    def up(self, graph: Graph) -> Plan:
+        """Plan `graph` against the state and carry the plan out, as `pulumi up` does."""
+        plan = self.plan(graph)
+        steps = {s.urn: s for s in plan.steps}
+        for resource in graph.resources:
+            step = steps.get(resource.urn)
+            if step is None or resource.type == CONTAINER:
+                continue
+            self._apply_other(resource, step)
+        for wave in _waves(graph):
+            todo = [c for c in wave if steps[c.urn].action != "same"]
+            if todo:
+                self.log(", ".join(f"{steps[c.urn].action} {c.inputs['name']}" for c in todo))
+            with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+                futures = [pool.submit(self._apply_container, c, steps[c.urn]) for c in todo]
+                errors = [err for f in futures if (err := f.exception()) is not None]
+            # Like `pulumi up`: what runs in parallel finishes, then the run fails.
+            if len(errors) == 1:
+                raise errors[0]
+            if errors:
+                raise StandInError("\n".join(str(err) for err in errors))
+        for step in plan.steps:
+            if step.action == "delete" and step.type == CONTAINER:
+                self._delete_container(self.state.pop(step.urn))
+        for step in plan.steps:
+            if step.action == "delete" and step.type != CONTAINER:
+                self._delete_other(self.state.pop(step.urn))
+        return plan
+
+    def _apply_other(self, resource: Resource, step: Step) -> None:
+        if step.action == "same":
+            return
+        if step.action == "replace" and resource.type in (NETWORK, VOLUME):
+            raise StandInError(
+                f"{resource.name}: the stand-in does not replace networks or volumes"
+            )
+        if step.action == "update" and resource.type in (NETWORK, VOLUME):
+            raise StandInError(f"{resource.name}: networks and volumes have no in-place update")
+        if step.action == "create" and resource.type == NETWORK:
+            self._create_network(resource)
+        elif step.action == "create" and resource.type == VOLUME:
+            self._create_volume(resource)
+        else:
+            # Random values, the explicit provider: no engine object, only state.
+            self.state[resource.urn] = Recorded(resource, dict(resource.inputs))
+
+    def _apply_container(self, resource: Resource, step: Step) -> None:
+        if step.action == "create":
+            self._create_container(resource)
+        elif step.action == "replace" and step.delete_before_replace:
+            self._delete_container(self.state[resource.urn])
+            self._create_container(resource)
+        elif step.action == "replace":
+            old = self.state[resource.urn]
+            self._create_container(resource)  # Docker refuses a second container of one name
+            self._delete_container(old)
+        else:
+            self._update_container(resource)
+
+    # ------------------------------------------------------------------------------------------
+    # Networks and volumes
+
+    def _create_network(self, resource: Resource) -> None:
+        i = resource.inputs
+        network = self.client.networks.create(
+            i["name"], driver=i.get("driver", "bridge"), internal=bool(i.get("internal", False)),
+            labels={**_labels(i), **self.labels},
+        )  # fmt: skip
+        inspect = self.client.api.inspect_network(network.id)
+        state = read_network(inspect, i, self.labels)
+        self.state[resource.urn] = Recorded(resource, state, network.id)
+
+    def _create_volume(self, resource: Resource) -> None:
+        i = resource.inputs
+        volume = self.client.volumes.create(name=i["name"], labels={**_labels(i), **self.labels})
+        inspect = self.client.api.inspect_volume(volume.name)
+        self.state[resource.urn] = Recorded(
+            resource, read_volume(inspect, i, self.labels), i["name"]
+        )
+
+    def _delete_other(self, recorded: Recorded) -> None:
+        if recorded.resource.type == NETWORK:
+            self.client.networks.get(recorded.docker_id).remove()
+        elif recorded.resource.type == VOLUME:
+            self.client.volumes.get(recorded.docker_id).remove()
+
+    # ------------------------------------------------------------------------------------------
+    # Containers
+
+    def _create_container(self, resource: Resource) -> None:
+        i = resource.inputs
+        unknown = set(i) - KNOWN_CONTAINER_INPUTS
+        if unknown:
+            raise StandInError(
+                f"{resource.name}: inputs the stand-in does not handle: {sorted(unknown)}"
+            )
+        api = self.client.api
+        name = i["name"]
+        timing = self.timings[name] = Timing(requested=time.time())
+        host_config = api.create_host_config(
+            binds=[_bind(v) for v in i.get("volumes", [])],
+            tmpfs=i.get("tmpfs"),
+            read_only=i.get("readOnly", False),
+            cap_drop=i.get("capabilities", {}).get("drops"),
+            cap_add=i.get("capabilities", {}).get("adds"),
+            security_opt=i.get("securityOpts"),
+            mem_limit=_megabytes(i.get("memory")),
+            memswap_limit=_megabytes(i.get("memorySwap")),
+            nano_cpus=nano_cpus(i["cpus"]) if "cpus" in i else None,
+            shm_size=_megabytes(i.get("shmSize")),
+            # The provider always sends a restart policy and init: its defaults are "no", false.
+            restart_policy={"Name": i.get("restart", "no"), "MaximumRetryCount": 0},
+            init=False,
+            log_config=docker.types.LogConfig(type=i["logDriver"], config=i.get("logOpts", {}))
+            if "logDriver" in i
+            else None,
+            port_bindings=_port_bindings(name, i.get("ports", [])),
+            # The provider always sends one: its default is "bridge".
+            network_mode=i.get("networkMode", "bridge"),
+        )
+        created = api.create_container(
+            image=i["image"],
+            name=name,
+            command=i.get("command"),
+            environment=i.get("envs"),
+            user=i.get("user"),
+            labels={**_labels(i), **self.labels},
+            host_config=host_config,
+            healthcheck=_healthcheck(i.get("healthcheck")),
+            ports=[p["internal"] for p in i.get("ports", [])] or None,
+            stop_timeout=i.get("stopTimeout"),
+        )
+        recorded = Recorded(resource, dict(i), created["Id"])
+        container = self.client.containers.get(created["Id"])
+        self.containers[name] = container
+        try:
+            self._finish_create(container, i, timing)
+        except Exception as err:
+            # As the provider's create that fails once the container exists: Pulumi records
+            # it with an initialisation error.
+            recorded.init_errors.append(str(err))
+            raise
+        finally:
+            recorded.state = read_container(api.inspect_container(created["Id"]), i)
+            self.state[resource.urn] = recorded
+
+    def _finish_create(self, container: Any, i: Mapping[str, Any], timing: Timing) -> None:
+        api = self.client.api
+        if i.get("networksAdvanced"):
+            # As the provider: leave Docker's default bridge, then join each network.
+            try:
+                api.disconnect_container_from_network(container.id, "bridge")
+            except docker.errors.APIError as err:
+                if "is not connected to the network bridge" not in str(err):
+                    raise
+            for net in i["networksAdvanced"]:
+                api.connect_container_to_network(container.id, net["name"],
+                                                 aliases=net.get("aliases"))  # fmt: skip
+        # The provider copies each upload as its own tar into `/` of the created container.
+        for upload in i.get("uploads", []):
+            if not api.put_archive(container.id, "/", _upload_tar(upload)):
+                raise StandInError(f"{i['name']}: Docker refused the upload of {upload['file']}")
+        timing.created = time.time()
+        if i.get("start", True) is False:
+            return
+        container.start()
+        timing.started = time.time()
+        if i.get("wait"):
+            _wait_healthy(container, int(i.get("waitTimeout", 60)))
+            timing.healthy = time.time()
+
+    def _update_container(self, resource: Resource) -> None:
+        """The provider's update: resources and restart policy in place, a stopped container
+        started; everything else only recorded. It reads nothing back."""
+        recorded = self.state[resource.urn]
+        old, new = recorded.state, resource.inputs
+        if any(old.get(k) != new.get(k) for k in UPDATED_IN_PLACE):
+            self.client.api.update_container(
+                recorded.docker_id,
+                mem_limit=_megabytes(new.get("memory")) or 0,
+                memswap_limit=_megabytes(new.get("memorySwap")) or 0,
+                restart_policy={"Name": new.get("restart", "no")},
+            )
+        if old.get("mustRun") is False and new.get("mustRun", True) and new.get("start", True):
+            self.client.api.start(recorded.docker_id)
+        recorded.state = {**old, **new}
+        recorded.resource = resource
+        recorded.init_errors = []
+
+    def delete(self, urn: str, *, grace_seconds: int | None = None) -> None:
+        """Delete one container as the provider does (for tests of the stop path);
+        `grace_seconds` stands for what an older state recorded instead."""
+        recorded = self.state.pop(urn)
+        if grace_seconds is not None:
+            recorded.state = {**recorded.state, "destroyGraceSeconds": grace_seconds}
+        self._delete_container(recorded)
+
+    def _delete_container(self, recorded: Recorded) -> None:
+        """resourceDockerContainerDelete: stop with the grace as timeout (0, SIGKILL at once,
+        when unset), remove with anonymous volumes, wait until it no longer runs."""
+        api = self.client.api
+        grace = int(recorded.state.get("destroyGraceSeconds") or 0)
+        self.log(f"stopping {recorded.state['name']} (grace {grace} s)")
+        try:
+            api.stop(recorded.docker_id, timeout=grace)
+            api.remove_container(
+                recorded.docker_id, v=recorded.state.get("removeVolumes", True), force=True
+            )
+        except docker.errors.NotFound:
+            pass
+        self.containers.pop(recorded.state["name"], None)
 
 
 def apply(
@@ -91,22 +391,9 @@ def apply(
     labels: Mapping[str, str],
     log: Callable[[str], None] = lambda _line: None,
 ) -> Deployment:
-    """Create every network, volume and container of `graph`; return when all are up."""
-    deployment = Deployment(client)
-    for net in graph.of_type(NETWORK):
-        i = net.inputs
-        client.networks.create(
-            i["name"], driver=i.get("driver", "bridge"), internal=bool(i.get("internal", False)),
-            labels={**_labels(i), **labels},
-        )  # fmt: skip
-    for vol in graph.of_type(VOLUME):
-        client.volumes.create(name=vol.inputs["name"], labels={**_labels(vol.inputs), **labels})
-    for wave in _waves(graph):
-        log("creating " + ", ".join(c.inputs["name"] for c in wave))
-        with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
-            futures = [pool.submit(_create, deployment, c, labels) for c in wave]
-            for future in futures:
-                future.result()  # re-raises the first failure
+    """A first `pulumi up` of `graph`: create everything; return when all is up."""
+    deployment = Deployment(client, labels, log)
+    deployment.up(graph)
     return deployment
 
 
@@ -129,79 +416,13 @@ def _waves(graph: Graph) -> list[list[Resource]]:
     return waves
 
 
-def _create(deployment: Deployment, resource: Resource, labels: Mapping[str, str]) -> None:
-    i = resource.inputs
-    unknown = set(i) - KNOWN_CONTAINER_INPUTS
-    if unknown:
-        raise StandInError(
-            f"{resource.name}: inputs the stand-in does not handle: {sorted(unknown)}"
-        )
-    api = deployment.client.api
-    name = i["name"]
-    timing = deployment.timings.setdefault(name, Timing())
-    timing.requested = time.time()
-    networks = i.get("networksAdvanced", [])
-    host_config = api.create_host_config(
-        binds=[_bind(v) for v in i.get("volumes", [])],
-        tmpfs=i.get("tmpfs"),
-        read_only=i.get("readOnly", False),
-        cap_drop=i.get("capabilities", {}).get("drops"),
-        cap_add=i.get("capabilities", {}).get("adds"),
-        security_opt=i.get("securityOpts"),
-        mem_limit=_megabytes(i.get("memory")),
-        memswap_limit=_megabytes(i.get("memorySwap")),
-        nano_cpus=int(float(i["cpus"]) * 1e9) if "cpus" in i else None,
-        shm_size=_megabytes(i.get("shmSize")),
-        restart_policy={"Name": i["restart"]} if i.get("restart") else None,
-        log_config=docker.types.LogConfig(type=i["logDriver"], config=i.get("logOpts", {}))
-        if "logDriver" in i
-        else None,
-        port_bindings=_port_bindings(name, i.get("ports", [])),
-        network_mode=i.get("networkMode"),
-    )
-    created = api.create_container(
-        image=i["image"],
-        name=name,
-        command=i.get("command"),
-        environment=i.get("envs"),
-        user=i.get("user"),
-        labels={**_labels(i), **labels},
-        host_config=host_config,
-        healthcheck=_healthcheck(i.get("healthcheck")),
-        ports=[p["internal"] for p in i.get("ports", [])] or None,
-    )
-    container = deployment.client.containers.get(created["Id"])
-    deployment.containers[name] = container
-    if networks:
-        # As the provider: leave Docker's default bridge, then join each network with its aliases.
-        try:
-            api.disconnect_container_from_network(container.id, "bridge")
-        except docker.errors.APIError as err:
-            if "is not connected to the network bridge" not in str(err):
-                raise
-        for net in networks:
-            api.connect_container_to_network(container.id, net["name"], aliases=net.get("aliases"))
-    # The provider copies each upload as its own tar into `/` of the created container.
-    for upload in i.get("uploads", []):
-        if not api.put_archive(container.id, "/", _upload_tar(upload)):
-            raise StandInError(f"{name}: Docker refused the upload of {upload['file']}")
-    timing.created = time.time()
-    if i.get("start", True) is False:
-        return
-    container.start()
-    timing.started = time.time()
-    if i.get("wait"):
-        _wait_healthy(container, int(i.get("waitTimeout", 60)))
-        timing.healthy = time.time()
-
-
 def _bind(volume: Mapping[str, Any]) -> str:
     mode = "ro" if volume.get("readOnly") else "rw"
     return f"{volume['volumeName']}:{volume['containerPath']}:{mode}"
 
 
 def _megabytes(value: Any) -> int | None:
-    return None if value is None else int(value) * 1024 * 1024
+    return None if value is None else int(value) * MIB
 
 
 def _port_bindings(name: str, ports: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
@@ -218,9 +439,9 @@ def _healthcheck(check: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     return {
         "test": check["tests"],
-        "interval": nanoseconds(check.get("interval", "30s")),
-        "timeout": nanoseconds(check.get("timeout", "30s")),
-        "retries": int(check.get("retries", 3)),
+        "interval": nanoseconds(check.get("interval", "0s")),
+        "timeout": nanoseconds(check.get("timeout", "0s")),
+        "retries": int(check.get("retries", 0)),
         "start_period": nanoseconds(check.get("startPeriod", "0s")),
     }
 
