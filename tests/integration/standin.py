@@ -15,7 +15,8 @@ as Pulumi does, so that a second graph can be planned and applied against it:
   started unless `start` is false; with `wait`, polled until healthy within `waitTimeout`.
 - Record: what the provider's Read finds on the engine (`provider_read.py`), which is what
   Pulumi keeps and diffs the next run against. A container that never turned healthy is
-  recorded with an initialisation error, as the provider's partial create is, and the run fails.
+  recorded with an initialisation error, as pulumi-terraform-bridge's Create reports a
+  provider create that failed after setting the id, and the run fails.
 - Plan: each resource of a new graph against the state, with the provider's diff and Pulumi's
   engine rules (`provider.diff`): create, same, update, replace (delete first or create first),
   delete.
@@ -304,19 +305,18 @@ class Deployment:
             ports=[p["internal"] for p in i.get("ports", [])] or None,
             stop_timeout=i.get("stopTimeout"),
         )
-        recorded = Recorded(resource, dict(i), created["Id"])
+        # Recorded from here on: a create that fails once the container exists returns its id
+        # with the error, and the bridge hands Pulumi an initialisation error with the state
+        # as the provider had it, the inputs sent (its Read comes only after a success).
+        recorded = self.state[resource.urn] = Recorded(resource, dict(i), created["Id"])
         container = self.client.containers.get(created["Id"])
         self.containers[name] = container
         try:
             self._finish_create(container, i, timing)
         except Exception as err:
-            # As the provider's create that fails once the container exists: Pulumi records
-            # it with an initialisation error.
             recorded.init_errors.append(str(err))
             raise
-        finally:
-            recorded.state = read_container(api.inspect_container(created["Id"]), i)
-            self.state[resource.urn] = recorded
+        recorded.state = read_container(api.inspect_container(created["Id"]), i)
 
     def _finish_create(self, container: Any, i: Mapping[str, Any], timing: Timing) -> None:
         api = self.client.api
