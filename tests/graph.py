@@ -153,18 +153,11 @@ class ProviderMocks(pulumi_mocks.Mocks):
         return {}, None
 
 
-# What an operator sets with `pulumi config set --secret` before deploying a stack file (the
-# committed files hold no encrypted value); the CLI hands such values over decrypted, and
-# `run_program` marks them secret as the CLI does.
-OPERATOR_SECRETS = {"prod": {"ecommerce:registryPassword": "registry-password-for-tests"}}
-
-
 def stack_config(stack: str) -> dict[str, Any]:
-    """The `config:` block of `Pulumi.<stack>.yaml`, as parsed YAML, with the secrets an
-    operator adds to it."""
+    """The `config:` block of `Pulumi.<stack>.yaml`, as parsed YAML."""
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     config: dict[str, Any] = document.get("config") or {}
-    return {**config, **OPERATOR_SECRETS.get(stack, {})}
+    return config
 
 
 def cli_config(config: Mapping[str, Any]) -> dict[str, str]:
@@ -189,8 +182,6 @@ def run_program(
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     config = stack_config(stack) if config is None else config
-    operator_secrets = {key for secrets in OPERATOR_SECRETS.values() for key in secrets}
-    secret_keys = [*secret_keys, *(key for key in config if key in operator_secrets)]
     return run_under_mocks(main, stack, config, secret_keys, graph)
 
 

@@ -64,7 +64,6 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     if "backup" in platform:
         platform["backup"]["image"] = IMAGES["backup"]
     platform.pop("registry", None)
-    config.pop("ecommerce:registryPassword", None)
     return config
 
 

@@ -17,33 +17,41 @@ def docker_providers(graph: Graph) -> list[Resource]:
     return graph.of_type("pulumi:providers:docker")
 
 
-def test_prod_pulls_with_the_login_of_its_stack_file(prod_graph: Graph) -> None:
+def with_deploy_user(platform: dict[str, Any]) -> None:
+    platform["registry"]["username"] = "deploy"
+
+
+def deploy_user_config() -> dict[str, Any]:
+    """Prod with a deploy user, and its password as `pulumi config set --secret` leaves it."""
+    config = edited("prod", with_deploy_user)
+    config[PASSWORD_KEY] = "registry-token-for-tests"
+    return config
+
+
+def test_prod_pulls_with_the_docker_login_of_the_deploying_machine(prod_graph: Graph) -> None:
     (provider,) = docker_providers(prod_graph)
-    # Provider inputs reach the engine as JSON text; the password stays a secret inside it.
-    assert provider.inputs["registryAuth"] == (
-        '[{"address": "registry.example.com", "password": "registry-password-for-tests", '
-        '"username": "deploy"}]'
-    )
-    assert provider.is_secret("registryAuth")
+    # Provider inputs reach the engine as JSON text. No username: the provider reads the
+    # credentials `docker login registry.example.com` stored.
+    assert provider.inputs["registryAuth"] == '[{"address": "registry.example.com"}]'
     docker_resources = [r for r in prod_graph.resources if r.type.startswith("docker:")]
     assert docker_resources
     for r in docker_resources:
         assert r.provider.startswith(provider.urn + "::"), r.name
 
 
+def test_a_deploy_user_pulls_with_its_password_kept_secret() -> None:
+    graph = run_program("prod", deploy_user_config(), secret_keys=[PASSWORD_KEY])
+    (provider,) = docker_providers(graph)
+    assert provider.inputs["registryAuth"] == (
+        '[{"address": "registry.example.com", "password": "registry-token-for-tests", '
+        '"username": "deploy"}]'
+    )
+    assert provider.is_secret("registryAuth")
+
+
 def test_dev_with_local_images_needs_no_login(dev_graph: Graph) -> None:
     assert docker_providers(dev_graph) == []
     assert {r.provider for r in dev_graph.resources} == {""}
-
-
-def test_without_a_username_the_provider_uses_docker_login() -> None:
-    def docker_login(platform: dict[str, Any]) -> None:
-        platform["registry"] = {"address": "registry.example.com"}
-
-    config = edited("prod", docker_login)
-    config.pop(PASSWORD_KEY)
-    (provider,) = docker_providers(run_program("prod", config))
-    assert provider.inputs["registryAuth"] == '[{"address": "registry.example.com"}]'
 
 
 def test_the_stacks_docker_host_reaches_the_programs_provider() -> None:
@@ -67,7 +75,7 @@ def test_the_stacks_docker_host_reaches_the_programs_provider() -> None:
     ids=["username-without-password", "password-without-username", "docker-option-dropped"],
 )  # fmt: skip
 def test_an_incomplete_login_is_refused(change: Any, message: str) -> None:
-    config = edited("prod", lambda p: None)
+    config = deploy_user_config()
     change(config)
     with pytest.raises(StackConfigError, match=message):
-        run_program("prod", config)
+        run_program("prod", config, secret_keys=[PASSWORD_KEY] if PASSWORD_KEY in config else [])
