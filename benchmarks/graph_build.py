@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from components.platform import Platform, PlatformArgs
+from plan.recorder import Graph, run_program, run_under_mocks, stack_config
 from stacks.catalogue import PLATFORM, Catalogue, DatabaseSpec, Role, ServiceSpec
 from stacks.loader import SecretOverrides, parse_settings
-from tests.graph import Graph, run_program, run_under_mocks, stack_config
 
 
 def synthetic_catalogue(size: int) -> Catalogue:

@@ -12,6 +12,10 @@ Two parts, as in a real deployment:
   existed, e.g. a container that never became healthy) is updated even with no change, and is
   replaced when `replace_on_changes` holds `#initerror` (or `*`); the resource option
   `delete_before_replace`, when set, overrides the provider's choice.
+
+Inputs made from the outputs of a resource that is itself created or replaced are not known
+before the run: a preview treats them as changed, and a `ForceNew` one as a replacement
+("known after apply"). The caller names them in `unknown_inputs`.
 """
 
 from __future__ import annotations
@@ -52,16 +56,20 @@ def diff(
     replace_on_changes: Iterable[str] = (),
     init_errors: bool = False,
     delete_before_replace: bool | None = None,
+    unknown_inputs: Iterable[str] = (),
 ) -> ResourceDiff:
     """What `pulumi up` does to a resource recorded as `recorded` when the program now asks for
     `desired` (both in Pulumi's input names)."""
     schema = INPUTS.get(type_token)
+    unknown = set(unknown_inputs)
     if schema is not None:
         paths = _changed_paths(type_token, schema, recorded, desired)
+        paths = sorted(set(paths) | unknown)
         replacing = {_top(p) for p in paths if schema[_top(p)].on_change == "replace"}
     else:
         # pulumi-random's inputs all force a new value; a provider's configuration is updated.
-        paths = sorted(k for k in set(recorded) | set(desired) if recorded.get(k) != desired.get(k))
+        changed = {k for k in set(recorded) | set(desired) if recorded.get(k) != desired.get(k)}
+        paths = sorted(changed | unknown)
         replacing = set() if type_token.startswith("pulumi:providers:") else set(paths)
     rules = list(replace_on_changes)
     replacing |= {_top(p) for p in paths if any(_covers(rule, p) for rule in rules)}

@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 
-from tests.graph import Graph, run_program, stack_config
+from plan.recorder import Graph, run_program, stack_config
 from tests.integration.standin import Deployment
 
 RUN_LABEL = "ecommerce-test.run"

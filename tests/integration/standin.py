@@ -1,6 +1,6 @@
 """A stand-in for the pulumi-docker provider and Pulumi's engine, for machines without the CLI.
 
-It takes the resource graph the real program records under mocks (`tests.graph.Graph`) and
+It takes the resource graph the real program records under mocks (`plan.recorder.Graph`) and
 deploys it on a real Docker engine the way `pulumi up` with pulumi-docker would, keeping a state
 as Pulumi does, so that a second graph can be planned and applied against it:
 
@@ -44,10 +44,10 @@ import docker
 import docker.errors
 import docker.types
 
+from plan.recorder import Graph, Resource
 from provider.canonical import nano_cpus, nanoseconds
 from provider.diff import diff
 from provider.schema import CONTAINER, NETWORK, VOLUME
-from tests.graph import Graph, Resource
 from tests.integration.provider_read import read_container, read_network, read_volume
 
 # Inputs the stand-in understands; anything else in the graph is an error, not a silent skip.

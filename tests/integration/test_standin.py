@@ -9,8 +9,8 @@ import docker
 import pytest
 
 from images.build import Outcome
+from plan.recorder import Graph, Resource
 from provider.diff import INIT_ERROR
-from tests.graph import Graph, Resource
 from tests.integration.stacks import engine_run, remove_run
 from tests.integration.standin import StandInError, apply
 
@@ -83,7 +83,7 @@ def test_uploads_into_a_read_only_container_are_refused_as_by_the_provider(
         type="docker:index/container:Container", name="ro", urn="urn:ro", parent="",
         inputs={"name": "ect-readonly-upload", "image": "ecommerce-test/redis:7", "readOnly": True,
                 "uploads": [{"file": "/run/secrets/x", "content": "x", "permissions": "0444"}]},
-        secret_paths=set(), depends_on=set(), delete_before_replace=True,
+        secret_paths=set(), depends_on=set(), property_dependencies={}, delete_before_replace=True,
         delete_before_replace_defined=True, replace_on_changes=[], protect=False,
     ))  # fmt: skip
     try:

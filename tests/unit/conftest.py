@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.graph import Graph, run_program, stack_config
+from plan.recorder import Graph, run_program, stack_config
 
 SETTINGS_KEY = "ecommerce:platform"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.graph import Graph
+from plan.recorder import Graph
 
 # service -> (host port, container port), from SPEC.md; frontend/backoffice container ports
 # are this project's choice (3008, 3009).

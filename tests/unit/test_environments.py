@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from plan.recorder import run_program
 from stacks.loader import StackConfigError
-from tests.graph import run_program
 from tests.unit.conftest import edited
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.graph import Graph, Resource
+from plan.recorder import Graph, Resource
 
 DATABASES = {"customer": ("customer_user", "customer_db"), "product": ("product_user", "product_db"),
              "order": ("order_user", "order_db"), "content": ("content_user", "website_content_db")}  # fmt: skip

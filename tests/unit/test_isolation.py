@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from tests.graph import Graph
+from plan.recorder import Graph
 
 DATABASE_SERVICES = ("customer", "product", "order", "content")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from plan.recorder import Graph
 from stacks.settings import is_pinned
-from tests.graph import Graph
 
 EDGE = {"shop-gateway": 13000, "shop-frontend": 13008, "shop-backoffice": 13009}
 

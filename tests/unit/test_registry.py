@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from plan.recorder import Graph, Resource, run_program
 from stacks.loader import StackConfigError
-from tests.graph import Graph, Resource, run_program
 from tests.unit.conftest import edited
 
 PASSWORD_KEY = "ecommerce:registryPassword"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from plan.recorder import ROOT
 from stacks.schema import stack_file_schema
-from tests.graph import ROOT
 
 
 def test_committed_schema_is_up_to_date() -> None:

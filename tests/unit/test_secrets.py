@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from plan.recorder import ROOT, Graph, Resource, run_program
 from stacks.loader import StackConfigError
-from tests.graph import ROOT, Graph, Resource, run_program
 from tests.unit.conftest import edited
 
 GENERATED = re.compile(r"generated-[a-z-]+")  # what the mocks return for RandomPassword

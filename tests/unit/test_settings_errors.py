@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from plan.recorder import Graph, run_program
 from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError, parse_settings
-from tests.graph import Graph, run_program
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 Edit = Callable[[dict[str, Any]], None]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from plan.recorder import Graph, Resource, run_program
 from provider.diff import INIT_ERROR, diff
 from provider.schema import container_inputs_never_applied
-from tests.graph import Graph, Resource, run_program
 from tests.unit.conftest import edited
 
 GRACE_BY_ROLE = {"database": 120, "cache": 60, "backup": 60, "business": 30, "gateway": 30,

@@ -1,19 +1,33 @@
 """Run the real Pulumi program under mocks and record the whole resource graph.
 
+The one recorder of the program's graph: the unit tests assert on it, the tests' provider
+stand-in deploys it, the policy rules check it and the offline plan compares two of them.
+
 Config reaches the program the way the CLI hands it over: every key of `Pulumi.<stack>.yaml`
 as a string (objects as JSON text), plus the list of keys that are secrets. The recording
 monitor keeps, per resource, its inputs as the provider would receive them (camelCase keys),
-which input paths are secrets, its dependencies and its resource options; and the stack's
-outputs. Nothing is asserted here: tests assert on the returned `Graph`, outside any callback.
+which input paths are secrets, its dependencies (per input too) and its resource options; and
+the stack's outputs. Nothing is asserted here: tests assert on the returned `Graph`, outside
+any callback.
+
+It also runs as a script on another checkout of the program (the offline plan's base
+revision), with that checkout's code and stack files, and prints the graph as JSON:
+
+    python plan/recorder.py --root <checkout> --stack prod --config <file.json>
+
+so it imports nothing of the project: only the standard library, pulumi and yaml.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import runpy
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +56,8 @@ class Resource:
     """Dotted paths of inputs that were secrets, e.g. `uploads.0.content`."""
     depends_on: set[str]
     """URNs this resource waits for (explicit `depends_on` and inputs from other resources)."""
+    property_dependencies: dict[str, set[str]]
+    """Per input: the URNs whose outputs it is made from."""
     delete_before_replace: bool
     delete_before_replace_defined: bool
     """Whether the program set `delete_before_replace` (else the provider decides)."""
@@ -90,6 +106,33 @@ class Graph:
     def by_urn(self, urn: str) -> Resource:
         return next(r for r in self.resources if r.urn == urn)
 
+    def to_json(self) -> str:
+        def plain(value: Any) -> Any:
+            return sorted(value) if isinstance(value, set) else value
+
+        resources = []
+        for r in self.resources:
+            fields = {k: plain(v) for k, v in asdict(r).items()}
+            fields["property_dependencies"] = {
+                k: sorted(v) for k, v in r.property_dependencies.items()
+            }
+            resources.append(fields)
+        return json.dumps({"resources": resources, "outputs": self.outputs,
+                           "secret_outputs": sorted(self.secret_outputs)})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> Graph:
+        data = json.loads(text)
+        resources = []
+        for fields in data["resources"]:
+            fields["secret_paths"] = set(fields["secret_paths"])
+            fields["depends_on"] = set(fields["depends_on"])
+            fields["property_dependencies"] = {
+                k: set(v) for k, v in fields["property_dependencies"].items()
+            }
+            resources.append(Resource(**fields))
+        return cls(resources, data["outputs"], set(data["secret_outputs"]))
+
 
 def _plain_and_secret_paths(value: Any, path: str, secrets: set[str]) -> Any:
     if isinstance(value, dict):
@@ -117,8 +160,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             secrets: set[str] = set()
             inputs = _plain_and_secret_paths(raw, "", secrets)
             dependencies = set(request.dependencies)
-            for deps in request.propertyDependencies.values():
-                dependencies |= set(deps.urns)
+            by_input = {k: set(deps.urns) for k, deps in request.propertyDependencies.items()}
+            for deps in by_input.values():
+                dependencies |= deps
             self.graph.resources.append(
                 Resource(
                     type=request.type,
@@ -128,6 +172,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     inputs=inputs,
                     secret_paths=secrets,
                     depends_on=dependencies,
+                    property_dependencies={k: v for k, v in by_input.items() if v},
                     delete_before_replace=request.deleteBeforeReplace,
                     delete_before_replace_defined=request.deleteBeforeReplaceDefined,
                     replace_on_changes=list(request.replaceOnChanges),
@@ -153,9 +198,9 @@ class ProviderMocks(pulumi_mocks.Mocks):
         return {}, None
 
 
-def stack_config(stack: str) -> dict[str, Any]:
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """The `config:` block of `Pulumi.<stack>.yaml`, as parsed YAML."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
     config: dict[str, Any] = document.get("config") or {}
     return config
 
@@ -170,8 +215,9 @@ def run_program(
     config: Mapping[str, Any] | None = None,
     secret_keys: Sequence[str] = (),
     graph: Graph | None = None,
+    root: Path = ROOT,
 ) -> Graph:
-    """Run `__main__.py` for `stack` under mocks (not a preview) and return what it built.
+    """Run `root/__main__.py` for `stack` under mocks (not a preview) and return what it built.
 
     `config` replaces the stack file's config (tests pass edited copies); `secret_keys` are the
     keys the CLI would have decrypted from `secure:` values. Pass `graph` to keep what was
@@ -179,9 +225,9 @@ def run_program(
     """
 
     def main() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
-    config = stack_config(stack) if config is None else config
+    config = stack_config(stack, root) if config is None else config
     return run_under_mocks(main, stack, config, secret_keys, graph)
 
 
@@ -217,3 +263,29 @@ def run_under_mocks(
 
     pulumi.runtime.test(run)()  # type: ignore[no-untyped-call]
     return graph
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Record another checkout's graph for one stack; print it as JSON, or the error."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True, help="checkout of the program")
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--config", type=Path, required=True,
+                        help='JSON {"config": {...}, "secret_keys": [...]}')  # fmt: skip
+    args = parser.parse_args(argv)
+    request = json.loads(args.config.read_text())
+    root = args.root.resolve()
+    # The checkout's own modules (stacks, components, ...) come first, never this project's.
+    sys.path[0] = str(root)
+    os.chdir(root)
+    try:
+        graph = run_program(args.stack, request["config"], request["secret_keys"], root=root)
+    except Exception as err:  # the program's own error (a bad stack file) is the message
+        print(str(err) or type(err).__name__, file=sys.stderr)
+        return 1
+    print(graph.to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
