@@ -82,8 +82,14 @@ class SecretFiles(pulumi.ComponentResource):
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
             # A seed whose uploads failed after it was created is recorded with an initialisation
             # error: the next `pulumi up` writes the files again instead of a no-op update.
+            # Its image only has to exist when the seed is created (it never runs), so a new
+            # image of the consumer does not rewrite the secrets: Docker keeps an image a
+            # container was created from, and a replaced seed reuses it.
             opts=pulumi.ResourceOptions(
-                parent=self, delete_before_replace=True, replace_on_changes=[INIT_ERROR]
+                parent=self,
+                delete_before_replace=True,
+                replace_on_changes=[INIT_ERROR],
+                ignore_changes=["image"],
             ),
         )
         revision = random.RandomId(

@@ -13,7 +13,7 @@ any callback.
 It also runs as a script on another checkout of the program (the offline plan's base
 revision), with that checkout's code and stack files, and prints the graph as JSON:
 
-    python plan/recorder.py --root <checkout> --stack prod --config <file.json>
+    python plan/recorder.py --root <checkout> --stack prod --config <file.json> [--output F]
 
 so it imports nothing of the project: only the standard library, pulumi and yaml.
 """
@@ -62,6 +62,7 @@ class Resource:
     delete_before_replace_defined: bool
     """Whether the program set `delete_before_replace` (else the provider decides)."""
     replace_on_changes: list[str]
+    ignore_changes: list[str]
     protect: bool
     provider: str = ""
     """The explicit provider's reference (`urn::id`), or "" for the default provider."""
@@ -176,6 +177,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     delete_before_replace_defined=request.deleteBeforeReplaceDefined,
                     replace_on_changes=list(request.replaceOnChanges),
+                    ignore_changes=list(request.ignoreChanges),
                     protect=request.protect,
                     provider=request.provider,
                 )
@@ -272,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True)
     parser.add_argument("--config", type=Path, required=True,
                         help='JSON {"config": {...}, "secret_keys": [...]}')  # fmt: skip
+    parser.add_argument("--output", type=Path, help="write the graph here, not to stdout")
     args = parser.parse_args(argv)
     request = json.loads(args.config.read_text())
     root = args.root.resolve()
@@ -283,7 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # the program's own error (a bad stack file) is the message
         print(str(err) or type(err).__name__, file=sys.stderr)
         return 1
-    print(graph.to_json())
+    if args.output is None:
+        print(graph.to_json())
+    else:  # what the program itself prints cannot spoil the JSON
+        args.output.write_text(graph.to_json())
     return 0
 
 

@@ -11,7 +11,8 @@ Two parts, as in a real deployment:
   resource recorded with initialisation errors (a create that failed after the resource
   existed, e.g. a container that never became healthy) is updated even with no change, and is
   replaced when `replace_on_changes` holds `#initerror` (or `*`); the resource option
-  `delete_before_replace`, when set, overrides the provider's choice.
+  `delete_before_replace`, when set, overrides the provider's choice; `ignore_changes` keeps
+  the recorded value of the inputs it names before anything is compared (in a replacement too).
 
 Inputs made from the outputs of a resource that is itself created or replaced are not known
 before the run: a preview treats them as changed, and a `ForceNew` one as a replacement
@@ -57,11 +58,14 @@ def diff(
     init_errors: bool = False,
     delete_before_replace: bool | None = None,
     unknown_inputs: Iterable[str] = (),
+    ignore_changes: Iterable[str] = (),
 ) -> ResourceDiff:
     """What `pulumi up` does to a resource recorded as `recorded` when the program now asks for
     `desired` (both in Pulumi's input names)."""
     schema = INPUTS.get(type_token)
-    unknown = set(unknown_inputs)
+    ignored = set(ignore_changes)
+    desired = _with_ignored_kept(recorded, desired, ignored)
+    unknown = {p for p in unknown_inputs if _top(p) not in ignored}
     if schema is not None:
         paths = _changed_paths(type_token, schema, recorded, desired)
         paths = sorted(set(paths) | unknown)
@@ -83,6 +87,18 @@ def diff(
     if paths or init_errors:
         return ResourceDiff("update", tuple(sorted(paths)))
     return ResourceDiff("same")
+
+
+def _with_ignored_kept(
+    recorded: Mapping[str, Any], desired: Mapping[str, Any], ignored: set[str]
+) -> dict[str, Any]:
+    """The engine's `ignoreChanges`: the ignored inputs take their recorded values."""
+    nested = sorted(p for p in ignored if "." in p)
+    if nested:
+        raise UnknownInputError(f"ignore_changes {nested}: only top-level inputs are supported")
+    kept = {k: v for k, v in desired.items() if k not in ignored}
+    kept.update({k: recorded[k] for k in ignored if k in recorded})
+    return kept
 
 
 def _top(path: str) -> str:

@@ -37,7 +37,7 @@ import tarfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import docker
@@ -161,6 +161,7 @@ class Deployment:
                     if resource.delete_before_replace_defined
                     else None
                 ),
+                ignore_changes=resource.ignore_changes,
             )
             steps.append(Step(resource.urn, resource.type, resource.name, found.action,
                               found.paths, found.replace_reasons,
@@ -220,6 +221,11 @@ class Deployment:
             self.state[resource.urn] = Recorded(resource, dict(resource.inputs))
 
     def _apply_container(self, resource: Resource, step: Step) -> None:
+        if step.action == "replace" and resource.ignore_changes:
+            # The engine creates the replacement with the recorded values of ignored inputs.
+            recorded = self.state[resource.urn].state
+            kept = {k: recorded[k] for k in resource.ignore_changes if k in recorded}
+            resource = replace(resource, inputs={**resource.inputs, **kept})
         if step.action == "create":
             self._create_container(resource)
         elif step.action == "replace" and step.delete_before_replace:

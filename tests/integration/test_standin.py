@@ -84,7 +84,7 @@ def test_uploads_into_a_read_only_container_are_refused_as_by_the_provider(
         inputs={"name": "ect-readonly-upload", "image": "ecommerce-test/redis:7", "readOnly": True,
                 "uploads": [{"file": "/run/secrets/x", "content": "x", "permissions": "0444"}]},
         secret_paths=set(), depends_on=set(), property_dependencies={}, delete_before_replace=True,
-        delete_before_replace_defined=True, replace_on_changes=[], protect=False,
+        delete_before_replace_defined=True, replace_on_changes=[], ignore_changes=[], protect=False,
     ))  # fmt: skip
     try:
         with pytest.raises(docker.errors.APIError, match="read-only"):

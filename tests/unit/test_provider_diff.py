@@ -105,3 +105,21 @@ def test_networks_replace_on_any_change_and_random_values_too() -> None:
     assert diff(NETWORK, network, {"name": "shop-edge"}).replace_reasons == ("labels",)
     assert diff(RANDOM_PASSWORD, {"length": 32}, {"length": 64}).action == "replace"
     assert diff("pulumi:providers:docker", {"host": "a"}, {"host": "b"}).action == "update"
+
+
+def test_ignored_inputs_keep_their_recorded_value() -> None:
+    # A secrets seed ignores a new image of its consumer: it never runs it.
+    new_image = changed(image="shop/api:2")
+    assert diff(CONTAINER, RECORDED, new_image, ignore_changes=["image"]).action == "same"
+    found = diff(CONTAINER, RECORDED, changed(image="shop/api:2", memory=1024, memorySwap=1024),
+                 ignore_changes=["image"])  # fmt: skip
+    assert (found.action, found.paths) == ("update", ("memory", "memorySwap"))
+    with pytest.raises(UnknownInputError, match=r"ignore_changes \['healthcheck.interval'\]"):
+        diff(CONTAINER, RECORDED, SENT, ignore_changes=["healthcheck.interval"])
+
+
+def test_inputs_from_a_replaced_resource_are_known_after_apply() -> None:
+    # A volume name from a volume being replaced: the mount changes, so the container goes too.
+    found = diff(CONTAINER, RECORDED, SENT, unknown_inputs=["volumes"])
+    assert (found.action, found.replace_reasons) == ("replace", ("volumes",))
+    assert diff(CONTAINER, RECORDED, SENT, unknown_inputs=["memory"]).action == "update"

@@ -1,0 +1,228 @@
+"""Two recorded graphs of one stack compared by URN: what a `pulumi up` would do to each resource.
+
+Resources are visited in the head's registration order (a resource registers after those its
+inputs come from), so whether an input is known before the run is decided before its
+consumers are: an input made from a resource that is created or replaced is "known after
+apply" and counts as changed, as in a real preview.
+
+The per-resource decision is `provider.diff`, the same one the tests' stand-in applies to a
+real engine. Values are shown for reviewers, except where a secret is: there only "secret
+changed" is said, never the value, not even hashed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from plan.recorder import Graph, Resource
+from provider.diff import diff
+from provider.schema import CONTAINER, VOLUME
+
+Action = Literal["create", "update", "replace", "delete", "same"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "same")
+
+SECRET = "[secret]"
+UNKNOWN = "[known after apply]"
+SECRETS_ROLE = "secrets"
+"""The role label of a volume that only holds secret files, written again by every seed."""
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    path: str
+    old: Any
+    """The recorded value (None: absent), `SECRET` for a secret."""
+    new: Any
+    """The desired value, `SECRET`, or `UNKNOWN` when it is known only after the run."""
+
+
+@dataclass(frozen=True)
+class Change:
+    urn: str
+    type: str
+    name: str
+    action: Action
+    paths: tuple[str, ...] = ()
+    replace_reasons: tuple[str, ...] = ()
+    values: tuple[ValueChange, ...] = ()
+    delete_before_replace: bool = False
+    secret_changed: bool = False
+    """A secret input (or one made from a secret) changed."""
+
+
+@dataclass(frozen=True)
+class Warning:
+    kind: Literal["data-loss", "protected", "port-opened", "restart", "removed"]
+    message: str
+
+
+@dataclass
+class StackPlan:
+    stack: str
+    changes: list[Change]
+    """Every resource of either revision, `same` ones included, in the head's order."""
+    warnings: list[Warning]
+
+    def summary(self) -> dict[str, int]:
+        return {action: sum(c.action == action for c in self.changes) for action in ACTIONS}
+
+    def changed(self) -> list[Change]:
+        return [c for c in self.changes if c.action != "same"]
+
+
+def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
+    """What deploying `head` over a stack deployed from `base` does (None: no stack file)."""
+    base_by_urn = {r.urn: r for r in base.resources} if base is not None else {}
+    head_resources = head.resources if head is not None else []
+    head_urns = {r.urn for r in head_resources}
+    pending: set[str] = set()  # created or replaced: their outputs are known after the run
+    changes: list[Change] = []
+    for resource in head_resources:
+        recorded = base_by_urn.get(resource.urn)
+        change = (
+            Change(resource.urn, resource.type, resource.name, "create")
+            if recorded is None
+            else _compare_resource(recorded, resource, pending)
+        )
+        if change.action in ("create", "replace"):
+            pending.add(resource.urn)
+        changes.append(change)
+    deleted = [r for r in base_by_urn.values() if r.urn not in head_urns]
+    changes += [Change(r.urn, r.type, r.name, "delete") for r in deleted]
+    base_resources = base.resources if base is not None else []
+    return StackPlan(stack, changes, _warnings(changes, base_resources, head_resources))
+
+
+def _is_component(type_token: str) -> bool:
+    """The program's own component resources: no provider, no state of their own."""
+    return type_token.split(":")[0] not in ("docker", "random", "pulumi")
+
+
+def _compare_resource(recorded: Resource, desired: Resource, pending: set[str]) -> Change:
+    if _is_component(desired.type):
+        return Change(desired.urn, desired.type, desired.name, "same")
+    unknown = sorted(k for k, deps in desired.property_dependencies.items() if deps & pending)
+    found = diff(
+        desired.type,
+        recorded.inputs,
+        desired.inputs,
+        replace_on_changes=desired.replace_on_changes,
+        delete_before_replace=(
+            desired.delete_before_replace if desired.delete_before_replace_defined else None
+        ),
+        unknown_inputs=unknown,
+        ignore_changes=desired.ignore_changes,
+    )
+    if found.action == "same":
+        return Change(desired.urn, desired.type, desired.name, "same")
+    values = tuple(_value_change(recorded, desired, path, set(unknown)) for path in found.paths)
+    return Change(
+        desired.urn, desired.type, desired.name, found.action, found.paths,
+        found.replace_reasons, values, found.delete_before_replace,
+        secret_changed=any(SECRET in (v.old, v.new) for v in values),
+    )  # fmt: skip
+
+
+def _value_change(
+    recorded: Resource, desired: Resource, path: str, unknown: set[str]
+) -> ValueChange:
+    if _touches_secret(recorded, path) or _touches_secret(desired, path):
+        return ValueChange(path, SECRET, SECRET)
+    old = _at(recorded.inputs, path)
+    new = UNKNOWN if path.split(".")[0] in unknown else _at(desired.inputs, path)
+    return ValueChange(path, old, new)
+
+
+def _touches_secret(resource: Resource, path: str) -> bool:
+    """A secret at `path`, inside it or around it."""
+    return any(s == path or s.startswith(path + ".") or path.startswith(s + ".")
+               for s in resource.secret_paths)  # fmt: skip
+
+
+def _at(inputs: Mapping[str, Any], path: str) -> Any:
+    value: Any = inputs
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def set_difference(old: Any, new: Any) -> tuple[list[Any], list[Any]] | None:
+    """For two lists: what was removed and what was added, or None for other values."""
+    if not isinstance(old, list | None) or not isinstance(new, list | None):
+        return None
+    if old is None and new is None:
+        return None
+    before = [_key(v) for v in old or []]
+    after = [_key(v) for v in new or []]
+    removed = [v for v, k in zip(old or [], before, strict=True) if k not in after]
+    added = [v for v, k in zip(new or [], after, strict=True) if k not in before]
+    return removed, added
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# What a reviewer must not miss
+
+
+def _warnings(
+    changes: Sequence[Change], base: Sequence[Resource], head: Sequence[Resource]
+) -> list[Warning]:
+    base_by_urn = {r.urn: r for r in base}
+    head_by_urn = {r.urn: r for r in head}
+    warnings: list[Warning] = []
+    restarted: list[str] = []
+    removed: list[str] = []
+    for change in changes:
+        old, new = base_by_urn.get(change.urn), head_by_urn.get(change.urn)
+        gone = change.action in ("delete", "replace")
+        if gone and old is not None and old.type == VOLUME and _role(old) != SECRETS_ROLE:
+            what = "deleted" if change.action == "delete" else "replaced by an empty one"
+            message = f"volume {_docker_name(old)} is {what}: its data is lost"
+            warnings.append(Warning("data-loss", message))
+        if gone and old is not None and old.protect:
+            warnings.append(Warning(
+                "protected",
+                f"{old.name} ({_docker_name(old)}) is protected: `pulumi up` stops with an error "
+                f"instead of the {change.action}; unprotect it first if the loss is intended",
+            ))  # fmt: skip
+        if new is not None and new.type == CONTAINER:
+            opened = _published(new) - (_published(old) if old is not None else set())
+            warnings += [Warning("port-opened", f"{_docker_name(new)} publishes {port}")
+                         for port in sorted(opened)]  # fmt: skip
+        if old is not None and old.type == CONTAINER and old.inputs.get("start", True):
+            if change.action == "replace":
+                restarted.append(_docker_name(old))
+            elif change.action == "delete":
+                removed.append(_docker_name(old))
+    if restarted:
+        warnings.append(Warning("restart", "containers restarted (replaced): "
+                                + ", ".join(restarted)))  # fmt: skip
+    if removed:
+        warnings.append(Warning("removed", "containers removed: " + ", ".join(removed)))
+    return warnings
+
+
+def _role(resource: Resource) -> str | None:
+    labels = resource.inputs.get("labels") or []
+    return next((str(lb.get("value")) for lb in labels
+                 if lb.get("label") == "com.ecommerce.role"), None)  # fmt: skip
+
+
+def _docker_name(resource: Resource) -> str:
+    return str(resource.inputs.get("name") or resource.name)
+
+
+def _published(container: Resource) -> set[str]:
+    return {f"{p.get('ip') or 'all addresses'}:{p['external']} -> {p.get('internal')}"
+            for p in container.inputs.get("ports") or [] if p.get("external")}  # fmt: skip

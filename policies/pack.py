@@ -1,0 +1,53 @@
+"""The rules as CrossGuard policies, for `pulumi preview --policy-pack policies`.
+
+Building these objects starts nothing; `PolicyPack` (in `__main__.py`, the pack's entry point)
+does, so tests import this module and call the policies' validate functions directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pulumi_policy import (
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from policies.rules import RULES, Rule, Subject, secret_values_leaked, secrets_only_in_files
+
+PACK_NAME = "ecommerce-production-rules"
+
+
+def subject_of_args(args: ResourceValidationArgs) -> Subject:
+    # The policy SDK gives plain values: which were secrets is not known here (None).
+    return Subject(args.resource_type, args.name, args.urn, args.props, args.opts.protect)
+
+
+def _validate(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in rule.check(subject_of_args(args)):
+            report_violation(message, args.urn)
+
+    return validate
+
+
+def validate_secrets(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    subjects = [Subject(r.resource_type, r.name, r.urn, r.props, r.opts.protect)
+                for r in args.resources]  # fmt: skip
+    for violation in secret_values_leaked(subjects):
+        report_violation(violation.message, violation.urn)
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """One policy per rule; secrets are found by value across the stack (see rules.py)."""
+    found: list[ResourceValidationPolicy | StackValidationPolicy] = [
+        ResourceValidationPolicy(rule.name, rule.description, _validate(rule))
+        for rule in RULES
+        if rule.check is not secrets_only_in_files
+    ]
+    secrets = next(r for r in RULES if r.check is secrets_only_in_files)
+    found.append(StackValidationPolicy(secrets.name, secrets.description, validate_secrets))
+    return found

@@ -1,0 +1,178 @@
+"""The production rules on the resources the program builds: prod passes every one, and a
+component that breaks the hardening is caught even while the settings still ask for it.
+
+The same rules run in the CrossGuard pack (policies/pack.py), whose validate functions are
+called here directly: constructing the `PolicyPack` itself would start its server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
+import pulumi_docker
+import pytest
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
+
+from plan.recorder import Graph, Resource, run_program
+from plan.report import subjects
+from policies.pack import policies, validate_secrets
+from policies.rules import RULES, Subject, check, enforcement_for, secret_values_leaked
+from tests.unit.test_secrets import secrets_outside_files
+
+
+def rules_broken(graph: Graph) -> dict[str, set[str]]:
+    broken: dict[str, set[str]] = {}
+    for v in check(subjects(graph)):
+        broken.setdefault(v.rule, set()).add(v.name)
+    return broken
+
+
+def test_prod_passes_every_rule(prod_graph: Graph) -> None:
+    assert rules_broken(prod_graph) == {}
+
+
+def test_dev_breaks_what_its_settings_relax(dev_graph: Graph) -> None:
+    broken = rules_broken(dev_graph)
+    # Dev keeps roots writable, capabilities, moving `:dev` tags, the SPEC's port map and
+    # unprotected volumes: advisory there.
+    assert set(broken) == {"read-only-root", "drop-all-capabilities", "pinned-image",
+                           "only-edge-published", "data-volumes-protected"}  # fmt: skip
+    assert "platform-gateway-container" not in broken["only-edge-published"]
+    assert "platform-customer-container" in broken["only-edge-published"]
+    assert enforcement_for("dev") == "advisory" and enforcement_for("prod") == "mandatory"
+
+
+def test_secret_seeds_are_exempt_from_the_runtime_rules(dev_graph: Graph) -> None:
+    broken = rules_broken(dev_graph)
+    assert not any(name.endswith("-seed") for names in broken.values() for name in names)
+
+
+# ----------------------------------------------------------------------------------------------
+# Components that break what the settings ask for
+
+
+class _Patched(pulumi_docker.Container):
+    """Containers as a buggy component would build them: `change` edits their arguments."""
+
+    change: Any = None
+
+    def __init__(self, resource_name: str, *args: Any, **kwargs: Any) -> None:
+        _Patched.change(resource_name, kwargs)
+        super().__init__(resource_name, *args, **kwargs)
+
+
+@pytest.fixture
+def patched_containers(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Patched]]:
+    monkeypatch.setattr(pulumi_docker, "Container", _Patched)
+    yield _Patched
+    _Patched.change = None
+
+
+def test_a_component_that_drops_read_only_is_caught(patched_containers: type[_Patched]) -> None:
+    def drop_read_only(name: str, kwargs: dict[str, Any]) -> None:
+        if name == "platform-order-container":
+            kwargs.pop("read_only", None)
+
+    patched_containers.change = drop_read_only
+    graph = run_program("prod")  # the stack file still says readOnlyRoot: true
+    assert rules_broken(graph) == {"read-only-root": {"platform-order-container"}}
+
+
+def _leak_into_command(seed_suffix: str, container: str, flag: str) -> Any:
+    """A component that also passes its own password on the command line."""
+    seen: dict[str, pulumi.Input[str]] = {}
+
+    def change(name: str, kwargs: dict[str, Any]) -> None:
+        if name.endswith(seed_suffix):
+            by_file = {u.file: u.content for u in kwargs["uploads"]}
+            seen["password"] = next(c for f, c in by_file.items() if f.endswith("password"))
+        if name == container:
+            kwargs["command"] = [*kwargs["command"], flag,
+                                 pulumi.Output.concat("x=", seen["password"])]  # fmt: skip
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("seed", "container", "flag"),
+    [("redis-secrets-seed", "platform-redis-container", "--requirepass"),
+     ("order-db-secrets-seed", "platform-order-db-container", "-c")],
+    ids=["redis-password-in-argv", "database-password-in-options"],
+)  # fmt: skip
+def test_a_secret_on_a_command_line_is_caught(
+    patched_containers: type[_Patched], seed: str, container: str, flag: str
+) -> None:
+    patched_containers.change = _leak_into_command(seed, container, flag)
+    graph = run_program("prod")
+    (leak,) = check(subjects(graph), [r for r in RULES if r.name == "secrets-only-in-files"])
+    assert leak.name == container and "input 'command." in leak.message
+    # The unit test of secrets catches it too (it once skipped exactly the keys a leak marks).
+    assert secrets_outside_files(graph) != []
+    # And the pack, which sees plain values only, finds it by value.
+    plain = [Subject(r.type, r.name, r.urn, r.inputs, r.protect) for r in graph.resources]
+    assert [v.name for v in secret_values_leaked(plain)] == [container]
+
+
+# ----------------------------------------------------------------------------------------------
+# The pack's policies
+
+
+def _opts(resource: Resource) -> PolicyResourceOptions:
+    return PolicyResourceOptions(resource.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def _args(resource: Resource) -> ResourceValidationArgs:
+    return ResourceValidationArgs(resource.type, resource.inputs, resource.urn, resource.name,
+                                  _opts(resource), None)  # fmt: skip
+
+
+def pack_violations(graph: Graph) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for policy in policies():
+        if not isinstance(policy, ResourceValidationPolicy):
+            continue
+
+        def report(message: str, urn: str | None = None, name: str = policy.name) -> None:
+            found.append((name, str(urn)))
+
+        for resource in graph.resources:
+            assert callable(policy.validate)
+            policy.validate(_args(resource), report)
+    return found
+
+
+def test_the_pack_reports_what_the_rules_find(dev_graph: Graph, prod_graph: Graph) -> None:
+    assert pack_violations(prod_graph) == []
+    expected = {(v.rule, v.urn) for v in check(subjects(dev_graph))}
+    assert set(pack_violations(dev_graph)) == expected
+    assert {p.name for p in policies()} == {r.name for r in RULES}
+
+
+def test_the_packs_secret_policy_runs_on_the_whole_stack(
+    patched_containers: type[_Patched],
+) -> None:
+    patched_containers.change = _leak_into_command(
+        "redis-secrets-seed", "platform-redis-container", "--requirepass"
+    )
+    graph = run_program("prod")
+
+    stack = StackValidationArgs([
+        PolicyResource(r.type, r.inputs, r.urn, r.name, _opts(r), None, None, [], {})
+        for r in graph.resources
+    ])  # fmt: skip
+    reported: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        reported.append(str(urn))
+
+    validate_secrets(stack, report)
+    assert reported == [graph.container("shop-redis").urn]
