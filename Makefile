@@ -33,17 +33,21 @@ lock: ## Re-pin requirements*.txt from pyproject.toml (needs uv)
 deploy-tools:
 	@scripts/require-deploy-tools
 
+# A stack whose file says `profile: prod` runs the policy pack (policies/) with every rule
+# mandatory: a violation stops the preview or the deploy. Pulumi makes the pack's virtualenv.
+POLICY_ARGS = $(if $(shell grep -sqE '^[[:space:]]*profile:[[:space:]]*prod\b' Pulumi.$(STACK).yaml && echo prod),--policy-pack policies --policy-pack-config policies/prod.json)
+
 .PHONY: up
 up: deploy-tools install ## Deploy a stack (default dev) on the local file backend: make up [STACK=prod]
 	@mkdir -p .pulumi-state
 	pulumi stack select --create $(STACK)
-	pulumi up --stack $(STACK)
+	pulumi up --stack $(STACK) $(POLICY_ARGS)
 
 .PHONY: preview
 preview: deploy-tools install ## Show what `make up` would change: make preview [STACK=prod]
 	@mkdir -p .pulumi-state
 	pulumi stack select --create $(STACK)
-	pulumi preview --diff --stack $(STACK)
+	pulumi preview --diff --stack $(STACK) $(POLICY_ARGS)
 
 .PHONY: destroy
 destroy: deploy-tools ## Remove a stack (refused while its data volumes are protected, as in prod)
@@ -62,6 +66,27 @@ lint: install ## Ruff lint and format check, mypy strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# actionlint checks the GitHub workflows (syntax, expressions, action inputs; their shell scripts
+# too where shellcheck is installed). Its PyPI wrapper ships no wheel: it downloads the binary
+# while it builds, which fails where only package registries are reachable, so this builds the
+# pinned upstream Go module (checked against Go's checksum database) into .venv/bin.
+ACTIONLINT_VERSION := v1.7.12
+
+.PHONY: lint-workflows
+lint-workflows: install ## actionlint on the GitHub workflows (builds it once; needs Go)
+	@$(VENV)/bin/actionlint -version 2>/dev/null | head -n 1 | grep -qxF '$(ACTIONLINT_VERSION)' || { \
+	  command -v go >/dev/null || { echo "error: building actionlint needs the Go toolchain; install Go, then run make lint-workflows again" >&2; exit 1; }; \
+	  echo "go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)"; \
+	  GOBIN="$(CURDIR)/$(VENV)/bin" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
+	}
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+
+BASE ?= origin/main
+FORMAT ?= markdown
+.PHONY: diff
+diff: install ## Offline plan of this change against BASE, no credentials: make diff BASE=origin/main [STACK=prod] [FORMAT=json]
+	@$(PY) -m plan --base '$(BASE)' $(if $(filter command line environment,$(origin STACK)),--stack '$(STACK)') --format '$(FORMAT)'
 
 .PHONY: schema
 schema: install ## Regenerate the editor schema of the stack files (stacks/stack.schema.json)

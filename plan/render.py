@@ -158,7 +158,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "_absent_"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    escaped = html.escape(text).replace("|", "&#124;").replace("\n", "<br>")
+    escaped = html.escape(text, quote=False).replace("|", "&#124;").replace("\n", "<br>")
     if len(text) > LONG_VALUE:
         return f"<details><summary>{len(text)} characters</summary><code>{escaped}</code></details>"
     return f"<code>{escaped}</code>"
