@@ -71,13 +71,15 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def change(repo: Path) -> Iterator[Callable[..., Outcome]]:
     """Commit an edit on a throwaway branch from `base`, then plan it against `base`."""
 
-    def run(edit: Callable[[Path], None], *, fmt: str = "json", stack: str = "prod") -> Outcome:
+    def run(
+        edit: Callable[[Path], None], *, fmt: str = "json", stack: str = "prod", base: str = "base"
+    ) -> Outcome:
         edit(repo)
         git(repo, "add", "-A")
         git(repo, "-c", "user.name=tests", "-c", "user.email=tests@localhost",
             "commit", "-q", "--allow-empty", "-m", "scenario")  # fmt: skip
         result = subprocess.run(
-            [sys.executable, "-m", "plan", "--base", "base", "--stack", stack, "--format", fmt],
+            [sys.executable, "-m", "plan", "--base", base, "--stack", stack, "--format", fmt],
             cwd=repo, capture_output=True, text=True, check=False,
         )  # fmt: skip
         return Outcome(result.returncode, result.stdout, result.stderr)
@@ -195,6 +197,8 @@ def test_a_secret_override_replaces_its_consumers_and_shows_no_secret(
     for text in (outcome.stdout, outcome.stderr, markdown):
         assert CIPHERTEXT not in text and "offline-plan-secret" not in text
         assert "generated-" not in text  # the mocks' stand-ins for generated secrets
+    # The same ciphertext at both revisions: nothing changes.
+    assert change(lambda repo: None, base="HEAD~1").code == 0
 
 
 def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
