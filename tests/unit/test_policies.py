@@ -8,6 +8,7 @@ called here directly: constructing the `PolicyPack` itself would start its serve
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -176,3 +177,59 @@ def test_the_packs_secret_policy_runs_on_the_whole_stack(
 
     validate_secrets(stack, report)
     assert reported == [graph.container("shop-redis").urn]
+
+
+# ----------------------------------------------------------------------------------------------
+# Each rule fires on what it forbids, and on nothing else
+
+
+def _order_container(graph: Graph) -> Subject:
+    (subject,) = [s for s in subjects(graph) if s.name == "platform-order-container"]
+    return subject
+
+
+def _edited(subject: Subject, **inputs: Any) -> Subject:
+    return replace(subject, inputs={**subject.inputs, **inputs})
+
+
+SOCKET = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock"}
+
+BREAKS: list[tuple[str, dict[str, Any]]] = [
+    ("read-only-root", {"readOnly": False}),
+    ("drop-all-capabilities", {"capabilities": {"drops": ["NET_RAW"]}}),
+    ("drop-all-capabilities", {"capabilities": {"drops": ["ALL"], "adds": ["NET_ADMIN"]}}),
+    ("no-new-privileges", {"securityOpts": []}),
+    ("memory-limit", {"memory": 0}),
+    ("restart-policy", {"restart": "no"}),
+    ("rotated-logs", {"logOpts": {"max-size": "10m"}}),
+    ("rotated-logs", {"logDriver": "syslog"}),
+    ("pinned-image", {"image": "registry.example.com/ecommerce/order-service:latest"}),
+    ("pinned-image", {"image": "registry.example.com:5000/ecommerce/order-service"}),
+    ("no-privileged", {"privileged": True}),
+    ("no-host-network", {"networkMode": "host"}),
+    ("no-docker-socket", {"volumes": [SOCKET]}),
+    ("only-edge-published", {"ports": [{"internal": 3000, "external": 13003, "ip": "127.0.0.1"}]}),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "inputs"), BREAKS, ids=[f"{r}-{i}" for i, (r, _) in enumerate(BREAKS)]
+)
+def test_each_rule_catches_what_it_forbids(
+    prod_graph: Graph, rule: str, inputs: dict[str, Any]
+) -> None:
+    broken = _edited(_order_container(prod_graph), **inputs)
+    assert {v.rule for v in check([broken])} == {rule}
+
+
+def test_a_pinned_digest_or_version_passes(prod_graph: Graph) -> None:
+    order = _order_container(prod_graph)
+    for image in ("shop/api@sha256:" + "a" * 64, "registry.example.com:5000/shop/api:2.1"):
+        assert check([_edited(order, image=image)]) == []
+
+
+def test_an_unprotected_data_volume_and_a_secret_in_envs_are_caught(prod_graph: Graph) -> None:
+    (volume,) = [s for s in subjects(prod_graph) if s.name == "platform-order-db-data"]
+    assert {v.rule for v in check([replace(volume, protect=False)])} == {"data-volumes-protected"}
+    leaky = replace(_order_container(prod_graph), secret_paths=frozenset({"envs.3"}))
+    assert {v.rule for v in check([leaky])} == {"secrets-only-in-files"}
