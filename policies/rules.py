@@ -6,7 +6,8 @@ the unit tests (on the mock-recorded graph). A component that silently dropped `
 is caught here even while the stack file still says `readOnlyRoot: true`.
 
 Inputs are in Pulumi's names (`readOnly`, `securityOpts`, ...), as the engine hands them to
-providers and to policy packs alike.
+providers and to policy packs alike; rules read them as `Mapping`s and `Sequence`s, since the
+policy SDK wraps them in proxies that are neither dicts nor lists.
 
 What is not a rule, and why: a PIDs limit. pulumi-docker 5.2.0's container (kreuzwerker
 terraform-provider-docker v4.5.0) has no `pids_limit` input, so no program using it can set
@@ -253,8 +254,8 @@ def _plain_strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
             yield from _plain_strings(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _plain_strings(v, f"{path}.{i}")
     elif isinstance(value, str):
         yield path, value
+    elif isinstance(value, Sequence):  # the policy SDK's list proxies are not lists
+        for i, v in enumerate(value):
+            yield from _plain_strings(v, f"{path}.{i}")
