@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pulumi_policy import (
+    Policy,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -41,9 +42,9 @@ def validate_secrets(args: StackValidationArgs, report_violation: ReportViolatio
         report_violation(violation.message, violation.urn)
 
 
-def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+def policies() -> list[Policy]:
     """One policy per rule; secrets are found by value across the stack (see rules.py)."""
-    found: list[ResourceValidationPolicy | StackValidationPolicy] = [
+    found: list[Policy] = [
         ResourceValidationPolicy(rule.name, rule.description, _validate(rule))
         for rule in RULES
         if rule.check is not secrets_only_in_files
