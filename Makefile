@@ -33,25 +33,34 @@ lock: ## Re-pin requirements*.txt from pyproject.toml (needs uv)
 deploy-tools:
 	@scripts/require-deploy-tools
 
-# A stack whose file says `profile: prod` runs the policy pack (policies/) with every rule
-# mandatory: a violation stops the preview or the deploy. Pulumi makes the pack's virtualenv.
-POLICY_ARGS = $(if $(shell grep -sqE '^[[:space:]]*profile:[[:space:]]*prod\b' Pulumi.$(STACK).yaml && echo prod),--policy-pack policies --policy-pack-config policies/prod.json)
+PROD_PROFILE = $(shell grep -sqE '^[[:space:]]*profile:[[:space:]]*prod\b' Pulumi.$(STACK).yaml && echo yes)
+# A prod profile runs the policy pack (policies/) with every rule mandatory: a violation stops
+# the preview or the deploy (Pulumi makes the pack's virtualenv). And it asks before deploying;
+# other stacks deploy without a question.
+POLICY_ARGS = $(if $(PROD_PROFILE),--policy-pack policies --policy-pack-config policies/prod.json)
+UP_ARGS = $(if $(PROD_PROFILE),,--yes)
+# The stack's passphrase: the one you set, else (never for prod) a random one made on first use.
+WITH_PASSPHRASE = file=$$(scripts/stack-passphrase $(STACK)) && \
+	if [ -n "$$file" ]; then export PULUMI_CONFIG_PASSPHRASE_FILE="$$file"; fi
 
 .PHONY: up
 up: deploy-tools install ## Deploy a stack (default dev) on the local file backend: make up [STACK=prod]
 	@mkdir -p .pulumi-state
-	pulumi stack select --create $(STACK)
-	pulumi up --stack $(STACK) $(POLICY_ARGS)
+	@$(WITH_PASSPHRASE) && \
+	pulumi stack select --create $(STACK) && \
+	pulumi up --stack $(STACK) $(UP_ARGS) $(POLICY_ARGS) && \
+	pulumi stack output --json --stack $(STACK) | $(PY) scripts/up_banner.py $(STACK)
 
 .PHONY: preview
 preview: deploy-tools install ## Show what `make up` would change: make preview [STACK=prod]
 	@mkdir -p .pulumi-state
-	pulumi stack select --create $(STACK)
+	@$(WITH_PASSPHRASE) && \
+	pulumi stack select --create $(STACK) && \
 	pulumi preview --diff --stack $(STACK) $(POLICY_ARGS)
 
 .PHONY: destroy
 destroy: deploy-tools ## Remove a stack (refused while its data volumes are protected, as in prod)
-	pulumi destroy --stack $(STACK)
+	@$(WITH_PASSPHRASE) && pulumi destroy --stack $(STACK)
 
 .PHONY: test
 test: install ## Install everything and run all tests (unit, PostgreSQL and Docker integration)

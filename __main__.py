@@ -19,6 +19,7 @@ platform = Platform(
 )
 
 pulumi.export("urls", platform.urls)
+pulumi.export("containers", platform.containers)
 pulumi.export("networks", platform.networks.names())
 # Read by the backup tool: `pulumi stack output databases --json --show-secrets`.
 pulumi.export("databases", platform.database_targets())

@@ -46,6 +46,8 @@ class Platform(pulumi.ComponentResource):
     backup: BackupJob | None
     urls: dict[str, str]
     """Per service: the published URL, or the in-network one for private services."""
+    containers: dict[str, str]
+    """Per service: its container's name, for `docker logs`."""
 
     def __init__(
         self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
@@ -149,6 +151,7 @@ class Platform(pulumi.ComponentResource):
                 opts=child,
             )
         self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}
+        self.containers = {n: service.docker_name for n, service in sorted(self.services.items())}
         self.register_outputs({})
 
     def _service_args(

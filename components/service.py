@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from components.built_image import service_image
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
@@ -82,12 +83,15 @@ class ServiceArgs:
 
 class Service(pulumi.ComponentResource):
     container: docker.Container
+    docker_name: str
 
     def __init__(
         self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ecommerce:index:Service", name, None, opts)
+        self.docker_name = args.docker_name
         env, files = service_environment(args)
+        image = service_image(f"{name}-image", args.settings, args.docker_name, self)
         volumes: list[docker.ContainerVolumeArgs] = []
         depends_on = list(args.depends_on)
         revision: dict[str, pulumi.Input[str]] = {}
@@ -96,7 +100,7 @@ class Service(pulumi.ComponentResource):
                 f"{name}-secrets",
                 SecretFilesArgs(
                     docker_name=f"{args.docker_name}-secrets",
-                    image=args.settings.image,
+                    image=image,
                     files=files,
                     labels=args.labels,
                 ),
@@ -109,7 +113,7 @@ class Service(pulumi.ComponentResource):
         self.container = docker.Container(
             f"{name}-container",
             name=args.docker_name,
-            image=args.settings.image,
+            image=image,
             envs=[f"{key}={value}" for key, value in sorted(env.items())],
             volumes=volumes,
             networks_advanced=[

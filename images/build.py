@@ -7,14 +7,18 @@ never written into the repository):
     ecommerce-test/debian-base:bookworm   debootstrap --variant=minbase bookworm, `docker import`ed
     ecommerce-test/postgres:15            official postgres image's contract, Debian's postgresql-15
     ecommerce-test/redis:7                official redis image's contract, Debian's redis-server 7.0
-    ecommerce-test/node-service:1         stand-in for every Node.js service of the platform
+    ecommerce-test/node-base:1            official node image's contract, Debian's nodejs; also
+                                          tagged with the official name the reference service
+                                          builds FROM (images/reference-service/Dockerfile)
+    ecommerce-test/reference-service:1    the reference service, for every Node.js app
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
 parent recipe's hash) is stored on the image as the label ``ecommerce-test.recipe-hash``; an image
 whose label matches is reused, anything else is rebuilt.
 
 Usage: ``python -m images.build [--force] [NAME ...]`` (NAME: debian-base, postgres, redis,
-node-service; default all). Building debian-base needs root (or sudo) and debootstrap.
+node-base, reference-service, backup; default all). Building debian-base needs root (or sudo)
+and debootstrap.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +68,8 @@ class Recipe:
     source: Path | None = None
     """Recipe folder outside images/ (its Dockerfile builds with the project root as context)."""
     build_args: tuple[tuple[str, str], ...] = ()
+    also_tags: tuple[str, ...] = ()
+    """Further names of the image, e.g. the official image it stands in for."""
 
     @property
     def folder(self) -> Path:
@@ -73,13 +80,33 @@ class Recipe:
         return self.folder if self.source is None else PROJECT_DIR
 
 
+def official_node_image() -> str:
+    """The image the reference service builds FROM by default (its Dockerfile's NODE_IMAGE)."""
+    dockerfile = (IMAGES_DIR / "reference-service" / "Dockerfile").read_text()
+    found = re.search(r"^ARG NODE_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    if found is None:
+        raise BuildError("images/reference-service/Dockerfile: no `ARG NODE_IMAGE=` default")
+    return found.group(1)
+
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe("debian-base", "ecommerce-test/debian-base:bookworm", None),
         Recipe("postgres", "ecommerce-test/postgres:15", "debian-base"),
         Recipe("redis", "ecommerce-test/redis:7", "debian-base"),
-        Recipe("node-service", "ecommerce-test/node-service:1", "debian-base"),
+        Recipe(
+            "node-base",
+            "ecommerce-test/node-base:1",
+            "debian-base",
+            also_tags=(official_node_image(),),
+        ),
+        Recipe(
+            "reference-service",
+            "ecommerce-test/reference-service:1",
+            "node-base",
+            build_args=(("NODE_IMAGE", "ecommerce-test/node-base:1"),),
+        ),
         # The project's own backup image, from backup/Dockerfile, on the local postgres image
         # (its pg_dump matches the test servers' major version).
         Recipe(
@@ -404,6 +431,8 @@ def ensure_images(
                     raise BuildError(f"{recipe.tag} lacks label {HASH_LABEL}={digest} after build")
                 rebuilt.add(recipe.name)
                 outcome = Outcome(recipe, digest, "built", time.monotonic() - started)
+            for name in recipe.also_tags:
+                _docker("tag", recipe.tag, name)
             log(outcome.describe())
             outcomes.append(outcome)
         if rebuilt:

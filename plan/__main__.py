@@ -63,10 +63,10 @@ def plan(repo: Path, base_ref: str, only: Sequence[str] = ()) -> list[StackRepor
             if base is None and head is None:
                 raise PlanError(f"stack {stack}: no Pulumi.{stack}.yaml at base or head")
             pairs.append((stack, base, head))
-        recordings = [Recording(revision, root, stack_file)
+        recordings = [Recording(revision, root, stack_file, outside)
                       for _, base, head in pairs
-                      for revision, root, stack_file in ((f"base {base_ref}", base_root, base),
-                                                         ("head", repo, head))
+                      for revision, root, stack_file, outside in (
+                          (f"base {base_ref}", base_root, base, repo), ("head", repo, head, None))
                       if stack_file is not None]  # fmt: skip
         graphs = iter(record_all(recordings))
     reports = []

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from plan.recorder import Graph, Resource
 from provider.diff import diff
-from provider.schema import CONTAINER, VOLUME
+from provider.schema import CONTAINER, IMAGE, VOLUME
 
 Action = Literal["create", "update", "replace", "delete", "same"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "same")
@@ -78,7 +78,7 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
     base_by_urn = {r.urn: r for r in base.resources} if base is not None else {}
     head_resources = head.resources if head is not None else []
     head_urns = {r.urn for r in head_resources}
-    pending: set[str] = set()  # created or replaced: their outputs are known after the run
+    pending: set[str] = set()  # their outputs are known only after the run
     changes: list[Change] = []
     for resource in head_resources:
         recorded = base_by_urn.get(resource.urn)
@@ -87,7 +87,9 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
             if recorded is None
             else _compare_resource(recorded, resource, pending)
         )
-        if change.action in ("create", "replace"):
+        # An image built again gets a new ID: what runs it learns it only after the run.
+        rebuilt = change.action == "update" and resource.type == IMAGE
+        if change.action in ("create", "replace") or rebuilt:
             pending.add(resource.urn)
         changes.append(change)
     deleted = [r for r in base_by_urn.values() if r.urn not in head_urns]

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
+import hashlib
 import json
 import os
 import runpy
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "ecommerce"
 SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
 SECRET_VALUE = rpc._special_secret_sig
+IMAGE = "docker:index/image:Image"
 
 
 @dataclass
@@ -150,9 +153,22 @@ def _plain_and_secret_paths(value: Any, path: str, secrets: set[str]) -> Any:
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    def __init__(self, mocks: pulumi_mocks.Mocks, graph: Graph) -> None:
+    def __init__(
+        self, mocks: pulumi_mocks.Mocks, graph: Graph, root: Path, outside: Path | None = None
+    ) -> None:
         super().__init__(mocks)
         self.graph = graph
+        self.root = root
+        self.outside = outside
+
+    def build_context(self, context: str) -> Path:
+        """A build context as the CLI would find it from `root`; one outside the checkout is
+        looked up from `outside` (the working tree, when `root` is a temporary checkout of
+        another revision: a sibling app repository is the same folder for both)."""
+        found = (self.root / context).resolve()
+        if self.outside is not None and not found.is_relative_to(self.root.resolve()):
+            return (self.outside / context).resolve()
+        return found
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -160,6 +176,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             raw = json_format.MessageToDict(request.object)
             secrets: set[str] = set()
             inputs = _plain_and_secret_paths(raw, "", secrets)
+            if request.type == IMAGE and isinstance(inputs.get("build"), dict):
+                build = inputs["build"]
+                build["contextDigest"] = context_digest(
+                    self.build_context(build.get("context", ".")), build.get("dockerfile")
+                )
             dependencies = set(request.dependencies)
             by_input = {k: set(deps.urns) for k, deps in request.propertyDependencies.items()}
             for deps in by_input.values():
@@ -185,6 +206,40 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def context_digest(context: Path, dockerfile: str | None) -> str:
+    """What pulumi-docker's `Image` adds to its inputs when it checks them (`hashContext` in its
+    provider/provider.go): a hash of the Dockerfile and of every file of the build context
+    (name, mode, content) but those `.dockerignore` excludes, so a changed source is a rebuild
+    and an unchanged one is not. Not the provider's exact value: the same files decide it."""
+    if not context.is_dir():
+        return "missing"
+    ignore_file = context / ".dockerignore"
+    lines = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    digest = hashlib.sha256()
+    dockerfile_path = context / (dockerfile or "Dockerfile")
+    if dockerfile_path.is_file():
+        digest.update(b"Dockerfile\0" + hashlib.sha256(dockerfile_path.read_bytes()).digest())
+    for path in sorted(context.rglob("*")):
+        name = path.relative_to(context).as_posix()
+        if not path.is_file() or _ignored(name, patterns):
+            continue
+        digest.update(f"{name}\0{path.stat().st_mode:o}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _ignored(name: str, patterns: Sequence[str]) -> bool:
+    """`.dockerignore`'s simple forms: a glob on the path, or a folder and what is under it."""
+    return any(fnmatch.fnmatch(name, p) or name.startswith(p.rstrip("/") + "/") for p in patterns)
+
+
+def mock_image_id(name: str) -> str:
+    """What the mocks give as a built image's local ID: stable per resource (a real build's ID
+    is known only once it has run; the tests' stand-in puts the real one in its place)."""
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
 class ProviderMocks(pulumi_mocks.Mocks):
     """Stands in for the providers: echoes inputs and fills the outputs they compute."""
 
@@ -194,6 +249,8 @@ class ProviderMocks(pulumi_mocks.Mocks):
             outputs["result"] = f"generated-{args.name}"
         if args.typ == "random:index/randomId:RandomId":
             outputs["hex"] = f"rev-{args.name}"
+        if args.typ == IMAGE:
+            outputs["repoDigest"] = mock_image_id(args.name)
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
@@ -218,6 +275,7 @@ def run_program(
     secret_keys: Sequence[str] = (),
     graph: Graph | None = None,
     root: Path = ROOT,
+    outside: Path | None = None,
 ) -> Graph:
     """Run `root/__main__.py` for `stack` under mocks (not a preview) and return what it built.
 
@@ -230,7 +288,7 @@ def run_program(
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
     config = stack_config(stack, root) if config is None else config
-    return run_under_mocks(main, stack, config, secret_keys, graph)
+    return run_under_mocks(main, stack, config, secret_keys, graph, root, outside)
 
 
 def run_under_mocks(
@@ -239,15 +297,17 @@ def run_under_mocks(
     config: Mapping[str, Any],
     secret_keys: Sequence[str] = (),
     graph: Graph | None = None,
+    root: Path = ROOT,
+    outside: Path | None = None,
 ) -> Graph:
-    """Run any Pulumi program body under the recording mocks."""
+    """Run any Pulumi program body under the recording mocks (`root`: where it runs)."""
     graph = Graph() if graph is None else graph
     pulumi.runtime.set_mocks(
         ProviderMocks(),
         project=PROJECT,
         stack=stack,
         preview=False,
-        monitor=RecordingMonitor(ProviderMocks(), graph),
+        monitor=RecordingMonitor(ProviderMocks(), graph, root, outside),
     )
     set_all_config(cli_config(config), list(secret_keys))
 
@@ -275,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True,
                         help='JSON {"config": {...}, "secret_keys": [...]}')  # fmt: skip
     parser.add_argument("--output", type=Path, help="write the graph here, not to stdout")
+    parser.add_argument("--outside", type=Path,
+                        help="where build contexts outside the checkout are found")  # fmt: skip
     args = parser.parse_args(argv)
     request = json.loads(args.config.read_text())
     root = args.root.resolve()
@@ -282,7 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.path[0] = str(root)
     os.chdir(root)
     try:
-        graph = run_program(args.stack, request["config"], request["secret_keys"], root=root)
+        graph = run_program(args.stack, request["config"], request["secret_keys"], root=root,
+                            outside=args.outside)  # fmt: skip
     except Exception as err:  # the program's own error (a bad stack file) is the message
         print(str(err) or type(err).__name__, file=sys.stderr)
         return 1

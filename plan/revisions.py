@@ -33,6 +33,8 @@ class Recording:
     """How errors name it: "base origin/main" or "head"."""
     root: Path
     stack_file: StackFile
+    outside: Path | None = None
+    """Where build contexts outside `root` are found (the working tree, for the base)."""
 
 
 def commit_of(repo: Path, ref: str) -> str:
@@ -76,7 +78,8 @@ def record(recording: Recording) -> Graph:
         result = subprocess.run(
             [sys.executable, "-W", "ignore", str(RECORDER), "--root", str(recording.root),
              "--stack", recording.stack_file.stack, "--config", str(config),
-             "--output", str(output)],
+             "--output", str(output),
+             *(["--outside", str(recording.outside)] if recording.outside else [])],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:

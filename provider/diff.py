@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from provider.schema import DELETE_BEFORE_REPLACE, INPUTS, Input
+from provider.schema import DELETE_BEFORE_REPLACE, INPUTS, UPDATED_ONLY, Input
 
 Action = Literal["same", "update", "replace"]
 
@@ -71,10 +71,10 @@ def diff(
         paths = sorted(set(paths) | unknown)
         replacing = {_top(p) for p in paths if schema[_top(p)].on_change == "replace"}
     else:
-        # pulumi-random's inputs all force a new value; a provider's configuration is updated.
+        # pulumi-random's inputs all force a new value; see UPDATED_ONLY for the others.
         changed = {k for k in set(recorded) | set(desired) if recorded.get(k) != desired.get(k)}
         paths = sorted(changed | unknown)
-        replacing = set() if type_token.startswith("pulumi:providers:") else set(paths)
+        replacing = set() if type_token in UPDATED_ONLY else set(paths)
     rules = list(replace_on_changes)
     replacing |= {_top(p) for p in paths if any(_covers(rule, p) for rule in rules)}
     if init_errors and any(_covers(rule, INIT_ERROR) for rule in rules):

@@ -28,6 +28,7 @@ from typing import Any, Literal
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
+IMAGE = "docker:index/image:Image"
 DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 RANDOM_ID = "random:index/randomId:RandomId"
@@ -179,6 +180,13 @@ INPUTS: Mapping[str, Mapping[str, Input]] = {
     NETWORK: NETWORK_INPUTS,
     VOLUME: VOLUME_INPUTS,
 }
+
+# Resources whose every change is an update, never a replacement. pulumi-docker's `Image` is
+# its own native resource, not the Terraform provider's (provider/provider.go, `Diff`): any
+# change of its inputs (including `build.contextDigest`, the hash of the build context and the
+# Dockerfile that its `Check` adds) is an update, which builds again; an unchanged context is
+# not built at all. A provider's configuration is updated too (`DiffConfig`).
+UPDATED_ONLY = {IMAGE, DOCKER_PROVIDER}
 
 # pulumi-docker's provider/resources.go sets `DeleteBeforeReplace: true` for docker_container:
 # the provider asks for every container replacement to delete the old one first (an explicit

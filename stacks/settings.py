@@ -90,8 +90,22 @@ class HealthCheck(StrictModel):
     start_period: Duration = "30s"
 
 
+class BuildSettings(StrictModel):
+    """An image built from source on the Docker host (like Compose's `build:`), never pushed."""
+
+    context: str = Field(min_length=1)
+    """The build context folder, relative to the project (e.g. `../customer-service`)."""
+    dockerfile: str | None = None
+    """Relative to the context; default `Dockerfile`."""
+    args: dict[str, str] = Field(default_factory=dict)
+    """Build arguments (`ARG`s of the Dockerfile): not secret, they stay in the image."""
+
+
 class ServiceSettings(StrictModel):
-    image: str = Field(min_length=1)
+    image: str | None = Field(default=None, min_length=1)
+    """A published image; exactly one of `image` and `build`."""
+    build: BuildSettings | None = None
+    """Build the image from source instead (dev)."""
     host_port: Port | None = None
     """Published on `publishIp`; None keeps the service private."""
     resources: Resources = Resources()
@@ -236,8 +250,15 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             problems.append(f"services.{name}: unknown service; known: {', '.join(known)}")
     for name in known:
         if name not in s.services:
-            problems.append(f"services.{name}: missing; every service needs an entry with an image")
+            problems.append(
+                f"services.{name}: missing; every service needs an entry with an image or a build"
+            )
     for name, svc in s.services.items():
+        if (svc.image is None) == (svc.build is None):
+            problems.append(
+                f"services.{name}: set exactly one of image (a published image) and build "
+                "(a source folder to build)"
+            )
         for key in sorted(set(svc.env) & SERVICE_ENV_NAMES):
             problems.append(f"services.{name}.env.{key}: set by the platform; choose another name")
     with_db = [spec.name for spec in catalogue.with_database()]
@@ -318,7 +339,7 @@ def _unpublishable_ports(s: PlatformSettings, catalogue: Catalogue) -> list[str]
 
 def images(s: PlatformSettings) -> dict[str, str]:
     """Every image of the stack by the key that sets it."""
-    found = {f"services.{n}.image": svc.image for n, svc in s.services.items()}
+    found = {f"services.{n}.image": svc.image for n, svc in s.services.items() if svc.image}
     found["postgres.image"] = s.postgres.image
     found["redis.image"] = s.redis.image
     if s.backup.image is not None:
@@ -336,7 +357,12 @@ def registry_of(image: str) -> str | None:
 
 
 def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    problems = []
+    problems = [
+        f"services.{name}.build: prod runs pinned published images; build and push them in CI, "
+        f"then set services.{name}.image"
+        for name, svc in s.services.items()
+        if svc.build is not None
+    ]
     for key, image in images(s).items():
         if not is_pinned(image):
             problems.append(

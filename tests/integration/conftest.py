@@ -35,7 +35,7 @@ SESSION_ID = uuid.uuid4().hex
 BASE_IMAGE = RECIPES["debian-base"].tag
 POSTGRES_IMAGE = RECIPES["postgres"].tag
 REDIS_IMAGE = RECIPES["redis"].tag
-NODE_IMAGE = RECIPES["node-service"].tag
+NODE_IMAGE = RECIPES["reference-service"].tag
 
 # What production does to every container (see docs/integration.md).
 HARDENED: dict[str, Any] = {

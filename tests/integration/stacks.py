@@ -3,7 +3,8 @@
 The stack's own file is used as it is, with only what a test machine needs changed, the way an
 operator would override it: local images instead of registry ones (no registry is reachable,
 so no registry login either), a unique name prefix (so runs never collide), and published
-ports on loopback.
+ports on loopback. Images the stack builds (dev's apps) are built from its file as they are,
+FROM the local stand-in of the official image they name.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.integration.standin import Deployment
 
 RUN_LABEL = "ecommerce-test.run"
 IMAGES = {
-    "service": "ecommerce-test/node-service:1",
+    "service": "ecommerce-test/reference-service:1",
     "postgres": "ecommerce-test/postgres:15",
     "redis": "ecommerce-test/redis:7",
     "backup": "ecommerce-test/backup:1",
@@ -58,7 +59,8 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     platform["namePrefix"] = prefix
     platform["publishIp"] = "127.0.0.1"
     for service in platform["services"].values():
-        service["image"] = IMAGES["service"]
+        if "image" in service:  # dev builds the reference service from its own folder
+            service["image"] = IMAGES["service"]
     platform["postgres"]["image"] = IMAGES["postgres"]
     platform["redis"]["image"] = IMAGES["redis"]
     if "backup" in platform:
@@ -76,9 +78,12 @@ def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:
         n.remove()
     for v in client.volumes.list(filters={"label": label}):
         v.remove(force=True)
+    for image in client.images.list(filters={"label": label}):  # what the stand-in built
+        client.images.remove(image.id, force=True)
     left = [c.name for c in client.containers.list(all=True, filters={"label": label})]
     left += [n.name for n in client.networks.list(filters={"label": label})]
     left += [v.name for v in client.volumes.list(filters={"label": label})]
+    left += [str(i.tags or i.id) for i in client.images.list(filters={"label": label})]
     return left
 
 

@@ -44,10 +44,10 @@ import docker
 import docker.errors
 import docker.types
 
-from plan.recorder import Graph, Resource
+from plan.recorder import ROOT, Graph, Resource, mock_image_id
 from provider.canonical import nano_cpus, nanoseconds
 from provider.diff import diff
-from provider.schema import CONTAINER, NETWORK, VOLUME
+from provider.schema import CONTAINER, IMAGE, NETWORK, VOLUME
 from tests.integration.provider_read import read_container, read_network, read_volume
 
 # Inputs the stand-in understands; anything else in the graph is an error, not a silent skip.
@@ -136,6 +136,8 @@ class Deployment:
         self.containers: dict[str, Any] = {}
         """Docker name -> container object (seeds included)."""
         self.timings: dict[str, Timing] = {}
+        self.built: dict[str, str] = {}
+        """What the mocks gave as a built image's ID -> the ID of the image built here."""
 
     # ------------------------------------------------------------------------------------------
     # Planning
@@ -143,17 +145,19 @@ class Deployment:
     def plan(self, graph: Graph) -> Plan:
         """What `pulumi up` with `graph` would do to this deployment."""
         steps = []
+        pending: set[str] = set()  # outputs known only after the run, as in the engine
         for resource in graph.resources:
             if resource.type.startswith("ecommerce:"):
                 continue  # components hold no state of their own
             recorded = self.state.get(resource.urn)
             if recorded is None:
                 steps.append(Step(resource.urn, resource.type, resource.name, "create"))
+                pending.add(resource.urn)
                 continue
             found = diff(
                 resource.type,
                 recorded.state,
-                resource.inputs,
+                self.resolved(resource.inputs),
                 replace_on_changes=resource.replace_on_changes,
                 init_errors=bool(recorded.init_errors),
                 delete_before_replace=(
@@ -162,7 +166,11 @@ class Deployment:
                     else None
                 ),
                 ignore_changes=resource.ignore_changes,
-            )
+                unknown_inputs=[k for k, deps in resource.property_dependencies.items()
+                                if deps & pending],
+            )  # fmt: skip
+            if found.action == "replace" or (found.action == "update" and resource.type == IMAGE):
+                pending.add(resource.urn)
             steps.append(Step(resource.urn, resource.type, resource.name, found.action,
                               found.paths, found.replace_reasons,
                               found.delete_before_replace))  # fmt: skip
@@ -212,7 +220,9 @@ class Deployment:
             )
         if step.action == "update" and resource.type in (NETWORK, VOLUME):
             raise StandInError(f"{resource.name}: networks and volumes have no in-place update")
-        if step.action == "create" and resource.type == NETWORK:
+        if resource.type == IMAGE:
+            self._build_image(resource)
+        elif step.action == "create" and resource.type == NETWORK:
             self._create_network(resource)
         elif step.action == "create" and resource.type == VOLUME:
             self._create_volume(resource)
@@ -220,7 +230,12 @@ class Deployment:
             # Random values, the explicit provider: no engine object, only state.
             self.state[resource.urn] = Recorded(resource, dict(resource.inputs))
 
+    def resolved(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The inputs with the mocks' IDs of built images replaced by the real ones."""
+        return {k: self.built.get(v, v) if isinstance(v, str) else v for k, v in inputs.items()}
+
     def _apply_container(self, resource: Resource, step: Step) -> None:
+        resource = replace(resource, inputs=self.resolved(resource.inputs))
         if step.action == "replace" and resource.ignore_changes:
             # The engine creates the replacement with the recorded values of ignored inputs.
             recorded = self.state[resource.urn].state
@@ -258,6 +273,24 @@ class Deployment:
         self.state[resource.urn] = Recorded(
             resource, read_volume(inspect, i, self.labels), i["name"]
         )
+
+    def _build_image(self, resource: Resource) -> None:
+        """pulumi-docker's `Image` with `skipPush`: a local build; the ID is its `repoDigest`.
+        (Deleting one leaves the image on the host, as the provider does.)"""
+        i = resource.inputs
+        build = i["build"]
+        self.log(f"build {i['imageName']} from {build['context']}")
+        stream = self.client.api.build(
+            path=str(ROOT / build["context"]), dockerfile=build.get("dockerfile") or "Dockerfile",
+            buildargs=build.get("args"), tag=i["imageName"], labels=self.labels,
+            pull=False, rm=True, forcerm=True, decode=True,
+        )  # fmt: skip
+        errors = [chunk["error"] for chunk in stream if "error" in chunk]
+        if errors:
+            raise StandInError(f"{resource.name}: build failed: {errors[-1].strip()}")
+        image_id = self.client.images.get(i["imageName"]).id
+        self.built[mock_image_id(resource.name)] = image_id
+        self.state[resource.urn] = Recorded(resource, dict(i), image_id)
 
     def _delete_other(self, recorded: Recorded) -> None:
         if recorded.resource.type == NETWORK:

@@ -418,7 +418,7 @@ def backing(module_dock: Harness) -> dict[str, Any]:
 def node_service(
     dock: Harness, backing: dict[str, Any], role: str, env: dict[str, str], port: int = 3001
 ) -> tuple[Any, int]:
-    """A hardened node-service container published on 127.0.0.1:<random>; (container, port)."""
+    """A hardened reference-service container published on 127.0.0.1:<random>; (container, port)."""
     environment = {
         "PORT": str(port),
         "SERVICE_NAME": role,

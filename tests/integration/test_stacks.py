@@ -17,6 +17,7 @@ import docker
 import pytest
 
 from images.build import Outcome
+from provider.schema import IMAGE
 from tests.integration.conftest import exec_in, http_get
 from tests.integration.stacks import IMAGES, LiveStack, deployed
 
@@ -86,6 +87,20 @@ def test_every_container_is_healthy(live: LiveStack) -> None:
         container.reload()
         assert container.status == "running", name
         assert container.attrs["State"]["Health"]["Status"] == "healthy", name
+
+
+def test_dev_runs_the_apps_it_built_from_its_file(live: LiveStack) -> None:
+    if live.stack == "prod":  # published images only
+        assert live.graph.of_type(IMAGE) == []
+        return
+    # No app image was prepared: each was built from images/reference-service as the stack
+    # file says, FROM the stand-in of the official node image, and runs by its ID.
+    for service in DEV_SERVICE_PORTS:
+        built = live.deployment.client.images.get(f"{live.prefix}-{service}:local")
+        container = live.container(service)
+        container.reload()
+        assert container.attrs["Image"] == built.id, service
+        assert built.attrs["Config"]["Cmd"] == ["node", "/app/server.js"]
 
 
 def test_each_database_is_reachable_from_its_own_service_only(live: LiveStack) -> None:
@@ -210,14 +225,22 @@ def test_a_second_up_changes_nothing(live: LiveStack) -> None:
 def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     def edits(platform: dict[str, Any]) -> None:
         platform["services"]["customer"]["resources"] = {"memoryMb": 768, "cpus": 1.0}
-        platform["services"]["order"]["image"] = IMAGES["service"] + "-next"
+        order = platform["services"]["order"]
+        if "build" in order:  # dev: the same source built with another argument
+            order["build"]["args"] = {"BUILD_REVISION": "next"}
+        else:
+            order["image"] = IMAGES["service"] + "-next"
         platform["services"]["cart"]["stopGraceSeconds"] = 45
 
     plan = live.deployment.plan(live.program(edits))
     changes = {step.name: step for step in plan.changes()}
     # The order service's secrets seed, created from its image, ignores a new one.
-    assert set(changes) == {"platform-customer-container", "platform-order-container",
-                            "platform-cart-container"}  # fmt: skip
+    expected = {"platform-customer-container", "platform-order-container",
+                "platform-cart-container"}  # fmt: skip
+    if live.stack == "dev":
+        expected.add("platform-order-image")  # built again: an update of the image resource
+        assert changes["platform-order-image"].action == "update"
+    assert set(changes) == expected
     customer, cart = changes["platform-customer-container"], changes["platform-cart-container"]
     assert (customer.action, customer.paths) == ("update", ("memory", "memorySwap"))
     order = changes["platform-order-container"]

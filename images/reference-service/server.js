@@ -1,7 +1,9 @@
 'use strict';
-// Stand-in for every Node.js service of the platform (gateway, customer, product, order, cart,
-// website content, frontend, backoffice). It honours the environment contract the Pulumi program
-// sets, and its GET /health is only 200 when the service could really work: the JWT secret file
+// The reference service (README.md beside it): a runnable example of the contract every Node.js
+// app of the platform follows (gateway, customer, product, order, cart, website content,
+// frontend, backoffice), which the dev stack runs where an app's own image is not configured and
+// the tests use for every app. It honours the environment contract the Pulumi program sets,
+// logs each request, and its GET /health is only 200 when the service could really work: the JWT secret file
 // is readable and non-empty, the database (if configured) accepts the credentials and answers
 // SELECT 1, and Redis (if configured) accepts AUTH (if a password file is given) and PINGs.
 // Node's standard library only: the PostgreSQL wire protocol (SCRAM-SHA-256, MD5, cleartext) and
@@ -370,9 +372,21 @@ function proxy(req, res, target, rest) {
   req.pipe(upstream);
 }
 
+// One line per request, once answered; Docker's health probes (GET /health) are left out, or
+// they would drown everything else.
+function logRequest(req, res, path) {
+  const started = process.hrtime.bigint();
+  res.on('finish', () => {
+    if (path === '/health') return;
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    log(`${req.method} ${path} ${res.statusCode} ${ms.toFixed(1)}ms`);
+  });
+}
+
 const server = http.createServer((req, res) => {
   securityHeaders(req, res);
   const path = (req.url || '/').split('?')[0];
+  logRequest(req, res, path);
   if (req.method === 'OPTIONS') {
     res.setHeader('Access-Control-Allow-Methods', 'GET,POST,PUT,PATCH,DELETE,OPTIONS');
     res.setHeader('Access-Control-Allow-Headers', 'Authorization,Content-Type');

@@ -1,0 +1,43 @@
+"""A service image built from source on the Docker host, for stacks that say `build:`.
+
+pulumi-docker's `Image` builds it (never pushed) and gives the local image ID as `repo_digest`.
+The container runs that ID, not the tag: a rebuild that changes the image replaces the
+container, and an unchanged context is not rebuilt at all (the provider hashes the context and
+the Dockerfile when it checks the inputs), so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from stacks.settings import BuildSettings, ServiceSettings
+
+LOCAL_TAG = "local"
+
+
+def service_image(
+    name: str, settings: ServiceSettings, docker_name: str, parent: pulumi.Resource
+) -> pulumi.Input[str]:
+    """The image the service runs: its published image, or the ID of the one built here."""
+    if settings.image is not None:
+        return settings.image
+    assert settings.build is not None  # the settings require exactly one of the two
+    return _build(name, settings.build, docker_name, parent)
+
+
+def _build(
+    name: str, build: BuildSettings, docker_name: str, parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    image = docker.Image(
+        name,
+        image_name=f"{docker_name}:{LOCAL_TAG}",
+        build=docker.DockerBuildArgs(
+            context=build.context,
+            dockerfile=build.dockerfile,
+            args=dict(build.args) or None,
+        ),
+        skip_push=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return image.repo_digest
