@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from plan.recorder import Graph, Resource
-from provider.diff import diff
+from provider.diff import ResourceDiff, diff
 from provider.schema import CONTAINER, IMAGE, VOLUME
 
 Action = Literal["create", "update", "replace", "delete", "same"]
@@ -87,9 +87,7 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
             if recorded is None
             else _compare_resource(recorded, resource, pending)
         )
-        # An image built again gets a new ID: what runs it learns it only after the run.
-        rebuilt = change.action == "update" and resource.type == IMAGE
-        if change.action in ("create", "replace") or rebuilt:
+        if outputs_change(resource.type, change.action):
             pending.add(resource.urn)
         changes.append(change)
     deleted = [r for r in base_by_urn.values() if r.urn not in head_urns]
@@ -103,21 +101,42 @@ def _is_component(type_token: str) -> bool:
     return type_token.split(":")[0] not in ("docker", "random", "pulumi")
 
 
-def _compare_resource(recorded: Resource, desired: Resource, pending: set[str]) -> Change:
-    if _is_component(desired.type):
-        return Change(desired.urn, desired.type, desired.name, "same")
-    unknown = sorted(k for k, deps in desired.property_dependencies.items() if deps & pending)
-    found = diff(
+def decide(
+    recorded: Mapping[str, Any], desired: Resource, pending: set[str], init_errors: bool = False
+) -> ResourceDiff:
+    """What `pulumi up` does to `desired`, recorded with `recorded` inputs, when the resources
+    in `pending` are created, replaced or rebuilt by the same run: the provider's diff with the
+    resource's options, inputs made from a pending resource counting as unknown. The offline
+    plan and the tests' stand-in both decide with it."""
+    return diff(
         desired.type,
-        recorded.inputs,
+        recorded,
         desired.inputs,
         replace_on_changes=desired.replace_on_changes,
+        init_errors=init_errors,
         delete_before_replace=(
             desired.delete_before_replace if desired.delete_before_replace_defined else None
         ),
-        unknown_inputs=unknown,
+        unknown_inputs=unknown_inputs(desired, pending),
         ignore_changes=desired.ignore_changes,
     )
+
+
+def unknown_inputs(desired: Resource, pending: set[str]) -> list[str]:
+    return sorted(k for k, deps in desired.property_dependencies.items() if deps & pending)
+
+
+def outputs_change(type_token: str, action: str) -> bool:
+    """Whether the run gives the resource new outputs, known only once it has run: a created or
+    replaced resource, and an image built again (it gets a new ID)."""
+    return action in ("create", "replace") or (action == "update" and type_token == IMAGE)
+
+
+def _compare_resource(recorded: Resource, desired: Resource, pending: set[str]) -> Change:
+    if _is_component(desired.type):
+        return Change(desired.urn, desired.type, desired.name, "same")
+    unknown = unknown_inputs(desired, pending)
+    found = decide(recorded.inputs, desired, pending)
     if found.action == "same":
         return Change(desired.urn, desired.type, desired.name, "same")
     values = tuple(_value_change(recorded, desired, path, set(unknown)) for path in found.paths)

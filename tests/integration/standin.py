@@ -44,9 +44,9 @@ import docker
 import docker.errors
 import docker.types
 
+from plan.compare import decide, outputs_change
 from plan.recorder import ROOT, Graph, Resource, mock_image_id
 from provider.canonical import nano_cpus, nanoseconds
-from provider.diff import diff
 from provider.schema import CONTAINER, IMAGE, NETWORK, VOLUME
 from tests.integration.provider_read import read_container, read_network, read_volume
 
@@ -154,22 +154,9 @@ class Deployment:
                 steps.append(Step(resource.urn, resource.type, resource.name, "create"))
                 pending.add(resource.urn)
                 continue
-            found = diff(
-                resource.type,
-                recorded.state,
-                self.resolved(resource.inputs),
-                replace_on_changes=resource.replace_on_changes,
-                init_errors=bool(recorded.init_errors),
-                delete_before_replace=(
-                    resource.delete_before_replace
-                    if resource.delete_before_replace_defined
-                    else None
-                ),
-                ignore_changes=resource.ignore_changes,
-                unknown_inputs=[k for k, deps in resource.property_dependencies.items()
-                                if deps & pending],
-            )  # fmt: skip
-            if found.action == "replace" or (found.action == "update" and resource.type == IMAGE):
+            desired = replace(resource, inputs=self.resolved(resource.inputs))
+            found = decide(recorded.state, desired, pending, bool(recorded.init_errors))
+            if outputs_change(resource.type, found.action):
                 pending.add(resource.urn)
             steps.append(Step(resource.urn, resource.type, resource.name, found.action,
                               found.paths, found.replace_reasons,
