@@ -126,7 +126,8 @@ class Platform(pulumi.ComponentResource):
             )
         jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.secrets.jwt_secret, 64, self)
 
-        # Business services first, then the gateway in front of them, then the web apps.
+        # Registered business services first, then the gateway, then the web apps (the order
+        # of the outputs); they start side by side, each after its own database and Redis.
         self.services = {}
         order = sorted(catalogue.services, key=lambda spec: _START_ORDER[spec.role])
         for spec in order:
@@ -183,16 +184,16 @@ class Platform(pulumi.ComponentResource):
             attachments.append(Attachment(networks.cache.name, spec.name))
             redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
             depends_on.append(self.cache.container)
+        # An app waits for its own database and Redis only: the gateway does not wait for the
+        # services behind it, nor the web apps for the gateway. Their contract is to start
+        # without them and answer 502 until they answer (an upstream restarts on its own too).
         upstreams = {}
         if spec.role is Role.GATEWAY:
             business = [b for b in catalogue.services if b.role is Role.BUSINESS]
             upstreams = {b.name: internal_url(b) for b in business}
-            depends_on += [self.services[b.name].container for b in business]
         gateway_url = None
         if spec.role is Role.WEB:
-            gateway = catalogue.gateway()
-            gateway_url = internal_url(gateway)
-            depends_on.append(self.services[gateway.name].container)
+            gateway_url = internal_url(catalogue.gateway())
         return ServiceArgs(
             spec=spec,
             settings=s.services[spec.name],

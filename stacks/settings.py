@@ -259,6 +259,12 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
                 f"services.{name}: set exactly one of image (a published image) and build "
                 "(a source folder to build)"
             )
+        if svc.stop_grace_seconds > s.wait_timeout_seconds:
+            problems.append(
+                f"services.{name}.stopGraceSeconds: {svc.stop_grace_seconds} is longer than "
+                f"waitTimeoutSeconds ({s.wait_timeout_seconds}): a deploy would give an old "
+                "container longer to finish its requests than a new one to start; keep it within"
+            )
         for key in sorted(set(svc.env) & SERVICE_ENV_NAMES):
             problems.append(f"services.{name}.env.{key}: set by the platform; choose another name")
     with_db = [spec.name for spec in catalogue.with_database()]
