@@ -36,7 +36,7 @@ import io
 import tarfile
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -178,18 +178,7 @@ class Deployment:
             if step is None or resource.type == CONTAINER:
                 continue
             self._apply_other(resource, step)
-        for wave in _waves(graph):
-            todo = [c for c in wave if steps[c.urn].action != "same"]
-            if todo:
-                self.log(", ".join(f"{steps[c.urn].action} {c.inputs['name']}" for c in todo))
-            with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
-                futures = [pool.submit(self._apply_container, c, steps[c.urn]) for c in todo]
-                errors = [err for f in futures if (err := f.exception()) is not None]
-            # Like `pulumi up`: what runs in parallel finishes, then the run fails.
-            if len(errors) == 1:
-                raise errors[0]
-            if errors:
-                raise StandInError("\n".join(str(err) for err in errors))
+        self._apply_containers(graph.containers(), steps)
         for step in plan.steps:
             if step.action == "delete" and step.type == CONTAINER:
                 self._delete_container(self.state.pop(step.urn))
@@ -197,6 +186,42 @@ class Deployment:
             if step.action == "delete" and step.type != CONTAINER:
                 self._delete_other(self.state.pop(step.urn))
         return plan
+
+    def _apply_containers(self, containers: list[Resource], steps: Mapping[str, Step]) -> None:
+        """Each container as soon as every container it depends on is done, side by side where
+        independent, as Pulumi's engine schedules its steps. On a failure, what runs finishes
+        and nothing new starts, then the run fails (as `pulumi up` does)."""
+        by_urn = {c.urn: c for c in containers}
+        waiting, done = dict(by_urn), set[str]()
+        running: dict[Future[None], str] = {}
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=max(1, len(by_urn))) as pool:
+            while (waiting and not errors) or running:
+                ready = [] if errors else [c for c in waiting.values()
+                                           if (c.depends_on & by_urn.keys()) <= done]  # fmt: skip
+                for container in ready:
+                    del waiting[container.urn]
+                    step = steps[container.urn]
+                    if step.action == "same":
+                        done.add(container.urn)
+                        continue
+                    self.log(f"{step.action} {container.inputs['name']}")
+                    running[pool.submit(self._apply_container, container, step)] = container.urn
+                if ready and not running:
+                    continue  # only unchanged ones: look again
+                if not running:
+                    raise StandInError("the containers' dependencies form a cycle")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    urn = running.pop(future)
+                    if (err := future.exception()) is not None:
+                        errors.append(err)
+                    else:
+                        done.add(urn)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise StandInError("\n".join(str(err) for err in errors))
 
     def _apply_other(self, resource: Resource, step: Step) -> None:
         if step.action == "same":
@@ -425,21 +450,6 @@ def apply(
 
 def _labels(inputs: Mapping[str, Any]) -> dict[str, str]:
     return {entry["label"]: entry["value"] for entry in inputs.get("labels", [])}
-
-
-def _waves(graph: Graph) -> list[list[Resource]]:
-    """Containers grouped so that each one comes after every container it depends on."""
-    containers = {c.urn: c for c in graph.containers()}
-    done: set[str] = set()
-    waves: list[list[Resource]] = []
-    while len(done) < len(containers):
-        ready = [c for urn, c in containers.items()
-                 if urn not in done and (c.depends_on & containers.keys()) <= done]  # fmt: skip
-        if not ready:
-            raise StandInError("the containers' dependencies form a cycle")
-        waves.append(ready)
-        done |= {c.urn for c in ready}
-    return waves
 
 
 def _bind(volume: Mapping[str, Any]) -> str:
