@@ -33,14 +33,14 @@ lock: ## Re-pin requirements*.txt from pyproject.toml (needs uv)
 deploy-tools:
 	@scripts/require-deploy-tools
 
-PROD_PROFILE = $(shell grep -sqE '^[[:space:]]*profile:[[:space:]]*prod\b' Pulumi.$(STACK).yaml && echo yes)
+PROD_PROFILE = $(filter prod,$(shell $(PY) scripts/stack.py profile $(STACK)))
 # A prod profile runs the policy pack (policies/) with every rule mandatory: a violation stops
 # the preview or the deploy (Pulumi makes the pack's virtualenv). And it asks before deploying;
 # other stacks deploy without a question.
 POLICY_ARGS = $(if $(PROD_PROFILE),--policy-pack policies --policy-pack-config policies/prod.json)
 UP_ARGS = $(if $(PROD_PROFILE),,--yes)
 # The stack's passphrase: the one you set, else (never for prod) a random one made on first use.
-WITH_PASSPHRASE = file=$$(scripts/stack-passphrase $(STACK)) && \
+WITH_PASSPHRASE = file=$$($(PY) scripts/stack.py passphrase $(STACK)) && \
 	if [ -n "$$file" ]; then export PULUMI_CONFIG_PASSPHRASE_FILE="$$file"; fi
 
 .PHONY: up
@@ -59,7 +59,7 @@ preview: deploy-tools install ## Show what `make up` would change: make preview 
 	pulumi preview --diff --stack $(STACK) $(POLICY_ARGS)
 
 .PHONY: destroy
-destroy: deploy-tools ## Remove a stack (refused while its data volumes are protected, as in prod)
+destroy: deploy-tools install ## Remove a stack (refused while its data volumes are protected, as in prod)
 	@$(WITH_PASSPHRASE) && pulumi destroy --stack $(STACK)
 
 .PHONY: test

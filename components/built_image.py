@@ -8,6 +8,8 @@ the Dockerfile when it checks the inputs), so it changes nothing.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pulumi
 import pulumi_docker as docker
 
@@ -29,12 +31,16 @@ def service_image(
 def _build(
     name: str, build: BuildSettings, docker_name: str, parent: pulumi.Resource
 ) -> pulumi.Output[str]:
+    # The stack file names the Dockerfile within the context, as Compose does; pulumi-docker
+    # reads a `dockerfile` it is given from the project folder (its default is
+    # <context>/Dockerfile), so it gets the path from here.
+    dockerfile = str(PurePosixPath(build.context) / build.dockerfile) if build.dockerfile else None
     image = docker.Image(
         name,
         image_name=f"{docker_name}:{LOCAL_TAG}",
         build=docker.DockerBuildArgs(
             context=build.context,
-            dockerfile=build.dockerfile,
+            dockerfile=dockerfile,
             args=dict(build.args) or None,
         ),
         skip_push=True,

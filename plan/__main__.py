@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from plan.compare import compare
@@ -45,10 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(to_json(args.base, reports))
     else:
         print("\n".join(to_markdown(args.base, r) for r in reports), end="")
-    if any(r.blocking() for r in reports):
-        print("error: a mandatory policy is violated (see the report)", file=sys.stderr)
+    blocked = [f"{r.plan.stack}: {_counted(f.violation.rule for f in r.blocking())}"
+               for r in reports if r.blocking()]  # fmt: skip
+    if blocked:
+        print(f"error: mandatory policies are violated ({'; '.join(blocked)})", file=sys.stderr)
         return ERROR
-    return CHANGES if any(r.plan.changed() for r in reports) else NO_CHANGE
+    changed = any(r.plan.changed() or r.plan.outputs for r in reports)
+    return CHANGES if changed else NO_CHANGE
+
+
+def _counted(rules: Iterable[str]) -> str:
+    counts = Counter(rules)
+    return ", ".join(f"{rule} ({n})" for rule, n in sorted(counts.items()))
 
 
 def plan(repo: Path, base_ref: str, only: Sequence[str] = ()) -> list[StackReport]:
@@ -61,7 +70,8 @@ def plan(repo: Path, base_ref: str, only: Sequence[str] = ()) -> list[StackRepor
             base = read_stack_file(base_root, stack, f"base {base_ref}", placeholders)
             head = read_stack_file(repo, stack, "head", placeholders)
             if base is None and head is None:
-                raise PlanError(f"stack {stack}: no Pulumi.{stack}.yaml at base or head")
+                raise PlanError(f"stack {stack}: no Pulumi.{stack}.yaml at base {base_ref} "
+                                "or in the working tree")  # fmt: skip
             pairs.append((stack, base, head))
         recordings = [Recording(revision, root, stack_file, outside)
                       for _, base, head in pairs

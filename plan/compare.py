@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from plan.recorder import Graph, Resource
-from provider.diff import ResourceDiff, diff
-from provider.schema import CONTAINER, IMAGE, VOLUME
+from plan.stackfiles import PlanError
+from provider.diff import ResourceDiff, UnknownInputError, diff
+from provider.schema import CONTAINER, DELETE_BEFORE_REPLACE, IMAGE, VOLUME
 
 Action = Literal["create", "update", "replace", "delete", "same"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "same")
@@ -65,6 +66,8 @@ class StackPlan:
     changes: list[Change]
     """Every resource of either revision, `same` ones included, in the head's order."""
     warnings: list[Warning]
+    outputs: list[str] = field(default_factory=list)
+    """Stack outputs whose value changes (names only: some hold secrets)."""
 
     def summary(self) -> dict[str, int]:
         return {action: sum(c.action == action for c in self.changes) for action in ACTIONS}
@@ -79,21 +82,37 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
     head_resources = head.resources if head is not None else []
     head_urns = {r.urn for r in head_resources}
     pending: set[str] = set()  # their outputs are known only after the run
+    secret_changed: set[str] = set()
     changes: list[Change] = []
     for resource in head_resources:
         recorded = base_by_urn.get(resource.urn)
-        change = (
-            Change(resource.urn, resource.type, resource.name, "create")
-            if recorded is None
-            else _compare_resource(recorded, resource, pending)
-        )
+        try:
+            change = (
+                Change(resource.urn, resource.type, resource.name, "create")
+                if recorded is None
+                else _compare_resource(recorded, resource, pending)
+            )
+        except UnknownInputError as err:
+            raise PlanError(
+                f"stack {stack}: {resource.name}: {err}: describe them there (from the "
+                "provider's code) before the program uses them"
+            ) from None
         if outputs_change(resource.type, change.action):
             pending.add(resource.urn)
+        # A change that comes from a changed secret (through a secrets revision, say) says so.
+        from_secret = any(deps & secret_changed for deps in resource.property_dependencies.values())
+        if change.action != "same" and (change.secret_changed or from_secret):
+            change = replace(change, secret_changed=True)
+            secret_changed.add(resource.urn)
         changes.append(change)
     deleted = [r for r in base_by_urn.values() if r.urn not in head_urns]
     changes += [Change(r.urn, r.type, r.name, "delete") for r in deleted]
     base_resources = base.resources if base is not None else []
-    return StackPlan(stack, changes, _warnings(changes, base_resources, head_resources))
+    base_outputs = base.outputs if base is not None else {}
+    head_outputs = head.outputs if head is not None else {}
+    outputs = sorted(k for k in set(base_outputs) | set(head_outputs)
+                     if base_outputs.get(k) != head_outputs.get(k))  # fmt: skip
+    return StackPlan(stack, changes, _warnings(changes, base_resources, head_resources), outputs)
 
 
 def _is_component(type_token: str) -> bool:
@@ -122,6 +141,11 @@ def decide(
     )
 
 
+def _provider_urn(resource: Resource) -> str:
+    """The explicit provider a resource uses ("" for the default one), without its ID."""
+    return resource.provider.rpartition("::")[0] if resource.provider else ""
+
+
 def unknown_inputs(desired: Resource, pending: set[str]) -> list[str]:
     return sorted(k for k, deps in desired.property_dependencies.items() if deps & pending)
 
@@ -135,6 +159,12 @@ def outputs_change(type_token: str, action: str) -> bool:
 def _compare_resource(recorded: Resource, desired: Resource, pending: set[str]) -> Change:
     if _is_component(desired.type):
         return Change(desired.urn, desired.type, desired.name, "same")
+    if _provider_urn(recorded) != _provider_urn(desired):
+        # Pulumi's engine replaces a resource that moves to another provider (the default one
+        # to an explicit one, as adding `registry:` does, or back).
+        first = desired.type in DELETE_BEFORE_REPLACE
+        return Change(desired.urn, desired.type, desired.name, "replace", ("provider",),
+                      ("provider",), delete_before_replace=first)  # fmt: skip
     unknown = unknown_inputs(desired, pending)
     found = decide(recorded.inputs, desired, pending)
     if found.action == "same":

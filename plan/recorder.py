@@ -178,8 +178,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs = _plain_and_secret_paths(raw, "", secrets)
             if request.type == IMAGE and isinstance(inputs.get("build"), dict):
                 build = inputs["build"]
+                dockerfile = build.get("dockerfile")
                 build["contextDigest"] = context_digest(
-                    self.build_context(build.get("context", ".")), build.get("dockerfile")
+                    self.build_context(build.get("context", ".")),
+                    self.build_context(dockerfile) if dockerfile else None,
                 )
             dependencies = set(request.dependencies)
             by_input = {k: set(deps.urns) for k, deps in request.propertyDependencies.items()}
@@ -206,20 +208,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def context_digest(context: Path, dockerfile: str | None) -> str:
+def context_digest(context: Path, dockerfile: Path | None) -> str:
     """What pulumi-docker's `Image` adds to its inputs when it checks them (`hashContext` in its
     provider/provider.go): a hash of the Dockerfile and of every file of the build context
-    (name, mode, content) but those `.dockerignore` excludes, so a changed source is a rebuild
+    (name, mode, content) but those the ignore file excludes, so a changed source is a rebuild
     and an unchanged one is not. Not the provider's exact value: the same files decide it."""
     if not context.is_dir():
         return "missing"
-    ignore_file = context / ".dockerignore"
-    lines = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
-    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    dockerfile = dockerfile or context / "Dockerfile"
+    patterns = _ignore_patterns(context, dockerfile)
     digest = hashlib.sha256()
-    dockerfile_path = context / (dockerfile or "Dockerfile")
-    if dockerfile_path.is_file():
-        digest.update(b"Dockerfile\0" + hashlib.sha256(dockerfile_path.read_bytes()).digest())
+    if dockerfile.is_file():
+        digest.update(b"Dockerfile\0" + hashlib.sha256(dockerfile.read_bytes()).digest())
     for path in sorted(context.rglob("*")):
         name = path.relative_to(context).as_posix()
         if not path.is_file() or _ignored(name, patterns):
@@ -229,9 +229,26 @@ def context_digest(context: Path, dockerfile: str | None) -> str:
     return digest.hexdigest()
 
 
+def _ignore_patterns(context: Path, dockerfile: Path) -> list[str]:
+    """`<Dockerfile>.dockerignore` first, else the context's `.dockerignore` (Docker's order)."""
+    for candidate in (Path(f"{dockerfile}.dockerignore"), context / ".dockerignore"):
+        if candidate.is_file():
+            lines = (line.strip() for line in candidate.read_text().splitlines())
+            return [line.removeprefix("/") for line in lines if line and not line.startswith("#")]
+    return []
+
+
 def _ignored(name: str, patterns: Sequence[str]) -> bool:
-    """`.dockerignore`'s simple forms: a glob on the path, or a folder and what is under it."""
-    return any(fnmatch.fnmatch(name, p) or name.startswith(p.rstrip("/") + "/") for p in patterns)
+    """Docker's ignore rules: the last pattern that matches decides, `!` takes a file back, a
+    pattern covers a folder's contents, `**/` spans any folders (none included)."""
+    ignored = False
+    for pattern in patterns:
+        include = pattern.startswith("!")
+        glob = pattern.removeprefix("!").rstrip("/")
+        globs = {glob, glob.replace("**/", "")} if "**/" in glob else {glob}
+        if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(name, g + "/*") for g in globs):
+            ignored = not include
+    return ignored
 
 
 def mock_image_id(name: str) -> str:

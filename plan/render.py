@@ -2,7 +2,8 @@
 
 The Markdown puts first what a reviewer must not miss (the banner), then the counts and the
 policy results, then one folded section per changed resource. A section too long for a
-comment drops the values (the JSON keeps them): it is folded further, never cut mid-way.
+comment drops the values (the JSON keeps them); past that, the CI workflow cuts the comment and
+links its job summary, which holds the whole plan.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _stack_json(report: StackReport) -> dict[str, Any]:
             for c in report.plan.changed()
         ],
         "warnings": [{"kind": w.kind, "message": w.message} for w in report.plan.warnings],
+        "outputs": report.plan.outputs,
         "policy": [
             {"rule": f.violation.rule, "urn": f.violation.urn, "name": f.violation.name,
              "message": f.violation.message, "enforcement": f.enforcement, "new": f.new}
@@ -76,6 +78,8 @@ def _markdown(base: str, report: StackReport, with_values: bool) -> str:
               "| " + " | ".join(str(summary[a]) for a in ACTIONS) + " |", ""]  # fmt: skip
     lines += _policy(report)
     changed = plan.changed()
+    if plan.outputs:
+        lines += ["Stack outputs that change: " + ", ".join(f"`{o}`" for o in plan.outputs), ""]
     if not changed:
         lines += ["No resource changes.", ""]
     else:

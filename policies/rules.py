@@ -21,13 +21,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from stacks.images import is_pinned
+
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_ID = "random:index/randomId:RandomId"
 
 ROLE_LABEL = "com.ecommerce.role"
-EDGE_ROLES = frozenset({"gateway", "web", "edge"})
+EDGE_ROLES = frozenset({"gateway", "web"})
 """Roles whose containers may publish a host port: what browsers and API clients reach."""
 SECRETS_ROLE = "secrets"
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
@@ -139,11 +141,8 @@ def pinned_image(s: Subject) -> Iterable[str]:
     if not _runs(s):
         return
     image = str(s.inputs.get("image", ""))
-    if "@sha256:" in image:
-        return
-    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
-    # A version has a digit; `latest`, `dev`, `stable` and no tag at all move under you.
-    if not re.search(r"\d", tag):
+    # A built image runs by its ID (`sha256:...`): pinned too.
+    if not (image.startswith("sha256:") or is_pinned(image)):
         yield f"image {image!r} is not pinned (use a version tag or a digest)"
 
 

@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from provider import canonical
 from stacks.catalogue import SERVICE_ENV_NAMES, Catalogue, Role
+from stacks.images import is_pinned
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 # PostgreSQL memory units as the server accepts them in `-c` settings.
@@ -372,7 +373,8 @@ def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]
     for key, image in images(s).items():
         if not is_pinned(image):
             problems.append(
-                f"{key}: {image!r} is not pinned; prod needs a version tag (not latest) or a digest"
+                f"{key}: {image!r} is not pinned; prod needs a version tag (with a digit, e.g. "
+                "1.4.2) or a digest"
             )
     edge = {spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS}
     for key in host_ports(s):
@@ -392,13 +394,3 @@ def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]
     problems += [f"corsOrigins: {o!r} must use https in prod"
                  for o in s.cors_origins if not o.startswith("https://")]  # fmt: skip
     return problems
-
-
-def is_pinned(image: str) -> bool:
-    """True for `name:1.2.3` or `name@sha256:...`; false for `name` and `name:latest`."""
-    if "@sha256:" in image:
-        return True
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return False
-    return last.rsplit(":", 1)[1] not in ("", "latest")

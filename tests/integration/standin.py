@@ -33,6 +33,7 @@ run's labels, so the fixtures remove it all even when a check fails midway.
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -292,8 +293,12 @@ class Deployment:
         i = resource.inputs
         build = i["build"]
         self.log(f"build {i['imageName']} from {build['context']}")
+        context = ROOT / build["context"]
+        # The provider reads `dockerfile` from the project folder; docker's API, from the context.
+        dockerfile = os.path.relpath(ROOT / build["dockerfile"], context) if build.get(
+            "dockerfile") else "Dockerfile"  # fmt: skip
         stream = self.client.api.build(
-            path=str(ROOT / build["context"]), dockerfile=build.get("dockerfile") or "Dockerfile",
+            path=str(context), dockerfile=dockerfile,
             buildargs=build.get("args"), tag=i["imageName"], labels=self.labels,
             pull=False, rm=True, forcerm=True, decode=True,
         )  # fmt: skip

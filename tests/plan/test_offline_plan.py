@@ -189,6 +189,7 @@ def test_a_secret_override_replaces_its_consumers_and_shows_no_secret(
     assert changes["platform-jwt-secret"]["action"] == "delete"  # no longer generated
     gateway = changes["platform-gateway-container"]
     assert gateway["action"] == "replace" and gateway["replace_reasons"] == ["labels"]
+    assert gateway["secret_changed"]  # through its secrets revision
     seed = changes["platform-gateway-secrets-seed"]
     assert seed["secret_changed"] and seed["action"] == "replace"
     assert {"path": "uploads", "old": "[secret]", "new": "[secret]"} in seed["values"]
@@ -227,7 +228,7 @@ def test_a_component_that_breaks_the_hardening_fails_the_plan(
                             '"read_only": False,')  # fmt: skip
     outcome = change(writable)
     assert outcome.code == 1
-    assert "mandatory policy is violated" in outcome.stderr
+    assert "mandatory policies are violated (prod: read-only-root (" in outcome.stderr
     policy = outcome.stack()["policy"]
     assert {p["rule"] for p in policy} == {"read-only-root"}
     assert all(p["enforcement"] == "mandatory" and p["new"] for p in policy)
@@ -240,3 +241,10 @@ def test_every_stack_is_planned_when_none_is_named(repo: Path) -> None:
                             cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)["stacks"]) == {"dev", "prod"}
+
+
+def test_a_change_of_outputs_only_is_a_change(change: Callable[..., Outcome]) -> None:
+    # publicHost only feeds the `urls` output (prod publishes on loopback behind the host's proxy).
+    outcome = change(edit_platform(lambda platform: platform.update(publicHost="127.0.0.1")))
+    assert outcome.code == 2, outcome.stderr
+    assert outcome.stack()["outputs"] == ["urls"] and outcome.stack()["changes"] == []

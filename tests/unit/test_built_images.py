@@ -51,7 +51,9 @@ def test_a_dockerfile_and_build_arguments_reach_the_build() -> None:
         }  # fmt: skip
 
     build = image_of(run_program("dev", edited("dev", custom)), "cart").inputs["build"]
-    assert build["dockerfile"] == "Dockerfile"
+    # Named within the context in the stack file (as in Compose); the provider reads it from
+    # the project folder.
+    assert build["dockerfile"] == "images/reference-service/Dockerfile"
     assert build["args"] == {"NODE_IMAGE": "node:22.12.0-bookworm"}
 
 

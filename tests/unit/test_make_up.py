@@ -97,3 +97,22 @@ def test_prod_asks_before_deploying_and_runs_the_policy_pack_mandatory(project: 
         "up --stack prod --policy-pack policies --policy-pack-config policies/prod.json"
         f" | passphrase-file={secret}"
     )
+
+
+@pytest.mark.parametrize("style", ['profile: "prod"', "{ profile: prod, namePrefix: shop }"])
+def test_a_prod_profile_is_recognised_in_any_yaml_style(project: Path, style: str) -> None:
+    stack_file = project / "Pulumi.edge.yaml"
+    if style.startswith("{"):
+        stack_file.write_text(f"config:\n  ecommerce:platform: {style}\n")
+    else:
+        stack_file.write_text(f"config:\n  ecommerce:platform:\n    {style}\n")
+    result = make(project, "up", "STACK=edge")
+    assert "stack edge has a prod profile and no passphrase" in result.stderr
+    assert calls(project) == []
+
+
+def test_an_empty_passphrase_is_a_passphrase(project: Path) -> None:
+    # Pulumi accepts an empty one; a stack made with it must not get a random one instead.
+    assert make(project, "up", PULUMI_CONFIG_PASSPHRASE="").returncode == 0
+    assert not (project / ".pulumi-state" / "dev.passphrase").exists()
+    assert calls(project)[1] == "up --stack dev --yes | passphrase-file="

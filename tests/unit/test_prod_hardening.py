@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from plan.recorder import Graph
-from stacks.settings import is_pinned
+from stacks.images import is_pinned
 
 EDGE = {"shop-gateway": 13000, "shop-frontend": 13008, "shop-backoffice": 13009}
 
@@ -97,3 +99,14 @@ def test_prod_outputs_name_in_network_hosts(prod_graph: Graph) -> None:
     assert set(prod_graph.outputs["networks"].values()) == {
         n.inputs["name"] for n in prod_graph.networks()
     }
+
+
+@pytest.mark.parametrize(("image", "pinned"), [
+    ("registry.example.com/shop/api:1.4.2", True), ("postgres:16.6-bookworm", True),
+    ("shop/api@sha256:" + "a" * 64, True), ("registry.example.com:5000/shop/api:2", True),
+    ("shop/api", False), ("shop/api:latest", False), ("shop/api:stable", False),
+    ("registry.example.com:5000/shop/api", False), ("shop/api:dev", False),
+])  # fmt: skip
+def test_pinned_means_a_digest_or_a_version_tag(image: str, pinned: bool) -> None:
+    # One rule for the settings and the policy pack (a prod file passing one passes the other).
+    assert is_pinned(image) is pinned

@@ -1,0 +1,17 @@
+"""What makes an image reference pinned: one rule for the settings (refused in a prod stack file)
+and the policy rules (checked on the containers built). Standard library only: the policy pack
+imports it in its own virtualenv."""
+
+from __future__ import annotations
+
+import re
+
+
+def is_pinned(image: str) -> bool:
+    """A digest (`name@sha256:...`), or a version tag: one with a digit (`1.2.3`,
+    `16.6-bookworm`). `latest`, `stable`, `dev` or no tag at all move under you."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]  # a registry's `host:port/` is not a tag
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    return re.search(r"\d", tag) is not None
