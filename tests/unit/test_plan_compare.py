@@ -1,0 +1,49 @@
+"""The offline plan's comparison of two recorded graphs, where the engine or the provider
+decide something the per-input table does not say: a provider moving, a build context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plan.compare import compare
+from plan.recorder import Graph, _ignored, context_digest, run_program
+from tests.unit.conftest import edited
+
+
+def test_moving_to_the_default_provider_replaces_every_docker_resource(prod_graph: Graph) -> None:
+    without_registry = run_program("prod", edited("prod", lambda p: p.pop("registry")))
+    plan = compare("prod", prod_graph, without_registry)
+    docker = {c.name: c for c in plan.changes if c.type.startswith("docker:")}
+    assert docker and all(c.action == "replace" for c in docker.values())
+    assert {c.replace_reasons for c in docker.values()} == {("provider",)}
+    kinds = {w.kind for w in plan.warnings}
+    assert {"data-loss", "protected", "restart"} <= kinds
+    random = [c for c in plan.changes if c.type.startswith("random:")]
+    assert random and all(c.action == "same" for c in random)
+
+
+@pytest.mark.parametrize(("name", "ignored"), [
+    ("node_modules/a/b.js", True), ("debug.log", True), ("keep.log", False),
+    ("src/deep/secret.txt", True), ("secret.txt", True), ("dist/app.js", True),
+    ("src/app.js", False),
+])  # fmt: skip
+def test_ignore_rules_follow_docker(name: str, ignored: bool) -> None:
+    patterns = ["node_modules", "*.log", "!keep.log", "**/secret.txt", "/dist/"]
+    assert _ignored(name, [p.removeprefix("/") for p in patterns]) is ignored
+
+
+def test_the_context_digest_changes_with_the_source_only(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "app.js").write_text("v1")
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    first = context_digest(tmp_path, None)
+    (tmp_path / "debug.log").write_text("noise")
+    assert context_digest(tmp_path, None) == first  # ignored: no rebuild
+    (tmp_path / "app.js").write_text("v2")
+    second = context_digest(tmp_path, None)
+    assert second != first
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nUSER 1000\n")
+    assert context_digest(tmp_path, None) != second
+    assert context_digest(tmp_path / "missing", None) == "missing"
