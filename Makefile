@@ -105,6 +105,10 @@ schema: install ## Regenerate the editor schema of the stack files (stacks/stack
 bench: install ## Benchmark: resource-graph build time under mocks, per stack and catalogue size
 	$(VENV)/bin/python -m benchmarks.graph_build
 
+.PHONY: bench-plan
+bench-plan: install ## Benchmark: the offline plan (make diff), one stack and every stack
+	$(VENV)/bin/python -m benchmarks.plan_bench
+
 .PHONY: bench-bringup
 bench-bringup: install ## Benchmark: bring-up time of each stack on a running Docker engine
 	$(VENV)/bin/python -m benchmarks.bringup
