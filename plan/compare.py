@@ -53,6 +53,10 @@ class Change:
     secret_changed: bool = False
     """A secret input (or one made from a secret) changed."""
 
+    def describe(self) -> str:
+        how = f" ({', '.join(self.replace_reasons)})" if self.replace_reasons else ""
+        return f"{self.action} {self.name}{how}: {', '.join(self.paths)}"
+
 
 @dataclass(frozen=True)
 class Warning:

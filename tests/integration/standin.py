@@ -39,12 +39,13 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import docker
 import docker.errors
 import docker.types
 
+from plan.compare import Change as Step
 from plan.compare import decide, outputs_change
 from plan.recorder import ROOT, Graph, Resource, mock_image_id
 from provider.canonical import nano_cpus, nanoseconds
@@ -63,8 +64,6 @@ UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryRe
                     "memorySwap"}  # fmt: skip
 LOOPBACK = "127.0.0.1"
 MIB = 1024 * 1024
-
-Action = Literal["create", "same", "update", "replace", "delete"]
 
 
 class StandInError(Exception):
@@ -92,21 +91,6 @@ class Recorded:
     state: dict[str, Any]
     docker_id: str = ""
     init_errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Step:
-    urn: str
-    type: str
-    name: str
-    action: Action
-    paths: tuple[str, ...] = ()
-    replace_reasons: tuple[str, ...] = ()
-    delete_before_replace: bool = False
-
-    def describe(self) -> str:
-        how = f" ({', '.join(self.replace_reasons)})" if self.replace_reasons else ""
-        return f"{self.action} {self.name}{how}: {', '.join(self.paths)}"
 
 
 @dataclass
@@ -161,7 +145,7 @@ class Deployment:
                 pending.add(resource.urn)
             steps.append(Step(resource.urn, resource.type, resource.name, found.action,
                               found.paths, found.replace_reasons,
-                              found.delete_before_replace))  # fmt: skip
+                              delete_before_replace=found.delete_before_replace))  # fmt: skip
         wanted = {r.urn for r in graph.resources}
         steps += [Step(urn, r.resource.type, r.resource.name, "delete")
                   for urn, r in self.state.items() if urn not in wanted]  # fmt: skip
