@@ -46,7 +46,7 @@ class Platform(pulumi.ComponentResource):
     backup: BackupJob | None
     urls: dict[str, str]
     """Per service: the published URL, or the in-network one for private services."""
-    containers: dict[str, str]
+    containers: dict[str, pulumi.Input[str]]
     """Per service: its container's name, for `docker logs`."""
 
     def __init__(

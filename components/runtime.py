@@ -101,15 +101,20 @@ def container_args(
 
 
 def container_options(
-    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()
+    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = (), side_by_side: bool = False
 ) -> pulumi.ResourceOptions:
-    """Resource options every container needs, because of how Docker behaves."""
+    """Resource options every container needs, because of how Docker behaves.
+
+    The order of a replacement is always explicit (the option wins over pulumi-docker's
+    delete-first default for containers). Delete first where a replacement cannot exist beside
+    the old container: a fixed name, a fixed host port, a volume only one server may use
+    (databases, Redis, the backup job). `side_by_side`: the replacement is created and healthy
+    before the old container is stopped (components/rolling.py gives it another name).
+    """
     return pulumi.ResourceOptions(
         parent=parent,
         depends_on=list(depends_on),
-        # Containers have fixed names (and some fixed host ports): a replacement cannot exist
-        # beside the old one, so the old one goes first.
-        delete_before_replace=True,
+        delete_before_replace=not side_by_side,
         replace_on_changes=CONTAINER_REPLACE_ON_CHANGES,
     )
 

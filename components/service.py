@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
 from components.built_image import service_image
+from components.rolling import generation_name
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
@@ -83,13 +85,13 @@ class ServiceArgs:
 
 class Service(pulumi.ComponentResource):
     container: docker.Container
-    docker_name: str
+    docker_name: pulumi.Input[str]
+    """The container's name: fixed, or with a generation for one that rolls."""
 
     def __init__(
         self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ecommerce:index:Service", name, None, opts)
-        self.docker_name = args.docker_name
         env, files = service_environment(args)
         image = service_image(f"{name}-image", args.settings, args.docker_name, self)
         volumes: list[docker.ContainerVolumeArgs] = []
@@ -110,9 +112,7 @@ class Service(pulumi.ComponentResource):
             depends_on.append(secrets.seed)
             revision = secrets.revision_label()
         health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
-        self.container = docker.Container(
-            f"{name}-container",
-            name=args.docker_name,
+        inputs: dict[str, Any] = dict(
             image=image,
             envs=[f"{key}={value}" for key, value in sorted(env.items())],
             volumes=volumes,
@@ -131,7 +131,18 @@ class Service(pulumi.ComponentResource):
                 labels={**args.labels, **revision},
                 stop_grace_seconds=args.settings.stop_grace_seconds,
             ),
-            opts=container_options(self, depends_on=depends_on),
+        )
+        # An app that holds no host port is replaced side by side (components/rolling.py);
+        # one that publishes a port cannot have two containers at once.
+        rolls = args.settings.host_port is None
+        self.docker_name = (
+            generation_name(name, args.docker_name, inputs, self) if rolls else args.docker_name
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            name=self.docker_name,
+            **inputs,
+            opts=container_options(self, depends_on=depends_on, side_by_side=rolls),
         )
         self.register_outputs({})
 

@@ -45,6 +45,7 @@ PROJECT = "ecommerce"
 SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
 SECRET_VALUE = rpc._special_secret_sig
 IMAGE = "docker:index/image:Image"
+GENERATION_SEPARATOR = "--"  # components/rolling.py; this module imports nothing of the project
 
 
 @dataclass
@@ -70,6 +71,12 @@ class Resource:
     provider: str = ""
     """The explicit provider's reference (`urn::id`), or "" for the default provider."""
 
+    @property
+    def service_name(self) -> str:
+        """A container's Docker name without the generation of an app replaced side by side
+        (`shop-order--3fa2c1` is `shop-order`)."""
+        return str(self.inputs.get("name", "")).split(GENERATION_SEPARATOR)[0]
+
     def is_secret(self, path: str) -> bool:
         return any(p == path or p.startswith(path + ".") for p in self.secret_paths)
 
@@ -91,7 +98,9 @@ class Graph:
         return [c for c in self.containers() if c.inputs.get("start", True)]
 
     def container(self, docker_name: str) -> Resource:
-        found = [c for c in self.containers() if c.inputs["name"] == docker_name]
+        """By Docker name; an app replaced side by side by its name before the generation
+        (`shop-order` finds `shop-order--3fa2c1`)."""
+        found = [c for c in self.containers() if c.service_name == docker_name]
         if len(found) != 1:
             raise LookupError(f"expected one container named {docker_name}, found {len(found)}")
         return found[0]
@@ -251,6 +260,11 @@ def _ignored(name: str, patterns: Sequence[str]) -> bool:
     return ignored
 
 
+def mock_random_hex(name: str) -> str:
+    """What the mocks give as a `RandomId`'s hex: stable per resource."""
+    return f"rev-{name}"
+
+
 def mock_image_id(name: str) -> str:
     """What the mocks give as a built image's local ID: stable per resource (a real build's ID
     is known only once it has run; the tests' stand-in puts the real one in its place)."""
@@ -265,7 +279,7 @@ class ProviderMocks(pulumi_mocks.Mocks):
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{args.name}"
         if args.typ == "random:index/randomId:RandomId":
-            outputs["hex"] = f"rev-{args.name}"
+            outputs["hex"] = mock_random_hex(args.name)
         if args.typ == IMAGE:
             outputs["repoDigest"] = mock_image_id(args.name)
         return f"{args.name}-id", outputs

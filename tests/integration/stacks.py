@@ -41,7 +41,7 @@ class LiveStack:
 
     def container(self, role: str) -> Any:
         """A running container by its role name, e.g. `customer-db` or `gateway`."""
-        return self.deployment.containers[f"{self.prefix}-{role}"]
+        return self.deployment.container(f"{self.prefix}-{role}")
 
     def program(self, edit: Callable[[dict[str, Any]], None] | None = None) -> Graph:
         """The graph the program records for this stack's config, edited by `edit` if given:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -47,9 +48,16 @@ import docker.types
 
 from plan.compare import Change as Step
 from plan.compare import decide, outputs_change
-from plan.recorder import ROOT, Graph, Resource, mock_image_id
+from plan.recorder import (
+    GENERATION_SEPARATOR,
+    ROOT,
+    Graph,
+    Resource,
+    mock_image_id,
+    mock_random_hex,
+)
 from provider.canonical import nano_cpus, nanoseconds
-from provider.schema import CONTAINER, IMAGE, NETWORK, VOLUME
+from provider.schema import CONTAINER, IMAGE, NETWORK, RANDOM_ID, VOLUME
 from tests.integration.provider_read import read_container, read_network, read_volume
 
 # Inputs the stand-in understands; anything else in the graph is an error, not a silent skip.
@@ -121,8 +129,15 @@ class Deployment:
         self.containers: dict[str, Any] = {}
         """Docker name -> container object (seeds included)."""
         self.timings: dict[str, Timing] = {}
-        self.built: dict[str, str] = {}
-        """What the mocks gave as a built image's ID -> the ID of the image built here."""
+        self.real: dict[str, str] = {}
+        """What the mocks made up -> the real value: a built image's ID, a random value."""
+
+    def container(self, name: str) -> Any:
+        """The one container of `name`, the generation of one replaced side by side aside."""
+        found = [c for n, c in self.containers.items() if n.split(GENERATION_SEPARATOR)[0] == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one container {name}, found {len(found)}")
+        return found[0]
 
     # ------------------------------------------------------------------------------------------
     # Planning
@@ -226,10 +241,19 @@ class Deployment:
         else:
             # Random values, the explicit provider: no engine object, only state.
             self.state[resource.urn] = Recorded(resource, dict(resource.inputs))
+            if resource.type == RANDOM_ID:
+                # A new random value, as the provider draws one: the mocks' stays the same, and
+                # a rolling container's generation name must not.
+                self.real[mock_random_hex(resource.name)] = secrets.token_hex(
+                    int(resource.inputs.get("byteLength", 8))
+                )
 
     def resolved(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The inputs with the mocks' IDs of built images replaced by the real ones."""
-        return {k: self.built.get(v, v) if isinstance(v, str) else v for k, v in inputs.items()}
+        """The inputs with what the mocks made up (built image IDs, random values) replaced by
+        the real values, wherever they appear (a generation is part of a container's name)."""
+        resolved = _substituted(dict(inputs), self.real)
+        assert isinstance(resolved, dict)
+        return resolved
 
     def _apply_container(self, resource: Resource, step: Step) -> None:
         resource = replace(resource, inputs=self.resolved(resource.inputs))
@@ -290,7 +314,7 @@ class Deployment:
         if errors:
             raise StandInError(f"{resource.name}: build failed: {errors[-1].strip()}")
         image_id = self.client.images.get(i["imageName"]).id
-        self.built[mock_image_id(resource.name)] = image_id
+        self.real[mock_image_id(resource.name)] = image_id
         self.state[resource.urn] = Recorded(resource, dict(i), image_id)
 
     def _delete_other(self, recorded: Recorded) -> None:
@@ -439,6 +463,18 @@ def apply(
 
 def _labels(inputs: Mapping[str, Any]) -> dict[str, str]:
     return {entry["label"]: entry["value"] for entry in inputs.get("labels", [])}
+
+
+def _substituted(value: Any, real: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        for made_up, actual in real.items():
+            value = value.replace(made_up, actual)
+        return value
+    if isinstance(value, dict):
+        return {k: _substituted(v, real) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substituted(v, real) for v in value]
+    return value
 
 
 def _bind(volume: Mapping[str, Any]) -> str:

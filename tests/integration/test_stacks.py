@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,8 +18,10 @@ import docker
 import pytest
 
 from images.build import Outcome
+from plan.recorder import GENERATION_SEPARATOR
 from provider.schema import IMAGE
 from tests.integration.conftest import exec_in, http_get
+from tests.integration.load import Load
 from tests.integration.stacks import IMAGES, LiveStack, deployed
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -41,8 +44,10 @@ def live(
 
 
 def running_containers(live: LiveStack) -> dict[str, Any]:
-    started = {c.inputs["name"] for c in live.graph.running_containers()}
-    return {name: c for name, c in live.deployment.containers.items() if name in started}
+    """The started containers by name (an app replaced side by side: without its generation)."""
+    started = {c.service_name for c in live.graph.running_containers()}
+    by_name = {n.split(GENERATION_SEPARATOR)[0]: c for n, c in live.deployment.containers.items()}
+    return {name: c for name, c in by_name.items() if name in started}
 
 
 def tcp_from(container: Any, host: str, port: int) -> bool:
@@ -237,18 +242,23 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     # The order service's secrets seed, created from its image, ignores a new one.
     expected = {"platform-customer-container", "platform-order-container",
                 "platform-cart-container"}  # fmt: skip
-    if live.stack == "dev":
+    rolling = live.stack == "prod"  # business services hold no host port there
+    if rolling:  # a new generation, and with it a new name, for each one replaced
+        expected |= {"platform-order-generation", "platform-cart-generation"}
+    else:
         expected.add("platform-order-image")  # built again: an update of the image resource
         assert changes["platform-order-image"].action == "update"
     assert set(changes) == expected
     customer, cart = changes["platform-customer-container"], changes["platform-cart-container"]
+    # Memory is updated in place, rolling or not (it does not make a new generation).
     assert (customer.action, customer.paths) == ("update", ("memory", "memorySwap"))
+    name = ("name",) if rolling else ()
     order = changes["platform-order-container"]
     assert (order.action, order.replace_reasons, order.delete_before_replace) == (
-        "replace", ("image",), True)  # fmt: skip
+        "replace", ("image", *name), not rolling)  # fmt: skip
     # Docker fixes a container's stop timeout when it creates it.
-    assert (cart.action, cart.paths, cart.replace_reasons) == (
-        "replace", ("destroyGraceSeconds", "stopTimeout"), ("stopTimeout",))  # fmt: skip
+    assert (cart.action, cart.replace_reasons) == ("replace", (*name, "stopTimeout"))
+    assert {"destroyGraceSeconds", "stopTimeout"} <= set(cart.paths)
 
 
 def dirty_the_buffers(live: LiveStack, db: str) -> None:
@@ -282,3 +292,43 @@ def test_a_database_stopped_by_the_provider_shuts_down_cleanly(live: LiveStack) 
     live.deployment.up(live.graph)
     log = live.container("customer-db").logs().decode(errors="replace")
     assert "not properly shut down; automatic recovery in progress" in log, log
+
+
+def test_a_new_business_service_image_rolls_without_a_dropped_request(
+    live: LiveStack, docker_client: docker.DockerClient
+) -> None:
+    # Runs last: it deploys a new version of the order service while requests go through the
+    # gateway to it. Prod replaces it side by side (the new one healthy before the old one
+    # stops, the gateway trying the next address when one refuses); dev, where the service
+    # holds a host port, deletes it first: the failures measured there are what prod prevents.
+    def new_version(platform: dict[str, Any]) -> None:
+        order = platform["services"]["order"]
+        if "build" in order:
+            order["build"]["args"] = {"BUILD_REVISION": "next"}
+        else:
+            order["image"] = IMAGES["service"] + "-next"
+
+    repository, tag = (IMAGES["service"] + "-next").rsplit(":", 1)
+    docker_client.images.get(IMAGES["service"]).tag(repository, tag)
+    graph = live.program(new_version)
+    with Load("http://127.0.0.1:13000/order/") as report:
+        time.sleep(1)  # traffic before the deploy starts
+        plan = live.deployment.up(graph)
+        time.sleep(1)  # and after it ends
+    print(f"{live.stack}: new order image under load: {report.describe()}")
+    assert plan.step("platform-order-container").action == "replace"
+    assert report.requests > 100
+    if live.stack == "prod":
+        gateway_log = live.container("gateway").logs().decode(errors="replace")
+        assert report.failures == [], [report.failures[:5], gateway_log[-3000:]]
+        # The old container is gone: one order container left, the new generation.
+        order = [n for n in live.deployment.containers if n.startswith(f"{live.prefix}-order--")]
+        assert len(order) == 1 and order[0] == graph_name(live, graph, "order")
+    else:
+        assert report.failures, "delete-before-replace should leave a gap the load test sees"
+
+
+def graph_name(live: LiveStack, graph: Any, service: str) -> str:
+    """The Docker name the deployment gave a service's container for `graph`."""
+    resource = graph.container(f"{live.prefix}-{service}")
+    return str(live.deployment.resolved(resource.inputs)["name"])

@@ -125,13 +125,15 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     outcome = change(edit_platform(bump))
     assert outcome.code == 2, outcome.stderr
     stack = outcome.stack()
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 1, "delete": 0, "same": 101}
-    (order,) = stack["changes"]
+    # One container, replaced side by side: a new generation gives it a new name.
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 2, "delete": 0, "same": 105}
+    generation, order = stack["changes"]
+    assert (generation["name"], generation["action"]) == ("platform-order-generation", "replace")
     assert (order["name"], order["action"], order["replace_reasons"]) == (
-        "platform-order-container", "replace", ["image"])  # fmt: skip
-    assert order["values"] == [{"path": "image",
-                                "old": "registry.example.com/ecommerce/order-service:1.0.0",
-                                "new": "registry.example.com/ecommerce/order-service:1.0.1"}]  # fmt: skip
+        "platform-order-container", "replace", ["image", "name"])  # fmt: skip
+    assert order["delete_before_replace"] is False
+    assert {"path": "image", "old": "registry.example.com/ecommerce/order-service:1.0.0",
+            "new": "registry.example.com/ecommerce/order-service:1.0.1"} in order["values"]  # fmt: skip
     assert [w["kind"] for w in stack["warnings"]] == ["restart"]
     assert stack["policy"] == []
 
@@ -155,10 +157,11 @@ def test_an_extra_environment_variable_replaces_the_container(
         platform["services"]["cart"]["env"] = {"LOG_LEVEL": "debug"}
 
     outcome = change(edit_platform(log_level))
-    (cart,) = outcome.stack()["changes"]
-    assert (cart["action"], cart["replace_reasons"]) == ("replace", ["envs"])
-    (envs,) = cart["values"]
+    cart = outcome.changes()["platform-cart-container"]
+    assert (cart["action"], cart["replace_reasons"]) == ("replace", ["envs", "name"])
+    envs = next(v for v in cart["values"] if v["path"] == "envs")
     assert "LOG_LEVEL=debug" in envs["new"] and "LOG_LEVEL=debug" not in envs["old"]
+    assert set(outcome.changes()) == {"platform-cart-container", "platform-cart-generation"}
 
 
 def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
@@ -206,7 +209,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 102
+    assert outcome.stack()["summary"]["same"] == 107
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(

@@ -90,11 +90,21 @@ def test_containers_wait_for_their_secret_files(stack_graph: Graph) -> None:
     assert consumers == (12 if stack_graph.name_prefix() == "shop" else 10)
 
 
-def test_replacements_delete_first_and_health_check_edits_replace(stack_graph: Graph) -> None:
-    # Fixed names and host ports cannot exist twice; Docker applies health checks only on create.
-    for c in stack_graph.containers():
-        assert c.delete_before_replace, c.name
+def test_which_containers_are_replaced_side_by_side(stack_graph: Graph) -> None:
+    # Apps that hold no host port are replaced side by side under a new generation name; what
+    # holds a fixed port, a data volume or a fixed name goes first. Explicit either way.
+    p = stack_graph.name_prefix()
+    side_by_side = {c.name for c in stack_graph.containers() if not c.delete_before_replace}
+    assert all(c.delete_before_replace_defined for c in stack_graph.containers())
+    if p == "shop":  # prod: the business services (the gateway and web apps publish ports)
+        assert side_by_side == {f"platform-{s}-container" for s in BUSINESS}
+        for service in BUSINESS:
+            name = stack_graph.container(f"{p}-{service}").inputs["name"]
+            assert name.startswith(f"{p}-{service}--")
+    else:  # dev publishes every app on the SPEC port map
+        assert side_by_side == set()
     for c in stack_graph.running_containers():
+        # Docker applies health checks only on create.
         assert "healthcheck" in c.replace_on_changes, c.name
 
 

@@ -14,7 +14,7 @@ def members(graph: Graph) -> dict[str, set[str]]:
     attached: dict[str, set[str]] = defaultdict(set)
     for container in graph.running_containers():
         for net in container.inputs.get("networksAdvanced", []):
-            attached[net["name"]].add(container.inputs["name"])
+            attached[net["name"]].add(container.service_name)
     return attached
 
 

@@ -20,8 +20,9 @@ def test_moving_to_the_default_provider_replaces_every_docker_resource(prod_grap
     assert {c.replace_reasons for c in docker.values()} == {("provider",)}
     kinds = {w.kind for w in plan.warnings}
     assert {"data-loss", "protected", "restart"} <= kinds
-    random = [c for c in plan.changes if c.type.startswith("random:")]
-    assert random and all(c.action == "same" for c in random)
+    # Generated secrets stay (they come from no Docker resource).
+    passwords = [c for c in plan.changes if c.type == "random:index/randomPassword:RandomPassword"]
+    assert passwords and all(c.action == "same" for c in passwords)
 
 
 @pytest.mark.parametrize(("name", "ignored"), [

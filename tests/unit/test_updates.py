@@ -39,14 +39,14 @@ def test_the_stop_grace_comes_from_the_stack_file() -> None:
         platform["backup"]["stopGraceSeconds"] = 90
 
     graph = run_program("prod", edited("prod", graces))
-    grace = {c.inputs["name"]: c.inputs["destroyGraceSeconds"] for c in graph.running_containers()}
+    grace = {c.service_name: c.inputs["destroyGraceSeconds"] for c in graph.running_containers()}
     assert (grace["shop-order"], grace["shop-customer"]) == (45, 30)
     assert grace["shop-order-db"] == grace["shop-content-db"] == 300
     assert (grace["shop-redis"], grace["shop-backup"]) == (20, 90)
 
 
 def test_cpus_and_durations_are_in_the_providers_read_back_form(prod_graph: Graph) -> None:
-    cpus = {c.inputs["name"]: c.inputs["cpus"] for c in prod_graph.running_containers()}
+    cpus = {c.service_name: c.inputs["cpus"] for c in prod_graph.running_containers()}
     assert (cpus["shop-order-db"], cpus["shop-customer-db"]) == ("2.0", "1.0")
     assert (cpus["shop-redis"], cpus["shop-gateway"]) == ("0.5", "1.0")
 
