@@ -4,6 +4,7 @@ decide something the per-input table does not say: a provider moving, a build co
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +49,23 @@ def test_the_context_digest_changes_with_the_source_only(tmp_path: Path) -> None
     (tmp_path / "Dockerfile").write_text("FROM scratch\nUSER 1000\n")
     assert context_digest(tmp_path, None) != second
     assert context_digest(tmp_path / "missing", None) == "missing"
+
+
+def test_a_rolling_app_gets_a_new_generation_only_when_it_is_replaced(prod_graph: Graph) -> None:
+    def memory(platform: dict[str, Any]) -> None:
+        platform["services"]["order"]["resources"] = {"memoryMb": 1024, "cpus": 1.0}
+
+    def image(platform: dict[str, Any]) -> None:
+        platform["services"]["order"]["image"] += "-next"
+
+    in_place = {c.name: c for c in compare("prod", prod_graph,
+                                           run_program("prod", edited("prod", memory))).changed()}  # fmt: skip
+    assert {n: c.action for n, c in in_place.items()} == {"platform-order-container": "update"}
+    replaced = {c.name: c for c in compare("prod", prod_graph,
+                                           run_program("prod", edited("prod", image))).changed()}  # fmt: skip
+    assert replaced["platform-order-generation"].action == "replace"
+    container = replaced["platform-order-container"]
+    assert (container.replace_reasons, container.delete_before_replace) == (
+        ("image", "name"),
+        False,
+    )
