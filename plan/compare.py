@@ -60,7 +60,7 @@ class Change:
 
 @dataclass(frozen=True)
 class Warning:
-    kind: Literal["data-loss", "protected", "port-opened", "restart", "removed"]
+    kind: Literal["data-loss", "protected", "port-opened", "restart", "rolled", "removed"]
     message: str
 
 
@@ -237,6 +237,7 @@ def _warnings(
     head_by_urn = {r.urn: r for r in head}
     warnings: list[Warning] = []
     restarted: list[str] = []
+    rolled: list[str] = []
     removed: list[str] = []
     for change in changes:
         old, new = base_by_urn.get(change.urn), head_by_urn.get(change.urn)
@@ -257,12 +258,17 @@ def _warnings(
                          for port in sorted(opened)]  # fmt: skip
         if old is not None and old.type == CONTAINER and old.inputs.get("start", True):
             if change.action == "replace":
-                restarted.append(_docker_name(old))
+                # Delete first leaves a gap; side by side, the new one is healthy first.
+                gap = change.delete_before_replace
+                (restarted if gap else rolled).append(old.service_name or _docker_name(old))
             elif change.action == "delete":
                 removed.append(_docker_name(old))
     if restarted:
-        warnings.append(Warning("restart", "containers restarted (replaced): "
-                                + ", ".join(restarted)))  # fmt: skip
+        message = "containers restarted, down until the new one is healthy (delete-first): "
+        warnings.append(Warning("restart", message + ", ".join(restarted)))
+    if rolled:
+        warnings.append(Warning("rolled", "containers replaced side by side, no gap: "
+                                + ", ".join(rolled)))  # fmt: skip
     if removed:
         warnings.append(Warning("removed", "containers removed: " + ", ".join(removed)))
     return warnings

@@ -26,7 +26,8 @@ BANNERS = {
     "data-loss": ("CAUTION", "Data loss"),
     "protected": ("CAUTION", "Protected resource"),
     "port-opened": ("WARNING", "Port opened"),
-    "restart": ("NOTE", "Restarts"),
+    "restart": ("WARNING", "Restarts"),
+    "rolled": ("NOTE", "Rolling replacements"),
     "removed": ("NOTE", "Removals"),
 }
 

@@ -134,7 +134,9 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     assert order["delete_before_replace"] is False
     assert {"path": "image", "old": "registry.example.com/ecommerce/order-service:1.0.0",
             "new": "registry.example.com/ecommerce/order-service:1.0.1"} in order["values"]  # fmt: skip
-    assert [w["kind"] for w in stack["warnings"]] == ["restart"]
+    # Replaced side by side: reported, but not as a restart.
+    assert [w["kind"] for w in stack["warnings"]] == ["rolled"]
+    assert stack["warnings"][0]["message"].endswith(": shop-order")
     assert stack["policy"] == []
 
 
