@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from plan.recorder import Graph, Resource
 from plan.stackfiles import PlanError
+from policies.rules import SECRETS_ROLE, role_of
 from provider.diff import ResourceDiff, UnknownInputError, diff
 from provider.schema import CONTAINER, DELETE_BEFORE_REPLACE, IMAGE, VOLUME
 
@@ -27,8 +28,6 @@ ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "same")
 
 SECRET = "[secret]"
 UNKNOWN = "[known after apply]"
-SECRETS_ROLE = "secrets"
-"""The role label of a volume that only holds secret files, written again by every seed."""
 
 
 @dataclass(frozen=True)
@@ -242,11 +241,15 @@ def _warnings(
     for change in changes:
         old, new = base_by_urn.get(change.urn), head_by_urn.get(change.urn)
         gone = change.action in ("delete", "replace")
-        if gone and old is not None and old.type == VOLUME and _role(old) != SECRETS_ROLE:
+        # A secrets volume holds only what every seed writes again: no data to lose.
+        if gone and old is not None and old.type == VOLUME and role_of(old.inputs) != SECRETS_ROLE:
             what = "deleted" if change.action == "delete" else "replaced by an empty one"
             message = f"volume {_docker_name(old)} is {what}: its data is lost"
             warnings.append(Warning("data-loss", message))
-        if gone and old is not None and old.protect:
+        # The engine refuses to delete what the state protects, and to replace what stays
+        # protected (a change that also unprotects it may replace it).
+        blocked = change.action == "delete" or (new is not None and new.protect)
+        if gone and old is not None and old.protect and blocked:
             warnings.append(Warning(
                 "protected",
                 f"{old.name} ({_docker_name(old)}) is protected: `pulumi up` stops with an error "
@@ -260,7 +263,7 @@ def _warnings(
             if change.action == "replace":
                 # Delete first leaves a gap; side by side, the new one is healthy first.
                 gap = change.delete_before_replace
-                (restarted if gap else rolled).append(old.service_name or _docker_name(old))
+                (restarted if gap else rolled).append(_docker_name(old))
             elif change.action == "delete":
                 removed.append(_docker_name(old))
     if restarted:
@@ -274,14 +277,10 @@ def _warnings(
     return warnings
 
 
-def _role(resource: Resource) -> str | None:
-    labels = resource.inputs.get("labels") or []
-    return next((str(lb.get("value")) for lb in labels
-                 if lb.get("label") == "com.ecommerce.role"), None)  # fmt: skip
-
-
 def _docker_name(resource: Resource) -> str:
-    return str(resource.inputs.get("name") or resource.name)
+    """What operators know it by: a rolled container's name without its generation (the mocks
+    make that up anyway)."""
+    return resource.service_name or resource.name
 
 
 def _published(container: Resource) -> set[str]:

@@ -92,9 +92,14 @@ def _runs(subject: Subject) -> bool:
     return subject.type == CONTAINER and subject.inputs.get("start", True) is not False
 
 
-def _role(subject: Subject) -> str | None:
-    labels = subject.inputs.get("labels") or []
+def role_of(inputs: Mapping[str, Any]) -> str | None:
+    """A container's or volume's `com.ecommerce.role` label (`secrets` for secret volumes)."""
+    labels = inputs.get("labels") or []
     return next((str(lb.get("value")) for lb in labels if lb.get("label") == ROLE_LABEL), None)
+
+
+def _role(subject: Subject) -> str | None:
+    return role_of(subject.inputs)
 
 
 def read_only_root(s: Subject) -> Iterable[str]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from plan.report import profile_of
+
 STATE_DIR = Path(".pulumi-state")
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 
@@ -36,9 +38,7 @@ def profile(stack: str) -> str | None:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError:
         raise StackFileError(f"{path} is not valid YAML; fix it and retry") from None
-    platform = (document.get("config") or {}).get("ecommerce:platform") or {}
-    value = platform.get("profile") if isinstance(platform, dict) else None
-    return None if value is None else str(value)
+    return profile_of(document.get("config"))
 
 
 def passphrase_file(stack: str) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -89,7 +90,7 @@ def test_a_prod_profile_is_never_given_a_made_up_passphrase(project: Path) -> No
 
 def test_prod_asks_before_deploying_and_runs_the_policy_pack_mandatory(project: Path) -> None:
     secret = project / "prod.passphrase"
-    secret.write_text("operator-chosen")
+    secret.write_text(secrets.token_hex(16))  # made up per run, as an operator's would be
     assert (
         make(project, "up", "STACK=prod", PULUMI_CONFIG_PASSPHRASE_FILE=str(secret)).returncode == 0
     )
@@ -113,6 +114,7 @@ def test_a_prod_profile_is_recognised_in_any_yaml_style(project: Path, style: st
 
 def test_an_empty_passphrase_is_a_passphrase(project: Path) -> None:
     # Pulumi accepts an empty one; a stack made with it must not get a random one instead.
-    assert make(project, "up", PULUMI_CONFIG_PASSPHRASE="").returncode == 0
+    empty_passphrase = {"PULUMI_CONFIG_PASSPHRASE": ""}  # set, and empty
+    assert make(project, "up", **empty_passphrase).returncode == 0
     assert not (project / ".pulumi-state" / "dev.passphrase").exists()
     assert calls(project)[1] == "up --stack dev --yes | passphrase-file="

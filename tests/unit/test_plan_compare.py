@@ -69,3 +69,20 @@ def test_a_rolling_app_gets_a_new_generation_only_when_it_is_replaced(prod_graph
         ("image", "name"),
         False,
     )
+
+
+def test_protected_volumes_block_what_the_engine_blocks(prod_graph: Graph) -> None:
+    def kinds(plan_edit: Any) -> dict[str, int]:
+        plan = compare("prod", prod_graph, run_program("prod", edited("prod", plan_edit)))
+        found: dict[str, int] = {}
+        for w in plan.warnings:
+            found[w.kind] = found.get(w.kind, 0) + 1
+        return found
+
+    # A new prefix replaces the volumes: data loss, and the engine refuses (still protected).
+    assert kinds(lambda p: p.update(namePrefix="store"))["protected"] == 6
+    # The same change that also unprotects them: the engine replaces them; the loss remains.
+    unprotected = kinds(lambda p: p.update(namePrefix="store", protectData=False))
+    assert "protected" not in unprotected and unprotected["data-loss"] == 6
+    # Deleting a volume the state protects is refused whatever the program now says.
+    assert kinds(lambda p: p["backup"].update(enabled=False))["protected"] == 1
