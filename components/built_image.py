@@ -9,19 +9,29 @@ the Dockerfile when it checks the inputs), so it changes nothing.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Protocol
 
 import pulumi
 import pulumi_docker as docker
 
-from stacks.settings import BuildSettings, ServiceSettings
+from stacks.settings import BuildSettings
 
 LOCAL_TAG = "local"
 
 
+class ImageSource(Protocol):
+    """Settings that name exactly one of a published image and a build (a service, the edge)."""
+
+    @property
+    def image(self) -> str | None: ...
+    @property
+    def build(self) -> BuildSettings | None: ...
+
+
 def service_image(
-    name: str, settings: ServiceSettings, docker_name: str, parent: pulumi.Resource
+    name: str, settings: ImageSource, docker_name: str, parent: pulumi.Resource
 ) -> pulumi.Input[str]:
-    """The image the service runs: its published image, or the ID of the one built here."""
+    """The image a container runs: its published image, or the ID of the one built here."""
     if settings.image is not None:
         return settings.image
     assert settings.build is not None  # the settings require exactly one of the two

@@ -9,8 +9,10 @@ import pulumi
 
 from components.backup_job import BackupJob, BackupJobArgs
 from components.cache import Cache, CacheArgs
+from components.caddyfile import HTTP_PORT, HTTPS_PORT, EdgeRoutes
 from components.database import Database, DatabaseArgs
 from components.docker_provider import docker_provider
+from components.edge import EdgeArgs, EdgeProxy, PublishedPort
 from components.networks import Networks, NetworksArgs
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
@@ -22,7 +24,7 @@ from components.service import (
 )
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
-from stacks.settings import PlatformSettings
+from stacks.settings import PlatformSettings, edge_apps
 
 REDIS_ALIAS = "redis"
 
@@ -44,6 +46,7 @@ class Platform(pulumi.ComponentResource):
     databases: dict[str, Database]
     services: dict[str, Service]
     backup: BackupJob | None
+    edge: EdgeProxy
     urls: dict[str, str]
     """Per service: the published URL, or the in-network one for private services."""
     containers: dict[str, pulumi.Input[str]]
@@ -136,6 +139,7 @@ class Platform(pulumi.ComponentResource):
                 self._service_args(spec, args, runtime, jwt_secret, labels(spec.name, spec.role)),
                 opts=child,
             )
+        self.edge = self._edge_proxy(name, args, runtime, child)
         self.backup = None
         if s.backup.enabled:
             self.backup = BackupJob(
@@ -153,7 +157,56 @@ class Platform(pulumi.ComponentResource):
             )
         self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}
         self.containers = {n: service.docker_name for n, service in sorted(self.services.items())}
+        self.containers["edge"] = self.edge.container.name
         self.register_outputs({})
+
+    def _edge_proxy(
+        self,
+        name: str,
+        args: PlatformArgs,
+        runtime: RuntimeProfile,
+        opts: pulumi.ResourceOptions,
+    ) -> EdgeProxy:
+        s, catalogue = args.settings, args.catalogue
+        edge = s.edge
+        by_port, ports = {}, []
+        for app in edge_apps(catalogue):
+            spec = catalogue.get(app)
+            host_port = s.services[app].host_port
+            if host_port is not None:
+                # Inside the proxy, each app's port map entry listens on the app's own port.
+                by_port[spec.container_port] = _upstream(spec)
+                ports.append(PublishedPort(spec.container_port, host_port))
+        by_host = {host: _upstream(catalogue.get(app)) for app, host in edge.hosts.items()}
+        if by_host:
+            ports.append(PublishedPort(HTTP_PORT, edge.http_port))
+        if by_host and edge.tls is not None:
+            ports.append(PublishedPort(HTTPS_PORT, edge.https_port))
+        routes = EdgeRoutes(
+            by_port=by_port,
+            by_host=by_host,
+            tls=edge.tls,
+            https_port=edge.https_port,
+            retry_seconds=edge.upstream_retry_seconds,
+            grace_seconds=edge.stop_grace_seconds,
+        )
+        return EdgeProxy(
+            f"{name}-edge",
+            EdgeArgs(
+                settings=edge,
+                docker_name=f"{s.name_prefix}-edge",
+                routes=routes,
+                ports=ports,
+                publish_ip=s.publish_ip,
+                network_name=self.networks.edge.name,
+                runtime=runtime,
+                labels=docker_labels(args.stack, "edge", "edge"),
+                protect_data=s.protect_data,
+                certificate=args.secrets.edge_tls_certificate,
+                key=args.secrets.edge_tls_key,
+            ),
+            opts=opts,
+        )
 
     def _service_args(
         self,
@@ -208,6 +261,9 @@ class Platform(pulumi.ComponentResource):
             jwt_secret=jwt_secret if spec.uses_jwt else None,
             upstreams=upstreams,
             gateway_url=gateway_url,
+            # The edge proxy publishes the gateway and web apps; a business service's own port
+            # (dev only) is published by its container.
+            host_port=s.services[spec.name].host_port if spec.role is Role.BUSINESS else None,
             publish_ip=s.publish_ip,
             depends_on=depends_on,
         )
@@ -236,11 +292,22 @@ def database_alias(service: str) -> str:
 
 
 def service_url(spec: ServiceSpec, settings: PlatformSettings) -> str:
-    """The published URL of a service, or its in-network URL when it is private."""
+    """The published URL of a service (by host name first), or its in-network URL."""
+    edge = settings.edge
+    host = edge.hosts.get(spec.name)
+    if host is not None and edge.tls is not None:
+        return f"https://{host}" + ("" if edge.https_port == 443 else f":{edge.https_port}")
+    if host is not None:
+        return f"http://{host}" + ("" if edge.http_port == 80 else f":{edge.http_port}")
     host_port = settings.services[spec.name].host_port
     if host_port is None:
         return internal_url(spec)
     return f"http://{settings.public_host}:{host_port}"
+
+
+def _upstream(spec: ServiceSpec) -> str:
+    """An app as the edge proxy dials it: its network alias and port."""
+    return f"{spec.name}:{spec.container_port}"
 
 
 def internal_url(spec: ServiceSpec) -> str:

@@ -17,7 +17,7 @@ is replaced too and starts with the new file. The label reveals nothing about th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
@@ -39,6 +39,9 @@ class SecretFilesArgs:
     files: Mapping[str, pulumi.Input[str]]
     """File name under /run/secrets -> content. Every content is kept a Pulumi secret."""
     labels: Mapping[str, str]
+    plain_files: Mapping[str, str] = field(default_factory=dict)
+    """Files that are not secret (a configuration the secrets sit beside): shown in previews
+    and plans, so a reviewer sees what changes."""
 
 
 class SecretFiles(pulumi.ComponentResource):
@@ -72,12 +75,12 @@ class SecretFiles(pulumi.ComponentResource):
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{MOUNT_PATH}/{file_name}",
-                    content=pulumi.Output.secret(content),
+                    content=content,
                     # World-readable inside the one container that mounts the volume, so the
                     # image's unprivileged user can read it whatever its uid.
                     permissions="0444",
                 )
-                for file_name, content in sorted(args.files.items())
+                for file_name, content in sorted(_contents(args).items())
             ],
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
             # A seed whose uploads failed after it was created is recorded with an initialisation
@@ -95,7 +98,7 @@ class SecretFiles(pulumi.ComponentResource):
         revision = random.RandomId(
             f"{name}-revision",
             byte_length=8,
-            keepers={f: pulumi.Output.secret(c) for f, c in args.files.items()},
+            keepers=_contents(args),
             opts=child,
         )
         self.revision = revision.hex
@@ -106,11 +109,20 @@ class SecretFiles(pulumi.ComponentResource):
         """The label a consumer carries so that a changed secret replaces it."""
         return {REVISION_LABEL: self.revision}
 
-    def mount(self) -> docker.ContainerVolumeArgs:
-        """The consumer's read-only mount of the secrets."""
+    def mount(self, container_path: str = MOUNT_PATH) -> docker.ContainerVolumeArgs:
+        """The consumer's read-only mount of the files (at /run/secrets unless it reads them
+        elsewhere)."""
         return docker.ContainerVolumeArgs(
-            volume_name=self.volume_name, container_path=MOUNT_PATH, read_only=True
+            volume_name=self.volume_name, container_path=container_path, read_only=True
         )
+
+
+def _contents(args: SecretFilesArgs) -> dict[str, pulumi.Input[str]]:
+    """Every file by name: the secret ones as Pulumi secrets, the plain ones as they are."""
+    overlap = set(args.files) & set(args.plain_files)
+    assert not overlap, f"files both secret and plain: {sorted(overlap)}"
+    secret = {name: pulumi.Output.secret(content) for name, content in args.files.items()}
+    return {**secret, **args.plain_files}
 
 
 def secret_path(file_name: str) -> str:

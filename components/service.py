@@ -78,6 +78,8 @@ class ServiceArgs:
     """Gateway only: service name -> in-network URL."""
     gateway_url: str | None = None
     """Web apps only: the gateway's in-network URL."""
+    host_port: int | None = None
+    """The port this container publishes itself (None: private, or behind the edge proxy)."""
     publish_ip: str = "127.0.0.1"
     depends_on: Sequence[pulumi.Resource] = ()
     """Containers that must be healthy before this one starts."""
@@ -120,9 +122,7 @@ class Service(pulumi.ComponentResource):
                 docker.ContainerNetworksAdvancedArgs(name=a.network_name, aliases=[a.alias])
                 for a in args.networks
             ],
-            ports=published_ports(
-                args.spec.container_port, args.settings.host_port, args.publish_ip
-            ),
+            ports=published_ports(args.spec.container_port, args.host_port, args.publish_ip),
             **container_args(
                 args.runtime,
                 ImageNeeds(non_root_user=args.settings.user),
@@ -134,7 +134,7 @@ class Service(pulumi.ComponentResource):
         )
         # An app that holds no host port is replaced side by side (components/rolling.py);
         # one that publishes a port cannot have two containers at once.
-        rolls = args.settings.host_port is None
+        rolls = args.host_port is None
         self.docker_name = (
             generation_name(name, args.docker_name, inputs, self) if rolls else args.docker_name
         )

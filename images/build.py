@@ -11,14 +11,18 @@ never written into the repository):
                                           tagged with the official name the reference service
                                           builds FROM (images/reference-service/Dockerfile)
     ecommerce-test/reference-service:1    the reference service, for every Node.js app
+    ecommerce-test/caddy-base:1           official caddy image's contract, Debian's caddy; also
+                                          tagged with the official name images/edge-proxy
+                                          builds FROM
+    ecommerce-test/edge-proxy:1           the edge proxy (images/edge-proxy)
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
 parent recipe's hash) is stored on the image as the label ``ecommerce-test.recipe-hash``; an image
 whose label matches is reused, anything else is rebuilt.
 
 Usage: ``python -m images.build [--force] [NAME ...]`` (NAME: debian-base, postgres, redis,
-node-base, reference-service, backup; default all). Building debian-base needs root (or sudo)
-and debootstrap.
+node-base, reference-service, caddy-base, edge-proxy, backup; default all). Building
+debian-base needs root (or sudo) and debootstrap.
 """
 
 from __future__ import annotations
@@ -80,12 +84,12 @@ class Recipe:
         return self.folder if self.source is None else PROJECT_DIR
 
 
-def official_node_image() -> str:
-    """The image the reference service builds FROM by default (its Dockerfile's NODE_IMAGE)."""
-    dockerfile = (IMAGES_DIR / "reference-service" / "Dockerfile").read_text()
-    found = re.search(r"^ARG NODE_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+def official_image(recipe: str, arg: str) -> str:
+    """The official image a project recipe builds FROM by default (its Dockerfile's `ARG`)."""
+    dockerfile = (IMAGES_DIR / recipe / "Dockerfile").read_text()
+    found = re.search(rf"^ARG {arg}=(\S+)$", dockerfile, re.MULTILINE)
     if found is None:
-        raise BuildError("images/reference-service/Dockerfile: no `ARG NODE_IMAGE=` default")
+        raise BuildError(f"images/{recipe}/Dockerfile: no `ARG {arg}=` default")
     return found.group(1)
 
 
@@ -99,13 +103,25 @@ RECIPES: dict[str, Recipe] = {
             "node-base",
             "ecommerce-test/node-base:1",
             "debian-base",
-            also_tags=(official_node_image(),),
+            also_tags=(official_image("reference-service", "NODE_IMAGE"),),
         ),
         Recipe(
             "reference-service",
             "ecommerce-test/reference-service:1",
             "node-base",
             build_args=(("NODE_IMAGE", "ecommerce-test/node-base:1"),),
+        ),
+        Recipe(
+            "caddy-base",
+            "ecommerce-test/caddy-base:1",
+            "debian-base",
+            also_tags=(official_image("edge-proxy", "CADDY_IMAGE"),),
+        ),
+        Recipe(
+            "edge-proxy",
+            "ecommerce-test/edge-proxy:1",
+            "caddy-base",
+            build_args=(("CADDY_IMAGE", "ecommerce-test/caddy-base:1"),),
         ),
         # The project's own backup image, from backup/Dockerfile, on the local postgres image
         # (its pg_dump matches the test servers' major version).

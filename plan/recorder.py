@@ -113,8 +113,8 @@ class Graph:
 
     def name_prefix(self) -> str:
         """The stack's `namePrefix`, read off the gateway container's name."""
-        gateway = next(c for c in self.containers() if c.inputs["name"].endswith("-gateway"))
-        return str(gateway.inputs["name"]).removesuffix("-gateway")
+        gateway = next(c for c in self.containers() if c.service_name.endswith("-gateway"))
+        return gateway.service_name.removesuffix("-gateway")
 
     def by_urn(self, urn: str) -> Resource:
         return next(r for r in self.resources if r.urn == urn)

@@ -29,8 +29,8 @@ DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_ID = "random:index/randomId:RandomId"
 
 ROLE_LABEL = "com.ecommerce.role"
-EDGE_ROLES = frozenset({"gateway", "web"})
-"""Roles whose containers may publish a host port: what browsers and API clients reach."""
+EDGE_ROLE = "edge"
+"""The role of the one container that may publish host ports: the edge proxy."""
 SECRETS_ROLE = "secrets"
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 ROTATING_LOG_DRIVERS = frozenset({"json-file", "local"})
@@ -175,7 +175,7 @@ def only_edge_published(s: Subject) -> Iterable[str]:
     if s.type != CONTAINER:
         return
     published = [p for p in s.inputs.get("ports") or [] if p.get("external")]
-    if published and _role(s) not in EDGE_ROLES:
+    if published and _role(s) != EDGE_ROLE:
         ports = ", ".join(str(p["external"]) for p in published)
         yield f"publishes host port {ports} though its role is {_role(s)!r}, not the edge"
 
@@ -208,7 +208,8 @@ RULES: Sequence[Rule] = (
     Rule("no-privileged", "No container runs privileged.", not_privileged),
     Rule("no-host-network", "No container shares the host's network.", no_host_network),
     Rule("no-docker-socket", "No container mounts the Docker socket.", no_docker_socket),
-    Rule("only-edge-published", "Only the edge publishes host ports.", only_edge_published),
+    Rule("only-edge-published", "Only the edge proxy publishes host ports.",
+         only_edge_published),
     Rule("data-volumes-protected", "Data volumes are protected from deletion.",
          data_volume_protected),
     Rule("secrets-only-in-files", "A secret reaches a container only as file content.",

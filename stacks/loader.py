@@ -21,6 +21,8 @@ SETTINGS_KEY = "platform"
 JWT_SECRET_KEY = "jwtSecret"
 REDIS_PASSWORD_KEY = "redisPassword"
 REGISTRY_PASSWORD_KEY = "registryPassword"
+EDGE_TLS_CERTIFICATE_KEY = "edgeTlsCertificate"
+EDGE_TLS_KEY_KEY = "edgeTlsKey"
 # The Docker provider's own stack config (`pulumi config set docker:host ...`). The default
 # provider reads it; the program's explicit provider (made when a registry is set) takes these
 # two over and refuses the others rather than silently dropping them.
@@ -45,6 +47,10 @@ class SecretOverrides:
     redis_password: pulumi.Output[str] | None = None
     database_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     registry_password: pulumi.Output[str] | None = None
+    edge_tls_certificate: pulumi.Output[str] | None = None
+    """PEM chain of the edge's certificate (`edge.tls.certificates: files`)."""
+    edge_tls_key: pulumi.Output[str] | None = None
+    """PEM private key of that certificate."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ def load(catalogue: Catalogue) -> StackConfig:
             "false; turn requirePassword on or remove the key"
         )
     _check_registry_login(settings, secrets, source)
+    _check_edge_certificate(settings, secrets, source)
     docker = _docker_config(source) if settings.registry is not None else {}
     return StackConfig(settings=settings, secrets=secrets, docker=docker)
 
@@ -93,6 +100,26 @@ def _check_registry_login(
             f"{source}: {key} is set but {NAMESPACE}:{SETTINGS_KEY}.registry.username is not; "
             "set the username, or remove the password"
         )
+
+
+def _check_edge_certificate(
+    settings: PlatformSettings, secrets: SecretOverrides, source: str
+) -> None:
+    tls = settings.edge.tls
+    from_files = tls is not None and tls.certificates == "files"
+    for key, value in ((EDGE_TLS_CERTIFICATE_KEY, secrets.edge_tls_certificate),
+                       (EDGE_TLS_KEY_KEY, secrets.edge_tls_key)):  # fmt: skip
+        full_key = f"{NAMESPACE}:{key}"
+        if from_files and value is None:
+            raise StackConfigError(
+                f"{source}: {full_key} is missing: edge.tls.certificates is files; set it from "
+                f"the PEM file with `pulumi config set --secret {full_key} < FILE`"
+            )
+        if not from_files and value is not None:
+            raise StackConfigError(
+                f"{source}: {full_key} is set but edge.tls.certificates is not files; "
+                "set certificates: files or remove the key"
+            )
 
 
 def _docker_config(source: str) -> dict[str, str]:
@@ -132,7 +159,14 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def _known_keys(catalogue: Catalogue) -> set[str]:
-    keys = {SETTINGS_KEY, JWT_SECRET_KEY, REDIS_PASSWORD_KEY, REGISTRY_PASSWORD_KEY}
+    keys = {
+        SETTINGS_KEY,
+        JWT_SECRET_KEY,
+        REDIS_PASSWORD_KEY,
+        REGISTRY_PASSWORD_KEY,
+        EDGE_TLS_CERTIFICATE_KEY,
+        EDGE_TLS_KEY_KEY,
+    }
     keys |= {database_password_key(spec.name) for spec in catalogue.with_database()}
     return keys
 
@@ -175,4 +209,7 @@ def _secret_overrides(config: pulumi.Config, catalogue: Catalogue, source: str) 
         redis_password=secret(REDIS_PASSWORD_KEY),
         database_passwords=passwords,
         registry_password=secret(REGISTRY_PASSWORD_KEY),
+        # The certificate is public, but it travels with its key: one rule for both.
+        edge_tls_certificate=secret(EDGE_TLS_CERTIFICATE_KEY),
+        edge_tls_key=secret(EDGE_TLS_KEY_KEY),
     )

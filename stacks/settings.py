@@ -192,6 +192,51 @@ class RegistrySettings(StrictModel):
     provider uses what `docker login <address>` stored on the machine that runs Pulumi."""
 
 
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HostName = Annotated[str, Field(pattern=rf"^{_LABEL}(\.{_LABEL})+$")]
+"""A fully qualified DNS name in lower case, e.g. `shop.example.com` (no wildcard, no port)."""
+
+
+class EdgeTls(StrictModel):
+    """HTTPS on the edge: where its certificates come from."""
+
+    certificates: Literal["auto", "files", "internal"] = "auto"
+    """`auto`: the proxy obtains and renews them from an ACME CA (Let's Encrypt); the host names
+    must resolve to this host and `httpPort`/`httpsPort` reach it from the internet. `files`: one
+    certificate chain for every host name, from the secrets `ecommerce:edgeTlsCertificate` and
+    `ecommerce:edgeTlsKey` (PEM). `internal`: the proxy's own local CA, which no browser trusts
+    (staging, tests)."""
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    """ACME account contact (`auto` only): the CA writes there before a certificate expires."""
+
+
+class EdgeSettings(StrictModel):
+    """The edge proxy (Caddy, images/edge-proxy): the one container that publishes the web apps
+    and the gateway, by host name over HTTPS and/or on their `hostPort` over plain HTTP."""
+
+    image: str | None = Field(default=None, min_length=1)
+    """A published image of images/edge-proxy; exactly one of `image` and `build`."""
+    build: BuildSettings | None = None
+    """Build images/edge-proxy on the Docker host instead (dev)."""
+    hosts: dict[str, HostName] = Field(default_factory=dict)
+    """Host name per edge app (`gateway`, `frontend`, `backoffice`), e.g.
+    `frontend: shop.example.com`; served on `httpsPort` with `tls`, else on `httpPort`."""
+    tls: EdgeTls | None = None
+    """HTTPS for the host names, plain HTTP redirecting to it; None: plain HTTP only."""
+    http_port: Port = 80
+    """Host port of plain HTTP for the host names (a redirect to HTTPS when `tls` is on)."""
+    https_port: Port = 443
+    """Host port of HTTPS for the host names."""
+    resources: Resources = Resources(memory_mb=256, cpus=0.5)
+    user: str = "1000:1000"
+    """The image's unprivileged user (images/edge-proxy/Dockerfile)."""
+    stop_grace_seconds: int = Field(default=30, ge=1, le=3600)
+    """From SIGTERM to SIGKILL: Caddy finishes the requests in flight within it."""
+    upstream_retry_seconds: int = Field(default=5, ge=0, le=60)
+    """How long a request keeps trying the app's other addresses when one refuses (while an
+    app is replaced side by side, Docker's DNS answers with both containers)."""
+
+
 class PlatformSettings(StrictModel):
     """One environment of the platform, as the stack file `ecommerce:platform` describes it."""
 
@@ -208,6 +253,7 @@ class PlatformSettings(StrictModel):
     postgres: PostgresSettings
     databases: dict[str, DatabaseSettings] = Field(default_factory=dict)
     redis: RedisSettings
+    edge: EdgeSettings
     hardening: Hardening = Hardening()
     logs: Logs = Logs()
     restart: Literal["no", "on-failure", "always", "unless-stopped"] = "unless-stopped"
@@ -288,6 +334,7 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             "hardening.dropAllCapabilities: needs hardening.runAsNonRoot; the official postgres "
             "and redis images start as root and cannot drop privileges without capabilities"
         )
+    problems += _edge_problems(s, catalogue)
     problems += _duplicate_host_ports(s)
     problems += _unpublishable_ports(s, catalogue)
     if s.registry is not None and s.registry.address not in {
@@ -299,6 +346,45 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         )
     if s.profile == "prod":
         problems += _production_problems(s, catalogue)
+    return problems
+
+
+def edge_apps(catalogue: Catalogue) -> list[str]:
+    """The services the edge proxy serves: the gateway and the web apps."""
+    return [spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS]
+
+
+def _edge_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    edge, problems = s.edge, []
+    if (edge.image is None) == (edge.build is None):
+        problems.append(
+            "edge: set exactly one of image (a published image of images/edge-proxy) and build "
+            "(e.g. build: { context: images/edge-proxy })"
+        )
+    apps = edge_apps(catalogue)
+    for app in edge.hosts:
+        if app not in apps:
+            problems.append(f"edge.hosts.{app}: only {', '.join(apps)} sit behind the edge")
+    first_app: dict[str, str] = {}
+    for app, host in edge.hosts.items():
+        if host in first_app:
+            problems.append(f"edge.hosts.{app}: {host} is already the host of {first_app[host]}")
+        first_app.setdefault(host, app)
+    if edge.tls is not None and not edge.hosts:
+        problems.append(
+            "edge.tls: HTTPS needs the host names to serve; set edge.hosts (e.g. "
+            "frontend: shop.example.com) or remove tls"
+        )
+    if edge.tls is not None and edge.tls.email is not None and edge.tls.certificates != "auto":
+        problems.append(
+            f"edge.tls.email: only used with certificates: auto (ACME), not "
+            f"{edge.tls.certificates}; remove it"
+        )
+    if edge.stop_grace_seconds > s.wait_timeout_seconds:
+        problems.append(
+            f"edge.stopGraceSeconds: {edge.stop_grace_seconds} is longer than "
+            f"waitTimeoutSeconds ({s.wait_timeout_seconds}); keep it within"
+        )
     return problems
 
 
@@ -316,6 +402,10 @@ def host_ports(s: PlatformSettings) -> dict[str, int]:
             ports[f"databases.{name}.hostPort"] = db.host_port
     if s.redis.host_port is not None:
         ports["redis.hostPort"] = s.redis.host_port
+    if s.edge.hosts:
+        ports["edge.httpPort"] = s.edge.http_port
+    if s.edge.hosts and s.edge.tls is not None:
+        ports["edge.httpsPort"] = s.edge.https_port
     return ports
 
 
@@ -335,13 +425,19 @@ def _unpublishable_ports(s: PlatformSettings, catalogue: Catalogue) -> list[str]
     # the edge sits on private networks only, so a host port there needs them non-internal.
     if not s.networks.internal:
         return []
-    edge = {spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS}
     return [
         f"{key}: cannot be published while networks.internal is true (Docker publishes no port "
         "on internal networks); remove the port or set networks.internal to false"
         for key in host_ports(s)
-        if not (key.startswith("services.") and key.split(".")[1] in edge)
+        if not _published_by_the_edge(key, catalogue)
     ]
+
+
+def _published_by_the_edge(key: str, catalogue: Catalogue) -> bool:
+    """Whether the edge proxy (on the edge network, never internal) publishes this port."""
+    if key.startswith("edge."):
+        return True
+    return key.startswith("services.") and key.split(".")[1] in edge_apps(catalogue)
 
 
 def images(s: PlatformSettings) -> dict[str, str]:
@@ -351,6 +447,8 @@ def images(s: PlatformSettings) -> dict[str, str]:
     found["redis.image"] = s.redis.image
     if s.backup.image is not None:
         found["backup.image"] = s.backup.image
+    if s.edge.image is not None:
+        found["edge.image"] = s.edge.image
     return found
 
 
@@ -376,13 +474,29 @@ def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]
                 f"{key}: {image!r} is not pinned; prod needs a version tag (with a digit, e.g. "
                 "1.4.2) or a digest"
             )
-    edge = {spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS}
+    if s.edge.build is not None:
+        problems.append(
+            "edge.build: prod runs a pinned published image; build images/edge-proxy in CI, "
+            "push it and set edge.image"
+        )
+    if s.edge.tls is None:
+        problems.append(
+            "edge.tls: must be set in prod: the edge serves HTTPS for edge.hosts (certificates: "
+            "auto, files or internal)"
+        )
+    apps = edge_apps(catalogue)
     for key in host_ports(s):
         if key.startswith("databases.") or key == "redis.hostPort":
             problems.append(f"{key}: databases and Redis are never published in prod")
-        elif key.split(".")[1] not in edge:
+        elif key.startswith("services.") and key.split(".")[1] in apps:
+            app = key.split(".")[1]
             problems.append(
-                f"{key}: only the gateway, frontend and backoffice are published in prod"
+                f"{key}: prod serves the edge apps by host name over HTTPS only; remove it and "
+                f"set edge.hosts.{app}"
+            )
+        elif key.startswith("services."):
+            problems.append(
+                f"{key}: only the edge proxy publishes ports in prod (edge.hosts, edge.tls)"
             )
     for flag, on in s.hardening.model_dump(by_alias=True).items():
         if not on:

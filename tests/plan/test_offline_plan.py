@@ -126,7 +126,7 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     assert outcome.code == 2, outcome.stderr
     stack = outcome.stack()
     # One container, replaced side by side: a new generation gives it a new name.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 2, "delete": 0, "same": 105}
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 2, "delete": 0, "same": 115}
     generation, order = stack["changes"]
     assert (generation["name"], generation["action"]) == ("platform-order-generation", "replace")
     assert (order["name"], order["action"], order["replace_reasons"]) == (
@@ -177,7 +177,7 @@ def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
     assert "volume shop-order-db-data is replaced by an empty one: its data is lost" in data_loss
     assert not any("secrets" in m for m in data_loss)  # secret volumes are written again
     protected = [w["message"] for w in warnings if w["kind"] == "protected"]
-    assert len(protected) == len(data_loss) == 6  # 4 databases, Redis, backups
+    assert len(protected) == len(data_loss) == 7  # 4 databases, Redis, backups, certificates
     markdown = change(lambda repo: None, fmt="markdown").stdout
     assert markdown.index("[!CAUTION]") < markdown.index("| create |")  # the banner first
 
@@ -193,7 +193,8 @@ def test_a_secret_override_replaces_its_consumers_and_shows_no_secret(
     changes = outcome.changes()
     assert changes["platform-jwt-secret"]["action"] == "delete"  # no longer generated
     gateway = changes["platform-gateway-container"]
-    assert gateway["action"] == "replace" and gateway["replace_reasons"] == ["labels"]
+    # Side by side: a new generation, so a new name too.
+    assert gateway["action"] == "replace" and gateway["replace_reasons"] == ["labels", "name"]
     assert gateway["secret_changed"]  # through its secrets revision
     seed = changes["platform-gateway-secrets-seed"]
     assert seed["secret_changed"] and seed["action"] == "replace"
@@ -211,7 +212,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 107
+    assert outcome.stack()["summary"]["same"] == 117
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(
@@ -249,7 +250,12 @@ def test_every_stack_is_planned_when_none_is_named(repo: Path) -> None:
 
 
 def test_a_change_of_outputs_only_is_a_change(change: Callable[..., Outcome]) -> None:
-    # publicHost only feeds the `urls` output (prod publishes on loopback behind the host's proxy).
-    outcome = change(edit_platform(lambda platform: platform.update(publicHost="127.0.0.1")))
+    # publicHost only feeds outputs: the URLs of dev's published ports and where an operator's
+    # machine reaches the databases.
+    def public_host(config: dict[str, Any]) -> None:
+        config[PLATFORM]["publicHost"] = "127.0.0.1"
+
+    outcome = change(edit_stack("dev", public_host), stack="dev")
     assert outcome.code == 2, outcome.stderr
-    assert outcome.stack()["outputs"] == ["urls"] and outcome.stack()["changes"] == []
+    stack = outcome.stack("dev")
+    assert stack["outputs"] == ["databases", "urls"] and stack["changes"] == []

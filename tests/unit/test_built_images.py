@@ -24,7 +24,10 @@ def image_of(graph: Graph, service: str) -> Resource:
 
 
 def test_dev_builds_the_reference_service_for_every_app(dev_graph: Graph) -> None:
-    assert len(dev_graph.of_type(IMAGE)) == len(APPS)
+    assert len(dev_graph.of_type(IMAGE)) == len(APPS) + 1  # and the edge proxy
+    edge = image_of(dev_graph, "edge")
+    assert edge.inputs["build"]["context"] == "images/edge-proxy"
+    assert dev_graph.container("shop-dev-edge").property_dependencies["image"] == {edge.urn}
     for service in APPS:
         image = image_of(dev_graph, service)
         assert image.inputs["imageName"] == f"shop-dev-{service}:local"

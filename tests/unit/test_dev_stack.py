@@ -28,15 +28,39 @@ SPEC_ORIGINS = [
 
 
 def published(graph: Graph) -> dict[str, list[dict[str, Any]]]:
-    return {c.inputs["name"]: c.inputs.get("ports", []) for c in graph.running_containers()}
+    return {c.service_name: c.inputs.get("ports", []) for c in graph.running_containers()}
+
+
+EDGE_APPS = ("gateway", "frontend", "backoffice")
 
 
 def test_every_service_is_published_on_its_spec_port(dev_graph: Graph) -> None:
     ports = published(dev_graph)
+    # The business services publish their own ports; the edge proxy those of the gateway and
+    # web apps, listening on each app's own port inside and routing it to that app.
     for service, (host, container) in SPEC_SERVICE_PORTS.items():
-        assert ports[f"shop-dev-{service}"] == [
-            {"internal": container, "external": host, "ip": "127.0.0.1"}
-        ], service
+        if service in EDGE_APPS:
+            assert ports[f"shop-dev-{service}"] == [], service
+            assert {"internal": container, "external": host, "ip": "127.0.0.1"} in ports[
+                "shop-dev-edge"
+            ], service
+        else:
+            assert ports[f"shop-dev-{service}"] == [
+                {"internal": container, "external": host, "ip": "127.0.0.1"}
+            ], service
+    assert len(ports["shop-dev-edge"]) == len(EDGE_APPS)
+
+
+def test_the_edge_routes_each_port_to_its_app(dev_graph: Graph) -> None:
+    caddyfile = next(
+        upload["content"]
+        for upload in dev_graph.container("shop-dev-edge-config-seed").inputs["uploads"]
+        if upload["file"].endswith("/Caddyfile")
+    )
+    for service in EDGE_APPS:
+        _, port = SPEC_SERVICE_PORTS[service]
+        assert f"http://:{port} {{\n\treverse_proxy {service}:{port} {{" in caddyfile
+    assert "auto_https off" in caddyfile  # plain HTTP in dev
 
 
 def test_every_database_and_redis_is_published_on_its_spec_port(dev_graph: Graph) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from plan.recorder import run_program
@@ -9,18 +11,21 @@ from stacks.loader import StackConfigError
 from tests.unit.conftest import edited
 
 
-def as_staging(platform: dict[str, object]) -> None:
+def as_staging(platform: dict[str, Any]) -> None:
     platform["namePrefix"] = "shop-staging"
-    platform["publicHost"] = "staging.shop.example.com"
     platform["corsOrigins"] = ["https://staging.shop.example.com"]
+    platform["edge"]["hosts"] = {"frontend": "staging.shop.example.com",
+                                 "gateway": "api.staging.shop.example.com"}  # fmt: skip
+    platform["edge"]["tls"] = {"certificates": "internal"}
 
 
 def test_a_staging_stack_file_is_all_it_takes() -> None:
     graph = run_program("staging", edited("prod", as_staging))
-    names = {c.inputs["name"] for c in graph.running_containers()}
+    names = {c.service_name for c in graph.running_containers()}
     assert "shop-staging-gateway" in names and "shop-staging-order-db" in names
-    assert len(names) == 14  # as prod: 8 services, 4 databases, Redis, the backup job
-    assert graph.outputs["urls"]["gateway"] == "http://staging.shop.example.com:13000"
+    assert len(names) == 15  # as prod: 8 services, 4 databases, Redis, the backup job, the edge
+    assert graph.outputs["urls"]["gateway"] == "https://api.staging.shop.example.com"
+    assert graph.outputs["urls"]["backoffice"] == "http://backoffice:3009"  # no host: private
     labels = graph.container("shop-staging-gateway").inputs["labels"]
     assert {"label": "com.ecommerce.stack", "value": "staging"} in labels
 

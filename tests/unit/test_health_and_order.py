@@ -19,8 +19,8 @@ def waits_for(graph: Graph, container: Resource, docker_name: str) -> bool:
 
 def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_graph: Graph) -> None:
     containers = stack_graph.running_containers()
-    # 8 services, 4 databases, Redis; and in prod the backup job.
-    assert len(containers) == (14 if stack_graph.name_prefix() == "shop" else 13)
+    # 8 services, 4 databases, Redis, the edge proxy; and in prod the backup job.
+    assert len(containers) == (15 if stack_graph.name_prefix() == "shop" else 14)
     for c in containers:
         check = c.inputs["healthcheck"]
         assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
@@ -44,6 +44,18 @@ def test_services_probe_get_health_on_their_port(stack_graph: Graph) -> None:
         test = stack_graph.container(f"{p}-{service}").inputs["healthcheck"]["tests"]
         assert test[:3] == ["CMD", "node", "-e"]
         assert "/health" in test[3] and "process.env.PORT" in test[3]
+
+
+def test_the_edge_probes_its_own_loopback_listener_and_waits_for_no_app(
+    stack_graph: Graph,
+) -> None:
+    p = stack_graph.name_prefix()
+    edge = stack_graph.container(f"{p}-edge")
+    assert edge.inputs["healthcheck"]["tests"] == [
+        "CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8079/health"]  # fmt: skip
+    # Caddy starts without its upstreams (a request to one that is not up yet is a 502).
+    containers = {c.urn for c in stack_graph.containers()}
+    assert edge.depends_on & containers == {stack_graph.container(f"{p}-edge-config-seed").urn}
 
 
 def test_redis_check_authenticates_when_it_has_a_password(prod_graph: Graph) -> None:
@@ -96,13 +108,14 @@ def test_which_containers_are_replaced_side_by_side(stack_graph: Graph) -> None:
     p = stack_graph.name_prefix()
     side_by_side = {c.name for c in stack_graph.containers() if not c.delete_before_replace}
     assert all(c.delete_before_replace_defined for c in stack_graph.containers())
-    if p == "shop":  # prod: the business services (the gateway and web apps publish ports)
-        assert side_by_side == {f"platform-{s}-container" for s in BUSINESS}
-        for service in BUSINESS:
-            name = stack_graph.container(f"{p}-{service}").inputs["name"]
-            assert name.startswith(f"{p}-{service}--")
-    else:  # dev publishes every app on the SPEC port map
-        assert side_by_side == set()
+    # The edge proxy holds the published ports of the gateway and web apps; dev's business
+    # services publish their own.
+    rolling = {"gateway", "frontend", "backoffice"} | (set(BUSINESS) if p == "shop" else set())
+    assert side_by_side == {f"platform-{s}-container" for s in rolling}
+    for service in rolling:
+        name = stack_graph.container(f"{p}-{service}").inputs["name"]
+        assert name.startswith(f"{p}-{service}--")
+    assert stack_graph.container(f"{p}-edge").inputs["name"] == f"{p}-edge"
     for c in stack_graph.running_containers():
         # Docker applies health checks only on create.
         assert "healthcheck" in c.replace_on_changes, c.name

@@ -86,3 +86,12 @@ def test_private_networks_are_internal_in_prod(prod_graph: Graph) -> None:
 def test_dev_networks_allow_publishing(dev_graph: Graph) -> None:
     # Docker publishes no port of a container attached only to internal networks.
     assert all(net.inputs["internal"] is False for net in dev_graph.networks())
+
+
+def test_the_edge_proxy_sits_on_the_edge_network_only(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    nets = stack_graph.container(f"{p}-edge").inputs["networksAdvanced"]
+    assert [(n["name"], n["aliases"]) for n in nets] == [(f"{p}-edge", ["edge"])]
+    assert members(stack_graph)[f"{p}-edge"] == {
+        f"{p}-{s}" for s in ("edge", "gateway", "frontend", "backoffice")
+    }

@@ -7,18 +7,35 @@ import pytest
 from plan.recorder import Graph
 from stacks.images import is_pinned
 
-EDGE = {"shop-gateway": 13000, "shop-frontend": 13008, "shop-backoffice": 13009}
+
+def caddyfile(graph: Graph, prefix: str) -> str:
+    seed = graph.container(f"{prefix}-edge-config-seed")
+    (text,) = [u["content"] for u in seed.inputs["uploads"] if u["file"].endswith("/Caddyfile")]
+    return str(text)
 
 
-def test_only_the_edge_is_published(prod_graph: Graph) -> None:
-    published = {
-        c.inputs["name"]: c.inputs.get("ports", []) for c in prod_graph.running_containers()
-    }
-    for name, ports in published.items():
-        if name in EDGE:
-            assert [p["external"] for p in ports] == [EDGE[name]], name
-        else:
-            assert ports == [], name
+def test_only_the_edge_proxy_is_published(prod_graph: Graph) -> None:
+    published = {c.service_name: c.inputs.get("ports", []) for c in prod_graph.running_containers()}
+    every_address = "0.0.0.0"  # noqa: S104 (the prod file opens the edge to the internet)
+    assert published.pop("shop-edge") == [
+        {"internal": 8080, "external": 80, "ip": every_address},
+        {"internal": 8443, "external": 443, "ip": every_address},
+    ]
+    assert all(ports == [] for ports in published.values()), published
+
+
+def test_the_edge_serves_https_by_host_name_and_redirects_http(prod_graph: Graph) -> None:
+    text = caddyfile(prod_graph, "shop")
+    for host, upstream in (("shop.example.com", "frontend:3008"),
+                           ("admin.shop.example.com", "backoffice:3009"),
+                           ("api.shop.example.com", "gateway:3000")):  # fmt: skip
+        assert f"\n{host} {{\n" in text  # HTTPS: a bare host name is an HTTPS site for Caddy
+        site = text[text.index(f"\n{host} {{") :]
+        assert f"reverse_proxy {upstream} {{" in site.split("\n}\n")[0]
+        assert "Strict-Transport-Security" in site.split("\n}\n")[0]
+    assert ("http://admin.shop.example.com, http://api.shop.example.com, http://shop.example.com"
+            " {\n\tredir https://{host}{uri} 308\n}") in text  # fmt: skip
+    assert "email ops@example.com" in text and "admin off" in text
 
 
 def test_every_container_is_locked_down(prod_graph: Graph) -> None:
@@ -94,7 +111,7 @@ def test_prod_outputs_name_in_network_hosts(prod_graph: Graph) -> None:
         "user": "content_user",
         "password": "generated-platform-content-db-password",
     }
-    assert prod_graph.outputs["urls"]["gateway"] == "http://localhost:13000"  # the proxy's upstream
+    assert prod_graph.outputs["urls"]["gateway"] == "https://api.shop.example.com"
     assert prod_graph.outputs["urls"]["customer"] == "http://customer:3001"
     assert set(prod_graph.outputs["networks"].values()) == {
         n.inputs["name"] for n in prod_graph.networks()

@@ -21,7 +21,7 @@ def test_schema_knows_every_top_level_setting() -> None:
         platform["properties"]
     )
     assert set(platform["required"]) == {"profile", "namePrefix", "corsOrigins", "services",
-                                         "postgres", "redis"}  # fmt: skip
+                                         "postgres", "redis", "edge"}  # fmt: skip
 
 
 def test_stack_files_point_editors_at_the_schema() -> None:

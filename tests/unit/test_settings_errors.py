@@ -94,8 +94,41 @@ CASES = [
                  "ecommerce:platform.databases.customer.hostPort: databases and Redis are never "
                  "published in prod", id="published-db-in-prod"),
     pytest.param("prod", put("services.order.hostPort", 13003),
-                 "ecommerce:platform.services.order.hostPort: only the gateway, frontend and "
-                 "backoffice are published in prod", id="published-service-in-prod"),
+                 "ecommerce:platform.services.order.hostPort: only the edge proxy publishes ports "
+                 "in prod", id="published-service-in-prod"),
+    pytest.param("prod", put("services.frontend.hostPort", 13008),
+                 "ecommerce:platform.services.frontend.hostPort: prod serves the edge apps by host "
+                 "name over HTTPS only; remove it and set edge.hosts.frontend",
+                 id="edge-app-port-in-prod"),
+    pytest.param("prod", drop("edge.tls"),
+                 "ecommerce:platform.edge.tls: must be set in prod", id="prod-without-tls"),
+    pytest.param("prod", put("edge.build", {"context": "images/edge-proxy"}),
+                 "ecommerce:platform.edge: set exactly one of image", id="edge-image-and-build"),
+    pytest.param("prod", lambda p: p["edge"].update(build={"context": "images/edge-proxy"},
+                                                    image=None),
+                 "ecommerce:platform.edge.build: prod runs a pinned published image",
+                 id="edge-built-in-prod"),
+    pytest.param("dev", put("edge.tls", {"certificates": "internal"}),
+                 "ecommerce:platform.edge.tls: HTTPS needs the host names to serve; set "
+                 "edge.hosts", id="tls-without-host-name"),
+    pytest.param("prod", put("edge.hosts.customer", "customer.example.com"),
+                 "ecommerce:platform.edge.hosts.customer: only gateway, frontend, backoffice sit "
+                 "behind the edge", id="business-service-behind-the-edge"),
+    pytest.param("prod", put("edge.hosts.backoffice", "shop.example.com"),
+                 "ecommerce:platform.edge.hosts.backoffice: shop.example.com is already the host "
+                 "of frontend", id="one-host-two-apps"),
+    pytest.param("prod", put("edge.hosts.frontend", "https://shop.example.com"),
+                 "ecommerce:platform.edge.hosts.frontend: String should match pattern",
+                 id="host-name-with-scheme"),
+    pytest.param("prod", put("edge.tls", {"certificates": "files", "email": "ops@example.com"}),
+                 "ecommerce:platform.edge.tls.email: only used with certificates: auto",
+                 id="acme-email-without-acme"),
+    pytest.param("prod", put("edge.httpsPort", 80),
+                 "ecommerce:platform.edge.httpsPort: host port 80 is already used by "
+                 "edge.httpPort", id="edge-ports-collide"),
+    pytest.param("dev", put("edge.stopGraceSeconds", 600),
+                 "ecommerce:platform.edge.stopGraceSeconds: 600 is longer than waitTimeoutSeconds",
+                 id="edge-grace-too-long"),
     pytest.param("prod", put("hardening.readOnlyRoot", False),
                  "ecommerce:platform.hardening.readOnlyRoot: must be true in prod", id="soft-prod"),
     pytest.param("prod", put("redis.requirePassword", False),

@@ -12,7 +12,7 @@ from provider.schema import container_inputs_never_applied
 from tests.unit.conftest import edited
 
 GRACE_BY_ROLE = {"database": 120, "cache": 60, "backup": 60, "business": 30, "gateway": 30,
-                 "web": 30}  # fmt: skip
+                 "web": 30, "edge": 30}  # fmt: skip
 
 
 def role_of(container: Resource) -> str:
@@ -28,7 +28,7 @@ def test_every_running_container_stops_with_the_grace_of_its_role(stack_graph: G
         assert c.inputs["destroyGraceSeconds"] == GRACE_BY_ROLE[role], c.name
         # `docker stop`, `docker restart` and the daemon's shutdown use the same grace.
         assert c.inputs["stopTimeout"] == c.inputs["destroyGraceSeconds"], c.name
-    assert roles >= {"database", "cache", "business", "gateway", "web"}
+    assert roles >= {"database", "cache", "business", "gateway", "web", "edge"}
 
 
 def test_the_stop_grace_comes_from_the_stack_file() -> None:

@@ -1,0 +1,125 @@
+"""The edge proxy: the one container that holds the published ports of the gateway and web apps.
+
+Caddy (images/edge-proxy) routes each host name or port to its app over the edge network and
+nothing else: it is attached to no other network, and it needs no Docker socket (its routes
+are written here, not discovered). Because it holds the host ports, the apps behind it hold
+none and are replaced side by side; the proxy itself cannot be (two containers cannot bind one
+host port), so a new proxy image or configuration restarts it: a gap of about a second.
+
+Its Caddyfile and certificate reach it the way secrets reach every container (SecretFiles): a
+volume written before it starts, mounted read-only where the image reads its configuration.
+A changed Caddyfile (a new host, another port) draws a new revision and replaces the proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import caddyfile
+from components.built_image import service_image
+from components.runtime import (
+    ImageNeeds,
+    RuntimeProfile,
+    container_args,
+    container_options,
+    labelled_volume,
+)
+from components.secret_files import SecretFiles, SecretFilesArgs
+from stacks.settings import EdgeSettings
+
+DATA_PATH = "/data"
+"""Caddy's data (XDG_DATA_HOME of the image): certificates, ACME account, its local CA."""
+# Official image: wget is busybox's; Caddy's admin API is off, so the probe asks a listener
+# of its own on loopback.
+HEALTH_TEST = ("CMD", "wget", "-q", "-O", "/dev/null",
+               f"http://127.0.0.1:{caddyfile.HEALTH_PORT}{caddyfile.HEALTH_PATH}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    internal: int
+    external: int
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    settings: EdgeSettings
+    docker_name: str
+    routes: caddyfile.EdgeRoutes
+    ports: Sequence[PublishedPort]
+    publish_ip: str
+    network_name: pulumi.Input[str]
+    runtime: RuntimeProfile
+    labels: Mapping[str, str]
+    protect_data: bool = True
+    certificate: pulumi.Output[str] | None = None
+    key: pulumi.Output[str] | None = None
+
+
+class EdgeProxy(pulumi.ComponentResource):
+    container: docker.Container
+    config: str
+    """The Caddyfile it runs."""
+
+    def __init__(
+        self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:EdgeProxy", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        image = service_image(f"{name}-image", args.settings, args.docker_name, self)
+        self.config = caddyfile.render(args.routes)
+        secret: dict[str, pulumi.Input[str]] = {}
+        if args.certificate is not None and args.key is not None:
+            secret = {caddyfile.CERTIFICATE_FILE: args.certificate, caddyfile.KEY_FILE: args.key}
+        files = SecretFiles(
+            f"{name}-config",
+            SecretFilesArgs(
+                docker_name=f"{args.docker_name}-config",
+                image=image,
+                files=secret,
+                plain_files={caddyfile.CADDYFILE: self.config},
+                labels=args.labels,
+            ),
+            opts=child,
+        )
+        # Kept across restarts and protected like the databases: certificates obtained again on
+        # every start would soon hit the CA's rate limits. The image gives the directory to its
+        # user, and Docker copies that ownership into the new volume.
+        data = labelled_volume(
+            f"{name}-data", f"{args.docker_name}-data", args.labels,
+            pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+        )  # fmt: skip
+        self.container = docker.Container(
+            f"{name}-container",
+            name=args.docker_name,
+            image=image,
+            volumes=[
+                files.mount(caddyfile.CONFIG_DIR),
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_PATH),
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=["edge"])
+            ],
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=p.internal, external=p.external, ip=args.publish_ip
+                )
+                for p in args.ports
+            ],
+            **container_args(
+                args.runtime,
+                # /config: Caddy saves the configuration it runs there (XDG_CONFIG_HOME).
+                ImageNeeds(non_root_user=args.settings.user, writable_paths=("/tmp", "/config")),
+                args.settings.resources,
+                health_test=list(HEALTH_TEST),
+                labels={**args.labels, **files.revision_label()},
+                stop_grace_seconds=args.settings.stop_grace_seconds,
+            ),
+            # Holds fixed host ports: replaced delete-first.
+            opts=container_options(self, depends_on=[files.seed]),
+        )
+        self.register_outputs({})
