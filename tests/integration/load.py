@@ -1,19 +1,80 @@
-"""A bounded load generator: a few threads sending GETs to a loopback URL until told to stop,
+"""A bounded load generator: a few threads sending GETs to a loopback address until told to stop,
 or until their request or time budget is spent, whichever comes first. It counts what did not
-answer 200 (an error status, a refused or reset connection, a timeout)."""
+answer 200 (an error status, a refused or reset connection, a timeout, a TLS failure).
+
+The edge is reached as a browser would: by URL on dev's plain ports, or over HTTPS by host name
+(SNI and the Host header name the site, the certificate is verified) on a loopback port.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
+import ssl
 import statistics
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
 
 MAX_REQUESTS = 50_000
-MAX_SECONDS = 180.0
+MAX_SECONDS = 240.0
+LOOPBACK = "127.0.0.1"
+TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a request goes: a loopback port, and the site's host name when it is HTTPS."""
+
+    port: int
+    path: str
+    host: str | None = None
+    """The site's name: SNI and Host over HTTPS, the Host header over plain HTTP."""
+    cafile: str | None = None
+    """The certificate the site must present, or the CA that signed it (HTTPS)."""
+    tls: bool = True
+    """With a host name: HTTPS (default), or plain HTTP."""
+
+    @classmethod
+    def http(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        assert parts.scheme == "http" and parts.hostname == LOOPBACK, url
+        assert parts.port is not None, url
+        return cls(parts.port, parts.path or "/")
+
+    def get(self) -> tuple[int, bytes, dict[str, str]]:
+        """One GET on a new connection: status, body, headers."""
+        connection: http.client.HTTPConnection
+        headers = {}
+        if self.host is None or not self.tls:
+            connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=TIMEOUT_S)
+            headers = {"Host": self.host} if self.host else {}
+        else:
+            context = ssl.create_default_context(cafile=self.cafile)
+            connection = _LoopbackHTTPS(self.host, self.port, context=context, timeout=TIMEOUT_S)
+        try:
+            connection.request("GET", self.path, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read(), dict(answer.getheaders())
+        finally:
+            connection.close()
+
+    def get_json(self) -> tuple[int, Any]:
+        status, body, _ = self.get()
+        return status, json.loads(body) if body else None
+
+
+class _LoopbackHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a host name that resolves nowhere: the TCP connection goes to 127.0.0.1, while
+    SNI, the certificate check and the Host header all use the name."""
+
+    def connect(self) -> None:
+        sock = self._create_connection((LOOPBACK, self.port), self.timeout)  # type: ignore[attr-defined]
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -36,11 +97,10 @@ class LoadReport:
 
 
 class Load:
-    """`with Load(url) as report:` sends requests for as long as the block runs."""
+    """`with Load(target) as report:` sends requests for as long as the block runs."""
 
-    def __init__(self, url: str, workers: int = 4) -> None:
-        assert url.startswith("http://127.0.0.1:"), url
-        self.url = url
+    def __init__(self, target: Target, workers: int = 4) -> None:
+        self.target = target
         self.report = LoadReport()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -66,18 +126,17 @@ class Load:
                 if self.report.requests >= MAX_REQUESTS:
                     return
             started = time.monotonic()
-            failure = None
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as answer:  # noqa: S310 (loopback)
-                    answer.read()
-                    if answer.status != 200:
-                        failure = f"status {answer.status}"
-            except urllib.error.HTTPError as err:
-                failure = f"status {err.code}"
-            except OSError as err:
-                failure = f"{type(err).__name__}: {err}"
+            failure = _failure_of(self.target.get)
             with self._lock:
                 if failure is None:
                     self.report.latencies.append(time.monotonic() - started)
                 else:
                     self.report.failures.append(failure)
+
+
+def _failure_of(get: Callable[[], tuple[int, bytes, dict[str, str]]]) -> str | None:
+    try:
+        status, _, _ = get()
+    except (OSError, http.client.HTTPException) as err:  # ssl.SSLError is an OSError
+        return f"{type(err).__name__}: {err}"
+    return None if status == 200 else f"status {status}"

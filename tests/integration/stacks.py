@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -22,12 +26,20 @@ from plan.recorder import Graph, run_program, stack_config
 from tests.integration.standin import Deployment
 
 RUN_LABEL = "ecommerce-test.run"
+PLATFORM = "ecommerce:platform"
 IMAGES = {
     "service": "ecommerce-test/reference-service:1",
     "postgres": "ecommerce-test/postgres:15",
     "redis": "ecommerce-test/redis:7",
     "backup": "ecommerce-test/backup:1",
+    "edge": "ecommerce-test/edge-proxy:1",
 }
+# No ACME CA is reachable: a stack with TLS serves a certificate made for the run, on ports
+# that need no privilege and collide with nothing.
+EDGE_HTTP_PORT = 18080
+EDGE_HTTPS_PORT = 18443
+CERTIFICATE_KEY = "ecommerce:edgeTlsCertificate"
+KEY_KEY = "ecommerce:edgeTlsKey"
 
 
 @dataclass
@@ -43,19 +55,44 @@ class LiveStack:
         """A running container by its role name, e.g. `customer-db` or `gateway`."""
         return self.deployment.container(f"{self.prefix}-{role}")
 
-    def program(self, edit: Callable[[dict[str, Any]], None] | None = None) -> Graph:
-        """The graph the program records for this stack's config, edited by `edit` if given:
-        what a next `pulumi up` would send."""
-        config = copy.deepcopy(self.config)
+    def program(
+        self,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> Graph:
+        """The graph the program records for this stack's config, edited by `edit` if given,
+        with `secrets` (config keys set with `--secret`) added: what a next `pulumi up` sends."""
+        config = copy.deepcopy(self.config) | (secrets or {})
         if edit is not None:
             edit(config["ecommerce:platform"])
-        return run_program(self.stack, config)
+        return record(self.stack, config)
+
+
+def record(stack: str, config: dict[str, Any]) -> Graph:
+    """The program's graph; every `ecommerce:` key but the settings is a secret."""
+    secret_keys = [key for key in config if key.startswith("ecommerce:") and key != PLATFORM]
+    return run_program(stack, config, secret_keys=secret_keys)
+
+
+@functools.cache
+def edge_certificate(hosts: tuple[str, ...]) -> tuple[str, str]:
+    """A self-signed certificate (PEM) for the host names, and its key: made once per run."""
+    with tempfile.TemporaryDirectory() as folder:
+        cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", f"/CN={hosts[0]}",
+             "-addext", "subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts),
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return cert.read_text(), key.read_text()
 
 
 def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     """The stack file's config with local images, the given prefix and loopback publishing."""
     config = copy.deepcopy(stack_config(stack))
-    platform = config["ecommerce:platform"]
+    platform = config[PLATFORM]
     platform["namePrefix"] = prefix
     platform["publishIp"] = "127.0.0.1"
     for service in platform["services"].values():
@@ -65,6 +102,14 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     platform["redis"]["image"] = IMAGES["redis"]
     if "backup" in platform:
         platform["backup"]["image"] = IMAGES["backup"]
+    edge = platform["edge"]
+    if "image" in edge:  # dev builds images/edge-proxy as its file says
+        edge["image"] = IMAGES["edge"]
+    if edge.get("tls"):
+        edge |= {"tls": {"certificates": "files"},
+                 "httpPort": EDGE_HTTP_PORT, "httpsPort": EDGE_HTTPS_PORT}  # fmt: skip
+        certificate, key = edge_certificate(tuple(sorted(edge["hosts"].values())))
+        config |= {CERTIFICATE_KEY: certificate, KEY_KEY: key}
     platform.pop("registry", None)
     return config
 
@@ -99,8 +144,8 @@ def engine_run(
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
-    edit(config["ecommerce:platform"])
-    graph = run_program(stack, config)
+    edit(config[PLATFORM])
+    graph = record(stack, config)
     try:
         yield LiveStack(stack, prefix, config, graph, Deployment(client, {RUN_LABEL: run_id}, log))
     finally:

@@ -142,6 +142,22 @@ def test_node_service_image_contract(docker_client: Any, dock: Harness) -> None:
     assert "/usr/bin/node" in out
 
 
+def test_edge_proxy_starts_with_no_capability_where_the_official_image_cannot(
+    dock: Harness,
+) -> None:
+    # The official image's binary carries cap_net_bind_service: with every capability dropped
+    # the kernel refuses to run it. images/edge-proxy removes it and gives /data its user.
+    official = RECIPES["caddy-base"].tag
+    unprivileged = {**HARDENED, "user": "1000:1000"}
+    code, out = dock.run_once(official, "official", ["caddy", "version"], **unprivileged)
+    assert code != 0 and "operation not permitted" in out, (code, out)
+    edge = RECIPES["edge-proxy"].tag
+    probe = ["sh", "-c", "id -u; stat -c '%u %n' /data /config; caddy version"]
+    code, out = dock.run_once(edge, "edge", probe, **HARDENED)
+    assert code == 0, out
+    assert out.splitlines()[:3] == ["1000", "1000 /data", "1000 /config"], out
+
+
 # ----------------------------------------------------------------------------------------------
 # Secrets as files: the engine behaviour the Pulumi program builds on
 

@@ -7,9 +7,12 @@ running containers. Each stack is up once per module and removed at the end, eve
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,8 +24,16 @@ from images.build import Outcome
 from plan.recorder import GENERATION_SEPARATOR
 from provider.schema import IMAGE
 from tests.integration.conftest import exec_in, http_get
-from tests.integration.load import Load
-from tests.integration.stacks import IMAGES, LiveStack, deployed
+from tests.integration.load import Load, Target
+from tests.integration.stacks import (
+    CERTIFICATE_KEY,
+    EDGE_HTTP_PORT,
+    EDGE_HTTPS_PORT,
+    IMAGES,
+    PLATFORM,
+    LiveStack,
+    deployed,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -32,7 +43,7 @@ BUSINESS = ("customer", "product", "order", "cart", "content")
 DEV_SERVICE_PORTS = {"gateway": 13000, "customer": 13001, "product": 13002, "order": 13003,
                      "cart": 13004, "content": 13005, "frontend": 13008, "backoffice": 13009}  # fmt: skip
 DEV_DATABASE_PORTS = {"customer": 15432, "product": 15433, "order": 15434, "content": 15436}
-EDGE_PORTS = {"gateway": 13000, "frontend": 13008, "backoffice": 13009}
+EDGE_APPS = ("gateway", "frontend", "backoffice")
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -85,9 +96,25 @@ def psql_ok(run_in: Any | None, host: str, port: int, user: str, db: str, passwo
     return code == 0 and output.strip() == "1"
 
 
+@functools.cache
+def _pem_file(pem: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as file:
+        file.write(pem)
+    return file.name
+
+
+def edge_target(live: LiveStack, app: str, path: str) -> Target:
+    """An app as its users reach it through the edge: dev's port map over plain HTTP, prod's
+    host name over HTTPS (the run's certificate verified)."""
+    if live.stack == "dev":
+        return Target.http(f"http://127.0.0.1:{DEV_SERVICE_PORTS[app]}{path}")
+    host = live.config[PLATFORM]["edge"]["hosts"][app]
+    return Target(EDGE_HTTPS_PORT, path, host=host, cafile=_pem_file(live.config[CERTIFICATE_KEY]))
+
+
 def test_every_container_is_healthy(live: LiveStack) -> None:
     containers = running_containers(live)
-    assert len(containers) == (14 if live.stack == "prod" else 13)
+    assert len(containers) == (15 if live.stack == "prod" else 14)
     for name, container in containers.items():
         container.reload()
         assert container.status == "running", name
@@ -106,6 +133,9 @@ def test_dev_runs_the_apps_it_built_from_its_file(live: LiveStack) -> None:
         container.reload()
         assert container.attrs["Image"] == built.id, service
         assert built.attrs["Config"]["Cmd"] == ["node", "/app/server.js"]
+    edge = live.deployment.client.images.get(f"{live.prefix}-edge:local")  # images/edge-proxy
+    live.container("edge").reload()
+    assert live.container("edge").attrs["Image"] == edge.id
 
 
 def test_each_database_is_reachable_from_its_own_service_only(live: LiveStack) -> None:
@@ -155,34 +185,61 @@ def test_published_ports_are_the_stacks_own(live: LiveStack) -> None:
     if live.stack == "prod":
         assert_prod_publishes_the_edge_only(live)
     else:
-        assert_dev_answers_on_every_port_of_the_spec_map()
+        assert_dev_answers_on_every_port_of_the_spec_map(live)
 
 
-def assert_dev_answers_on_every_port_of_the_spec_map() -> None:
+def published_by(live: LiveStack) -> dict[str, set[int]]:
+    """The host ports each running container binds."""
+    found = {}
+    for name, container in running_containers(live).items():
+        container.reload()
+        bindings = container.attrs["NetworkSettings"]["Ports"].values()
+        found[name] = {int(b["HostPort"]) for binding in bindings if binding for b in binding}
+    return found
+
+
+def assert_dev_answers_on_every_port_of_the_spec_map(live: LiveStack) -> None:
     for port in [*DEV_SERVICE_PORTS.values(), *DEV_DATABASE_PORTS.values(), 6379]:
         assert tcp_from_host(port), port
     for service, port in DEV_SERVICE_PORTS.items():
         status, body, _ = http_get(f"http://127.0.0.1:{port}/health")
         assert (status, body["service"]) == (200, service)
+    # The gateway and web apps answer through the edge proxy, which holds their ports.
+    ports = published_by(live)
+    assert ports.pop(f"{live.prefix}-edge") == {DEV_SERVICE_PORTS[app] for app in EDGE_APPS}
+    assert not any(ports[f"{live.prefix}-{app}"] for app in EDGE_APPS)
 
 
-def test_health_endpoints_answer_through_the_gateway(live: LiveStack) -> None:
+def test_health_endpoints_answer_through_the_edge_and_the_gateway(live: LiveStack) -> None:
     for service in BUSINESS:
-        status, body, _ = http_get(f"http://127.0.0.1:13000/{service}/health")
+        status, body = edge_target(live, "gateway", f"/{service}/health").get_json()
         assert (status, body["service"]) == (200, service)
 
 
 def assert_prod_publishes_the_edge_only(live: LiveStack) -> None:
-    for service, port in EDGE_PORTS.items():
-        status, body, _ = http_get(f"http://127.0.0.1:{port}/health")
-        assert (status, body["service"]) == (200, service)
-    for port in [13001, 13002, 13003, 13004, 13005, *DEV_DATABASE_PORTS.values(), 6379]:
+    hosts = live.config[PLATFORM]["edge"]["hosts"]
+    for app in EDGE_APPS:
+        status, body = edge_target(live, app, "/health").get_json()
+        assert (status, body["service"]) == (200, app)
+        # Plain HTTP to the same name is sent to HTTPS, on the port the edge publishes.
+        status, _, headers = Target(EDGE_HTTP_PORT, "/health?x=1", hosts[app], tls=False).get()
+        assert status == 308, app
+        assert headers["Location"] == f"https://{hosts[app]}:{EDGE_HTTPS_PORT}/health?x=1"
+    for port in [*DEV_SERVICE_PORTS.values(), *DEV_DATABASE_PORTS.values(), 6379]:
         assert not tcp_from_host(port), port
-    for name, container in running_containers(live).items():
-        container.reload()
-        bound = {k: v for k, v in container.attrs["NetworkSettings"]["Ports"].items() if v}
-        expected = any(name == f"{live.prefix}-{s}" for s in EDGE_PORTS)
-        assert bool(bound) is expected, name
+    ports = published_by(live)
+    assert ports.pop(f"{live.prefix}-edge") == {EDGE_HTTP_PORT, EDGE_HTTPS_PORT}
+    assert not any(ports.values()), ports
+
+
+def test_the_edge_proxy_reaches_the_edge_apps_only(live: LiveStack) -> None:
+    edge = live.container("edge")
+    apps = {"gateway": 3000, "frontend": 3008, "backoffice": 3009}
+    business = {"customer": 3001, "product": 3002, "order": 3003, "cart": 3004, "content": 3005}
+    found = reachability({"edge": edge}, [*apps.items(), *business.items()])
+    assert found == {
+        ("edge", host, port): host in apps for host, port in {**apps, **business}.items()
+    }
 
 
 def test_hardening_holds_at_run_time(live: LiveStack) -> None:
@@ -294,38 +351,53 @@ def test_a_database_stopped_by_the_provider_shuts_down_cleanly(live: LiveStack) 
     assert "not properly shut down; automatic recovery in progress" in log, log
 
 
-def test_a_new_business_service_image_rolls_without_a_dropped_request(
+ROLLED_APPS = ("gateway", "order", "frontend")
+
+
+def test_a_deploy_under_load_drops_no_request(
     live: LiveStack, docker_client: docker.DockerClient
 ) -> None:
-    # Runs last: it deploys a new version of the order service while requests go through the
-    # gateway to it. Prod replaces it side by side (the new one healthy before the old one
-    # stops, the gateway trying the next address when one refuses); dev, where the service
-    # holds a host port, deletes it first: the failures measured there are what prod prevents.
-    def new_version(platform: dict[str, Any]) -> None:
-        order = platform["services"]["order"]
-        if "build" in order:
-            order["build"]["args"] = {"BUILD_REVISION": "next"}
-        else:
-            order["image"] = IMAGES["service"] + "-next"
+    # Runs last: while requests go through the edge to the gateway and on to the order service,
+    # and to the frontend, one deploy ships new images of the gateway, the order service and the
+    # frontend, and rotates the JWT secret (which replaces its users: the gateway and the cart).
+    # What holds no host port is replaced side by side: every app in prod; in dev the gateway
+    # and web apps, while the order service, holding a host port there, is deleted first: the
+    # failures measured through it are what side by side prevents.
+    def new_versions(platform: dict[str, Any]) -> None:
+        for app in ROLLED_APPS:
+            service = platform["services"][app]
+            if "build" in service:
+                service["build"]["args"] = {"BUILD_REVISION": "next"}
+            else:
+                service["image"] = IMAGES["service"] + "-next"
 
     repository, tag = (IMAGES["service"] + "-next").rsplit(":", 1)
     docker_client.images.get(IMAGES["service"]).tag(repository, tag)
-    graph = live.program(new_version)
-    with Load("http://127.0.0.1:13000/order/") as report:
+    rotated = {"ecommerce:jwtSecret": "rotated" + uuid.uuid4().hex}
+    graph = live.program(new_versions, secrets=rotated)
+    api = Load(edge_target(live, "gateway", "/order/"))
+    shop = Load(edge_target(live, "frontend", "/"))
+    with api as api_report, shop as shop_report:
         time.sleep(1)  # traffic before the deploy starts
         plan = live.deployment.up(graph)
         time.sleep(1)  # and after it ends
-    print(f"{live.stack}: new order image under load: {report.describe()}")
-    assert plan.step("platform-order-container").action == "replace"
-    assert report.requests > 100
+    print(f"{live.stack}: edge -> gateway -> order: {api_report.describe()}")
+    print(f"{live.stack}: edge -> frontend: {shop_report.describe()}")
+    replaced = {s.name for s in plan.changes() if s.action == "replace"}
+    assert {f"platform-{app}-container" for app in (*ROLLED_APPS, "cart")} <= replaced
+    assert api_report.requests > 100 and shop_report.requests > 100
+    logs = live.container("gateway").logs().decode(errors="replace")[-3000:]
+    assert shop_report.failures == [], shop_report.failures[:5]
     if live.stack == "prod":
-        gateway_log = live.container("gateway").logs().decode(errors="replace")
-        assert report.failures == [], [report.failures[:5], gateway_log[-3000:]]
-        # The old container is gone: one order container left, the new generation.
-        order = [n for n in live.deployment.containers if n.startswith(f"{live.prefix}-order--")]
-        assert len(order) == 1 and order[0] == graph_name(live, graph, "order")
+        assert api_report.failures == [], [api_report.failures[:5], logs]
     else:
-        assert report.failures, "delete-before-replace should leave a gap the load test sees"
+        assert api_report.failures, "delete-before-replace should leave a gap the load test sees"
+    # The old containers are gone: one container per app, the new generation where it rolled.
+    rolling = ("gateway", "frontend", "order", "cart") if live.stack == "prod" else EDGE_APPS
+    for app in rolling:
+        names = [n for n in live.deployment.containers
+                 if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"]  # fmt: skip
+        assert names == [graph_name(live, graph, app)], app
 
 
 def graph_name(live: LiveStack, graph: Any, service: str) -> str:
