@@ -113,6 +113,10 @@ bench-plan: install ## Benchmark: the offline plan (make diff), one stack and ev
 bench-bringup: install ## Benchmark: bring-up time of each stack on a running Docker engine
 	$(VENV)/bin/python -m benchmarks.bringup
 
+.PHONY: bench-rolling
+bench-rolling: install ## Benchmark: a deploy under load, side by side against delete-first (engine)
+	$(VENV)/bin/python -m benchmarks.rolling_deploy
+
 .PHONY: bench-backup
 bench-backup: install ## Benchmark: backup tool vs the original scripts (SIZE_GB=1.5)
 	$(VENV)/bin/python benchmarks/backup_bench.py --size-gb $(or $(SIZE_GB),1.5)

@@ -39,7 +39,7 @@ def kind_of(name: str, prefix: str) -> str:
     role = name.removeprefix(prefix + "-")
     if role.endswith("-db"):
         return "database"
-    return role if role in ("redis", "backup") else "service"
+    return role if role in ("redis", "backup", "edge") else "service"
 
 
 def phases(live: LiveStack) -> tuple[float, dict[str, dict[str, list[float]]]]:

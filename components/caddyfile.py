@@ -45,14 +45,16 @@ class EdgeRoutes:
 def render(routes: EdgeRoutes) -> str:
     """The whole Caddyfile, deterministic (the same settings give the same text)."""
     blocks = [_global_options(routes), _health_site()]
+    # `log`: an access log line per request on stderr, where Docker collects and rotates it
+    # (Caddy redacts cookies and authorization headers).
     blocks += [
-        _site(f"http://:{port}", [_reverse_proxy(upstream, routes.retry_seconds)])
+        _site(f"http://:{port}", ["log", _reverse_proxy(upstream, routes.retry_seconds)])
         for port, upstream in sorted(routes.by_port.items())
     ]
     scheme = "" if routes.tls is not None else "http://"
     for host, upstream in sorted(routes.by_host.items()):
         proxy = _reverse_proxy(upstream, routes.retry_seconds)
-        blocks.append(_site(f"{scheme}{host}", [*_tls_lines(routes.tls), proxy]))
+        blocks.append(_site(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", proxy]))
     if routes.tls is not None and routes.by_host:
         port = "" if routes.https_port == 443 else f":{routes.https_port}"
         addresses = ", ".join(f"http://{host}" for host in sorted(routes.by_host))

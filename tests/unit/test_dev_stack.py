@@ -59,7 +59,7 @@ def test_the_edge_routes_each_port_to_its_app(dev_graph: Graph) -> None:
     )
     for service in EDGE_APPS:
         _, port = SPEC_SERVICE_PORTS[service]
-        assert f"http://:{port} {{\n\treverse_proxy {service}:{port} {{" in caddyfile
+        assert f"http://:{port} {{\n\tlog\n\treverse_proxy {service}:{port} {{" in caddyfile
     assert "auto_https off" in caddyfile  # plain HTTP in dev
 
 
