@@ -21,6 +21,7 @@ from components.runtime import (
     container_args,
     container_options,
     labelled_volume,
+    limit_processes,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
 from stacks.settings import BackupSettings
@@ -93,6 +94,7 @@ class BackupJob(pulumi.ComponentResource):
                 depends_on=[secrets.seed, *(db.container for db in args.databases.values())],
             ),
         )
+        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
         self.register_outputs({})
 
 

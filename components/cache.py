@@ -14,6 +14,7 @@ from components.runtime import (
     container_args,
     container_options,
     labelled_volume,
+    limit_processes,
     published_ports,
     secret_or_generated,
 )
@@ -121,4 +122,5 @@ class Cache(pulumi.ComponentResource):
         )
         self.host = args.alias
         self.port = PORT
+        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
         self.register_outputs({})

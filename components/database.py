@@ -14,6 +14,7 @@ from components.runtime import (
     container_args,
     container_options,
     labelled_volume,
+    limit_processes,
     published_ports,
     secret_or_generated,
 )
@@ -54,6 +55,7 @@ class DatabaseArgs:
     resources: Resources
     shm_size_mb: int
     stop_grace_seconds: int
+    pids_limit: int
     """From SIGINT (the image's fast shutdown) to SIGKILL, when the server is stopped."""
     runtime: RuntimeProfile
     labels: Mapping[str, str]
@@ -159,6 +161,7 @@ class Database(pulumi.ComponentResource):
             self.reachable_host, self.reachable_port = args.alias, PORT
         else:
             self.reachable_host, self.reachable_port = args.public_host, args.host_port
+        limit_processes(name, self.container, args.pids_limit, args.runtime, self)
         self.register_outputs({"password": self.password})
 
 

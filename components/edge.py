@@ -27,6 +27,7 @@ from components.runtime import (
     container_args,
     container_options,
     labelled_volume,
+    limit_processes,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs
 from stacks.settings import EdgeSettings
@@ -122,4 +123,5 @@ class EdgeProxy(pulumi.ComponentResource):
             # Holds fixed host ports: replaced delete-first.
             opts=container_options(self, depends_on=[files.seed]),
         )
+        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
         self.register_outputs({})

@@ -71,6 +71,7 @@ class Platform(pulumi.ComponentResource):
             restart=s.restart,
             health=s.health_check,
             wait_timeout_seconds=s.wait_timeout_seconds,
+            docker_host=args.docker_config.get("host"),
         )
         prefix = s.name_prefix
 
@@ -117,6 +118,7 @@ class Platform(pulumi.ComponentResource):
                     resources=s.database_resources(spec.name),
                     shm_size_mb=s.postgres.shm_size_mb,
                     stop_grace_seconds=s.postgres.stop_grace_seconds,
+                    pids_limit=s.postgres.pids_limit,
                     runtime=runtime,
                     labels=labels(spec.name, "database"),
                     password=args.secrets.database_passwords.get(spec.name),

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
+from components.pids_limit import PidsLimit
 from provider import canonical, schema
 from provider.diff import INIT_ERROR
 from stacks.settings import Hardening, HealthCheck, Logs, Resources
@@ -32,6 +33,8 @@ class RuntimeProfile:
     health: HealthCheck
     wait_timeout_seconds: int
     labels: Mapping[str, str] = field(default_factory=dict)
+    docker_host: str | None = None
+    """The stack's `docker:host`, for what the program sends Docker itself (the PIDs limit)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,20 @@ def container_args(
     if hardening.run_as_non_root:
         args["user"] = needs.non_root_user
     return args
+
+
+def limit_processes(
+    name: str,
+    container: docker.Container,
+    limit: int,
+    profile: RuntimeProfile,
+    parent: pulumi.Resource,
+) -> PidsLimit:
+    """The PIDs limit of the container `<name>-container` (components/pids_limit.py: the
+    provider has no input for it), as the resource `<name>-pids`."""
+    return PidsLimit(
+        f"{name}-pids", container, limit, profile.docker_host, pulumi.ResourceOptions(parent=parent)
+    )
 
 
 def container_options(

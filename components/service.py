@@ -24,6 +24,7 @@ from components.runtime import (
     RuntimeProfile,
     container_args,
     container_options,
+    limit_processes,
     published_ports,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
@@ -144,6 +145,7 @@ class Service(pulumi.ComponentResource):
             **inputs,
             opts=container_options(self, depends_on=depends_on, side_by_side=rolls),
         )
+        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
         self.register_outputs({})
 
 

@@ -119,8 +119,9 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
 
 
 def _is_component(type_token: str) -> bool:
-    """The program's own component resources: no provider, no state of their own."""
-    return type_token.split(":")[0] not in ("docker", "random", "pulumi")
+    """The program's own component resources: no provider, no state of their own (its dynamic
+    resources, `pulumi-python:dynamic/...`, have both)."""
+    return type_token.split(":")[0] not in ("docker", "random", "pulumi", "pulumi-python")
 
 
 def decide(

@@ -42,6 +42,8 @@ from pulumi.runtime.config import set_all_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "ecommerce"
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
+DYNAMIC_PROVIDER_KEY = "__provider"
 SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
 SECRET_VALUE = rpc._special_secret_sig
 IMAGE = "docker:index/image:Image"
@@ -185,6 +187,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             raw = json_format.MessageToDict(request.object)
             secrets: set[str] = set()
             inputs = _plain_and_secret_paths(raw, "", secrets)
+            if request.type.startswith(DYNAMIC_PREFIX):
+                # A dynamic resource's serialized provider: the code, not a setting (and it
+                # differs with the checkout's path). Its own diff ignores it too.
+                inputs.pop(DYNAMIC_PROVIDER_KEY, None)
+                secrets.discard(DYNAMIC_PROVIDER_KEY)
             if request.type == IMAGE and isinstance(inputs.get("build"), dict):
                 build = inputs["build"]
                 dockerfile = build.get("dockerfile")
@@ -265,6 +272,11 @@ def mock_random_hex(name: str) -> str:
     return f"rev-{name}"
 
 
+def mock_container_id(name: str) -> str:
+    """What the mocks give as a resource's ID (a container's, which a PIDs limit is given)."""
+    return f"{name}-id"
+
+
 def mock_image_id(name: str) -> str:
     """What the mocks give as a built image's local ID: stable per resource (a real build's ID
     is known only once it has run; the tests' stand-in puts the real one in its place)."""
@@ -282,7 +294,7 @@ class ProviderMocks(pulumi_mocks.Mocks):
             outputs["hex"] = mock_random_hex(args.name)
         if args.typ == IMAGE:
             outputs["repoDigest"] = mock_image_id(args.name)
-        return f"{args.name}-id", outputs
+        return mock_container_id(args.name), outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None

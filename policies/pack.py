@@ -17,7 +17,15 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rules import RULES, Rule, Subject, secret_values_leaked, secrets_only_in_files
+from policies.rules import (
+    RULES,
+    STACK_RULES,
+    Rule,
+    StackRule,
+    Subject,
+    secret_values_leaked,
+    secrets_only_in_files,
+)
 
 PACK_NAME = "ecommerce-production-rules"
 
@@ -35,11 +43,22 @@ def _validate(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation],
     return validate
 
 
+def _stack_subjects(args: StackValidationArgs) -> list[Subject]:
+    return [Subject(r.resource_type, r.name, r.urn, r.props, r.opts.protect)
+            for r in args.resources]  # fmt: skip
+
+
 def validate_secrets(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    subjects = [Subject(r.resource_type, r.name, r.urn, r.props, r.opts.protect)
-                for r in args.resources]  # fmt: skip
-    for violation in secret_values_leaked(subjects):
+    for violation in secret_values_leaked(_stack_subjects(args)):
         report_violation(violation.message, violation.urn)
+
+
+def _validate_stack(rule: StackRule) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for subject, message in rule.check(_stack_subjects(args)):
+            report_violation(message, subject.urn)
+
+    return validate
 
 
 def policies() -> list[Policy]:
@@ -51,4 +70,6 @@ def policies() -> list[Policy]:
     ]
     secrets = next(r for r in RULES if r.check is secrets_only_in_files)
     found.append(StackValidationPolicy(secrets.name, secrets.description, validate_secrets))
+    found += [StackValidationPolicy(rule.name, rule.description, _validate_stack(rule))
+              for rule in STACK_RULES]  # fmt: skip
     return found

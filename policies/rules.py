@@ -9,9 +9,9 @@ Inputs are in Pulumi's names (`readOnly`, `securityOpts`, ...), as the engine ha
 providers and to policy packs alike; rules read them as `Mapping`s and `Sequence`s, since the
 policy SDK wraps them in proxies that are neither dicts nor lists.
 
-What is not a rule, and why: a PIDs limit. pulumi-docker 5.2.0's container (kreuzwerker
-terraform-provider-docker v4.5.0) has no `pids_limit` input, so no program using it can set
-one; `ulimits` `nproc` counts a user's processes host-wide, not the container's.
+Most rules look at one resource. A PIDs limit is its own resource (pulumi-docker's container
+has no input for it: components/pids_limit.py), so its rule looks at the whole stack: every
+running container `<name>-container` needs a `<name>-pids` with a limit.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_ID = "random:index/randomId:RandomId"
+PIDS_LIMIT = "pulumi-python:dynamic/ecommerce:PidsLimit"
 
 ROLE_LABEL = "com.ecommerce.role"
 EDGE_ROLE = "edge"
@@ -217,11 +218,42 @@ RULES: Sequence[Rule] = (
 )  # fmt: skip
 
 
-def check(subjects: Iterable[Subject], rules: Sequence[Rule] = RULES) -> list[Violation]:
-    """Every violation of `rules` among `subjects`, rule by rule."""
+@dataclass(frozen=True)
+class StackRule:
+    name: str
+    description: str
+    check: Callable[[Sequence[Subject]], Iterable[tuple[Subject, str]]]
+    """The resources that break it, each with a sentence."""
+
+
+def pids_limited(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, str]]:
+    limits = {s.name.removesuffix("-pids"): s for s in subjects if s.type == PIDS_LIMIT}
+    for s in subjects:
+        if not _runs(s):
+            continue
+        limit = limits.get(s.name.removesuffix("-container"))
+        value = limit.inputs.get("pidsLimit") if limit is not None else None
+        if not isinstance(value, int | float) or value <= 0:
+            yield s, f"no PIDs limit: a `{s.name.removesuffix('-container')}-pids` resource sets it"
+
+
+STACK_RULES: Sequence[StackRule] = (
+    StackRule("pids-limit", "Every running container has a PIDs limit.", pids_limited),
+)
+
+
+def check(
+    subjects: Iterable[Subject],
+    rules: Sequence[Rule] = RULES,
+    stack_rules: Sequence[StackRule] = STACK_RULES,
+) -> list[Violation]:
+    """Every violation of `rules` and `stack_rules` among `subjects`, rule by rule."""
     subjects = list(subjects)
-    return [Violation(rule.name, s.urn, s.name, message)
-            for rule in rules for s in subjects for message in rule.check(s)]  # fmt: skip
+    found = [Violation(rule.name, s.urn, s.name, message)
+             for rule in rules for s in subjects for message in rule.check(s)]  # fmt: skip
+    found += [Violation(rule.name, s.urn, s.name, message)
+              for rule in stack_rules for s, message in rule.check(subjects)]  # fmt: skip
+    return found
 
 
 # ----------------------------------------------------------------------------------------------

@@ -175,10 +175,21 @@ VOLUME_INPUTS: Mapping[str, Input] = {
     "driverOpts": Input("replace", "map"),
 }
 
+# The program's own dynamic resource (components/pids_limit.py, `PidsLimitProvider.diff`): a
+# new container gets a new limit resource, an edited limit is applied in place. Its serialized
+# provider (`__provider`) is left out of the recording and of its diff.
+PIDS_LIMIT = "pulumi-python:dynamic/ecommerce:PidsLimit"
+PIDS_LIMIT_INPUTS: Mapping[str, Input] = {
+    "containerId": _REPLACE_STR,
+    "pidsLimit": Input("update", "int"),
+    "dockerHost": Input("update"),
+}
+
 INPUTS: Mapping[str, Mapping[str, Input]] = {
     CONTAINER: CONTAINER_INPUTS,
     NETWORK: NETWORK_INPUTS,
     VOLUME: VOLUME_INPUTS,
+    PIDS_LIMIT: PIDS_LIMIT_INPUTS,
 }
 
 # Resources whose every change is an update, never a replacement. pulumi-docker's `Image` is

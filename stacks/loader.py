@@ -58,7 +58,8 @@ class StackConfig:
     settings: PlatformSettings
     secrets: SecretOverrides
     docker: dict[str, str] = field(default_factory=dict)
-    """The stack's `docker:host` and `docker:context`, for the program's own Docker provider."""
+    """The stack's `docker:host` and `docker:context`, for the program's own Docker provider
+    and the containers' PIDs limits."""
 
 
 def load(catalogue: Catalogue) -> StackConfig:
@@ -80,7 +81,7 @@ def load(catalogue: Catalogue) -> StackConfig:
         )
     _check_registry_login(settings, secrets, source)
     _check_edge_certificate(settings, secrets, source)
-    docker = _docker_config(source) if settings.registry is not None else {}
+    docker = _docker_config(source, provider_made=settings.registry is not None)
     return StackConfig(settings=settings, secrets=secrets, docker=docker)
 
 
@@ -122,16 +123,26 @@ def _check_edge_certificate(
             )
 
 
-def _docker_config(source: str) -> dict[str, str]:
+def _docker_config(source: str, provider_made: bool) -> dict[str, str]:
+    """The stack's `docker:host` and `docker:context`: for the program's own Docker provider
+    (`provider_made`, when a registry is set) and for the PIDs limits, which the program sends
+    Docker itself (components/pids_limit.py)."""
     config = pulumi.Config(DOCKER_NAMESPACE)
     for full_key in _config_keys():
         namespace, _, key = full_key.partition(":")
-        if namespace == DOCKER_NAMESPACE and key not in DOCKER_KEYS_PASSED_ON:
+        if provider_made and namespace == DOCKER_NAMESPACE and key not in DOCKER_KEYS_PASSED_ON:
             raise StackConfigError(
                 f"{source}: {full_key} does not reach the program's Docker provider (made because "
                 "registry is set); use the environment instead (DOCKER_CERT_PATH, ...)"
             )
-    return {key: value for key in DOCKER_KEYS_PASSED_ON if (value := config.get(key)) is not None}
+    found = {key: value for key in DOCKER_KEYS_PASSED_ON if (value := config.get(key)) is not None}
+    if "context" in found and "host" not in found:
+        raise StackConfigError(
+            f"{source}: {DOCKER_NAMESPACE}:context is set without {DOCKER_NAMESPACE}:host; the "
+            "containers' PIDs limits reach Docker by host only: set docker:host to the context's "
+            "endpoint (`docker context inspect`)"
+        )
+    return found
 
 
 def parse_settings(raw_json: str, catalogue: Catalogue, source: str) -> PlatformSettings:

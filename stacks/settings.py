@@ -24,6 +24,7 @@ PgMemory = Annotated[str, Field(pattern=r"^[1-9][0-9]*(kB|MB|GB|TB)$")]
 # Docker's json-file log driver size, e.g. `10m`.
 LogSize = Annotated[str, Field(pattern=r"^[1-9][0-9]*[kmg]$")]
 Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]*(ms|s|m|h)$")]
+PidsLimit = Annotated[int, Field(ge=16, le=1_000_000)]
 RedisPolicy = Literal[
     "noeviction",
     "allkeys-lru",
@@ -119,6 +120,9 @@ class ServiceSettings(StrictModel):
     stop_grace_seconds: int = Field(default=30, ge=1, le=3600)
     """From SIGTERM to SIGKILL when the container is stopped, replaced or removed: time to
     finish in-flight requests."""
+    pids_limit: PidsLimit = 256
+    """Most processes (threads included) the container may run: a fork bomb or a thread leak
+    stops there instead of exhausting the host."""
 
 
 class DatabaseTuning(StrictModel):
@@ -142,6 +146,9 @@ class PostgresSettings(StrictModel):
     stop_grace_seconds: int = Field(default=120, ge=10, le=3600)
     """From the stop signal (SIGINT, PostgreSQL's fast shutdown) to SIGKILL: time to end the
     sessions and write the shutdown checkpoint, so the next start needs no crash recovery."""
+    pids_limit: PidsLimit = 1024
+    """Most processes of each server: PostgreSQL runs one per connection, so it must exceed
+    every database's `maxConnections` with room for the server's own workers."""
 
 
 class DatabaseSettings(StrictModel):
@@ -160,6 +167,9 @@ class RedisSettings(StrictModel):
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
     stop_grace_seconds: int = Field(default=60, ge=10, le=3600)
     """From SIGTERM to SIGKILL: time for Redis to flush its append-only file and save."""
+    pids_limit: PidsLimit = 64
+    """Most processes (threads included) the container may run: a fork bomb or a thread leak
+    stops there instead of exhausting the host."""
 
 
 class Networks(StrictModel):
@@ -180,6 +190,9 @@ class BackupSettings(StrictModel):
     stop_grace_seconds: int = Field(default=60, ge=5, le=3600)
     """From SIGTERM to SIGKILL: a run in progress aborts, ends its dumps and removes its
     partial backup in that time."""
+    pids_limit: PidsLimit = 128
+    """Most processes (threads included) the container may run: a fork bomb or a thread leak
+    stops there instead of exhausting the host."""
 
 
 class RegistrySettings(StrictModel):
@@ -232,6 +245,9 @@ class EdgeSettings(StrictModel):
     """The image's unprivileged user (images/edge-proxy/Dockerfile)."""
     stop_grace_seconds: int = Field(default=30, ge=1, le=3600)
     """From SIGTERM to SIGKILL: Caddy finishes the requests in flight within it."""
+    pids_limit: PidsLimit = 256
+    """Most processes (threads included) the container may run: a fork bomb or a thread leak
+    stops there instead of exhausting the host."""
     upstream_retry_seconds: int = Field(default=5, ge=0, le=60)
     """How long a request keeps trying the app's other addresses when one refuses (while an
     app is replaced side by side, Docker's DNS answers with both containers)."""
@@ -322,6 +338,7 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             )
     if s.backup.enabled and s.backup.image is None:
         problems.append("backup.image: required when backup.enabled is true")
+    problems += _postgres_process_room(s, catalogue)
     if s.redis.max_memory_mb >= s.redis.resources.memory_mb:
         problems.append(
             f"redis.maxMemoryMb: {s.redis.max_memory_mb} must stay below the container's "
@@ -346,6 +363,25 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         )
     if s.profile == "prod":
         problems += _production_problems(s, catalogue)
+    return problems
+
+
+# PostgreSQL's own processes beside its connections: postmaster, checkpointer, background and
+# WAL writers, autovacuum launcher and workers, parallel workers (max_worker_processes 8), ...
+POSTGRES_OWN_PROCESSES = 32
+
+
+def _postgres_process_room(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    problems = []
+    for spec in catalogue.with_database():
+        needed = s.tuning_of(spec.name).max_connections + POSTGRES_OWN_PROCESSES
+        if s.postgres.pids_limit < needed:
+            problems.append(
+                f"postgres.pidsLimit: {s.postgres.pids_limit} leaves no room for the "
+                f"{s.tuning_of(spec.name).max_connections} connections of the {spec.name} "
+                f"database (one process each, and {POSTGRES_OWN_PROCESSES} of the server's "
+                f"own); raise it to at least {needed}"
+            )
     return problems
 
 

@@ -46,6 +46,7 @@ import docker
 import docker.errors
 import docker.types
 
+from components.pids_limit import CONTAINER_ID, DOCKER_HOST, LIMIT, update_pids_limit
 from plan.compare import Change as Step
 from plan.compare import decide, outputs_change
 from plan.recorder import (
@@ -53,11 +54,12 @@ from plan.recorder import (
     ROOT,
     Graph,
     Resource,
+    mock_container_id,
     mock_image_id,
     mock_random_hex,
 )
 from provider.canonical import nano_cpus, nanoseconds
-from provider.schema import CONTAINER, IMAGE, NETWORK, RANDOM_ID, VOLUME
+from provider.schema import CONTAINER, IMAGE, NETWORK, PIDS_LIMIT, RANDOM_ID, VOLUME
 from tests.integration.provider_read import read_container, read_network, read_volume
 
 # Inputs the stand-in understands; anything else in the graph is an error, not a silent skip.
@@ -175,10 +177,12 @@ class Deployment:
         steps = {s.urn: s for s in plan.steps}
         for resource in graph.resources:
             step = steps.get(resource.urn)
-            if step is None or resource.type == CONTAINER:
+            if step is None or resource.type in (CONTAINER, PIDS_LIMIT):
                 continue
             self._apply_other(resource, step)
-        self._apply_containers(graph.containers(), steps)
+        limits = {next(iter(r.property_dependencies["containerId"])): r  # its one container
+                  for r in graph.of_type(PIDS_LIMIT)}  # fmt: skip
+        self._apply_containers(graph.containers(), steps, limits)
         for step in plan.steps:
             if step.action == "delete" and step.type == CONTAINER:
                 self._delete_container(self.state.pop(step.urn))
@@ -187,10 +191,24 @@ class Deployment:
                 self._delete_other(self.state.pop(step.urn))
         return plan
 
-    def _apply_containers(self, containers: list[Resource], steps: Mapping[str, Step]) -> None:
+    def _apply_containers(
+        self,
+        containers: list[Resource],
+        steps: Mapping[str, Step],
+        limits: Mapping[str, Resource],
+    ) -> None:
         """Each container as soon as every container it depends on is done, side by side where
-        independent, as Pulumi's engine schedules its steps. On a failure, what runs finishes
-        and nothing new starts, then the run fails (as `pulumi up` does)."""
+        independent, as Pulumi's engine schedules its steps, and its PIDs limit (in `limits`, by
+        container URN) right after it. On a failure, what runs finishes and nothing new
+        starts, then the run fails (as `pulumi up` does)."""
+
+        def apply(container: Resource, step: Step) -> None:
+            if step.action != "same":
+                self._apply_container(container, step)
+            limit = limits.get(container.urn)
+            if limit is not None:
+                self._apply_pids_limit(limit, steps[limit.urn])
+
         by_urn = {c.urn: c for c in containers}
         waiting, done = dict(by_urn), set[str]()
         running: dict[Future[None], str] = {}
@@ -202,11 +220,14 @@ class Deployment:
                 for container in ready:
                     del waiting[container.urn]
                     step = steps[container.urn]
-                    if step.action == "same":
+                    limit = limits.get(container.urn)
+                    if step.action == "same" and (
+                        limit is None or steps[limit.urn].action == "same"
+                    ):
                         done.add(container.urn)
                         continue
                     self.log(f"{step.action} {container.inputs['name']}")
-                    running[pool.submit(self._apply_container, container, step)] = container.urn
+                    running[pool.submit(apply, container, step)] = container.urn
                 if ready and not running:
                     continue  # only unchanged ones: look again
                 if not running:
@@ -247,6 +268,15 @@ class Deployment:
                 self.real[mock_random_hex(resource.name)] = secrets.token_hex(
                     int(resource.inputs.get("byteLength", 8))
                 )
+
+    def _apply_pids_limit(self, resource: Resource, step: Step) -> None:
+        """The program's dynamic provider (components/pids_limit.py) does it: its own code."""
+        if step.action == "same":
+            return
+        i = self.resolved(resource.inputs)
+        self.log(f"{step.action} {resource.name} ({i[LIMIT]})")
+        update_pids_limit(i[CONTAINER_ID], int(i[LIMIT]), i.get(DOCKER_HOST))
+        self.state[resource.urn] = Recorded(resource, i, i[CONTAINER_ID])
 
     def resolved(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The inputs with what the mocks made up (built image IDs, random values) replaced by
@@ -373,6 +403,8 @@ class Deployment:
         # with the error, and the bridge hands Pulumi an initialisation error with the state
         # as the provider had it, the inputs sent (its Read comes only after a success).
         recorded = self.state[resource.urn] = Recorded(resource, dict(i), created["Id"])
+        # The mocks' ID of the container (what a PIDs limit is given) is this one from now on.
+        self.real[mock_container_id(resource.name)] = created["Id"]
         container = self.client.containers.get(created["Id"])
         self.containers[name] = container
         try:

@@ -264,6 +264,21 @@ def test_hardening_holds_at_run_time(live: LiveStack) -> None:
         assert code != 0, name
 
 
+PIDS_BY_ROLE = {"database": 1024, "cache": 64, "backup": 128, "edge": 256, "business": 256,
+                "gateway": 256, "web": 256}  # fmt: skip
+
+
+def test_every_container_has_the_pids_limit_of_its_role(live: LiveStack) -> None:
+    for name, container in running_containers(live).items():
+        container.reload()
+        role = container.labels["com.ecommerce.role"]
+        assert container.attrs["HostConfig"]["PidsLimit"] == PIDS_BY_ROLE[role], name
+    # And the kernel holds it: Redis's container (64) cannot start 100 processes.
+    script = "i=0; while [ $i -lt 100 ]; do sleep 2 & i=$((i+1)); done; wait"
+    code, output = exec_in(live.container("redis"), ["sh", "-c", script])
+    assert code != 0 and "Cannot fork" in output, (code, output)
+
+
 def test_backup_job_made_a_complete_backup_in_prod(live: LiveStack) -> None:
     if live.stack == "dev":
         assert f"{live.prefix}-backup" not in live.deployment.containers  # off in dev
@@ -299,6 +314,8 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     # The order service's secrets seed, created from its image, ignores a new one.
     expected = {"platform-customer-container", "platform-order-container",
                 "platform-cart-container"}  # fmt: skip
+    # A replaced container is a new one: its PIDs limit is set again.
+    expected |= {"platform-order-pids", "platform-cart-pids"}
     rolling = live.stack == "prod"  # business services hold no host port there
     if rolling:  # a new generation, and with it a new name, for each one replaced
         expected |= {"platform-order-generation", "platform-cart-generation"}
@@ -398,6 +415,11 @@ def test_a_deploy_under_load_drops_no_request(
         names = [n for n in live.deployment.containers
                  if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"]  # fmt: skip
         assert names == [graph_name(live, graph, app)], app
+        # The new container has its PIDs limit too (a new container, a new limit resource).
+        container = live.deployment.containers[names[0]]
+        container.reload()
+        assert container.attrs["HostConfig"]["PidsLimit"] == PIDS_BY_ROLE[container.labels[
+            "com.ecommerce.role"]], app  # fmt: skip
 
 
 def graph_name(live: LiveStack, graph: Any, service: str) -> str:

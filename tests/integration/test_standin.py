@@ -28,7 +28,7 @@ def unpublished(platform: dict[str, Any]) -> None:
 def fast_checks(platform: dict[str, Any]) -> None:
     unpublished(platform)
     platform["waitTimeoutSeconds"] = 20
-    for service in platform["services"].values():
+    for service in [*platform["services"].values(), platform["edge"]]:
         service["stopGraceSeconds"] = 10  # within the wait timeout, as the settings require
     platform["healthCheck"] = {"interval": "1s", "timeout": "3s", "retries": 3,
                                "startPeriod": "1s"}  # fmt: skip
@@ -55,7 +55,9 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
         # rather than "updating" it with a no-op that would report success.
         retry = live.deployment.plan(live.graph).step("platform-order-container")
         assert (retry.action, retry.replace_reasons) == ("replace", (INIT_ERROR,))
-        assert [s.name for s in live.deployment.plan(live.graph).changes()] == [retry.name]
+        # And its PIDs limit, never set: the engine starts nothing after a failure.
+        assert [s.name for s in live.deployment.plan(live.graph).changes()] == [
+            retry.name, "platform-order-pids"]  # fmt: skip
         cart_before = live.container("cart").id
         plan = live.deployment.up(live.program(fixed))
         actions = {step.name: step.action for step in plan.changes()}
@@ -63,6 +65,7 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
             # Published nowhere here, the order service rolls: the fix is a new generation.
             "platform-order-generation": "replace",
             "platform-order-container": "replace",
+            "platform-order-pids": "create",
             "platform-cart-container": "update",  # memory, in place
         }
         for name in ("order", "gateway", "frontend", "backoffice", "cart"):

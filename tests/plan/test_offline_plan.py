@@ -125,9 +125,11 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     outcome = change(edit_platform(bump))
     assert outcome.code == 2, outcome.stderr
     stack = outcome.stack()
-    # One container, replaced side by side: a new generation gives it a new name.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 2, "delete": 0, "same": 115}
-    generation, order = stack["changes"]
+    # One container, replaced side by side: a new generation gives it a new name, and the new
+    # container its PIDs limit.
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 3, "delete": 0, "same": 129}
+    generation, order, pids = stack["changes"]
+    assert (pids["name"], pids["replace_reasons"]) == ("platform-order-pids", ["containerId"])
     assert (generation["name"], generation["action"]) == ("platform-order-generation", "replace")
     assert (order["name"], order["action"], order["replace_reasons"]) == (
         "platform-order-container", "replace", ["image", "name"])  # fmt: skip
@@ -163,7 +165,8 @@ def test_an_extra_environment_variable_replaces_the_container(
     assert (cart["action"], cart["replace_reasons"]) == ("replace", ["envs", "name"])
     envs = next(v for v in cart["values"] if v["path"] == "envs")
     assert "LOG_LEVEL=debug" in envs["new"] and "LOG_LEVEL=debug" not in envs["old"]
-    assert set(outcome.changes()) == {"platform-cart-container", "platform-cart-generation"}
+    assert set(outcome.changes()) == {"platform-cart-container", "platform-cart-generation",
+                                      "platform-cart-pids"}  # fmt: skip
 
 
 def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
@@ -212,7 +215,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 117
+    assert outcome.stack()["summary"]["same"] == 132
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(

@@ -91,7 +91,7 @@ def test_a_new_host_name_restarts_the_proxy_alone_and_shows_the_edit(prod_graph:
     plan = compare("prod", prod_graph, run_program("prod", edited("prod", new_host)))
     changes = {c.name: c for c in plan.changed()}
     assert set(changes) == {"platform-edge-config-seed", "platform-edge-config-revision",
-                            "platform-edge-container"}  # fmt: skip
+                            "platform-edge-container", "platform-edge-pids"}  # fmt: skip
     # It holds the published ports: delete first (a second of refused connections).
     edge = changes["platform-edge-container"]
     assert (edge.action, edge.delete_before_replace) == ("replace", True)
@@ -108,6 +108,7 @@ def test_a_new_app_image_leaves_the_proxy_alone(prod_graph: Graph) -> None:
 
     plan = compare("prod", prod_graph, run_program("prod", edited("prod", new_gateway)))
     changes = {c.name: c for c in plan.changed()}
-    assert set(changes) == {"platform-gateway-generation", "platform-gateway-container"}
+    assert set(changes) == {"platform-gateway-generation", "platform-gateway-container",
+                            "platform-gateway-pids"}  # fmt: skip
     gateway = changes["platform-gateway-container"]
     assert (gateway.action, gateway.delete_before_replace) == ("replace", False)

@@ -21,12 +21,20 @@ from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
     StackValidationArgs,
+    StackValidationPolicy,
 )
 
 from plan.recorder import Graph, Resource, run_program
 from plan.report import subjects
 from policies.pack import policies, validate_secrets
-from policies.rules import RULES, Subject, check, enforcement_for, secret_values_leaked
+from policies.rules import (
+    RULES,
+    STACK_RULES,
+    Subject,
+    check,
+    enforcement_for,
+    secret_values_leaked,
+)
 from tests.unit.test_secrets import secrets_outside_files
 
 
@@ -155,7 +163,7 @@ def test_the_pack_reports_what_the_rules_find(dev_graph: Graph, prod_graph: Grap
     assert pack_violations(prod_graph) == []
     expected = {(v.rule, v.urn) for v in check(subjects(dev_graph))}
     assert set(pack_violations(dev_graph)) == expected
-    assert {p.name for p in policies()} == {r.name for r in RULES}
+    assert {p.name for p in policies()} == {r.name for r in RULES} | {r.name for r in STACK_RULES}
 
 
 def test_the_packs_secret_policy_runs_on_the_whole_stack(
@@ -219,17 +227,44 @@ def test_each_rule_catches_what_it_forbids(
     prod_graph: Graph, rule: str, inputs: dict[str, Any]
 ) -> None:
     broken = _edited(_order_container(prod_graph), **inputs)
-    assert {v.rule for v in check([broken])} == {rule}
+    assert {v.rule for v in check([broken], stack_rules=())} == {rule}
 
 
 def test_a_pinned_digest_or_version_passes(prod_graph: Graph) -> None:
     order = _order_container(prod_graph)
     for image in ("shop/api@sha256:" + "a" * 64, "registry.example.com:5000/shop/api:2.1"):
-        assert check([_edited(order, image=image)]) == []
+        assert check([_edited(order, image=image)], stack_rules=()) == []
 
 
 def test_an_unprotected_data_volume_and_a_secret_in_envs_are_caught(prod_graph: Graph) -> None:
     (volume,) = [s for s in subjects(prod_graph) if s.name == "platform-order-db-data"]
     assert {v.rule for v in check([replace(volume, protect=False)])} == {"data-volumes-protected"}
     leaky = replace(_order_container(prod_graph), secret_paths=frozenset({"envs.3"}))
-    assert {v.rule for v in check([leaky])} == {"secrets-only-in-files"}
+    assert {v.rule for v in check([leaky], stack_rules=())} == {"secrets-only-in-files"}
+
+
+def test_a_container_without_a_pids_limit_is_caught_in_the_plan_and_the_pack(
+    prod_graph: Graph,
+) -> None:
+    everything = subjects(prod_graph)
+    without = [s for s in everything if s.name != "platform-order-pids"]
+    (missing,) = check(without)
+    assert (missing.rule, missing.name) == ("pids-limit", "platform-order-container")
+    zero = [_edited(s, pidsLimit=0) if s.name == "platform-cart-pids" else s for s in everything]
+    assert [v.name for v in check(zero)] == ["platform-cart-container"]
+    # The pack's stack policy reports the same container.
+    (pack_rule,) = [p for p in policies() if p.name == "pids-limit"]
+    assert isinstance(pack_rule, StackValidationPolicy)
+    reported: list[str] = []
+    stack = StackValidationArgs([
+        PolicyResource(s.type, s.inputs, s.urn, s.name, _opts(prod_graph.by_urn(s.urn)), None,
+                       None, [], {})
+        for s in without
+    ])  # fmt: skip
+
+    def report(message: str, urn: str | None = None) -> None:
+        reported.append(str(urn))
+
+    assert callable(pack_rule.validate)
+    pack_rule.validate(stack, report)
+    assert reported == [prod_graph.container("shop-order").urn]

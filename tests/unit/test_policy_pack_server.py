@@ -16,7 +16,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from plan.recorder import ROOT, Graph, Resource
 from policies.pack import PACK_NAME
-from policies.rules import RULES
+from policies.rules import RULES, STACK_RULES
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,9 @@ def test_the_pack_lists_every_rule_advisory_by_default(
 ) -> None:
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == PACK_NAME
-    assert {p.name for p in info.policies} == {r.name for r in RULES}
+    assert {p.name for p in info.policies} == {r.name for r in RULES} | {
+        r.name for r in STACK_RULES
+    }
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.ADVISORY}
 
 
