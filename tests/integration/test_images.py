@@ -7,6 +7,7 @@ trap, network isolation.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import uuid
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import docker.errors
 import pytest
 
+from components.caddyfile import EdgeRoutes, render
 from images.build import HASH_LABEL, RECIPES, Outcome, recipe_hash
+from stacks.settings import EdgeTls
 
 from .conftest import (
     BASE_IMAGE,
@@ -156,6 +159,43 @@ def test_edge_proxy_starts_with_no_capability_where_the_official_image_cannot(
     code, out = dock.run_once(edge, "edge", probe, **HARDENED)
     assert code == 0, out
     assert out.splitlines()[:3] == ["1000", "1000 /data", "1000 /config"], out
+
+
+EDGE_ROUTES = {
+    "dev-ports": EdgeRoutes(by_port={3000: "gateway:3000", 3008: "frontend:3008"}),
+    "hosts-plain-http": EdgeRoutes(by_host={"shop.example.com": "frontend:3008"}),
+    "tls-auto": EdgeRoutes(by_host={"shop.example.com": "frontend:3008"},
+                           tls=EdgeTls(certificates="auto", email="ops@example.com")),
+    "tls-files": EdgeRoutes(by_host={"shop.example.com": "frontend:3008",
+                                     "api.example.com": "gateway:3000"},
+                            tls=EdgeTls(certificates="files"), https_port=8443),
+    "tls-internal": EdgeRoutes(by_host={"shop.example.com": "frontend:3008"},
+                               tls=EdgeTls(certificates="internal"), retry_seconds=0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_ROUTES))
+def test_every_kind_of_edge_configuration_is_one_caddy_accepts(dock: Harness, case: str) -> None:
+    # What no CA can be asked for here (ACME) is still parsed by Caddy itself.
+    script = 'printf %s "$CADDYFILE" > /tmp/Caddyfile && caddy adapt --config /tmp/Caddyfile'
+    code, out = dock.run_once(RECIPES["edge-proxy"].tag, "adapt", ["sh", "-c", script],
+                              environment={"CADDYFILE": render(EDGE_ROUTES[case])})  # fmt: skip
+    assert code == 0, out
+    adapted = json.loads(out[out.index("{") :])
+    servers = adapted["apps"]["http"]["servers"]
+    assert adapted["admin"] == {"disabled": True}
+    listening = sorted(address for server in servers.values() for address in server["listen"])
+    tls = EDGE_ROUTES[case].tls
+    if tls is None:
+        assert "127.0.0.1:8079" in listening and ":8443" not in listening
+    else:
+        assert {":8080", ":8443", "127.0.0.1:8079"} <= set(listening)
+        if tls.certificates == "files":
+            assert adapted["apps"]["tls"]["certificates"]["load_files"][0]["certificate"] == (
+                "/etc/caddy/tls-certificate.pem")  # fmt: skip
+        if tls.certificates == "internal":
+            (policy,) = adapted["apps"]["tls"]["automation"]["policies"]
+            assert policy["issuers"] == [{"module": "internal"}]
 
 
 # ----------------------------------------------------------------------------------------------
