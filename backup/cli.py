@@ -223,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="interval, e.g. 24h, 30m (default 24h)",
     )
+    p.add_argument(
+        "--retry-after",
+        type=_duration,
+        default=timedelta(minutes=1),
+        metavar="DURATION",
+        help="after a failed run, try again this much later, twice as long after each further "
+        "failure, at most --every (default 1m)",
+    )
     p.add_argument("--deep", action="store_true", help="deep-verify each new backup")
     p.add_argument("--once", action="store_true", help="one run, then exit with its code")
     p.set_defaults(func=cmd_schedule)
@@ -366,7 +374,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         return result.path.name
 
     log.info("schedule: every %s into %s, keep last %d", args.every, args.dest, args.keep_last)
-    return run_loop(args.dest, args.every, args.once, one_run, threading.Event())
+    return run_loop(args.dest, args.every, args.once, one_run, threading.Event(), args.retry_after)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -43,7 +43,13 @@ class RunResult:
     exit_code: int
 
 
-def record(dest: Path, started: datetime, result: RunResult, next_run: datetime | None) -> None:
+def record(
+    dest: Path,
+    started: datetime,
+    result: RunResult,
+    next_run: datetime | None,
+    failures: int = 0,
+) -> None:
     atomic_write_json(
         dest / LAST_RUN,
         {
@@ -53,9 +59,16 @@ def record(dest: Path, started: datetime, result: RunResult, next_run: datetime 
             "backup": result.backup,
             "error": result.error,
             "exit_code": result.exit_code,
+            "failures_in_a_row": failures,
             "next_run_at": iso(next_run) if next_run else None,
         },
     )
+
+
+def retry_delay(failures: int, retry_after: timedelta, every: timedelta) -> timedelta:
+    """How long after the `failures`-th failed run in a row to try again: `retry_after`, then
+    twice as long each time, never longer than the schedule's own interval."""
+    return min(every, retry_after * (1 << min(failures - 1, 30)))
 
 
 def run_loop(
@@ -64,10 +77,14 @@ def run_loop(
     once: bool,
     one_run: Callable[[], str],
     stop: threading.Event,
+    retry_after: timedelta = timedelta(minutes=1),
 ) -> int:
     """Run `one_run` (create+verify+prune, returning the backup name) now and then every
-    `every`; a failed run is recorded and the loop goes on. Returns the last exit code."""
+    `every`. A failed run is recorded and tried again after `retry_after`, doubling while it
+    keeps failing (a database still starting, a full disk freed): one failure does not leave
+    the shop without a backup for a whole interval. Returns the last exit code."""
     code = 0
+    failures = 0
     if not (dest / LAST_RUN).exists():
         # Lets `status` report a fresh container healthy while its first (maybe long) run works,
         # so a deployment that waits for health does not wait for the first backup.
@@ -84,16 +101,23 @@ def run_loop(
         except BackupToolError as exc:
             result = RunResult(False, None, str(exc), exc.exit_code)
             log.error("scheduled run failed: %s", exc)
-        next_run = None if once else started + every
+        failures = 0 if result.ok else failures + 1
+        if result.ok:
+            next_run = started + every
+        else:
+            next_run = min(started + every, now_utc() + retry_delay(failures, retry_after, every))
         try:
-            record(dest, started, result, next_run)
+            record(dest, started, result, None if once else next_run, failures)
         except OSError as exc:
             log.error("cannot write %s: %s", dest / LAST_RUN, exc.strerror)
         code = result.exit_code
         if once:
             return code
-        delay = max(0.0, (started + every - now_utc()).total_seconds())
-        log.info("next run at %s", iso(started + every))
+        delay = max(0.0, (next_run - now_utc()).total_seconds())
+        if failures:
+            log.info("failed %d time(s) in a row; next try at %s", failures, iso(next_run))
+        else:
+            log.info("next run at %s", iso(next_run))
         if stop.wait(delay):
             return code
 
@@ -113,7 +137,10 @@ def status(dest: Path, max_age: timedelta, now: datetime | None = None) -> str:
         raise UnhealthyError(f"{path} is unreadable") from None
     age = (now or now_utc()) - finished
     if not ok:
-        raise UnhealthyError(f"last run at {data['finished_at']} failed: {data.get('error')}")
+        retry = f"; next try at {data['next_run_at']}" if data.get("next_run_at") else ""
+        raise UnhealthyError(
+            f"last run at {data['finished_at']} failed: {data.get('error')}{retry}"
+        )
     if age > max_age:
         hours = age.total_seconds() / 3600
         raise UnhealthyError(

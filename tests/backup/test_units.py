@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from backup.errors import ConnectError, LockHeldError, UnhealthyError, UsageErro
 from backup.lock import locked
 from backup.manifest import MANIFEST, Verification, scan, write_verification
 from backup.prune import plan_prune
-from backup.schedule import LAST_RUN, parse_duration, status
+from backup.schedule import LAST_RUN, parse_duration, retry_delay, run_loop, status
 from backup.targets import parse_targets, select
 
 GOOD: dict[str, Any] = {
@@ -221,6 +222,53 @@ def test_status_is_healthy_while_the_first_run_works_then_not_when_it_overruns(
     assert in_progress == "ok: first scheduled run in progress since 2025-01-01T12:00:00Z"
     with pytest.raises(UnhealthyError, match=r"has not finished after 27\.0h"):
         status(tmp_path, timedelta(hours=26), datetime(2025, 1, 2, 15, tzinfo=UTC))
+
+
+def test_retry_delays_double_up_to_the_interval() -> None:
+    minute, day = timedelta(minutes=1), timedelta(hours=24)
+    delays = [retry_delay(n, minute, day) for n in (1, 2, 3, 4, 11, 12, 100)]
+    assert delays == [minute, 2 * minute, 4 * minute, 8 * minute, 1024 * minute, day, day]
+
+
+class _Clock(threading.Event):
+    """The loop's stop event, recording each wait instead of sleeping; stops after `waits`."""
+
+    def __init__(self, waits: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.limit = waits
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return len(self.waits) >= self.limit
+
+
+def test_a_failed_scheduled_run_is_tried_again_soon_then_the_schedule_resumes(
+    tmp_path: Path,
+) -> None:
+    # A database that refuses the first two runs (still starting), then answers: the loop tries
+    # again after 1 minute, then 2, not after the day-long interval; then it waits a day.
+    clock = _Clock(waits=3)
+    records: list[dict[str, Any]] = []
+
+    def one_run() -> str:
+        if (tmp_path / LAST_RUN).exists():
+            records.append(json.loads((tmp_path / LAST_RUN).read_text()))
+        if len(records) < 3:  # the start marker, then two failures
+            raise ConnectError("cannot connect to 'order': the database system is starting up")
+        return "20250101_000000"
+
+    code = run_loop(tmp_path, timedelta(hours=24), False, one_run, clock,
+                    retry_after=timedelta(minutes=1))  # fmt: skip
+    assert code == 0
+    minutes = [round(w / 60) for w in clock.waits]
+    assert minutes == [1, 2, 24 * 60]
+    assert [r["failures_in_a_row"] for r in records[1:]] == [1, 2]
+    assert "the database system is starting up" in records[1]["error"]
+    assert json.loads((tmp_path / LAST_RUN).read_text())["failures_in_a_row"] == 0
+    (tmp_path / LAST_RUN).write_text(json.dumps(records[2]))
+    with pytest.raises(UnhealthyError, match=r"failed: cannot connect to 'order'.*; next try at"):
+        status(tmp_path, timedelta(hours=26), datetime.now(UTC))
 
 
 def test_help_lists_the_exit_codes(capsys: Any) -> None:
