@@ -479,25 +479,37 @@ def restore_dump(
 ) -> None:
     """Create `new_db` owned by the service user and pg_restore `dump_dir` into it, objects
     owned by the service user. On failure the new database is dropped again."""
-    owner = target.user
-    create_database(tools, admin, new_db, owner)
+    create_database(tools, admin, new_db, target.user)
     try:
-        argv = [
-            tools.path("pg_restore"),
-            f"--jobs={max(1, jobs)}",
-            "--no-owner",
-            "--exit-on-error",
-            f"--dbname=dbname={conninfo_quote(new_db)}",
-        ]
-        if admin.user != owner:
-            argv.append(f"--role={owner}")
-        argv.append(str(dump_dir))
-        env = admin.to_db(new_db).env()
-        try:
-            run(argv, env, what=f"pg_restore of '{target.service}' into {new_db}")
-        except ProcessError as exc:
-            raise classify(admin, exc) from None
+        _pg_restore(tools, admin, target, dump_dir, new_db, [f"--jobs={max(1, jobs)}"])
     except BaseException:
         with contextlib.suppress(Exception):
             drop_database(tools, admin, new_db)
         raise
+
+
+def restore_into_empty(tools: Tools, conn: Conn, target: Target, dump_dir: Path) -> None:
+    """pg_restore `dump_dir` into the service's existing, empty database in one transaction:
+    it needs no CREATEDB, and a failure leaves the database as it was."""
+    _pg_restore(tools, conn, target, dump_dir, target.database, ["--single-transaction"])
+
+
+def _pg_restore(
+    tools: Tools, conn: Conn, target: Target, dump_dir: Path, dbname: str, options: list[str]
+) -> None:
+    """pg_restore as `conn`'s user, every object owned by the service user."""
+    owner = target.user
+    argv = [
+        tools.path("pg_restore"),
+        *options,
+        "--no-owner",
+        "--exit-on-error",
+        f"--dbname=dbname={conninfo_quote(dbname)}",
+    ]
+    if conn.user != owner:
+        argv.append(f"--role={owner}")
+    argv.append(str(dump_dir))
+    try:
+        run(argv, conn.to_db(dbname).env(), what=f"pg_restore of '{target.service}' into {dbname}")
+    except ProcessError as exc:
+        raise classify(conn, exc) from None

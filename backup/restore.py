@@ -1,11 +1,14 @@
 """`restore`: put databases back from a verified backup without ever losing the current data.
 
-Each database is restored into a new database beside the live one (`<db>_restore_<ts>`),
-checked against the manifest's row counts, and only then swapped in by renames in one
-transaction (other sessions terminated first). A failure anywhere before the swap drops the
-new database and leaves the live one untouched. A live database that has any user table is
-replaced only with --force; the replaced database is dropped after the swap unless
---keep-old, which keeps it as `<db>_old_<ts>`."""
+A database that exists and has no table yet (a fresh deployment's) is restored into in place,
+in one transaction: a failure leaves it as it was, and the service's own role, which owns it,
+needs no CREATEDB. Any other database is restored into a new database beside the live one
+(`<db>_restore_<ts>`), checked against the manifest's row counts, and only then swapped in by
+renames in one transaction (other sessions terminated first); that needs a role that may
+create databases. A failure anywhere before the swap drops the new database and leaves the
+live one untouched. A live database that has any user table is replaced only with --force;
+the replaced database is dropped after the swap unless --keep-old, which keeps it as
+`<db>_old_<ts>`."""
 
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ class _Plan:
     entry: DatabaseEntry
     admin: pg.Conn
     exists: bool
+    empty: bool = False
+    """It exists and has no user table: restored into in place, in one transaction."""
 
 
 def _major(version: str) -> int:
@@ -90,8 +95,8 @@ def _plan(
             )
         server = pg.server_version_num(tools, pg.Conn.of(target).to_db(authority.admin_db))
         pg.check_client(tools, server, s)
-        admin = authority.check(tools, target)
-        exists = pg.database_exists(tools, admin, target.database)
+        exists = pg.database_exists(tools, authority.admin(target), target.database)
+        ntables = 0
         if exists:
             ntables, nrows = pg.user_table_summary(tools, pg.Conn.of(target))
             if ntables and not force:
@@ -99,7 +104,10 @@ def _plan(
                     f"'{s}' ({target.database}) already has {ntables} table(s), {nrows} with "
                     "rows: restore refused; pass --force to replace it"
                 )
-        plans.append(_Plan(target, entry, admin, exists))
+        if exists and not ntables:
+            plans.append(_Plan(target, entry, authority.admin(target), True, empty=True))
+        else:  # restored beside, then swapped in: creating a database needs CREATEDB
+            plans.append(_Plan(target, entry, authority.check(tools, target), exists))
     return plans
 
 
@@ -123,6 +131,27 @@ def _restore_new(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, stamp: s
             pg.drop_database(tools, admin, new)
         raise
     return new
+
+
+def _restore_in_place(plan: _Plan, found: Found, tools: pg.Tools) -> Restored:
+    """Restore into the existing empty database in one transaction, then check row counts."""
+    target, entry = plan.target, plan.entry
+    log.info("restore %s: %s into its empty database %s", found.name, target.service,
+             target.database)  # fmt: skip
+    with compress.readable_dump(
+        found.path / entry.dir, [f.path for f in entry.files], target.service
+    ) as dump_dir:
+        pg.restore_into_empty(tools, plan.admin, target, dump_dir)
+    counts = pg.table_counts(tools, pg.Conn.of(target))
+    mismatch = compare_counts(f"{found.name}/{entry.dir}", entry.tables, counts)
+    if mismatch:  # the database was empty: nothing it held is lost, but it must be said
+        raise VerifyError(
+            f"restored into {target.database}, but the data differs from the backup: {mismatch[0]}"
+        )
+    result = Restored(target.service, target.database, len(entry.tables),
+                      sum(entry.tables.values()), replaced=False, kept_as=None)  # fmt: skip
+    log.info("%s", result.describe())
+    return result
 
 
 def _swap(plan: _Plan, new: str, tools: pg.Tools, keep_old: bool, stamp: str) -> Restored:
@@ -201,7 +230,8 @@ def restore(
             return _restore_new(plan, found, tools, per_db, stamp)
 
         # phase 1, all databases side by side: nothing live is touched yet
-        order = sorted(plans, key=lambda p: p.entry.database_size, reverse=True)
+        beside = [p for p in plans if not p.empty]
+        order = sorted(beside, key=lambda p: p.entry.database_size, reverse=True)
         outcomes, error = run_all(restore_new, order, concurrency)
         if error is not None:
             for o in outcomes:
@@ -211,20 +241,26 @@ def restore(
             failed = next(o.item.target.service for o in outcomes if o.error is error)
             raise _wrap(error, f"restore of '{failed}' failed, no database was changed: {error}")
         new_names = {o.item.target.service: o.result for o in outcomes if o.result}
-        # phase 2, quick renames, one database after the other
+        # phase 2, one database after the other: quick renames, or an empty database filled
+        # in one transaction
         done: list[Restored] = []
         for i, plan in enumerate(plans):
             try:
-                done.append(_swap(plan, new_names[plan.target.service], tools, keep_old, stamp))
+                if plan.empty:
+                    done.append(_restore_in_place(plan, found, tools))
+                else:
+                    new = new_names[plan.target.service]
+                    done.append(_swap(plan, new, tools, keep_old, stamp))
             except BaseException as exc:
                 for later in plans[i + 1 :]:
-                    with contextlib.suppress(Exception):
-                        pg.drop_database(tools, later.admin, new_names[later.target.service])
+                    if not later.empty:
+                        with contextlib.suppress(Exception):
+                            pg.drop_database(tools, later.admin, new_names[later.target.service])
                 restored = ", ".join(r.service for r in done)
                 prefix = f"restored {restored}; " if restored else ""
                 raise _wrap(
                     exc,
-                    f"{prefix}swapping in '{plan.target.service}' failed, it and the rest are "
+                    f"{prefix}putting '{plan.target.service}' in place failed, it and the rest are "
                     f"unchanged: {exc}",
                 ) from None
         return done

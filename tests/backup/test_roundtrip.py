@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from backup import errors
 from tests.backup.conftest import (
     SERVICES,
     Env,
@@ -121,6 +122,45 @@ def test_restore_into_empty_databases_gives_identical_data(
         assert f"public.{service}_number_seq=4242" in restored["sequences"]
     leftovers = [d for d in pgenv.databases() if "_restore_" in d or "_old_" in d]
     assert leftovers == []
+
+
+def test_a_role_without_createdb_restores_into_its_own_empty_database(
+    pgenv: Env, backup_dir: Path, empty_targets: Path
+) -> None:
+    # The service roles here may not create databases, as the stack makes them in a fresh
+    # deployment's empty databases: no admin role is given.
+    targets = json.loads(empty_targets.read_text())
+    r = run_tool(*restore_args(backup_dir, empty_targets), "--only", "order", "customer")
+    assert r.code == 0, r.err
+    assert "restored 'order'" in r.out and "(database was new or empty)" in r.out
+    for service in ("order", "customer"):
+        restored = fingerprint(pgenv, service, targets[service]["database"])
+        assert restored == fingerprint(pgenv, service)
+    assert [d for d in pgenv.databases() if "_restore_" in d or "_old_" in d] == []
+
+
+def test_a_restore_into_an_empty_database_is_one_transaction(
+    pgenv: Env, backup_dir: Path, empty_targets: Path
+) -> None:
+    # A view in the way of one of the dump's tables: pg_restore fails midway, and nothing it
+    # created before that stays.
+    database = json.loads(empty_targets.read_text())["order"]["database"]
+    pgenv.psql("order", "CREATE VIEW order_events AS SELECT 1 AS x", database)
+    r = run_tool(*restore_args(backup_dir, empty_targets), "--only", "order")
+    assert r.code != 0
+    assert "putting 'order' in place failed, it and the rest are unchanged" in r.err, r.err
+    objects = pgenv.psql("order", "SELECT relname FROM pg_class c JOIN pg_namespace n ON "
+                         "n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY 1", database)  # fmt: skip
+    assert objects.split() == ["order_events"]
+
+
+def test_replacing_data_needs_a_role_that_may_create_databases(
+    pgenv: Env, backup_dir: Path
+) -> None:
+    # Over the live data (--force): restored beside and swapped in, which needs CREATEDB.
+    r = run_tool(*restore_args(backup_dir, pgenv.targets_file), "--only", "content", "--force")
+    assert r.code == errors.CANNOT_CONNECT
+    assert "user 'content_user' of 'content' may not create databases: pass --admin-user" in r.err
 
 
 def test_restore_only_one_service(pgenv: Env, backup_dir: Path, empty_targets: Path) -> None:
