@@ -91,14 +91,19 @@ def uses_zstd(paths: Sequence[str]) -> bool:
 
 
 @contextlib.contextmanager
-def readable_dump(dump_dir: Path, paths: Sequence[str], label: str) -> Iterator[Path]:
+def readable_dump(
+    dump_dir: Path, paths: Sequence[str], label: str, scratch_in: Path
+) -> Iterator[Path]:
     """A directory pg_restore can read: `dump_dir` itself for gzip dumps; for zstd dumps a
-    scratch directory (in $TMPDIR) with the files decompressed, removed afterwards."""
+    scratch directory with the files decompressed, removed afterwards. It is made in
+    `scratch_in`, the backup directory, which has room for a dump: not in $TMPDIR, a small
+    tmpfs in the hardened backup container. Its name (`.scratch-*.tmp`) is one `list` and
+    `prune` pass over."""
     if not uses_zstd(paths):
         yield dump_dir
         return
     zstd = zstd_path()
-    scratch = Path(tempfile.mkdtemp(prefix=f"ecommerce-backup-{label}-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f".scratch-{label}-", suffix=".tmp", dir=scratch_in))
     try:
         packed: list[str] = []
         for src in sorted(dump_dir.iterdir()):

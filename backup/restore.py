@@ -117,8 +117,9 @@ def _restore_new(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, stamp: s
     target, entry, admin = plan.target, plan.entry, plan.admin
     new = pg.scratch_name(target.database, "restore", stamp)
     log.info("restore %s: %s into new database %s", found.name, target.service, new)
+    files = [f.path for f in entry.files]
     with compress.readable_dump(
-        found.path / entry.dir, [f.path for f in entry.files], target.service
+        found.path / entry.dir, files, target.service, found.path.parent
     ) as dump_dir:
         pg.restore_dump(tools, admin, target, dump_dir, new, jobs)
     try:
@@ -138,8 +139,9 @@ def _restore_in_place(plan: _Plan, found: Found, tools: pg.Tools) -> Restored:
     target, entry = plan.target, plan.entry
     log.info("restore %s: %s into its empty database %s", found.name, target.service,
              target.database)  # fmt: skip
+    files = [f.path for f in entry.files]
     with compress.readable_dump(
-        found.path / entry.dir, [f.path for f in entry.files], target.service
+        found.path / entry.dir, files, target.service, found.path.parent
     ) as dump_dir:
         pg.restore_into_empty(tools, plan.admin, target, dump_dir)
     counts = pg.table_counts(tools, pg.Conn.of(target))

@@ -99,7 +99,7 @@ def check_deep(found: Found, tools: pg.Tools, opts: DeepOptions) -> list[str]:
             if cancel.is_set():
                 return []
             with compress.readable_dump(
-                found.path / db.dir, [f.path for f in db.files], service
+                found.path / db.dir, [f.path for f in db.files], service, found.path.parent
             ) as dump_dir:
                 pg.restore_dump(tools, admin, target, dump_dir, scratch, per_db)
             counts = pg.table_counts(tools, pg.Conn.of(target).to_db(scratch))

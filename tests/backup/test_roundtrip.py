@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from backup import errors
+from backup.cli import main
 from tests.backup.conftest import (
     SERVICES,
     Env,
@@ -161,6 +163,41 @@ def test_replacing_data_needs_a_role_that_may_create_databases(
     r = run_tool(*restore_args(backup_dir, pgenv.targets_file), "--only", "content", "--force")
     assert r.code == errors.CANNOT_CONNECT
     assert "user 'content_user' of 'content' may not create databases: pass --admin-user" in r.err
+
+
+def test_restore_and_deep_verify_decompress_beside_the_backups_not_in_tmp(
+    pgenv: Env,
+    backup_dir: Path,
+    empty_targets: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In the hardened backup container /tmp is a 64 MB tmpfs: a zstd dump is decompressed in a
+    # scratch folder of the backup directory instead. Here any scratch folder made elsewhere
+    # (tempfile's default: $TMPDIR) fails the run.
+    made: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def beside_only(
+        suffix: str | None = None, prefix: str | None = None, dir: str | Path | None = None
+    ) -> str:
+        if dir is None:
+            raise AssertionError("scratch space asked of $TMPDIR")
+        made.append(Path(real_mkdtemp(suffix, prefix, dir)))
+        return str(made[-1])
+
+    monkeypatch.setattr(tempfile, "mkdtemp", beside_only)
+    for key, value in pgenv.admin_env().items():
+        monkeypatch.setenv(key, value)
+    dest = tmp_path / "b"
+    copy = copy_backup(backup_dir, dest)
+    verify = ["verify", "--dest", str(dest), "--deep", "--targets", str(pgenv.targets_file)]
+    assert main(verify) == 0
+    assert main([str(a) for a in restore_args(copy, empty_targets)] + ["--only", "order"]) == 0
+    assert made and all(m.parent == dest and m.name.startswith(".scratch-") for m in made)
+    assert not any(m.exists() for m in made)  # removed afterwards
+    assert {p.name for p in dest.iterdir()} >= {copy.name}
+    assert not [p for p in dest.iterdir() if p.name.startswith(".scratch-")]
 
 
 def test_restore_only_one_service(pgenv: Env, backup_dir: Path, empty_targets: Path) -> None:
