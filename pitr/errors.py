@@ -1,0 +1,36 @@
+"""The failures of the PITR tool, each with its exit code and a one-line message."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_VERIFY = 4
+EXIT_PASSPHRASE = 5
+
+
+class PitrError(Exception):
+    exit_code = EXIT_FAILED
+
+
+class UsageError(PitrError):
+    exit_code = EXIT_USAGE
+
+
+class RefusedError(PitrError):
+    """Doing it would lose data; the message says which flag allows it."""
+
+    exit_code = EXIT_REFUSED
+
+
+class VerifyError(PitrError):
+    """The repository is damaged: a backup or WAL file fails its checksum."""
+
+    exit_code = EXIT_VERIFY
+
+
+class PassphraseError(PitrError):
+    """The repository cannot be decrypted with the passphrase given."""
+
+    exit_code = EXIT_PASSPHRASE
