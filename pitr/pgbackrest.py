@@ -136,12 +136,17 @@ class PgBackRest:
     passphrase_override: str | None = None
     """Another passphrase than the file's (pgBackRest reads it from the environment)."""
 
-    def run(self, command: str, *options: str) -> str:
+    def command(self, command: str, *options: str) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of one pgbackrest command."""
         argv = [*self.run_as, self.program, f"--config={self.config_file}",
                 f"--stanza={self.stanza.name}", *options, command]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("PGBACKREST_")}
         if self.passphrase_override is not None:
             env["PGBACKREST_REPO1_CIPHER_PASS"] = self.passphrase_override
+        return argv, env
+
+    def run(self, command: str, *options: str) -> str:
+        argv, env = self.command(command, *options)
         done = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace",
                               check=False)  # fmt: skip
         if done.returncode != 0:

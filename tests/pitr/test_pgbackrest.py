@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -51,7 +52,13 @@ class Cluster:
         self.pg_ctl("-m", "fast", "stop")
 
     def start(self) -> None:
+        """Start, and after a restore wait until recovery has ended and the server takes
+        writes (it accepts reads before that)."""
         self.pg_ctl("-l", str(self.server.root / "server.log"), "-o", self.options, "start")
+        deadline = time.monotonic() + 60
+        while self.sql("SELECT pg_is_in_recovery()") == "t":
+            assert time.monotonic() < deadline, "still in recovery after 60 s"
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +135,33 @@ def test_restore_to_the_latest_state_and_to_a_time(cluster: Cluster) -> None:
     cluster.start()
     assert count(cluster) == 100  # exactly A
     assert cluster.sql("SELECT max(id) FROM orders") == "100"
+
+
+def test_a_killed_backup_leaves_the_repository_consistent(cluster: Cluster) -> None:
+    # Some 150 MB, so that a full backup is still copying when it is killed.
+    cluster.sql("CREATE TABLE ballast AS SELECT g, md5(g::text) || repeat('x', 200) AS t "
+                "FROM generate_series(1, 600000) g")  # fmt: skip
+    tool = cluster.tool
+    before = [b["label"] for b in tool.info()["backup"]]
+    argv, env = tool.command("backup", "--type=full")
+    running = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    repo = tool.stanza.repo_path / "backup" / "main"
+    deadline = time.monotonic() + 60
+    while running.poll() is None and time.monotonic() < deadline:
+        copying = [d for d in repo.iterdir() if d.is_dir() and d.name not in before]
+        if copying and any(copying[0].rglob("*.zst")):
+            break
+        time.sleep(0.05)
+    assert running.poll() is None, "the backup ended before it could be killed"
+    os.killpg(running.pid, signal.SIGKILL)  # runuser and pgbackrest alike
+    running.wait()
+    # What was complete stays complete and valid, and the next backup runs.
+    assert [b["label"] for b in tool.info()["backup"]] == before
+    assert tool.verify() == []
+    after = tool.backup("full")
+    assert [b["label"] for b in tool.info()["backup"]][-1] == after
+    cluster.sql("DROP TABLE ballast")
 
 
 def test_a_running_server_is_never_restored_over(cluster: Cluster) -> None:
