@@ -143,12 +143,17 @@ def _restore_in_place(plan: _Plan, found: Found, tools: pg.Tools) -> Restored:
     with compress.readable_dump(
         found.path / entry.dir, files, target.service, found.path.parent
     ) as dump_dir:
-        pg.restore_into_empty(tools, plan.admin, target, dump_dir)
+        try:
+            pg.restore_into_empty(tools, plan.admin, target, dump_dir)
+        except (OperationError, ConnectError) as exc:
+            raise _wrap(exc, f"restore into {target.database} rolled back, it is as it was "
+                             f"(empty): {exc}") from None  # fmt: skip
     counts = pg.table_counts(tools, pg.Conn.of(target))
     mismatch = compare_counts(f"{found.name}/{entry.dir}", entry.tables, counts)
-    if mismatch:  # the database was empty: nothing it held is lost, but it must be said
+    if mismatch:  # committed already: nothing it held is lost (it was empty), but say so
         raise VerifyError(
-            f"restored into {target.database}, but the data differs from the backup: {mismatch[0]}"
+            f"restored into {target.database} (it was empty), but its row counts differ from "
+            f"the backup: {mismatch[0]}; it holds the restored data"
         )
     result = Restored(target.service, target.database, len(entry.tables),
                       sum(entry.tables.values()), replaced=False, kept_as=None)  # fmt: skip
@@ -243,10 +248,12 @@ def restore(
             failed = next(o.item.target.service for o in outcomes if o.error is error)
             raise _wrap(error, f"restore of '{failed}' failed, no database was changed: {error}")
         new_names = {o.item.target.service: o.result for o in outcomes if o.result}
-        # phase 2, one database after the other: quick renames, or an empty database filled
-        # in one transaction
+        # phase 2, one database after the other: first the empty databases, each filled in one
+        # transaction, then the quick renames; so a failure in the first part has swapped
+        # nothing in yet
         done: list[Restored] = []
-        for i, plan in enumerate(plans):
+        ordered = [p for p in plans if p.empty] + [p for p in plans if not p.empty]
+        for i, plan in enumerate(ordered):
             try:
                 if plan.empty:
                     done.append(_restore_in_place(plan, found, tools))
@@ -254,17 +261,19 @@ def restore(
                     new = new_names[plan.target.service]
                     done.append(_swap(plan, new, tools, keep_old, stamp))
             except BaseException as exc:
-                for later in plans[i + 1 :]:
+                for later in ordered[i + 1 :]:
                     if not later.empty:
                         with contextlib.suppress(Exception):
                             pg.drop_database(tools, later.admin, new_names[later.target.service])
                 restored = ", ".join(r.service for r in done)
                 prefix = f"restored {restored}; " if restored else ""
-                raise _wrap(
-                    exc,
-                    f"{prefix}putting '{plan.target.service}' in place failed, it and the rest are "
-                    f"unchanged: {exc}",
-                ) from None
+                service = plan.target.service
+                if plan.empty:
+                    message = f"{prefix}'{service}': {exc}; the databases after it are unchanged"
+                else:
+                    message = (f"{prefix}putting '{service}' in place failed, it and the rest "
+                               f"are unchanged: {exc}")  # fmt: skip
+                raise _wrap(exc, message) from None
         return done
 
 

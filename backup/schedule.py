@@ -68,7 +68,12 @@ def record(
 def retry_delay(failures: int, retry_after: timedelta, every: timedelta) -> timedelta:
     """How long after the `failures`-th failed run in a row to try again: `retry_after`, then
     twice as long each time, never longer than the schedule's own interval."""
-    return min(every, retry_after * (1 << min(failures - 1, 30)))
+    delay = retry_after
+    for _ in range(failures - 1):
+        if delay >= every:  # doubling no further: a long streak must not overflow
+            break
+        delay *= 2
+    return min(delay, every)
 
 
 def run_loop(

@@ -70,6 +70,9 @@ def _global_options(routes: EdgeRoutes) -> str:
         f"https_port {HTTPS_PORT}",
         # On SIGTERM, requests in flight get this long (Docker kills at the stop grace).
         f"grace_period {max(1, routes.grace_seconds - 1)}s",
+        # No HTTP/3: only TCP is published, and Caddy would advertise its inside port
+        # (`Alt-Svc: h3=":8443"`) to browsers.
+        "servers {\n\tprotocols h1 h2\n}",
     ]
     tls = routes.tls
     if tls is None:

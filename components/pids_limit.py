@@ -12,11 +12,13 @@ limit back, so it never sees a difference to undo.
 The window: between the container's start and this update (its health wait, at deploy time
 only) it runs without the limit.
 
-The provider is serialized into the state by value (Pulumi rewrites its module to `__main__`
-for dill), so it uses nothing but the standard library, imported where it is used. It reaches
-the Docker host the stack's `docker:host` names, else `DOCKER_HOST`, else the local socket:
-`unix://` and `tcp://` (TLS with `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`, as the Docker CLI
-reads them); not `ssh://` or a Docker context.
+Pulumi keeps the provider in the state as a reference to this module's class (dill pickles an
+importable class by reference), and its dynamic-provider host imports it again for every diff,
+update and delete: the module must keep its name and place, and be importable from the
+program's virtualenv (`make install` installs the project into it). It reaches the Docker host
+the stack's `docker:host` names, else `DOCKER_HOST`, else the local socket: `unix://` and
+`tcp://` (TLS with `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`, as the Docker CLI reads them); the
+settings refuse what it cannot follow (stacks/loader.py).
 """
 
 from __future__ import annotations
@@ -100,8 +102,7 @@ class PidsLimitProvider(ResourceProvider):
         return CreateResult(id_=str(props[CONTAINER_ID]), outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # The serialized provider itself (`__provider`) is no reason to touch the container:
-        # it differs with the path of the checkout that runs Pulumi.
+        # The serialized provider itself (`__provider`) is no reason to touch the container.
         changed = [k for k in (CONTAINER_ID, LIMIT, DOCKER_HOST) if olds.get(k) != news.get(k)]
         replaces = [CONTAINER_ID] if CONTAINER_ID in changed else []
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)

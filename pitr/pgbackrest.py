@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,19 +187,42 @@ class PgBackRest:
         checksum (pgbackrest#2502), so the report is read, never the exit code alone."""
         return verify_problems(self.run("verify", "--log-level-console=detail"))
 
+    def server_answers(self) -> bool:
+        """Whether a server accepts connections on the stanza's socket (a `postmaster.pid` left
+        by a crash does not count: that is when a restore is needed most)."""
+        path = self.stanza.pg_socket / f".s.PGSQL.{self.stanza.pg_port}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(2)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                return False
+        return True
+
     def restore(self, target: RestoreTarget, *, force: bool) -> None:
         """Restore into the (stopped) server's data directory, then the server is to be
         started: it replays WAL up to the target."""
         pg_path = self.stanza.pg_path
-        if (pg_path / "postmaster.pid").exists():
+        if self.server_answers():
             raise RefusedError(
                 f"stanza {self.stanza.name}: the server still runs on {pg_path}; stop it first"
             )
+        stale = pg_path / "postmaster.pid"
+        if stale.exists():
+            if not force:
+                raise RefusedError(
+                    f"stanza {self.stanza.name}: {stale} is there but no server answers on "
+                    f"{self.stanza.pg_socket} (a crash?); pass --force to remove it and restore"
+                )
+            stale.unlink()  # pgBackRest refuses while it is there
+        # Even to the latest state: WAL the server wrote and had not archived yet is lost.
         in_use = pg_path.is_dir() and any(pg_path.iterdir())
-        if in_use and target.kind != "latest" and not force:
+        if in_use and not force:
+            where = "the latest archived state" if target.kind == "latest" else (
+                f"{target.kind} {target.value}")  # fmt: skip
             raise RefusedError(
-                f"stanza {self.stanza.name}: restoring {pg_path} to {target.kind} "
-                f"{target.value} discards everything written after it; pass --force to do so"
+                f"stanza {self.stanza.name}: restoring {pg_path} to {where} discards what was "
+                "written after it; pass --force to do so"
             )
         problems = self.verify()
         if problems:

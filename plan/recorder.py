@@ -188,8 +188,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             secrets: set[str] = set()
             inputs = _plain_and_secret_paths(raw, "", secrets)
             if request.type.startswith(DYNAMIC_PREFIX):
-                # A dynamic resource's serialized provider: the code, not a setting (and it
-                # differs with the checkout's path). Its own diff ignores it too.
+                # A dynamic resource's serialized provider: the code's identity, not a setting.
+                # Its own diff ignores it too.
                 inputs.pop(DYNAMIC_PROVIDER_KEY, None)
                 secrets.discard(DYNAMIC_PROVIDER_KEY)
             if request.type == IMAGE and isinstance(inputs.get("build"), dict):

@@ -7,6 +7,7 @@ one-message error (a `RunError`) before any resource is registered.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import pulumi
@@ -124,23 +125,34 @@ def _check_edge_certificate(
 
 
 def _docker_config(source: str, provider_made: bool) -> dict[str, str]:
-    """The stack's `docker:host` and `docker:context`: for the program's own Docker provider
-    (`provider_made`, when a registry is set) and for the PIDs limits, which the program sends
-    Docker itself (components/pids_limit.py)."""
+    """The stack's `docker:host` and `docker:context`, for the program's own Docker connections:
+    its Docker provider (`provider_made`, when a registry is set) and the containers' PIDs
+    limits, which it sends Docker itself (components/pids_limit.py) over `unix://` or
+    `tcp://`, with TLS from the environment as the Docker CLI reads it. Anything those cannot
+    follow is refused here, rather than half-way through a deploy."""
     config = pulumi.Config(DOCKER_NAMESPACE)
     for full_key in _config_keys():
         namespace, _, key = full_key.partition(":")
-        if provider_made and namespace == DOCKER_NAMESPACE and key not in DOCKER_KEYS_PASSED_ON:
+        if namespace == DOCKER_NAMESPACE and key not in DOCKER_KEYS_PASSED_ON:
+            made = "the registry's Docker provider and " if provider_made else ""
             raise StackConfigError(
-                f"{source}: {full_key} does not reach the program's Docker provider (made because "
-                "registry is set); use the environment instead (DOCKER_CERT_PATH, ...)"
+                f"{source}: {full_key} does not reach {made}the containers' PIDs limits, which "
+                "the program sends Docker itself; use the environment instead "
+                "(DOCKER_CERT_PATH, DOCKER_TLS_VERIFY)"
             )
     found = {key: value for key in DOCKER_KEYS_PASSED_ON if (value := config.get(key)) is not None}
-    if "context" in found and "host" not in found:
+    if "host" not in found and ("context" in found or os.environ.get("DOCKER_CONTEXT")):
         raise StackConfigError(
-            f"{source}: {DOCKER_NAMESPACE}:context is set without {DOCKER_NAMESPACE}:host; the "
-            "containers' PIDs limits reach Docker by host only: set docker:host to the context's "
-            "endpoint (`docker context inspect`)"
+            f"{source}: a Docker context is in use (docker:context or DOCKER_CONTEXT) without "
+            f"{DOCKER_NAMESPACE}:host; the containers' PIDs limits reach Docker by host only: "
+            "set docker:host to the context's endpoint (`docker context inspect`)"
+        )
+    host = found.get("host") or os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith(("unix://", "tcp://")):
+        raise StackConfigError(
+            f"{source}: Docker host {host!r} is not supported by the containers' PIDs limits, "
+            "which the program sends Docker itself: use unix:// or tcp:// (with TLS from "
+            "DOCKER_CERT_PATH and DOCKER_TLS_VERIFY)"
         )
     return found
 

@@ -416,12 +416,32 @@ def _edge_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             f"edge.tls.email: only used with certificates: auto (ACME), not "
             f"{edge.tls.certificates}; remove it"
         )
+    if edge.tls is not None and edge.tls.certificates == "auto":
+        problems += _acme_unreachable(s)
     if edge.stop_grace_seconds > s.wait_timeout_seconds:
         problems.append(
             f"edge.stopGraceSeconds: {edge.stop_grace_seconds} is longer than "
             f"waitTimeoutSeconds ({s.wait_timeout_seconds}); keep it within"
         )
     return problems
+
+
+def _acme_unreachable(s: PlatformSettings) -> list[str]:
+    """Why an ACME CA could never reach this host to hand out certificates, if it could not."""
+    edge = s.edge
+    if s.publish_ip.startswith("127.") or s.publish_ip == "::1":
+        return [
+            f"edge.tls.certificates: auto needs the ACME CA to reach the edge, but publishIp is "
+            f"{s.publish_ip} (loopback); publish on the host's address, or use certificates: "
+            "files or internal"
+        ]
+    if edge.http_port != 80 and edge.https_port != 443:
+        return [
+            f"edge.tls.certificates: auto needs port 80 or 443 (the ACME challenges), but "
+            f"httpPort is {edge.http_port} and httpsPort {edge.https_port}; use the standard "
+            "ports, or certificates: files or internal"
+        ]
+    return []
 
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")

@@ -150,10 +150,28 @@ def test_a_restore_into_an_empty_database_is_one_transaction(
     pgenv.psql("order", "CREATE VIEW order_events AS SELECT 1 AS x", database)
     r = run_tool(*restore_args(backup_dir, empty_targets), "--only", "order")
     assert r.code != 0
-    assert "putting 'order' in place failed, it and the rest are unchanged" in r.err, r.err
+    assert "'order': restore into " in r.err and " rolled back, it is as it was (empty)" in r.err
+    assert "the databases after it are unchanged" in r.err, r.err
     objects = pgenv.psql("order", "SELECT relname FROM pg_class c JOIN pg_namespace n ON "
                          "n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY 1", database)  # fmt: skip
     assert objects.split() == ["order_events"]
+
+
+def test_a_failed_restore_into_an_empty_database_swaps_nothing_in(
+    pgenv: Env, backup_dir: Path, empty_targets: Path, tmp_path: Path
+) -> None:
+    # 'content' replaces live data (beside, then a swap); 'order' fills an empty database and
+    # fails. The empty ones go first: the live content database is still the same database.
+    order_db = json.loads(empty_targets.read_text())["order"]["database"]
+    pgenv.psql("order", "CREATE VIEW order_events AS SELECT 1 AS x", order_db)
+    targets = pgenv.write_targets(tmp_path / "mixed.json", pgenv.targets({"order": order_db}))
+    oid = "SELECT oid FROM pg_database WHERE datname = current_database()"
+    before = pgenv.psql("content", oid)
+    r = run_tool(*restore_args(backup_dir, targets), "--only", "content", "order", "--force",
+                 env=pgenv.admin_env())  # fmt: skip
+    assert r.code != 0 and "the databases after it are unchanged" in r.err, r.err
+    assert pgenv.psql("content", oid) == before
+    assert [d for d in pgenv.databases() if "_restore_" in d or "_old_" in d] == []
 
 
 def test_replacing_data_needs_a_role_that_may_create_databases(

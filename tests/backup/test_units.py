@@ -228,6 +228,8 @@ def test_retry_delays_double_up_to_the_interval() -> None:
     minute, day = timedelta(minutes=1), timedelta(hours=24)
     delays = [retry_delay(n, minute, day) for n in (1, 2, 3, 4, 11, 12, 100)]
     assert delays == [minute, 2 * minute, 4 * minute, 8 * minute, 1024 * minute, day, day]
+    # A long streak of failures with a long first delay stays at the interval.
+    assert retry_delay(40, timedelta(days=1), timedelta(days=7)) == timedelta(days=7)
 
 
 class _Clock(threading.Event):

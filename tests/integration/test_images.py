@@ -184,6 +184,8 @@ def test_every_kind_of_edge_configuration_is_one_caddy_accepts(dock: Harness, ca
     adapted = json.loads(out[out.index("{") :])
     servers = adapted["apps"]["http"]["servers"]
     assert adapted["admin"] == {"disabled": True}
+    # No HTTP/3 (only TCP is published): no server speaks it, none advertises it.
+    assert all(server["protocols"] == ["h1", "h2"] for server in servers.values())
     listening = sorted(address for server in servers.values() for address in server["listen"])
     tls = EDGE_ROUTES[case].tls
     if tls is None:

@@ -5,102 +5,30 @@ a refused restore, a wrong passphrase."""
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from pitr.errors import PassphraseError, RefusedError, VerifyError
-from pitr.pgbackrest import (
-    PgBackRest,
-    RestoreTarget,
-    Stanza,
-    render_config,
-    server_settings,
-    verify_problems,
-)
-from tests.backup.pgserver import PgServer, ServerUnavailableError, _run_as_prefix, start_server
+from pitr.pgbackrest import PgBackRest, RestoreTarget, verify_problems
+from tests.backup.pgserver import ServerUnavailableError
+from tests.pitr.cluster import Cluster, archiving_cluster
 
 pytestmark = pytest.mark.integration
-
-PASSPHRASE = "test-passphrase-" + os.urandom(6).hex()
-
-
-@dataclass
-class Cluster:
-    server: PgServer
-    tool: PgBackRest
-    options: str
-    run_as: list[str]
-
-    def sql(self, text: str) -> str:
-        return self.server.psql(text).strip()
-
-    def pg_ctl(self, *args: str) -> None:
-        argv = [*self.run_as, str(self.server.bin_dir / "pg_ctl"), "-D",
-                str(self.server.data_dir), "-w", "-t", "120", *args]  # fmt: skip
-        subprocess.run(argv, check=True, capture_output=True, text=True)
-
-    def stop(self) -> None:
-        self.pg_ctl("-m", "fast", "stop")
-
-    def start(self) -> None:
-        """Start, and after a restore wait until recovery has ended and the server takes
-        writes (it accepts reads before that)."""
-        self.pg_ctl("-l", str(self.server.root / "server.log"), "-o", self.options, "start")
-        deadline = time.monotonic() + 60
-        while self.sql("SELECT pg_is_in_recovery()") == "t":
-            assert time.monotonic() < deadline, "still in recovery after 60 s"
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if shutil.which("pgbackrest") is None:
-        if os.environ.get("REQUIRE_INTEGRATION") == "1":
-            pytest.fail("REQUIRE_INTEGRATION=1 but pgbackrest is not installed")
-        pytest.skip("pgbackrest is not installed (Debian package `pgbackrest`)")
-    run_as, user = _run_as_prefix()
-    # Not under pytest's own temporary folder: the server's user must reach it.
-    work = Path(tempfile.mkdtemp(prefix="pitr-test-"))
-    work.chmod(0o755)
-    config_file = work / "pgbackrest.conf"
-    archive = server_settings(
-        Stanza("main", work, 0, work, "", work / "repo", work), config_file
-    )  # only the config file's path matters before the server runs
-    settings = {**archive, "archive_command": f"'{archive['archive_command']}'",
-                "full_page_writes": "on"}  # fmt: skip
     try:
-        server = start_server(settings)
+        with archiving_cluster() as made:
+            yield made
     except ServerUnavailableError as err:
         if os.environ.get("REQUIRE_INTEGRATION") == "1":
             pytest.fail(f"REQUIRE_INTEGRATION=1 but {err}")
         pytest.skip(str(err))
-    try:
-        stanza = Stanza("main", server.data_dir, server.port, server.socket_dir, server.superuser,
-                        work / "repo", work)  # fmt: skip
-        config_file.write_text(render_config(stanza, PASSPHRASE))
-        config_file.chmod(0o600)
-        for path in (work / "repo", work / "lock", work / "log", work / "spool"):
-            path.mkdir()
-        if user is not None:
-            owner = pwd.getpwnam(user)
-            for path in (work, config_file, *work.iterdir()):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
-        options = " ".join(f"-c {k}={v}" for k, v in {
-            "listen_addresses": "127.0.0.1", "port": str(server.port),
-            "unix_socket_directories": str(server.socket_dir), **settings}.items())  # fmt: skip
-        yield Cluster(server, PgBackRest(stanza, config_file, run_as), options, run_as)
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def count(cluster: Cluster) -> int:
@@ -123,13 +51,15 @@ def test_restore_to_the_latest_state_and_to_a_time(cluster: Cluster) -> None:
     cluster.sql("SELECT pg_switch_wal()")
     cluster.stop()  # shutting down archives what is left
 
-    tool.restore(RestoreTarget.parse("latest"), force=False)
+    with pytest.raises(RefusedError, match="to the latest archived state discards what was"):
+        tool.restore(RestoreTarget.parse("latest"), force=False)
+    tool.restore(RestoreTarget.parse("latest"), force=True)
     cluster.start()
     assert count(cluster) == 150  # A and B
 
     cluster.stop()
     target = RestoreTarget.parse(f"time:{moment}")
-    with pytest.raises(RefusedError, match="discards everything written after it; pass --force"):
+    with pytest.raises(RefusedError, match="discards what was written after it; pass --force"):
         tool.restore(target, force=False)
     tool.restore(target, force=True)
     cluster.start()
@@ -167,6 +97,22 @@ def test_a_killed_backup_leaves_the_repository_consistent(cluster: Cluster) -> N
 def test_a_running_server_is_never_restored_over(cluster: Cluster) -> None:
     with pytest.raises(RefusedError, match=r"the server still runs on .*; stop it first"):
         cluster.tool.restore(RestoreTarget.parse("latest"), force=True)
+
+
+def test_a_crashed_server_is_restored_despite_its_stale_pid_file(cluster: Cluster) -> None:
+    cluster.sql("INSERT INTO orders (id) VALUES (1000)")
+    cluster.sql("SELECT pg_switch_wal()")
+    cluster.sql("CHECKPOINT")
+    time.sleep(2)  # the archiver takes the switched segment
+    pid_file = cluster.server.data_dir / "postmaster.pid"
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while cluster.tool.server_answers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists()  # left behind by the crash
+    cluster.tool.restore(RestoreTarget.parse("latest"), force=True)
+    cluster.start()
+    assert cluster.sql("SELECT count(*) FROM orders WHERE id = 1000") == "1"
 
 
 def test_a_wrong_passphrase_is_refused_clearly(cluster: Cluster) -> None:

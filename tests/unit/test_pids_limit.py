@@ -73,13 +73,23 @@ def test_the_docker_host_of_the_stack_reaches_the_limits() -> None:
     assert {r.inputs["dockerHost"] for r in graph.of_type(PIDS_LIMIT)} == {
         "tcp://docker.example.com:2376"
     }
-    with pytest.raises(StackConfigError, match="docker:context is set without docker:host"):
+    with pytest.raises(
+        StackConfigError, match=r"a Docker context is in use .* without docker:host"
+    ):
         run_program("dev", edited("dev", lambda p: None) | {"docker:context": "remote"})
+    # What the limits cannot follow is refused before anything is deployed.
+    with pytest.raises(StackConfigError, match=r"'ssh://deploy@shop-host' is not supported"):
+        run_program(
+            "dev", edited("dev", lambda p: None) | {"docker:host": "ssh://deploy@shop-host"}
+        )
+    with pytest.raises(StackConfigError, match=r"docker:certPath does not reach the containers'"):
+        run_program("dev", edited("dev", lambda p: None) | {"docker:certPath": "/etc/docker/certs"})
 
 
-def test_the_serialized_provider_runs_in_a_fresh_interpreter() -> None:
-    # As Pulumi's dynamic provider host does: the provider from the state, by dill, then its
-    # diff, which ignores the serialized provider and replaces only for a new container.
+def test_the_serialized_provider_runs_in_another_process_of_the_virtualenv() -> None:
+    # As Pulumi's dynamic provider host does: the provider from the state (by dill: a reference
+    # to its class, imported from the project installed in the virtualenv), then its diff,
+    # which ignores the serialized provider and replaces only for a new container.
     program = (
         "import base64, sys, dill\n"
         "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"

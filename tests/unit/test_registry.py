@@ -56,9 +56,9 @@ def test_dev_with_local_images_needs_no_login(dev_graph: Graph) -> None:
 
 def test_the_stacks_docker_host_reaches_the_programs_provider() -> None:
     config = edited("prod", lambda p: None)
-    config["docker:host"] = "ssh://deploy@shop-host"
+    config["docker:host"] = "tcp://shop-host:2376"
     (provider,) = docker_providers(run_program("prod", config))
-    assert provider.inputs["host"] == "ssh://deploy@shop-host"
+    assert provider.inputs["host"] == "tcp://shop-host:2376"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,8 @@ def test_the_stacks_docker_host_reaches_the_programs_provider() -> None:
         (lambda c: c["ecommerce:platform"]["registry"].pop("username"),
          r"ecommerce:registryPassword is set but ecommerce:platform\.registry\.username is not"),
         (lambda c: c.update({"docker:sshOpts": '["-i", "key"]'}),
-         r"docker:sshOpts does not reach the program's Docker provider"),
+         r"docker:sshOpts does not reach the registry's Docker provider and the containers' "
+         r"PIDs limits"),
     ],
     ids=["username-without-password", "password-without-username", "docker-option-dropped"],
 )  # fmt: skip

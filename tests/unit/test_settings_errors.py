@@ -123,6 +123,12 @@ CASES = [
     pytest.param("prod", put("edge.tls", {"certificates": "files", "email": "ops@example.com"}),
                  "ecommerce:platform.edge.tls.email: only used with certificates: auto",
                  id="acme-email-without-acme"),
+    pytest.param("prod", put("publishIp", "127.0.0.1"),
+                 "ecommerce:platform.edge.tls.certificates: auto needs the ACME CA to reach the "
+                 "edge, but publishIp is 127.0.0.1 (loopback)", id="acme-on-loopback"),
+    pytest.param("prod", lambda p: p["edge"].update(httpPort=8080, httpsPort=8443),
+                 "ecommerce:platform.edge.tls.certificates: auto needs port 80 or 443",
+                 id="acme-without-standard-ports"),
     pytest.param("prod", put("edge.httpsPort", 80),
                  "ecommerce:platform.edge.httpsPort: host port 80 is already used by "
                  "edge.httpPort", id="edge-ports-collide"),
