@@ -65,6 +65,7 @@ def one_round(cluster: Cluster, rng: random.Random, timeout_s: int) -> float:
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     cluster.tool.restore(RestoreTarget.parse("latest"), force=False)  # an empty directory
     cluster.start()
+    cluster.tool.resume_archiving(str(cluster.server.bin_dir / "psql"))
     kept = int(cluster.sql("SELECT coalesce(max(id), 0) FROM ticks"))
     last = max(writer.committed)
     return writer.committed[last] - writer.committed.get(

@@ -115,6 +115,27 @@ def test_a_crashed_server_is_restored_despite_its_stale_pid_file(cluster: Cluste
     assert cluster.sql("SELECT count(*) FROM orders WHERE id = 1000") == "1"
 
 
+def test_archiving_resumes_on_the_new_timeline_right_after_a_restore() -> None:
+    # A server of its own with a short archive_timeout: after a restore, the next segment goes
+    # to the archive within it, not after the checkpointer's 5-minute sleep.
+    with archiving_cluster(archive_timeout_s=2) as fresh:
+        fresh.tool.create_stanza()
+        fresh.tool.backup("full")
+        fresh.stop("immediate")
+        fresh.tool.restore(RestoreTarget.parse("latest"), force=True)
+        fresh.start()
+        fresh.tool.resume_archiving(str(fresh.server.bin_dir / "psql"))
+        fresh.sql("CREATE TABLE after_restore (id int)")
+        deadline = time.monotonic() + 20
+        archived = ""
+        while time.monotonic() < deadline:
+            archived = fresh.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+            if archived.startswith("00000002") and not archived.endswith(".history"):
+                break
+            time.sleep(0.5)
+        assert archived.startswith("00000002") and not archived.endswith(".history"), archived
+
+
 def test_a_wrong_passphrase_is_refused_clearly(cluster: Cluster) -> None:
     wrong = PgBackRest(cluster.tool.stanza, cluster.tool.config_file, cluster.run_as,
                        passphrase_override="not-the-passphrase")  # fmt: skip
