@@ -113,6 +113,10 @@ bench-plan: install ## Benchmark: the offline plan (make diff), one stack and ev
 bench-bringup: install ## Benchmark: bring-up time of each stack on a running Docker engine
 	$(VENV)/bin/python -m benchmarks.bringup
 
+.PHONY: bench-rpo
+bench-rpo: install ## Benchmark: committed data lost to a lost volume with PITR (ARCHIVE_TIMEOUT=60)
+	$(VENV)/bin/python -m benchmarks.pitr_rpo --archive-timeout $(or $(ARCHIVE_TIMEOUT),60)
+
 .PHONY: bench-rolling
 bench-rolling: install ## Benchmark: a deploy under load, side by side against delete-first (engine)
 	$(VENV)/bin/python -m benchmarks.rolling_deploy
