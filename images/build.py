@@ -15,14 +15,15 @@ never written into the repository):
                                           tagged with the official name images/edge-proxy
                                           builds FROM
     ecommerce-test/edge-proxy:1           the edge proxy (images/edge-proxy)
+    ecommerce-test/postgres-pitr:15       PostgreSQL with pgBackRest (images/postgres-pitr)
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
 parent recipe's hash) is stored on the image as the label ``ecommerce-test.recipe-hash``; an image
 whose label matches is reused, anything else is rebuilt.
 
 Usage: ``python -m images.build [--force] [NAME ...]`` (NAME: debian-base, postgres, redis,
-node-base, reference-service, caddy-base, edge-proxy, backup; default all). Building
-debian-base needs root (or sudo) and debootstrap.
+node-base, reference-service, caddy-base, edge-proxy, postgres-pitr, backup; default all).
+Building debian-base needs root (or sudo) and debootstrap.
 """
 
 from __future__ import annotations
@@ -122,6 +123,14 @@ RECIPES: dict[str, Recipe] = {
             "ecommerce-test/edge-proxy:1",
             "caddy-base",
             build_args=(("CADDY_IMAGE", "ecommerce-test/caddy-base:1"),),
+        ),
+        # The project's PostgreSQL image with pgBackRest (images/postgres-pitr), on the local
+        # postgres image.
+        Recipe(
+            "postgres-pitr",
+            "ecommerce-test/postgres-pitr:15",
+            "postgres",
+            build_args=(("POSTGRES_IMAGE", "ecommerce-test/postgres:15"),),
         ),
         # The project's own backup image, from backup/Dockerfile, on the local postgres image
         # (its pg_dump matches the test servers' major version).

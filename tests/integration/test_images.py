@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 import uuid
 from typing import Any
@@ -159,6 +160,20 @@ def test_edge_proxy_starts_with_no_capability_where_the_official_image_cannot(
     code, out = dock.run_once(edge, "edge", probe, **HARDENED)
     assert code == 0, out
     assert out.splitlines()[:3] == ["1000", "1000 /data", "1000 /config"], out
+
+
+def test_the_pitr_postgres_image_runs_the_pgbackrest_of_every_other_side(dock: Harness) -> None:
+    # pgBackRest refuses a peer of another version: the image's must be the host's (Debian's).
+    host = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True, check=True)
+    probe = ["sh", "-c", "pgbackrest version; stat -c '%U %n' /var/lib/pgbackrest "
+             "/var/spool/pgbackrest /var/log/pgbackrest"]  # fmt: skip
+    code, out = dock.run_once(RECIPES["postgres-pitr"].tag, "pitr", probe,
+                              user="postgres", **HARDENED)  # fmt: skip
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == host.stdout.strip() == "pgBackRest 2.45"
+    assert lines[1:] == ["postgres /var/lib/pgbackrest", "postgres /var/spool/pgbackrest",
+                         "postgres /var/log/pgbackrest"]  # fmt: skip
 
 
 EDGE_ROUTES = {
