@@ -48,17 +48,17 @@ def render(routes: EdgeRoutes) -> str:
     # `log`: an access log line per request on stderr, where Docker collects and rotates it
     # (Caddy redacts cookies and authorization headers).
     blocks += [
-        _site(f"http://:{port}", ["log", _reverse_proxy(upstream, routes.retry_seconds)])
+        _block(f"http://:{port}", ["log", _reverse_proxy(upstream, routes.retry_seconds)])
         for port, upstream in sorted(routes.by_port.items())
     ]
     scheme = "" if routes.tls is not None else "http://"
     for host, upstream in sorted(routes.by_host.items()):
         proxy = _reverse_proxy(upstream, routes.retry_seconds)
-        blocks.append(_site(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", proxy]))
+        blocks.append(_block(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", proxy]))
     if routes.tls is not None and routes.by_host:
         port = "" if routes.https_port == 443 else f":{routes.https_port}"
         addresses = ", ".join(f"http://{host}" for host in sorted(routes.by_host))
-        blocks.append(_site(addresses, [f"redir https://{{host}}{port}{{uri}} 308"]))
+        blocks.append(_block(addresses, [f"redir https://{{host}}{port}{{uri}} 308"]))
     header = "# Written by the platform program (components/caddyfile.py); edit the stack file.\n"
     return header + "\n".join(blocks)
 
@@ -88,7 +88,7 @@ def _global_options(routes: EdgeRoutes) -> str:
 
 
 def _health_site() -> str:
-    return _site(f"http://:{HEALTH_PORT}", ["bind 127.0.0.1", f'respond {HEALTH_PATH} "ok" 200'])
+    return _block(f"http://:{HEALTH_PORT}", ["bind 127.0.0.1", f'respond {HEALTH_PATH} "ok" 200'])
 
 
 def _tls_lines(tls: EdgeTls | None) -> list[str]:
@@ -111,10 +111,6 @@ def _reverse_proxy(upstream: str, retry_seconds: int) -> str:
     if retry_seconds:
         options = [f"lb_try_duration {retry_seconds}s", "lb_try_interval 250ms"]
     return _block(f"reverse_proxy {upstream}", options)
-
-
-def _site(address: str, lines: list[str]) -> str:
-    return _block(address, lines)
 
 
 def _block(head: str, lines: list[str]) -> str:

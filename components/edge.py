@@ -105,11 +105,13 @@ class EdgeProxy(pulumi.ComponentResource):
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=["edge"])
             ],
+            # In the order the provider reads them back (by inside port,
+            # `flattenContainerPorts`): any other order would replace the proxy on every `up`.
             ports=[
                 docker.ContainerPortArgs(
                     internal=p.internal, external=p.external, ip=args.publish_ip
                 )
-                for p in args.ports
+                for p in sorted(args.ports, key=lambda p: p.internal)
             ],
             **container_args(
                 args.runtime,

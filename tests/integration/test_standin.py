@@ -75,6 +75,8 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
         cart = live.container("cart")
         assert cart.id == cart_before
         assert cart.attrs["HostConfig"]["Memory"] == 640 * 1024 * 1024
+        # The provider's in-place update sends no PIDs limit (null: unchanged): it stays.
+        assert cart.attrs["HostConfig"]["PidsLimit"] == 256
         assert live.deployment.plan(live.program(fixed)).changes() == []
     # The run's removal leaves nothing behind, failed and replaced containers included.
     for kind in (docker_client.containers.list(all=True), docker_client.networks.list(),

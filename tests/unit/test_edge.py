@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from components.platform import Platform, PlatformArgs
 from plan.compare import compare
-from plan.recorder import Graph, run_program
-from stacks.loader import StackConfigError
+from plan.recorder import Graph, run_program, run_under_mocks
+from stacks.catalogue import PLATFORM, Catalogue
+from stacks.loader import SecretOverrides, StackConfigError, parse_settings
 from tests.unit.conftest import edited
 
 CERTIFICATE_KEY = "ecommerce:edgeTlsCertificate"
@@ -112,3 +115,19 @@ def test_a_new_app_image_leaves_the_proxy_alone(prod_graph: Graph) -> None:
                             "platform-gateway-pids"}  # fmt: skip
     gateway = changes["platform-gateway-container"]
     assert (gateway.action, gateway.delete_before_replace) == ("replace", False)
+
+
+def test_the_proxy_publishes_its_ports_in_the_order_the_provider_reads_them_back() -> None:
+    # A catalogue listing the web apps before the gateway, a port map and a host name: the
+    # provider reads ports back sorted by inside port, so they are sent that way.
+    catalogue = Catalogue(tuple(sorted(PLATFORM.services, key=lambda spec: -spec.container_port)))
+    platform = edited("dev", lambda p: p["edge"].update(hosts={"backoffice": "admin.example.test"}))
+    platform = platform["ecommerce:platform"]
+
+    def program() -> None:
+        settings = parse_settings(json.dumps(platform), catalogue, "Pulumi.dev.yaml")
+        Platform("platform", PlatformArgs(settings, catalogue, SecretOverrides(), "dev"))
+
+    graph = run_under_mocks(program, "dev", {"ecommerce:platform": platform})
+    ports = graph.container("shop-dev-edge").inputs["ports"]
+    assert [p["internal"] for p in ports] == [3000, 3008, 3009, 8080]
