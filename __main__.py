@@ -23,3 +23,6 @@ pulumi.export("containers", platform.containers)
 pulumi.export("networks", platform.networks.names())
 # Read by the backup tool: `pulumi stack output databases --json --show-secrets`.
 pulumi.export("databases", platform.database_targets())
+# Point-in-time recovery: each repository's passphrase, to keep outside the state as well.
+if stack_config.settings.pitr.enabled:
+    pulumi.export("pitrPassphrases", platform.pitr_passphrases())

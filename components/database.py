@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.pitr import AgentArgs, PitrArgs, PitrStorage, agent_container
+from components.pitr import server_options as archiving_options
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
@@ -19,13 +21,14 @@ from components.runtime import (
     secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from pitr import layout
 from stacks.catalogue import DatabaseSpec
 from stacks.settings import DatabaseTuning, Resources
 
-PORT = 5432
-DATA_MOUNT = "/var/lib/postgresql/data"
+PORT = layout.PG_PORT
+DATA_MOUNT = str(layout.DATA_MOUNT)
 # A subdirectory, so initdb never meets the volume root's lost+found or other mount leftovers.
-PGDATA = f"{DATA_MOUNT}/pgdata"
+PGDATA = str(layout.PG_PATH)
 ADMIN_PASSWORD_FILE = "postgres-password"
 SERVICE_PASSWORD_FILE = "service-password"
 ROLE_SCRIPT = "create-service-role.sh"
@@ -36,8 +39,10 @@ ADMIN_USER = "postgres"
 POSTGRES_NEEDS = ImageNeeds(
     non_root_user="postgres",
     # Unix socket and lock file, and the entrypoint's scratch files.
-    writable_paths=("/var/run/postgresql", "/tmp"),
+    writable_paths=(str(layout.SOCKET_DIR), "/tmp"),
 )
+# With PITR the socket directory is a volume shared with the agent.
+PITR_POSTGRES_NEEDS = ImageNeeds(non_root_user="postgres", writable_paths=("/tmp",))
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class DatabaseArgs:
     """Host name operators use for published ports (the stack's `publicHost`)."""
     protect_data: bool = True
     """Pulumi refuses to delete the data volume while this is on."""
+    pitr: PitrArgs | None = None
+    """Point-in-time recovery: the server archives its WAL and an agent runs beside it."""
 
 
 class Database(pulumi.ComponentResource):
@@ -90,6 +97,8 @@ class Database(pulumi.ComponentResource):
     reachable_host: str
     """Where an operator reaches it: the published address in dev, else the network alias."""
     reachable_port: int
+    pitr: PitrStorage | None
+    pitr_agent: docker.Container | None
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -119,11 +128,21 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         user, database = args.spec.user, args.spec.name
+        self.pitr = self.pitr_agent = None
+        image: pulumi.Input[str] = args.image
+        needs, pitr_options = POSTGRES_NEEDS, []
+        pitr_mounts: list[docker.ContainerVolumeArgs] = []
+        if args.pitr is not None:
+            self.pitr = PitrStorage(
+                f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data, child
+            )
+            image, needs = args.pitr.image, PITR_POSTGRES_NEEDS
+            pitr_options, pitr_mounts = archiving_options(args.pitr), self.pitr.server_mounts()
         self.container = docker.Container(
             f"{name}-container",
             name=args.docker_name,
-            image=args.image,
-            command=["postgres", *server_options(args.tuning)],
+            image=image,
+            command=["postgres", *server_options(args.tuning), *pitr_options],
             envs=[
                 f"POSTGRES_USER={ADMIN_USER}",
                 f"POSTGRES_DB={database}",
@@ -138,6 +157,7 @@ class Database(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(
                     volume_name=secrets.volume_name, container_path=INIT_DIR, read_only=True
                 ),
+                *pitr_mounts,
             ],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[args.alias])
@@ -146,14 +166,18 @@ class Database(pulumi.ComponentResource):
             shm_size=args.shm_size_mb,
             **container_args(
                 args.runtime,
-                POSTGRES_NEEDS,
+                needs,
                 args.resources,
                 # Over TCP, so the init-time server (socket only) does not count as ready.
                 health_test=pg_isready(user, database),
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=args.stop_grace_seconds,
             ),
-            opts=container_options(self, depends_on=[secrets.seed]),
+            # The server reads its pgBackRest file at each archive-push: a rewritten file (new
+            # retention) needs no restart.
+            opts=container_options(
+                self, depends_on=[secrets.seed, *([self.pitr.config.seed] if self.pitr else [])]
+            ),
         )
         self.host, self.port = args.alias, PORT
         self.database, self.user = database, user
@@ -162,6 +186,20 @@ class Database(pulumi.ComponentResource):
         else:
             self.reachable_host, self.reachable_port = args.public_host, args.host_port
         limit_processes(name, self.container, args.pids_limit, args.runtime, self)
+        if args.pitr is not None and self.pitr is not None:
+            self.pitr_agent = agent_container(
+                name,
+                AgentArgs(
+                    pitr=args.pitr,
+                    storage=self.pitr,
+                    data_volume=data.name,
+                    server=self.container,
+                    docker_name=args.docker_name,
+                    runtime=args.runtime,
+                    labels={**args.labels, "com.ecommerce.role": "pitr"},
+                ),
+                self,
+            )
         self.register_outputs({"password": self.password})
 
 

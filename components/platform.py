@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.backup_job import BackupJob, BackupJobArgs
+from components.built_image import service_image
 from components.cache import Cache, CacheArgs
 from components.caddyfile import HTTP_PORT, HTTPS_PORT, EdgeRoutes
 from components.database import Database, DatabaseArgs
 from components.docker_provider import docker_provider
 from components.edge import EdgeArgs, EdgeProxy, PublishedPort
 from components.networks import Networks, NetworksArgs
+from components.pitr import PitrArgs
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
     Attachment,
@@ -24,7 +26,7 @@ from components.service import (
 )
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
-from stacks.settings import PlatformSettings, edge_apps
+from stacks.settings import PitrSettings, PlatformSettings, edge_apps
 
 REDIS_ALIAS = "redis"
 
@@ -103,6 +105,7 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        pitr_image = self._pitr_image(name, s) if s.pitr.enabled else None
         self.databases = {}
         for spec in catalogue.with_database():
             assert spec.database is not None
@@ -126,6 +129,7 @@ class Platform(pulumi.ComponentResource):
                     publish_ip=s.publish_ip,
                     public_host=s.public_host,
                     protect_data=s.protect_data,
+                    pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, spec.name),
                 ),
                 opts=child,
             )
@@ -161,6 +165,21 @@ class Platform(pulumi.ComponentResource):
         self.containers = {n: service.docker_name for n, service in sorted(self.services.items())}
         self.containers["edge"] = self.edge.container.name
         self.register_outputs({})
+
+    def _pitr_image(self, name: str, s: PlatformSettings) -> pulumi.Input[str]:
+        """The image of pitr/Dockerfile: published, or built here on `postgres.image`."""
+        source: PitrSettings = s.pitr
+        if s.pitr.build is not None:
+            args = {**s.pitr.build.args, "POSTGRES_IMAGE": s.postgres.image}
+            source = s.pitr.model_copy(update={"build": s.pitr.build.model_copy(
+                update={"args": args})})  # fmt: skip
+        return service_image(f"{name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr",
+                             self)  # fmt: skip
+
+    def pitr_passphrases(self) -> dict[str, pulumi.Output[str]]:
+        """Per service, its repository's passphrase (a secret): keep a copy outside the stack's
+        state, without it no backup of the repository can be read."""
+        return {n: db.pitr.passphrase for n, db in self.databases.items() if db.pitr is not None}
 
     def _edge_proxy(
         self,

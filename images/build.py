@@ -15,7 +15,7 @@ never written into the repository):
                                           tagged with the official name images/edge-proxy
                                           builds FROM
     ecommerce-test/edge-proxy:1           the edge proxy (images/edge-proxy)
-    ecommerce-test/postgres-pitr:15       PostgreSQL with pgBackRest (images/postgres-pitr)
+    ecommerce-test/postgres-pitr:15       PostgreSQL with pgBackRest and pitr (pitr/Dockerfile)
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
 parent recipe's hash) is stored on the image as the label ``ecommerce-test.recipe-hash``; an image
@@ -71,7 +71,10 @@ class Recipe:
     tag: str
     parent: str | None
     source: Path | None = None
-    """Recipe folder outside images/ (its Dockerfile builds with the project root as context)."""
+    """Recipe folder outside images/ (its Dockerfile builds with the project root as context,
+    unless `own_context`)."""
+    own_context: bool = False
+    """The recipe folder is the build context, wherever it is."""
     build_args: tuple[tuple[str, str], ...] = ()
     also_tags: tuple[str, ...] = ()
     """Further names of the image, e.g. the official image it stands in for."""
@@ -82,7 +85,7 @@ class Recipe:
 
     @property
     def context(self) -> Path:
-        return self.folder if self.source is None else PROJECT_DIR
+        return self.folder if self.source is None or self.own_context else PROJECT_DIR
 
 
 def official_image(recipe: str, arg: str) -> str:
@@ -124,12 +127,14 @@ RECIPES: dict[str, Recipe] = {
             "caddy-base",
             build_args=(("CADDY_IMAGE", "ecommerce-test/caddy-base:1"),),
         ),
-        # The project's PostgreSQL image with pgBackRest (images/postgres-pitr), on the local
-        # postgres image.
+        # The project's PostgreSQL image with pgBackRest and the pitr tool (pitr/Dockerfile),
+        # on the local postgres image.
         Recipe(
             "postgres-pitr",
             "ecommerce-test/postgres-pitr:15",
             "postgres",
+            source=PROJECT_DIR / "pitr",
+            own_context=True,
             build_args=(("POSTGRES_IMAGE", "ecommerce-test/postgres:15"),),
         ),
         # The project's own backup image, from backup/Dockerfile, on the local postgres image

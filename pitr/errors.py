@@ -8,6 +8,7 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_VERIFY = 4
 EXIT_PASSPHRASE = 5
+EXIT_UNHEALTHY = 6
 
 
 class PitrError(Exception):
@@ -34,3 +35,9 @@ class PassphraseError(PitrError):
     """The repository cannot be decrypted with the passphrase given."""
 
     exit_code = EXIT_PASSPHRASE
+
+
+class UnhealthyError(PitrError):
+    """The health check's verdict: archiving, backups or drills are failing or overdue."""
+
+    exit_code = EXIT_UNHEALTHY

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from pitr.errors import PassphraseError, PitrError, RefusedError, UsageError, VerifyError
@@ -31,15 +31,15 @@ class Stanza:
     """One server and its repository."""
 
     name: str
-    pg_path: Path
+    pg_path: PurePath
     """The server's data directory."""
     pg_port: int
-    pg_socket: Path
+    pg_socket: PurePath
     """Its Unix socket directory: pgBackRest talks to the server there, as the OS user."""
     pg_user: str
     """A superuser (or a role with the backup functions granted) to log in as."""
-    repo_path: Path
-    work_path: Path
+    repo_path: PurePath
+    work_path: PurePath
     """Locks, logs and the archive spool."""
     retention_full: int = 2
     retention_diff: int | None = None
@@ -76,15 +76,18 @@ def render_config(stanza: Stanza, passphrase: str) -> str:
     return "\n".join(lines)
 
 
-def server_settings(stanza: Stanza, config_file: Path) -> dict[str, str]:
-    """What the server needs to archive every WAL segment into the repository."""
+def server_settings(
+    stanza: Stanza, config_file: PurePath, archive_timeout_s: int = ARCHIVE_TIMEOUT_S
+) -> dict[str, str]:
+    """What the server needs to archive every WAL segment into the repository; a segment is
+    switched at least every `archive_timeout_s` while anything is written (the RPO)."""
     return {
         "wal_level": "replica",
         "archive_mode": "on",
         "archive_command": (
             f"pgbackrest --config={config_file} --stanza={stanza.name} archive-push %p"
         ),
-        "archive_timeout": f"{ARCHIVE_TIMEOUT_S}s",
+        "archive_timeout": f"{archive_timeout_s}s",
     }
 
 
@@ -131,7 +134,7 @@ class PgBackRest:
     """Runs pgbackrest for one stanza, as `run_as` (a prefix such as `runuser -u postgres --`)."""
 
     stanza: Stanza
-    config_file: Path
+    config_file: PurePath
     run_as: Sequence[str] = ()
     program: str = "pgbackrest"
     passphrase_override: str | None = None
@@ -215,7 +218,7 @@ class PgBackRest:
     def restore(self, target: RestoreTarget, *, force: bool) -> None:
         """Restore into the (stopped) server's data directory, then the server is to be
         started: it replays WAL up to the target."""
-        pg_path = self.stanza.pg_path
+        pg_path = Path(self.stanza.pg_path)
         if self.server_answers():
             raise RefusedError(
                 f"stanza {self.stanza.name}: the server still runs on {pg_path}; stop it first"
@@ -237,14 +240,26 @@ class PgBackRest:
                 f"stanza {self.stanza.name}: restoring {pg_path} to {where} discards what was "
                 "written after it; pass --force to do so"
             )
+        self.verify_or_refuse()
+        delta = ["--delta"] if in_use else []
+        self.run("restore", *delta, *target.options())
+
+    def restore_copy(self, into: Path, target: RestoreTarget) -> None:
+        """Restore into another, empty data directory, for a server beside the live one (a
+        drill, an inspection): it never archives (`archive_mode=off`), so its new timeline
+        never reaches the live server's repository."""
+        if into.exists() and any(into.iterdir()):
+            raise RefusedError(f"stanza {self.stanza.name}: {into} is not empty")
+        self.verify_or_refuse()
+        self.run("restore", f"--pg1-path={into}", "--archive-mode=off", *target.options())
+
+    def verify_or_refuse(self) -> None:
         problems = self.verify()
         if problems:
             raise VerifyError(
                 f"stanza {self.stanza.name}: restore refused, the repository fails "
                 f"verification: {problems[0]}"
             )
-        delta = ["--delta"] if in_use else []
-        self.run("restore", *delta, *target.options())
 
 
 _ERROR = re.compile(r"ERROR: \[(\d+)\]: (.*)")

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from plan.recorder import Graph, Resource
 from plan.stackfiles import PlanError
-from policies.rules import SECRETS_ROLE, role_of
+from policies.rules import SCRATCH_ROLE, SECRETS_ROLE, role_of
 from provider.diff import ResourceDiff, UnknownInputError, diff
 from provider.schema import CONTAINER, DELETE_BEFORE_REPLACE, IMAGE, VOLUME
 
@@ -242,8 +242,11 @@ def _warnings(
     for change in changes:
         old, new = base_by_urn.get(change.urn), head_by_urn.get(change.urn)
         gone = change.action in ("delete", "replace")
-        # A secrets volume holds only what every seed writes again: no data to lose.
-        if gone and old is not None and old.type == VOLUME and role_of(old.inputs) != SECRETS_ROLE:
+        # A secrets volume holds only what every seed writes again, a scratch volume nothing
+        # to keep: no data to lose.
+        keeps_nothing = (SECRETS_ROLE, SCRATCH_ROLE)
+        holds_data = old is not None and role_of(old.inputs) not in keeps_nothing
+        if gone and old is not None and old.type == VOLUME and holds_data:
             what = "deleted" if change.action == "delete" else "replaced by an empty one"
             message = f"volume {_docker_name(old)} is {what}: its data is lost"
             warnings.append(Warning("data-loss", message))

@@ -33,6 +33,8 @@ ROLE_LABEL = "com.ecommerce.role"
 EDGE_ROLE = "edge"
 """The role of the one container that may publish host ports: the edge proxy."""
 SECRETS_ROLE = "secrets"
+SCRATCH_ROLE = "scratch"
+"""Volumes with nothing to keep: a socket directory, a restore drill's throwaway copy."""
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 ROTATING_LOG_DRIVERS = frozenset({"json-file", "local"})
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -182,7 +184,7 @@ def only_edge_published(s: Subject) -> Iterable[str]:
 
 
 def data_volume_protected(s: Subject) -> Iterable[str]:
-    if s.type == VOLUME and _role(s) != SECRETS_ROLE and not s.protect:
+    if s.type == VOLUME and _role(s) not in (SECRETS_ROLE, SCRATCH_ROLE) and not s.protect:
         yield "holds data but is not protected: `pulumi destroy` or a rename would delete it"
 
 

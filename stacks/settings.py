@@ -195,6 +195,43 @@ class BackupSettings(StrictModel):
     stops there instead of exhausting the host."""
 
 
+class PitrSettings(StrictModel):
+    """Point-in-time recovery of every database with pgBackRest (docs/pitr.md): WAL archived
+    continuously into an encrypted repository volume per server, physical backups, restore
+    drills, all run by an agent container beside each server."""
+
+    enabled: bool = False
+    image: str | None = Field(default=None, min_length=1)
+    """A published image of pitr/Dockerfile built on `postgres.image`; exactly one of `image`
+    and `build` when enabled. It runs the servers and their agents."""
+    build: BuildSettings | None = None
+    """Build pitr/Dockerfile on the Docker host instead (dev); `postgres.image` is passed as its
+    POSTGRES_IMAGE, so the server stays the one the stack names."""
+    archive_timeout_seconds: int = Field(default=60, ge=10, le=3600)
+    """A WAL segment is switched and archived at least this often while anything is written:
+    the most committed data a lost volume can cost (the RPO)."""
+    full_every_hours: int = Field(default=168, ge=1, le=24 * 90)
+    diff_every_hours: int | None = Field(default=24, ge=1)
+    """A differential backup (changes since the last full) this often; None: none."""
+    incr_every_hours: int | None = Field(default=4, ge=1)
+    """An incremental backup (changes since the last backup) this often; None: none."""
+    keep_full: int = Field(default=2, ge=1, le=100)
+    """Full backups kept; older ones and the WAL only they need are expired."""
+    keep_diff: int = Field(default=7, ge=1, le=100)
+    """Differential backups kept (when `diffEveryHours` makes them)."""
+    drill_every_hours: int = Field(default=24, ge=1, le=24 * 31)
+    """A restore drill (the latest backup restored, started and checked) this often."""
+    check_every_minutes: int = Field(default=5, ge=1, le=60)
+    """An end-to-end archiving check (a WAL switch awaited in the repository) this often."""
+    max_archive_age_minutes: int = Field(default=15, ge=2, le=24 * 60)
+    """The agent turns unhealthy when no check has passed for longer."""
+    resources: Resources = Resources(memory_mb=512, cpus=1.0)
+    """The agent's: pgBackRest's compression and the drills' throwaway server."""
+    stop_grace_seconds: int = Field(default=30, ge=5, le=3600)
+    pids_limit: PidsLimit = 256
+    """The agent's; its drills run a small PostgreSQL server."""
+
+
 class RegistrySettings(StrictModel):
     """The private registry the stack's images are pulled from."""
 
@@ -280,6 +317,7 @@ class PlatformSettings(StrictModel):
     protect_data: bool = True
     """Pulumi refuses to delete database and Redis volumes while this is on."""
     backup: BackupSettings = BackupSettings()
+    pitr: PitrSettings = PitrSettings()
     registry: RegistrySettings | None = None
     """Credentials for pulling the stack's private images; none for local or public images."""
 
@@ -339,6 +377,7 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     if s.backup.enabled and s.backup.image is None:
         problems.append("backup.image: required when backup.enabled is true")
     problems += _postgres_process_room(s, catalogue)
+    problems += _pitr_problems(s.pitr)
     if s.redis.max_memory_mb >= s.redis.resources.memory_mb:
         problems.append(
             f"redis.maxMemoryMb: {s.redis.max_memory_mb} must stay below the container's "
@@ -382,6 +421,38 @@ def _postgres_process_room(s: PlatformSettings, catalogue: Catalogue) -> list[st
                 f"database (one process each, and {POSTGRES_OWN_PROCESSES} of the server's "
                 f"own); raise it to at least {needed}"
             )
+    return problems
+
+
+def _pitr_problems(p: PitrSettings) -> list[str]:
+    if not p.enabled:
+        return []
+    problems = []
+    if (p.image is None) == (p.build is None):
+        problems.append(
+            "pitr: set exactly one of image (a published image of pitr/Dockerfile) and build "
+            "(e.g. build: { context: pitr })"
+        )
+    if p.build is not None and "POSTGRES_IMAGE" in p.build.args:
+        problems.append(
+            "pitr.build.args.POSTGRES_IMAGE: set by the platform from postgres.image; remove it"
+        )
+    hours = {"fullEveryHours": p.full_every_hours, "diffEveryHours": p.diff_every_hours,
+             "incrEveryHours": p.incr_every_hours}  # fmt: skip
+    for shorter, longer in (("diffEveryHours", "fullEveryHours"),
+                            ("incrEveryHours", "diffEveryHours"),
+                            ("incrEveryHours", "fullEveryHours")):  # fmt: skip
+        small, large = hours[shorter], hours[longer]
+        if small is not None and large is not None and small >= large:
+            problems.append(f"pitr.{shorter}: {small} must be shorter than pitr.{longer} "
+                            f"({large}); the {longer[:4]} backups make it pointless")  # fmt: skip
+    needed = p.check_every_minutes + -(-p.archive_timeout_seconds // 60) + 1
+    if p.max_archive_age_minutes < needed:
+        problems.append(
+            f"pitr.maxArchiveAgeMinutes: {p.max_archive_age_minutes} would report a stale "
+            f"archive between two checks (checkEveryMinutes {p.check_every_minutes}, each "
+            f"waiting up to archiveTimeoutSeconds); use at least {needed}"
+        )
     return problems
 
 
@@ -505,6 +576,8 @@ def images(s: PlatformSettings) -> dict[str, str]:
         found["backup.image"] = s.backup.image
     if s.edge.image is not None:
         found["edge.image"] = s.edge.image
+    if s.pitr.enabled and s.pitr.image is not None:
+        found["pitr.image"] = s.pitr.image
     return found
 
 
@@ -530,6 +603,11 @@ def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]
                 f"{key}: {image!r} is not pinned; prod needs a version tag (with a digit, e.g. "
                 "1.4.2) or a digest"
             )
+    if s.pitr.build is not None:
+        problems.append(
+            "pitr.build: prod runs a pinned published image; build pitr/Dockerfile in CI on "
+            "postgres.image, push it and set pitr.image"
+        )
     if s.edge.build is not None:
         problems.append(
             "edge.build: prod runs a pinned published image; build images/edge-proxy in CI, "

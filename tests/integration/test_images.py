@@ -166,14 +166,20 @@ def test_the_pitr_postgres_image_runs_the_pgbackrest_of_every_other_side(dock: H
     # pgBackRest refuses a peer of another version: the image's must be the host's (Debian's).
     host = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True, check=True)
     probe = ["sh", "-c", "pgbackrest version; stat -c '%U %n' /var/lib/pgbackrest "
-             "/var/spool/pgbackrest /var/log/pgbackrest"]  # fmt: skip
+             "/var/spool/pgbackrest /var/log/pgbackrest /var/lib/pgbackrest-drill; "
+             "python3 -m pitr archive-now --help | head -1"]  # fmt: skip
     code, out = dock.run_once(RECIPES["postgres-pitr"].tag, "pitr", probe,
                               user="postgres", **HARDENED)  # fmt: skip
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0] == host.stdout.strip() == "pgBackRest 2.45"
-    assert lines[1:] == ["postgres /var/lib/pgbackrest", "postgres /var/spool/pgbackrest",
-                         "postgres /var/log/pgbackrest"]  # fmt: skip
+    assert lines[1:5] == [
+        "postgres /var/lib/pgbackrest",
+        "postgres /var/spool/pgbackrest",
+        "postgres /var/log/pgbackrest",
+        "postgres /var/lib/pgbackrest-drill",
+    ]
+    assert lines[5].startswith("usage: python -m pitr archive-now"), out  # the agent's tool
 
 
 EDGE_ROUTES = {

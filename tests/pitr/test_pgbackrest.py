@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_a_killed_backup_leaves_the_repository_consistent(cluster: Cluster) -> N
     argv, env = tool.command("backup", "--type=full")
     running = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    repo = tool.stanza.repo_path / "backup" / "main"
+    repo = Path(tool.stanza.repo_path) / "backup" / "main"
     deadline = time.monotonic() + 60
     while running.poll() is None and time.monotonic() < deadline:
         copying = [d for d in repo.iterdir() if d.is_dir() and d.name not in before]
@@ -147,7 +148,7 @@ def test_a_corrupted_backup_file_is_found_and_refuses_the_restore(cluster: Clust
     # Runs last: it damages the repository. pgbackrest verify exits 0 all the same.
     tool = cluster.tool
     assert tool.verify() == []
-    repo = tool.stanza.repo_path / "backup" / "main"
+    repo = Path(tool.stanza.repo_path) / "backup" / "main"
     damaged = next(
         p for p in sorted(repo.glob("*F/pg_data/base/*/*.zst")) if p.stat().st_size > 512
     )

@@ -127,7 +127,7 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     stack = outcome.stack()
     # One container, replaced side by side: a new generation gives it a new name, and the new
     # container its PIDs limit.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 3, "delete": 0, "same": 129}
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 3, "delete": 0, "same": 173}
     generation, order, pids = stack["changes"]
     assert (pids["name"], pids["replace_reasons"]) == ("platform-order-pids", ["containerId"])
     assert (generation["name"], generation["action"]) == ("platform-order-generation", "replace")
@@ -180,7 +180,10 @@ def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
     assert "volume shop-order-db-data is replaced by an empty one: its data is lost" in data_loss
     assert not any("secrets" in m for m in data_loss)  # secret volumes are written again
     protected = [w["message"] for w in warnings if w["kind"] == "protected"]
-    assert len(protected) == len(data_loss) == 7  # 4 databases, Redis, backups, certificates
+    # 4 databases and their PITR repositories, Redis, backups, certificates; not the scratch
+    # volumes (a socket directory, the drills' copies).
+    assert len(protected) == len(data_loss) == 11
+    assert not any("-socket" in m or "-drill" in m for m in data_loss)
     markdown = change(lambda repo: None, fmt="markdown").stdout
     assert markdown.index("[!CAUTION]") < markdown.index("| create |")  # the banner first
 
@@ -215,7 +218,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 132
+    assert outcome.stack()["summary"]["same"] == 176
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(

@@ -24,7 +24,7 @@ def image_of(graph: Graph, service: str) -> Resource:
 
 
 def test_dev_builds_the_reference_service_for_every_app(dev_graph: Graph) -> None:
-    assert len(dev_graph.of_type(IMAGE)) == len(APPS) + 1  # and the edge proxy
+    assert len(dev_graph.of_type(IMAGE)) == len(APPS) + 2  # and the edge proxy, PostgreSQL
     edge = image_of(dev_graph, "edge")
     assert edge.inputs["build"]["context"] == "images/edge-proxy"
     assert dev_graph.container("shop-dev-edge").property_dependencies["image"] == {edge.urn}

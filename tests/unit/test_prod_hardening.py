@@ -57,7 +57,13 @@ def test_images_that_start_as_root_run_as_their_own_user(prod_graph: Graph) -> N
     # With every capability dropped, the root-then-drop start of the official images fails.
     assert prod_graph.container("shop-customer-db").inputs["user"] == "postgres"
     assert prod_graph.container("shop-redis").inputs["user"] == "redis"
-    assert "/var/run/postgresql" in prod_graph.container("shop-customer-db").inputs["tmpfs"]
+    # The socket directory is writable: a volume the PITR agent shares.
+    db = prod_graph.container("shop-customer-db").inputs
+    assert "/var/run/postgresql" not in db["tmpfs"]
+    assert {"volumeName": "shop-customer-db-socket", "containerPath": "/var/run/postgresql"} in [
+        {k: v for k, v in m.items() if k in ("volumeName", "containerPath")} for m in db["volumes"]
+    ]
+    assert prod_graph.container("shop-customer-db-pitr").inputs["user"] == "postgres"
 
 
 def test_images_are_pinned(prod_graph: Graph) -> None:
@@ -98,7 +104,9 @@ def test_data_volumes_are_protected_in_prod_only(prod_graph: Graph, dev_graph: G
 def test_dev_starts_images_as_their_authors_intend(dev_graph: Graph) -> None:
     for c in dev_graph.running_containers():
         assert c.inputs["readOnly"] is False
-        assert "user" not in c.inputs and "capabilities" not in c.inputs
+        # A PITR agent runs as the server's user everywhere: it reads the server's files.
+        assert c.inputs.get("user") == ("postgres" if c.service_name.endswith("-pitr") else None)
+        assert "capabilities" not in c.inputs
         assert c.inputs["securityOpts"] == ["no-new-privileges:true"]
 
 

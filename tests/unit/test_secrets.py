@@ -38,12 +38,15 @@ def test_every_credential_is_generated(stack_graph: Graph) -> None:
     databases = ("customer", "product", "order", "content")
     expected = {f"platform-{s}-db-password" for s in databases}
     expected |= {f"platform-{s}-db-admin-password" for s in databases}
+    expected |= {f"platform-{s}-db-pitr-passphrase" for s in databases}  # PITR repositories
     expected.add("platform-jwt-secret")
     if stack_graph.name_prefix() == "shop":  # prod: Redis has a password too
         expected.add("platform-redis-password")
     assert passwords == expected
     for r in stack_graph.of_type("random:index/randomPassword:RandomPassword"):
         assert r.inputs["length"] >= 32 and r.inputs["special"] is False
+        # A new passphrase would make every backup unreadable: kept with the data.
+        assert r.protect is (r.name.endswith("-passphrase") and stack_graph.name_prefix() == "shop")
 
 
 def secrets_outside_files(graph: Graph) -> list[str]:
@@ -90,7 +93,9 @@ def test_environment_carries_file_paths_never_secrets(stack_graph: Graph) -> Non
 def test_database_passwords_are_secret_outputs(stack_graph: Graph) -> None:
     for service in stack_graph.outputs["databases"]:
         assert f"databases.{service}.password" in stack_graph.secret_outputs
-    assert all(p.endswith(".password") for p in stack_graph.secret_outputs)
+    assert set(stack_graph.outputs["pitrPassphrases"]) == set(stack_graph.outputs["databases"])
+    assert all(p.endswith(".password") or p.startswith("pitrPassphrases.")
+               for p in stack_graph.secret_outputs)  # fmt: skip
 
 
 def test_stack_files_hold_no_plain_credentials() -> None:
@@ -200,7 +205,8 @@ def test_a_changed_secret_replaces_its_consumer(stack_graph: Graph) -> None:
         assert labels_of(c)["com.ecommerce.secrets-revision"] == f"rev-{revision.name}"
         assert not c.is_secret("labels")
         consumers += 1
-    assert consumers == (13 if stack_graph.name_prefix() == "shop" else 11)  # with the edge
+    # With the edge and the PITR agents.
+    assert consumers == (17 if stack_graph.name_prefix() == "shop" else 15)
 
 
 def test_seed_containers_are_labelled_as_secrets(stack_graph: Graph) -> None:

@@ -46,6 +46,23 @@ def drop(path: str) -> Edit:
 
 
 CASES = [
+    pytest.param("dev", put("pitr.image", "postgres-pitr:16"),
+                 "ecommerce:platform.pitr: set exactly one of image", id="pitr-image-and-build"),
+    pytest.param("prod", put("pitr.build", {"context": "pitr"}),
+                 "ecommerce:platform.pitr.build: prod runs a pinned published image",
+                 id="pitr-build-in-prod"),
+    pytest.param("dev", put("pitr.build.args", {"POSTGRES_IMAGE": "postgres:17"}),
+                 "ecommerce:platform.pitr.build.args.POSTGRES_IMAGE: set by the platform from "
+                 "postgres.image", id="pitr-base-image-set-twice"),
+    pytest.param("dev", put("pitr.incrEveryHours", 24),
+                 "ecommerce:platform.pitr.incrEveryHours: 24 must be shorter than "
+                 "pitr.diffEveryHours (24)", id="pitr-incr-not-shorter-than-diff"),
+    pytest.param("dev", put("pitr.maxArchiveAgeMinutes", 5),
+                 "ecommerce:platform.pitr.maxArchiveAgeMinutes: 5 would report a stale archive "
+                 "between two checks", id="pitr-archive-age-below-check"),
+    pytest.param("prod", put("pitr.image", "registry.example.com/ecommerce/postgres-pitr:latest"),
+                 "ecommerce:platform.pitr.image: 'registry.example.com/ecommerce/postgres-pitr:"
+                 "latest' is not pinned", id="pitr-image-unpinned"),
     pytest.param("dev", put("services.product.hostPort", 13001),
                  "ecommerce:platform.services.product.hostPort: host port 13001 is already used by "
                  "services.customer.hostPort", id="duplicate-host-port"),

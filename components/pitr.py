@@ -1,0 +1,225 @@
+"""Point-in-time recovery of one database server (docs/pitr.md): its pgBackRest repository,
+its configuration with the generated passphrase, and the agent container beside it.
+
+Topology: the repository is a named volume per server. The server writes WAL into it
+(`archive-push` from its `archive_command`); the agent, a second container of the same image,
+takes the backups, runs the drills and reports health. The agent mounts the server's data
+volume read-only at the server's own path and reaches the server through its Unix socket (a
+volume both share): pgBackRest backs up a data directory it reads locally, and the server's
+`postgres` OS user logs in there. So the agent has no network at all, no capability, no Docker
+socket, a read-only root; it sees one server's data and one repository. pgBackRest's TLS server
+would keep the repository out of the server's container too; README, "Point-in-time recovery",
+says why this stack does not use it yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.runtime import (
+    ImageNeeds,
+    RuntimeProfile,
+    container_args,
+    container_options,
+    labelled_volume,
+    limit_processes,
+)
+from components.secret_files import SecretFiles, SecretFilesArgs
+from pitr import layout
+from pitr.pgbackrest import Stanza, render_config, server_settings
+from stacks.settings import PitrSettings
+
+CONFIG_FILE_NAME = layout.CONFIG_FILE.name
+PASSPHRASE_LENGTH = 64
+# The backups and drills are overdue after their interval and this much more.
+OVERDUE_SLACK_HOURS = 2
+
+
+@dataclass(frozen=True)
+class PitrArgs:
+    settings: PitrSettings
+    image: pulumi.Input[str]
+    """The image of pitr/Dockerfile: the server and its agent both run it."""
+    stanza: str
+    """The stanza's name: the service whose database this is."""
+
+
+def stanza(name: str, s: PitrSettings) -> Stanza:
+    """The stanza of a server in its container (pitr/layout.py)."""
+    return Stanza(
+        name, layout.PG_PATH, layout.PG_PORT, layout.SOCKET_DIR, layout.PG_USER,
+        layout.REPO_PATH, layout.WORK_PATH, retention_full=s.keep_full,
+        retention_diff=s.keep_diff if s.diff_every_hours is not None else None,
+    )  # fmt: skip
+
+
+class PitrStorage(pulumi.ComponentResource):
+    """The server's side: the repository and socket volumes and the configuration files."""
+
+    repository: docker.Volume
+    socket: docker.Volume
+    config: SecretFiles
+    passphrase: pulumi.Output[str]
+    """Encrypts the repository, a Pulumi secret; without it no backup can ever be read."""
+
+    def __init__(
+        self,
+        name: str,
+        args: PitrArgs,
+        docker_name: str,
+        labels: Mapping[str, str],
+        protect_data: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ecommerce:index:PitrStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Protected with the data: a new passphrase would make every backup unreadable.
+        generated = random.RandomPassword(
+            f"{name}-passphrase",
+            length=PASSPHRASE_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+        )
+        self.passphrase = pulumi.Output.secret(generated.result)
+        self.repository = labelled_volume(
+            f"{name}-repository",
+            f"{docker_name}-pitr",
+            labels,
+            pulumi.ResourceOptions(parent=self, protect=protect_data),
+        )
+        self.socket = labelled_volume(
+            f"{name}-socket", f"{docker_name}-socket", scratch_labels(labels), child
+        )
+        self.config = SecretFiles(
+            f"{name}-config",
+            SecretFilesArgs(
+                docker_name=f"{docker_name}-pitr-config",
+                image=args.image,
+                files={
+                    CONFIG_FILE_NAME: self.passphrase.apply(
+                        lambda p: render_config(stanza(args.stanza, args.settings), p)
+                    )
+                },
+                labels=labels,
+            ),
+            opts=child,
+        )
+        self.register_outputs({})
+
+    def server_mounts(self) -> list[docker.ContainerVolumeArgs]:
+        return [
+            docker.ContainerVolumeArgs(
+                volume_name=self.repository.name, container_path=str(layout.PGBACKREST_MOUNT)
+            ),
+            docker.ContainerVolumeArgs(
+                volume_name=self.socket.name, container_path=str(layout.SOCKET_DIR)
+            ),
+            self.config.mount(str(layout.CONFIG_DIR)),
+        ]
+
+
+def scratch_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """A volume with nothing to keep: the policies let it go unprotected."""
+    return {**labels, "com.ecommerce.role": "scratch"}
+
+
+def server_options(args: PitrArgs) -> list[str]:
+    """The server's `-c` options that archive every WAL segment into the repository."""
+    s = args.settings
+    settings = server_settings(
+        stanza(args.stanza, s), layout.CONFIG_FILE, s.archive_timeout_seconds
+    )
+    options: list[str] = []
+    for key, value in settings.items():
+        options += ["-c", f"{key}={value}"]
+    return options
+
+
+@dataclass(frozen=True)
+class AgentArgs:
+    pitr: PitrArgs
+    storage: PitrStorage
+    data_volume: pulumi.Input[str]
+    server: docker.Container
+    docker_name: str
+    runtime: RuntimeProfile
+    labels: Mapping[str, str]
+
+
+def agent_container(name: str, args: AgentArgs, parent: pulumi.Resource) -> docker.Container:
+    """The agent `<docker_name>-pitr` (pitr/agent.py), as `<name>-pitr-container`."""
+    s = args.pitr.settings
+    drill = labelled_volume(
+        f"{name}-pitr-drill",
+        f"{args.docker_name}-pitr-drill",
+        scratch_labels(args.labels),
+        pulumi.ResourceOptions(parent=parent),
+    )
+    container_kwargs = container_args(
+        args.runtime,
+        ImageNeeds(non_root_user=layout.PG_USER),
+        s.resources,
+        health_test=["CMD", *health_command(args.pitr)],
+        labels={**args.labels, **args.storage.config.revision_label()},
+        stop_grace_seconds=s.stop_grace_seconds,
+    )
+    # As the server's OS user in every profile: it reads the server's files and logs in
+    # through its socket as that user, and never needs root.
+    container_kwargs["user"] = layout.PG_USER
+    # `pulumi up` does not wait for it: it turns healthy after its first full backup and
+    # drill, which take as long as the database is large.
+    container_kwargs["wait"] = False
+    agent = docker.Container(
+        f"{name}-pitr-container",
+        name=f"{args.docker_name}-pitr",
+        image=args.pitr.image,
+        command=agent_command(args.pitr),
+        network_mode="none",
+        volumes=[
+            docker.ContainerVolumeArgs(
+                volume_name=args.data_volume,
+                container_path=str(layout.DATA_MOUNT),
+                read_only=True,
+            ),
+            *args.storage.server_mounts(),
+            docker.ContainerVolumeArgs(
+                volume_name=drill.name, container_path=str(layout.DRILL_PATH)
+            ),
+        ],
+        **container_kwargs,
+        opts=container_options(parent, depends_on=[args.server, args.storage.config.seed]),
+    )
+    limit_processes(f"{name}-pitr", agent, s.pids_limit, args.runtime, parent)
+    return agent
+
+
+def agent_command(args: PitrArgs) -> list[str]:
+    s = args.settings
+
+    def hours(value: int | None) -> str:
+        return "off" if value is None else f"{value}h"
+
+    return [
+        "python3", "-m", "pitr", "agent", "--stanza", args.stanza,
+        "--full-every", hours(s.full_every_hours), "--diff-every", hours(s.diff_every_hours),
+        "--incr-every", hours(s.incr_every_hours), "--drill-every", hours(s.drill_every_hours),
+        "--check-every", f"{s.check_every_minutes}m",
+    ]  # fmt: skip
+
+
+def health_command(args: PitrArgs) -> list[str]:
+    """Unhealthy on a stale archive, a failed or overdue backup, a failed or overdue drill, and
+    until the first drill has passed."""
+    s = args.settings
+    intervals = [h for h in (s.full_every_hours, s.diff_every_hours, s.incr_every_hours) if h]
+    return [
+        "python3", "-m", "pitr", "health", "--stanza", args.stanza,
+        "--max-archive-age", f"{s.max_archive_age_minutes}m",
+        "--max-backup-age", f"{min(intervals) + OVERDUE_SLACK_HOURS}h",
+        "--max-drill-age", f"{s.drill_every_hours + OVERDUE_SLACK_HOURS}h",
+    ]  # fmt: skip

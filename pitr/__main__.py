@@ -1,0 +1,5 @@
+import sys
+
+from pitr.cli import main
+
+sys.exit(main())

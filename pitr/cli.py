@@ -1,0 +1,189 @@
+"""`python -m pitr`: point-in-time recovery of the stack's PostgreSQL servers.
+
+For operators, on the Docker host (docs/pitr.md):
+  restore SERVICE|--all --prefix P --to TARGET [--force]
+                        put a database back as it was at TARGET, in its own volume
+  inspect SERVICE --prefix P --to TARGET    a scratch server beside the live one, at TARGET
+  inspect SERVICE --prefix P --remove       remove that scratch server
+
+Inside the containers (the Pulumi program and `restore` run these):
+  agent                 the schedule of checks, backups and drills (pitr/agent.py)
+  health                the agent's health check
+  archive-now           archive the current WAL segment and wait for it (pgbackrest check)
+  restore-here          restore the stopped server's own data directory
+  serve-copy            restore into an empty data directory, then run a server on it that
+                        listens on its socket only and never archives
+
+TARGET: latest, time:"2026-12-02 14:02:30+00" or name:<restore point>.
+Exit codes: 0 ok, 1 failed, 2 usage, 3 refused (would lose data), 4 the repository fails
+verification, 5 wrong passphrase, 6 unhealthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pitr import docker_host, layout
+from pitr.agent import Agent, HealthLimits, Schedule, health
+from pitr.drill import Drill
+from pitr.errors import EXIT_OK, PitrError, UsageError
+from pitr.pgbackrest import PgBackRest, RestoreTarget, Stanza
+
+log = logging.getLogger("pitr")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s pitr %(levelname)s %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        args.run(args)
+    except PitrError as exc:
+        print(f"pitr: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pitr", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    restore = commands.add_parser("restore", help="restore a service's database in place")
+    restore.add_argument("service", nargs="?", help="e.g. order; or --all")
+    restore.add_argument("--all", action="store_true", help="every database of the stack")
+    _host_options(restore)
+    restore.add_argument("--to", required=True, type=_target, help="the restore target")
+    restore.add_argument("--force", action="store_true",
+                         help="discard what the database holds after the target")  # fmt: skip
+    restore.set_defaults(run=_restore)
+
+    inspect = commands.add_parser("inspect", help="a scratch server at a target, beside the live")
+    inspect.add_argument("service")
+    _host_options(inspect)
+    what = inspect.add_mutually_exclusive_group(required=True)
+    what.add_argument("--to", type=_target)
+    what.add_argument("--remove", action="store_true")
+    inspect.set_defaults(run=_inspect)
+
+    agent = commands.add_parser("agent", help="the agent's loop (in its container)")
+    _stanza_option(agent)
+    for name, default in (("full-every", "168h"), ("diff-every", "24h"), ("incr-every", "1h"),
+                          ("drill-every", "24h"), ("check-every", "5m")):  # fmt: skip
+        agent.add_argument(f"--{name}", type=_duration_or_off, default=_duration(default))
+    agent.set_defaults(run=_agent)
+
+    check = commands.add_parser("health", help="the agent's health check")
+    _stanza_option(check)
+    for name in ("max-archive-age", "max-backup-age", "max-drill-age"):
+        check.add_argument(f"--{name}", type=_duration, required=True)
+    check.set_defaults(run=_health)
+
+    archive = commands.add_parser("archive-now", help="archive the current WAL segment")
+    _stanza_option(archive)
+    archive.set_defaults(run=lambda a: _tool(a).run("check"))
+
+    here = commands.add_parser("restore-here", help="restore the stopped server's data")
+    _stanza_option(here)
+    here.add_argument("--to", required=True, type=_target)
+    here.add_argument("--force", action="store_true")
+    here.set_defaults(run=lambda a: _tool(a).restore(a.to, force=a.force))
+
+    copy = commands.add_parser("serve-copy", help="restore into an empty directory and serve it")
+    _stanza_option(copy)
+    copy.add_argument("--to", required=True, type=_target)
+    copy.set_defaults(run=_serve_copy)
+    return parser
+
+
+def _host_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefix", required=True,
+                        help="the stack's namePrefix (shop, shop-dev)")  # fmt: skip
+
+
+def _stanza_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stanza", required=True, help="the service whose server this is")
+
+
+def _restore(args: argparse.Namespace) -> None:
+    if args.all == (args.service is not None):
+        raise UsageError("name one service, or pass --all")
+    services = docker_host.services(args.prefix) if args.all else [args.service]
+    for service in services:
+        docker_host.restore(args.prefix, service, args.to, force=args.force)
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    if args.remove:
+        docker_host.remove_scratch(args.prefix, args.service)
+    else:
+        docker_host.inspect(args.prefix, args.service, args.to)
+
+
+def _agent(args: argparse.Namespace) -> None:
+    if args.full_every is None or args.drill_every is None or args.check_every is None:
+        raise UsageError("--full-every, --drill-every and --check-every cannot be off")
+    schedule = Schedule(args.full_every, args.diff_every, args.incr_every, args.drill_every,
+                        args.check_every)  # fmt: skip
+    tool = _tool(args)
+    drill = Drill(tool, Path(layout.DRILL_PATH))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("agent for stanza %s started", args.stanza)
+    Agent(tool, drill, schedule, Path(layout.STATUS_FILE)).run(stop)
+
+
+def _health(args: argparse.Namespace) -> None:
+    limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
+    print(health(Path(layout.STATUS_FILE), limits, datetime.now(UTC)))
+
+
+def _serve_copy(args: argparse.Namespace) -> None:
+    data = Path(layout.PG_PATH)
+    _tool(args).restore_copy(data, args.to)
+    # The server replaces this process, so `docker stop` reaches it directly. hot_standby off:
+    # no session before it reaches the target, whatever the live server's max_connections.
+    options = ["-c", "listen_addresses=", "-c", "archive_mode=off", "-c", "hot_standby=off"]
+    os.execvp("postgres", ["postgres", "-D", str(data), *options])  # noqa: S606 (no shell)
+
+
+def _tool(args: argparse.Namespace) -> PgBackRest:
+    return PgBackRest(container_stanza(args.stanza), Path(layout.CONFIG_FILE))
+
+
+def container_stanza(name: str) -> Stanza:
+    """The stanza of a server in its container (pitr/layout.py); retention is in the file."""
+    return Stanza(name, layout.PG_PATH, layout.PG_PORT, layout.SOCKET_DIR, layout.PG_USER,
+                  layout.REPO_PATH, layout.WORK_PATH)  # fmt: skip
+
+
+def _target(text: str) -> RestoreTarget:
+    try:
+        return RestoreTarget.parse(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """`90s`, `30m`, `24h`, `7d`."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h or 7d")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def _duration_or_off(text: str) -> timedelta | None:
+    return None if text == "off" else _duration(text)

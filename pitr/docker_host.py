@@ -1,0 +1,228 @@
+"""The operator's side of a restore, on the Docker host: the `docker` CLI around the
+containers the stack made (`<prefix>-<service>-db` and its agent `<prefix>-<service>-db-pitr`).
+
+No container of the stack holds the Docker socket, so stopping a server, restoring its volume
+and starting it again is driven from here. The restore itself runs in a one-off container of
+the server's own image with the server's own volumes, as `postgres`, with no network, no
+capability and a read-only root: the same pgBackRest as the server, and nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pitr import layout
+from pitr.errors import (
+    EXIT_PASSPHRASE,
+    EXIT_REFUSED,
+    EXIT_VERIFY,
+    PitrError,
+    RefusedError,
+    UsageError,
+)
+from pitr.pgbackrest import RestoreTarget
+
+DOCKER = "docker"
+READY_TIMEOUT_S = 3600
+"""A server replays WAL up to the target before it takes writes; a long archive takes time."""
+ROLE_LABEL = "com.ecommerce.role"
+# Exits of `restore-here` that mean nothing was touched: the server may start again as it was.
+_UNTOUCHED = {EXIT_REFUSED, EXIT_VERIFY, EXIT_PASSPHRASE}
+
+
+def services(prefix: str) -> list[str]:
+    """Every service of the stack whose database runs with PITR."""
+    names = _docker("ps", "-a", "--filter", f"label={ROLE_LABEL}=database",
+                    "--format", "{{.Names}}").split()  # fmt: skip
+    found = sorted(m.group(1) for n in names if (m := re.fullmatch(rf"{prefix}-(.+)-db", n)))
+    if not found:
+        raise UsageError(f"no database container named {prefix}-<service>-db: check --prefix")
+    return found
+
+
+def restore(prefix: str, service: str, target: RestoreTarget, *, force: bool) -> None:
+    """Stop the server (and its agent), restore its volume to `target`, start it again and
+    wait until it has replayed up to the target and takes writes."""
+    db = _database(prefix, service)
+    name, agent = db["Name"].lstrip("/"), f"{db['Name'].lstrip('/')}-pitr"
+    if not force and _holds_a_cluster(db):
+        where = "the latest archived state" if target.kind == "latest" else target.value
+        raise RefusedError(
+            f"{service}: restoring its database to {where} discards what it holds after that "
+            "(for latest: what was not archived yet); pass --force to do so"
+        )
+    if db["State"]["Running"] and target.kind == "latest":
+        # The segment in progress is archived first, so `latest` loses only the writes of
+        # the moment between this and the stop.
+        _docker("exec", "-u", layout.PG_USER, name, "python3", "-m", "pitr", "archive-now",
+                "--stanza", service)  # fmt: skip
+    _print(f"{service}: stopping {agent} and {name}")
+    _docker("stop", agent, check=False)
+    _docker("stop", name)
+    command = ["python3", "-m", "pitr", "restore-here", "--stanza", service, "--to",
+               _target_text(target), *(["--force"] if force else [])]  # fmt: skip
+    done = _run_one_off(db, f"{name}-restore", command, repo_read_only=False)
+    if done.returncode in _UNTOUCHED:
+        _docker("start", name)
+        _docker("start", agent)
+        raise PitrError(f"{service}: {_last_line(done.stderr)}; the server runs as it was")
+    if done.returncode != 0:
+        raise PitrError(
+            f"{service}: the restore failed ({_last_line(done.stderr)}); {name} is left "
+            f"stopped: run the command again once the cause is fixed"
+        )
+    _print(f"{service}: restored; starting {name}, which replays WAL up to the target")
+    _docker("start", name)
+    _wait_for_writes(name)
+    # The checkpointer sleeps after recovery; a checkpoint wakes it so segments switch every
+    # archive_timeout again (PgBackRest.resume_archiving, measured in benchmarks/pitr_rpo.py).
+    _psql(name, "CHECKPOINT")
+    _wait_healthy(name)
+    _docker("start", agent)
+    _print(f"{service}: back, as of {_target_text(target)}")
+
+
+def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
+    """A server of its own (`<db>-scratch`, on its own volume, no network) restored to
+    `target` from the live server's repository, for looking at what an older state held."""
+    db = _database(prefix, service)
+    scratch = f"{db['Name'].lstrip('/')}-scratch"
+    if _docker("ps", "-aq", "--filter", f"name=^{scratch}$").strip():
+        raise UsageError(f"{scratch} exists already: remove it with `inspect {service} --remove`")
+    _docker("volume", "create", "--label", f"{ROLE_LABEL}=pitr-scratch", scratch)
+    command = ["python3", "-m", "pitr", "serve-copy", "--stanza", service, "--to",
+               _target_text(target)]  # fmt: skip
+    _run_one_off(db, scratch, command, repo_read_only=True, data_volume=scratch, detach=True)
+    _wait_for_writes(scratch)
+    database = _env(db).get("POSTGRES_DB", "postgres")
+    _print(f"{scratch}: {service}'s database as of {_target_text(target)}. Look with\n"
+           f"  docker exec -it -u {layout.PG_USER} {scratch} psql -d {database}\n"
+           f"and remove it with:\n  python -m pitr inspect {service} --prefix {prefix} "
+           "--remove")  # fmt: skip
+
+
+def remove_scratch(prefix: str, service: str) -> None:
+    scratch = f"{prefix}-{service}-db-scratch"
+    _docker("rm", "-f", scratch, check=False)
+    _docker("volume", "rm", scratch, check=False)
+    _print(f"{scratch}: removed")
+
+
+def _database(prefix: str, service: str) -> dict[str, Any]:
+    name = f"{prefix}-{service}-db"
+    done = _docker_run(["inspect", "--type", "container", name])
+    if done.returncode != 0:
+        raise UsageError(f"no container {name}: check the service and --prefix")
+    (found,) = json.loads(done.stdout)
+    destinations = {m.get("Destination") for m in found.get("Mounts", [])}
+    if str(layout.PGBACKREST_MOUNT) not in destinations:
+        raise UsageError(f"{name} runs without PITR: turn `pitr` on in the stack first")
+    info: dict[str, Any] = found
+    return info
+
+
+def _holds_a_cluster(db: dict[str, Any]) -> bool:
+    probe = ["test", "-s", str(layout.PG_PATH / "PG_VERSION")]
+    done = _run_one_off(db, f"{db['Name'].lstrip('/')}-probe", probe, repo_read_only=True)
+    return done.returncode == 0
+
+
+def _run_one_off(
+    db: dict[str, Any],
+    name: str,
+    command: Sequence[str],
+    *,
+    repo_read_only: bool,
+    data_volume: str | None = None,
+    detach: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """A container of the server's image with its volumes, hardened like prod's."""
+    volumes = {m["Destination"]: m["Name"] for m in db["Mounts"] if m.get("Type") == "volume"}
+    data = data_volume or volumes[str(layout.DATA_MOUNT)]
+    mounts = [
+        f"{data}:{layout.DATA_MOUNT}",
+        f"{volumes[str(layout.PGBACKREST_MOUNT)]}:{layout.PGBACKREST_MOUNT}"
+        + (":ro" if repo_read_only else ""),
+        f"{volumes[str(layout.CONFIG_DIR)]}:{layout.CONFIG_DIR}:ro",
+    ]
+    argv = ["run", "--name", name, "--label", f"{ROLE_LABEL}=pitr-restore",
+            "--network", "none", "--user", layout.PG_USER, "--read-only",
+            "--tmpfs", "/tmp", "--tmpfs", str(layout.SOCKET_DIR), "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges:true"]  # fmt: skip
+    argv += ["-d"] if detach else ["--rm"]
+    for mount in mounts:
+        argv += ["-v", mount]
+    done = _docker_run([*argv, db["Image"], *command])
+    if detach and done.returncode != 0:
+        raise PitrError(f"{name}: could not start: {_last_line(done.stderr)}")
+    if not detach and done.stderr.strip() and done.returncode != 0:
+        print(done.stderr.strip())
+    return done
+
+
+def _wait_for_writes(name: str) -> None:
+    """Until the server answers and has left recovery (it reached its target)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = _docker_run(["inspect", "-f", "{{.State.Running}}", name]).stdout.strip()
+        if state != "true":
+            logs = _docker_run(["logs", "--tail", "5", name])
+            raise PitrError(f"{name} stopped: {_last_line(logs.stderr or logs.stdout)}")
+        done = _docker_run(["exec", "-u", layout.PG_USER, name, "psql", "-XAtq", "-c",
+                            "SELECT pg_is_in_recovery()"])  # fmt: skip
+        if done.returncode == 0 and done.stdout.strip() == "f":
+            return
+        time.sleep(1)
+    raise PitrError(f"{name} still replays WAL after {READY_TIMEOUT_S} s")
+
+
+def _wait_healthy(name: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = _docker_run(["inspect", "-f", "{{.State.Health.Status}}", name]).stdout.strip()
+        if status == "healthy":
+            return
+        time.sleep(1)
+    raise PitrError(f"{name} is not healthy after {READY_TIMEOUT_S} s")
+
+
+def _psql(name: str, sql: str) -> None:
+    _docker("exec", "-u", layout.PG_USER, name, "psql", "-XAtq", "-c", sql)
+
+
+def _env(db: dict[str, Any]) -> dict[str, str]:
+    pairs = (item.partition("=") for item in db["Config"].get("Env") or [])
+    return {key: value for key, _, value in pairs}
+
+
+def _target_text(target: RestoreTarget) -> str:
+    return target.kind if target.kind == "latest" else f"{target.kind}:{target.value}"
+
+
+def _docker(*args: str, check: bool = True) -> str:
+    done = _docker_run(list(args))
+    if check and done.returncode != 0:
+        raise PitrError(f"docker {args[0]} {args[-1]}: {_last_line(done.stderr)}")
+    return done.stdout
+
+
+def _docker_run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True,
+                              errors="replace", check=False)  # fmt: skip
+    except FileNotFoundError:
+        raise UsageError("the docker CLI is not on PATH") from None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)

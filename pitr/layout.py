@@ -1,0 +1,35 @@
+"""Where things are inside the PostgreSQL containers of a stack with PITR on.
+
+The database container and its PITR agent run the same image (pitr/Dockerfile) and mount the
+same volumes at the same paths: pgBackRest checks that the data directory it backs up is the
+one the server reports, and talks to the server through its Unix socket as the OS user
+`postgres`. The Pulumi program (components/) and the tool inside the containers (pitr/) both
+read these constants, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+DATA_MOUNT = PurePosixPath("/var/lib/postgresql/data")
+PG_PATH = DATA_MOUNT / "pgdata"
+"""PGDATA: a subdirectory, so initdb never meets the volume root's leftovers."""
+PG_PORT = 5432
+PG_USER = "postgres"
+SOCKET_DIR = PurePosixPath("/var/run/postgresql")
+"""The server's socket directory, a volume shared with the agent."""
+
+PGBACKREST_MOUNT = PurePosixPath("/var/lib/pgbackrest")
+"""The repository volume (Debian's package gives this folder to `postgres`)."""
+REPO_PATH = PGBACKREST_MOUNT / "repo"
+WORK_PATH = PGBACKREST_MOUNT / "work"
+"""Locks and the agent's status, on the shared volume: the server's `archive-push` and the
+agent's backups see each other's locks."""
+STATUS_FILE = WORK_PATH / "agent-status.json"
+
+CONFIG_DIR = PurePosixPath("/etc/pgbackrest")
+"""The configuration (it holds the repository passphrase), mounted read-only."""
+CONFIG_FILE = CONFIG_DIR / "pgbackrest.conf"
+
+DRILL_PATH = PurePosixPath("/var/lib/pgbackrest-drill")
+"""The agent's scratch volume, where each drill restores and starts a throwaway server."""
