@@ -56,14 +56,15 @@ def restore(prefix: str, service: str, target: RestoreTarget, *, force: bool) ->
             f"{service}: restoring its database to {where} discards what it holds after that "
             "(for latest: what was not archived yet); pass --force to do so"
         )
-    if db["State"]["Running"] and target.kind == "latest":
-        # The segment in progress is archived first, so `latest` loses only the writes of
-        # the moment between this and the stop.
-        _docker("exec", "-u", layout.PG_USER, name, "python3", "-m", "pitr", "archive-now",
-                "--stanza", service)  # fmt: skip
     _print(f"{service}: stopping {agent} and {name}")
     _docker("stop", agent, check=False)
+    # A clean stop archives everything written: with archiving on, PostgreSQL switches to a
+    # new WAL segment at shutdown and its archiver runs once more.
     _docker("stop", name)
+    exit_code = _docker("inspect", "-f", "{{.State.ExitCode}}", name).strip()
+    if exit_code != "0":
+        _print(f"{service}: warning: {name} did not stop cleanly (exit {exit_code}); what it "
+               "wrote since its last archived WAL segment is not in the repository")  # fmt: skip
     command = ["python3", "-m", "pitr", "restore-here", "--stanza", service, "--to",
                _target_text(target), *(["--force"] if force else [])]  # fmt: skip
     done = _run_one_off(db, f"{name}-restore", command, repo_read_only=False)
@@ -82,6 +83,9 @@ def restore(prefix: str, service: str, target: RestoreTarget, *, force: bool) ->
     # The checkpointer sleeps after recovery; a checkpoint wakes it so segments switch every
     # archive_timeout again (PgBackRest.resume_archiving, measured in benchmarks/pitr_rpo.py).
     _psql(name, "CHECKPOINT")
+    # And the first segment of the new timeline archived now: until it is, a restore to the
+    # latest state would replay the old timeline, discarded writes included.
+    _archive_now(name, service)
     _wait_healthy(name)
     _docker("start", agent)
     _print(f"{service}: back, as of {_target_text(target)}")
@@ -95,6 +99,8 @@ def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
     if _docker("ps", "-aq", "--filter", f"name=^{scratch}$").strip():
         raise UsageError(f"{scratch} exists already: remove it with `inspect {service} --remove`")
     _docker("volume", "create", "--label", f"{ROLE_LABEL}=pitr-scratch", scratch)
+    if db["State"]["Running"]:
+        _archive_now(db["Name"].lstrip("/"), service)
     command = ["python3", "-m", "pitr", "serve-copy", "--stanza", service, "--to",
                _target_text(target)]  # fmt: skip
     _run_one_off(db, scratch, command, repo_read_only=True, data_volume=scratch, detach=True)
@@ -124,6 +130,13 @@ def _database(prefix: str, service: str) -> dict[str, Any]:
         raise UsageError(f"{name} runs without PITR: turn `pitr` on in the stack first")
     info: dict[str, Any] = found
     return info
+
+
+def _archive_now(name: str, service: str) -> None:
+    """The running server's WAL segment in progress, archived: a recent target is then in the
+    archive (a server that cannot reach its target refuses to end recovery)."""
+    _docker("exec", "-u", layout.PG_USER, name, "python3", "-m", "pitr", "archive-now",
+            "--stanza", service)  # fmt: skip
 
 
 def _holds_a_cluster(db: dict[str, Any]) -> bool:

@@ -33,6 +33,7 @@ IMAGES = {
     "redis": "ecommerce-test/redis:7",
     "backup": "ecommerce-test/backup:1",
     "edge": "ecommerce-test/edge-proxy:1",
+    "pitr": "ecommerce-test/postgres-pitr:15",
 }
 # No ACME CA is reachable: a stack with TLS serves a certificate made for the run, on ports
 # that need no privilege and collide with nothing.
@@ -102,6 +103,8 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     platform["redis"]["image"] = IMAGES["redis"]
     if "backup" in platform:
         platform["backup"]["image"] = IMAGES["backup"]
+    if "image" in platform.get("pitr", {}):  # dev builds pitr/ on postgres.image, as its file says
+        platform["pitr"]["image"] = IMAGES["pitr"]
     edge = platform["edge"]
     if "image" in edge:  # dev builds images/edge-proxy as its file says
         edge["image"] = IMAGES["edge"]

@@ -67,6 +67,15 @@ def test_restore_to_the_latest_state_and_to_a_time(cluster: Cluster) -> None:
     assert count(cluster) == 100  # exactly A
     assert cluster.sql("SELECT max(id) FROM orders") == "100"
 
+    # Written on the new timeline (C), then the volume is lost again: the latest state is A
+    # and C, never the discarded B, though the newest backup predates the branch.
+    cluster.tool.resume_archiving()
+    cluster.sql("INSERT INTO orders (id) VALUES (1000)")
+    cluster.stop()
+    tool.restore(RestoreTarget.parse("latest"), force=True)
+    cluster.start()
+    assert cluster.sql("SELECT count(*), max(id) FROM orders") == "101|1000"
+
 
 def test_a_killed_backup_leaves_the_repository_consistent(cluster: Cluster) -> None:
     # Some 150 MB, so that a full backup is still copying when it is killed.
