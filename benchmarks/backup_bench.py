@@ -20,8 +20,12 @@ at ~35 MB/s on its dump, so the original backup takes ~40 s at 1.5 GB on 2 cores
 issue's "about 36 s". --data pgbench is `pgbench -i`'s own data (blank fillers, zero balances)
 plus md5-hex documents, which gzip at ~135 MB/s (original ~11 s): the easy case.
 
+With --pitr the server archives its WAL into a pgBackRest repository (tests/pitr/cluster.py) and
+pgBackRest is timed too on the same data: a full backup, `verify`, and the restore of a lost
+data directory until the server takes writes again (what `python -m pitr restore` runs).
+
     .venv/bin/python benchmarks/backup_bench.py --size-gb 1.5 [--data realistic|pgbench]
-        [--levels zstd:1,gzip:1,zstd:3] [--jobs 2]
+        [--levels zstd:1,gzip:1,zstd:3] [--jobs 2] [--pitr]
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pitr.pgbackrest import RestoreTarget  # noqa: E402
 from tests.backup.pgserver import PgServer, create_service_db, start_server  # noqa: E402
+from tests.pitr.cluster import Cluster, archiving_cluster  # noqa: E402
 
 SERVICES = {  # service: (user, database, share of the data)
     "customer": ("customer_user", "customer_db", 0.20),
@@ -312,6 +318,11 @@ def main() -> int:
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1), help="e.g. 1,2,4")
     parser.add_argument("--skip-original", action="store_true")
     parser.add_argument(
+        "--pitr",
+        action="store_true",
+        help="the server archives its WAL with pgBackRest; also time its backup and restore",
+    )
+    parser.add_argument(
         "--data",
         choices=("realistic", "pgbench"),
         default="realistic",
@@ -321,98 +332,149 @@ def main() -> int:
     args = parser.parse_args()
 
     results: list[Measure] = []
-    sql_gz = 0
     work = Path(tempfile.mkdtemp(prefix="backup-bench-"))
     print(f"starting PostgreSQL, filling ~{args.size_gb} GB ({args.data} data) ...", flush=True)
-    server = start_server(
-        {
-            "shared_buffers": "256MB",
-            "max_wal_size": "4GB",
-            "checkpoint_timeout": "30min",
-            "maintenance_work_mem": "256MB",
-        }
-    )
+    with bench_server(args.pitr) as (server, cluster):
+        try:
+            total = run_all(args, server, cluster, work, results)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print_results(args, total, results)
+    return 0
+
+
+SERVER_SETTINGS = {
+    "shared_buffers": "256MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "30min",
+    "maintenance_work_mem": "256MB",
+}
+
+
+@contextmanager
+def bench_server(pitr: bool) -> Iterator[tuple[PgServer, Cluster | None]]:
+    """The benchmark's server; with `pitr`, archiving into a pgBackRest repository."""
+    if pitr:
+        with archiving_cluster(extra_settings=SERVER_SETTINGS) as cluster:
+            yield cluster.server, cluster
+        return
+    server = start_server(SERVER_SETTINGS)
     try:
-        t0 = time.monotonic()
-        pw = fill(server, args.size_gb, args.data)
-        total = sum(
-            int(server.psql(f"SELECT pg_database_size('{db}')")) for _u, db, _s in SERVICES.values()
-        )
-        print(f"filled {total / 1e9:.2f} GB in {time.monotonic() - t0:.0f}s", flush=True)
-        server.psql("CHECKPOINT")
-
-        targets = work / "targets.json"
-        restore_targets = work / "restore-targets.json"
-        for path, suffix in ((targets, ""), (restore_targets, "_new")):
-            data = {
-                s: {
-                    "host": server.host,
-                    "port": server.port,
-                    "database": db + suffix,
-                    "user": user,
-                    "password": pw[s],
-                }
-                for s, (user, db, _share) in SERVICES.items()
-            }
-            path.write_text(json.dumps(data))
-            path.chmod(0o600)
-        admin = {"BACKUP_ADMIN_USER": server.superuser, "BACKUP_ADMIN_PASSWORD": server.password}
-
-        if not args.skip_original:
-            print("original: sequential pg_dump | gzip, tar czf", flush=True)
-            with measure("original backup (pg_dump|gzip, tar czf)", server, results) as size:
-                archive, gz_size = original_backup(server, pw, work)
-                size(tree_size(archive))
-            print(f"  original: the .sql.gz files before tar czf: {gz_size / 1e6:.1f} MB")
-            sql_gz = gz_size
-            recreate_empty(server, "_orig")
-            with measure("original restore (tar xzf, gunzip|psql)", server, results) as size:
-                original_restore(server, pw, archive, work)
-            shutil.rmtree(work / "orig")
-            shutil.rmtree(work / "orig-restore")
-            for _u, db, _s in SERVICES.values():
-                server.psql(f"DROP DATABASE {db}_orig")
-
-        last = None
-        for jobs in args.jobs.split(","):
-            for level in args.levels.split(","):
-                dest = work / f"tool-j{jobs}-{level.replace(':', '')}"
-                label = f"tool create (-Fd {level}, jobs {jobs})"
-                with measure(label, server, results) as size:
-                    out = tool(*create_args(targets, dest, jobs, level))
-                    size(tree_size(Path(out.strip())))
-                if last is not None:
-                    shutil.rmtree(last.parent)
-                last = Path(out.strip())
-        assert last is not None
-        dest = work / "tool-archive"
-        with measure(f"tool create --archive ({level}, jobs {jobs})", server, results) as size:
-            out = tool(*create_args(targets, dest, jobs, level), "--archive")
-            size(tree_size(Path(out.split()[1])))
-        shutil.rmtree(dest)
-        recreate_empty(server, "_new")
-        with measure(
-            f"tool restore (pg_restore -j {args.jobs.split(',')[-1]})", server, results
-        ) as size:
-            tool(
-                "restore",
-                "--targets",
-                restore_targets,
-                "--dest",
-                last.parent,
-                last.name,
-                "--jobs",
-                args.jobs.split(",")[-1],
-                env=admin,
-            )
-        with measure("tool verify --deep", server, results) as size:
-            tool("verify", "--dest", last.parent, "--deep", "--targets", targets, env=admin)
+        yield server, None
     finally:
         server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
+
+def pitr_measures(cluster: Cluster, results: list[Measure]) -> None:
+    """pgBackRest on the same data: a full backup, then a lost data directory restored from
+    it (verify first, as `pitr restore` does) until the server takes writes again."""
+    tool, server = cluster.tool, cluster.server
+    tool.create_stanza()
+    repo = Path(tool.stanza.repo_path)
+    with measure("pgBackRest full backup (zstd, encrypted)", server, results) as size:
+        tool.backup("full")
+        size(tree_size(repo / "backup"))
+    with measure("pgBackRest verify", server, results):
+        assert tool.verify() == []
+    cluster.stop()
+    for entry in server.data_dir.iterdir():  # the volume is lost
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    with measure("pgBackRest restore + recovery (to latest)", server, results):
+        tool.restore(RestoreTarget("latest"), force=False)
+        cluster.start()
+
+
+def run_all(
+    args: argparse.Namespace,
+    server: PgServer,
+    cluster: Cluster | None,
+    work: Path,
+    results: list[Measure],
+) -> int:
+    """Every measurement; returns the databases' total size."""
+    sql_gz = 0
+    t0 = time.monotonic()
+    pw = fill(server, args.size_gb, args.data)
+    total = sum(
+        int(server.psql(f"SELECT pg_database_size('{db}')")) for _u, db, _s in SERVICES.values()
+    )
+    print(f"filled {total / 1e9:.2f} GB in {time.monotonic() - t0:.0f}s", flush=True)
+    server.psql("CHECKPOINT")
+
+    targets = work / "targets.json"
+    restore_targets = work / "restore-targets.json"
+    for path, suffix in ((targets, ""), (restore_targets, "_new")):
+        data = {
+            s: {
+                "host": server.host,
+                "port": server.port,
+                "database": db + suffix,
+                "user": user,
+                "password": pw[s],
+            }
+            for s, (user, db, _share) in SERVICES.items()
+        }
+        path.write_text(json.dumps(data))
+        path.chmod(0o600)
+    admin = {"BACKUP_ADMIN_USER": server.superuser, "BACKUP_ADMIN_PASSWORD": server.password}
+
+    if not args.skip_original:
+        print("original: sequential pg_dump | gzip, tar czf", flush=True)
+        with measure("original backup (pg_dump|gzip, tar czf)", server, results) as size:
+            archive, gz_size = original_backup(server, pw, work)
+            size(tree_size(archive))
+        print(f"  original: the .sql.gz files before tar czf: {gz_size / 1e6:.1f} MB")
+        sql_gz = gz_size
+        recreate_empty(server, "_orig")
+        with measure("original restore (tar xzf, gunzip|psql)", server, results) as size:
+            original_restore(server, pw, archive, work)
+        shutil.rmtree(work / "orig")
+        shutil.rmtree(work / "orig-restore")
+        for _u, db, _s in SERVICES.values():
+            server.psql(f"DROP DATABASE {db}_orig")
+
+    last = None
+    for jobs in args.jobs.split(","):
+        for level in args.levels.split(","):
+            dest = work / f"tool-j{jobs}-{level.replace(':', '')}"
+            label = f"tool create (-Fd {level}, jobs {jobs})"
+            with measure(label, server, results) as size:
+                out = tool(*create_args(targets, dest, jobs, level))
+                size(tree_size(Path(out.strip())))
+            if last is not None:
+                shutil.rmtree(last.parent)
+            last = Path(out.strip())
+    assert last is not None
+    dest = work / "tool-archive"
+    with measure(f"tool create --archive ({level}, jobs {jobs})", server, results) as size:
+        out = tool(*create_args(targets, dest, jobs, level), "--archive")
+        size(tree_size(Path(out.split()[1])))
+    shutil.rmtree(dest)
+    recreate_empty(server, "_new")
+    with measure(
+        f"tool restore (pg_restore -j {args.jobs.split(',')[-1]})", server, results
+    ) as size:
+        tool(
+            "restore",
+            "--targets",
+            restore_targets,
+            "--dest",
+            last.parent,
+            last.name,
+            "--jobs",
+            args.jobs.split(",")[-1],
+            env=admin,
+        )
+    with measure("tool verify --deep", server, results) as size:
+        tool("verify", "--dest", last.parent, "--deep", "--targets", targets, env=admin)
+    if cluster is not None:
+        pitr_measures(cluster, results)
     if sql_gz:
         print(f"original's per-database .sql.gz files before `tar czf`: {sql_gz / 1e6:.1f} MB")
+    return total
+
+
+def print_results(args: argparse.Namespace, total: int, results: list[Measure]) -> None:
     print(
         f"\n{os.cpu_count()} CPUs, {args.data} data, {args.size_gb} GB requested, "
         f"{total / 1e9:.2f} GB in databases"
@@ -428,7 +490,6 @@ def main() -> int:
             f"| {m.label:<44} | {m.wall:7.1f} | {m.cpu_children:13.1f} | "
             f"{m.cpu_server:14.1f} | {shown} |"
         )
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +50,12 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def archiving_cluster(archive_timeout_s: int | None = None) -> Iterator[Cluster]:
+def archiving_cluster(
+    archive_timeout_s: int | None = None, extra_settings: Mapping[str, str] | None = None
+) -> Iterator[Cluster]:
     """A running server whose WAL goes to a new repository; everything removed on exit.
-    Raises ServerUnavailableError without the server binaries or pgbackrest."""
+    `extra_settings`: more server settings (a benchmark's memory). Raises
+    ServerUnavailableError without the server binaries or pgbackrest."""
     if shutil.which("pgbackrest") is None:
         raise ServerUnavailableError("pgbackrest is not installed (Debian package `pgbackrest`)")
     run_as, user = _run_as_prefix()
@@ -67,6 +70,7 @@ def archiving_cluster(archive_timeout_s: int | None = None) -> Iterator[Cluster]
                 "full_page_writes": "on"}  # fmt: skip
     if archive_timeout_s is not None:
         settings["archive_timeout"] = f"{archive_timeout_s}s"
+    settings |= extra_settings or {}
     server: PgServer | None = None
     try:
         server = start_server(settings)
