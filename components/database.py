@@ -8,8 +8,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.pitr import AgentArgs, PitrArgs, PitrStorage, agent_container
-from components.pitr import server_options as archiving_options
+from components.pitr import (
+    AgentArgs,
+    PitrArgs,
+    PitrStorage,
+    agent_container,
+    archiving_settings,
+)
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
@@ -130,19 +135,19 @@ class Database(pulumi.ComponentResource):
         user, database = args.spec.user, args.spec.name
         self.pitr = self.pitr_agent = None
         image: pulumi.Input[str] = args.image
-        needs, pitr_options = POSTGRES_NEEDS, []
+        needs, archiving = POSTGRES_NEEDS, {}
         pitr_mounts: list[docker.ContainerVolumeArgs] = []
         if args.pitr is not None:
             self.pitr = PitrStorage(
                 f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data, child
             )
             image, needs = args.pitr.image, PITR_POSTGRES_NEEDS
-            pitr_options, pitr_mounts = archiving_options(args.pitr), self.pitr.server_mounts()
+            archiving, pitr_mounts = archiving_settings(args.pitr), self.pitr.server_mounts()
         self.container = docker.Container(
             f"{name}-container",
             name=args.docker_name,
             image=image,
-            command=["postgres", *server_options(args.tuning), *pitr_options],
+            command=["postgres", *server_options(args.tuning, archiving)],
             envs=[
                 f"POSTGRES_USER={ADMIN_USER}",
                 f"POSTGRES_DB={database}",
@@ -229,13 +234,15 @@ SQL
 """
 
 
-def server_options(tuning: DatabaseTuning) -> list[str]:
-    """`-c name=value` options for the server, the SPEC tuning first, then the extras."""
+def server_options(tuning: DatabaseTuning, archiving: Mapping[str, str]) -> list[str]:
+    """`-c name=value` options for the server: the SPEC tuning first, then the extras, then
+    what archiving needs (PITR)."""
     settings = {
         "max_connections": str(tuning.max_connections),
         "shared_buffers": tuning.shared_buffers,
         "effective_cache_size": tuning.effective_cache_size,
         **tuning.extra,
+        **archiving,
     }
     options: list[str] = []
     for key, value in settings.items():

@@ -128,16 +128,10 @@ def scratch_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return {**labels, "com.ecommerce.role": "scratch"}
 
 
-def server_options(args: PitrArgs) -> list[str]:
-    """The server's `-c` options that archive every WAL segment into the repository."""
+def archiving_settings(args: PitrArgs) -> dict[str, str]:
+    """The server settings that archive every WAL segment into the repository."""
     s = args.settings
-    settings = server_settings(
-        stanza(args.stanza, s), layout.CONFIG_FILE, s.archive_timeout_seconds
-    )
-    options: list[str] = []
-    for key, value in settings.items():
-        options += ["-c", f"{key}={value}"]
-    return options
+    return server_settings(stanza(args.stanza, s), layout.CONFIG_FILE, s.archive_timeout_seconds)
 
 
 @dataclass(frozen=True)

@@ -378,6 +378,7 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         problems.append("backup.image: required when backup.enabled is true")
     problems += _postgres_process_room(s, catalogue)
     problems += _pitr_problems(s.pitr)
+    problems += _archiving_overridden(s, catalogue)
     if s.redis.max_memory_mb >= s.redis.resources.memory_mb:
         problems.append(
             f"redis.maxMemoryMb: {s.redis.max_memory_mb} must stay below the container's "
@@ -454,6 +455,25 @@ def _pitr_problems(p: PitrSettings) -> list[str]:
             f"waiting up to archiveTimeoutSeconds); use at least {needed}"
         )
     return problems
+
+
+# What PITR sets on every server (pitr/pgbackrest.py, server_settings).
+ARCHIVING_SETTINGS = frozenset({"wal_level", "archive_mode", "archive_command", "archive_timeout"})
+
+
+def _archiving_overridden(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    if not s.pitr.enabled:
+        return []
+    tunings = {"postgres.tuning": s.postgres.tuning}
+    for spec in catalogue.with_database():
+        tuning = s.database(spec.name).tuning
+        if tuning is not None:
+            tunings[f"databases.{spec.name}.tuning"] = tuning
+    return [
+        f"{key}.extra.{name}: set by pitr (archiving into pgBackRest); remove it"
+        for key, tuning in tunings.items()
+        for name in sorted(set(tuning.extra) & ARCHIVING_SETTINGS)
+    ]
 
 
 def edge_apps(catalogue: Catalogue) -> list[str]:

@@ -57,6 +57,9 @@ CASES = [
     pytest.param("dev", put("pitr.incrEveryHours", 24),
                  "ecommerce:platform.pitr.incrEveryHours: 24 must be shorter than "
                  "pitr.diffEveryHours (24)", id="pitr-incr-not-shorter-than-diff"),
+    pytest.param("prod", put("databases.order.tuning.extra", {"archive_mode": "off"}),
+                 "ecommerce:platform.databases.order.tuning.extra.archive_mode: set by pitr",
+                 id="pitr-archiving-overridden"),
     pytest.param("dev", put("pitr.maxArchiveAgeMinutes", 5),
                  "ecommerce:platform.pitr.maxArchiveAgeMinutes: 5 would report a stale archive "
                  "between two checks", id="pitr-archive-age-below-check"),
