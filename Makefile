@@ -122,8 +122,8 @@ bench-rolling: install ## Benchmark: a deploy under load, side by side against d
 	$(VENV)/bin/python -m benchmarks.rolling_deploy
 
 .PHONY: bench-backup
-bench-backup: install ## Benchmark: backup tool vs the original scripts (SIZE_GB=1.5)
-	$(VENV)/bin/python benchmarks/backup_bench.py --size-gb $(or $(SIZE_GB),1.5)
+bench-backup: install ## Benchmark: backup tool vs the original scripts (SIZE_GB=1.5; PITR=1: pgBackRest too)
+	$(VENV)/bin/python benchmarks/backup_bench.py --size-gb $(or $(SIZE_GB),1.5) $(if $(PITR),--pitr)
 
 .PHONY: format
 format: install ## Format the code with ruff

@@ -43,6 +43,8 @@ class Stanza:
     """Locks, logs and the archive spool."""
     retention_full: int = 2
     retention_diff: int | None = None
+    process_max: int = 2
+    """Processes that compress, encrypt and copy files at once (backup, restore, verify)."""
 
 
 def render_config(stanza: Stanza, passphrase: str) -> str:
@@ -59,6 +61,7 @@ def render_config(stanza: Stanza, passphrase: str) -> str:
         f"repo1-cipher-pass={passphrase}",
         *retention,
         "compress-type=zst",
+        f"process-max={stanza.process_max}",
         "start-fast=y",
         f"lock-path={stanza.work_path / 'lock'}",
         f"log-path={stanza.work_path / 'log'}",

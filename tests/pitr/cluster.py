@@ -41,7 +41,12 @@ class Cluster:
     def start(self) -> None:
         """Start, and after a restore wait until recovery has ended and the server takes
         writes (it accepts reads before that)."""
-        self.pg_ctl("-l", str(self.server.root / "server.log"), "-o", self.options, "start")
+        log = self.server.root / "server.log"
+        try:
+            self.pg_ctl("-l", str(log), "-o", self.options, "start")
+        except subprocess.CalledProcessError:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"the server did not start:\n{tail}") from None
         deadline = time.monotonic() + 60
         while self.sql("SELECT pg_is_in_recovery()") == "t":
             if time.monotonic() > deadline:
