@@ -345,6 +345,9 @@ def run_under_mocks(
 ) -> Graph:
     """Run any Pulumi program body under the recording mocks (`root`: where it runs)."""
     graph = Graph() if graph is None else graph
+    # A new root stack resource for every run: set_mocks keeps the one it finds, and with it
+    # the outputs an earlier run in this process exported.
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         ProviderMocks(),
         project=PROJECT,

@@ -127,3 +127,4 @@ def test_without_pitr_the_servers_are_as_before() -> None:
     assert "archive_mode" not in options(db)
     assert "/var/run/postgresql" in db.inputs["tmpfs"]
     assert not [c for c in graph.containers() if c.name.endswith("-pitr-container")]
+    assert "pitrPassphrases" not in graph.outputs  # though other graphs exported it before
