@@ -14,16 +14,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components import workload
 from components.database import Database
-from components.runtime import (
-    ImageNeeds,
-    RuntimeProfile,
-    container_args,
-    container_options,
-    labelled_volume,
-    limit_processes,
-)
+from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from components.workload import Mount, Network, Workload
 from stacks.settings import BackupSettings
 
 BACKUP_DIR = "/backups"
@@ -68,33 +63,25 @@ class BackupJob(pulumi.ComponentResource):
             args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
-        self.container = docker.Container(
-            f"{name}-container",
-            name=args.docker_name,
-            image=s.image,
-            command=schedule_command(s),
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=data.name, container_path=BACKUP_DIR),
-                secrets.mount(),
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=network, aliases=[ALIAS])
-                for _, network in sorted(args.database_networks.items())
-            ],
-            **container_args(
-                args.runtime,
-                ImageNeeds(non_root_user=s.user),
-                s.resources,
+        self.container = workload.run(
+            Workload(
+                name=name,
+                docker_name=args.docker_name,
+                image=s.image,
+                command=schedule_command(s),
+                mounts=[Mount(data.name, BACKUP_DIR), secrets.mount()],
+                networks=[Network(n, ALIAS) for _, n in sorted(args.database_networks.items())],
+                needs=ImageNeeds(non_root_user=s.user),
+                resources=s.resources,
                 health_test=["CMD", *status_command(s)],
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=s.stop_grace_seconds,
-            ),
-            opts=container_options(
-                self,
+                pids_limit=s.pids_limit,
                 depends_on=[secrets.seed, *(db.container for db in args.databases.values())],
             ),
-        )
-        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
+            args.runtime,
+            self,
+        ).container
         self.register_outputs({})
 
 

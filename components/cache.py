@@ -8,17 +8,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components import workload
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
-    container_args,
-    container_options,
     labelled_volume,
-    limit_processes,
-    published_ports,
     secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from components.workload import Mount, Network, Workload, published_ports
 from stacks.settings import RedisSettings
 
 PORT = 6379
@@ -60,7 +58,7 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
         self.password = None
-        volumes: list[docker.ContainerVolumeArgs] = []
+        mounts: list[Mount] = []
         depends_on: list[pulumi.Resource] = []
         revision: dict[str, pulumi.Input[str]] = {}
         command = ["redis-server"]
@@ -81,7 +79,7 @@ class Cache(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            volumes.append(secrets.mount())
+            mounts.append(secrets.mount())
             depends_on.append(secrets.seed)
             revision = secrets.revision_label()
             command.append(secret_path(CONFIG_FILE))
@@ -97,30 +95,26 @@ class Cache(pulumi.ComponentResource):
             args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
-        volumes.insert(
-            0, docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT)
-        )
-        self.container = docker.Container(
-            f"{name}-container",
-            name=args.docker_name,
-            image=s.image,
-            command=command,
-            volumes=volumes,
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[args.alias])
-            ],
-            ports=published_ports(PORT, s.host_port, args.publish_ip),
-            **container_args(
-                args.runtime,
-                REDIS_NEEDS,
-                s.resources,
+        self.container = workload.run(
+            Workload(
+                name=name,
+                docker_name=args.docker_name,
+                image=s.image,
+                command=command,
+                mounts=[Mount(data.name, DATA_MOUNT), *mounts],
+                networks=[Network(args.network_name, args.alias)],
+                ports=published_ports(PORT, s.host_port, args.publish_ip),
+                needs=REDIS_NEEDS,
+                resources=s.resources,
                 health_test=["CMD-SHELL", health],
                 labels={**args.labels, **revision},
                 stop_grace_seconds=s.stop_grace_seconds,
+                pids_limit=s.pids_limit,
+                depends_on=depends_on,
             ),
-            opts=container_options(self, depends_on=depends_on),
-        )
+            args.runtime,
+            self,
+        ).container
         self.host = args.alias
         self.port = PORT
-        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
         self.register_outputs({})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components import workload
 from components.pitr import (
     AgentArgs,
     PitrArgs,
@@ -18,14 +19,11 @@ from components.pitr import (
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
-    container_args,
-    container_options,
     labelled_volume,
-    limit_processes,
-    published_ports,
     secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from components.workload import Mount, Network, Workload, published_ports
 from pitr import layout
 from stacks.catalogue import DatabaseSpec
 from stacks.settings import DatabaseTuning, Resources
@@ -136,61 +134,56 @@ class Database(pulumi.ComponentResource):
         self.pitr = self.pitr_agent = None
         image: pulumi.Input[str] = args.image
         needs, archiving = POSTGRES_NEEDS, {}
-        pitr_mounts: list[docker.ContainerVolumeArgs] = []
+        pitr_mounts: list[Mount] = []
         if args.pitr is not None:
             self.pitr = PitrStorage(
                 f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data, child
             )
             image, needs = args.pitr.image, PITR_POSTGRES_NEEDS
             archiving, pitr_mounts = archiving_settings(args.pitr), self.pitr.server_mounts()
-        self.container = docker.Container(
-            f"{name}-container",
-            name=args.docker_name,
-            image=image,
-            command=["postgres", *server_options(args.tuning, archiving)],
-            envs=[
-                f"POSTGRES_USER={ADMIN_USER}",
-                f"POSTGRES_DB={database}",
-                f"POSTGRES_PASSWORD_FILE={secret_path(ADMIN_PASSWORD_FILE)}",
-                f"PGDATA={PGDATA}",
-            ],
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_MOUNT),
-                secrets.mount(),
-                # The same files again where the entrypoint looks for init scripts; it runs the
-                # role script and logs that it ignores the password files beside it.
-                docker.ContainerVolumeArgs(
-                    volume_name=secrets.volume_name, container_path=INIT_DIR, read_only=True
-                ),
-                *pitr_mounts,
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[args.alias])
-            ],
-            ports=published_ports(PORT, args.host_port, args.publish_ip),
-            shm_size=args.shm_size_mb,
-            **container_args(
-                args.runtime,
-                needs,
-                args.resources,
+        self.container = workload.run(
+            Workload(
+                name=name,
+                docker_name=args.docker_name,
+                image=image,
+                command=["postgres", *server_options(args.tuning, archiving)],
+                env=[
+                    f"POSTGRES_USER={ADMIN_USER}",
+                    f"POSTGRES_DB={database}",
+                    f"POSTGRES_PASSWORD_FILE={secret_path(ADMIN_PASSWORD_FILE)}",
+                    f"PGDATA={PGDATA}",
+                ],
+                mounts=[
+                    Mount(data.name, DATA_MOUNT),
+                    secrets.mount(),
+                    # The same files again where the entrypoint looks for init scripts; it runs
+                    # the role script and logs that it ignores the password files beside it.
+                    secrets.mount(INIT_DIR),
+                    *pitr_mounts,
+                ],
+                networks=[Network(args.network_name, args.alias)],
+                ports=published_ports(PORT, args.host_port, args.publish_ip),
+                shm_size_mb=args.shm_size_mb,
+                needs=needs,
+                resources=args.resources,
                 # Over TCP, so the init-time server (socket only) does not count as ready.
                 health_test=pg_isready(user, database),
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=args.stop_grace_seconds,
+                pids_limit=args.pids_limit,
+                # The server reads its pgBackRest file at each archive-push: a rewritten file
+                # (new retention) needs no restart.
+                depends_on=[secrets.seed, *([self.pitr.config.seed] if self.pitr else [])],
             ),
-            # The server reads its pgBackRest file at each archive-push: a rewritten file (new
-            # retention) needs no restart.
-            opts=container_options(
-                self, depends_on=[secrets.seed, *([self.pitr.config.seed] if self.pitr else [])]
-            ),
-        )
+            args.runtime,
+            self,
+        ).container
         self.host, self.port = args.alias, PORT
         self.database, self.user = database, user
         if args.host_port is None:
             self.reachable_host, self.reachable_port = args.alias, PORT
         else:
             self.reachable_host, self.reachable_port = args.public_host, args.host_port
-        limit_processes(name, self.container, args.pids_limit, args.runtime, self)
         if args.pitr is not None and self.pitr is not None:
             self.pitr_agent = agent_container(
                 name,

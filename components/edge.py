@@ -19,17 +19,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import caddyfile
+from components import caddyfile, workload
 from components.built_image import service_image
-from components.runtime import (
-    ImageNeeds,
-    RuntimeProfile,
-    container_args,
-    container_options,
-    labelled_volume,
-    limit_processes,
-)
+from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
+from components.workload import Mount, Network, Port, Workload
 from stacks.settings import EdgeSettings
 
 DATA_PATH = "/data"
@@ -94,36 +88,27 @@ class EdgeProxy(pulumi.ComponentResource):
             f"{name}-data", f"{args.docker_name}-data", args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )  # fmt: skip
-        self.container = docker.Container(
-            f"{name}-container",
-            name=args.docker_name,
-            image=image,
-            volumes=[
-                files.mount(caddyfile.CONFIG_DIR),
-                docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_PATH),
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=["edge"])
-            ],
-            # In the order the provider reads them back (by inside port,
-            # `flattenContainerPorts`): any other order would replace the proxy on every `up`.
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=p.internal, external=p.external, ip=args.publish_ip
-                )
-                for p in sorted(args.ports, key=lambda p: p.internal)
-            ],
-            **container_args(
-                args.runtime,
+        self.container = workload.run(
+            Workload(
+                name=name,
+                docker_name=args.docker_name,
+                image=image,
+                mounts=[files.mount(caddyfile.CONFIG_DIR), Mount(data.name, DATA_PATH)],
+                networks=[Network(args.network_name, "edge")],
+                ports=[Port(p.internal, p.external, args.publish_ip) for p in args.ports],
                 # /config: Caddy saves the configuration it runs there (XDG_CONFIG_HOME).
-                ImageNeeds(non_root_user=args.settings.user, writable_paths=("/tmp", "/config")),
-                args.settings.resources,
+                needs=ImageNeeds(
+                    non_root_user=args.settings.user, writable_paths=("/tmp", "/config")
+                ),
+                resources=args.settings.resources,
                 health_test=list(HEALTH_TEST),
                 labels={**args.labels, **files.revision_label()},
                 stop_grace_seconds=args.settings.stop_grace_seconds,
+                pids_limit=args.settings.pids_limit,
+                # Holds fixed host ports: replaced delete-first.
+                depends_on=[files.seed],
             ),
-            # Holds fixed host ports: replaced delete-first.
-            opts=container_options(self, depends_on=[files.seed]),
-        )
-        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
+            args.runtime,
+            self,
+        ).container
         self.register_outputs({})

@@ -21,15 +21,10 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from components.runtime import (
-    ImageNeeds,
-    RuntimeProfile,
-    container_args,
-    container_options,
-    labelled_volume,
-    limit_processes,
-)
+from components import workload
+from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
+from components.workload import Mount, Workload
 from pitr import layout
 from pitr.pgbackrest import Stanza, render_config, server_settings
 from stacks.settings import PitrSettings
@@ -111,14 +106,10 @@ class PitrStorage(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
-    def server_mounts(self) -> list[docker.ContainerVolumeArgs]:
+    def server_mounts(self) -> list[Mount]:
         return [
-            docker.ContainerVolumeArgs(
-                volume_name=self.repository.name, container_path=str(layout.PGBACKREST_MOUNT)
-            ),
-            docker.ContainerVolumeArgs(
-                volume_name=self.socket.name, container_path=str(layout.SOCKET_DIR)
-            ),
+            Mount(self.repository.name, str(layout.PGBACKREST_MOUNT)),
+            Mount(self.socket.name, str(layout.SOCKET_DIR)),
             self.config.mount(str(layout.CONFIG_DIR)),
         ]
 
@@ -154,42 +145,35 @@ def agent_container(name: str, args: AgentArgs, parent: pulumi.Resource) -> dock
         scratch_labels(args.labels),
         pulumi.ResourceOptions(parent=parent),
     )
-    container_kwargs = container_args(
+    return workload.run(
+        Workload(
+            name=f"{name}-pitr",
+            docker_name=f"{args.docker_name}-pitr",
+            image=args.pitr.image,
+            command=agent_command(args.pitr),
+            mounts=[
+                Mount(args.data_volume, str(layout.DATA_MOUNT), read_only=True),
+                *args.storage.server_mounts(),
+                Mount(drill.name, str(layout.DRILL_PATH)),
+            ],
+            networks=[],  # none at all: it reaches the server through its socket
+            needs=ImageNeeds(non_root_user=layout.PG_USER),
+            resources=s.resources,
+            health_test=["CMD", *health_command(args.pitr)],
+            labels={**args.labels, **args.storage.config.revision_label()},
+            stop_grace_seconds=s.stop_grace_seconds,
+            pids_limit=s.pids_limit,
+            # As the server's OS user in every profile: it reads the server's files and logs
+            # in through its socket as that user, and never needs root.
+            user=layout.PG_USER,
+            # `pulumi up` does not wait for it: it turns healthy after its first full backup
+            # and drill, which take as long as the database is large.
+            waits=False,
+            depends_on=[args.server, args.storage.config.seed],
+        ),
         args.runtime,
-        ImageNeeds(non_root_user=layout.PG_USER),
-        s.resources,
-        health_test=["CMD", *health_command(args.pitr)],
-        labels={**args.labels, **args.storage.config.revision_label()},
-        stop_grace_seconds=s.stop_grace_seconds,
-    )
-    # As the server's OS user in every profile: it reads the server's files and logs in
-    # through its socket as that user, and never needs root.
-    container_kwargs["user"] = layout.PG_USER
-    # `pulumi up` does not wait for it: it turns healthy after its first full backup and
-    # drill, which take as long as the database is large.
-    container_kwargs["wait"] = False
-    agent = docker.Container(
-        f"{name}-pitr-container",
-        name=f"{args.docker_name}-pitr",
-        image=args.pitr.image,
-        command=agent_command(args.pitr),
-        network_mode="none",
-        volumes=[
-            docker.ContainerVolumeArgs(
-                volume_name=args.data_volume,
-                container_path=str(layout.DATA_MOUNT),
-                read_only=True,
-            ),
-            *args.storage.server_mounts(),
-            docker.ContainerVolumeArgs(
-                volume_name=drill.name, container_path=str(layout.DRILL_PATH)
-            ),
-        ],
-        **container_kwargs,
-        opts=container_options(parent, depends_on=[args.server, args.storage.config.seed]),
-    )
-    limit_processes(f"{name}-pitr", agent, s.pids_limit, args.runtime, parent)
-    return agent
+        parent,
+    ).container
 
 
 def agent_command(args: PitrArgs) -> list[str]:

@@ -18,12 +18,12 @@ from components.networks import Networks, NetworksArgs
 from components.pitr import PitrArgs
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
-    Attachment,
     DatabaseConnection,
     RedisConnection,
     Service,
     ServiceArgs,
 )
+from components.workload import Network
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
 from stacks.settings import PitrSettings, PlatformSettings, edge_apps
@@ -239,23 +239,23 @@ class Platform(pulumi.ComponentResource):
     ) -> ServiceArgs:
         s, catalogue = args.settings, args.catalogue
         networks = self.networks
-        attachments: list[Attachment] = []
+        attachments: list[Network] = []
         depends_on: list[pulumi.Resource] = []
         if spec.role in (Role.GATEWAY, Role.WEB):
-            attachments.append(Attachment(networks.edge.name, spec.name))
+            attachments.append(Network(networks.edge.name, spec.name))
         if spec.role in (Role.GATEWAY, Role.BUSINESS):
-            attachments.append(Attachment(networks.backend.name, spec.name))
+            attachments.append(Network(networks.backend.name, spec.name))
         database = None
         if spec.database is not None:
             db = self.databases[spec.name]
-            attachments.append(Attachment(networks.databases[spec.name].name, spec.name))
+            attachments.append(Network(networks.databases[spec.name].name, spec.name))
             database = DatabaseConnection(
                 db.host, db.port, spec.database.name, spec.database.user, db.password
             )
             depends_on.append(db.container)
         redis = None
         if spec.uses_redis:
-            attachments.append(Attachment(networks.cache.name, spec.name))
+            attachments.append(Network(networks.cache.name, spec.name))
             redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
             depends_on.append(self.cache.container)
         # An app waits for its own database and Redis only: the gateway does not wait for the

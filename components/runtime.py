@@ -153,15 +153,6 @@ def docker_labels(stack: str, service: str, role: str) -> dict[str, str]:
     }
 
 
-def published_ports(
-    internal: int, host_port: int | None, publish_ip: str
-) -> list[docker.ContainerPortArgs]:
-    """The container's one published port, or none when it stays private."""
-    if host_port is None:
-        return []
-    return [docker.ContainerPortArgs(internal=internal, external=host_port, ip=publish_ip)]
-
-
 def labelled_volume(
     name: str, docker_name: str, labels: Mapping[str, str], opts: pulumi.ResourceOptions
 ) -> docker.Volume:

@@ -24,6 +24,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.runtime import labelled_volume
+from components.workload import Mount
 from provider.diff import INIT_ERROR
 
 MOUNT_PATH = "/run/secrets"
@@ -109,12 +110,10 @@ class SecretFiles(pulumi.ComponentResource):
         """The label a consumer carries so that a changed secret replaces it."""
         return {REVISION_LABEL: self.revision}
 
-    def mount(self, container_path: str = MOUNT_PATH) -> docker.ContainerVolumeArgs:
+    def mount(self, container_path: str = MOUNT_PATH) -> Mount:
         """The consumer's read-only mount of the files (at /run/secrets unless it reads them
         elsewhere)."""
-        return docker.ContainerVolumeArgs(
-            volume_name=self.volume_name, container_path=container_path, read_only=True
-        )
+        return Mount(self.volume_name, container_path, read_only=True)
 
 
 def _contents(args: SecretFilesArgs) -> dict[str, pulumi.Input[str]]:

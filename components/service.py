@@ -12,22 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
+from components import workload
 from components.built_image import service_image
-from components.rolling import generation_name
-from components.runtime import (
-    ImageNeeds,
-    RuntimeProfile,
-    container_args,
-    container_options,
-    limit_processes,
-    published_ports,
-)
+from components.runtime import ImageNeeds, RuntimeProfile
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from components.workload import Mount, Network, Workload, published_ports
 from stacks.catalogue import ServiceSpec
 from stacks.settings import ServiceSettings
 
@@ -55,19 +48,11 @@ class RedisConnection:
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """A network the service joins, and the host name it answers to there."""
-
-    network_name: pulumi.Input[str]
-    alias: str
-
-
-@dataclass(frozen=True)
 class ServiceArgs:
     spec: ServiceSpec
     settings: ServiceSettings
     docker_name: str
-    networks: Sequence[Attachment]
+    networks: Sequence[Network]
     runtime: RuntimeProfile
     labels: Mapping[str, str]
     cors_origins: Sequence[str]
@@ -97,7 +82,7 @@ class Service(pulumi.ComponentResource):
         super().__init__("ecommerce:index:Service", name, None, opts)
         env, files = service_environment(args)
         image = service_image(f"{name}-image", args.settings, args.docker_name, self)
-        volumes: list[docker.ContainerVolumeArgs] = []
+        mounts: list[Mount] = []
         depends_on = list(args.depends_on)
         revision: dict[str, pulumi.Input[str]] = {}
         if files:
@@ -111,41 +96,35 @@ class Service(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            volumes.append(secrets.mount())
+            mounts.append(secrets.mount())
             depends_on.append(secrets.seed)
             revision = secrets.revision_label()
         health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
-        inputs: dict[str, Any] = dict(
-            image=image,
-            envs=[f"{key}={value}" for key, value in sorted(env.items())],
-            volumes=volumes,
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=a.network_name, aliases=[a.alias])
-                for a in args.networks
-            ],
-            ports=published_ports(args.spec.container_port, args.host_port, args.publish_ip),
-            **container_args(
-                args.runtime,
-                ImageNeeds(non_root_user=args.settings.user),
-                args.settings.resources,
+        running = workload.run(
+            Workload(
+                name=name,
+                docker_name=args.docker_name,
+                image=image,
+                env=[f"{key}={value}" for key, value in sorted(env.items())],
+                mounts=mounts,
+                networks=args.networks,
+                ports=published_ports(args.spec.container_port, args.host_port, args.publish_ip),
+                needs=ImageNeeds(non_root_user=args.settings.user),
+                resources=args.settings.resources,
                 health_test=list(health),
                 labels={**args.labels, **revision},
                 stop_grace_seconds=args.settings.stop_grace_seconds,
+                pids_limit=args.settings.pids_limit,
+                # An app that holds no host port is replaced side by side
+                # (components/rolling.py); one that publishes a port cannot have two
+                # containers at once.
+                side_by_side=args.host_port is None,
+                depends_on=depends_on,
             ),
+            args.runtime,
+            self,
         )
-        # An app that holds no host port is replaced side by side (components/rolling.py);
-        # one that publishes a port cannot have two containers at once.
-        rolls = args.host_port is None
-        self.docker_name = (
-            generation_name(name, args.docker_name, inputs, self) if rolls else args.docker_name
-        )
-        self.container = docker.Container(
-            f"{name}-container",
-            name=self.docker_name,
-            **inputs,
-            opts=container_options(self, depends_on=depends_on, side_by_side=rolls),
-        )
-        limit_processes(name, self.container, args.settings.pids_limit, args.runtime, self)
+        self.container, self.docker_name = running.container, running.docker_name
         self.register_outputs({})
 
 
