@@ -1,0 +1,148 @@
+"""`python -m pitr restore` and `inspect` around the containers, with a stand-in for the docker
+CLI that records every call: what runs in which order, what is refused before anything stops,
+and what state a failure leaves. (tests/integration/test_stacks.py runs the real thing.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from pitr import docker_host
+from pitr.errors import EXIT_FAILED, EXIT_VERIFY, PitrError, RefusedError, UsageError
+from pitr.pgbackrest import RestoreTarget
+
+DB = "shop-order-db"
+MOUNTS = [
+    {"Type": "volume", "Name": f"{DB}-data", "Destination": "/var/lib/postgresql/data"},
+    {"Type": "volume", "Name": f"{DB}-pitr", "Destination": "/var/lib/pgbackrest"},
+    {"Type": "volume", "Name": f"{DB}-pitr-config", "Destination": "/etc/pgbackrest"},
+]
+
+
+class FakeDocker:
+    """Answers like the docker CLI for one stack; `restore_exit` is the one-off's exit."""
+
+    def __init__(self, *, holds_data: bool = True, restore_exit: int = 0, pitr: bool = True):
+        self.calls: list[list[str]] = []
+        self.holds_data, self.restore_exit = holds_data, restore_exit
+        self.mounts = MOUNTS if pitr else MOUNTS[:1]
+
+    def __call__(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        args = list(args)
+        self.calls.append(args)
+        out, code = "", 0
+        if args[0] == "inspect" and args[1] == "--type":
+            out = json.dumps([{"Name": f"/{DB}", "Image": "sha256:pitr", "State": {"Running": True},
+                               "Mounts": self.mounts, "Config": {"Env": ["POSTGRES_DB=order_db"]}}])  # fmt: skip
+        elif args[:2] == ["inspect", "-f"]:
+            out = {"{{.State.ExitCode}}": "0", "{{.State.Running}}": "true",
+                   "{{.State.Health.Status}}": "healthy"}[args[2]]  # fmt: skip
+        elif args[0] == "run" and "test" in args:
+            code = 0 if self.holds_data else 1
+        elif args[0] == "run" and "restore-here" in args:
+            code = self.restore_exit
+        elif args[0] == "exec" and "SELECT pg_is_in_recovery()" in args:
+            out = "f\n"
+        return subprocess.CompletedProcess(args, code, out, "pitr: reason\n" if code else "")
+
+    def verbs(self) -> list[str]:
+        """Each call as `verb target`, e.g. `stop shop-order-db`, `run shop-order-db-restore`."""
+        named = []
+        for call in self.calls:
+            if call[0] == "run":
+                named.append("run " + call[call.index("--name") + 1])
+            elif call[0] == "exec":
+                named.append("exec " + next(a for a in call if a in (
+                    "archive-now", "CHECKPOINT", "SELECT pg_is_in_recovery()")))  # fmt: skip
+            elif call[0] in ("stop", "start"):
+                named.append(f"{call[0]} {call[1]}")
+        return named
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeDocker]:
+    def install(**kwargs: object) -> FakeDocker:
+        docker = FakeDocker(**kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(docker_host, "_docker_run", docker)
+        monkeypatch.setattr("pitr.docker_host.time.sleep", lambda _s: None)
+        return docker
+
+    return install
+
+
+TIME = RestoreTarget.parse("time:2026-12-02 14:02:30+00")
+
+
+def test_a_restore_stops_restores_starts_and_resumes_archiving(
+    fake: Callable[..., FakeDocker],
+) -> None:
+    docker = fake()
+    docker_host.restore("shop", "order", TIME, force=True)
+    assert docker.verbs() == [
+        f"stop {DB}-pitr", f"stop {DB}", f"run {DB}-restore", f"start {DB}",
+        "exec SELECT pg_is_in_recovery()", "exec CHECKPOINT", "exec archive-now",
+        f"start {DB}-pitr",
+    ]  # fmt: skip
+    (restore,) = [c for c in docker.calls if "restore-here" in c]
+    # The server's own image and volumes, hardened, and nothing else.
+    for flag in (["--network", "none"], ["--user", "postgres"], ["--cap-drop", "ALL"]):
+        assert any(restore[i : i + 2] == flag for i in range(len(restore))), flag
+    assert "--read-only" in restore and "sha256:pitr" in restore
+    assert restore[-6:] == ["restore-here", "--stanza", "order", "--to",
+                            "time:2026-12-02 14:02:30+00", "--force"]  # fmt: skip
+    assert f"{DB}-pitr-config:/etc/pgbackrest:ro" in restore
+
+
+def test_without_force_a_database_with_data_is_refused_before_anything_stops(
+    fake: Callable[..., FakeDocker],
+) -> None:
+    docker = fake(holds_data=True)
+    with pytest.raises(RefusedError, match=r"discards what it holds after that.*pass --force"):
+        docker_host.restore("shop", "order", TIME, force=False)
+    assert not [v for v in docker.verbs() if v.startswith(("stop", "start"))]
+
+
+def test_an_empty_volume_is_restored_without_force(fake: Callable[..., FakeDocker]) -> None:
+    docker = fake(holds_data=False)
+    docker_host.restore("shop", "order", RestoreTarget.parse("latest"), force=False)
+    assert docker.verbs()[:2] == [f"run {DB}-probe", f"stop {DB}-pitr"]  # looked, then went on
+
+
+def test_a_refused_or_unverified_restore_starts_the_server_again(
+    fake: Callable[..., FakeDocker],
+) -> None:
+    docker = fake(restore_exit=EXIT_VERIFY)
+    with pytest.raises(PitrError, match="the server runs as it was"):
+        docker_host.restore("shop", "order", TIME, force=True)
+    assert docker.verbs()[-2:] == [f"start {DB}", f"start {DB}-pitr"]
+
+
+def test_a_restore_that_fails_midway_leaves_the_server_stopped(
+    fake: Callable[..., FakeDocker],
+) -> None:
+    docker = fake(restore_exit=EXIT_FAILED)
+    with pytest.raises(PitrError, match=f"{DB} is left stopped"):
+        docker_host.restore("shop", "order", TIME, force=True)
+    assert docker.verbs()[-1] == f"run {DB}-restore"  # nothing started on half-restored data
+
+
+def test_a_database_without_pitr_is_named(fake: Callable[..., FakeDocker]) -> None:
+    fake(pitr=False)
+    with pytest.raises(UsageError, match=f"{DB} runs without PITR: turn `pitr` on"):
+        docker_host.restore("shop", "order", TIME, force=True)
+
+
+def test_inspect_archives_first_and_serves_a_copy_with_no_network(
+    fake: Callable[..., FakeDocker],
+) -> None:
+    docker = fake()
+    docker_host.inspect("shop", "order", TIME)
+    verbs = docker.verbs()
+    assert verbs.index("exec archive-now") < verbs.index(f"run {DB}-scratch")
+    (serve,) = [c for c in docker.calls if "serve-copy" in c]
+    assert "-d" in serve and serve[serve.index("--network") :][:2] == ["--network", "none"]
+    assert f"{DB}-scratch:/var/lib/postgresql/data" in serve  # its own volume
+    assert f"{DB}-pitr:/var/lib/pgbackrest:ro" in serve  # the repository, read-only
