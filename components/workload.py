@@ -43,6 +43,7 @@ class Network:
     """A network the workload joins, and the host name it answers to there."""
 
     name: pulumi.Input[str]
+    """Its name; on Swarm, its ID (a service is attached by network ID)."""
     alias: str
 
 

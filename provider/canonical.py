@@ -124,3 +124,19 @@ def _trim_fraction(x: Fraction) -> str:
         return str(whole)
     digits = _float_string(rest, 9).split(".")[1].rstrip("0")
     return f"{whole}.{digits}"
+
+
+# Swarm services (resource_docker_service_structures.go, v4.5.0) read every duration back
+# through `shortDur(d)`: Go's `Duration.String()` without a trailing `0s` after minutes and
+# `0m` after hours. `"90s"` comes back `"1m30s"`, `"5m0s"` and `"300s"` as `"5m"`, `"1h0m0s"`
+# as `"1h"`: any other spelling is a change on every `pulumi up`.
+
+
+def short_duration(text: str) -> str:
+    """A duration as the service's Read writes it: `90s` -> `1m30s`, `300s` -> `5m`."""
+    text = go_duration_string(nanoseconds(text))
+    if text.endswith("m0s"):
+        text = text[:-2]
+    if text.endswith("h0m"):
+        text = text[:-2]
+    return text
