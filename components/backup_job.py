@@ -77,7 +77,7 @@ class BackupJob(pulumi.ComponentResource):
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
-                depends_on=[secrets.seed, *(db.container for db in args.databases.values())],
+                depends_on=[db.container for db in args.databases.values()],
             ),
             args.runtime,
             self,

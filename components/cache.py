@@ -16,7 +16,7 @@ from components.runtime import (
     secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import Mount, Network, Workload, published_ports
+from components.workload import FileMount, Mount, Network, Workload, published_ports
 from stacks.settings import RedisSettings
 
 PORT = 6379
@@ -58,8 +58,7 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
         self.password = None
-        mounts: list[Mount] = []
-        depends_on: list[pulumi.Resource] = []
+        mounts: list[Mount | FileMount] = []
         revision: dict[str, pulumi.Input[str]] = {}
         command = ["redis-server"]
         health = "redis-cli -h 127.0.0.1 ping | grep -q PONG"
@@ -80,7 +79,6 @@ class Cache(pulumi.ComponentResource):
                 opts=child,
             )
             mounts.append(secrets.mount())
-            depends_on.append(secrets.seed)
             revision = secrets.revision_label()
             command.append(secret_path(CONFIG_FILE))
             health = f'REDISCLI_AUTH="$(cat {secret_path(PASSWORD_FILE)})" {health}'
@@ -110,7 +108,6 @@ class Cache(pulumi.ComponentResource):
                 labels={**args.labels, **revision},
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
-                depends_on=depends_on,
             ),
             args.runtime,
             self,

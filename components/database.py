@@ -23,7 +23,7 @@ from components.runtime import (
     secret_or_generated,
 )
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import Mount, Network, Workload, published_ports
+from components.workload import FileMount, Mount, Network, Workload, published_ports
 from pitr import layout
 from stacks.catalogue import DatabaseSpec
 from stacks.settings import DatabaseTuning, Resources
@@ -134,7 +134,7 @@ class Database(pulumi.ComponentResource):
         self.pitr = self.pitr_agent = None
         image: pulumi.Input[str] = args.image
         needs, archiving = POSTGRES_NEEDS, {}
-        pitr_mounts: list[Mount] = []
+        pitr_mounts: list[Mount | FileMount] = []
         if args.pitr is not None:
             self.pitr = PitrStorage(
                 f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data, child
@@ -172,8 +172,7 @@ class Database(pulumi.ComponentResource):
                 stop_grace_seconds=args.stop_grace_seconds,
                 pids_limit=args.pids_limit,
                 # The server reads its pgBackRest file at each archive-push: a rewritten file
-                # (new retention) needs no restart.
-                depends_on=[secrets.seed, *([self.pitr.config.seed] if self.pitr else [])],
+                # (new retention) needs no restart, so no revision label of it.
             ),
             args.runtime,
             self,

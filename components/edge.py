@@ -106,7 +106,6 @@ class EdgeProxy(pulumi.ComponentResource):
                 stop_grace_seconds=args.settings.stop_grace_seconds,
                 pids_limit=args.settings.pids_limit,
                 # Holds fixed host ports: replaced delete-first.
-                depends_on=[files.seed],
             ),
             args.runtime,
             self,

@@ -24,7 +24,7 @@ import pulumi_random as random
 from components import workload
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
-from components.workload import Mount, Workload
+from components.workload import FileMount, Mount, Workload
 from pitr import layout
 from pitr.pgbackrest import Stanza, render_config, server_settings
 from stacks.settings import PitrSettings
@@ -106,7 +106,7 @@ class PitrStorage(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
-    def server_mounts(self) -> list[Mount]:
+    def server_mounts(self) -> list[Mount | FileMount]:
         return [
             Mount(self.repository.name, str(layout.PGBACKREST_MOUNT)),
             Mount(self.socket.name, str(layout.SOCKET_DIR)),
@@ -169,7 +169,7 @@ def agent_container(name: str, args: AgentArgs, parent: pulumi.Resource) -> dock
             # `pulumi up` does not wait for it: it turns healthy after its first full backup
             # and drill, which take as long as the database is large.
             waits=False,
-            depends_on=[args.server, args.storage.config.seed],
+            depends_on=[args.server],
         ),
         args.runtime,
         parent,

@@ -24,7 +24,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.runtime import labelled_volume
-from components.workload import Mount
+from components.workload import FileMount
 from provider.diff import INIT_ERROR
 
 MOUNT_PATH = "/run/secrets"
@@ -110,10 +110,10 @@ class SecretFiles(pulumi.ComponentResource):
         """The label a consumer carries so that a changed secret replaces it."""
         return {REVISION_LABEL: self.revision}
 
-    def mount(self, container_path: str = MOUNT_PATH) -> Mount:
+    def mount(self, container_path: str = MOUNT_PATH) -> FileMount:
         """The consumer's read-only mount of the files (at /run/secrets unless it reads them
-        elsewhere)."""
-        return Mount(self.volume_name, container_path, read_only=True)
+        elsewhere); the consumer starts after they are written."""
+        return FileMount(self, container_path)
 
 
 def _contents(args: SecretFilesArgs) -> dict[str, pulumi.Input[str]]:

@@ -20,7 +20,7 @@ from components import workload
 from components.built_image import service_image
 from components.runtime import ImageNeeds, RuntimeProfile
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import Mount, Network, Workload, published_ports
+from components.workload import FileMount, Mount, Network, Workload, published_ports
 from stacks.catalogue import ServiceSpec
 from stacks.settings import ServiceSettings
 
@@ -82,8 +82,7 @@ class Service(pulumi.ComponentResource):
         super().__init__("ecommerce:index:Service", name, None, opts)
         env, files = service_environment(args)
         image = service_image(f"{name}-image", args.settings, args.docker_name, self)
-        mounts: list[Mount] = []
-        depends_on = list(args.depends_on)
+        mounts: list[Mount | FileMount] = []
         revision: dict[str, pulumi.Input[str]] = {}
         if files:
             secrets = SecretFiles(
@@ -97,7 +96,6 @@ class Service(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             mounts.append(secrets.mount())
-            depends_on.append(secrets.seed)
             revision = secrets.revision_label()
         health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
         running = workload.run(
@@ -119,7 +117,7 @@ class Service(pulumi.ComponentResource):
                 # (components/rolling.py); one that publishes a port cannot have two
                 # containers at once.
                 side_by_side=args.host_port is None,
-                depends_on=depends_on,
+                depends_on=args.depends_on,
             ),
             args.runtime,
             self,

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import pulumi_docker as docker
 
 from components.runtime import TMPFS_OPTIONS, RuntimeProfile
-from components.workload import Workload
+from components.workload import Mount, Workload
 from provider import canonical
 
 MB = 1024 * 1024
@@ -60,6 +60,7 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
             type="volume", source=m.volume, target=m.path, read_only=m.read_only
         )
         for m in w.mounts
+        if isinstance(m, Mount)  # file sets become Swarm secrets (next step of #7)
     ]
     if hardening.read_only_root:
         mounts += [

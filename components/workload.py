@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_docker as docker
@@ -36,6 +36,23 @@ class Mount:
     volume: pulumi.Input[str]
     path: str
     read_only: bool = False
+
+
+class FileSet(Protocol):
+    """Files written for a workload before it starts (components/secret_files.py)."""
+
+    @property
+    def volume_name(self) -> pulumi.Output[str]: ...
+    @property
+    def seed(self) -> docker.Container: ...
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A file set, read-only at `path` in the workload's filesystem."""
+
+    files: FileSet
+    path: str
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,8 @@ class Workload:
     command: Sequence[str] | None = None
     env: Sequence[str] | None = None
     """`NAME=value` entries, in the order given (never secrets: they go in files)."""
-    mounts: Sequence[Mount] = ()
+    mounts: Sequence[Mount | FileMount] = ()
+    """Volumes and file sets, in order; a file set is written before the workload starts."""
     networks: Sequence[Network] = ()
     """None at all: the workload has no network (not even Docker's default bridge)."""
     ports: Sequence[Port] | None = None
@@ -110,6 +128,7 @@ def run(workload: Workload, profile: RuntimeProfile, parent: pulumi.Resource) ->
     if w.env is not None:
         inputs["envs"] = list(w.env)
     inputs["volumes"] = [_volume(m) for m in w.mounts]
+    seeds = [m.files.seed for m in w.mounts if isinstance(m, FileMount)]
     if w.networks:
         inputs["networks_advanced"] = [
             docker.ContainerNetworksAdvancedArgs(name=n.name, aliases=[n.alias]) for n in w.networks
@@ -140,13 +159,19 @@ def run(workload: Workload, profile: RuntimeProfile, parent: pulumi.Resource) ->
         f"{w.name}-container",
         name=docker_name,
         **inputs,
-        opts=container_options(parent, depends_on=w.depends_on, side_by_side=w.side_by_side),
+        opts=container_options(
+            parent, depends_on=[*seeds, *w.depends_on], side_by_side=w.side_by_side
+        ),
     )
     limit_processes(w.name, container, w.pids_limit, profile, parent)
     return Running(container, docker_name)
 
 
-def _volume(mount: Mount) -> docker.ContainerVolumeArgs:
+def _volume(mount: Mount | FileMount) -> docker.ContainerVolumeArgs:
+    if isinstance(mount, FileMount):
+        return docker.ContainerVolumeArgs(
+            volume_name=mount.files.volume_name, container_path=mount.path, read_only=True
+        )
     if mount.read_only:
         return docker.ContainerVolumeArgs(
             volume_name=mount.volume, container_path=mount.path, read_only=True
