@@ -32,7 +32,7 @@ class BackupJobArgs:
     settings: BackupSettings
     databases: Mapping[str, Database]
     """Service name -> its database; the job joins each one's network."""
-    database_networks: Mapping[str, pulumi.Input[str]]
+    database_networks: Mapping[str, docker.Network]
     runtime: RuntimeProfile
     labels: Mapping[str, str]
     protect_data: bool = True

@@ -34,7 +34,7 @@ REDIS_NEEDS = ImageNeeds(
 class CacheArgs:
     docker_name: str
     settings: RedisSettings
-    network_name: pulumi.Input[str]
+    network: docker.Network
     alias: str
     runtime: RuntimeProfile
     labels: Mapping[str, str]
@@ -100,7 +100,7 @@ class Cache(pulumi.ComponentResource):
                 image=s.image,
                 command=command,
                 mounts=[Mount(data.name, DATA_MOUNT), *mounts],
-                networks=[Network(args.network_name, args.alias)],
+                networks=[Network(args.network, args.alias)],
                 ports=published_ports(PORT, s.host_port, args.publish_ip),
                 needs=REDIS_NEEDS,
                 resources=s.resources,

@@ -55,7 +55,7 @@ class DatabaseArgs:
     docker_name: str
     """Base of the Docker names: container `<docker_name>`, volume `<docker_name>-data`."""
     image: str
-    network_name: pulumi.Input[str]
+    network: docker.Network
     """The database's private network, shared only with its service (and the backup job)."""
     alias: str
     """Host name of the server on that network."""
@@ -161,7 +161,7 @@ class Database(pulumi.ComponentResource):
                     secrets.mount(INIT_DIR),
                     *pitr_mounts,
                 ],
-                networks=[Network(args.network_name, args.alias)],
+                networks=[Network(args.network, args.alias)],
                 ports=published_ports(PORT, args.host_port, args.publish_ip),
                 shm_size_mb=args.shm_size_mb,
                 needs=needs,

@@ -47,7 +47,7 @@ class EdgeArgs:
     routes: caddyfile.EdgeRoutes
     ports: Sequence[PublishedPort]
     publish_ip: str
-    network_name: pulumi.Input[str]
+    network: docker.Network
     runtime: RuntimeProfile
     labels: Mapping[str, str]
     protect_data: bool = True
@@ -94,7 +94,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 docker_name=args.docker_name,
                 image=image,
                 mounts=[files.mount(caddyfile.CONFIG_DIR), Mount(data.name, DATA_PATH)],
-                networks=[Network(args.network_name, "edge")],
+                networks=[Network(args.network, "edge")],
                 ports=[Port(p.internal, p.external, args.publish_ip) for p in args.ports],
                 # /config: Caddy saves the configuration it runs there (XDG_CONFIG_HOME).
                 needs=ImageNeeds(

@@ -95,7 +95,7 @@ class Platform(pulumi.ComponentResource):
             CacheArgs(
                 docker_name=f"{prefix}-redis",
                 settings=s.redis,
-                network_name=self.networks.cache.name,
+                network=self.networks.cache,
                 alias=REDIS_ALIAS,
                 runtime=runtime,
                 labels=labels("redis", "cache"),
@@ -115,7 +115,7 @@ class Platform(pulumi.ComponentResource):
                     spec=spec.database,
                     docker_name=f"{prefix}-{spec.name}-db",
                     image=s.postgres.image,
-                    network_name=self.networks.databases[spec.name].name,
+                    network=self.networks.databases[spec.name],
                     alias=database_alias(spec.name),
                     tuning=s.tuning_of(spec.name),
                     resources=s.database_resources(spec.name),
@@ -154,7 +154,7 @@ class Platform(pulumi.ComponentResource):
                     docker_name=f"{prefix}-backup",
                     settings=s.backup,
                     databases=self.databases,
-                    database_networks={k: n.name for k, n in self.networks.databases.items()},
+                    database_networks=dict(self.networks.databases),
                     runtime=runtime,
                     labels=labels("backup", "backup"),
                     protect_data=s.protect_data,
@@ -219,7 +219,7 @@ class Platform(pulumi.ComponentResource):
                 routes=routes,
                 ports=ports,
                 publish_ip=s.publish_ip,
-                network_name=self.networks.edge.name,
+                network=self.networks.edge,
                 runtime=runtime,
                 labels=docker_labels(args.stack, "edge", "edge"),
                 protect_data=s.protect_data,
@@ -242,20 +242,20 @@ class Platform(pulumi.ComponentResource):
         attachments: list[Network] = []
         depends_on: list[pulumi.Resource] = []
         if spec.role in (Role.GATEWAY, Role.WEB):
-            attachments.append(Network(networks.edge.name, spec.name))
+            attachments.append(Network(networks.edge, spec.name))
         if spec.role in (Role.GATEWAY, Role.BUSINESS):
-            attachments.append(Network(networks.backend.name, spec.name))
+            attachments.append(Network(networks.backend, spec.name))
         database = None
         if spec.database is not None:
             db = self.databases[spec.name]
-            attachments.append(Network(networks.databases[spec.name].name, spec.name))
+            attachments.append(Network(networks.databases[spec.name], spec.name))
             database = DatabaseConnection(
                 db.host, db.port, spec.database.name, spec.database.user, db.password
             )
             depends_on.append(db.container)
         redis = None
         if spec.uses_redis:
-            attachments.append(Network(networks.cache.name, spec.name))
+            attachments.append(Network(networks.cache, spec.name))
             redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
             depends_on.append(self.cache.container)
         # An app waits for its own database and Redis only: the gateway does not wait for the

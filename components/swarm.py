@@ -122,9 +122,10 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
                     "max-file": str(profile.logs.max_files),
                 },
             ),
-            # On Swarm a workload's network is given by its ID.
+            # By ID: the provider reads back only the ID (a name would replace the service on
+            # every `up`).
             networks_advanceds=[
-                docker.ServiceTaskSpecNetworksAdvancedArgs(id=n.name, aliases=[n.alias])
+                docker.ServiceTaskSpecNetworksAdvancedArgs(id=n.network.id, aliases=[n.alias])
                 for n in w.networks
             ],
         ),

@@ -59,8 +59,7 @@ class FileMount:
 class Network:
     """A network the workload joins, and the host name it answers to there."""
 
-    name: pulumi.Input[str]
-    """Its name; on Swarm, its ID (a service is attached by network ID)."""
+    network: docker.Network
     alias: str
 
 
@@ -131,7 +130,8 @@ def run(workload: Workload, profile: RuntimeProfile, parent: pulumi.Resource) ->
     seeds = [m.files.seed for m in w.mounts if isinstance(m, FileMount)]
     if w.networks:
         inputs["networks_advanced"] = [
-            docker.ContainerNetworksAdvancedArgs(name=n.name, aliases=[n.alias]) for n in w.networks
+            docker.ContainerNetworksAdvancedArgs(name=n.network.name, aliases=[n.alias])
+            for n in w.networks
         ]
     else:
         inputs["network_mode"] = "none"

@@ -5,8 +5,10 @@ of a Swarm stack come next (issue #7)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pulumi_docker as docker
 import pytest
 
 from components.runtime import ImageNeeds, RuntimeProfile
@@ -14,6 +16,12 @@ from components.swarm import Rollout, service_args
 from components.workload import Mount, Network, Port, Workload
 from provider.canonical import short_duration
 from stacks.settings import Hardening, HealthCheck, Logs, Resources
+
+
+def network(name: str) -> docker.Network:
+    """A network as a workload holds it: its name and its ID."""
+    return cast(docker.Network, SimpleNamespace(name=name, id=f"{name}-id"))
+
 
 PROD = RuntimeProfile(
     hardening=Hardening(), logs=Logs(max_size="20m", max_files=10), restart="unless-stopped",
@@ -31,7 +39,7 @@ ORDER_APP = Workload(
     health_test=["CMD", "node", "-e", "probe"], labels={"com.ecommerce.role": "business"},
     stop_grace_seconds=30, pids_limit=256, env=["PORT=3003", "CORS_ORIGINS=https://a,https://b"],
     mounts=[Mount("secrets-volume", "/run/secrets", read_only=True)],
-    networks=[Network("backend-network-id", "order")], ports=[], side_by_side=True,
+    networks=[Network(network("shop-backend"), "order")], ports=[], side_by_side=True,
 )  # fmt: skip
 ORDER_DB = Workload(
     name="platform-order-db", docker_name="shop-order-db", image="postgres:16.6-bookworm",
@@ -40,7 +48,7 @@ ORDER_DB = Workload(
     labels={}, stop_grace_seconds=120, pids_limit=1024,
     command=["postgres", "-c", "max_connections=300"],
     mounts=[Mount("shop-order-db-data", "/var/lib/postgresql/data")],
-    networks=[Network("order-db-network-id", "order-db")],
+    networks=[Network(network("shop-order-db"), "order-db")],
 )  # fmt: skip
 
 
@@ -75,7 +83,7 @@ def test_an_app_is_a_hardened_replicated_service_that_rolls_start_first() -> Non
     assert (rollback.order, rollback.failure_action) == ("start-first", "pause")
     assert update.max_failure_ratio == "0.0"  # one decimal, as read back
     (network,) = args["task_spec"].networks_advanceds
-    assert (network.id, network.aliases) == ("backend-network-id", ["order"])  # by ID, not name
+    assert (network.id, network.aliases) == ("shop-backend-id", ["order"])  # by ID, not name
     assert args["converge_config"].timeout == "5m"
     labels = {lb.label: lb.value for lb in args["labels"]}
     assert labels == {"com.ecommerce.stack": "swarm", "com.ecommerce.role": "business"}
