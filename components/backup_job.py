@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import workload
+from components import engine
 from components.database import Database
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
@@ -36,10 +36,13 @@ class BackupJobArgs:
     runtime: RuntimeProfile
     labels: Mapping[str, str]
     protect_data: bool = True
+    node_label: str | None = None
+    """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
 
 
 class BackupJob(pulumi.ComponentResource):
-    container: docker.Container
+    container: docker.Container | docker.Service
+    """What runs it: a container, or a service on a swarm."""
 
     def __init__(
         self, name: str, args: BackupJobArgs, opts: pulumi.ResourceOptions | None = None
@@ -54,6 +57,7 @@ class BackupJob(pulumi.ComponentResource):
                 image=s.image,
                 files={TARGETS_FILE: in_network_targets(args.databases)},
                 labels=args.labels,
+                swarm=args.runtime.swarm is not None,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -63,7 +67,7 @@ class BackupJob(pulumi.ComponentResource):
             args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
-        self.container = workload.run(
+        self.container = engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -77,6 +81,7 @@ class BackupJob(pulumi.ComponentResource):
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
+                pinned_to=args.node_label,
                 depends_on=[db.container for db in args.databases.values()],
             ),
             args.runtime,

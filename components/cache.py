@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import workload
+from components import engine
 from components.runtime import (
     ImageNeeds,
     RuntimeProfile,
@@ -42,10 +42,13 @@ class CacheArgs:
     """Operator-set password; generated when absent and `settings.require_password` is on."""
     publish_ip: str = "127.0.0.1"
     protect_data: bool = True
+    node_label: str | None = None
+    """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
 
 
 class Cache(pulumi.ComponentResource):
-    container: docker.Container
+    container: docker.Container | docker.Service
+    """What runs it: a container, or a service on a swarm."""
     password: pulumi.Output[str] | None
     """None when the stack runs Redis without a password (dev)."""
     host: str
@@ -75,6 +78,7 @@ class Cache(pulumi.ComponentResource):
                         PASSWORD_FILE: self.password,
                     },
                     labels=args.labels,
+                    swarm=args.runtime.swarm is not None,
                 ),
                 opts=child,
             )
@@ -93,7 +97,7 @@ class Cache(pulumi.ComponentResource):
             args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )
-        self.container = workload.run(
+        self.container = engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -108,6 +112,7 @@ class Cache(pulumi.ComponentResource):
                 labels={**args.labels, **revision},
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
+                pinned_to=args.node_label,
             ),
             args.runtime,
             self,

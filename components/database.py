@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import workload
+from components import engine
 from components.pitr import (
     AgentArgs,
     PitrArgs,
@@ -78,6 +78,8 @@ class DatabaseArgs:
     """Pulumi refuses to delete the data volume while this is on."""
     pitr: PitrArgs | None = None
     """Point-in-time recovery: the server archives its WAL and an agent runs beside it."""
+    node_label: str | None = None
+    """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
 
 
 class Database(pulumi.ComponentResource):
@@ -87,7 +89,8 @@ class Database(pulumi.ComponentResource):
     server; the service logs in as a role that owns its database and is no superuser.
     """
 
-    container: docker.Container
+    container: docker.Container | docker.Service
+    """What runs it: a container, or a service on a swarm."""
     password: pulumi.Output[str]
     """The service user's password, a Pulumi secret."""
     admin_password: pulumi.Output[str]
@@ -101,7 +104,7 @@ class Database(pulumi.ComponentResource):
     """Where an operator reaches it: the published address in dev, else the network alias."""
     reachable_port: int
     pitr: PitrStorage | None
-    pitr_agent: docker.Container | None
+    pitr_agent: docker.Container | docker.Service | None
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -127,6 +130,7 @@ class Database(pulumi.ComponentResource):
                     ROLE_SCRIPT: service_role_script(args.spec),
                 },
                 labels=args.labels,
+                swarm=args.runtime.swarm is not None,
             ),
             opts=child,
         )
@@ -137,11 +141,12 @@ class Database(pulumi.ComponentResource):
         pitr_mounts: list[Mount | FileMount] = []
         if args.pitr is not None:
             self.pitr = PitrStorage(
-                f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data, child
-            )
+                f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data,
+                child, swarm=args.runtime.swarm is not None,
+            )  # fmt: skip
             image, needs = args.pitr.image, PITR_POSTGRES_NEEDS
             archiving, pitr_mounts = archiving_settings(args.pitr), self.pitr.server_mounts()
-        self.container = workload.run(
+        self.container = engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -171,6 +176,7 @@ class Database(pulumi.ComponentResource):
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=args.stop_grace_seconds,
                 pids_limit=args.pids_limit,
+                pinned_to=args.node_label,
                 # The server reads its pgBackRest file at each archive-push: a rewritten file
                 # (new retention) needs no restart, so no revision label of it.
             ),
@@ -194,6 +200,7 @@ class Database(pulumi.ComponentResource):
                     docker_name=args.docker_name,
                     runtime=args.runtime,
                     labels={**args.labels, "com.ecommerce.role": "pitr"},
+                    node_label=args.node_label,
                 ),
                 self,
             )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import caddyfile, workload
+from components import caddyfile, engine
 from components.built_image import service_image
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
@@ -53,10 +53,13 @@ class EdgeArgs:
     protect_data: bool = True
     certificate: pulumi.Output[str] | None = None
     key: pulumi.Output[str] | None = None
+    node_label: str | None = None
+    """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
 
 
 class EdgeProxy(pulumi.ComponentResource):
-    container: docker.Container
+    container: docker.Container | docker.Service
+    """What runs it: a container, or a service on a swarm."""
     config: str
     """The Caddyfile it runs."""
 
@@ -78,6 +81,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 files=secret,
                 plain_files={caddyfile.CADDYFILE: self.config},
                 labels=args.labels,
+                swarm=args.runtime.swarm is not None,
             ),
             opts=child,
         )
@@ -88,7 +92,7 @@ class EdgeProxy(pulumi.ComponentResource):
             f"{name}-data", f"{args.docker_name}-data", args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
         )  # fmt: skip
-        self.container = workload.run(
+        self.container = engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -105,6 +109,8 @@ class EdgeProxy(pulumi.ComponentResource):
                 labels={**args.labels, **files.revision_label()},
                 stop_grace_seconds=args.settings.stop_grace_seconds,
                 pids_limit=args.settings.pids_limit,
+                replicas=args.settings.replicas,
+                pinned_to=args.node_label,
                 # Holds fixed host ports: replaced delete-first.
             ),
             args.runtime,

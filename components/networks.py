@@ -24,6 +24,8 @@ class NetworksArgs:
     internal: bool
     """Whether the private networks (all but edge) are cut off from outside the host."""
     labels: Mapping[str, str]
+    overlay: bool = False
+    """Overlay networks spanning the nodes of a swarm, instead of one host's bridges."""
 
 
 class Networks(pulumi.ComponentResource):
@@ -41,7 +43,7 @@ class Networks(pulumi.ComponentResource):
             return docker.Network(
                 f"{name}-{key}",
                 name=f"{args.name_prefix}-{key}",
-                driver="bridge",
+                driver="overlay" if args.overlay else "bridge",
                 internal=internal,
                 labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in args.labels.items()],
                 opts=pulumi.ResourceOptions(parent=self),

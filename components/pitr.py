@@ -21,7 +21,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from components import workload
+from components import engine
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
 from components.workload import FileMount, Mount, Workload
@@ -70,6 +70,7 @@ class PitrStorage(pulumi.ComponentResource):
         labels: Mapping[str, str],
         protect_data: bool,
         opts: pulumi.ResourceOptions | None = None,
+        swarm: bool = False,
     ) -> None:
         super().__init__("ecommerce:index:PitrStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -101,6 +102,7 @@ class PitrStorage(pulumi.ComponentResource):
                     )
                 },
                 labels=labels,
+                swarm=swarm,
             ),
             opts=child,
         )
@@ -130,13 +132,17 @@ class AgentArgs:
     pitr: PitrArgs
     storage: PitrStorage
     data_volume: pulumi.Input[str]
-    server: docker.Container
+    server: docker.Container | docker.Service
     docker_name: str
     runtime: RuntimeProfile
     labels: Mapping[str, str]
+    node_label: str | None = None
+    """On a swarm: the server's node (the agent shares its volumes)."""
 
 
-def agent_container(name: str, args: AgentArgs, parent: pulumi.Resource) -> docker.Container:
+def agent_container(
+    name: str, args: AgentArgs, parent: pulumi.Resource
+) -> docker.Container | docker.Service:
     """The agent `<docker_name>-pitr` (pitr/agent.py), as `<name>-pitr-container`."""
     s = args.pitr.settings
     drill = labelled_volume(
@@ -145,7 +151,7 @@ def agent_container(name: str, args: AgentArgs, parent: pulumi.Resource) -> dock
         scratch_labels(args.labels),
         pulumi.ResourceOptions(parent=parent),
     )
-    return workload.run(
+    return engine.run(
         Workload(
             name=f"{name}-pitr",
             docker_name=f"{args.docker_name}-pitr",
@@ -170,6 +176,7 @@ def agent_container(name: str, args: AgentArgs, parent: pulumi.Resource) -> dock
             # and drill, which take as long as the database is large.
             waits=False,
             depends_on=[args.server],
+            pinned_to=args.node_label,
         ),
         args.runtime,
         parent,

@@ -74,8 +74,12 @@ class Platform(pulumi.ComponentResource):
             health=s.health_check,
             wait_timeout_seconds=s.wait_timeout_seconds,
             docker_host=args.docker_config.get("host"),
+            swarm=s.swarm if s.engine == "swarm" else None,
         )
         prefix = s.name_prefix
+        # On a swarm, the node each workload with a volume is pinned to (settings check that
+        # every one has a label).
+        placement = s.swarm.placement if s.engine == "swarm" else {}
 
         def labels(service: str, role: str) -> dict[str, str]:
             return docker_labels(args.stack, service, role)
@@ -86,6 +90,7 @@ class Platform(pulumi.ComponentResource):
                 name_prefix=prefix,
                 database_services=[spec.name for spec in catalogue.with_database()],
                 internal=s.networks.internal,
+                overlay=s.engine == "swarm",
                 labels=labels("platform", "network"),
             ),
             opts=child,
@@ -102,6 +107,7 @@ class Platform(pulumi.ComponentResource):
                 password=args.secrets.redis_password,
                 publish_ip=s.publish_ip,
                 protect_data=s.protect_data,
+                node_label=placement.get("redis"),
             ),
             opts=child,
         )
@@ -130,6 +136,7 @@ class Platform(pulumi.ComponentResource):
                     public_host=s.public_host,
                     protect_data=s.protect_data,
                     pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, spec.name),
+                    node_label=placement.get(f"{spec.name}-db"),
                 ),
                 opts=child,
             )
@@ -158,6 +165,7 @@ class Platform(pulumi.ComponentResource):
                     runtime=runtime,
                     labels=labels("backup", "backup"),
                     protect_data=s.protect_data,
+                    node_label=placement.get("backup"),
                 ),
                 opts=child,
             )
@@ -225,6 +233,7 @@ class Platform(pulumi.ComponentResource):
                 protect_data=s.protect_data,
                 certificate=args.secrets.edge_tls_certificate,
                 key=args.secrets.edge_tls_key,
+                node_label=(s.swarm.placement if s.engine == "swarm" else {}).get("edge"),
             ),
             opts=opts,
         )

@@ -17,7 +17,7 @@ import pulumi_random as random
 from components.pids_limit import PidsLimit
 from provider import canonical, schema
 from provider.diff import INIT_ERROR
-from stacks.settings import Hardening, HealthCheck, Logs, Resources
+from stacks.settings import Hardening, HealthCheck, Logs, Resources, SwarmSettings
 
 # Writable scratch space on a read-only root; noexec/nosuid because nothing should run from there.
 TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
@@ -35,6 +35,9 @@ class RuntimeProfile:
     labels: Mapping[str, str] = field(default_factory=dict)
     docker_host: str | None = None
     """The stack's `docker:host`, for what the program sends Docker itself (the PIDs limit)."""
+    swarm: SwarmSettings | None = None
+    """Set when the stack runs on a swarm (`engine: swarm`): the one place the engine is
+    decided (components/workload.py and secret_files.py read it)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ is replaced too and starts with the new file. The label reveals nothing about th
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,14 +45,19 @@ class SecretFilesArgs:
     plain_files: Mapping[str, str] = field(default_factory=dict)
     """Files that are not secret (a configuration the secrets sit beside): shown in previews
     and plans, so a reviewer sees what changes."""
+    swarm: bool = False
+    """Swarm secrets instead of a volume (the stack runs on a swarm)."""
 
 
 class SecretFiles(pulumi.ComponentResource):
-    """A read-only-mountable volume holding one consumer's secret files."""
+    """One consumer's secret files: a read-only-mountable volume on one Docker host, Swarm
+    secrets on a swarm."""
 
-    volume_name: pulumi.Output[str]
-    seed: docker.Container
-    """Consumers depend on it so the files exist before they start."""
+    volume_name: pulumi.Output[str] | None
+    seed: docker.Container | None
+    """Consumers depend on it so the files exist before they start (one Docker host)."""
+    secrets: dict[str, docker.Secret]
+    """File name -> its Swarm secret (on a swarm)."""
     revision: pulumi.Output[str]
     """Changes whenever any file's content changes; not derived from the contents."""
 
@@ -59,51 +66,18 @@ class SecretFiles(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ecommerce:index:SecretFiles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        # Seeds and their volumes are listed apart from the containers they serve.
+        # Seeds, their volumes and Swarm secrets are listed apart from what they serve.
         labels = {**args.labels, "com.ecommerce.role": "secrets"}
-        volume = labelled_volume(f"{name}-volume", args.docker_name, labels, child)
-        self.seed = docker.Container(
-            f"{name}-seed",
-            name=f"{args.docker_name}-seed",
-            image=args.image,
-            start=False,
-            must_run=False,
-            network_mode="none",
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MOUNT_PATH)
-            ],
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=f"{MOUNT_PATH}/{file_name}",
-                    content=content,
-                    # World-readable inside the one container that mounts the volume, so the
-                    # image's unprivileged user can read it whatever its uid.
-                    permissions="0444",
-                )
-                for file_name, content in sorted(_contents(args).items())
-            ],
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
-            # A seed whose uploads failed after it was created is recorded with an initialisation
-            # error: the next `pulumi up` writes the files again instead of a no-op update.
-            # Its image only has to exist when the seed is created (it never runs), so a new
-            # image of the consumer does not rewrite the secrets: Docker keeps an image a
-            # container was created from, and a replaced seed reuses it.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                delete_before_replace=True,
-                replace_on_changes=[INIT_ERROR],
-                ignore_changes=["image"],
-            ),
-        )
-        revision = random.RandomId(
-            f"{name}-revision",
-            byte_length=8,
-            keepers=_contents(args),
-            opts=child,
-        )
+        self.volume_name, self.seed, self.secrets = None, None, {}
+        if args.swarm:
+            revision = _revision(name, args, child)
+            self.secrets = _swarm_secrets(name, args, labels, revision.hex, child)
+        else:
+            volume = labelled_volume(f"{name}-volume", args.docker_name, labels, child)
+            self.seed = _seed(name, args, labels, volume, self)
+            revision = _revision(name, args, child)
+            self.volume_name = volume.name
         self.revision = revision.hex
-        self.volume_name = volume.name
         self.register_outputs({"volume_name": self.volume_name})
 
     def revision_label(self) -> dict[str, pulumi.Input[str]]:
@@ -114,6 +88,82 @@ class SecretFiles(pulumi.ComponentResource):
         """The consumer's read-only mount of the files (at /run/secrets unless it reads them
         elsewhere); the consumer starts after they are written."""
         return FileMount(self, container_path)
+
+
+def _seed(
+    name: str,
+    args: SecretFilesArgs,
+    labels: Mapping[str, str],
+    volume: docker.Volume,
+    parent: pulumi.Resource,
+) -> docker.Container:
+    """The container, never started, whose uploads write the files into the volume."""
+    return docker.Container(
+        f"{name}-seed",
+        name=f"{args.docker_name}-seed",
+        image=args.image,
+        start=False,
+        must_run=False,
+        network_mode="none",
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=MOUNT_PATH)],
+        uploads=[
+            docker.ContainerUploadArgs(
+                file=f"{MOUNT_PATH}/{file_name}",
+                content=content,
+                # World-readable inside the one container that mounts the volume, so the
+                # image's unprivileged user can read it whatever its uid.
+                permissions="0444",
+            )
+            for file_name, content in sorted(_contents(args).items())
+        ],
+        labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
+        # A seed whose uploads failed after it was created is recorded with an initialisation
+        # error: the next `pulumi up` writes the files again instead of a no-op update.
+        # Its image only has to exist when the seed is created (it never runs), so a new
+        # image of the consumer does not rewrite the secrets: Docker keeps an image a
+        # container was created from, and a replaced seed reuses it.
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            delete_before_replace=True,
+            replace_on_changes=[INIT_ERROR],
+            ignore_changes=["image"],
+        ),
+    )
+
+
+def _revision(name: str, args: SecretFilesArgs, opts: pulumi.ResourceOptions) -> random.RandomId:
+    return random.RandomId(f"{name}-revision", byte_length=8, keepers=_contents(args), opts=opts)
+
+
+def _swarm_secrets(
+    name: str,
+    args: SecretFilesArgs,
+    labels: Mapping[str, str],
+    revision: pulumi.Output[str],
+    opts: pulumi.ResourceOptions,
+) -> dict[str, docker.Secret]:
+    """A Swarm secret per file. Swarm secrets never change: a new content is a new secret
+    under a new name (the revision is in it), created before the services move to it, and
+    the old one deleted after them (Pulumi's create-before-delete)."""
+    return {
+        file_name: docker.Secret(
+            f"{name}-{file_name}",
+            name=pulumi.Output.concat(args.docker_name, "-", _slug(file_name), "-", revision),
+            # Standard base64 with padding: the provider's validator and create both decode
+            # with Go's StdEncoding, whatever its documentation says.
+            data=pulumi.Output.from_input(content).apply(
+                lambda text: base64.b64encode(text.encode()).decode()
+            ),
+            labels=[docker.SecretLabelArgs(label=k, value=v) for k, v in labels.items()],
+            opts=opts,
+        )
+        for file_name, content in sorted(_contents(args).items())
+    }
+
+
+def _slug(file_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", file_name).strip("-")
 
 
 def _contents(args: SecretFilesArgs) -> dict[str, pulumi.Input[str]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components import workload
+from components import engine
 from components.built_image import service_image
 from components.runtime import ImageNeeds, RuntimeProfile
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
@@ -72,7 +72,8 @@ class ServiceArgs:
 
 
 class Service(pulumi.ComponentResource):
-    container: docker.Container
+    container: docker.Container | docker.Service
+    """What runs it: a container, or a service on a swarm."""
     docker_name: pulumi.Input[str]
     """The container's name: fixed, or with a generation for one that rolls."""
 
@@ -92,13 +93,14 @@ class Service(pulumi.ComponentResource):
                     image=image,
                     files=files,
                     labels=args.labels,
+                    swarm=args.runtime.swarm is not None,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             mounts.append(secrets.mount())
             revision = secrets.revision_label()
         health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
-        running = workload.run(
+        running = engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -113,6 +115,7 @@ class Service(pulumi.ComponentResource):
                 labels={**args.labels, **revision},
                 stop_grace_seconds=args.settings.stop_grace_seconds,
                 pids_limit=args.settings.pids_limit,
+                replicas=args.settings.replicas,
                 # An app that holds no host port is replaced side by side
                 # (components/rolling.py); one that publishes a port cannot have two
                 # containers at once.

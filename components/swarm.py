@@ -1,6 +1,5 @@
-"""A workload as a Docker Swarm service (issue #7, in progress: not selectable from a stack file
-yet; the engine choice, secrets as Swarm secrets, overlay networks and the engine tests come
-next).
+"""A workload as a Docker Swarm service (`engine: swarm`; issue #7, in progress: tested under
+mocks, not yet on a swarm).
 
 What pulumi-docker's service (kreuzwerker v4.5.0, resource_docker_service*.go) does with each
 input decides how it is written here:
@@ -22,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pulumi
 import pulumi_docker as docker
 
 from components.runtime import TMPFS_OPTIONS, RuntimeProfile
-from components.workload import Mount, Workload
+from components.workload import FileMount, Mount, Running, Workload
 from provider import canonical
 
 MB = 1024 * 1024
@@ -51,8 +51,35 @@ class Rollout:
     converge_timeout: str = "5m"
 
 
+def run_service(workload: Workload, profile: RuntimeProfile, parent: pulumi.Resource) -> Running:
+    """The workload as a Swarm service, a child of `parent` (RuntimeProfile.swarm is set)."""
+    swarm = profile.swarm
+    assert swarm is not None
+    pinned = workload.pinned_to
+    rollout = Rollout(
+        replicas=workload.replicas,
+        constraints=[f"node.labels.{pinned}==true"] if pinned else [],
+        endpoint_mode=swarm.endpoint_mode,
+        # Two tasks at once only where nothing pins one (a volume one server may use).
+        start_first=workload.side_by_side,
+        update_delay=f"{swarm.update_delay_seconds}s",
+        monitor=f"{swarm.monitor_seconds}s",
+        converge_timeout=f"{swarm.converge_timeout_seconds}s",
+    )
+    service = docker.Service(
+        f"{workload.name}-service",
+        **service_args(workload, profile, rollout),
+        # A fixed name (and fixed published ports) cannot exist twice: a replaced service goes
+        # first. Rolling happens inside the service, by its update_config.
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=list(workload.depends_on), delete_before_replace=True
+        ),
+    )
+    return Running(service, workload.docker_name)
+
+
 def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict[str, Any]:
-    """Keyword arguments of `docker.Service` for the workload (no secrets yet)."""
+    """Keyword arguments of `docker.Service` for the workload."""
     hardening, health = profile.hardening, profile.health
     user = w.user or (w.needs.non_root_user if hardening.run_as_non_root else None)
     mounts = [
@@ -60,7 +87,7 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
             type="volume", source=m.volume, target=m.path, read_only=m.read_only
         )
         for m in w.mounts
-        if isinstance(m, Mount)  # file sets become Swarm secrets (next step of #7)
+        if isinstance(m, Mount)  # file sets are Swarm secrets
     ]
     if hardening.read_only_root:
         mounts += [
@@ -89,6 +116,7 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
             retries=health.retries,
         ),
         stop_grace_period=canonical.short_duration(f"{w.stop_grace_seconds}s"),
+        secrets=_secret_files(w),
     )
     limits = docker.ServiceTaskSpecResourcesLimitsArgs(
         nano_cpus=canonical.nano_cpus(w.resources.cpus), memory_bytes=w.resources.memory_mb * MB
@@ -160,6 +188,25 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
         if w.waits
         else None,
     }
+
+
+def _secret_files(w: Workload) -> list[docker.ServiceTaskSpecContainerSpecSecretArgs]:
+    """Each file of each file set, as the Swarm secret holding it, at its path."""
+    return [
+        docker.ServiceTaskSpecContainerSpecSecretArgs(
+            secret_id=secret.id,
+            secret_name=secret.name,  # Swarm refuses a reference without both
+            file_name=f"{m.path}/{file_name}",
+            # Root-owned and world-readable, like the volume's files: the image's user reads
+            # them whatever its uid.
+            file_uid="0",
+            file_gid="0",
+            file_mode=0o444,
+        )
+        for m in w.mounts
+        if isinstance(m, FileMount)
+        for file_name, secret in sorted(m.files.secrets.items())
+    ]
 
 
 def _rollout_fields(rollout: Rollout, order: str) -> dict[str, Any]:

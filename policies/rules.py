@@ -25,6 +25,7 @@ from stacks.images import is_pinned
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
+SWARM_SECRET = "docker:index/secret:Secret"
 DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_ID = "random:index/randomId:RandomId"
 PIDS_LIMIT = "pulumi-python:dynamic/ecommerce:PidsLimit"
@@ -45,6 +46,7 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 # `ps` or the provider's plain state.
 ALLOWED_SECRET_PATHS: Mapping[str, re.Pattern[str]] = {
     CONTAINER: re.compile(r"uploads\.\d+\.content"),
+    SWARM_SECRET: re.compile(r"data"),  # a swarm's secret store: files in its services
     DOCKER_PROVIDER: re.compile(r"registryAuth(\..*)?"),
     RANDOM_ID: re.compile(r"keepers(\..*)?"),
 }

@@ -9,7 +9,7 @@ Defaults are the secure choice: a stack relaxes them explicitly (dev does), neve
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -123,6 +123,8 @@ class ServiceSettings(StrictModel):
     pids_limit: PidsLimit = 256
     """Most processes (threads included) the container may run: a fork bomb or a thread leak
     stops there instead of exhausting the host."""
+    replicas: int = Field(default=1, ge=1, le=100)
+    """Tasks of the app on a swarm (`engine: swarm`); one Docker host runs one."""
 
 
 class DatabaseTuning(StrictModel):
@@ -152,6 +154,16 @@ class PostgresSettings(StrictModel):
 
 
 class DatabaseSettings(StrictModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _one_server(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "replicas" in data:
+            raise ValueError(
+                "replicas: a database runs as one server pinned to the node of its volume "
+                "(swarm.placement); scale the apps instead"
+            )
+        return data
+
     host_port: Port | None = None
     tuning: DatabaseTuning | None = None
     resources: Resources | None = None
@@ -232,6 +244,27 @@ class PitrSettings(StrictModel):
     """The agent's; its drills run a small PostgreSQL server."""
 
 
+class SwarmSettings(StrictModel):
+    """How the services of a swarm (`engine: swarm`) are placed, published and rolled."""
+
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    """`vip`: the edge's ports through the routing mesh (every node answers, IPVS balances);
+    `dnsrr`: each node that runs the edge publishes its ports itself (hosts without IPVS, or
+    behind an external balancer)."""
+    placement: dict[str, NodeLabel] = Field(default_factory=dict)
+    """The node label that pins each workload with a volume to the node holding it: `redis`,
+    `edge`, `backup` (when on) and `<service>-db` per database, e.g. `order-db: ecommerce.db`
+    runs it on the node labelled with `docker node update --label-add ecommerce.db=true`."""
+    update_delay_seconds: int = Field(default=10, ge=0, le=3600)
+    """Between two tasks of a rolling update."""
+    monitor_seconds: int = Field(default=30, ge=5, le=3600)
+    """How long a new task must stay healthy before the update goes on; one that fails within
+    it rolls the service back."""
+    converge_timeout_seconds: int = Field(default=300, ge=30, le=1140)
+    """How long `pulumi up` waits for a service's tasks to run (within the provider's own
+    20-minute limit)."""
+
+
 class RegistrySettings(StrictModel):
     """The private registry the stack's images are pulled from."""
 
@@ -244,6 +277,8 @@ class RegistrySettings(StrictModel):
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HostName = Annotated[str, Field(pattern=rf"^{_LABEL}(\.{_LABEL})+$")]
+NodeLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
+"""A Swarm node label's key, e.g. `ecommerce.db`."""
 """A fully qualified DNS name in lower case, e.g. `shop.example.com` (no wildcard, no port)."""
 
 
@@ -288,6 +323,8 @@ class EdgeSettings(StrictModel):
     upstream_retry_seconds: int = Field(default=5, ge=0, le=60)
     """How long a request keeps trying the app's other addresses when one refuses (while an
     app is replaced side by side, Docker's DNS answers with both containers)."""
+    replicas: int = Field(default=1, ge=1, le=100)
+    """Tasks of the proxy on a swarm (`engine: swarm`), all on its pinned node."""
 
 
 class PlatformSettings(StrictModel):
@@ -318,6 +355,9 @@ class PlatformSettings(StrictModel):
     """Pulumi refuses to delete database and Redis volumes while this is on."""
     backup: BackupSettings = BackupSettings()
     pitr: PitrSettings = PitrSettings()
+    engine: Literal["containers", "swarm"] = "containers"
+    """`containers`: one Docker host; `swarm`: services on a Docker Swarm (README, "Swarm")."""
+    swarm: SwarmSettings = SwarmSettings()
     registry: RegistrySettings | None = None
     """Credentials for pulling the stack's private images; none for local or public images."""
 
@@ -392,6 +432,7 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             "and redis images start as root and cannot drop privileges without capabilities"
         )
     problems += _edge_problems(s, catalogue)
+    problems += _engine_problems(s, catalogue)
     problems += _duplicate_host_ports(s)
     problems += _unpublishable_ports(s, catalogue)
     if s.registry is not None and s.registry.address not in {
@@ -474,6 +515,57 @@ def _archiving_overridden(s: PlatformSettings, catalogue: Catalogue) -> list[str
         for key, tuning in tunings.items()
         for name in sorted(set(tuning.extra) & ARCHIVING_SETTINGS)
     ]
+
+
+def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    """What holds a volume, so runs on one node of a swarm: Redis, the edge (its
+    certificates), the backup job, each database (its PITR agent goes with it)."""
+    pinned = ["redis", "edge", *(f"{spec.name}-db" for spec in catalogue.with_database())]
+    return pinned + (["backup"] if s.backup.enabled else [])
+
+
+def _engine_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    replicated = {f"services.{n}.replicas": svc.replicas for n, svc in s.services.items()}
+    replicated["edge.replicas"] = s.edge.replicas
+    if s.engine == "containers":
+        return [f"{key}: {n} replicas need engine: swarm; one Docker host runs one of each"
+                for key, n in replicated.items() if n > 1]  # fmt: skip
+    pinned = pinned_workloads(s, catalogue)
+    problems = [
+        f"swarm.placement.{key}: missing; name the label of the node that holds its volume, "
+        f"e.g. `{key}: ecommerce.data` after `docker node update --label-add ecommerce.data=true "
+        "<node>`"
+        for key in pinned
+        if key not in s.swarm.placement
+    ]
+    problems += [
+        f"swarm.placement.{key}: nothing with a volume is called that; expected one of "
+        f"{', '.join(pinned)}"
+        for key in s.swarm.placement
+        if key not in pinned
+    ]
+    builds = [f"services.{n}.build" for n, svc in s.services.items() if svc.build is not None]
+    builds += ["edge.build"] if s.edge.build is not None else []
+    builds += ["pitr.build"] if s.pitr.enabled and s.pitr.build is not None else []
+    problems += [f"{key}: a swarm runs published images that every node can pull; push the "
+                 "image and set it instead" for key in builds]  # fmt: skip
+    problems += [
+        f"{key}: only the edge publishes on a swarm (its ports reach every node); remove it"
+        for key in host_ports(s)
+        if not key.startswith("edge.") and not _published_by_the_edge(key, catalogue)
+    ]
+    if s.publish_ip != "0.0.0.0":  # noqa: S104 (a comparison, not a bind)
+        problems.append(
+            f"publishIp: {s.publish_ip} cannot be kept on a swarm, which publishes on every "
+            "address of its nodes; set 0.0.0.0 and filter with the hosts' firewalls"
+        )
+    if s.swarm.endpoint_mode == "dnsrr" and s.edge.replicas > 1:
+        problems.append(
+            f"edge.replicas: {s.edge.replicas} with swarm.endpointMode dnsrr: each task "
+            "publishes its ports on its own node, where only one task can hold them (a pinned "
+            "edge has one node); use 1, or endpointMode vip"
+        )
+    return problems
 
 
 def edge_apps(catalogue: Catalogue) -> list[str]:

@@ -252,7 +252,7 @@ def test_every_stack_is_planned_when_none_is_named(repo: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "plan", "--base", "base", "--format", "json"],
                             cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert set(json.loads(result.stdout)["stacks"]) == {"dev", "prod"}
+    assert set(json.loads(result.stdout)["stacks"]) == {"dev", "prod", "swarm"}
 
 
 def test_a_change_of_outputs_only_is_a_change(change: Callable[..., Outcome]) -> None:

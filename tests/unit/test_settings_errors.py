@@ -45,7 +45,41 @@ def drop(path: str) -> Edit:
     return edit
 
 
+def on_swarm(*edits: Edit) -> Edit:
+    """Prod on a swarm, every workload with a volume pinned, then `edits`."""
+
+    def edit(platform: dict[str, Any]) -> None:
+        platform["engine"] = "swarm"
+        platform["swarm"] = {"placement": {key: "ecommerce.data" for key in (
+            "redis", "edge", "backup", "customer-db", "product-db", "order-db", "content-db")}}  # fmt: skip
+        for more in edits:
+            more(platform)
+
+    return edit
+
+
 CASES = [
+    pytest.param("prod", put("services.order.replicas", 2),
+                 "ecommerce:platform.services.order.replicas: 2 replicas need engine: swarm",
+                 id="replicas-on-one-host"),
+    pytest.param("prod", on_swarm(drop("swarm.placement.order-db")),
+                 "ecommerce:platform.swarm.placement.order-db: missing; name the label of the node "
+                 "that holds its volume", id="swarm-placement-missing"),
+    pytest.param("prod", on_swarm(put("swarm.placement.cart", "ecommerce.data")),
+                 "ecommerce:platform.swarm.placement.cart: nothing with a volume is called that",
+                 id="swarm-placement-unknown"),
+    pytest.param("prod", on_swarm(put("databases.order.replicas", 2)),
+                 "ecommerce:platform.databases.order: replicas: a database runs as one server "
+                 "pinned to the node of its volume", id="swarm-database-replicas"),
+    pytest.param("prod", on_swarm(put("swarm.endpointMode", "dnsrr"), put("edge.replicas", 2)),
+                 "ecommerce:platform.edge.replicas: 2 with swarm.endpointMode dnsrr",
+                 id="swarm-host-mode-port-replicas"),
+    pytest.param("dev", on_swarm(),
+                 "ecommerce:platform.services.gateway.build: a swarm runs published images",
+                 id="swarm-build"),
+    pytest.param("prod", on_swarm(put("publishIp", "10.0.0.5")),
+                 "ecommerce:platform.publishIp: 10.0.0.5 cannot be kept on a swarm",
+                 id="swarm-publish-ip"),
     pytest.param("dev", put("pitr.image", "postgres-pitr:16"),
                  "ecommerce:platform.pitr: set exactly one of image", id="pitr-image-and-build"),
     pytest.param("prod", put("pitr.build", {"context": "pitr"}),

@@ -1,0 +1,118 @@
+"""The swarm stack (Pulumi.swarm.yaml, `engine: swarm`) under mocks: the same catalogue and
+settings as prod, every workload a Swarm service, files as Swarm secrets, overlay networks
+(issue #7, in progress: not yet deployed on a swarm by the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from plan.recorder import Graph, run_program
+
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+NETWORK = "docker:index/network:Network"
+APPS = ("gateway", "customer", "product", "order", "cart", "content", "frontend", "backoffice")
+DATABASES = ("customer", "product", "order", "content")
+PINNED = ("redis", "edge", "backup", *(f"{db}-db" for db in DATABASES),
+          *(f"{db}-db-pitr" for db in DATABASES))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Graph:
+    return run_program("swarm")
+
+
+def services(graph: Graph) -> dict[str, dict[str, Any]]:
+    """Each service's inputs by its Docker name without the prefix."""
+    return {r.inputs["name"].removeprefix("shop-"): r.inputs for r in graph.of_type(SERVICE)}
+
+
+def test_every_workload_is_a_service_and_nothing_a_container(swarm: Graph) -> None:
+    assert set(services(swarm)) == {*APPS, *PINNED}
+    assert swarm.containers() == []  # no seeds either: files are Swarm secrets
+    assert not [r for r in swarm.resources if r.type.startswith("pulumi-python:dynamic")]
+
+
+def test_apps_are_replicated_and_roll_start_first_with_automatic_rollback(swarm: Graph) -> None:
+    for app, inputs in services(swarm).items():
+        if app not in APPS:
+            continue
+        replicas = inputs["mode"]["replicated"]["replicas"]
+        assert replicas == (2 if app in ("gateway", "order", "frontend") else 1), app
+        update = inputs["updateConfig"]
+        assert (update["order"], update["failureAction"]) == ("start-first", "rollback"), app
+        assert inputs["rollbackConfig"]["failureAction"] == "pause"
+        assert inputs["convergeConfig"]["timeout"] == "5m"  # `pulumi up` waits for it
+        assert "placement" not in inputs["taskSpec"]  # anywhere in the swarm
+
+
+def test_what_holds_a_volume_is_pinned_to_its_node_and_stops_first(swarm: Graph) -> None:
+    for name in PINNED:
+        inputs = services(swarm)[name]
+        placement = inputs["taskSpec"]["placement"]["constraints"]
+        assert placement == ["node.labels.ecommerce.data==true"], name
+        assert inputs["mode"]["replicated"]["replicas"] == 1, name
+        assert inputs["updateConfig"]["order"] == "stop-first", name
+    # A PITR agent shares its server's volumes, so its node.
+    assert "convergeConfig" not in services(swarm)["order-db-pitr"]  # up does not wait for it
+
+
+def test_services_run_hardened(swarm: Graph) -> None:
+    for name, inputs in services(swarm).items():
+        spec = inputs["taskSpec"]["containerSpec"]
+        assert spec["readOnly"] is True and spec["capDrops"] == ["ALL"], name
+        assert spec["user"] and spec["user"] not in ("root", "0"), name
+        assert spec["stopGracePeriod"] != "0s", name
+        limits = inputs["taskSpec"]["resources"]["limits"]
+        assert limits["memoryBytes"] > 0 and limits["nanoCpus"] > 0, name
+        assert inputs["taskSpec"]["logDriver"]["name"] == "json-file", name
+
+
+def test_secrets_are_swarm_secrets_mounted_as_files_never_in_env(swarm: Graph) -> None:
+    secrets = {r.inputs["name"]: r for r in swarm.of_type(SECRET)}
+    assert all(r.is_secret("data") for r in secrets.values())
+    order = services(swarm)["order"]["taskSpec"]["containerSpec"]
+    files = {s["fileName"]: s for s in order["secrets"]}
+    assert set(files) == {"/run/secrets/database-password", "/run/secrets/jwt-secret"}
+    for ref in files.values():
+        assert ref["secretName"] in secrets and ref["secretId"]  # Swarm wants both
+        assert (ref["fileUid"], ref["fileGid"], ref["fileMode"]) == ("0", "0", 0o444)
+        # A new content is a new secret: the name carries the files' revision.
+        assert ref["secretName"].endswith("-rev-platform-order-secrets-revision")
+    for name, inputs in services(swarm).items():
+        env = inputs["taskSpec"]["containerSpec"].get("env", {})
+        assert not [k for k in env if "PASSWORD" in k and not k.endswith("_FILE")], name
+    # The PITR configuration (the repository's passphrase) reaches the server and its agent.
+    for name in ("order-db", "order-db-pitr"):
+        refs = services(swarm)[name]["taskSpec"]["containerSpec"]["secrets"]
+        assert "/etc/pgbackrest/pgbackrest.conf" in {s["fileName"] for s in refs}, name
+
+
+def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
+    networks = {r.inputs["name"].removeprefix("shop-"): r for r in swarm.of_type(NETWORK)}
+    assert {n.inputs["driver"] for n in networks.values()} == {"overlay"}
+    assert {k for k, n in networks.items() if not n.inputs["internal"]} == {"edge"}
+    by_id = {f"{r.name}-id": key for key, r in networks.items()}
+
+    def joined(service: str) -> set[str]:
+        advanced = services(swarm)[service]["taskSpec"].get("networksAdvanceds", [])
+        return {by_id[n["id"]] for n in advanced}
+
+    # A database's network: its server, its service and the backup job; the agent: none.
+    for db in DATABASES:
+        members = {s for s in services(swarm) if f"{db}-db" in joined(s)}
+        assert members == {f"{db}-db", db, "backup"}, db
+        assert joined(f"{db}-db-pitr") == set()
+    assert joined("edge") == {"edge"}
+
+
+def test_only_the_edge_publishes_through_the_routing_mesh(swarm: Graph) -> None:
+    published = {
+        name: [(p["targetPort"], p["publishedPort"], p["publishMode"])
+               for p in inputs.get("endpointSpec", {}).get("ports", [])]
+        for name, inputs in services(swarm).items()
+    }  # fmt: skip
+    assert {n for n, ports in published.items() if ports} == {"edge"}
+    assert published["edge"] == [(8080, 80, "ingress"), (8443, 443, "ingress")]
