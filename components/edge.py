@@ -35,18 +35,11 @@ HEALTH_TEST = ("CMD", "wget", "-q", "-O", "/dev/null",
 
 
 @dataclass(frozen=True)
-class PublishedPort:
-    internal: int
-    external: int
-
-
-@dataclass(frozen=True)
 class EdgeArgs:
     settings: EdgeSettings
     docker_name: str
     routes: caddyfile.EdgeRoutes
-    ports: Sequence[PublishedPort]
-    publish_ip: str
+    ports: Sequence[Port]
     network: docker.Network
     runtime: RuntimeProfile
     labels: Mapping[str, str]
@@ -99,7 +92,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 image=image,
                 mounts=[files.mount(caddyfile.CONFIG_DIR), Mount(data.name, DATA_PATH)],
                 networks=[Network(args.network, "edge")],
-                ports=[Port(p.internal, p.external, args.publish_ip) for p in args.ports],
+                ports=args.ports,
                 # /config: Caddy saves the configuration it runs there (XDG_CONFIG_HOME).
                 needs=ImageNeeds(
                     non_root_user=args.settings.user, writable_paths=("/tmp", "/config")

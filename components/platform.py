@@ -13,7 +13,7 @@ from components.cache import Cache, CacheArgs
 from components.caddyfile import HTTP_PORT, HTTPS_PORT, EdgeRoutes
 from components.database import Database, DatabaseArgs
 from components.docker_provider import docker_provider
-from components.edge import EdgeArgs, EdgeProxy, PublishedPort
+from components.edge import EdgeArgs, EdgeProxy
 from components.networks import Networks, NetworksArgs
 from components.pitr import PitrArgs
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
@@ -23,7 +23,7 @@ from components.service import (
     Service,
     ServiceArgs,
 )
-from components.workload import Network
+from components.workload import Network, Port
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
 from stacks.settings import PitrSettings, PlatformSettings, edge_apps
@@ -205,12 +205,12 @@ class Platform(pulumi.ComponentResource):
             if host_port is not None:
                 # Inside the proxy, each app's port map entry listens on the app's own port.
                 by_port[spec.container_port] = _upstream(spec)
-                ports.append(PublishedPort(spec.container_port, host_port))
+                ports.append(Port(spec.container_port, host_port, s.publish_ip))
         by_host = {host: _upstream(catalogue.get(app)) for app, host in edge.hosts.items()}
         if by_host:
-            ports.append(PublishedPort(HTTP_PORT, edge.http_port))
+            ports.append(Port(HTTP_PORT, edge.http_port, s.publish_ip))
         if by_host and edge.tls is not None:
-            ports.append(PublishedPort(HTTPS_PORT, edge.https_port))
+            ports.append(Port(HTTPS_PORT, edge.https_port, s.publish_ip))
         routes = EdgeRoutes(
             by_port=by_port,
             by_host=by_host,
@@ -226,7 +226,6 @@ class Platform(pulumi.ComponentResource):
                 docker_name=f"{s.name_prefix}-edge",
                 routes=routes,
                 ports=ports,
-                publish_ip=s.publish_ip,
                 network=self.networks.edge,
                 runtime=runtime,
                 labels=docker_labels(args.stack, "edge", "edge"),
