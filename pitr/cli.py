@@ -1,10 +1,11 @@
 """`python -m pitr`: point-in-time recovery of the stack's PostgreSQL servers.
 
 For operators, on the Docker host (docs/pitr.md):
-  restore SERVICE|--all --prefix P --to TARGET [--force]
+  restore SERVICE|--all --stack S --to TARGET [--force]
                         put a database back as it was at TARGET, in its own volume
-  inspect SERVICE --prefix P --to TARGET    a scratch server beside the live one, at TARGET
-  inspect SERVICE --prefix P --remove       remove that scratch server
+  inspect SERVICE --stack S --to TARGET     a scratch server beside the live one, at TARGET
+  inspect SERVICE --stack S --remove        remove that scratch server
+  (--stack prod reads the prefix from Pulumi.prod.yaml in this folder; or --prefix shop)
 
 Inside the containers (the Pulumi program and `restore` run these):
   agent                 the schedule of checks, backups and drills (pitr/agent.py)
@@ -106,8 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _host_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prefix", required=True,
-                        help="the stack's namePrefix (shop, shop-dev)")  # fmt: skip
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="the stack (prod, dev): its file names the prefix")
+    which.add_argument("--prefix", help="the stack's namePrefix (shop, shop-dev)")
+
+
+def _prefix(args: argparse.Namespace) -> str:
+    return str(args.prefix or docker_host.stack_prefix(args.stack))
 
 
 def _stanza_option(parser: argparse.ArgumentParser) -> None:
@@ -117,16 +123,17 @@ def _stanza_option(parser: argparse.ArgumentParser) -> None:
 def _restore(args: argparse.Namespace) -> None:
     if args.all == (args.service is not None):
         raise UsageError("name one service, or pass --all")
-    services = docker_host.services(args.prefix) if args.all else [args.service]
+    prefix = _prefix(args)
+    services = docker_host.services(prefix) if args.all else [args.service]
     for service in services:
-        docker_host.restore(args.prefix, service, args.to, force=args.force)
+        docker_host.restore(prefix, service, args.to, force=args.force)
 
 
 def _inspect(args: argparse.Namespace) -> None:
     if args.remove:
-        docker_host.remove_scratch(args.prefix, args.service)
+        docker_host.remove_scratch(_prefix(args), args.service)
     else:
-        docker_host.inspect(args.prefix, args.service, args.to)
+        docker_host.inspect(_prefix(args), args.service, args.to)
 
 
 def _agent(args: argparse.Namespace) -> None:

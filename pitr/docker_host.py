@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pitr import layout
@@ -33,6 +34,28 @@ READY_TIMEOUT_S = 3600
 ROLE_LABEL = "com.ecommerce.role"
 # Exits of `restore-here` that mean nothing was touched: the server may start again as it was.
 _UNTOUCHED = {EXIT_REFUSED, EXIT_VERIFY, EXIT_PASSPHRASE}
+
+
+def stack_prefix(stack: str, folder: Path | None = None) -> str:
+    """The `namePrefix` the stack file `Pulumi.<stack>.yaml` gives its containers."""
+    # Host side only: the containers' copy of this package never reads a stack file, and their
+    # image has no YAML library.
+    import yaml
+
+    path = (folder or Path.cwd()) / f"Pulumi.{stack}.yaml"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError:
+        raise UsageError(
+            f"no {path.name} here: run from the project folder, or pass --prefix"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path.name} is not valid YAML ({exc.__class__.__name__})") from None
+    platform = (document.get("config") or {}).get("ecommerce:platform") or {}
+    prefix = platform.get("namePrefix") if isinstance(platform, dict) else None
+    if not isinstance(prefix, str):
+        raise UsageError(f"{path.name} has no ecommerce:platform.namePrefix; pass --prefix")
+    return prefix
 
 
 def services(prefix: str) -> list[str]:
@@ -97,7 +120,10 @@ def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
     db = _database(prefix, service)
     scratch = f"{db['Name'].lstrip('/')}-scratch"
     if _docker("ps", "-aq", "--filter", f"name=^{scratch}$").strip():
-        raise UsageError(f"{scratch} exists already: remove it with `inspect {service} --remove`")
+        raise UsageError(
+            f"{scratch} exists already: remove it with `python -m pitr inspect {service} "
+            f"--prefix {prefix} --remove`"
+        )
     _docker("volume", "create", "--label", f"{ROLE_LABEL}=pitr-scratch", scratch)
     if db["State"]["Running"]:
         _archive_now(db["Name"].lstrip("/"), service)

@@ -11,8 +11,10 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from pitr import docker_host
+from pitr.cli import main
 from pitr.errors import EXIT_FAILED, EXIT_VERIFY, PitrError, RefusedError, UsageError
 from pitr.pgbackrest import RestoreTarget
+from plan.recorder import ROOT
 
 DB = "shop-order-db"
 MOUNTS = [
@@ -146,3 +148,17 @@ def test_inspect_archives_first_and_serves_a_copy_with_no_network(
     assert "-d" in serve and serve[serve.index("--network") :][:2] == ["--network", "none"]
     assert f"{DB}-scratch:/var/lib/postgresql/data" in serve  # its own volume
     assert f"{DB}-pitr:/var/lib/pgbackrest:ro" in serve  # the repository, read-only
+
+
+def test_the_stack_file_names_the_prefix(
+    fake: Callable[..., FakeDocker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # the operator runs it from the project folder
+    assert docker_host.stack_prefix("prod") == "shop"
+    assert docker_host.stack_prefix("dev") == "shop-dev"
+    with pytest.raises(UsageError, match=r"no Pulumi\.staging\.yaml here: .*pass --prefix"):
+        docker_host.stack_prefix("staging")
+    # The CLI takes either; --stack prod reaches prod's containers.
+    docker = fake(holds_data=False)
+    assert main(["restore", "order", "--stack", "prod", "--to", "latest"]) == 0
+    assert f"stop {DB}" in docker.verbs()
