@@ -81,17 +81,17 @@ def _float_string(x: Fraction, prec: int) -> str:
     return f"{whole}.{fraction:0{prec}d}" if prec else str(whole)
 
 
-_DURATION = re.compile(r"^([0-9]+)(ns|us|µs|ms|s|m|h)$")
+_DURATION = re.compile(r"^(?:[0-9]+(?:ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"([0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": NANO, "m": 60 * NANO,
             "h": 3600 * NANO}  # fmt: skip
 
 
 def nanoseconds(duration: str) -> int:
-    """A single-unit Go duration (`10s`, `1m`, `500ms`) in nanoseconds."""
-    match = _DURATION.match(duration)
-    if match is None:
+    """A whole-numbered Go duration (`10s`, `1m30s`, `500ms`) in nanoseconds."""
+    if _DURATION.match(duration) is None:
         raise NotKeptError(f"{duration!r} is not a duration like 10s, 1m or 500ms")
-    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+    return sum(int(n) * _UNIT_NS[unit] for n, unit in _DURATION_PART.findall(duration))
 
 
 def duration(text: str) -> str:
@@ -134,7 +134,12 @@ def _trim_fraction(x: Fraction) -> str:
 
 def short_duration(text: str) -> str:
     """A duration as the service's Read writes it: `90s` -> `1m30s`, `300s` -> `5m`."""
-    text = go_duration_string(nanoseconds(text))
+    return short_duration_of(nanoseconds(text))
+
+
+def short_duration_of(ns: int) -> str:
+    """`shortDur`: nanoseconds as the service's Read writes them."""
+    text = go_duration_string(ns)
     if text.endswith("m0s"):
         text = text[:-2]
     if text.endswith("h0m"):

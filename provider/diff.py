@@ -69,7 +69,7 @@ def diff(
     if schema is not None:
         paths = _changed_paths(type_token, schema, recorded, desired)
         paths = sorted(set(paths) | unknown)
-        replacing = {_top(p) for p in paths if schema[_top(p)].on_change == "replace"}
+        replacing = {r for p in paths if (r := _replaced_by(schema, p)) is not None}
     else:
         # pulumi-random's inputs all force a new value; see UPDATED_ONLY for the others.
         changed = {k for k in set(recorded) | set(desired) if recorded.get(k) != desired.get(k)}
@@ -103,6 +103,19 @@ def _with_ignored_kept(
 
 def _top(path: str) -> str:
     return path.split(".")[0]
+
+
+def _replaced_by(schema: Mapping[str, Input], path: str) -> str | None:
+    """The shortest part of a changed input's path that is `ForceNew` (a container's
+    `capabilities`, a service's `taskSpec.networksAdvanceds`), or None: an update."""
+    names = path.split(".")
+    spec = schema[names[0]]
+    for depth, name in enumerate(names):
+        if depth:
+            spec = spec.fields[name]
+        if spec.on_change == "replace":
+            return ".".join(names[: depth + 1])
+    return None
 
 
 def _covers(rule: str, path: str) -> bool:

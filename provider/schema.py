@@ -9,7 +9,11 @@ its container code is unchanged up to that project's July 2026 head):
   `cpu_shares`, `memory`, `memory_reservation`, `cpu_set`, `memory_swap`, the block-device
   limits, and `must_run`, which starts a stopped container). Every other input that is not
   `ForceNew` is recorded and nothing more;
-- resource_docker_network.go and resource_docker_volume.go for networks and volumes.
+- resource_docker_network.go and resource_docker_volume.go for networks and volumes;
+- resource_docker_service.go (schema) with resource_docker_service_structures.go (what Read
+  writes back) for Swarm services, and resource_docker_secret.go for Swarm secrets. A service
+  has an update: `ServiceUpdate` sends the whole spec and Docker rolls the tasks by the
+  service's `update_config`; only the few `ForceNew` inputs replace it.
 Names are Pulumi's (pulumi-docker's SDK: `envs`, `networksAdvanced`, `uploads`, `tests`, ...).
 
 Only the inputs this program sets, or the provider fills in, are listed; `diff` refuses any
@@ -28,6 +32,8 @@ from typing import Any, Literal
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
 IMAGE = "docker:index/image:Image"
 DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -175,6 +181,170 @@ VOLUME_INPUTS: Mapping[str, Input] = {
     "driverOpts": Input("replace", "map"),
 }
 
+_UPDATE_STR = Input("update")
+_UPDATE_INT = Input("update", "int")
+
+
+# `update_config` and `rollback_config`: the provider's defaults, all applied in place.
+_ROLLOUT = _block(
+    "update",
+    "block",
+    parallelism=Input("update", "int", default=1),
+    delay=Input("update", default="0s"),
+    failureAction=Input("update", default="pause"),
+    monitor=Input("update", default="5s"),
+    maxFailureRatio=Input("update", default="0.0"),
+    order=Input("update", default="stop-first"),
+)
+
+_SERVICE_CONTAINER = _block(
+    "update",
+    "block",
+    image=_UPDATE_STR,
+    commands=Input("update", "list"),
+    args=Input("update", "list"),
+    env=Input("update", "map"),
+    user=_UPDATE_STR,
+    dir=_UPDATE_STR,
+    hostname=_UPDATE_STR,
+    readOnly=Input("update", "bool"),
+    capAdds=Input("update", "list"),
+    capDrops=Input("update", "list"),
+    # Optional+Computed; the provider sends `Init: false` when left out (API >= 1.37).
+    init=Input("update", "bool", computed=True),
+    isolation=Input("update", default="default"),
+    stopSignal=_UPDATE_STR,
+    # Optional+Computed, but left out it is sent as 0 (SIGKILL at once): the program sets it.
+    stopGracePeriod=Input("update", computed=True),
+    mounts=_block(
+        "update",
+        "block_set",
+        target=_UPDATE_STR,
+        source=_UPDATE_STR,
+        type=_UPDATE_STR,
+        readOnly=Input("update", "bool"),
+        tmpfsOptions=_block("update", "block", sizeBytes=_UPDATE_INT, mode=_UPDATE_INT),
+    ),
+    healthcheck=_block(
+        "update",
+        "block",
+        computed=True,
+        tests=Input("update", "list"),
+        interval=Input("update", default="0s"),
+        timeout=Input("update", default="0s"),
+        startPeriod=Input("update", default="0s"),
+        retries=Input("update", "int", default=0),
+    ),
+    secrets=_block(
+        "update",
+        "block_set",
+        secretId=_UPDATE_STR,
+        secretName=_UPDATE_STR,
+        fileName=_UPDATE_STR,
+        fileUid=Input("update", default="0"),
+        fileGid=Input("update", default="0"),
+        fileMode=Input("update", "int", default=0o444),
+    ),
+)
+
+_LIMITS = _block("update", "block", nanoCpus=_UPDATE_INT, memoryBytes=_UPDATE_INT)
+
+SERVICE_INPUTS: Mapping[str, Input] = {
+    "name": _REPLACE_STR,
+    # labelSchemaUpdatable: a service's own labels change in place (its container's do not).
+    "labels": _block("update", "block_set", computed=True, label=_UPDATE_STR, value=_UPDATE_STR),
+    "taskSpec": _block(
+        "update",
+        "block",
+        containerSpec=_SERVICE_CONTAINER,
+        resources=_block(
+            "update",
+            "block",
+            computed=True,
+            limits=_LIMITS,
+            reservation=_block(
+                "update",
+                "block",
+                nanoCpus=_UPDATE_INT,
+                memoryBytes=_UPDATE_INT,
+                genericResources=Input("update", "list"),
+            ),
+        ),
+        restartPolicy=_block(
+            "update",
+            "block",
+            computed=True,
+            condition=_UPDATE_STR,
+            delay=_UPDATE_STR,
+            maxAttempts=_UPDATE_INT,
+            window=_UPDATE_STR,
+        ),
+        placement=_block(
+            "update",
+            "block",
+            computed=True,
+            constraints=Input("update", "set"),
+            prefs=Input("update", "set"),
+            maxReplicas=_UPDATE_INT,
+            platforms=Input("update", "block_set", computed=True),
+        ),
+        logDriver=_block("update", "block", name=_UPDATE_STR, options=Input("update", "map")),
+        # Every field of a network attachment is ForceNew: joining or leaving a network
+        # replaces the service.
+        networksAdvanceds=_block(
+            "replace",
+            "block_set",
+            id=_REPLACE_STR,
+            name=_REPLACE_STR,
+            aliases=Input("replace", "set"),
+            driverOpts=Input("replace", "set"),
+        ),
+        forceUpdate=Input("update", "int", computed=True),
+        runtime=Input("update", computed=True),
+    ),
+    # ForceNew applies to the block's count only: the program always sets it, and a new
+    # replica count is an update.
+    "mode": _block(
+        "update",
+        "block",
+        computed=True,
+        replicated=_block("update", "block", replicas=Input("update", "int", default=1)),
+        **{"global": Input("update", "bool")},
+    ),
+    "updateConfig": _ROLLOUT,
+    "rollbackConfig": _ROLLOUT,
+    "endpointSpec": _block(
+        "update",
+        "block",
+        computed=True,
+        mode=Input("update", computed=True),
+        ports=_block(
+            "update",
+            "block_list",
+            name=_UPDATE_STR,
+            protocol=Input("update", default="tcp"),
+            targetPort=_UPDATE_INT,
+            publishedPort=_UPDATE_INT,
+            publishMode=Input("update", default="ingress"),
+        ),
+    ),
+    # Steers the provider only: how long create and update wait for the tasks.
+    "convergeConfig": _block(
+        "record",
+        "block",
+        delay=Input("record", default="7s"),
+        timeout=Input("record", default="3m"),
+    ),
+}
+
+# No update and no import: every input is ForceNew, and Read sets only `name` (the data is not
+# readable back, so a secret changed on the engine is never noticed).
+SECRET_INPUTS: Mapping[str, Input] = {
+    "name": _REPLACE_STR,
+    "data": _REPLACE_STR,
+    "labels": _LABELS,
+}
+
 # The program's own dynamic resource (components/pids_limit.py, `PidsLimitProvider.diff`): a
 # new container gets a new limit resource, an edited limit is applied in place. Its serialized
 # provider (`__provider`) is left out of the recording and of its diff.
@@ -189,6 +359,8 @@ INPUTS: Mapping[str, Mapping[str, Input]] = {
     CONTAINER: CONTAINER_INPUTS,
     NETWORK: NETWORK_INPUTS,
     VOLUME: VOLUME_INPUTS,
+    SERVICE: SERVICE_INPUTS,
+    SECRET: SECRET_INPUTS,
     PIDS_LIMIT: PIDS_LIMIT_INPUTS,
 }
 
