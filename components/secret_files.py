@@ -17,6 +17,8 @@ is replaced too and starts with the new file. The label reveals nothing about th
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,7 +151,9 @@ def _swarm_secrets(
     return {
         file_name: docker.Secret(
             f"{name}-{file_name}",
-            name=pulumi.Output.concat(args.docker_name, "-", _slug(file_name), "-", revision),
+            name=pulumi.Output.from_input(revision).apply(
+                functools.partial(swarm_secret_name, args.docker_name, file_name)
+            ),
             # Standard base64 with padding: the provider's validator and create both decode
             # with Go's StdEncoding, whatever its documentation says.
             data=pulumi.Output.from_input(content).apply(
@@ -160,6 +164,22 @@ def _swarm_secrets(
         )
         for file_name, content in sorted(_contents(args).items())
     }
+
+
+SWARM_NAME_MAX = 64
+"""Swarm refuses a longer secret name (swarmkit's validateName: 64 of [a-zA-Z0-9-_.])."""
+
+
+def swarm_secret_name(docker_name: str, file_name: str, revision: str) -> str:
+    """`<consumer>-<file>-<revision>` within Swarm's 64 characters: a long consumer and file
+    name is cut and ends in a digest of what was cut, so that two never meet. The revision
+    is kept whole: it is what makes a new value a new name."""
+    base = f"{docker_name}-{_slug(file_name)}"
+    room = SWARM_NAME_MAX - 1 - len(revision)
+    if len(base) > room:
+        digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+        base = f"{base[: room - 7].rstrip('-')}-{digest}"
+    return f"{base}-{revision}"
 
 
 def _slug(file_name: str) -> str:

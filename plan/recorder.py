@@ -267,9 +267,10 @@ def _ignored(name: str, patterns: Sequence[str]) -> bool:
     return ignored
 
 
-def mock_random_hex(name: str) -> str:
-    """What the mocks give as a `RandomId`'s hex: stable per resource."""
-    return f"rev-{name}"
+def mock_random_hex(name: str, byte_length: int) -> str:
+    """What the mocks give as a `RandomId`'s hex: stable per resource, as long as a real one
+    (a name made with it must fit where the real one does)."""
+    return hashlib.sha256(f"random:{name}".encode()).hexdigest()[: 2 * byte_length]
 
 
 def mock_container_id(name: str) -> str:
@@ -291,7 +292,7 @@ class ProviderMocks(pulumi_mocks.Mocks):
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{args.name}"
         if args.typ == "random:index/randomId:RandomId":
-            outputs["hex"] = mock_random_hex(args.name)
+            outputs["hex"] = mock_random_hex(args.name, int(args.inputs["byteLength"]))
         if args.typ == IMAGE:
             outputs["repoDigest"] = mock_image_id(args.name)
         return mock_container_id(args.name), outputs
