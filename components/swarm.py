@@ -1,5 +1,4 @@
-"""A workload as a Docker Swarm service (`engine: swarm`; issue #7, in progress: tested under
-mocks, not yet on a swarm).
+"""A workload as a Docker Swarm service (`engine: swarm`; README, "Swarm").
 
 What pulumi-docker's service (kreuzwerker v4.5.0, resource_docker_service*.go) does with each
 input decides how it is written here:
@@ -132,9 +131,12 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
             container_spec=container,
             resources=docker.ServiceTaskSpecResourcesArgs(
                 limits=limits,
-                # Reserved as much as allowed: the scheduler never packs a node past it.
+                # Memory reserved in full, so the scheduler never packs a node past what its
+                # tasks may use (memory cannot be shared: past it, the kernel kills). CPU is
+                # not reserved: it is shared under each task's limit, and reserving every
+                # limit would ask for a CPU per app (a 2-CPU node would run two).
                 reservation=docker.ServiceTaskSpecResourcesReservationArgs(
-                    nano_cpus=limits.nano_cpus, memory_bytes=limits.memory_bytes
+                    memory_bytes=limits.memory_bytes
                 ),
             ),
             restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
