@@ -16,6 +16,7 @@ running container `<name>-container` needs a `<name>-pids` with a limit.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, Literal
 from stacks.images import is_pinned
 
 CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
 VOLUME = "docker:index/volume:Volume"
 SWARM_SECRET = "docker:index/secret:Secret"
 DOCKER_PROVIDER = "pulumi:providers:docker"
@@ -89,16 +91,98 @@ class Rule:
 
 
 # ----------------------------------------------------------------------------------------------
-# Containers that run. A secrets seed is created and never started, with no network: the
-# runtime rules do not apply to it; the host-access rules do.
+# What runs: a container, or a Swarm service's tasks. A secrets seed is created and never
+# started, with no network: the runtime rules do not apply to it; the host-access rules do.
 
 
-def _runs(subject: Subject) -> bool:
-    return subject.type == CONTAINER and subject.inputs.get("start", True) is not False
+@dataclass(frozen=True)
+class Process:
+    """The inputs the rules look at, the same for a container and a Swarm service."""
+
+    runs: bool
+    read_only: bool
+    cap_drops: Sequence[str]
+    cap_adds: Sequence[str]
+    no_new_privileges: bool | None
+    """None for a service: its spec cannot say; dockerd's own setting decides (README)."""
+    memory: int
+    restarts: bool
+    restart: str
+    log_driver: str | None
+    log_options: Mapping[str, Any]
+    image: str
+    published: Sequence[int]
+    sources: Sequence[str]
+    privileged: bool
+    host_network: bool
+
+
+def process_of(s: Subject) -> Process | None:
+    """A container's or a service's process as the rules see it; None for anything else."""
+    i = s.inputs
+    if s.type == CONTAINER:
+        capabilities = i.get("capabilities") or {}
+        options = set(i.get("securityOpts") or [])
+        restart = str(i.get("restart") or "no")
+        return Process(
+            runs=i.get("start", True) is not False,
+            read_only=i.get("readOnly") is True,
+            cap_drops=list(capabilities.get("drops") or []),
+            cap_adds=list(capabilities.get("adds") or []),
+            no_new_privileges=bool({"no-new-privileges", "no-new-privileges:true"} & options),
+            memory=int(i.get("memory") or 0),
+            restarts=restart in RESTART_POLICIES,
+            restart=restart,
+            log_driver=i.get("logDriver"),
+            log_options=i.get("logOpts") or {},
+            image=str(i.get("image", "")),
+            published=[int(p["external"]) for p in i.get("ports") or [] if p.get("external")],
+            sources=[str(v.get("hostPath", "")) for v in i.get("volumes") or []]
+            + [str(m.get("source", "")) for m in i.get("mounts") or []],
+            privileged=bool(i.get("privileged")),
+            host_network=i.get("networkMode") == "host",
+        )
+    if s.type == SERVICE:
+        task = i.get("taskSpec") or {}
+        spec = task.get("containerSpec") or {}
+        log = task.get("logDriver") or {}
+        condition = str((task.get("restartPolicy") or {}).get("condition") or "any")
+        endpoint = i.get("endpointSpec") or {}
+        return Process(
+            runs=True,
+            read_only=spec.get("readOnly") is True,
+            cap_drops=list(spec.get("capDrops") or []),
+            cap_adds=list(spec.get("capAdds") or []),
+            no_new_privileges=None,
+            memory=int(((task.get("resources") or {}).get("limits") or {}).get("memoryBytes") or 0),
+            restarts=condition in ("any", "on-failure"),
+            restart=condition,
+            log_driver=log.get("name"),
+            log_options=log.get("options") or {},
+            image=str(spec.get("image", "")),
+            published=[
+                int(p["publishedPort"])
+                for p in endpoint.get("ports") or []
+                if p.get("publishedPort")
+            ],
+            sources=[
+                str(m.get("source", ""))
+                for m in spec.get("mounts") or []
+                if m.get("type") == "bind"
+            ],
+            privileged=False,  # a service spec has no such option
+            host_network=False,  # nor the host's network
+        )
+    return None
+
+
+def _running(s: Subject) -> Process | None:
+    p = process_of(s)
+    return p if p is not None and p.runs else None
 
 
 def role_of(inputs: Mapping[str, Any]) -> str | None:
-    """A container's or volume's `com.ecommerce.role` label (`secrets` for secret volumes)."""
+    """A container's, service's or volume's `com.ecommerce.role` label."""
     labels = inputs.get("labels") or []
     return next((str(lb.get("value")) for lb in labels if lb.get("label") == ROLE_LABEL), None)
 
@@ -108,80 +192,66 @@ def _role(subject: Subject) -> str | None:
 
 
 def read_only_root(s: Subject) -> Iterable[str]:
-    if _runs(s) and s.inputs.get("readOnly") is not True:
+    if (p := _running(s)) and not p.read_only:
         yield "the root filesystem is writable (set readOnly, with tmpfs where it must write)"
 
 
 def all_capabilities_dropped(s: Subject) -> Iterable[str]:
-    if not _runs(s):
+    if not (p := _running(s)):
         return
-    capabilities = s.inputs.get("capabilities") or {}
-    if "ALL" not in (capabilities.get("drops") or []):
+    if "ALL" not in p.cap_drops:
         yield "capabilities are not all dropped (capabilities.drops must hold ALL)"
-    if capabilities.get("adds"):
-        yield f"capabilities are added back: {sorted(capabilities['adds'])}"
+    if p.cap_adds:
+        yield f"capabilities are added back: {sorted(p.cap_adds)}"
 
 
 def no_new_privileges(s: Subject) -> Iterable[str]:
-    options = s.inputs.get("securityOpts") or []
-    if _runs(s) and not {"no-new-privileges", "no-new-privileges:true"} & set(options):
+    if (p := _running(s)) and p.no_new_privileges is False:
         yield "no-new-privileges is not set (securityOpts)"
 
 
 def memory_limit(s: Subject) -> Iterable[str]:
-    if _runs(s) and not s.inputs.get("memory"):
+    if (p := _running(s)) and not p.memory:
         yield "no memory limit"
 
 
 def restart_policy(s: Subject) -> Iterable[str]:
-    restart = s.inputs.get("restart") or "no"
-    if _runs(s) and restart not in RESTART_POLICIES:
-        yield f"restart policy is {restart!r}: the container stays down after a crash or reboot"
+    if (p := _running(s)) and not p.restarts:
+        yield f"restart policy is {p.restart!r}: it stays down after a crash or reboot"
 
 
 def rotated_logs(s: Subject) -> Iterable[str]:
-    if not _runs(s):
-        return
-    driver, options = s.inputs.get("logDriver"), s.inputs.get("logOpts") or {}
-    if driver not in ROTATING_LOG_DRIVERS or not {"max-size", "max-file"} <= set(options):
+    p = _running(s)
+    if p and (p.log_driver not in ROTATING_LOG_DRIVERS
+              or not {"max-size", "max-file"} <= set(p.log_options)):  # fmt: skip
         yield "logs are not rotated (logDriver json-file or local, with max-size and max-file)"
 
 
 def pinned_image(s: Subject) -> Iterable[str]:
-    if not _runs(s):
-        return
-    image = str(s.inputs.get("image", ""))
     # A built image runs by its ID (`sha256:...`): pinned too.
-    if not (image.startswith("sha256:") or is_pinned(image)):
-        yield f"image {image!r} is not pinned (use a version tag or a digest)"
+    if (p := _running(s)) and not (p.image.startswith("sha256:") or is_pinned(p.image)):
+        yield f"image {p.image!r} is not pinned (use a version tag or a digest)"
 
 
 def not_privileged(s: Subject) -> Iterable[str]:
-    if s.type == CONTAINER and s.inputs.get("privileged"):
+    if (p := process_of(s)) and p.privileged:
         yield "runs privileged"
 
 
 def no_host_network(s: Subject) -> Iterable[str]:
-    if s.type == CONTAINER and s.inputs.get("networkMode") == "host":
+    if (p := process_of(s)) and p.host_network:
         yield "shares the host's network"
 
 
 def no_docker_socket(s: Subject) -> Iterable[str]:
-    if s.type != CONTAINER:
-        return
-    sources = [str(v.get("hostPath", "")) for v in s.inputs.get("volumes") or []]
-    sources += [str(m.get("source", "")) for m in s.inputs.get("mounts") or []]
-    for source in sources:
+    for source in p.sources if (p := process_of(s)) else []:
         if source.endswith("docker.sock") or source in ("/var/run", "/run"):
             yield f"mounts the Docker socket ({source}): that is root on the host"
 
 
 def only_edge_published(s: Subject) -> Iterable[str]:
-    if s.type != CONTAINER:
-        return
-    published = [p for p in s.inputs.get("ports") or [] if p.get("external")]
-    if published and _role(s) != EDGE_ROLE:
-        ports = ", ".join(str(p["external"]) for p in published)
+    if (p := process_of(s)) and p.published and _role(s) != EDGE_ROLE:
+        ports = ", ".join(str(port) for port in p.published)
         yield f"publishes host port {ports} though its role is {_role(s)!r}, not the edge"
 
 
@@ -231,9 +301,10 @@ class StackRule:
 
 
 def pids_limited(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, str]]:
+    """Containers only: a Swarm service spec has no PIDs limit (README, "Swarm")."""
     limits = {s.name.removesuffix("-pids"): s for s in subjects if s.type == PIDS_LIMIT}
     for s in subjects:
-        if not _runs(s):
+        if s.type != CONTAINER or not _running(s):
             continue
         limit = limits.get(s.name.removesuffix("-container"))
         value = limit.inputs.get("pidsLimit") if limit is not None else None
@@ -272,11 +343,13 @@ def secret_values_leaked(subjects: Iterable[Subject]) -> list[Violation]:
     subjects = list(subjects)
     secrets: set[str] = set()
     for s in subjects:
-        if s.type == CONTAINER:
-            for upload in s.inputs.get("uploads") or []:
-                value = str(upload.get("content") or "").strip()
-                if len(value) >= MIN_SECRET_LENGTH and not any(c.isspace() for c in value):
-                    secrets.add(value)
+        files = [str(u.get("content") or "") for u in s.inputs.get("uploads") or []]
+        if s.type == SWARM_SECRET:
+            files.append(base64.b64decode(str(s.inputs.get("data") or "")).decode(errors="replace"))
+        for content in files:
+            value = content.strip()
+            if len(value) >= MIN_SECRET_LENGTH and not any(c.isspace() for c in value):
+                secrets.add(value)
     violations = []
     for s in subjects:
         allowed = ALLOWED_SECRET_PATHS.get(s.type)

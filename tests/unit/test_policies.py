@@ -268,3 +268,68 @@ def test_a_container_without_a_pids_limit_is_caught_in_the_plan_and_the_pack(
     assert callable(pack_rule.validate)
     pack_rule.validate(stack, report)
     assert reported == [prod_graph.container("shop-order").urn]
+
+
+# ----------------------------------------------------------------------------------------------
+# The same rules on a swarm: a service's task spec says the same things in other names.
+
+
+@pytest.fixture(scope="module")
+def swarm_graph() -> Graph:
+    return run_program("swarm")
+
+
+def _order_service(graph: Graph) -> Subject:
+    (subject,) = [s for s in subjects(graph) if s.name == "platform-order-service"]
+    return subject
+
+
+def _with_task(subject: Subject, **container_spec: Any) -> Subject:
+    task = dict(subject.inputs["taskSpec"])
+    task["containerSpec"] = {**task["containerSpec"], **container_spec}
+    return _edited(subject, taskSpec=task)
+
+
+def test_the_swarm_stack_passes_every_rule(swarm_graph: Graph) -> None:
+    assert rules_broken(swarm_graph) == {}
+    assert pack_violations(swarm_graph) == []
+
+
+SERVICE_BREAKS: list[tuple[str, Any]] = [
+    ("read-only-root", lambda s: _with_task(s, readOnly=False)),
+    ("drop-all-capabilities", lambda s: _with_task(s, capDrops=[])),
+    ("drop-all-capabilities", lambda s: _with_task(s, capAdds=["NET_ADMIN"])),
+    ("pinned-image", lambda s: _with_task(s, image="registry.example.com/order:latest")),
+    ("no-docker-socket", lambda s: _with_task(s, mounts=[
+        {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}])),
+    ("only-edge-published", lambda s: _edited(s, endpointSpec={
+        "mode": "vip", "ports": [{"targetPort": 3003, "publishedPort": 3003}]})),
+    ("memory-limit", lambda s: _edited(s, taskSpec={**s.inputs["taskSpec"], "resources": {}})),
+    ("restart-policy", lambda s: _edited(s, taskSpec={
+        **s.inputs["taskSpec"], "restartPolicy": {"condition": "none"}})),
+    ("rotated-logs", lambda s: _edited(s, taskSpec={
+        **s.inputs["taskSpec"], "logDriver": {"name": "json-file"}})),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "breaking"),
+    SERVICE_BREAKS,
+    ids=[f"{r}-{i}" for i, (r, _) in enumerate(SERVICE_BREAKS)],
+)
+def test_each_rule_catches_a_service_that_breaks_it(
+    swarm_graph: Graph, rule: str, breaking: Any
+) -> None:
+    assert check([_order_service(swarm_graph)], stack_rules=()) == []
+    assert {v.rule for v in check([breaking(_order_service(swarm_graph))], stack_rules=())} == {
+        rule}  # fmt: skip
+
+
+def test_a_swarm_secret_value_in_a_service_env_is_caught_by_the_pack(swarm_graph: Graph) -> None:
+    everything = subjects(swarm_graph)
+    order = _order_service(swarm_graph)
+    password = swarm_graph.outputs["databases"]["order"]["password"]
+    leaky = _with_task(order, env={**order.inputs["taskSpec"]["containerSpec"]["env"],
+                                   "DATABASE_PASSWORD": password})  # fmt: skip
+    found = secret_values_leaked([leaky if s.name == order.name else s for s in everything])
+    assert [(v.rule, v.name) for v in found] == [("secrets-only-in-files", order.name)]
