@@ -1,6 +1,6 @@
 """A workload as a Swarm service (components/swarm.py), input by input, in the forms the
-provider's service reads back (kreuzwerker v4.5.0). The engine choice, secrets and networks
-of a Swarm stack come next (issue #7)."""
+provider's service reads back (kreuzwerker v4.5.0). The whole swarm stack is in
+test_swarm_stack.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The swarm stack (Pulumi.swarm.yaml, `engine: swarm`) under mocks: the same catalogue and
 settings as prod, every workload a Swarm service, files as Swarm secrets, overlay networks
-(issue #7, in progress: not yet deployed on a swarm by the tests)."""
+(tests/integration/test_swarm.py deploys it on a one-node swarm)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from plan.recorder import Graph, run_program
+from components.secret_files import swarm_secret_name
+from plan.compare import compare
+from plan.recorder import Graph, mock_random_hex, run_program, stack_config
+from provider.diff import diff
 
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
@@ -79,8 +82,11 @@ def test_secrets_are_swarm_secrets_mounted_as_files_never_in_env(swarm: Graph) -
     for ref in files.values():
         assert ref["secretName"] in secrets and ref["secretId"]  # Swarm wants both
         assert (ref["fileUid"], ref["fileGid"], ref["fileMode"]) == ("0", "0", 0o444)
-        # A new content is a new secret: the name carries the files' revision.
-        assert ref["secretName"].endswith("-rev-platform-order-secrets-revision")
+        # A new content is a new secret: the name carries the files' revision, within the
+        # 64 characters Swarm allows.
+        revision = mock_random_hex("platform-order-secrets-revision", 8)
+        assert ref["secretName"].endswith("-" + revision), ref["secretName"]
+    assert all(len(name) <= 64 for name in secrets), sorted(secrets, key=len)[-1]
     for name, inputs in services(swarm).items():
         env = inputs["taskSpec"]["containerSpec"].get("env", {})
         assert not [k for k in env if "PASSWORD" in k and not k.endswith("_FILE")], name
@@ -116,3 +122,48 @@ def test_only_the_edge_publishes_through_the_routing_mesh(swarm: Graph) -> None:
     }  # fmt: skip
     assert {n for n, ports in published.items() if ports} == {"edge"}
     assert published["edge"] == [(8080, 80, "ingress"), (8443, 443, "ingress")]
+
+
+def edited(edit: Any, **secrets: str) -> Graph:
+    config = stack_config("swarm")
+    edit(config["ecommerce:platform"])
+    return run_program("swarm", config | secrets, secret_keys=list(secrets))
+
+
+def test_a_new_image_and_replica_count_update_the_service_in_place(swarm: Graph) -> None:
+    def scale_and_ship(platform: dict[str, Any]) -> None:
+        platform["services"]["gateway"] |= {"image": "registry.example.com/gw:2", "replicas": 3}
+
+    plan = compare("swarm", swarm, edited(scale_and_ship))
+    changes = {c.name: c for c in plan.changed()}
+    assert list(changes) == ["platform-gateway-service"]
+    assert changes["platform-gateway-service"].action == "update"
+    assert set(changes["platform-gateway-service"].paths) == {
+        "mode.replicated.replicas", "taskSpec.containerSpec.image"}  # fmt: skip
+
+
+def test_a_rotated_secret_is_a_new_swarm_secret_and_an_update_of_its_users(swarm: Graph) -> None:
+    plan = compare("swarm", swarm, edited(lambda _p: None, **{"ecommerce:jwtSecret": "new"}))
+    by_type: dict[str, set[str]] = {}
+    for change in plan.changed():
+        by_type.setdefault(change.type, set()).add(change.action)
+    # Replaced create-first (the new name beside the old), the services moved over in place.
+    assert by_type[SECRET] == {"replace"} and by_type[SERVICE] == {"update"}
+    assert all(not c.delete_before_replace for c in plan.changed() if c.type == SECRET)
+
+
+def test_joining_another_network_replaces_the_service_as_the_provider_does(swarm: Graph) -> None:
+    # Every field of a network attachment is ForceNew in the provider's schema.
+    recorded = services(swarm)["cart"]
+    moved = {**recorded, "taskSpec": {**recorded["taskSpec"], "networksAdvanceds": []}}
+    found = diff(SERVICE, recorded, moved)
+    assert (found.action, found.replace_reasons) == ("replace", ("taskSpec.networksAdvanceds",))
+
+
+def test_swarm_secret_names_fit_in_64_characters_and_stay_apart() -> None:
+    long_prefix = "a" * 32
+    one = swarm_secret_name(f"{long_prefix}-order-db-pitr-config", "pgbackrest.conf", "f" * 16)
+    two = swarm_secret_name(f"{long_prefix}-order-db-pitr-config", "pgbackrest.cnf", "f" * 16)
+    assert len(one) == len(two) == 64 and one != two
+    assert swarm_secret_name("shop-order-secrets", "jwt-secret", "0123456789abcdef") == (
+        "shop-order-secrets-jwt-secret-0123456789abcdef")  # fmt: skip
