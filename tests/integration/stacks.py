@@ -14,6 +14,7 @@ import copy
 import functools
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 
 from plan.recorder import Graph, run_program, stack_config
 from tests.integration.standin import Deployment
@@ -95,7 +97,12 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     config = copy.deepcopy(stack_config(stack))
     platform = config[PLATFORM]
     platform["namePrefix"] = prefix
-    platform["publishIp"] = "127.0.0.1"
+    if platform.get("engine") == "swarm":
+        # No IPVS in the test kernel: no routing mesh. The edge publishes in host mode (on
+        # every address: Swarm binds no single one); tasks are found by DNS round robin.
+        platform["swarm"]["endpointMode"] = "dnsrr"
+    else:
+        platform["publishIp"] = "127.0.0.1"
     for service in platform["services"].values():
         if "image" in service:  # dev builds the reference service from its own folder
             service["image"] = IMAGES["service"]
@@ -120,19 +127,53 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
 def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:
     """Remove every container, network and volume of a run; return what is still there."""
     label = f"{RUN_LABEL}={run_id}"
-    for c in client.containers.list(all=True, filters={"label": label}):
-        c.remove(force=True, v=True)
+    swarm = client.info()["Swarm"]["LocalNodeState"] == "active"
+    services = client.services.list(filters={"label": label}) if swarm else []
+    for service in services:
+        service.remove()
+    # Swarm stops the tasks' containers itself (each with its grace): give it the time. (The
+    # low-level listing: a task's container may vanish between a listing and its inspect.)
+    deadline = time.monotonic() + 150
+    while (
+        services
+        and time.monotonic() < deadline
+        and client.api.containers(filters={"label": label, "status": "running"})
+    ):
+        time.sleep(1)
+    for c in client.api.containers(all=True, filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(c["Id"], force=True, v=True)
+    for secret in client.secrets.list(filters={"label": label}) if swarm else []:
+        secret.remove()
     for n in client.networks.list(filters={"label": label}):
-        n.remove()
+        _remove_network(n)
     for v in client.volumes.list(filters={"label": label}):
         v.remove(force=True)
     for image in client.images.list(filters={"label": label}):  # what the stand-in built
         client.images.remove(image.id, force=True)
-    left = [c.name for c in client.containers.list(all=True, filters={"label": label})]
+    left = [c["Names"][0] for c in client.api.containers(all=True, filters={"label": label})]
     left += [n.name for n in client.networks.list(filters={"label": label})]
+    if swarm:
+        left += [str(s.name) for s in client.services.list(filters={"label": label})]
+        left += [str(s.name) for s in client.secrets.list(filters={"label": label})]
     left += [v.name for v in client.volumes.list(filters={"label": label})]
     left += [str(i.tags or i.id) for i in client.images.list(filters={"label": label})]
     return left
+
+
+def _remove_network(network: Any) -> None:
+    """An overlay network keeps the endpoints of removed tasks for a moment: retry a while."""
+    for _ in range(40):
+        try:
+            network.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as err:
+            if "active endpoints" not in str(err):
+                raise
+            time.sleep(0.5)
+    network.remove()
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ run's labels, so the fixtures remove it all even when a check fails midway.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -59,7 +60,17 @@ from plan.recorder import (
     mock_random_hex,
 )
 from provider.canonical import nano_cpus, nanoseconds
-from provider.schema import CONTAINER, IMAGE, NETWORK, PIDS_LIMIT, RANDOM_ID, VOLUME
+from provider.schema import (
+    CONTAINER,
+    IMAGE,
+    NETWORK,
+    PIDS_LIMIT,
+    RANDOM_ID,
+    SECRET,
+    SERVICE,
+    VOLUME,
+)
+from tests.integration import standin_swarm as swarm
 from tests.integration.provider_read import read_container, read_network, read_volume
 
 # Inputs the stand-in understands; anything else in the graph is an error, not a silent skip.
@@ -72,6 +83,8 @@ KNOWN_CONTAINER_INPUTS = {
 # What the provider's update applies to a running container (resourceDockerContainerUpdate).
 UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation",
                     "memorySwap"}  # fmt: skip
+WORKLOADS = (CONTAINER, SERVICE)
+"""Scheduled in waves by their dependencies, as the engine runs them."""
 LOOPBACK = "127.0.0.1"
 MIB = 1024 * 1024
 
@@ -133,6 +146,8 @@ class Deployment:
         self.timings: dict[str, Timing] = {}
         self.real: dict[str, str] = {}
         """What the mocks made up -> the real value: a built image's ID, a random value."""
+        self.replaced: list[Recorded] = []
+        """Resources replaced create-first in this run, deleted at its end."""
 
     def container(self, name: str) -> Any:
         """The one container of `name`, the generation of one replaced side by side aside."""
@@ -177,18 +192,23 @@ class Deployment:
         steps = {s.urn: s for s in plan.steps}
         for resource in graph.resources:
             step = steps.get(resource.urn)
-            if step is None or resource.type in (CONTAINER, PIDS_LIMIT):
+            if step is None or resource.type in (*WORKLOADS, PIDS_LIMIT):
                 continue
             self._apply_other(resource, step)
         limits = {next(iter(r.property_dependencies["containerId"])): r  # its one container
                   for r in graph.of_type(PIDS_LIMIT)}  # fmt: skip
-        self._apply_containers(graph.containers(), steps, limits)
+        workloads = [r for r in graph.resources if r.type in WORKLOADS]
+        self._apply_containers(workloads, steps, limits)
         for step in plan.steps:
-            if step.action == "delete" and step.type == CONTAINER:
-                self._delete_container(self.state.pop(step.urn))
+            if step.action == "delete" and step.type in WORKLOADS:
+                self._delete_workload(self.state.pop(step.urn))
         for step in plan.steps:
-            if step.action == "delete" and step.type != CONTAINER:
+            if step.action == "delete" and step.type not in WORKLOADS:
                 self._delete_other(self.state.pop(step.urn))
+        # Replaced create-first (a secret under its new name): the old one goes last, once
+        # nothing uses it.
+        while self.replaced:
+            self._delete_other(self.replaced.pop())
         return plan
 
     def _apply_containers(
@@ -203,7 +223,9 @@ class Deployment:
         starts, then the run fails (as `pulumi up` does)."""
 
         def apply(container: Resource, step: Step) -> None:
-            if step.action != "same":
+            if step.action != "same" and container.type == SERVICE:
+                self._apply_service(container, step)
+            elif step.action != "same":
                 self._apply_container(container, step)
             limit = limits.get(container.urn)
             if limit is not None:
@@ -247,6 +269,11 @@ class Deployment:
     def _apply_other(self, resource: Resource, step: Step) -> None:
         if step.action == "same":
             return
+        if resource.type == SECRET:
+            if step.action == "replace":  # create-first: the old one is still in use
+                self.replaced.append(self.state[resource.urn])
+            self._create_secret(resource)
+            return
         if step.action == "replace" and resource.type in (NETWORK, VOLUME):
             raise StandInError(
                 f"{resource.name}: the stand-in does not replace networks or volumes"
@@ -265,9 +292,8 @@ class Deployment:
             if resource.type == RANDOM_ID:
                 # A new random value, as the provider draws one: the mocks' stays the same, and
                 # a rolling container's generation name must not.
-                self.real[mock_random_hex(resource.name)] = secrets.token_hex(
-                    int(resource.inputs.get("byteLength", 8))
-                )
+                size = int(resource.inputs["byteLength"])
+                self.real[mock_random_hex(resource.name, size)] = secrets.token_hex(size)
 
     def _apply_pids_limit(self, resource: Resource, step: Step) -> None:
         """The program's dynamic provider (components/pids_limit.py) does it: its own code."""
@@ -311,11 +337,19 @@ class Deployment:
         i = resource.inputs
         network = self.client.networks.create(
             i["name"], driver=i.get("driver", "bridge"), internal=bool(i.get("internal", False)),
-            labels={**_labels(i), **self.labels},
+            attachable=bool(i.get("attachable", False)), labels={**_labels(i), **self.labels},
         )  # fmt: skip
         inspect = self.client.api.inspect_network(network.id)
         state = read_network(inspect, i, self.labels)
         self.state[resource.urn] = Recorded(resource, state, network.id)
+        self.real[mock_container_id(resource.name)] = network.id  # a service joins by ID
+
+    def _create_secret(self, resource: Resource) -> None:
+        i = self.resolved(resource.inputs)
+        secret_id = swarm.create_secret(self.client, i, self.labels)
+        # Read keeps only the name: the data is not readable back.
+        self.state[resource.urn] = Recorded(resource, dict(i), secret_id)
+        self.real[mock_container_id(resource.name)] = secret_id
 
     def _create_volume(self, resource: Resource) -> None:
         i = resource.inputs
@@ -348,10 +382,92 @@ class Deployment:
         self.state[resource.urn] = Recorded(resource, dict(i), image_id)
 
     def _delete_other(self, recorded: Recorded) -> None:
-        if recorded.resource.type == NETWORK:
+        if recorded.resource.type == SECRET:
+            self.client.api.remove_secret(recorded.docker_id)
+        elif recorded.resource.type == NETWORK:
             self.client.networks.get(recorded.docker_id).remove()
         elif recorded.resource.type == VOLUME:
             self.client.volumes.get(recorded.docker_id).remove()
+
+    # ------------------------------------------------------------------------------------------
+    # Swarm services (standin_swarm.py)
+
+    def tasks(self, name: str) -> list[Any]:
+        """The running containers of service `name`'s tasks (one that stops meanwhile left
+        out: the low-level listing inspects nothing)."""
+        found = []
+        label = f"com.docker.swarm.service.name={name}"
+        for entry in self.client.api.containers(filters={"label": label, "status": "running"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                found.append(self.client.containers.get(entry["Id"]))
+        return found
+
+    def _apply_service(self, resource: Resource, step: Step) -> None:
+        resource = replace(resource, inputs=self.resolved(resource.inputs))
+        if step.action == "create":
+            self._create_service(resource)
+        elif step.action == "replace":
+            # The program asks for delete-first: a fixed name cannot exist twice.
+            self._delete_workload(self.state[resource.urn])
+            self._create_service(resource)
+        else:
+            self._update_service(resource)
+
+    def _create_service(self, resource: Resource) -> None:
+        i = resource.inputs
+        spec = swarm.service_spec(i, self.labels)
+        created = self.client.api.create_service(**_service_kwargs(spec))
+        service_id = created["ID"]
+        converge = i.get("convergeConfig")
+        if converge is not None:
+            delay = nanoseconds(converge.get("delay", "7s")) / 1e9
+            timeout = nanoseconds(converge.get("timeout", "3m")) / 1e9
+            if not swarm.wait_created(self.client, service_id, delay, timeout):
+                # The provider deletes a service that did not converge; nothing is recorded.
+                # (The tasks' errors are the stand-in's addition, for whoever reads the test.)
+                why = swarm.task_errors(self.client, service_id)
+                swarm.delete_service(self.client, service_id, _grace(i))
+                raise StandInError(
+                    f"{i['name']}: Service with ID ({service_id}) did not converge after "
+                    f"{converge.get('timeout', '3m')}; tasks: {why}"
+                )
+        inspect = self.client.api.inspect_service(service_id)
+        self.state[resource.urn] = Recorded(
+            resource, swarm.read_service(inspect, i, self.labels), service_id
+        )
+
+    def _update_service(self, resource: Resource) -> None:
+        """`ServiceUpdate` with the whole spec; Docker rolls the tasks by `update_config`."""
+        recorded = self.state[resource.urn]
+        i = resource.inputs
+        version = self.client.api.inspect_service(recorded.docker_id)["Version"]["Index"]
+        spec = swarm.service_spec(i, self.labels)
+        self.client.api.update_service(
+            recorded.docker_id, version, **_service_kwargs(spec), fetch_current_spec=False
+        )
+        converge = i.get("convergeConfig")
+        if converge is not None:
+            try:
+                swarm.wait_updated(
+                    self.client,
+                    recorded.docker_id,
+                    nanoseconds(converge.get("timeout", "3m")) / 1e9,
+                )
+            except swarm.ServiceError as err:
+                # The SDK hands back the planned values with the error: the state holds the
+                # new inputs, though Docker may have rolled the service back.
+                recorded.resource, recorded.state = resource, dict(i)
+                recorded.init_errors = [str(err)]
+                raise StandInError(f"{i['name']}: {err}") from None
+        inspect = self.client.api.inspect_service(recorded.docker_id)
+        recorded.resource, recorded.init_errors = resource, []
+        recorded.state = swarm.read_service(inspect, i, self.labels)
+
+    def _delete_workload(self, recorded: Recorded) -> None:
+        if recorded.resource.type == SERVICE:
+            swarm.delete_service(self.client, recorded.docker_id, _grace(recorded.state))
+        else:
+            self._delete_container(recorded)
 
     # ------------------------------------------------------------------------------------------
     # Containers
@@ -491,6 +607,19 @@ def apply(
     deployment = Deployment(client, labels, log)
     deployment.up(graph)
     return deployment
+
+
+def _service_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker's service spec as docker-py's create_service / update_service take it."""
+    return {
+        "task_template": spec["TaskTemplate"], "name": spec["Name"], "labels": spec["Labels"],
+        "mode": spec["Mode"], "update_config": spec.get("UpdateConfig"),
+        "rollback_config": spec.get("RollbackConfig"), "endpoint_spec": spec.get("EndpointSpec"),
+    }  # fmt: skip
+
+
+def _grace(inputs: Mapping[str, Any]) -> str:
+    return str(inputs.get("taskSpec", {}).get("containerSpec", {}).get("stopGracePeriod") or "0s")
 
 
 def _labels(inputs: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,270 @@
+"""The swarm stack file (`Pulumi.swarm.yaml`) deployed on this engine in swarm mode.
+
+The engine is made a one-node swarm for the session (`swarm_node`), labelled as the stack file
+asks; the stand-in creates the services, secrets and overlay networks as pulumi-docker does
+(tests/integration/standin_swarm.py). This kernel has no IPVS, so there is no routing mesh:
+the stack runs with `endpointMode: dnsrr`, the edge publishes its ports in host mode, and the
+checks reach the tasks from inside their networks. The stack is brought up once for the module.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from plan.recorder import Graph
+from provider.schema import SECRET, SERVICE
+from tests.integration.conftest import exec_in, wait_for
+from tests.integration.load import Load
+from tests.integration.stacks import IMAGES, PLATFORM, RUN_LABEL, LiveStack, deployed
+from tests.integration.standin import StandInError
+from tests.integration.test_stacks import (
+    DATABASES,
+    edge_target,
+    psql_ok,
+    reachability,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+NEXT_IMAGE = IMAGES["service"] + "-swarm-next"
+BROKEN_IMAGE = IMAGES["service"] + "-swarm-broken"
+
+
+def quick(platform: dict[str, Any]) -> None:
+    """Rolls and health checks fast enough for a test, otherwise the stack file as it is."""
+    platform["swarm"] |= {"updateDelaySeconds": 1, "monitorSeconds": 5,
+                          "convergeTimeoutSeconds": 120}  # fmt: skip
+    # Checked often, but with the stack's start period: on a swarm an unhealthy task is
+    # killed and started again, so a database's first initialisation must fit in it.
+    platform["healthCheck"] = {"interval": "2s", "timeout": "5s", "retries": 5,
+                               "startPeriod": "30s"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def live(docker_client: docker.DockerClient, swarm_node: str) -> Iterator[LiveStack]:
+    with deployed(docker_client, "swarm", quick, log=print) as stack:
+        yield stack
+
+
+def services(graph: Graph) -> dict[str, dict[str, Any]]:
+    """The graph's services by Docker name, with their inputs."""
+    return {r.inputs["name"]: r.inputs for r in graph.of_type(SERVICE)}
+
+
+def one_task_each(live: LiveStack) -> dict[str, Any]:
+    """A running task container of every service, by service name."""
+    found = {}
+    for name in services(live.graph):
+        tasks = live.deployment.tasks(name)
+        assert tasks, f"{name}: no running task"
+        found[name] = tasks[0]
+    return found
+
+
+def healthy(container: Any) -> bool:
+    container.reload()
+    return bool(container.attrs["State"].get("Health", {}).get("Status") == "healthy")
+
+
+def all_healthy(live: LiveStack, name: str, count: int) -> bool:
+    tasks = live.deployment.tasks(name)
+    return len(tasks) == count and all(healthy(t) for t in tasks)
+
+
+def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
+    found = services(live.graph)
+    assert len(found) == 19  # 8 apps, the edge, Redis, 4 databases, 4 PITR agents, the backups
+    replicas = {name: i["mode"]["replicated"]["replicas"] for name, i in found.items()}
+    assert {n.removeprefix(f"{live.prefix}-") for n, r in replicas.items() if r == 2} == {
+        "gateway", "order", "frontend"}  # fmt: skip
+    for name, count in replicas.items():
+        # `pulumi up` waited for every service but the PITR agents (their first backup and
+        # drill take as long as the data): they turn healthy on their own.
+        wait_for(functools.partial(all_healthy, live, name, count), timeout=180,
+                 what=f"{count} healthy tasks of {name}")  # fmt: skip
+    # Every task of a service with a volume runs on the labelled node (here the only one).
+    node = live.deployment.client.nodes.list()[0]
+    assert node.attrs["Spec"]["Labels"]["ecommerce.data"] == "true"
+
+
+def test_a_second_up_changes_nothing(live: LiveStack) -> None:
+    # Planned against what the provider's Read recorded from the engine: every duration,
+    # mount, secret reference and network attachment reads back as the program writes it.
+    again = live.program()
+    plan = live.deployment.plan(again)
+    assert [step.describe() for step in plan.changes()] == []
+    assert len(plan.steps) == len(live.deployment.state)
+
+
+def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
+    live: LiveStack,
+) -> None:
+    tasks = one_task_each(live)
+    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup"}
+               for db in DATABASES}  # fmt: skip
+    found = reachability(tasks, [(f"{db}-db", 5432) for db in DATABASES] + [("redis", 6379)])
+    assert len(found) == len(tasks) * (len(DATABASES) + 1)
+    redis_users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway")}
+    for (name, host, _), reachable in found.items():
+        expected = name in redis_users if host == "redis" else name in allowed[host[:-3]]
+        assert reachable is expected, f"{name} -> {host}: {reachable}"
+
+
+def test_the_edge_reaches_the_edge_apps_only(live: LiveStack) -> None:
+    edge = live.deployment.tasks(f"{live.prefix}-edge")[0]
+    apps = {"gateway": 3000, "frontend": 3008, "backoffice": 3009}
+    business = {"customer": 3001, "product": 3002, "order": 3003, "cart": 3004, "content": 3005}
+    found = reachability({"edge": edge}, [*apps.items(), *business.items()])
+    assert found == {("edge", h, p): h in apps for h, p in {**apps, **business}.items()}
+
+
+def test_service_credentials_open_their_own_database_and_no_other(live: LiveStack) -> None:
+    backup = live.deployment.tasks(f"{live.prefix}-backup")[0]  # on every database network
+    targets = live.graph.outputs["databases"]
+    for owner, creds in targets.items():
+        for db, where in targets.items():
+            opened = psql_ok(backup, where["host"], where["port"], creds["user"],
+                             where["database"], creds["password"])  # fmt: skip
+            assert opened is (owner == db), f"{creds['user']} on {where['database']}: {opened}"
+
+
+def test_secrets_are_files_the_user_reads_and_never_in_the_environment(live: LiveStack) -> None:
+    order = live.deployment.tasks(f"{live.prefix}-order")[0]
+    password = live.graph.outputs["databases"]["order"]["password"]
+    code, listing = exec_in(order, ["stat", "-c", "%U %a %n", "/run/secrets/database-password",
+                                    "/run/secrets/jwt-secret"])  # fmt: skip
+    assert code == 0, listing
+    assert listing.split() == ["root", "444", "/run/secrets/database-password",
+                               "root", "444", "/run/secrets/jwt-secret"]  # fmt: skip
+    assert exec_in(order, ["cat", "/run/secrets/database-password"]) == (0, password)
+    order.reload()
+    assert not [e for e in order.attrs["Config"]["Env"] if password in e]
+
+
+def test_hardening_holds_at_run_time(live: LiveStack) -> None:
+    for name, task in one_task_each(live).items():
+        task.reload()
+        host = task.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"] is True, name
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], name
+        assert host["Memory"] > 0 and host["NanoCpus"] > 0, name
+        assert host["LogConfig"]["Config"] == {"max-size": "20m", "max-file": "10"}, name
+        user = task.attrs["Config"]["User"]
+        assert user and user not in ("root", "0", "0:0"), name
+        code, status = exec_in(task, ["grep", "^CapEff:", "/proc/1/status"])
+        assert (code, status.split()[-1]) == (0, "0000000000000000"), name
+
+
+def test_only_the_edge_publishes(live: LiveStack) -> None:
+    published = {name: i.get("endpointSpec", {}).get("ports", [])
+                 for name, i in services(live.graph).items()}  # fmt: skip
+    edge = published.pop(f"{live.prefix}-edge")
+    assert {(p["publishedPort"], p["publishMode"]) for p in edge} == {
+        (18080, "host"), (18443, "host")}  # fmt: skip
+    assert not any(published.values())
+    status, body = edge_target(live, "gateway", "/order/health").get_json()
+    assert (status, body["service"]) == (200, "order")
+
+
+def build_image(live: LiveStack, tag: str, dockerfile: str) -> None:
+    """A local image made from the reference service, removed with the run."""
+    live.deployment.client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True,
+        labels={RUN_LABEL: live.deployment.labels[RUN_LABEL]},
+    )  # fmt: skip
+
+
+def rolled(live: LiveStack, name: str, image: str) -> bool:
+    spec = live.deployment.client.api.inspect_service(name)
+    tasks = live.deployment.tasks(name)
+    return (
+        (spec.get("UpdateStatus") or {}).get("State") in (None, "completed")
+        and len(tasks) == spec["Spec"]["Mode"]["Replicated"]["Replicas"]
+        and all(t.attrs["Config"]["Image"] == image and healthy(t) for t in tasks)
+    )
+
+
+def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack) -> None:
+    # A new gateway image (2 replicas) and a rotated JWT secret in one `up`, while requests go
+    # through the edge to the gateway and on to the order service (2 replicas).
+    build_image(live, NEXT_IMAGE, f"FROM {IMAGES['service']}\nLABEL revision=next\n")
+    gateway = f"{live.prefix}-gateway"
+
+    def new_gateway(platform: dict[str, Any]) -> None:
+        platform["services"]["gateway"]["image"] = NEXT_IMAGE
+
+    old_secrets = {
+        r.urn: live.deployment.state[r.urn].docker_id for r in live.graph.of_type(SECRET)
+    }
+    rotated_secret = {"ecommerce:jwtSecret": uuid.uuid4().hex}
+    graph = live.program(new_gateway, secrets=rotated_secret)
+    with Load(edge_target(live, "gateway", "/order/")) as report:
+        time.sleep(1)
+        plan = live.deployment.up(graph)
+        # The provider's wait ends once every slot runs a task, which an old one may still
+        # be: the roll goes on after `up`, and the load with it, until Docker says completed.
+        wait_for(lambda: rolled(live, gateway, NEXT_IMAGE), timeout=180,
+                 what="the gateway's roll to the new image")  # fmt: skip
+        time.sleep(1)
+    print(f"swarm: edge -> gateway -> order: {report.describe()}")
+    actions = {(s.type, s.action) for s in plan.changes()}
+    # Services are updated in place (Docker rolls their tasks); secrets are replaced under new
+    # names, never edited, and the old ones are gone once nothing uses them.
+    assert (SERVICE, "update") in actions and (SERVICE, "replace") not in actions
+    rotated = [s for s in plan.changes() if s.type == SECRET]
+    assert rotated and all(s.action == "replace" for s in rotated)
+    left = {s.id for s in live.deployment.client.secrets.list()}
+    assert not {old_secrets[s.urn] for s in rotated} & left
+    assert report.requests > 100
+    assert report.failures == [], report.failures[:5]
+    # What is deployed now, for the next test.
+    live.config |= rotated_secret
+    new_gateway(live.config[PLATFORM])
+    live.graph = graph
+
+
+def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStack) -> None:
+    # An image whose health check cannot pass (it asks for a database the gateway has not).
+    build_image(live, BROKEN_IMAGE,
+                f"FROM {IMAGES['service']}\nENV DATABASE_HOST=nowhere DATABASE_PORT=5432\n")  # fmt: skip
+    gateway = f"{live.prefix}-gateway"
+    before = live.deployment.client.api.inspect_service(gateway)["Spec"]["TaskTemplate"]
+
+    def broken_gateway(platform: dict[str, Any]) -> None:
+        platform["services"]["gateway"]["image"] = BROKEN_IMAGE
+
+    graph = live.program(broken_gateway)
+    with Load(edge_target(live, "gateway", "/order/")) as report:
+        with pytest.raises(StandInError, match="rollback"):
+            live.deployment.up(graph)
+        wait_for(lambda: rolled_back(live, gateway, before["ContainerSpec"]["Image"]),
+                 timeout=180, what="the gateway's rollback")  # fmt: skip
+    print(f"swarm rollback: edge -> gateway -> order: {report.describe()}")
+    spec = live.deployment.client.api.inspect_service(gateway)
+    assert spec["UpdateStatus"]["State"] == "rollback_completed"
+    assert (
+        spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == before["ContainerSpec"]["Image"]
+    )
+    assert report.requests > 50
+    assert report.failures == [], report.failures[:5]
+    # As the SDK records a failed update: the new inputs, with an error; the same program
+    # again tries the update again rather than reporting nothing to do.
+    step = live.deployment.plan(graph).step("platform-gateway-service")
+    assert step.action == "update"
+
+
+def rolled_back(live: LiveStack, name: str, image: str) -> bool:
+    state = (live.deployment.client.api.inspect_service(name).get("UpdateStatus") or {}).get(
+        "State"
+    )
+    tasks = live.deployment.tasks(name)
+    return (state == "rollback_completed" and len(tasks) == 2
+            and all(t.attrs["Config"]["Image"] == image and healthy(t) for t in tasks))  # fmt: skip
