@@ -201,6 +201,13 @@ def test_service_credentials_open_their_own_database_and_no_other(live: LiveStac
     # Dev: from this machine through the published ports. Prod: from the backup job, the one
     # container on every database network.
     run_in = live.container("backup") if live.stack == "prod" else None
+    assert_credentials_open_their_own_database_only(run_in, targets)
+
+
+def assert_credentials_open_their_own_database_only(
+    run_in: Any | None, targets: dict[str, Any]
+) -> None:
+    """Every service's credentials (the `databases` output) against every database."""
     for owner, creds in targets.items():
         for db, where in targets.items():
             opened = psql_ok(run_in, where["host"], where["port"], creds["user"],

@@ -27,8 +27,8 @@ from tests.integration.stacks import IMAGES, PLATFORM, RUN_LABEL, LiveStack, dep
 from tests.integration.standin import StandInError
 from tests.integration.test_stacks import (
     DATABASES,
+    assert_credentials_open_their_own_database_only,
     edge_target,
-    psql_ok,
     reachability,
 )
 
@@ -128,12 +128,7 @@ def test_the_edge_reaches_the_edge_apps_only(live: LiveStack) -> None:
 
 def test_service_credentials_open_their_own_database_and_no_other(live: LiveStack) -> None:
     backup = live.deployment.tasks(f"{live.prefix}-backup")[0]  # on every database network
-    targets = live.graph.outputs["databases"]
-    for owner, creds in targets.items():
-        for db, where in targets.items():
-            opened = psql_ok(backup, where["host"], where["port"], creds["user"],
-                             where["database"], creds["password"])  # fmt: skip
-            assert opened is (owner == db), f"{creds['user']} on {where['database']}: {opened}"
+    assert_credentials_open_their_own_database_only(backup, live.graph.outputs["databases"])
 
 
 def test_secrets_are_files_the_user_reads_and_never_in_the_environment(live: LiveStack) -> None:
