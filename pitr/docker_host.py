@@ -1,5 +1,7 @@
 """The operator's side of a restore, on the Docker host: the `docker` CLI around the
-containers the stack made (`<prefix>-<service>-db` and its agent `<prefix>-<service>-db-pitr`).
+containers the stack made (`<prefix>-<service>-db` and its agent `<prefix>-<service>-db-pitr`),
+or, on a swarm, around those services' tasks on this node (run it on the node labelled for
+the database: its volumes are there). Which of the two is decided once, in `_server`.
 
 No container of the stack holds the Docker socket, so stopping a server, restoring its volume
 and starting it again is driven from here. The restore itself runs in a one-off container of
@@ -32,6 +34,8 @@ DOCKER = "docker"
 READY_TIMEOUT_S = 3600
 """A server replays WAL up to the target before it takes writes; a long archive takes time."""
 ROLE_LABEL = "com.ecommerce.role"
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+"""Docker's label on a Swarm task's container: its service."""
 # Exits of `restore-here` that mean nothing was touched: the server may start again as it was.
 _UNTOUCHED = {EXIT_REFUSED, EXIT_VERIFY, EXIT_PASSPHRASE}
 
@@ -62,38 +66,130 @@ def services(prefix: str) -> list[str]:
     """Every service of the stack whose database runs with PITR."""
     names = _docker("ps", "-a", "--filter", f"label={ROLE_LABEL}=database",
                     "--format", "{{.Names}}").split()  # fmt: skip
+    if not names:  # a swarm's services, when this node manages one
+        names = _docker_run(["service", "ls", "--filter", f"label={ROLE_LABEL}=database",
+                             "--format", "{{.Name}}"]).stdout.split()  # fmt: skip
     found = sorted(m.group(1) for n in names if (m := re.fullmatch(rf"{prefix}-(.+)-db", n)))
     if not found:
         raise UsageError(f"no database container named {prefix}-<service>-db: check --prefix")
     return found
 
 
+class Server:
+    """A database server of the stack and its PITR agent, as one Docker host runs them:
+    containers of those names."""
+
+    def __init__(self, name: str, inspect: dict[str, Any]) -> None:
+        self.name, self.agent, self.inspect = name, f"{name}-pitr", inspect
+
+    def container(self) -> str:
+        """The server's running container, to exec into."""
+        return self.name
+
+    def stop(self, what: str, *, check: bool = True) -> None:
+        _docker("stop", what, check=check)
+
+    def start(self, what: str) -> None:
+        _docker("start", what)
+
+    def exit_code(self) -> str:
+        """How the server's process ended at its last stop."""
+        return _docker("inspect", "-f", "{{.State.ExitCode}}", self.name).strip()
+
+    def config_volume(self, _purpose: str) -> str:
+        """A volume holding the configuration (with the repository passphrase)."""
+        volumes = _volumes(self.inspect)
+        return volumes[str(layout.CONFIG_DIR)]
+
+    def drop_config(self, _purpose: str) -> None:
+        """Nothing to drop: the configuration volume is the stack's own."""
+
+
+class SwarmServer(Server):
+    """The same on a swarm: services scaled to 0 and back, their task on this node.
+
+    A Swarm secret reaches only a service's tasks, so a one-off container gets the
+    configuration on a volume of its own, copied from the running server through stdin
+    (never argv), and removed when the one-off is done."""
+
+    def container(self) -> str:
+        found = _docker("ps", "-q", "--filter", f"label={SWARM_SERVICE_LABEL}={self.name}",
+                        "--filter", "status=running").split()  # fmt: skip
+        if not found:
+            raise PitrError(f"no running task of {self.name} on this node")
+        return found[0]
+
+    def stop(self, what: str, *, check: bool = True) -> None:
+        _docker("service", "scale", "--detach=false", f"{what}=0", check=check)
+
+    def start(self, what: str) -> None:
+        _docker("service", "scale", "--detach=false", f"{what}=1")
+
+    def exit_code(self) -> str:
+        stopped = _docker("ps", "-aq", "--filter", f"label={SWARM_SERVICE_LABEL}={self.name}",
+                          "--filter", "status=exited").split()  # fmt: skip
+        if not stopped:
+            return "unknown"
+        return _docker("inspect", "-f", "{{.State.ExitCode}}", stopped[0]).strip()
+
+    def config_volume(self, purpose: str) -> str:
+        volume = f"{self.name}-{purpose}-config"
+        text = _docker("exec", "-u", layout.PG_USER, self.container(), "cat",
+                       str(layout.CONFIG_FILE))  # fmt: skip
+        self.drop_config(purpose)  # a copy left by an interrupted run holds a read-only file
+        _docker("volume", "create", "--label", f"{ROLE_LABEL}=pitr-scratch", volume)
+        write = ["run", "--rm", "-i", "--network", "none", "--cap-drop", "ALL",
+                 "--security-opt", "no-new-privileges:true", "-v",
+                 f"{volume}:{layout.CONFIG_DIR}", "--entrypoint", "sh", self.inspect["Image"],
+                 "-c", 'cat > "$0" && chmod 0444 "$0"', str(layout.CONFIG_FILE)]  # fmt: skip
+        done = _docker_run(write, stdin=text)
+        if done.returncode != 0:
+            self.drop_config(purpose)
+            raise PitrError(f"{volume}: could not write the configuration: "
+                            f"{_last_line(done.stderr)}")  # fmt: skip
+        return volume
+
+    def drop_config(self, purpose: str) -> None:
+        _docker("volume", "rm", f"{self.name}-{purpose}-config", check=False)
+
+
 def restore(prefix: str, service: str, target: RestoreTarget, *, force: bool) -> None:
     """Stop the server (and its agent), restore its volume to `target`, start it again and
     wait until it has replayed up to the target and takes writes."""
-    db = _database(prefix, service)
-    name, agent = db["Name"].lstrip("/"), f"{db['Name'].lstrip('/')}-pitr"
-    if not force and _holds_a_cluster(db):
+    server = _server(prefix, service)
+    config = server.config_volume("restore")
+    try:
+        _restore(server, service, config, target, force=force)
+    finally:
+        server.drop_config("restore")
+
+
+def _restore(
+    server: Server, service: str, config: str, target: RestoreTarget, *, force: bool
+) -> None:
+    name, agent = server.name, server.agent
+    if not force and _holds_a_cluster(server.inspect, name, config):
         where = "the latest archived state" if target.kind == "latest" else target.value
         raise RefusedError(
             f"{service}: restoring its database to {where} discards what it holds after that "
             "(for latest: what was not archived yet); pass --force to do so"
         )
     _print(f"{service}: stopping {agent} and {name}")
-    _docker("stop", agent, check=False)
+    server.stop(agent, check=False)
     # A clean stop archives everything written: with archiving on, PostgreSQL switches to a
     # new WAL segment at shutdown and its archiver runs once more.
-    _docker("stop", name)
-    exit_code = _docker("inspect", "-f", "{{.State.ExitCode}}", name).strip()
+    server.stop(name)
+    exit_code = server.exit_code()
     if exit_code != "0":
         _print(f"{service}: warning: {name} did not stop cleanly (exit {exit_code}); what it "
                "wrote since its last archived WAL segment is not in the repository")  # fmt: skip
     command = ["python3", "-m", "pitr", "restore-here", "--stanza", service, "--to",
                _target_text(target), *(["--force"] if force else [])]  # fmt: skip
-    done = _run_one_off(db, f"{name}-restore", command, repo_read_only=False)
+    done = _run_one_off(server.inspect, f"{name}-restore", command, config=config,
+                        repo_read_only=False)  # fmt: skip
     if done.returncode in _UNTOUCHED:
-        _docker("start", name)
-        _docker("start", agent)
+        server.start(name)
+        server.start(agent)
         raise PitrError(f"{service}: {_last_line(done.stderr)}; the server runs as it was")
     if done.returncode != 0:
         raise PitrError(
@@ -101,37 +197,42 @@ def restore(prefix: str, service: str, target: RestoreTarget, *, force: bool) ->
             f"stopped: run the command again once the cause is fixed"
         )
     _print(f"{service}: restored; starting {name}, which replays WAL up to the target")
-    _docker("start", name)
-    _wait_for_writes(name)
+    server.start(name)
+    running = server.container()
+    _wait_for_writes(running)
     # The checkpointer sleeps after recovery; a checkpoint wakes it so segments switch every
     # archive_timeout again (PgBackRest.resume_archiving, measured in benchmarks/pitr_rpo.py).
-    _psql(name, "CHECKPOINT")
+    _psql(running, "CHECKPOINT")
     # And the first segment of the new timeline archived now: until it is, a restore to the
     # latest state would replay the old timeline, discarded writes included.
-    _archive_now(name, service)
-    _wait_healthy(name)
-    _docker("start", agent)
+    _archive_now(running, service)
+    _wait_healthy(running)
+    server.start(agent)
     _print(f"{service}: back, as of {_target_text(target)}")
 
 
 def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
     """A server of its own (`<db>-scratch`, on its own volume, no network) restored to
     `target` from the live server's repository, for looking at what an older state held."""
-    db = _database(prefix, service)
-    scratch = f"{db['Name'].lstrip('/')}-scratch"
+    server = _server(prefix, service)
+    scratch = f"{server.name}-scratch"
     if _docker("ps", "-aq", "--filter", f"name=^{scratch}$").strip():
         raise UsageError(
             f"{scratch} exists already: remove it with `python -m pitr inspect {service} "
             f"--prefix {prefix} --remove`"
         )
     _docker("volume", "create", "--label", f"{ROLE_LABEL}=pitr-scratch", scratch)
-    if db["State"]["Running"]:
-        _archive_now(db["Name"].lstrip("/"), service)
+    if server.inspect["State"]["Running"]:
+        _archive_now(server.container(), service)
     command = ["python3", "-m", "pitr", "serve-copy", "--stanza", service, "--to",
                _target_text(target)]  # fmt: skip
-    _run_one_off(db, scratch, command, repo_read_only=True, data_volume=scratch, detach=True)
+    # The copy reads the configuration as long as it runs: a swarm's copy of it stays until
+    # `--remove`.
+    config = server.config_volume("scratch")
+    _run_one_off(server.inspect, scratch, command, config=config, repo_read_only=True,
+                 data_volume=scratch, detach=True)  # fmt: skip
     _wait_for_writes(scratch)
-    database = _env(db).get("POSTGRES_DB", "postgres")
+    database = _env(server.inspect).get("POSTGRES_DB", "postgres")
     _print(f"{scratch}: {service}'s database as of {_target_text(target)}. Look with\n"
            f"  docker exec -it -u {layout.PG_USER} {scratch} psql -d {database}\n"
            f"and remove it with:\n  python -m pitr inspect {service} --prefix {prefix} "
@@ -142,12 +243,28 @@ def remove_scratch(prefix: str, service: str) -> None:
     scratch = f"{prefix}-{service}-db-scratch"
     _docker("rm", "-f", scratch, check=False)
     _docker("volume", "rm", scratch, check=False)
+    _docker("volume", "rm", f"{scratch}-config", check=False)  # a swarm's copy, if any
     _print(f"{scratch}: removed")
 
 
-def _database(prefix: str, service: str) -> dict[str, Any]:
+def _server(prefix: str, service: str) -> Server:
+    """The one place that tells a container from a swarm's service."""
     name = f"{prefix}-{service}-db"
-    done = _docker_run(["inspect", "--type", "container", name])
+    as_service = _docker_run(["service", "inspect", name])
+    if as_service.returncode == 0:
+        task = _docker("ps", "-q", "--filter", f"label={SWARM_SERVICE_LABEL}={name}",
+                       "--filter", "status=running").split()  # fmt: skip
+        if not task:
+            raise UsageError(
+                f"no running task of {name} on this node: run the command on the node "
+                "that holds its volumes (the one labelled for it)"
+            )
+        return SwarmServer(name, _database(task[0], name))
+    return Server(name, _database(name, name))
+
+
+def _database(container: str, name: str) -> dict[str, Any]:
+    done = _docker_run(["inspect", "--type", "container", container])
     if done.returncode != 0:
         raise UsageError(f"no container {name}: check the service and --prefix")
     (found,) = json.loads(done.stdout)
@@ -158,6 +275,11 @@ def _database(prefix: str, service: str) -> dict[str, Any]:
     return info
 
 
+def _volumes(db: dict[str, Any]) -> dict[str, str]:
+    """The container's named volumes by where they are mounted."""
+    return {m["Destination"]: m["Name"] for m in db["Mounts"] if m.get("Type") == "volume"}
+
+
 def _archive_now(name: str, service: str) -> None:
     """The running server's WAL segment in progress, archived: a recent target is then in the
     archive (a server that cannot reach its target refuses to end recovery)."""
@@ -165,9 +287,9 @@ def _archive_now(name: str, service: str) -> None:
             "--stanza", service)  # fmt: skip
 
 
-def _holds_a_cluster(db: dict[str, Any]) -> bool:
+def _holds_a_cluster(db: dict[str, Any], name: str, config: str) -> bool:
     probe = ["test", "-s", str(layout.PG_PATH / "PG_VERSION")]
-    done = _run_one_off(db, f"{db['Name'].lstrip('/')}-probe", probe, repo_read_only=True)
+    done = _run_one_off(db, f"{name}-probe", probe, config=config, repo_read_only=True)
     return done.returncode == 0
 
 
@@ -176,18 +298,20 @@ def _run_one_off(
     name: str,
     command: Sequence[str],
     *,
+    config: str,
     repo_read_only: bool,
     data_volume: str | None = None,
     detach: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """A container of the server's image with its volumes, hardened like prod's."""
-    volumes = {m["Destination"]: m["Name"] for m in db["Mounts"] if m.get("Type") == "volume"}
+    """A container of the server's image with its volumes and the configuration volume
+    `config`, hardened like prod's."""
+    volumes = _volumes(db)
     data = data_volume or volumes[str(layout.DATA_MOUNT)]
     mounts = [
         f"{data}:{layout.DATA_MOUNT}",
         f"{volumes[str(layout.PGBACKREST_MOUNT)]}:{layout.PGBACKREST_MOUNT}"
         + (":ro" if repo_read_only else ""),
-        f"{volumes[str(layout.CONFIG_DIR)]}:{layout.CONFIG_DIR}:ro",
+        f"{config}:{layout.CONFIG_DIR}:ro",
     ]
     argv = ["run", "--name", name, "--label", f"{ROLE_LABEL}=pitr-restore",
             "--network", "none", "--user", layout.PG_USER, "--read-only",
@@ -250,9 +374,9 @@ def _docker(*args: str, check: bool = True) -> str:
     return done.stdout
 
 
-def _docker_run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+def _docker_run(args: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run([DOCKER, *args], capture_output=True, text=True,
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True, input=stdin,
                               errors="replace", check=False)  # fmt: skip
     except FileNotFoundError:
         raise UsageError("the docker CLI is not on PATH") from None

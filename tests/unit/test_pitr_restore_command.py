@@ -27,16 +27,33 @@ MOUNTS = [
 class FakeDocker:
     """Answers like the docker CLI for one stack; `restore_exit` is the one-off's exit."""
 
-    def __init__(self, *, holds_data: bool = True, restore_exit: int = 0, pitr: bool = True):
+    def __init__(
+        self, *, holds_data: bool = True, restore_exit: int = 0, pitr: bool = True,
+        swarm: bool = False,
+    ) -> None:  # fmt: skip
         self.calls: list[list[str]] = []
-        self.holds_data, self.restore_exit = holds_data, restore_exit
-        self.mounts = MOUNTS if pitr else MOUNTS[:1]
+        self.stdin: list[str | None] = []
+        self.holds_data, self.restore_exit, self.swarm = holds_data, restore_exit, swarm
+        # On a swarm the configuration is a Swarm secret: a file, not a volume.
+        self.mounts = (MOUNTS[:2] if swarm else MOUNTS) if pitr else MOUNTS[:1]
 
-    def __call__(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, args: Sequence[str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         args = list(args)
         self.calls.append(args)
+        self.stdin.append(stdin)
         out, code = "", 0
-        if args[0] == "inspect" and args[1] == "--type":
+        if args[:2] == ["service", "inspect"]:
+            code = 0 if self.swarm else 1
+        elif args[0] == "ps" and "status=running" in args:
+            out = "task2\n" if any("scale" in c and f"{DB}=1" in c for c in self.calls) else (
+                "task1\n")  # fmt: skip
+        elif args[0] == "ps" and "status=exited" in args:
+            out = "task1\n"
+        elif args[0] == "exec" and "cat" in args:
+            out = "[global]\nrepo1-cipher-pass=secret-passphrase\n"
+        elif args[0] == "inspect" and args[1] == "--type":
             out = json.dumps([{"Name": f"/{DB}", "Image": "sha256:pitr", "State": {"Running": True},
                                "Mounts": self.mounts, "Config": {"Env": ["POSTGRES_DB=order_db"]}}])  # fmt: skip
         elif args[:2] == ["inspect", "-f"]:
@@ -54,13 +71,17 @@ class FakeDocker:
         """Each call as `verb target`, e.g. `stop shop-order-db`, `run shop-order-db-restore`."""
         named = []
         for call in self.calls:
-            if call[0] == "run":
+            if call[0] == "run" and "--name" not in call:
+                named.append("run (configuration)")
+            elif call[0] == "run":
                 named.append("run " + call[call.index("--name") + 1])
             elif call[0] == "exec":
                 named.append("exec " + next(a for a in call if a in (
-                    "archive-now", "CHECKPOINT", "SELECT pg_is_in_recovery()")))  # fmt: skip
+                    "archive-now", "CHECKPOINT", "SELECT pg_is_in_recovery()", "cat")))  # fmt: skip
             elif call[0] in ("stop", "start"):
                 named.append(f"{call[0]} {call[1]}")
+            elif call[:2] == ["service", "scale"]:
+                named.append(f"scale {call[-1]}")
         return named
 
 
@@ -162,3 +183,49 @@ def test_the_stack_file_names_the_prefix(
     docker = fake(holds_data=False)
     assert main(["restore", "order", "--stack", "prod", "--to", "latest"]) == 0
     assert f"stop {DB}" in docker.verbs()
+
+
+def test_on_a_swarm_the_services_are_scaled_and_the_task_on_this_node_is_used(
+    fake: Callable[..., FakeDocker],
+) -> None:
+    docker = fake(swarm=True)
+    docker_host.restore("shop", "order", TIME, force=True)
+    assert docker.verbs() == [
+        "exec cat", "run (configuration)",  # the Swarm secret, copied for the one-off
+        f"scale {DB}-pitr=0", f"scale {DB}=0", f"run {DB}-restore", f"scale {DB}=1",
+        "exec SELECT pg_is_in_recovery()", "exec CHECKPOINT", "exec archive-now",
+        f"scale {DB}-pitr=1",
+    ]  # fmt: skip
+    # The configuration (the passphrase) went through stdin, never argv, onto a volume of
+    # its own that the one-off mounts read-only and that is removed afterwards.
+    (write,) = [i for i, c in enumerate(docker.calls) if c[:2] == ["run", "--rm"] and "-i" in c]
+    assert "secret-passphrase" in str(docker.stdin[write])
+    assert not any("secret-passphrase" in " ".join(c) for c in docker.calls)
+    (restore,) = [c for c in docker.calls if "restore-here" in c]
+    assert f"{DB}-restore-config:/etc/pgbackrest:ro" in restore
+    volume_calls = [c[:2] for c in docker.calls if c[0] == "volume"]
+    # A copy left by an interrupted run goes first (it holds a read-only file), and this one
+    # goes at the end.
+    assert volume_calls == [["volume", "rm"], ["volume", "create"], ["volume", "rm"]]
+    assert docker.calls[-1] == ["volume", "rm", f"{DB}-restore-config"]
+    # The server's work is done in the new task, not the stopped one.
+    (checkpoint,) = [c for c in docker.calls if "CHECKPOINT" in c]
+    assert "task2" in checkpoint
+
+
+def test_on_a_swarm_a_node_without_the_task_is_told_where_to_run(
+    fake: Callable[..., FakeDocker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docker = fake(swarm=True)
+    answer = docker.__call__
+
+    def no_task_here(
+        args: Sequence[str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        if args[0] == "ps":
+            return subprocess.CompletedProcess(list(args), 0, "", "")
+        return answer(args, stdin)
+
+    monkeypatch.setattr(docker_host, "_docker_run", no_task_here)
+    with pytest.raises(UsageError, match="run the command on the node that holds its volumes"):
+        docker_host.restore("shop", "order", TIME, force=True)
