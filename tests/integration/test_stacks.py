@@ -348,15 +348,22 @@ def pitr_command(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=600, check=False)  # fmt: skip
 
 
-def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
-    wait_for_agent(live, "order")
-    db = live.container("order-db")
+def rows_around_a_time(db: Any) -> str:
+    """Rows 1-100 in a new table `pitr_probe` of the order database, then a time T (returned),
+    then rows 101-150."""
     order_sql(db, "CREATE TABLE pitr_probe (id int PRIMARY KEY)")
     order_sql(db, "INSERT INTO pitr_probe SELECT generate_series(1, 100)")  # rows A
     time.sleep(1)
     target = order_sql(db, "SELECT now()")  # T
     time.sleep(1)
     order_sql(db, "INSERT INTO pitr_probe SELECT generate_series(101, 150)")  # rows B
+    return target
+
+
+def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
+    wait_for_agent(live, "order")
+    db = live.container("order-db")
+    target = rows_around_a_time(db)
     where = ["--prefix", live.prefix]
 
     # Refused without --force, and nothing was stopped.

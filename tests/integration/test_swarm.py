@@ -32,6 +32,7 @@ from tests.integration.test_stacks import (
     order_sql,
     pitr_command,
     reachability,
+    rows_around_a_time,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -177,12 +178,7 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
     name, agent = f"{live.prefix}-order-db", f"{live.prefix}-order-db-pitr"
     wait_for(functools.partial(all_healthy, live, agent, 1), timeout=180, what=f"{agent}")
     (db,) = live.deployment.tasks(name)
-    order_sql(db, "CREATE TABLE pitr_probe (id int PRIMARY KEY)")
-    order_sql(db, "INSERT INTO pitr_probe SELECT generate_series(1, 100)")  # rows A
-    time.sleep(1)
-    target = order_sql(db, "SELECT now()")  # T
-    time.sleep(1)
-    order_sql(db, "INSERT INTO pitr_probe SELECT generate_series(101, 150)")  # rows B
+    target = rows_around_a_time(db)
     where = ["--prefix", live.prefix]
 
     refused = pitr_command("restore", "order", *where, "--to", f"time:{target}")
