@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import docker
@@ -412,29 +412,25 @@ def _rank(task: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def wait_created(
-    client: docker.DockerClient, service_id: str, delay_s: float, timeout_s: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> bool:  # fmt: skip
+    client: docker.DockerClient, service_id: str, delay_s: float, timeout_s: float
+) -> bool:
     """The create wait: whether every replica ran before the timeout."""
     deadline = time.monotonic() + timeout_s
-    sleep(delay_s)
+    time.sleep(delay_s)
     while True:
         running, replicas = tasks_running(client, service_id)
         if running == replicas:
             return True
         if time.monotonic() + CREATE_POLL_S > deadline:
             return False
-        sleep(CREATE_POLL_S)
+        time.sleep(CREATE_POLL_S)
 
 
-def wait_updated(
-    client: docker.DockerClient, service_id: str, timeout_s: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:  # fmt: skip
+def wait_updated(client: docker.DockerClient, service_id: str, timeout_s: float) -> None:
     """The update wait: done when the update completed (or, with no status yet, when every
     replica runs); an error when Docker paused it or rolled it back."""
     deadline = time.monotonic() + timeout_s
-    sleep(UPDATE_DELAY_S)
+    time.sleep(UPDATE_DELAY_S)
     while True:
         status = client.api.inspect_service(service_id).get("UpdateStatus") or {}
         state, message = status.get("State"), status.get("Message", "")
@@ -454,7 +450,7 @@ def wait_updated(
             raise ServiceError(
                 f"Service with ID ({service_id}) did not converge after {timeout_s}s"
             )
-        sleep(CREATE_POLL_S)
+        time.sleep(CREATE_POLL_S)
 
 
 def delete_service(client: docker.DockerClient, service_id: str, grace: str) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from components.secret_files import swarm_secret_name
 from plan.compare import compare
-from plan.recorder import Graph, mock_random_hex, run_program, stack_config
+from plan.recorder import Graph, mock_random_hex, run_program
 from provider.diff import diff
+from tests.unit.conftest import edited
 
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
@@ -124,17 +125,16 @@ def test_only_the_edge_publishes_through_the_routing_mesh(swarm: Graph) -> None:
     assert published["edge"] == [(8080, 80, "ingress"), (8443, 443, "ingress")]
 
 
-def edited(edit: Any, **secrets: str) -> Graph:
-    config = stack_config("swarm")
-    edit(config["ecommerce:platform"])
-    return run_program("swarm", config | secrets, secret_keys=list(secrets))
+def edited_swarm(edit: Any, **secrets: str) -> Graph:
+    """The swarm stack's graph with `edit` applied to its settings and `secrets` set."""
+    return run_program("swarm", edited("swarm", edit) | secrets, secret_keys=list(secrets))
 
 
 def test_a_new_image_and_replica_count_update_the_service_in_place(swarm: Graph) -> None:
     def scale_and_ship(platform: dict[str, Any]) -> None:
         platform["services"]["gateway"] |= {"image": "registry.example.com/gw:2", "replicas": 3}
 
-    plan = compare("swarm", swarm, edited(scale_and_ship))
+    plan = compare("swarm", swarm, edited_swarm(scale_and_ship))
     changes = {c.name: c for c in plan.changed()}
     assert list(changes) == ["platform-gateway-service"]
     assert changes["platform-gateway-service"].action == "update"
@@ -143,7 +143,7 @@ def test_a_new_image_and_replica_count_update_the_service_in_place(swarm: Graph)
 
 
 def test_a_rotated_secret_is_a_new_swarm_secret_and_an_update_of_its_users(swarm: Graph) -> None:
-    plan = compare("swarm", swarm, edited(lambda _p: None, **{"ecommerce:jwtSecret": "new"}))
+    plan = compare("swarm", swarm, edited_swarm(lambda _p: None, **{"ecommerce:jwtSecret": "new"}))
     by_type: dict[str, set[str]] = {}
     for change in plan.changed():
         by_type.setdefault(change.type, set()).add(change.action)
