@@ -20,6 +20,10 @@ deletes them (kreuzwerker/terraform-provider-docker v4.5.0).
   container waited for up to the stop grace period and removed.
 - Secrets (resource_docker_secret.go): created from the standard base64 `data`; Read keeps
   only the name; delete removes it.
+
+Not mirrored: the Docker client's image normalisation on create (`:latest` added to an
+untagged name, a digest pinned when a registry answers). The program always sends a tagged
+image, and no registry is reachable here.
 """
 
 from __future__ import annotations
