@@ -47,6 +47,7 @@ DYNAMIC_PROVIDER_KEY = "__provider"
 SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
 SECRET_VALUE = rpc._special_secret_sig
 IMAGE = "docker:index/image:Image"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 GENERATION_SEPARATOR = "--"  # components/rolling.py; this module imports nothing of the project
 
 
@@ -171,6 +172,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.graph = graph
         self.root = root
         self.outside = outside
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives (sdk/go/common/resource/urn.New): the parent's whole
+        qualified type chain, not only its last type as the SDK's mocks write it, so the URNs
+        of the offline plan are the ones `pulumi up --target/--replace` take."""
+        qualified = parent.split("::")[2] if parent else ""
+        if qualified and qualified != ROOT_STACK_TYPE:
+            type_ = f"{qualified}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
 
     def build_context(self, context: str) -> Path:
         """A build context as the CLI would find it from `root`; one outside the checkout is
