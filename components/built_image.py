@@ -52,6 +52,7 @@ def _build(
             context=build.context,
             dockerfile=dockerfile,
             args=dict(build.args) or None,
+            platform=build.platform,
         ),
         skip_push=True,
         opts=pulumi.ResourceOptions(parent=parent),

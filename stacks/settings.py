@@ -101,6 +101,9 @@ class BuildSettings(StrictModel):
     """Relative to the context; default `Dockerfile`."""
     args: dict[str, str] = Field(default_factory=dict)
     """Build arguments (`ARG`s of the Dockerfile): not secret, they stay in the image."""
+    platform: str = Field(default="linux/amd64", pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+    """The platform it is built for (`docker build --platform`), `os/arch[/variant]`: the
+    Docker host's, e.g. `linux/arm64` on Apple silicon (another one runs emulated, if at all)."""
 
 
 class ServiceSettings(StrictModel):
