@@ -5,6 +5,7 @@ import pulumi
 from components.platform import Platform, PlatformArgs
 from stacks.catalogue import PLATFORM
 from stacks.loader import load
+from stacks.outputs import DATABASES, PITR_PASSPHRASES
 
 stack_config = load(PLATFORM)
 platform = Platform(
@@ -22,7 +23,7 @@ pulumi.export("urls", platform.urls)
 pulumi.export("containers", platform.containers)
 pulumi.export("networks", platform.networks.names())
 # Read by the backup tool: `pulumi stack output databases --json --show-secrets`.
-pulumi.export("databases", platform.database_targets())
+pulumi.export(DATABASES, platform.database_targets())
 # Point-in-time recovery: each repository's passphrase, to keep outside the state as well.
 if stack_config.settings.pitr.enabled:
-    pulumi.export("pitrPassphrases", platform.pitr_passphrases())
+    pulumi.export(PITR_PASSPHRASES, platform.pitr_passphrases())

@@ -204,7 +204,9 @@ class Database(pulumi.ComponentResource):
                 ),
                 self,
             )
-        self.register_outputs({"password": self.password})
+        # The password stays an attribute for the program: registered as the component's
+        # output it would be one more copy in the state, outside the places secrets belong.
+        self.register_outputs({})
 
 
 def pg_isready(user: str, database: str) -> list[str]:

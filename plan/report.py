@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from plan.compare import StackPlan
@@ -44,7 +45,13 @@ def policy_findings(base: Graph | None, head: Graph | None, profile: str | None)
 
 
 def profile_of(config: dict[str, object] | None) -> str | None:
-    """The stack's profile (dev, prod) as its file says; None when it cannot be read."""
+    """The stack's profile (dev, prod) as its file says (the settings as a YAML object, or as
+    the JSON text `pulumi config set` stores); None when it cannot be read."""
     platform = (config or {}).get("ecommerce:platform")
+    if isinstance(platform, str):
+        try:
+            platform = json.loads(platform)
+        except ValueError:
+            return None
     profile = platform.get("profile") if isinstance(platform, dict) else None
     return str(profile) if profile is not None else None

@@ -6,7 +6,8 @@ does, so tests import this module and call the policies' validate functions dire
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from pulumi_policy import (
     Policy,
@@ -16,10 +17,12 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from policies.rules import (
     RULES,
     STACK_RULES,
+    UNKNOWN,
     Rule,
     StackRule,
     Subject,
@@ -30,9 +33,27 @@ from policies.rules import (
 PACK_NAME = "ecommerce-production-rules"
 
 
+def plain(value: Any) -> Any:
+    """The policy SDK's values as plain ones, `UNKNOWN` for those a preview cannot know yet.
+    (The SDK's proxies raise when such a value is read; a rule that read one would report
+    "can't run policy" instead of judging what it can.)"""
+    if isinstance(value, Mapping):
+        return {key: _read(value, key) for key in value}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_read(value, index) for index in range(len(value))]
+    return value
+
+
+def _read(container: Any, key: Any) -> Any:
+    try:
+        return plain(container[key])
+    except UnknownValueError:
+        return UNKNOWN
+
+
 def subject_of_args(args: ResourceValidationArgs) -> Subject:
     # The policy SDK gives plain values: which were secrets is not known here (None).
-    return Subject(args.resource_type, args.name, args.urn, args.props, args.opts.protect)
+    return Subject(args.resource_type, args.name, args.urn, plain(args.props), args.opts.protect)
 
 
 def _validate(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
@@ -44,7 +65,7 @@ def _validate(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation],
 
 
 def _stack_subjects(args: StackValidationArgs) -> list[Subject]:
-    return [Subject(r.resource_type, r.name, r.urn, r.props, r.opts.protect)
+    return [Subject(r.resource_type, r.name, r.urn, plain(r.props), r.opts.protect)
             for r in args.resources]  # fmt: skip
 
 

@@ -12,6 +12,11 @@ policy SDK wraps them in proxies that are neither dicts nor lists.
 Most rules look at one resource. A PIDs limit is its own resource (pulumi-docker's container
 has no input for it: components/pids_limit.py), so its rule looks at the whole stack: every
 running container `<name>-container` needs a `<name>-pids` with a limit.
+
+In a preview some values are not known yet (an input made from a resource still to be created:
+a generated password, a built image's ID; an output the provider computes): the pack hands
+them to the rules as `UNKNOWN`, and a rule judges only what is known. The rest is judged at
+`pulumi up`, when every value is known. A rule never fails on a value it cannot see.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stacks.images import is_pinned
+from stacks.outputs import SECRET_OUTPUTS
 
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
@@ -30,6 +36,9 @@ VOLUME = "docker:index/volume:Volume"
 SWARM_SECRET = "docker:index/secret:Secret"
 DOCKER_PROVIDER = "pulumi:providers:docker"
 RANDOM_ID = "random:index/randomId:RandomId"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+STACK = "pulumi:pulumi:Stack"
+DYNAMIC_PROVIDER = "pulumi:providers:pulumi-python"
 PIDS_LIMIT = "pulumi-python:dynamic/ecommerce:PidsLimit"
 
 ROLE_LABEL = "com.ecommerce.role"
@@ -44,16 +53,47 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 # Where a secret may be: the file contents a secrets seed copies into its volume; the
 # registry login of the stack's Docker provider; the keepers that draw a new secrets revision
-# (they never reach Docker). Anywhere else, a secret would be readable in `docker inspect`,
-# `ps` or the provider's plain state.
+# (they never reach Docker); the generator's own result (a password is born there); the
+# stack's outputs that hold one by design (stacks/outputs.py); the stack's config (a secret an
+# operator set), which the engine hands the provider of dynamic resources (the PIDs limits) as
+# its inputs. Pulumi keeps all of those encrypted. Anywhere else, a secret would be readable
+# in `docker inspect`, `ps` or the provider's plain state.
 ALLOWED_SECRET_PATHS: Mapping[str, re.Pattern[str]] = {
     CONTAINER: re.compile(r"uploads\.\d+\.content"),
     SWARM_SECRET: re.compile(r"data"),  # a swarm's secret store: files in its services
     DOCKER_PROVIDER: re.compile(r"registryAuth(\..*)?"),
     RANDOM_ID: re.compile(r"keepers(\..*)?"),
+    RANDOM_PASSWORD: re.compile(r"result|bcryptHash"),
+    STACK: SECRET_OUTPUTS,
+    DYNAMIC_PROVIDER: re.compile(r"[^.:]+:[^.]+"),  # `namespace:key`, the config's own keys
 }
 
 Enforcement = Literal["mandatory", "advisory"]
+
+
+class Unknown:
+    """A value a preview cannot know yet; `UNKNOWN` is the one instance."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = Unknown()
+
+
+def known(*values: Any) -> bool:
+    """Whether none of `values`, nor anything inside them, is `UNKNOWN`."""
+    return not any(_holds_unknown(v) for v in values)
+
+
+def _holds_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_unknown(v) for v in value.values())
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return any(_holds_unknown(v) for v in value)
+    return False
 
 
 def enforcement_for(profile: str | None) -> Enforcement:
@@ -97,79 +137,110 @@ class Rule:
 
 @dataclass(frozen=True)
 class Process:
-    """The inputs the rules look at, the same for a container and a Swarm service."""
+    """The inputs the rules look at, the same for a container and a Swarm service; any of them
+    `UNKNOWN` in a preview that cannot know it yet."""
 
-    runs: bool
-    read_only: bool
-    cap_drops: Sequence[str]
-    cap_adds: Sequence[str]
-    no_new_privileges: bool | None
+    runs: bool | Unknown
+    read_only: bool | Unknown
+    cap_drops: Sequence[str] | Unknown
+    cap_adds: Sequence[str] | Unknown
+    no_new_privileges: bool | Unknown | None
     """None for a service: its spec cannot say; dockerd's own setting decides (README)."""
-    memory: int
-    restarts: bool
-    restart: str
-    log_driver: str | None
-    log_options: Mapping[str, Any]
-    image: str
-    published: Sequence[int]
-    sources: Sequence[str]
-    privileged: bool
-    host_network: bool
+    memory: int | Unknown
+    restarts: bool | Unknown
+    restart: str | Unknown
+    log_driver: str | Unknown | None
+    log_options: Mapping[str, Any] | Unknown
+    image: str | Unknown
+    published: Sequence[int] | Unknown
+    sources: Sequence[str] | Unknown
+    privileged: bool | Unknown
+    host_network: bool | Unknown
+
+
+def _at(value: Any, *keys: str) -> Any:
+    """`value[key]...`: None where absent, `UNKNOWN` where a preview cannot know it yet."""
+    for key in keys:
+        if value is UNKNOWN or not isinstance(value, Mapping):
+            return value if value is UNKNOWN else None
+        value = value.get(key)
+    return value
+
+
+def _known_or(value: Any, convert: Callable[[Any], Any]) -> Any:
+    """`convert(value)`, or `UNKNOWN` when the value, or anything in it, is not known yet."""
+    return convert(value) if known(value) else UNKNOWN
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value or []]
 
 
 def process_of(s: Subject) -> Process | None:
     """A container's or a service's process as the rules see it; None for anything else."""
     i = s.inputs
     if s.type == CONTAINER:
-        capabilities = i.get("capabilities") or {}
-        options = set(i.get("securityOpts") or [])
-        restart = str(i.get("restart") or "no")
+        restart = _known_or(_at(i, "restart"), lambda v: str(v or "no"))
         return Process(
-            runs=i.get("start", True) is not False,
-            read_only=i.get("readOnly") is True,
-            cap_drops=list(capabilities.get("drops") or []),
-            cap_adds=list(capabilities.get("adds") or []),
-            no_new_privileges=bool({"no-new-privileges", "no-new-privileges:true"} & options),
-            memory=int(i.get("memory") or 0),
-            restarts=restart in RESTART_POLICIES,
+            runs=_known_or(_at(i, "start"), lambda v: v is not False),
+            read_only=_known_or(_at(i, "readOnly"), lambda v: v is True),
+            cap_drops=_known_or(_at(i, "capabilities", "drops"), _strings),
+            cap_adds=_known_or(_at(i, "capabilities", "adds"), _strings),
+            no_new_privileges=_known_or(
+                _at(i, "securityOpts"),
+                lambda v: bool({"no-new-privileges", "no-new-privileges:true"} & set(v or [])),
+            ),
+            memory=_known_or(_at(i, "memory"), lambda v: int(v or 0)),
+            restarts=_known_or(restart, lambda v: v in RESTART_POLICIES),
             restart=restart,
-            log_driver=i.get("logDriver"),
-            log_options=i.get("logOpts") or {},
-            image=str(i.get("image", "")),
-            published=[int(p["external"]) for p in i.get("ports") or [] if p.get("external")],
-            sources=[str(v.get("hostPath", "")) for v in i.get("volumes") or []]
-            + [str(m.get("source", "")) for m in i.get("mounts") or []],
-            privileged=bool(i.get("privileged")),
-            host_network=i.get("networkMode") == "host",
+            log_driver=_at(i, "logDriver"),
+            log_options=_known_or(_at(i, "logOpts"), lambda v: v or {}),
+            image=_known_or(_at(i, "image"), lambda v: str(v or "")),
+            published=_known_or(
+                _at(i, "ports"),
+                lambda ports: [int(p["external"]) for p in ports or [] if p.get("external")],
+            ),
+            sources=_known_or(
+                (_at(i, "volumes"), _at(i, "mounts")),
+                lambda both: (
+                    [str(v.get("hostPath", "")) for v in both[0] or []]
+                    + [str(m.get("source", "")) for m in both[1] or []]
+                ),
+            ),
+            privileged=_known_or(_at(i, "privileged"), bool),
+            host_network=_known_or(_at(i, "networkMode"), lambda v: v == "host"),
         )
     if s.type == SERVICE:
-        task = i.get("taskSpec") or {}
-        spec = task.get("containerSpec") or {}
-        log = task.get("logDriver") or {}
-        condition = str((task.get("restartPolicy") or {}).get("condition") or "any")
-        endpoint = i.get("endpointSpec") or {}
+        spec = _at(i, "taskSpec", "containerSpec")
+        condition = _known_or(
+            _at(i, "taskSpec", "restartPolicy", "condition"), lambda v: str(v or "any")
+        )
         return Process(
             runs=True,
-            read_only=spec.get("readOnly") is True,
-            cap_drops=list(spec.get("capDrops") or []),
-            cap_adds=list(spec.get("capAdds") or []),
+            read_only=_known_or(_at(spec, "readOnly"), lambda v: v is True),
+            cap_drops=_known_or(_at(spec, "capDrops"), _strings),
+            cap_adds=_known_or(_at(spec, "capAdds"), _strings),
             no_new_privileges=None,
-            memory=int(((task.get("resources") or {}).get("limits") or {}).get("memoryBytes") or 0),
-            restarts=condition in ("any", "on-failure"),
+            memory=_known_or(
+                _at(i, "taskSpec", "resources", "limits", "memoryBytes"), lambda v: int(v or 0)
+            ),
+            restarts=_known_or(condition, lambda v: v in ("any", "on-failure")),
             restart=condition,
-            log_driver=log.get("name"),
-            log_options=log.get("options") or {},
-            image=str(spec.get("image", "")),
-            published=[
-                int(p["publishedPort"])
-                for p in endpoint.get("ports") or []
-                if p.get("publishedPort")
-            ],
-            sources=[
-                str(m.get("source", ""))
-                for m in spec.get("mounts") or []
-                if m.get("type") == "bind"
-            ],
+            log_driver=_at(i, "taskSpec", "logDriver", "name"),
+            log_options=_known_or(_at(i, "taskSpec", "logDriver", "options"), lambda v: v or {}),
+            image=_known_or(_at(spec, "image"), lambda v: str(v or "")),
+            published=_known_or(
+                _at(i, "endpointSpec", "ports"),
+                lambda ports: [
+                    int(p["publishedPort"]) for p in ports or [] if p.get("publishedPort")
+                ],
+            ),
+            sources=_known_or(
+                _at(spec, "mounts"),
+                lambda mounts: [
+                    str(m.get("source", "")) for m in mounts or [] if m.get("type") == "bind"
+                ],
+            ),
             privileged=False,  # a service spec has no such option
             host_network=False,  # nor the host's network
         )
@@ -177,31 +248,34 @@ def process_of(s: Subject) -> Process | None:
 
 
 def _running(s: Subject) -> Process | None:
+    """The process when it is known to run (a secrets seed never starts)."""
     p = process_of(s)
-    return p if p is not None and p.runs else None
+    return p if p is not None and p.runs is True else None
 
 
-def role_of(inputs: Mapping[str, Any]) -> str | None:
+def role_of(inputs: Mapping[str, Any]) -> str | Unknown | None:
     """A container's, service's or volume's `com.ecommerce.role` label."""
     labels = inputs.get("labels") or []
+    if not known(labels):
+        return UNKNOWN
     return next((str(lb.get("value")) for lb in labels if lb.get("label") == ROLE_LABEL), None)
 
 
-def _role(subject: Subject) -> str | None:
+def _role(subject: Subject) -> str | Unknown | None:
     return role_of(subject.inputs)
 
 
 def read_only_root(s: Subject) -> Iterable[str]:
-    if (p := _running(s)) and not p.read_only:
+    if (p := _running(s)) and p.read_only is False:
         yield "the root filesystem is writable (set readOnly, with tmpfs where it must write)"
 
 
 def all_capabilities_dropped(s: Subject) -> Iterable[str]:
     if not (p := _running(s)):
         return
-    if "ALL" not in p.cap_drops:
+    if not isinstance(p.cap_drops, Unknown) and "ALL" not in p.cap_drops:
         yield "capabilities are not all dropped (capabilities.drops must hold ALL)"
-    if p.cap_adds:
+    if not isinstance(p.cap_adds, Unknown) and p.cap_adds:
         yield f"capabilities are added back: {sorted(p.cap_adds)}"
 
 
@@ -211,52 +285,63 @@ def no_new_privileges(s: Subject) -> Iterable[str]:
 
 
 def memory_limit(s: Subject) -> Iterable[str]:
-    if (p := _running(s)) and not p.memory:
+    if (p := _running(s)) and p.memory == 0:
         yield "no memory limit"
 
 
 def restart_policy(s: Subject) -> Iterable[str]:
-    if (p := _running(s)) and not p.restarts:
+    if (p := _running(s)) and p.restarts is False:
         yield f"restart policy is {p.restart!r}: it stays down after a crash or reboot"
 
 
 def rotated_logs(s: Subject) -> Iterable[str]:
     p = _running(s)
-    if p and (p.log_driver not in ROTATING_LOG_DRIVERS
-              or not {"max-size", "max-file"} <= set(p.log_options)):  # fmt: skip
+    if p is None or isinstance(p.log_driver, Unknown) or isinstance(p.log_options, Unknown):
+        return
+    if p.log_driver not in ROTATING_LOG_DRIVERS or not {"max-size", "max-file"} <= set(
+        p.log_options
+    ):
         yield "logs are not rotated (logDriver json-file or local, with max-size and max-file)"
 
 
 def pinned_image(s: Subject) -> Iterable[str]:
     # A built image runs by its ID (`sha256:...`): pinned too.
-    if (p := _running(s)) and not (p.image.startswith("sha256:") or is_pinned(p.image)):
+    p = _running(s)
+    if p and isinstance(p.image, str) and not (p.image.startswith("sha256:") or is_pinned(p.image)):
         yield f"image {p.image!r} is not pinned (use a version tag or a digest)"
 
 
 def not_privileged(s: Subject) -> Iterable[str]:
-    if (p := process_of(s)) and p.privileged:
+    if (p := process_of(s)) and p.privileged is True:
         yield "runs privileged"
 
 
 def no_host_network(s: Subject) -> Iterable[str]:
-    if (p := process_of(s)) and p.host_network:
+    if (p := process_of(s)) and p.host_network is True:
         yield "shares the host's network"
 
 
 def no_docker_socket(s: Subject) -> Iterable[str]:
-    for source in p.sources if (p := process_of(s)) else []:
+    p = process_of(s)
+    for source in [] if p is None or isinstance(p.sources, Unknown) else p.sources:
         if source.endswith("docker.sock") or source in ("/var/run", "/run"):
             yield f"mounts the Docker socket ({source}): that is root on the host"
 
 
 def only_edge_published(s: Subject) -> Iterable[str]:
-    if (p := process_of(s)) and p.published and _role(s) != EDGE_ROLE:
+    p, role = process_of(s), _role(s)
+    if p is None or isinstance(p.published, Unknown) or isinstance(role, Unknown):
+        return
+    if p.published and role != EDGE_ROLE:
         ports = ", ".join(str(port) for port in p.published)
-        yield f"publishes host port {ports} though its role is {_role(s)!r}, not the edge"
+        yield f"publishes host port {ports} though its role is {role!r}, not the edge"
 
 
 def data_volume_protected(s: Subject) -> Iterable[str]:
-    if s.type == VOLUME and _role(s) not in (SECRETS_ROLE, SCRATCH_ROLE) and not s.protect:
+    role = _role(s)
+    if s.type != VOLUME or isinstance(role, Unknown):
+        return
+    if role not in (SECRETS_ROLE, SCRATCH_ROLE) and not s.protect:
         yield "holds data but is not protected: `pulumi destroy` or a rename would delete it"
 
 
@@ -272,10 +357,14 @@ def secrets_only_in_files(s: Subject) -> Iterable[str]:
 
 RULES: Sequence[Rule] = (
     Rule("read-only-root", "Containers run with a read-only root filesystem.", read_only_root),
-    Rule("drop-all-capabilities", "Containers drop every Linux capability.",
-         all_capabilities_dropped),
-    Rule("no-new-privileges", "Containers cannot gain privileges (setuid, file capabilities).",
-         no_new_privileges),
+    Rule(
+        "drop-all-capabilities", "Containers drop every Linux capability.", all_capabilities_dropped
+    ),
+    Rule(
+        "no-new-privileges",
+        "Containers cannot gain privileges (setuid, file capabilities).",
+        no_new_privileges,
+    ),
     Rule("memory-limit", "Containers have a memory limit.", memory_limit),
     Rule("restart-policy", "Containers come back after a crash or a reboot.", restart_policy),
     Rule("rotated-logs", "Container logs are rotated.", rotated_logs),
@@ -283,13 +372,16 @@ RULES: Sequence[Rule] = (
     Rule("no-privileged", "No container runs privileged.", not_privileged),
     Rule("no-host-network", "No container shares the host's network.", no_host_network),
     Rule("no-docker-socket", "No container mounts the Docker socket.", no_docker_socket),
-    Rule("only-edge-published", "Only the edge proxy publishes host ports.",
-         only_edge_published),
-    Rule("data-volumes-protected", "Data volumes are protected from deletion.",
-         data_volume_protected),
-    Rule("secrets-only-in-files", "A secret reaches a container only as file content.",
-         secrets_only_in_files),
-)  # fmt: skip
+    Rule("only-edge-published", "Only the edge proxy publishes host ports.", only_edge_published),
+    Rule(
+        "data-volumes-protected", "Data volumes are protected from deletion.", data_volume_protected
+    ),
+    Rule(
+        "secrets-only-in-files",
+        "A secret reaches a container only as file content.",
+        secrets_only_in_files,
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -308,6 +400,8 @@ def pids_limited(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, str]]:
             continue
         limit = limits.get(s.name.removesuffix("-container"))
         value = limit.inputs.get("pidsLimit") if limit is not None else None
+        if value is UNKNOWN:
+            continue  # judged at `up`
         if not isinstance(value, int | float) or value <= 0:
             yield s, f"no PIDs limit: a `{s.name.removesuffix('-container')}-pids` resource sets it"
 
@@ -324,10 +418,17 @@ def check(
 ) -> list[Violation]:
     """Every violation of `rules` and `stack_rules` among `subjects`, rule by rule."""
     subjects = list(subjects)
-    found = [Violation(rule.name, s.urn, s.name, message)
-             for rule in rules for s in subjects for message in rule.check(s)]  # fmt: skip
-    found += [Violation(rule.name, s.urn, s.name, message)
-              for rule in stack_rules for s, message in rule.check(subjects)]  # fmt: skip
+    found = [
+        Violation(rule.name, s.urn, s.name, message)
+        for rule in rules
+        for s in subjects
+        for message in rule.check(s)
+    ]
+    found += [
+        Violation(rule.name, s.urn, s.name, message)
+        for rule in stack_rules
+        for s, message in rule.check(subjects)
+    ]
     return found
 
 
@@ -343,10 +444,12 @@ def secret_values_leaked(subjects: Iterable[Subject]) -> list[Violation]:
     subjects = list(subjects)
     secrets: set[str] = set()
     for s in subjects:
-        files = [str(u.get("content") or "") for u in s.inputs.get("uploads") or []]
-        if s.type == SWARM_SECRET:
-            files.append(base64.b64decode(str(s.inputs.get("data") or "")).decode(errors="replace"))
-        for content in files:
+        uploads = s.inputs.get("uploads")
+        files = [u.get("content") for u in uploads] if isinstance(uploads, Sequence) else []
+        data = s.inputs.get("data")
+        if s.type == SWARM_SECRET and isinstance(data, str):
+            files.append(base64.b64decode(data).decode(errors="replace"))
+        for content in (f for f in files if isinstance(f, str)):  # not known yet: at `up`
             value = content.strip()
             if len(value) >= MIN_SECRET_LENGTH and not any(c.isspace() for c in value):
                 secrets.add(value)
@@ -357,10 +460,15 @@ def secret_values_leaked(subjects: Iterable[Subject]) -> list[Violation]:
             if allowed is not None and allowed.fullmatch(path):
                 continue
             if any(secret in text for secret in secrets):
-                violations.append(Violation(
-                    "secrets-only-in-files", s.urn, s.name,
-                    f"input {path!r} holds a secret; secrets may reach a container only as files",
-                ))  # fmt: skip
+                violations.append(
+                    Violation(
+                        "secrets-only-in-files",
+                        s.urn,
+                        s.name,
+                        f"input {path!r} holds a secret; "
+                        "secrets may reach a container only as files",
+                    )
+                )
     return violations
 
 
