@@ -24,46 +24,61 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@touch $@
 
 .PHONY: lock
-lock: ## Re-pin requirements*.txt from pyproject.toml (needs uv)
+lock: ## Re-pin requirements*.txt from pyproject.toml, and the policy pack's (needs uv)
 	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.txt
 	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -q -o requirements-dev.txt
+	uv pip compile policies/requirements.in -c requirements-dev.txt --python-version 3.11 --generate-hashes -q -o policies/requirements.txt
 
-# Stops at once, saying what to install, when the Pulumi CLI or Docker is missing.
+# Stops at once, saying what to install, when Docker is missing. (The deploy commands say so
+# themselves when the Pulumi CLI is.)
 .PHONY: deploy-tools
 deploy-tools:
 	@scripts/require-deploy-tools
 
-PROD_PROFILE = $(filter prod,$(shell $(PY) scripts/stack.py profile $(STACK)))
-# A prod profile runs the policy pack (policies/) with every rule mandatory: a violation stops
-# the preview or the deploy (Pulumi makes the pack's virtualenv). And it asks before deploying;
-# other stacks deploy without a question.
-POLICY_ARGS = $(if $(PROD_PROFILE),--policy-pack policies --policy-pack-config policies/prod.json)
-UP_ARGS = $(if $(PROD_PROFILE),,--yes)
-# The stack's passphrase: the one you set, else (never for prod) a random one made on first use.
-WITH_PASSPHRASE = file=$$($(PY) scripts/stack.py passphrase $(STACK)) && \
-	if [ -n "$$file" ]; then export PULUMI_CONFIG_PASSPHRASE_FILE="$$file"; fi
+# The deploy commands drive the Pulumi engine through its Automation API, running the program
+# in .venv (deploy/): `pulumi` on PATH, else the pinned CLI `make pulumi-cli` builds. A stack
+# with a prod profile runs the policy pack with every rule mandatory and asks before deploying.
+DEPLOY = $(PY) -m deploy
+DEPLOY_ARGS = --stack '$(STACK)' $(if $(YES),--yes)
 
 .PHONY: up
-up: deploy-tools install ## Deploy a stack (default dev) on the local file backend: make up [STACK=prod]
-	@mkdir -p .pulumi-state
-	@$(WITH_PASSPHRASE) && \
-	pulumi stack select --create $(STACK) && \
-	pulumi up --stack $(STACK) $(UP_ARGS) $(POLICY_ARGS) && \
-	pulumi stack output --json --stack $(STACK) | $(PY) scripts/up_banner.py $(STACK)
+up: deploy-tools install policy-env ## Deploy a stack (default dev) on the local file backend: make up [STACK=prod] [YES=1]
+	@$(DEPLOY) up $(DEPLOY_ARGS)
 
 .PHONY: preview
-preview: deploy-tools install ## Show what `make up` would change: make preview [STACK=prod]
-	@mkdir -p .pulumi-state
-	@$(WITH_PASSPHRASE) && \
-	pulumi stack select --create $(STACK) && \
-	pulumi preview --diff --stack $(STACK) $(POLICY_ARGS)
+preview: deploy-tools install policy-env ## Show what `make up` would change: make preview [STACK=prod]
+	@$(DEPLOY) preview $(DEPLOY_ARGS) --diff
+
+.PHONY: refresh
+refresh: deploy-tools install ## Record what the Docker engine really runs in the stack's state (asks first)
+	@$(DEPLOY) refresh $(DEPLOY_ARGS)
 
 .PHONY: destroy
 destroy: deploy-tools install ## Remove a stack (refused while its data volumes are protected, as in prod)
-	@$(WITH_PASSPHRASE) && pulumi destroy --stack $(STACK)
+	@$(DEPLOY) destroy $(DEPLOY_ARGS)
+
+# The policy pack runs in a virtualenv of its own (policies/venv), from its hash-pinned
+# requirements; `--policy-pack policies/analyzer` starts it (the CLI never makes that venv).
+POLICY_VENV := policies/venv
+
+.PHONY: policy-env
+policy-env: $(POLICY_VENV)/.installed ## Install the policy pack's environment (policies/venv) from its hash-pinned lock
+
+$(POLICY_VENV)/.installed: policies/requirements.txt
+	@test -x $(POLICY_VENV)/bin/python || python3 -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --require-hashes -r policies/requirements.txt
+	@touch $@
+
+# The Pulumi CLI, built from its pinned Go module into .venv/bin for machines without one (CI):
+# checked against Go's checksum database, nothing committed (scripts/pulumi-cli).
+PULUMI_VERSION := v3.276.0
+
+.PHONY: pulumi-cli
+pulumi-cli: install ## Build the pinned Pulumi CLI into .venv/bin (needs Go; a few minutes once)
+	@scripts/pulumi-cli $(PULUMI_VERSION) $(VENV)/bin
 
 .PHONY: test
-test: install ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
+test: install policy-env ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
 	$(VENV)/bin/pytest
 
 .PHONY: test-unit

@@ -1,0 +1,114 @@
+"""Deploy, preview, refresh or destroy a stack of this project.
+
+    python -m deploy preview --stack prod [--diff]
+    python -m deploy up --stack prod [--yes]
+    python -m deploy refresh --stack dev [--yes]
+    python -m deploy destroy --stack dev [--yes]
+
+`make up|preview|refresh|destroy [STACK=...]` run these. The engine's own progress is printed as
+`pulumi` prints it. `up` of a stack with a prod profile, `refresh` and `destroy` show what they
+would do first and ask before doing it (unless --yes); another stack deploys without asking.
+
+Exit codes: 0 done, 1 the engine or a policy refused (its message above), 2 bad usage or
+something missing (one line saying what to do), 3 answered no.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pulumi import automation as auto
+
+from deploy import stackfile
+from deploy.banner import banner
+from deploy.workspace import ROOT, DeployError, engine_env, open_stack, policy_options
+
+OK, FAILED, USAGE, DECLINED = 0, 1, 2, 3
+
+Opener = Callable[[str, Path, dict[str, str]], auto.Stack]
+"""Opens a stack: (stack, project folder, environment for the CLI)."""
+Ask = Callable[[str], str]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("preview", "up", "refresh", "destroy"))
+    parser.add_argument("--stack", default="dev", help="the stack (Pulumi.<stack>.yaml)")
+    parser.add_argument("--yes", action="store_true", help="do it without asking")
+    parser.add_argument("--diff", action="store_true", help="preview: show every changed input")
+    return parser
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    project: Path = ROOT,
+    opener: Opener = open_stack,
+    ask: Ask | None = None,
+) -> int:
+    """`ask` answers the questions (default: the terminal; none without one)."""
+    args = _parser().parse_args(argv)
+    ask = ask or (input if sys.stdin.isatty() else _nobody)
+    color = "always" if sys.stdout.isatty() else "never"
+    try:
+        policies = policy_options(project, args.stack)
+        stack = opener(args.stack, project, engine_env(project, args.stack))
+        prod = stackfile.profile(project, args.stack) == "prod"
+        if args.command == "preview":
+            stack.preview(on_output=_print, color=color, diff=args.diff, **policies)
+            return OK
+        if args.command == "up":
+            if prod and not args.yes:
+                stack.preview(on_output=_print, color=color, **policies)
+                if not _confirmed(ask, f"Deploy these changes to stack {args.stack}?"):
+                    return DECLINED
+            result = stack.up(on_output=_print, color=color, **policies)
+            _print(banner(args.stack, {k: "[secret]" if v.secret else v.value
+                                       for k, v in result.outputs.items()}))  # fmt: skip
+            return OK
+        if args.command == "refresh":
+            if not args.yes:
+                stack.preview_refresh(on_output=_print, color=color)
+                if not _confirmed(ask, f"Record what the engine found in stack {args.stack}?"):
+                    return DECLINED
+            stack.refresh(on_output=_print, color=color)
+            return OK
+        if not args.yes:
+            stack.preview_destroy(on_output=_print, color=color)
+            if not _confirmed(ask, f"Delete every resource of stack {args.stack}?"):
+                return DECLINED
+        stack.destroy(on_output=_print, color=color)
+        return OK
+    except (DeployError, stackfile.StackFileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE
+    except auto.CommandError as err:
+        # The engine printed its progress already; its own error lines say why it stopped.
+        print(_engine_error(err), file=sys.stderr)
+        return FAILED
+
+
+def _nobody(question: str) -> str:
+    raise DeployError(f"{question.removesuffix(' [y/N] ')} Nobody can answer here: pass --yes "
+                      "(make ... YES=1)")  # fmt: skip
+
+
+def _confirmed(ask: Ask, question: str) -> bool:
+    try:
+        return ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _engine_error(err: auto.CommandError) -> str:
+    """The CLI's own error lines out of a failed command (its stdout was printed as it ran):
+    the Automation API keeps them after ` stderr: ` in the error's text."""
+    text = str(err)
+    _, found, stderr = text.partition(" stderr: ")
+    return stderr.strip() if found else text.strip()
