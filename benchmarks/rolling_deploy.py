@@ -1,10 +1,11 @@
 """What a deploy under load costs: side by side (the program) against delete-first (the old way).
 
-Brings the prod stack up on a real engine (stand-in provider, local images), then ships the same
-kind of deploy twice while requests go through the edge over HTTPS: new images of the gateway,
-the order service and the frontend, and a rotated JWT secret (which replaces its users too).
-The first deploy runs the graph as the program builds it; the second runs it with every app
-container marked delete-before-replace, as before the edge proxy. Prints requests, failures and
+Brings the prod stack up with the real Pulumi engine on a real Docker engine (stand-in provider
+plugins, local images), then ships the same kind of deploy twice while requests go through the
+edge over HTTPS: new images of the gateway, the order service and the frontend, and a rotated
+JWT secret (which replaces its users too). The first deploy runs the program as it is; the
+second runs it with every app container marked delete-before-replace (a resource transform), as
+before the edge proxy. Prints requests, failures and
 latency percentiles per path for each. Needs a running engine and the images
 (`python -m images.build`). Measures only; asserts nothing.
 
@@ -13,16 +14,18 @@ latency percentiles per path for each. Needs a running engine and the images
 
 from __future__ import annotations
 
-import dataclasses
+import runpy
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import docker
+import pulumi
 
-from plan.recorder import Graph
-from policies.rules import role_of
+from tests.integration.engine import engine_home
 from tests.integration.load import Load, Target
 from tests.integration.stacks import (
     CERTIFICATE_KEY,
@@ -35,6 +38,7 @@ from tests.integration.stacks import (
 
 APPS = ("gateway", "order", "frontend")
 APP_ROLES = ("gateway", "business", "web")
+ROLE_LABEL = "com.ecommerce.role"
 
 
 def new_versions(suffix: str) -> Any:
@@ -45,18 +49,35 @@ def new_versions(suffix: str) -> Any:
     return edit
 
 
-def delete_first(graph: Graph) -> Graph:
-    """The graph with every app container replaced delete-first."""
-    resources = [
-        dataclasses.replace(r, delete_before_replace=True)
-        if r.type == "docker:index/container:Container" and role_of(r.inputs) in APP_ROLES
-        else r
-        for r in graph.resources
-    ]
-    return dataclasses.replace(graph, resources=resources)
+def delete_first(project: Path) -> Callable[[], None]:
+    """The program with every app container replaced delete-first."""
+
+    def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+        if args.type_ != "docker:index/container:Container":
+            return None
+        labels = args.props.get("labels")
+        if not isinstance(labels, list):
+            return None
+        roles = {_field(lb, "value") for lb in labels if _field(lb, "label") == ROLE_LABEL}
+        if not roles & set(APP_ROLES):
+            return None
+        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(
+            delete_before_replace=True))  # fmt: skip
+        return pulumi.ResourceTransformResult(args.props, opts)
+
+    def run() -> None:
+        pulumi.runtime.register_resource_transform(transform)
+        runpy.run_path(str(project / "__main__.py"), run_name="__main__")
+
+    return run
 
 
-def deploy_under_load(live: LiveStack, graph: Graph, cafile: str) -> dict[str, str]:
+def _field(label: Any, key: str) -> Any:
+    """A label's field, given as an input type or as a dict."""
+    return label.get(key) if isinstance(label, dict) else getattr(label, key, None)
+
+
+def deploy_under_load(live: LiveStack, cafile: str, **up: Any) -> dict[str, str]:
     hosts = live.config[PLATFORM]["edge"]["hosts"]
     loads = {
         "edge -> gateway -> order": Load(Target(EDGE_HTTPS_PORT, "/order/", hosts["gateway"],
@@ -67,7 +88,7 @@ def deploy_under_load(live: LiveStack, graph: Graph, cafile: str) -> dict[str, s
     try:
         time.sleep(1)
         started = time.monotonic()
-        live.deployment.up(graph)
+        live.up(**up)
         seconds = time.monotonic() - started
         time.sleep(1)
     finally:
@@ -84,17 +105,18 @@ def main() -> int:
         repository, tag = f"{IMAGES['service']}-{suffix}".rsplit(":", 1)
         client.images.get(IMAGES["service"]).tag(repository, tag)
     with (
-        deployed(client, "prod") as live,
+        tempfile.TemporaryDirectory() as home,
+        deployed(client, engine_home(Path(home)), "prod", log=lambda _: None) as live,
         tempfile.NamedTemporaryFile("w", suffix=".pem") as cafile,
     ):
         cafile.write(live.config[CERTIFICATE_KEY])
         cafile.flush()
         for mode, suffix in (("side by side", "next"), ("delete-first", "after")):
-            secret = {"ecommerce:jwtSecret": "rotated" + uuid.uuid4().hex}
-            graph = live.program(new_versions(suffix), secrets=secret)
+            rotated = {"ecommerce:jwtSecret": "rotated" + uuid.uuid4().hex}
+            up: dict[str, Any] = {"edit": new_versions(suffix), "secrets": rotated}
             if mode == "delete-first":
-                graph = delete_first(graph)
-            for what, figure in deploy_under_load(live, graph, cafile.name).items():
+                up["program"] = delete_first(live.folder)
+            for what, figure in deploy_under_load(live, cafile.name, **up).items():
                 print(f"{mode:<13} {what:<26} {figure}")
     return 0
 

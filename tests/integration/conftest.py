@@ -3,6 +3,9 @@
 - ``docker_client`` (session): a client of a reachable engine. No engine: the tests skip with the
   reason, unless ``REQUIRE_INTEGRATION=1`` (CI), where they fail.
 - ``test_images`` (session): builds or reuses the images of images/ (see images/build.py).
+- ``engine_home`` (session): the pinned Pulumi CLI and a plugin cache of the session's own with
+  the stand-in provider plugins (engine.py). No CLI: skipped, or failed under
+  ``REQUIRE_INTEGRATION=1``.
 - ``dock`` (per test) and ``module_dock`` (per module): a :class:`Harness` that labels everything it
   creates with a unique ``ecommerce-test.run`` value and removes every container, network and
   volume carrying that label in a finalizer, whether the test passed or failed midway.
@@ -27,6 +30,7 @@ import docker.errors
 import pytest
 
 from images.build import RECIPES, BuildError, Outcome, ensure_images
+from tests.integration.engine import EngineHome, cli, install_standins
 
 SESSION_LABEL = "ecommerce-test.session"
 RUN_LABEL = "ecommerce-test.run"
@@ -81,6 +85,14 @@ def test_images(docker_client: docker.DockerClient) -> list[Outcome]:
     for outcome in outcomes:
         docker_client.images.get(outcome.recipe.tag)  # raises if the tag is missing
     return outcomes
+
+
+@pytest.fixture(scope="session")
+def engine_home(tmp_path_factory: pytest.TempPathFactory, test_images: list[Outcome]) -> EngineHome:
+    found = cli()
+    if found is None:
+        _unavailable("no Pulumi CLI: build the pinned one with `make pulumi-cli` (needs Go)")
+    return install_standins(found, tmp_path_factory.mktemp("pulumi-home"))
 
 
 def _remove_labelled(client: docker.DockerClient, label: str) -> list[str]:

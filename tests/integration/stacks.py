@@ -1,10 +1,14 @@
-"""Bring a real stack file up on the test engine, and always take it down again.
+"""Bring a real stack file up through the real Pulumi engine, and always take it down again.
 
 The stack's own file is used as it is, with only what a test machine needs changed, the way an
 operator would override it: local images instead of registry ones (no registry is reachable,
 so no registry login either), a unique name prefix (so runs never collide), and published
 ports on loopback. Images the stack builds (dev's apps) are built from its file as they are,
 FROM the local stand-in of the official image they name.
+
+The engine is the pinned Pulumi CLI with the stand-in provider plugins (engine.py); each run
+has its own project folder, state backend and labels, and everything it made is removed at the
+end, whether the checks passed or not.
 """
 
 from __future__ import annotations
@@ -12,20 +16,30 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import runpy
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+from pulumi import automation as auto
 
-from plan.recorder import Graph, run_program, stack_config
-from tests.integration.standin import Deployment
+from deploy.workspace import policy_options
+from plan.recorder import GENERATION_SEPARATOR, Graph, run_program, stack_config
+from tests.integration.engine import (
+    EngineHome,
+    Run,
+    is_secret_key,
+    open_stack,
+    project_view,
+    set_config,
+)
 
 RUN_LABEL = "ecommerce-test.run"
 PLATFORM = "ecommerce:platform"
@@ -44,37 +58,135 @@ EDGE_HTTPS_PORT = 18443
 CERTIFICATE_KEY = "ecommerce:edgeTlsCertificate"
 KEY_KEY = "ecommerce:edgeTlsKey"
 
+Edit = Callable[[dict[str, Any]], None]
+
 
 @dataclass
 class LiveStack:
+    """One stack deployed by the engine, and the Docker objects of its run."""
+
     stack: str
     prefix: str
     config: dict[str, Any]
-    """The stack's config the graph was built from."""
-    graph: Graph
-    deployment: Deployment
+    """The stack's config as deployed last (edits and rotated secrets included)."""
+    engine: auto.Stack
+    client: docker.DockerClient
+    run_id: str
+    folder: Path
+    policies: dict[str, Any] = field(default_factory=dict)
+    """What `make up` runs with: for a prod profile, the policy pack with every rule mandatory."""
+    log: Callable[[str], None] = print
+    runs: list[Run] = field(default_factory=list)
+    first_preview: Run | None = None
+    """The preview before the first `up`, when nothing is known yet."""
+
+    # -- the engine -------------------------------------------------------------------------------
+
+    def configured(self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None
+                   ) -> dict[str, Any]:  # fmt: skip
+        """This stack's config edited by `edit`, with `secrets` (config keys set with
+        `--secret`) added: what a next `pulumi up` is given."""
+        config = copy.deepcopy(self.config) | dict(secrets or {})
+        if edit is not None:
+            edit(config[PLATFORM])
+        return config
+
+    def _run(self, command: str, config: dict[str, Any] | None, **options: Any) -> Run:
+        run = Run()
+        if config is not None:
+            set_config(self.engine, self.folder, config)
+        call = getattr(self.engine, command)
+        if command in ("up", "preview"):
+            options = self.policies | options
+        try:
+            call(on_event=run.on_event, on_output=run.on_output, color="never", **options)
+        except auto.CommandError:
+            self.log(run.text[-6000:])
+            raise
+        finally:
+            self.runs.append(run)
+        return run
+
+    def up(self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None,
+           **options: Any) -> Run:  # fmt: skip
+        """`pulumi up` with the config edited; the config is kept as the deployed one (also
+        when the update fails: the stack file holds it)."""
+        config = self.configured(edit, secrets)
+        try:
+            return self._run("up", config, **options)
+        finally:
+            self.config = config
+
+    def preview(self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None,
+                **options: Any) -> Run:  # fmt: skip
+        """`pulumi preview` of the config edited (the stack file is put back after)."""
+        try:
+            return self._run("preview", self.configured(edit, secrets), **options)
+        finally:
+            if edit is not None or secrets:
+                set_config(self.engine, self.folder, self.config)
+
+    def refresh(self, **options: Any) -> Run:
+        return self._run("refresh", None, **options)
+
+    def extended(self, body: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """A program (`up(program=...)`) that runs the project's and then `body` with its
+        globals (`platform`, ...): what a change of the program itself would add."""
+
+        def run() -> None:
+            body(runpy.run_path(str(self.folder / "__main__.py"), run_name="__main__"))
+
+        return run
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack's outputs as plain values, secrets included."""
+        return {k: v.value for k, v in self.engine.outputs().items()}
+
+    def state(self) -> list[dict[str, Any]]:
+        """The resources the engine's state holds (`pulumi stack export`)."""
+        return list((self.engine.export_stack().deployment or {}).get("resources", []))
+
+    def graph(self, edit: Edit | None = None) -> Graph:
+        """The graph the program records for this config under mocks (the offline plan's)."""
+        return record(self.stack, self.configured(edit))
+
+    # -- what runs --------------------------------------------------------------------------------
+
+    def containers(self, running_only: bool = True) -> dict[str, Any]:
+        """The run's containers by Docker name (a rolling app's generation included)."""
+        found = self.client.containers.list(all=not running_only,
+                                            filters={"label": f"{RUN_LABEL}={self.run_id}"})  # fmt: skip
+        return {c.name: c for c in found}
+
+    def running(self) -> dict[str, Any]:
+        """The running containers by name, a rolling app's without its generation."""
+        return {n.split(GENERATION_SEPARATOR)[0]: c for n, c in self.containers().items()}
 
     def container(self, role: str) -> Any:
-        """A running container by its role name, e.g. `customer-db` or `gateway`."""
-        return self.deployment.container(f"{self.prefix}-{role}")
+        """The one container of a role, e.g. `customer-db` or `gateway` (a rolling app's
+        current generation: the running one)."""
+        name = f"{self.prefix}-{role}"
+        found = [c for n, c in self.containers(running_only=False).items()
+                 if n.split(GENERATION_SEPARATOR)[0] == name]  # fmt: skip
+        if len(found) > 1:
+            found = [c for c in found if c.status == "running"]
+        if len(found) != 1:
+            raise LookupError(f"expected one container {name}, found {len(found)}")
+        return found[0]
 
-    def program(
-        self,
-        edit: Callable[[dict[str, Any]], None] | None = None,
-        secrets: dict[str, str] | None = None,
-    ) -> Graph:
-        """The graph the program records for this stack's config, edited by `edit` if given,
-        with `secrets` (config keys set with `--secret`) added: what a next `pulumi up` sends."""
-        config = copy.deepcopy(self.config) | (secrets or {})
-        if edit is not None:
-            edit(config["ecommerce:platform"])
-        return record(self.stack, config)
+    def tasks(self, name: str) -> list[Any]:
+        """The running containers of Swarm service `name`'s tasks."""
+        found = []
+        label = f"com.docker.swarm.service.name={name}"
+        for entry in self.client.api.containers(filters={"label": label, "status": "running"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                found.append(self.client.containers.get(entry["Id"]))
+        return found
 
 
 def record(stack: str, config: dict[str, Any]) -> Graph:
-    """The program's graph; every `ecommerce:` key but the settings is a secret."""
-    secret_keys = [key for key in config if key.startswith("ecommerce:") and key != PLATFORM]
-    return run_program(stack, config, secret_keys=secret_keys)
+    """The program's graph under mocks; every `ecommerce:` key but the settings is a secret."""
+    return run_program(stack, config, secret_keys=[k for k in config if is_secret_key(k)])
 
 
 @functools.cache
@@ -179,33 +291,45 @@ def _remove_network(network: Any) -> None:
 @contextlib.contextmanager
 def engine_run(
     client: docker.DockerClient,
+    home: EngineHome,
     stack: str,
-    edit: Callable[[dict[str, Any]], None] = lambda _platform: None,
-    log: Callable[[str], None] = lambda _line: None,
+    edit: Edit = lambda _platform: None,
+    log: Callable[[str], None] = print,
 ) -> Iterator[LiveStack]:
-    """The stack's graph and an empty deployment, for a test to `up` itself; everything the
-    run created is removed on exit, failure or not."""
+    """The stack selected in a project folder and a state backend of the run's own, with
+    nothing deployed yet, for a test to `up` itself; everything the run created is removed on
+    exit, failure or not."""
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config[PLATFORM])
-    graph = record(stack, config)
-    try:
-        yield LiveStack(stack, prefix, config, graph, Deployment(client, {RUN_LABEL: run_id}, log))
-    finally:
-        left = remove_run(client, run_id)
-        if left:
-            raise RuntimeError(f"could not remove {', '.join(left)}")
+    with tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
+        folder = project_view(Path(scratch) / "project", stack, config)
+        (Path(scratch) / "state").mkdir()
+        env = home.env(Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log")
+        try:
+            engine = open_stack(folder, stack, home, env)
+            set_config(engine, folder, config)
+            policies = policy_options(folder, stack)
+            yield LiveStack(stack, prefix, config, engine, client, run_id, folder, policies, log)
+        finally:
+            left = remove_run(client, run_id)
+            if left:
+                raise RuntimeError(f"could not remove {', '.join(left)}")
 
 
 @contextlib.contextmanager
 def deployed(
     client: docker.DockerClient,
+    home: EngineHome,
     stack: str,
-    edit: Callable[[dict[str, Any]], None] = lambda _platform: None,
-    log: Callable[[str], None] = lambda _line: None,
+    edit: Edit = lambda _platform: None,
+    log: Callable[[str], None] = print,
+    **options: Any,
 ) -> Iterator[LiveStack]:
-    """The stack, up and healthy (a first `pulumi up`), removed again on exit."""
-    with engine_run(client, stack, edit, log) as live:
-        live.deployment.up(live.graph)
+    """The stack, up and healthy (a first `pulumi up`, after a preview as `make up` of a prod
+    stack shows one), removed again on exit."""
+    with engine_run(client, home, stack, edit, log) as live:
+        live.first_preview = live.preview()
+        live.up(**options)
         yield live

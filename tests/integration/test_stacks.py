@@ -1,8 +1,10 @@
-"""Both stacks, as their files describe them, brought up on a real Docker engine.
+"""Both stacks, as their files describe them, deployed by the real Pulumi engine on a real
+Docker engine.
 
-The graph each stack records under mocks is created by the provider stand-in
-(tests/integration/standin.py) with local images; then the checks below run against the
-running containers. Each stack is up once per module and removed at the end, even on failure.
+Each stack's program runs through the pinned Pulumi CLI with the stand-in provider plugins
+(tests/standin/) and local images; then the checks below run against the running containers and
+the engine's own answers (refresh, a second `up`, previews of edits). Each stack is up once per
+module and removed at the end, even on failure.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
+import pulumi
 import pytest
+from pulumi import automation as auto
 
-from images.build import Outcome
+from plan.compare import compare
 from plan.recorder import GENERATION_SEPARATOR
-from provider.schema import IMAGE
+from provider.schema import CONTAINER, IMAGE
 from tests.integration.conftest import exec_in, http_get
+from tests.integration.engine import EngineHome
 from tests.integration.load import Load, Target
 from tests.integration.stacks import (
     CERTIFICATE_KEY,
@@ -50,17 +55,15 @@ EDGE_APPS = ("gateway", "frontend", "backoffice")
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def live(
-    request: pytest.FixtureRequest, docker_client: docker.DockerClient, test_images: list[Outcome]
+    request: pytest.FixtureRequest, docker_client: docker.DockerClient, engine_home: EngineHome
 ) -> Iterator[LiveStack]:
-    with deployed(docker_client, request.param, log=print) as stack:
+    with deployed(docker_client, engine_home, request.param) as stack:
         yield stack
 
 
 def running_containers(live: LiveStack) -> dict[str, Any]:
     """The started containers by name (an app replaced side by side: without its generation)."""
-    started = {c.service_name for c in live.graph.running_containers()}
-    by_name = {n.split(GENERATION_SEPARATOR)[0]: c for n, c in live.deployment.containers.items()}
-    return {name: c for name, c in by_name.items() if name in started}
+    return live.running()
 
 
 def tcp_from(container: Any, host: str, port: int) -> bool:
@@ -149,6 +152,71 @@ def wait_for_agent(live: LiveStack, service: str, timeout: float = 180) -> Any:
         time.sleep(1)
 
 
+def test_prod_deploys_under_its_mandatory_policy_pack(live: LiveStack) -> None:
+    if live.stack != "prod":
+        assert live.policies == {}  # dev is not held to the production rules
+        return
+    # `make up STACK=prod`: the pack ran, mandatory, at the first preview (when nothing was
+    # known yet) and at the `up`, and found nothing: every rule judged what it could see.
+    assert live.first_preview is not None
+    for run in (live.first_preview, live.runs[1]):
+        assert run.policy_violations() == [], [e.message for e in run.policy_violations()]
+        assert "can't run policy" not in run.text, run.text[-3000:]
+        assert "Policies:" in run.text and "ecommerce-production-rules" in run.text
+    # Quiet: no warning from the engine or a provider (a build without a platform would say so).
+    assert live.first_preview.diagnostics("warning") == []
+
+
+def rogue(live: LiveStack, **container: Any) -> Callable[[dict[str, Any]], None]:
+    """Adds a container `<prefix>-rogue` of the given inputs to the program (never started)."""
+
+    def body(program: dict[str, Any]) -> None:
+        import pulumi_docker as docker
+
+        password = program["platform"].database_targets()["customer"]["password"]
+        inputs = {k: v(password) if callable(v) else v for k, v in container.items()}
+        docker.Container("rogue", name=f"{live.prefix}-rogue", image=IMAGES["redis"],
+                         start=False, **inputs)  # fmt: skip
+
+    return body
+
+
+def test_the_pack_refuses_a_rogue_container_and_nothing_else(live: LiveStack) -> None:
+    if live.stack != "prod":
+        return
+    # A privileged container added to the program: the engine refuses to create it.
+    with pytest.raises(auto.CommandError):
+        live.up(program=live.extended(rogue(live, privileged=True)))
+    found = [(e.policy_name, e.enforcement_level, e.resource_urn)
+             for e in live.runs[-1].policy_violations()]  # fmt: skip
+    assert found == [("no-privileged", "mandatory", rogue_urn(live))], found
+    assert f"{live.prefix}-rogue" not in live.containers(running_only=False)
+    # A database password in an environment variable, a command line and a label: found by
+    # its value, in each of the three, at the stack's end of the preview.
+    leak = rogue(live, envs=lambda p: [pulumi.Output.concat("PGPASSWORD=", p)],
+                 command=lambda p: ["psql", p],
+                 labels=lambda p: [docker_label("com.example.token", p)])  # fmt: skip
+    with pytest.raises(auto.CommandError):
+        live.preview(program=live.extended(leak))
+    leaks = [(e.policy_name, e.enforcement_level, e.resource_urn, e.message)
+             for e in live.runs[-1].policy_violations()]  # fmt: skip
+    assert {f[:3] for f in leaks} == {("secrets-only-in-files", "mandatory", rogue_urn(live))}
+    messages = sorted(f[3] for f in leaks)
+    assert [m.split("'")[1] for m in messages] == ["command.1", "envs.0", "labels.0.value"]
+    # The stack's own secret outputs and the generators' results are where secrets belong.
+    assert live.up().policy_violations() == []
+
+
+def rogue_urn(live: LiveStack) -> str:
+    return f"urn:pulumi:{live.stack}::ecommerce::docker:index/container:Container::rogue"
+
+
+def docker_label(label: str, value: Any) -> Any:
+    import pulumi_docker as docker
+
+    return docker.ContainerLabelArgs(label=label, value=value)
+
+
 def test_every_container_is_healthy(live: LiveStack) -> None:
     containers = running_containers(live)
     assert len(containers) == (19 if live.stack == "prod" else 18)  # with 4 PITR agents
@@ -162,17 +230,17 @@ def test_every_container_is_healthy(live: LiveStack) -> None:
 
 def test_dev_runs_the_apps_it_built_from_its_file(live: LiveStack) -> None:
     if live.stack == "prod":  # published images only
-        assert live.graph.of_type(IMAGE) == []
+        assert [r for r in live.state() if r["type"] == IMAGE] == []
         return
     # No app image was prepared: each was built from images/reference-service as the stack
     # file says, FROM the stand-in of the official node image, and runs by its ID.
     for service in DEV_SERVICE_PORTS:
-        built = live.deployment.client.images.get(f"{live.prefix}-{service}:local")
+        built = live.client.images.get(f"{live.prefix}-{service}:local")
         container = live.container(service)
         container.reload()
         assert container.attrs["Image"] == built.id, service
         assert built.attrs["Config"]["Cmd"] == ["node", "/app/server.js"]
-    edge = live.deployment.client.images.get(f"{live.prefix}-edge:local")  # images/edge-proxy
+    edge = live.client.images.get(f"{live.prefix}-edge:local")  # images/edge-proxy
     live.container("edge").reload()
     assert live.container("edge").attrs["Image"] == edge.id
 
@@ -197,7 +265,7 @@ def test_redis_is_reachable_from_its_users_only(live: LiveStack) -> None:
 
 
 def test_service_credentials_open_their_own_database_and_no_other(live: LiveStack) -> None:
-    targets = live.graph.outputs["databases"]
+    targets = live.outputs()["databases"]
     # Dev: from this machine through the published ports. Prod: from the backup job, the one
     # container on every database network.
     run_in = live.container("backup") if live.stack == "prod" else None
@@ -217,7 +285,7 @@ def assert_credentials_open_their_own_database_only(
 
 def test_service_roles_are_not_superusers(live: LiveStack) -> None:
     for db in DATABASES:
-        creds = live.graph.outputs["databases"][db]
+        creds = live.outputs()["databases"][db]
         code, output = exec_in(
             live.container(f"{db}-db"),
             ["psql", "-h", "127.0.0.1", "-U", creds["user"], "-d", creds["database"], "-tAc",
@@ -327,7 +395,7 @@ def test_every_container_has_the_pids_limit_of_its_role(live: LiveStack) -> None
 
 def test_backup_job_made_a_complete_backup_in_prod(live: LiveStack) -> None:
     if live.stack == "dev":
-        assert f"{live.prefix}-backup" not in live.deployment.containers  # off in dev
+        assert f"{live.prefix}-backup" not in live.containers(running_only=False)  # off in dev
         return
     code, output = exec_in(live.container("backup"), ["python3", "-m", "backup", "list",
                                                       "--dest", "/backups"])  # fmt: skip
@@ -394,12 +462,12 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
     try:
         done = pitr_command("inspect", "order", *where, "--to", "latest")
         assert done.returncode == 0, done.stderr
-        scratch = live.deployment.client.containers.get(name)
+        scratch = live.client.containers.get(name)
         assert scratch.attrs["HostConfig"]["NetworkMode"] == "none"
         assert order_sql(scratch, "SELECT count(*), max(id) FROM pitr_probe") == "101|1000"
     finally:  # not labelled with the run: removed here whatever happened
         assert pitr_command("inspect", "order", *where, "--remove").returncode == 0
-    client = live.deployment.client
+    client = live.client
     assert not client.containers.list(all=True, filters={"name": name})
     assert not client.volumes.list(filters={"name": name})
 
@@ -422,13 +490,14 @@ def test_every_database_is_restored_to_its_latest_state_at_once(live: LiveStack)
     assert order_sql(db, "SELECT count(*) FROM pitr_probe") == before
 
 
-def test_a_second_up_changes_nothing(live: LiveStack) -> None:
+def test_a_refresh_finds_no_drift_and_a_second_up_changes_nothing(live: LiveStack) -> None:
+    # The engine's refresh: every resource read back by the provider equals its state.
+    refresh = live.refresh()
+    assert set(refresh.summary()) == {"same"}, refresh.summary()
     # The program run again, planned against what the provider's Read recorded from the engine.
-    again = live.program()
-    plan = live.deployment.plan(again)
-    assert [step.describe() for step in plan.changes()] == []
-    stateful = [r for r in again.resources if not r.type.startswith("ecommerce:")]
-    assert len(plan.steps) == len(stateful) == len(live.deployment.state)
+    again = live.up()
+    assert [step.describe() for step in again.changes().values()] == []
+    assert set(again.summary()) == {"same"}, again.summary()
 
 
 def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
@@ -436,13 +505,13 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
         platform["services"]["customer"]["resources"] = {"memoryMb": 768, "cpus": 1.0}
         order = platform["services"]["order"]
         if "build" in order:  # dev: the same source built with another argument
-            order["build"]["args"] = {"BUILD_REVISION": "next"}
+            order["build"]["args"] = {"REVISION": "next"}
         else:
             order["image"] = IMAGES["service"] + "-next"
         platform["services"]["cart"]["stopGraceSeconds"] = 45
 
-    plan = live.deployment.plan(live.program(edits))
-    changes = {step.name: step for step in plan.changes()}
+    run = live.preview(edits)
+    changes = run.changes()
     # The order service's secrets seed, created from its image, ignores a new one.
     expected = {"platform-customer-container", "platform-order-container",
                 "platform-cart-container"}  # fmt: skip
@@ -466,11 +535,19 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     assert (cart.action, cart.replace_reasons) == ("replace", (*name, "stopTimeout"))
     assert {"destroyGraceSeconds", "stopTimeout"} <= set(cart.paths)
 
+    # The offline plan (`make diff`) predicts the engine, resource by resource, by URN: the
+    # URNs it prints can be given to `pulumi up --target/--replace`.
+    offline = compare(live.stack, live.graph(), live.graph(edits))
+    predicted = {c.urn: c.action for c in offline.changed()}
+    assert predicted == {s.urn: s.action for s in changes.values()}
+    stateful = {c.urn for c in offline.changes if not c.type.startswith(("ecommerce:", "pulumi:"))}
+    assert stateful == set(run.steps())
+
 
 def dirty_the_buffers(live: LiveStack, db: str) -> None:
     """Write some 35 MB into a database, left in shared buffers: its shutdown checkpoint must
     write them, so a stop that does not wait for it is seen (an idle server stops in a blink)."""
-    creds = live.graph.outputs["databases"][db]
+    creds = live.outputs()["databases"][db]
     sql = ("CREATE TABLE IF NOT EXISTS ballast (g int, t text); "
            "INSERT INTO ballast SELECT g, md5(g::text) FROM generate_series(1, 500000) g")  # fmt: skip
     code, output = exec_in(
@@ -481,21 +558,33 @@ def dirty_the_buffers(live: LiveStack, db: str) -> None:
     assert code == 0, output
 
 
+def container_urn(live: LiveStack, docker_name: str) -> str:
+    """The URN the engine's state gives the container named `docker_name`."""
+    (urn,) = [r["urn"] for r in live.state()
+              if r["type"] == CONTAINER and r.get("outputs", {}).get("name") == docker_name]  # fmt: skip
+    return str(urn)
+
+
 def test_a_database_stopped_by_the_provider_shuts_down_cleanly(live: LiveStack) -> None:
     # Runs last: it replaces a database (same volume) the way a deploy would.
-    database = live.graph.container(f"{live.prefix}-customer-db")
-    assert database.inputs["destroyGraceSeconds"] >= 60
+    urn = container_urn(live, f"{live.prefix}-customer-db")
+    (state,) = [r for r in live.state() if r["urn"] == urn]
+    assert state["outputs"]["destroyGraceSeconds"] >= 60
     dirty_the_buffers(live, "customer")
-    live.deployment.delete(database.urn)  # as the provider deletes it: stop with the grace
-    live.deployment.up(live.graph)  # and creates it again on the same volume
+    # The engine replaces it delete-first: the provider stops it with the recorded grace.
+    live.up(replace=[urn])
     log = live.container("customer-db").logs().decode(errors="replace")
     assert "database system was shut down at" in log, log
     assert "not properly shut down" not in log, log
-    # The same path without a grace (the provider's default) kills the server mid-checkpoint:
-    # the check above would see it.
+    # The same path without a grace (the provider's default: 0, a state that never had one)
+    # kills the server mid-checkpoint: the check above would see it.
     dirty_the_buffers(live, "customer")
-    live.deployment.delete(database.urn, grace_seconds=0)
-    live.deployment.up(live.graph)
+    exported = live.engine.export_stack()
+    for resource in (exported.deployment or {})["resources"]:
+        if resource["urn"] == urn:
+            resource["outputs"]["destroyGraceSeconds"] = 0
+    live.engine.import_stack(exported)
+    live.up(replace=[urn])
     log = live.container("customer-db").logs().decode(errors="replace")
     assert "not properly shut down; automatic recovery in progress" in log, log
 
@@ -516,23 +605,22 @@ def test_a_deploy_under_load_drops_no_request(
         for app in ROLLED_APPS:
             service = platform["services"][app]
             if "build" in service:
-                service["build"]["args"] = {"BUILD_REVISION": "next"}
+                service["build"]["args"] = {"REVISION": "next"}
             else:
                 service["image"] = IMAGES["service"] + "-next"
 
     repository, tag = (IMAGES["service"] + "-next").rsplit(":", 1)
     docker_client.images.get(IMAGES["service"]).tag(repository, tag)
     rotated = {"ecommerce:jwtSecret": "rotated" + uuid.uuid4().hex}
-    graph = live.program(new_versions, secrets=rotated)
     api = Load(edge_target(live, "gateway", "/order/"))
     shop = Load(edge_target(live, "frontend", "/"))
     with api as api_report, shop as shop_report:
         time.sleep(1)  # traffic before the deploy starts
-        plan = live.deployment.up(graph)
+        run = live.up(new_versions, secrets=rotated)
         time.sleep(1)  # and after it ends
     print(f"{live.stack}: edge -> gateway -> order: {api_report.describe()}")
     print(f"{live.stack}: edge -> frontend: {shop_report.describe()}")
-    replaced = {s.name for s in plan.changes() if s.action == "replace"}
+    replaced = {name for name, s in run.changes().items() if s.action == "replace"}
     assert {f"platform-{app}-container" for app in (*ROLLED_APPS, "cart")} <= replaced
     assert api_report.requests > 100 and shop_report.requests > 100
     logs = live.container("gateway").logs().decode(errors="replace")[-3000:]
@@ -544,17 +632,18 @@ def test_a_deploy_under_load_drops_no_request(
     # The old containers are gone: one container per app, the new generation where it rolled.
     rolling = ("gateway", "frontend", "order", "cart") if live.stack == "prod" else EDGE_APPS
     for app in rolling:
-        names = [n for n in live.deployment.containers
-                 if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"]  # fmt: skip
-        assert names == [graph_name(live, graph, app)], app
+        containers = {n: c for n, c in live.containers(running_only=False).items()
+                      if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"}  # fmt: skip
+        assert list(containers) == [state_name(live, app)], app
         # The new container has its PIDs limit too (a new container, a new limit resource).
-        container = live.deployment.containers[names[0]]
+        container = next(iter(containers.values()))
         container.reload()
         assert container.attrs["HostConfig"]["PidsLimit"] == PIDS_BY_ROLE[container.labels[
             "com.ecommerce.role"]], app  # fmt: skip
 
 
-def graph_name(live: LiveStack, graph: Any, service: str) -> str:
-    """The Docker name the deployment gave a service's container for `graph`."""
-    resource = graph.container(f"{live.prefix}-{service}")
-    return str(live.deployment.resolved(resource.inputs)["name"])
+def state_name(live: LiveStack, service: str) -> str:
+    """The Docker name the engine's state gives a service's container."""
+    (name,) = [r["outputs"]["name"] for r in live.state()
+               if r["urn"].endswith(f"::platform-{service}-container")]  # fmt: skip
+    return str(name)

@@ -1,8 +1,8 @@
 """The swarm stack file (`Pulumi.swarm.yaml`) deployed on this engine in swarm mode.
 
 The engine is made a one-node swarm for the session (`swarm_node`), labelled as the stack file
-asks; the stand-in creates the services, secrets and overlay networks as pulumi-docker does
-(tests/integration/standin_swarm.py). This kernel has no IPVS, so there is no routing mesh:
+asks; the real Pulumi engine deploys it with the stand-in provider plugin, which creates the
+services, secrets and overlay networks as pulumi-docker does (tests/standin/swarm.py). This kernel has no IPVS, so there is no routing mesh:
 the stack runs with `endpointMode: dnsrr`, the edge publishes its ports in host mode, and the
 checks reach the tasks from inside their networks. The stack is brought up once for the module.
 """
@@ -18,13 +18,13 @@ from typing import Any
 
 import docker
 import pytest
+from pulumi import automation as auto
 
-from plan.recorder import Graph
 from provider.schema import SECRET, SERVICE
 from tests.integration.conftest import exec_in, wait_for
+from tests.integration.engine import EngineHome
 from tests.integration.load import Load
-from tests.integration.stacks import IMAGES, PLATFORM, RUN_LABEL, LiveStack, deployed
-from tests.integration.standin import StandInError
+from tests.integration.stacks import IMAGES, RUN_LABEL, LiveStack, deployed
 from tests.integration.test_stacks import (
     DATABASES,
     assert_credentials_open_their_own_database_only,
@@ -52,21 +52,23 @@ def quick(platform: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(docker_client: docker.DockerClient, swarm_node: str) -> Iterator[LiveStack]:
-    with deployed(docker_client, "swarm", quick, log=print) as stack:
+def live(
+    docker_client: docker.DockerClient, engine_home: EngineHome, swarm_node: str
+) -> Iterator[LiveStack]:
+    with deployed(docker_client, engine_home, "swarm", quick) as stack:
         yield stack
 
 
-def services(graph: Graph) -> dict[str, dict[str, Any]]:
-    """The graph's services by Docker name, with their inputs."""
-    return {r.inputs["name"]: r.inputs for r in graph.of_type(SERVICE)}
+def services(live: LiveStack) -> dict[str, dict[str, Any]]:
+    """The services the engine's state holds, by Docker name, with their inputs."""
+    return {r["inputs"]["name"]: r["inputs"] for r in live.state() if r["type"] == SERVICE}
 
 
 def one_task_each(live: LiveStack) -> dict[str, Any]:
     """A running task container of every service, by service name."""
     found = {}
-    for name in services(live.graph):
-        tasks = live.deployment.tasks(name)
+    for name in services(live):
+        tasks = live.tasks(name)
         assert tasks, f"{name}: no running task"
         found[name] = tasks[0]
     return found
@@ -78,12 +80,12 @@ def healthy(container: Any) -> bool:
 
 
 def all_healthy(live: LiveStack, name: str, count: int) -> bool:
-    tasks = live.deployment.tasks(name)
+    tasks = live.tasks(name)
     return len(tasks) == count and all(healthy(t) for t in tasks)
 
 
 def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
-    found = services(live.graph)
+    found = services(live)
     assert len(found) == 19  # 8 apps, the edge, Redis, 4 databases, 4 PITR agents, the backups
     replicas = {name: i["mode"]["replicated"]["replicas"] for name, i in found.items()}
     assert {n.removeprefix(f"{live.prefix}-") for n, r in replicas.items() if r == 2} == {
@@ -94,17 +96,17 @@ def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
         wait_for(functools.partial(all_healthy, live, name, count), timeout=180,
                  what=f"{count} healthy tasks of {name}")  # fmt: skip
     # Every task of a service with a volume runs on the labelled node (here the only one).
-    node = live.deployment.client.nodes.list()[0]
+    node = live.client.nodes.list()[0]
     assert node.attrs["Spec"]["Labels"]["ecommerce.data"] == "true"
 
 
-def test_a_second_up_changes_nothing(live: LiveStack) -> None:
-    # Planned against what the provider's Read recorded from the engine: every duration,
-    # mount, secret reference and network attachment reads back as the program writes it.
-    again = live.program()
-    plan = live.deployment.plan(again)
-    assert [step.describe() for step in plan.changes()] == []
-    assert len(plan.steps) == len(live.deployment.state)
+def test_a_refresh_finds_no_drift_and_a_second_up_changes_nothing(live: LiveStack) -> None:
+    # Against what the provider's Read recorded from the engine: every duration, mount,
+    # secret reference and network attachment reads back as the program writes it.
+    assert set(live.refresh().summary()) == {"same"}
+    again = live.up()
+    assert [step.describe() for step in again.changes().values()] == []
+    assert set(again.summary()) == {"same"}
 
 
 def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
@@ -122,7 +124,7 @@ def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
 
 
 def test_the_edge_reaches_the_edge_apps_only(live: LiveStack) -> None:
-    edge = live.deployment.tasks(f"{live.prefix}-edge")[0]
+    edge = live.tasks(f"{live.prefix}-edge")[0]
     apps = {"gateway": 3000, "frontend": 3008, "backoffice": 3009}
     business = {"customer": 3001, "product": 3002, "order": 3003, "cart": 3004, "content": 3005}
     found = reachability({"edge": edge}, [*apps.items(), *business.items()])
@@ -130,13 +132,13 @@ def test_the_edge_reaches_the_edge_apps_only(live: LiveStack) -> None:
 
 
 def test_service_credentials_open_their_own_database_and_no_other(live: LiveStack) -> None:
-    backup = live.deployment.tasks(f"{live.prefix}-backup")[0]  # on every database network
-    assert_credentials_open_their_own_database_only(backup, live.graph.outputs["databases"])
+    backup = live.tasks(f"{live.prefix}-backup")[0]  # on every database network
+    assert_credentials_open_their_own_database_only(backup, live.outputs()["databases"])
 
 
 def test_secrets_are_files_the_user_reads_and_never_in_the_environment(live: LiveStack) -> None:
-    order = live.deployment.tasks(f"{live.prefix}-order")[0]
-    password = live.graph.outputs["databases"]["order"]["password"]
+    order = live.tasks(f"{live.prefix}-order")[0]
+    password = live.outputs()["databases"]["order"]["password"]
     code, listing = exec_in(order, ["stat", "-c", "%U %a %n", "/run/secrets/database-password",
                                     "/run/secrets/jwt-secret"])  # fmt: skip
     assert code == 0, listing
@@ -163,7 +165,7 @@ def test_hardening_holds_at_run_time(live: LiveStack) -> None:
 
 def test_only_the_edge_publishes(live: LiveStack) -> None:
     published = {name: i.get("endpointSpec", {}).get("ports", [])
-                 for name, i in services(live.graph).items()}  # fmt: skip
+                 for name, i in services(live).items()}  # fmt: skip
     edge = published.pop(f"{live.prefix}-edge")
     assert {(p["publishedPort"], p["publishMode"]) for p in edge} == {
         (18080, "host"), (18443, "host")}  # fmt: skip
@@ -177,27 +179,27 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
     # and its agent scaled to 0, a one-off restore, scaled back to 1.
     name, agent = f"{live.prefix}-order-db", f"{live.prefix}-order-db-pitr"
     wait_for(functools.partial(all_healthy, live, agent, 1), timeout=180, what=f"{agent}")
-    (db,) = live.deployment.tasks(name)
+    (db,) = live.tasks(name)
     target = rows_around_a_time(db)
     where = ["--prefix", live.prefix]
 
     refused = pitr_command("restore", "order", *where, "--to", f"time:{target}")
     assert refused.returncode == 3 and "pass --force" in refused.stderr, refused.stderr
-    assert [t.id for t in live.deployment.tasks(name)] == [db.id]  # nothing was stopped
+    assert [t.id for t in live.tasks(name)] == [db.id]  # nothing was stopped
 
     done = pitr_command("restore", "order", *where, "--to", f"time:{target}", "--force")
     assert done.returncode == 0, done.stdout + done.stderr
-    (server,) = live.deployment.tasks(name)
+    (server,) = live.tasks(name)
     assert server.id != db.id and healthy(server)
     assert order_sql(server, "SELECT count(*), max(id) FROM pitr_probe") == "100|100"
     order_sql(server, "INSERT INTO pitr_probe VALUES (1000)")  # a new timeline takes writes
     for service, count in ((f"{live.prefix}-order", 2), (agent, 1)):
         wait_for(functools.partial(all_healthy, live, service, count), timeout=180,
                  what=f"{service} healthy again")  # fmt: skip
-    client = live.deployment.client
+    client = live.client
     assert not client.volumes.list(filters={"name": f"{name}-restore-config"})
-    # Scaled back as it was: the next `up` has nothing to do.
-    assert [s.describe() for s in live.deployment.plan(live.program()).changes()] == []
+    # Scaled back as it was: the engine finds nothing to do.
+    assert [s.describe() for s in live.preview().changes().values()] == []
 
     scratch = f"{name}-scratch"
     try:
@@ -214,15 +216,15 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
 
 def build_image(live: LiveStack, tag: str, dockerfile: str) -> None:
     """A local image made from the reference service, removed with the run."""
-    live.deployment.client.images.build(
+    live.client.images.build(
         fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True,
-        labels={RUN_LABEL: live.deployment.labels[RUN_LABEL]},
+        labels={RUN_LABEL: live.run_id},
     )  # fmt: skip
 
 
 def rolled(live: LiveStack, name: str, image: str) -> bool:
-    spec = live.deployment.client.api.inspect_service(name)
-    tasks = live.deployment.tasks(name)
+    spec = live.client.api.inspect_service(name)
+    tasks = live.tasks(name)
     return (
         (spec.get("UpdateStatus") or {}).get("State") in (None, "completed")
         and len(tasks) == spec["Spec"]["Mode"]["Replicated"]["Replicas"]
@@ -239,34 +241,27 @@ def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack
     def new_gateway(platform: dict[str, Any]) -> None:
         platform["services"]["gateway"]["image"] = NEXT_IMAGE
 
-    old_secrets = {
-        r.urn: live.deployment.state[r.urn].docker_id for r in live.graph.of_type(SECRET)
-    }
+    old_secrets = {r["urn"]: r["id"] for r in live.state() if r["type"] == SECRET}
     rotated_secret = {"ecommerce:jwtSecret": uuid.uuid4().hex}
-    graph = live.program(new_gateway, secrets=rotated_secret)
     with Load(edge_target(live, "gateway", "/order/")) as report:
         time.sleep(1)
-        plan = live.deployment.up(graph)
+        run = live.up(new_gateway, secrets=rotated_secret)
         # The provider's wait ends once every slot runs a task, which an old one may still
         # be: the roll goes on after `up`, and the load with it, until Docker says completed.
         wait_for(lambda: rolled(live, gateway, NEXT_IMAGE), timeout=180,
                  what="the gateway's roll to the new image")  # fmt: skip
         time.sleep(1)
     print(f"swarm: edge -> gateway -> order: {report.describe()}")
-    actions = {(s.type, s.action) for s in plan.changes()}
+    actions = {(s.type, s.action) for s in run.changes().values()}
     # Services are updated in place (Docker rolls their tasks); secrets are replaced under new
     # names, never edited, and the old ones are gone once nothing uses them.
     assert (SERVICE, "update") in actions and (SERVICE, "replace") not in actions
-    rotated = [s for s in plan.changes() if s.type == SECRET]
+    rotated = [s for s in run.changes().values() if s.type == SECRET]
     assert rotated and all(s.action == "replace" for s in rotated)
-    left = {s.id for s in live.deployment.client.secrets.list()}
+    left = {s.id for s in live.client.secrets.list()}
     assert not {old_secrets[s.urn] for s in rotated} & left
     assert report.requests > 100
     assert report.failures == [], report.failures[:5]
-    # What is deployed now, for the next test.
-    live.config |= rotated_secret
-    new_gateway(live.config[PLATFORM])
-    live.graph = graph
 
 
 def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStack) -> None:
@@ -274,35 +269,32 @@ def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStac
     build_image(live, BROKEN_IMAGE,
                 f"FROM {IMAGES['service']}\nENV DATABASE_HOST=nowhere DATABASE_PORT=5432\n")  # fmt: skip
     gateway = f"{live.prefix}-gateway"
-    before = live.deployment.client.api.inspect_service(gateway)["Spec"]["TaskTemplate"]
+    before = live.client.api.inspect_service(gateway)["Spec"]["TaskTemplate"]
 
     def broken_gateway(platform: dict[str, Any]) -> None:
         platform["services"]["gateway"]["image"] = BROKEN_IMAGE
 
-    graph = live.program(broken_gateway)
     with Load(edge_target(live, "gateway", "/order/")) as report:
-        with pytest.raises(StandInError, match="rollback"):
-            live.deployment.up(graph)
+        with pytest.raises(auto.CommandError, match="rollback"):
+            live.up(broken_gateway)
         wait_for(lambda: rolled_back(live, gateway, before["ContainerSpec"]["Image"]),
                  timeout=180, what="the gateway's rollback")  # fmt: skip
     print(f"swarm rollback: edge -> gateway -> order: {report.describe()}")
-    spec = live.deployment.client.api.inspect_service(gateway)
+    spec = live.client.api.inspect_service(gateway)
     assert spec["UpdateStatus"]["State"] == "rollback_completed"
     assert (
         spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == before["ContainerSpec"]["Image"]
     )
     assert report.requests > 50
     assert report.failures == [], report.failures[:5]
-    # As the SDK records a failed update: the new inputs, with an error; the same program
+    # As the engine records a failed update: the new inputs, with an error; the same program
     # again tries the update again rather than reporting nothing to do.
-    step = live.deployment.plan(graph).step("platform-gateway-service")
+    step = live.preview().changes()["platform-gateway-service"]
     assert step.action == "update"
 
 
 def rolled_back(live: LiveStack, name: str, image: str) -> bool:
-    state = (live.deployment.client.api.inspect_service(name).get("UpdateStatus") or {}).get(
-        "State"
-    )
-    tasks = live.deployment.tasks(name)
+    state = (live.client.api.inspect_service(name).get("UpdateStatus") or {}).get("State")
+    tasks = live.tasks(name)
     return (state == "rollback_completed" and len(tasks) == 2
             and all(t.attrs["Config"]["Image"] == image and healthy(t) for t in tasks))  # fmt: skip

@@ -493,3 +493,21 @@ def create_secret(
         labels={**_labels(i.get("labels")), **run_labels},
     )  # fmt: skip
     return str(created["ID"])
+
+
+def service_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker's service spec as docker-py's create_service / update_service take it."""
+    return {
+        "task_template": spec["TaskTemplate"], "name": spec["Name"], "labels": spec["Labels"],
+        "mode": spec["Mode"], "update_config": spec.get("UpdateConfig"),
+        "rollback_config": spec.get("RollbackConfig"), "endpoint_spec": spec.get("EndpointSpec"),
+    }  # fmt: skip
+
+
+def grace_of(inputs: Mapping[str, Any]) -> str:
+    """A service's stop grace period as the provider's delete waits for it."""
+    return str(inputs.get("taskSpec", {}).get("containerSpec", {}).get("stopGracePeriod") or "0s")
+
+
+def seconds(duration: str) -> float:
+    return nanoseconds(duration) / 1e9

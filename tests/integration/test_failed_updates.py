@@ -1,0 +1,106 @@
+"""A failed `pulumi up` as the real engine records it, and the next one that recovers; and the
+provider's own refusal that made secrets go through seed containers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import docker
+import pulumi_docker
+import pytest
+from pulumi import automation as auto
+
+from provider.diff import INIT_ERROR
+from tests.integration.engine import EngineHome
+from tests.integration.stacks import IMAGES, engine_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+
+def unpublished(platform: dict[str, Any]) -> None:
+    """No host ports, so these runs never compete for the SPEC ports with another stack."""
+    for service in platform["services"].values():
+        service.pop("hostPort", None)
+    platform["databases"] = {}
+    platform["redis"].pop("hostPort", None)
+
+
+def fast_checks(platform: dict[str, Any]) -> None:
+    unpublished(platform)
+    platform["waitTimeoutSeconds"] = 20
+    for service in [*platform["services"].values(), platform["edge"]]:
+        service["stopGraceSeconds"] = 10  # within the wait timeout, as the settings require
+    platform["healthCheck"] = {"interval": "1s", "timeout": "3s", "retries": 3,
+                               "startPeriod": "1s"}  # fmt: skip
+    platform["pitr"]["enabled"] = False  # not what this is about: a quicker stack
+
+
+def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
+    docker_client: docker.DockerClient, engine_home: EngineHome
+) -> None:
+    def broken(platform: dict[str, Any]) -> None:
+        # The order service can never be healthy. Nothing waits for it (the gateway and the web
+        # apps start beside it), so only it fails.
+        platform["services"]["order"]["healthCommand"] = ["CMD", "false"]
+
+    def fixed(platform: dict[str, Any]) -> None:
+        del platform["services"]["order"]["healthCommand"]
+        platform["services"]["cart"]["resources"] = {"memoryMb": 640, "cpus": 1.0}
+
+    with engine_run(docker_client, engine_home, "dev", fast_checks) as live:
+        with pytest.raises(auto.CommandError):
+            live.up(broken)
+        failed = live.runs[-1].text
+        assert re.search(r"-order(--\w+)? not healthy after 20s", failed), failed[-3000:]
+        # The engine recorded the container with its initialisation error; the same program
+        # again replaces it (and waits for it again) rather than "updating" it with a no-op
+        # that would report success, and nothing else: the rest came up beside it.
+        (order,) = [r for r in live.state() if r["urn"].endswith("::platform-order-container")]
+        assert order["initErrors"], order
+        retry = live.preview().changes()
+        assert (retry["platform-order-container"].action,
+                retry["platform-order-container"].replace_reasons) == ("replace", (INIT_ERROR,))  # fmt: skip
+        # And its PIDs limit, never set: the engine starts nothing after a failure.
+        assert set(retry) == {"platform-order-container", "platform-order-pids"}
+        cart_before = live.container("cart").id
+        actions = {name: step.action for name, step in live.up(fixed).changes().items()}
+        assert actions == {
+            # Published nowhere here, the order service rolls: the fix is a new generation.
+            "platform-order-generation": "replace",
+            "platform-order-container": "replace",
+            "platform-order-pids": "create",
+            "platform-cart-container": "update",  # memory, in place
+        }
+        for name in ("order", "gateway", "frontend", "backoffice", "cart"):
+            container = live.container(name)
+            container.reload()
+            assert container.attrs["State"]["Health"]["Status"] == "healthy", name
+        cart = live.container("cart")
+        assert cart.id == cart_before
+        assert cart.attrs["HostConfig"]["Memory"] == 640 * 1024 * 1024
+        # The provider's in-place update sends no PIDs limit (null: unchanged): it stays.
+        assert cart.attrs["HostConfig"]["PidsLimit"] == 256
+        assert live.preview().changes() == {}
+    # The run's removal leaves nothing behind, failed and replaced containers included.
+    for kind in (docker_client.containers.list(all=True), docker_client.networks.list(),
+                 docker_client.volumes.list()):  # fmt: skip
+        assert not [o.name for o in kind if live.prefix in (o.name or "")]
+
+
+def test_uploads_into_a_read_only_container_are_refused_as_by_the_provider(
+    docker_client: docker.DockerClient, engine_home: EngineHome
+) -> None:
+    # Why secrets go through seed containers: the provider's way, on a read-only root, fails.
+    with engine_run(docker_client, engine_home, "dev") as live:
+
+        def program() -> None:
+            pulumi_docker.Container(
+                "ro", name=f"{live.prefix}-readonly-upload", image=IMAGES["redis"],
+                read_only=True, start=False,
+                uploads=[pulumi_docker.ContainerUploadArgs(file="/run/secrets/x", content="x")],
+            )  # fmt: skip
+
+        with pytest.raises(auto.CommandError):
+            live.up(program=program)
+        assert "container rootfs is marked read-only" in live.runs[-1].text

@@ -1,0 +1,63 @@
+"""`make preview STACK=prod` on a clean clone, as a new user runs it: the real Pulumi engine, the
+real prod stack file, the policy pack with every rule mandatory, and no pack virtualenv yet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deploy.workspace import ROOT
+from tests.integration.engine import PASSPHRASE, EngineHome
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+
+def clean_clone(folder: Path) -> Path:
+    """The project's files as a commit of the working tree would hold them: nothing git ignores
+    (no state, no virtualenv)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    return folder
+
+
+def test_make_preview_of_prod_completes_on_a_clean_clone(
+    tmp_path: Path, engine_home: EngineHome
+) -> None:
+    clone = clean_clone(tmp_path / "clone")
+    assert not (clone / "policies" / "venv").exists()
+    # The project's Python environment stands in for `make install`, the one step not repeated.
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    env = {
+        **os.environ,
+        "PATH": f"{engine_home.cli.parent}:{os.environ['PATH']}",
+        "PULUMI_HOME": str(engine_home.home),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", "install", "preview", "STACK=prod"],
+        cwd=clone, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=900, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    # make prepared the pack's environment from its hash-pinned lock before the engine ran it.
+    assert (clone / "policies" / "venv" / "bin" / "python").exists()
+    assert "--require-hashes -r policies/requirements.txt" in output
+    # The pack ran, mandatory, on a stack where nothing is known yet, and judged every rule.
+    assert "Loading policy packs...: done" in output or "ecommerce-production-rules" in output
+    assert "can't run policy" not in output, output[-4000:]
+    assert "mandatory" not in output, output[-4000:]
+    assert "to create" in output
+    # Quiet: no warning in the whole preview.
+    assert "warning" not in output.lower(), output[-4000:]

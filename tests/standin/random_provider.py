@@ -1,0 +1,156 @@
+"""The stand-in for the pulumi-random provider plugin (`pulumi-resource-random`).
+
+terraform-provider-random as pulumi-random 4.x bridges it, for the two resources the program
+uses:
+- `RandomPassword`: `length` characters from the classes left on (`upper`, `lower`, `numeric`,
+  `special`, each on by default; `overrideSpecial` replaces the special set), at least `min*`
+  of each; `result` is the password (the SDK marks it secret);
+- `RandomId`: `byteLength` random bytes as `hex`, `b64Std`, `b64Url` (also the ID) and `dec`,
+  `prefix` in front of each.
+Every input of either forces a new value (a change of `keepers` is how a program asks for one);
+Read gives the state back unchanged, so a refresh never finds drift. Not produced: the
+password's `bcryptHash`, which the program does not use.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import string
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from tests.standin.checked import unknown_paths
+from tests.standin.plugin import (
+    UNKNOWN,
+    CheckFailedError,
+    Diff,
+    Engine,
+    Kind,
+    Properties,
+    Provider,
+    serve,
+)
+
+PLUGIN_NAME = "random"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
+PASSWORD_DEFAULTS = {"special": True, "upper": True, "lower": True, "numeric": True,
+                     "number": True, "minUpper": 0, "minLower": 0, "minNumeric": 0,
+                     "minSpecial": 0}  # fmt: skip
+SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
+
+
+def _replacing_diff(olds: Properties, news: Properties, outputs: frozenset[str]) -> Diff:
+    """Every input forces a new value; outputs are not inputs."""
+    changed = sorted(
+        k for k in (set(olds) | set(news)) - outputs
+        if olds.get(k) != news.get(k) or unknown_paths(news.get(k))
+    )  # fmt: skip
+    return Diff(changed=changed, replaces=changed)
+
+
+class PasswordKind:
+    OUTPUTS = frozenset({"result", "bcryptHash"})
+
+    def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
+        if not isinstance(news.get("length"), int) or news["length"] < 1:
+            raise CheckFailedError({"length": "a whole number of at least 1 is required"})
+        return PASSWORD_DEFAULTS | news
+
+    def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
+        return _replacing_diff(olds, news, self.OUTPUTS)
+
+    def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
+        if preview:
+            return "", {**news, "result": UNKNOWN}
+        return "none", {**news, "result": password(news)}
+
+    def read(
+        self, resource_id: str, state: Properties, inputs: Properties
+    ) -> tuple[str, Properties, Properties] | None:
+        return resource_id, state, inputs
+
+    def update(
+        self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
+    ) -> Properties:
+        raise RuntimeError("every input of a RandomPassword replaces it")
+
+    def delete(self, resource_id: str, state: Properties) -> None:
+        return None
+
+
+def password(inputs: Mapping[str, Any]) -> str:
+    """`length` characters with at least `min*` of each class left on, shuffled."""
+    classes = {
+        "upper": string.ascii_uppercase,
+        "lower": string.ascii_lowercase,
+        "numeric": string.digits,
+        "special": str(inputs.get("overrideSpecial") or SPECIAL),
+    }
+    chosen = {k: chars for k, chars in classes.items() if inputs.get(k, True)}
+    if not chosen:
+        raise ValueError("every character class is off")
+    drawn = [secrets.choice(chars) for k, chars in chosen.items()
+             for _ in range(int(inputs.get(f"min{k.capitalize()}", 0)))]  # fmt: skip
+    alphabet = "".join(chosen.values())
+    length = int(inputs["length"])
+    if len(drawn) > length:
+        raise ValueError(f"the min* counts ask for {len(drawn)} characters, more than {length}")
+    drawn += [secrets.choice(alphabet) for _ in range(length - len(drawn))]
+    secrets.SystemRandom().shuffle(drawn)
+    return "".join(drawn)
+
+
+class RandomIdKind:
+    OUTPUTS = frozenset({"hex", "b64Std", "b64Url", "dec"})
+
+    def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
+        if not isinstance(news.get("byteLength"), int) or news["byteLength"] < 1:
+            raise CheckFailedError({"byteLength": "a whole number of at least 1 is required"})
+        return news
+
+    def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
+        return _replacing_diff(olds, news, self.OUTPUTS)
+
+    def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
+        if preview:
+            return "", {**news, **dict.fromkeys(self.OUTPUTS, UNKNOWN)}
+        raw = secrets.token_bytes(int(news["byteLength"]))
+        prefix = str(news.get("prefix") or "")
+        b64_url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return prefix + b64_url, {
+            **news,
+            "hex": prefix + raw.hex(),
+            "b64Std": prefix + base64.b64encode(raw).decode(),
+            "b64Url": prefix + b64_url,
+            "dec": prefix + str(int.from_bytes(raw, "big")),
+        }
+
+    def read(
+        self, resource_id: str, state: Properties, inputs: Properties
+    ) -> tuple[str, Properties, Properties] | None:
+        return resource_id, state, inputs
+
+    def update(
+        self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
+    ) -> Properties:
+        raise RuntimeError("every input of a RandomId replaces it")
+
+    def delete(self, resource_id: str, state: Properties) -> None:
+        return None
+
+
+def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:
+    return {PASSWORD: PasswordKind(), RANDOM_ID: RandomIdKind()}
+
+
+def main() -> None:
+    from tests.standin.versions import RANDOM_VERSION
+
+    serve(Provider(PLUGIN_NAME, RANDOM_VERSION, kinds), sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
