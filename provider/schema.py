@@ -267,7 +267,13 @@ SERVICE_INPUTS: Mapping[str, Input] = {
                 "block",
                 nanoCpus=_UPDATE_INT,
                 memoryBytes=_UPDATE_INT,
-                genericResources=Input("update", "list"),
+                # A block of at most one item: an object in Pulumi's names.
+                genericResources=_block(
+                    "update",
+                    "block",
+                    discreteResourcesSpecs=Input("update", "set"),
+                    namedResourcesSpecs=Input("update", "set"),
+                ),
             ),
         ),
         restartPolicy=_block(

@@ -246,9 +246,8 @@ def _read_task(task: Mapping[str, Any], own_labels: Collection[str]) -> dict[str
         if resources.get("Limits") is not None:
             out["resources"]["limits"] = _read_limits(resources["Limits"])
         if resources.get("Reservations") is not None:
-            out["resources"]["reservation"] = _read_limits(resources["Reservations"]) | {
-                "genericResources": []
-            }
+            # No generic resources: the bridge gives an empty one-item block as nothing at all.
+            out["resources"]["reservation"] = _read_limits(resources["Reservations"])
     if task.get("RestartPolicy") is not None:
         policy = task["RestartPolicy"]
         out["restartPolicy"] = {}
