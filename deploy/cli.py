@@ -64,25 +64,28 @@ def main(
             stack.preview(on_output=_print, color=color, diff=args.diff, **policies)
             return OK
         if args.command == "up":
-            if prod and not args.yes:
-                stack.preview(on_output=_print, color=color, **policies)
-                if not _confirmed(ask, f"Deploy these changes to stack {args.stack}?"):
-                    return DECLINED
+            show = lambda: stack.preview(on_output=_print, color=color, **policies)  # noqa: E731
+            if (
+                prod
+                and not args.yes
+                and not _agreed(show, ask, f"Deploy these changes to stack {args.stack}?")
+            ):
+                return DECLINED
             result = stack.up(on_output=_print, color=color, **policies)
             _print(banner(args.stack, {k: "[secret]" if v.secret else v.value
                                        for k, v in result.outputs.items()}))  # fmt: skip
             return OK
         if args.command == "refresh":
-            if not args.yes:
-                stack.preview_refresh(on_output=_print, color=color)
-                if not _confirmed(ask, f"Record what the engine found in stack {args.stack}?"):
-                    return DECLINED
+            show = lambda: stack.preview_refresh(on_output=_print, color=color)  # noqa: E731
+            if not args.yes and not _agreed(
+                show, ask, f"Record what the engine found in stack {args.stack}?"
+            ):
+                return DECLINED
             stack.refresh(on_output=_print, color=color)
             return OK
-        if not args.yes:
-            stack.preview_destroy(on_output=_print, color=color)
-            if not _confirmed(ask, f"Delete every resource of stack {args.stack}?"):
-                return DECLINED
+        show = lambda: stack.preview_destroy(on_output=_print, color=color)  # noqa: E731
+        if not args.yes and not _agreed(show, ask, f"Delete every resource of stack {args.stack}?"):
+            return DECLINED
         stack.destroy(on_output=_print, color=color)
         return OK
     except (DeployError, stackfile.StackFileError) as err:
@@ -99,7 +102,9 @@ def _nobody(question: str) -> str:
                       "(make ... YES=1)")  # fmt: skip
 
 
-def _confirmed(ask: Ask, question: str) -> bool:
+def _agreed(show: Callable[[], object], ask: Ask, question: str) -> bool:
+    """What the command would do shown, then whether the answer to `question` is yes."""
+    show()
     try:
         return ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:

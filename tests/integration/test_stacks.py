@@ -152,6 +152,13 @@ def wait_for_agent(live: LiveStack, service: str, timeout: float = 180) -> Any:
         time.sleep(1)
 
 
+def test_a_preview_prints_no_warning(live: LiveStack) -> None:
+    # Neither the engine nor a provider has anything to warn about (a build without a
+    # `platform` would: dev builds ten images).
+    assert live.first_preview is not None
+    assert live.first_preview.diagnostics("warning") == []
+
+
 def test_prod_deploys_under_its_mandatory_policy_pack(live: LiveStack) -> None:
     if live.stack != "prod":
         assert live.policies == {}  # dev is not held to the production rules
@@ -163,8 +170,6 @@ def test_prod_deploys_under_its_mandatory_policy_pack(live: LiveStack) -> None:
         assert run.policy_violations() == [], [e.message for e in run.policy_violations()]
         assert "can't run policy" not in run.text, run.text[-3000:]
         assert "Policies:" in run.text and "ecommerce-production-rules" in run.text
-    # Quiet: no warning from the engine or a provider (a build without a platform would say so).
-    assert live.first_preview.diagnostics("warning") == []
 
 
 def rogue(live: LiveStack, **container: Any) -> Callable[[dict[str, Any]], None]:

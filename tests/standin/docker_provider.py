@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from tests.standin.plugin import (
     Diff,
     Engine,
     InitFailedError,
+    KeptState,
     Kind,
     Properties,
     Provider,
@@ -128,81 +129,54 @@ class ContainerKind:
         containers.delete_container(self.ctx.client, resource_id, state)
 
 
-class NetworkKind:
-    """Networks: every input replaces; an overlay joins a swarm's services by its ID."""
+class ObjectKind:
+    """A Docker object every input of which replaces it: a network or a volume (a network
+    joins a swarm's services by its ID). Created, read back and removed; no update."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        ctx: Context,
+        type_token: str,
+        create: Callable[[docker.DockerClient, Properties, Mapping[str, str]], str],
+        inspect: Callable[[str], Any],
+        read_back: Callable[[Any, Properties, Collection[str]], Properties],
+        remove: Callable[[str], Any],
+    ) -> None:
+        self.ctx, self.type = ctx, type_token
+        self._create, self._inspect, self._read, self._remove = create, inspect, read_back, remove
 
     def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
-        return with_defaults(NETWORK, news)
+        return with_defaults(self.type, news)
 
     def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
-        return diff(NETWORK, olds, news)
+        return diff(self.type, olds, news)
 
     def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
         if preview:
-            return "", preview_outputs(NETWORK, news)
-        network_id = containers.create_network(self.ctx.client, news, self.ctx.labels)
-        inspect = self.ctx.client.api.inspect_network(network_id)
-        return network_id, read_network(inspect, news, self.ctx.labels)
+            return "", preview_outputs(self.type, news)
+        resource_id = self._create(self.ctx.client, news, self.ctx.labels)
+        return resource_id, self._read(self._inspect(resource_id), news, self.ctx.labels)
 
     def read(
         self, resource_id: str, state: Properties, inputs: Properties
     ) -> tuple[str, Properties, Properties] | None:
         try:
-            inspect = self.ctx.client.api.inspect_network(resource_id)
+            found = self._inspect(resource_id)
         except docker.errors.NotFound:
             return None
-        return resource_id, read_network(inspect, state, self.ctx.labels), inputs
+        return resource_id, self._read(found, state, self.ctx.labels), inputs
 
     def update(
         self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
     ) -> Properties:
-        raise RuntimeError(f"{news.get('name')}: networks have no in-place update")
+        raise RuntimeError(f"{news.get('name')}: a {self.type} has no in-place update")
 
     def delete(self, resource_id: str, state: Properties) -> None:
         with contextlib.suppress(docker.errors.NotFound):
-            self.ctx.client.api.remove_network(resource_id)
+            self._remove(resource_id)
 
 
-class VolumeKind:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
-        return with_defaults(VOLUME, news)
-
-    def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
-        return diff(VOLUME, olds, news)
-
-    def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
-        if preview:
-            return "", preview_outputs(VOLUME, news)
-        name = containers.create_volume(self.ctx.client, news, self.ctx.labels)
-        inspect = self.ctx.client.api.inspect_volume(name)
-        return name, read_volume(inspect, news, self.ctx.labels)
-
-    def read(
-        self, resource_id: str, state: Properties, inputs: Properties
-    ) -> tuple[str, Properties, Properties] | None:
-        try:
-            inspect = self.ctx.client.api.inspect_volume(resource_id)
-        except docker.errors.NotFound:
-            return None
-        return resource_id, read_volume(inspect, state, self.ctx.labels), inputs
-
-    def update(
-        self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
-    ) -> Properties:
-        raise RuntimeError(f"{news.get('name')}: volumes have no in-place update")
-
-    def delete(self, resource_id: str, state: Properties) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            self.ctx.client.api.remove_volume(resource_id)
-
-
-class ImageKind:
+class ImageKind(KeptState):
     """pulumi-docker's own `Image` (provider/image.go): Check adds the hash of the build context
     and the Dockerfile (`build.contextDigest`), so an unchanged context is no change at all;
     any change is an update, which builds again. With `skipPush` the build stays local and its
@@ -240,11 +214,6 @@ class ImageKind:
                 "context": build.get("context"), "dockerfile": build.get("dockerfile"),
                 "platform": build.get("platform"), "registryServer": ""}  # fmt: skip
 
-    def read(
-        self, resource_id: str, state: Properties, inputs: Properties
-    ) -> tuple[str, Properties, Properties] | None:
-        return resource_id, state, inputs
-
     def update(
         self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
     ) -> Properties:
@@ -253,9 +222,6 @@ class ImageKind:
         self.ctx.log(f"build {news['imageName']}")
         return self._outputs(news, containers.build_image(
             self.ctx.client, news, self.ctx.project, self.ctx.labels))  # fmt: skip
-
-    def delete(self, resource_id: str, state: Properties) -> None:
-        return None
 
 
 class ServiceKind:
@@ -389,8 +355,13 @@ def _client(host: str | None) -> docker.DockerClient:
 def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:
     labels = json.loads(os.environ.get(LABELS_VARIABLE) or "{}")
     ctx = Context(_client(config.get("host")), labels, engine, Path.cwd())
+    api = ctx.client.api
     return {
-        CONTAINER: ContainerKind(ctx), NETWORK: NetworkKind(ctx), VOLUME: VolumeKind(ctx),
+        CONTAINER: ContainerKind(ctx),
+        NETWORK: ObjectKind(ctx, NETWORK, containers.create_network, api.inspect_network,
+                            read_network, api.remove_network),
+        VOLUME: ObjectKind(ctx, VOLUME, containers.create_volume, api.inspect_volume,
+                           read_volume, api.remove_volume),
         IMAGE: ImageKind(ctx), SERVICE: ServiceKind(ctx), SECRET: SecretKind(ctx),
     }  # fmt: skip
 

@@ -81,6 +81,19 @@ class Kind(Protocol):
     def delete(self, resource_id: str, state: Properties) -> None: ...
 
 
+class KeptState:
+    """A resource with nothing on the engine to read or remove (a generated value, a built
+    image the provider leaves): Read gives the state back unchanged, Delete does nothing."""
+
+    def read(
+        self, resource_id: str, state: Properties, inputs: Properties
+    ) -> tuple[str, Properties, Properties] | None:
+        return resource_id, state, inputs
+
+    def delete(self, resource_id: str, state: Properties) -> None:
+        return None
+
+
 class CheckFailedError(Exception):
     """An input is invalid; the engine shows `property: reason` and stops."""
 

@@ -27,10 +27,12 @@ from tests.standin.plugin import (
     CheckFailedError,
     Diff,
     Engine,
+    KeptState,
     Kind,
     Properties,
     Provider,
     serve,
+    type_of,
 )
 
 PLUGIN_NAME = "random"
@@ -42,16 +44,26 @@ PASSWORD_DEFAULTS = {"special": True, "upper": True, "lower": True, "numeric": T
 SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
 
 
-def _replacing_diff(olds: Properties, news: Properties, outputs: frozenset[str]) -> Diff:
-    """Every input forces a new value; outputs are not inputs."""
-    changed = sorted(
-        k for k in (set(olds) | set(news)) - outputs
-        if olds.get(k) != news.get(k) or unknown_paths(news.get(k))
-    )  # fmt: skip
-    return Diff(changed=changed, replaces=changed)
+class Generated(KeptState):
+    """A generated value: every input forces a new one (a change of `keepers` is how a program
+    asks for one); its outputs are not inputs."""
+
+    OUTPUTS: frozenset[str] = frozenset()
+
+    def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
+        changed = sorted(
+            k for k in (set(olds) | set(news)) - self.OUTPUTS
+            if olds.get(k) != news.get(k) or unknown_paths(news.get(k))
+        )  # fmt: skip
+        return Diff(changed=changed, replaces=changed)
+
+    def update(
+        self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
+    ) -> Properties:
+        raise RuntimeError(f"{type_of(urn)}: every input replaces it")
 
 
-class PasswordKind:
+class PasswordKind(Generated):
     OUTPUTS = frozenset({"result", "bcryptHash"})
 
     def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
@@ -59,26 +71,10 @@ class PasswordKind:
             raise CheckFailedError({"length": "a whole number of at least 1 is required"})
         return PASSWORD_DEFAULTS | news
 
-    def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
-        return _replacing_diff(olds, news, self.OUTPUTS)
-
     def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
         if preview:
             return "", {**news, "result": UNKNOWN}
         return "none", {**news, "result": password(news)}
-
-    def read(
-        self, resource_id: str, state: Properties, inputs: Properties
-    ) -> tuple[str, Properties, Properties] | None:
-        return resource_id, state, inputs
-
-    def update(
-        self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
-    ) -> Properties:
-        raise RuntimeError("every input of a RandomPassword replaces it")
-
-    def delete(self, resource_id: str, state: Properties) -> None:
-        return None
 
 
 def password(inputs: Mapping[str, Any]) -> str:
@@ -103,16 +99,13 @@ def password(inputs: Mapping[str, Any]) -> str:
     return "".join(drawn)
 
 
-class RandomIdKind:
+class RandomIdKind(Generated):
     OUTPUTS = frozenset({"hex", "b64Std", "b64Url", "dec"})
 
     def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
         if not isinstance(news.get("byteLength"), int) or news["byteLength"] < 1:
             raise CheckFailedError({"byteLength": "a whole number of at least 1 is required"})
         return news
-
-    def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
-        return _replacing_diff(olds, news, self.OUTPUTS)
 
     def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
         if preview:
@@ -127,19 +120,6 @@ class RandomIdKind:
             "b64Url": prefix + b64_url,
             "dec": prefix + str(int.from_bytes(raw, "big")),
         }
-
-    def read(
-        self, resource_id: str, state: Properties, inputs: Properties
-    ) -> tuple[str, Properties, Properties] | None:
-        return resource_id, state, inputs
-
-    def update(
-        self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
-    ) -> Properties:
-        raise RuntimeError("every input of a RandomId replaces it")
-
-    def delete(self, resource_id: str, state: Properties) -> None:
-        return None
 
 
 def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:

@@ -333,3 +333,60 @@ def test_a_swarm_secret_value_in_a_service_env_is_caught_by_the_pack(swarm_graph
                                    "DATABASE_PASSWORD": password})  # fmt: skip
     found = secret_values_leaked([leaky if s.name == order.name else s for s in everything])
     assert [(v.rule, v.name) for v in found] == [("secrets-only-in-files", order.name)]
+
+
+# ----------------------------------------------------------------------------------------------
+# What the engine hands the pack: values a preview cannot know, and outputs at `up`
+
+
+def test_unknown_values_are_judged_at_up_not_refused(prod_graph: Graph) -> None:
+    # The policy SDK raises on reading a value a preview cannot know; the pack reads around
+    # it, and each rule judges only what it sees.
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    from policies.pack import plain
+    from policies.rules import UNKNOWN
+
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown string
+    inputs = {"name": "x", "readOnly": unknown, "securityOpts": unknown,
+              "capabilities": {"drops": [unknown]}, "memory": unknown, "restart": unknown,
+              "logDriver": unknown, "image": unknown, "ports": unknown, "labels": unknown,
+              "uploads": [{"file": "/run/secrets/p", "content": unknown}]}  # fmt: skip
+    seen = plain(unknown_checking_proxy(inputs))
+    assert seen["readOnly"] is UNKNOWN and seen["capabilities"] == {"drops": [UNKNOWN]}
+    order = _order_container(prod_graph)
+    subject = replace(order, inputs=seen)
+    assert check([subject], stack_rules=()) == []
+    assert secret_values_leaked([subject]) == []
+    # What is known is still judged: a known writable root next to unknowns is caught.
+    writable = replace(order, inputs={**seen, "readOnly": False})
+    assert [v.rule for v in check([writable], stack_rules=())] == ["read-only-root"]
+
+
+def test_a_secret_belongs_in_its_generator_and_the_stacks_secret_outputs(
+    prod_graph: Graph,
+) -> None:
+    # At `up` the engine hands a stack policy every resource's outputs: a password's generator
+    # holds it, and so do the stack's outputs for the backup tool and the operators.
+    password = _seed_secret(prod_graph, "platform-customer-db-secrets-seed")
+    everything = [Subject(r.type, r.name, r.urn, r.inputs, r.protect) for r in prod_graph.resources]
+    generator = Subject("random:index/randomPassword:RandomPassword", "pw", "urn:pw",
+                        {"length": 32, "result": password})  # fmt: skip
+    stack = Subject("pulumi:pulumi:Stack", "ecommerce-prod", "urn:stack",
+                    {"databases": {"customer": {"password": password}},
+                     "pitrPassphrases": {"customer": password}})  # fmt: skip
+    dynamic = Subject("pulumi:providers:pulumi-python", "default", "urn:dyn",
+                      {"ecommerce:customerDbPassword": password})  # fmt: skip
+    assert secret_values_leaked([*everything, generator, stack, dynamic]) == []
+    # Anywhere else among the outputs, it is a leak.
+    exported = Subject("pulumi:pulumi:Stack", "ecommerce-prod", "urn:stack",
+                       {"debug": {"password": password}})  # fmt: skip
+    assert [v.message for v in secret_values_leaked([*everything, exported])] == [
+        "input 'debug.password' holds a secret; secrets may reach a container only as files"
+    ]
+
+
+def _seed_secret(graph: Graph, seed: str) -> str:
+    (resource,) = [r for r in graph.resources if r.name == seed]
+    contents = [u["content"] for u in resource.inputs["uploads"]]
+    return str(next(c for c in contents if "\n" not in c.strip()))

@@ -1,5 +1,6 @@
-"""The policy pack started the way the Pulumi CLI starts it, and asked over its gRPC interface
-what the CLI asks: its policies, then an analysis of resources. No CLI is needed for that.
+"""The policy pack's server started as `policies/analyzer` starts it, and asked over its gRPC
+interface what the CLI asks: its policies, then an analysis of resources. No CLI is needed for
+that (the real engine runs the pack in tests/integration/test_stacks.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from policies.rules import RULES, STACK_RULES
 
 @pytest.fixture(scope="module")
 def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
-    # The CLI runs the pack's folder with the pack's own virtualenv, from inside that folder.
-    pack = subprocess.Popen([sys.executable, str(ROOT / "policies")], cwd=ROOT / "policies",
+    # `policies/analyzer` runs the pack's entry point with the pack's own virtualenv; here with
+    # the tests' Python, which has the same packages.
+    pack = subprocess.Popen([sys.executable, str(ROOT / "policies" / "__main__.py")], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         assert pack.stdout is not None
