@@ -31,6 +31,7 @@ import pytest
 
 from images.build import RECIPES, BuildError, Outcome, ensure_images
 from tests.integration.engine import EngineHome, cli, install_standins
+from tests.integration.stacks import remove_run
 
 SESSION_LABEL = "ecommerce-test.session"
 RUN_LABEL = "ecommerce-test.run"
@@ -69,6 +70,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
         _unavailable(
             f"no Docker engine answers ({err}); start one with scripts/docker-engine start"
         )
+    _remove_earlier_sessions(client)
     try:
         yield client
     finally:
@@ -93,6 +95,31 @@ def engine_home(tmp_path_factory: pytest.TempPathFactory, test_images: list[Outc
     if found is None:
         _unavailable("no Pulumi CLI: build the pinned one with `make pulumi-cli` (needs Go)")
     return install_standins(found, tmp_path_factory.mktemp("pulumi-home"))
+
+
+def _remove_earlier_sessions(client: docker.DockerClient) -> None:
+    """Remove what an earlier, interrupted test session left on this engine.
+
+    A killed session leaves its stacks behind, and the engine restarts their containers when it
+    starts again: an old edge holding the published ports made every later stack fail. The tests
+    run on an engine of their own (scripts/docker-engine), one session at a time, so whatever
+    carries the tests' labels and is not this session's is a leftover.
+    """
+    swarm = client.info()["Swarm"]["LocalNodeState"] == "active"
+    labelled = [
+        *client.api.containers(all=True, filters={"label": RUN_LABEL}),
+        *[n.attrs for n in client.networks.list(filters={"label": RUN_LABEL})],
+        *[v.attrs for v in client.volumes.list(filters={"label": RUN_LABEL})],
+    ]
+    if swarm:
+        labelled += [s.attrs["Spec"] for s in client.services.list(filters={"label": RUN_LABEL})]
+    runs = {(item.get("Labels") or {})[RUN_LABEL] for item in labelled}
+    for run_id in sorted(runs):
+        print(f"removing what the earlier test run {run_id} left on the engine")
+        left = remove_run(client, run_id)
+        assert not left, f"could not remove the earlier test run {run_id}: {left}"
+    problems = _remove_labelled(client, SESSION_LABEL)
+    assert not problems, f"could not remove what an earlier test session left: {problems}"
 
 
 def _remove_labelled(client: docker.DockerClient, label: str) -> list[str]:
