@@ -1,6 +1,6 @@
 """A workload as a container on one Docker host, with its PIDs limit: pulumi-docker's
 `Container` with the runtime profile's hardening, limits, logs and health timing
-(runtime.container_args)."""
+(runtime.container_args); a side-by-side app with its traffic gate (traffic_gate.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pulumi_docker as docker
 
 from components.rolling import generation_name
 from components.runtime import RuntimeProfile, container_args, container_options, limit_processes
+from components.traffic_gate import TrafficGate
 from components.workload import FileMount, Mount, Running, Workload
 
 
@@ -24,9 +25,15 @@ def run_container(workload: Workload, profile: RuntimeProfile, parent: pulumi.Re
         inputs["envs"] = list(w.env)
     inputs["volumes"] = [_volume(m) for m in w.mounts]
     seeds = [m.files.seed for m in w.mounts if isinstance(m, FileMount) and m.files.seed]
+    # A side-by-side app answers to its callers only once healthy (components/traffic_gate.py):
+    # it joins the networks they call it on under its own name, and its gate waits for it and
+    # gives it the alias there.
+    gated = [n for n in w.networks if n.serves] if w.side_by_side else []
     if w.networks:
         inputs["networks_advanced"] = [
-            docker.ContainerNetworksAdvancedArgs(name=n.network.name, aliases=[n.alias])
+            docker.ContainerNetworksAdvancedArgs(
+                name=n.network.name, aliases=None if n in gated else [n.alias]
+            )
             for n in w.networks
         ]
     else:
@@ -46,7 +53,7 @@ def run_container(workload: Workload, profile: RuntimeProfile, parent: pulumi.Re
     )  # fmt: skip
     if w.user is not None:
         inputs["user"] = w.user
-    if not w.waits:
+    if not w.waits or gated:  # the gate waits for a gated one
         inputs["wait"] = False
     docker_name: pulumi.Input[str] = w.docker_name
     if w.side_by_side:
@@ -60,6 +67,16 @@ def run_container(workload: Workload, profile: RuntimeProfile, parent: pulumi.Re
         ),
     )
     limit_processes(w.name, container, w.pids_limit, profile, parent)
+    if gated:
+        TrafficGate(
+            f"{w.name}-traffic",
+            container,
+            docker_name,
+            networks=[{"name": n.network.name, "aliases": [n.alias]} for n in gated],
+            wait_seconds=profile.wait_timeout_seconds,
+            docker_host=profile.docker_host,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
     return Running(container, docker_name)
 
 

@@ -23,6 +23,7 @@ settings refuse what it cannot follow (stacks/loader.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -34,12 +35,20 @@ LIMIT = "pidsLimit"
 DOCKER_HOST = "dockerHost"
 
 
-class PidsLimitError(Exception):
+class DockerApiError(Exception):
+    """A call of the Docker Engine API failed; the message names what was being done."""
+
+
+class PidsLimitError(DockerApiError):
     """The limit could not be set; the message names the container and the cause."""
 
 
-def update_pids_limit(container_id: str, limit: int, docker_host: str | None) -> None:
-    """Set the container's PIDs limit through the Engine API of `docker_host`."""
+def engine_api(
+    docker_host: str | None, what: str, error: type[DockerApiError] = DockerApiError
+) -> Callable[..., Any]:
+    """`call(method, path, body=None)` on the Engine API of `docker_host`, else `DOCKER_HOST`,
+    else the local socket: the answer's JSON (None when empty). Every failure raises `error`
+    with a message that starts with `what`."""
     import http.client
     import json
     import os
@@ -50,50 +59,58 @@ def update_pids_limit(container_id: str, limit: int, docker_host: str | None) ->
 
     host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     where = urlsplit(host)
-    connection: http.client.HTTPConnection
-    if where.scheme == "unix":
-        socket_path = where.path
+    if where.scheme not in ("unix", "tcp") or (where.scheme == "tcp" and not where.hostname):
+        raise error(f"{what}: Docker host {host!r} is not supported; "
+                    "use unix:// or tcp:// in docker:host or DOCKER_HOST")  # fmt: skip
 
-        class UnixConnection(http.client.HTTPConnection):
-            def connect(self) -> None:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.settimeout(self.timeout)
-                self.sock.connect(socket_path)
+    def connect() -> http.client.HTTPConnection:
+        if where.scheme == "unix":
+            socket_path = where.path
 
-        connection = UnixConnection("localhost", timeout=60)
-    elif where.scheme == "tcp" and where.hostname:
+            class UnixConnection(http.client.HTTPConnection):
+                def connect(self) -> None:
+                    self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self.sock.settimeout(self.timeout)
+                    self.sock.connect(socket_path)
+
+            return UnixConnection("localhost", timeout=60)
+        assert where.hostname is not None
         certs = os.environ.get("DOCKER_CERT_PATH", "")
         if os.environ.get("DOCKER_TLS_VERIFY") or certs:
             folder = Path(certs) if certs else Path.home() / ".docker"  # as the Docker CLI
             context = ssl.create_default_context(cafile=folder / "ca.pem")
             context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-            connection = http.client.HTTPSConnection(
+            return http.client.HTTPSConnection(
                 where.hostname, where.port or 2376, context=context, timeout=60
             )
-        else:
-            connection = http.client.HTTPConnection(where.hostname, where.port or 2375, timeout=60)
-    else:
-        raise PidsLimitError(
-            f"PIDs limit of container {container_id}: Docker host {host!r} is not supported; "
-            "use unix:// or tcp:// in docker:host or DOCKER_HOST"
-        )
-    try:
-        body = json.dumps({"PidsLimit": limit})
-        connection.request("POST", f"/containers/{container_id}/update", body,
-                           {"Content-Type": "application/json"})  # fmt: skip
-        answer = connection.getresponse()
-        text = answer.read().decode(errors="replace")
-    except OSError as err:
-        raise PidsLimitError(f"PIDs limit of container {container_id}: {host}: {err}") from None
-    finally:
-        connection.close()
-    if answer.status != 200:
-        raise PidsLimitError(
-            f"PIDs limit of container {container_id}: Docker answered {answer.status}: {text}"
-        )
-    warnings = json.loads(text or "{}").get("Warnings") or []
+        return http.client.HTTPConnection(where.hostname, where.port or 2375, timeout=60)
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        connection = connect()
+        try:
+            connection.request(method, path, None if body is None else json.dumps(body),
+                               {"Content-Type": "application/json"})  # fmt: skip
+            answer = connection.getresponse()
+            text = answer.read().decode(errors="replace")
+        except OSError as err:
+            raise error(f"{what}: {host}: {err}") from None
+        finally:
+            connection.close()
+        if answer.status >= 300:
+            raise error(f"{what}: Docker answered {answer.status}: {text.strip()}")
+        return json.loads(text) if text.strip() else None
+
+    return call
+
+
+def update_pids_limit(container_id: str, limit: int, docker_host: str | None) -> None:
+    """Set the container's PIDs limit through the Engine API of `docker_host`."""
+    what = f"PIDs limit of container {container_id}"
+    api = engine_api(docker_host, what, PidsLimitError)
+    answer = api("POST", f"/containers/{container_id}/update", {"PidsLimit": limit}) or {}
+    warnings = answer.get("Warnings") or []
     if any("pids" in str(w).lower() for w in warnings):  # e.g. no pids cgroup in the kernel
-        raise PidsLimitError(f"PIDs limit of container {container_id}: {'; '.join(warnings)}")
+        raise PidsLimitError(f"{what}: {'; '.join(warnings)}")
 
 
 class PidsLimitProvider(ResourceProvider):

@@ -252,18 +252,21 @@ class Platform(pulumi.ComponentResource):
         if spec.role in (Role.GATEWAY, Role.WEB):
             attachments.append(Network(networks.edge, spec.name))
         if spec.role in (Role.GATEWAY, Role.BUSINESS):
-            attachments.append(Network(networks.backend, spec.name))
+            # The gateway calls the business services there; nobody calls it there.
+            attachments.append(
+                Network(networks.backend, spec.name, serves=spec.role is Role.BUSINESS)
+            )
         database = None
         if spec.database is not None:
             db = self.databases[spec.name]
-            attachments.append(Network(networks.databases[spec.name], spec.name))
+            attachments.append(Network(networks.databases[spec.name], spec.name, serves=False))
             database = DatabaseConnection(
                 db.host, db.port, spec.database.name, spec.database.user, db.password
             )
             depends_on.append(db.container)
         redis = None
         if spec.uses_redis:
-            attachments.append(Network(networks.cache, spec.name))
+            attachments.append(Network(networks.cache, spec.name, serves=False))
             redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
             depends_on.append(self.cache.container)
         # An app waits for its own database and Redis only: the gateway does not wait for the

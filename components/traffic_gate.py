@@ -65,9 +65,7 @@ def open_gate(props: dict[str, Any]) -> None:
         if health == "healthy":
             break
         if state.get("Status") in ("exited", "dead") or time.monotonic() > deadline:
-            log = (state.get("Health") or {}).get("Log") or []
-            last = log[-1].get("Output", "").strip()[-300:] if log else ""
-            said = f"last health check: {last!r}" if last else "no health check result yet"
+            said = _last_check((state.get("Health") or {}).get("Log") or [])
             how = (f"exited with code {state.get('ExitCode')}"
                    if state.get("Status") in ("exited", "dead")
                    else f"not healthy after {wait} s (status {health})")  # fmt: skip
@@ -83,6 +81,15 @@ def open_gate(props: dict[str, Any]) -> None:
         endpoint = {"Aliases": list(network["aliases"])}
         api("POST", f"{path}/connect", {"Container": container, "EndpointConfig": endpoint})
     time.sleep(SETTLE_SECONDS)
+
+
+def _last_check(log: list[dict[str, Any]]) -> str:
+    """What Docker's last health check of the container said, for the error."""
+    if not log:
+        return "no health check result yet"
+    output = str(log[-1].get("Output") or "").strip()[-300:]
+    said = f"last health check: exit code {log[-1].get('ExitCode')}"
+    return f"{said}, {output!r}" if output else f"{said}, no output"
 
 
 class TrafficGateProvider(ResourceProvider):

@@ -57,6 +57,11 @@ class Network:
 
     network: docker.Network
     alias: str
+    serves: bool = True
+    """Whether callers reach the workload by its alias here (False on a network where only it
+    calls out: an app on its database's, the gateway on the business services'). A side-by-side
+    app is given the alias of a network it serves on once healthy, by leaving and joining it
+    again (components/traffic_gate.py); the networks it calls out on are never left."""
 
 
 @dataclass(frozen=True)

@@ -361,6 +361,18 @@ PIDS_LIMIT_INPUTS: Mapping[str, Input] = {
     "dockerHost": Input("update"),
 }
 
+# The program's traffic gate (components/traffic_gate.py, `TrafficGateProvider.diff`): a new
+# container gets a new gate (it waits and joins it again); new aliases join the same container
+# again in place; the wait and the name change nothing on the engine.
+TRAFFIC_GATE = "pulumi-python:dynamic/ecommerce:TrafficGate"
+TRAFFIC_GATE_INPUTS: Mapping[str, Input] = {
+    "containerId": _REPLACE_STR,
+    "containerName": Input("record"),
+    "networks": Input("update", "list"),
+    "waitSeconds": Input("record", "int"),
+    "dockerHost": Input("update"),
+}
+
 INPUTS: Mapping[str, Mapping[str, Input]] = {
     CONTAINER: CONTAINER_INPUTS,
     NETWORK: NETWORK_INPUTS,
@@ -368,6 +380,7 @@ INPUTS: Mapping[str, Mapping[str, Input]] = {
     SERVICE: SERVICE_INPUTS,
     SECRET: SECRET_INPUTS,
     PIDS_LIMIT: PIDS_LIMIT_INPUTS,
+    TRAFFIC_GATE: TRAFFIC_GATE_INPUTS,
 }
 
 # Resources whose every change is an update, never a replacement. pulumi-docker's `Image` is

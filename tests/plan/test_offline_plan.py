@@ -127,8 +127,10 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     stack = outcome.stack()
     # One container, replaced side by side: a new generation gives it a new name, and the new
     # container its PIDs limit.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 3, "delete": 0, "same": 173}
-    generation, order, pids = stack["changes"]
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 180}
+    generation, order, pids, gate = stack["changes"]
+    # A new container is a new traffic gate: it gets the service's alias once healthy.
+    assert (gate["name"], gate["replace_reasons"]) == ("platform-order-traffic", ["containerId"])
     assert (pids["name"], pids["replace_reasons"]) == ("platform-order-pids", ["containerId"])
     assert (generation["name"], generation["action"]) == ("platform-order-generation", "replace")
     assert (order["name"], order["action"], order["replace_reasons"]) == (
@@ -166,7 +168,7 @@ def test_an_extra_environment_variable_replaces_the_container(
     envs = next(v for v in cart["values"] if v["path"] == "envs")
     assert "LOG_LEVEL=debug" in envs["new"] and "LOG_LEVEL=debug" not in envs["old"]
     assert set(outcome.changes()) == {"platform-cart-container", "platform-cart-generation",
-                                      "platform-cart-pids"}  # fmt: skip
+                                      "platform-cart-pids", "platform-cart-traffic"}  # fmt: skip
 
 
 def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
@@ -218,7 +220,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 176
+    assert outcome.stack()["summary"]["same"] == 184
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(

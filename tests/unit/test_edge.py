@@ -112,7 +112,7 @@ def test_a_new_app_image_leaves_the_proxy_alone(prod_graph: Graph) -> None:
     plan = compare("prod", prod_graph, run_program("prod", edited("prod", new_gateway)))
     changes = {c.name: c for c in plan.changed()}
     assert set(changes) == {"platform-gateway-generation", "platform-gateway-container",
-                            "platform-gateway-pids"}  # fmt: skip
+                            "platform-gateway-pids", "platform-gateway-traffic"}  # fmt: skip
     gateway = changes["platform-gateway-container"]
     assert (gateway.action, gateway.delete_before_replace) == ("replace", False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plan.recorder import Graph, Resource
+from provider.schema import TRAFFIC_GATE
 
 DATABASES = {"customer": ("customer_user", "customer_db"), "product": ("product_user", "product_db"),
              "order": ("order_user", "order_db"), "content": ("content_user", "website_content_db")}  # fmt: skip
@@ -19,6 +20,8 @@ def waits_for(graph: Graph, container: Resource, docker_name: str) -> bool:
 
 def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_graph: Graph) -> None:
     containers = stack_graph.running_containers()
+    # A side-by-side app is waited for by its traffic gate, which gives it its aliases.
+    gated = {r.name.removesuffix("-traffic"): r for r in stack_graph.of_type(TRAFFIC_GATE)}
     # 8 services, 4 databases and their PITR agents, Redis, the edge proxy; in prod the backup
     # job.
     assert len(containers) == (19 if stack_graph.name_prefix() == "shop" else 18)
@@ -28,6 +31,10 @@ def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_gr
         assert check["interval"] and check["timeout"] and check["retries"] >= 1
         # A PITR agent turns healthy after its first full backup and drill: up does not wait
         # as long as a database is large.
+        gate = gated.get(c.name.removesuffix("-container"))
+        if gate is not None:
+            assert c.inputs["wait"] is False and gate.inputs["waitSeconds"] >= 10, c.name
+            continue
         assert c.inputs["wait"] is (not c.service_name.endswith("-pitr")), c.name
         assert c.inputs["waitTimeout"] >= 10
 

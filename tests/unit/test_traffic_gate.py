@@ -13,7 +13,6 @@ from components.traffic_gate import TrafficGateError, open_gate
 from plan.recorder import Graph
 from provider.schema import TRAFFIC_GATE
 
-
 EDGE_APPS = {"platform-gateway", "platform-frontend", "platform-backoffice"}
 
 
@@ -103,11 +102,16 @@ def test_a_healthy_container_joins_its_network_again_with_its_alias(
 
 @pytest.mark.parametrize(
     ("state", "why"),
-    [({"Status": "running", "Health": {"Status": "unhealthy", "Log": [{"Output": "500"}]}},
-      "not healthy after 1 s (status unhealthy); last health check: '500'"),
+    [({"Status": "running",
+       "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1, "Output": "500\n"}]}},
+      "not healthy after 1 s (status unhealthy); last health check: exit code 1, '500'"),
+     ({"Status": "running", "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1}]}},
+      "not healthy after 1 s (status unhealthy); last health check: exit code 1, no output"),
+     ({"Status": "running", "Health": {"Status": "starting"}},
+      "not healthy after 1 s (status starting); no health check result yet"),
      ({"Status": "exited", "ExitCode": 3, "Health": {"Status": "unhealthy"}},
       "exited with code 3")],
-    ids=["unhealthy", "exited"],
+    ids=["unhealthy", "silent", "starting", "exited"],
 )  # fmt: skip
 def test_a_container_that_never_turns_healthy_never_gets_its_alias(
     monkeypatch: pytest.MonkeyPatch, state: dict[str, Any], why: str
