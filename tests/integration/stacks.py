@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import io
 import runpy
 import subprocess
 import tempfile
@@ -173,6 +174,13 @@ class LiveStack:
         if len(found) != 1:
             raise LookupError(f"expected one container {name}, found {len(found)}")
         return found[0]
+
+    def build_image(self, tag: str, dockerfile: str) -> None:
+        """A local image (FROM a test image, say), removed with the run."""
+        self.client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True,
+            labels={RUN_LABEL: self.run_id},
+        )  # fmt: skip
 
     def tasks(self, name: str) -> list[Any]:
         """The running containers of Swarm service `name`'s tasks."""

@@ -3,7 +3,6 @@ provider's own refusal that made secrets go through seed containers."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import docker
@@ -11,7 +10,6 @@ import pulumi_docker
 import pytest
 from pulumi import automation as auto
 
-from provider.diff import INIT_ERROR
 from tests.integration.engine import EngineHome
 from tests.integration.stacks import IMAGES, engine_run
 
@@ -52,24 +50,31 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
         with pytest.raises(auto.CommandError):
             live.up(broken)
         failed = live.runs[-1].text
-        assert re.search(r"-order(--\w+)? not healthy after 20s", failed), failed[-3000:]
-        # The engine recorded the container with its initialisation error; the same program
-        # again replaces it (and waits for it again) rather than "updating" it with a no-op
-        # that would report success, and nothing else: the rest came up beside it.
+        # Its traffic gate (components/traffic_gate.py) waited for it and said which one failed
+        # and where its logs are.
+        name = live.container("order").name
+        assert f"container {name} not healthy after 20 s (status unhealthy)" in failed, failed
+        assert f"`docker logs {name}`" in failed, failed[-3000:]
+        # It was left aside: running, on the network the gateway calls it on under its own
+        # name only, so no caller resolves `order` to it.
         (order,) = [r for r in live.state() if r["urn"].endswith("::platform-order-container")]
-        assert order["initErrors"], order
+        assert not order.get("initErrors"), order
+        backend = live.container("order").attrs["NetworkSettings"]["Networks"][
+            f"{live.prefix}-backend"
+        ]
+        assert "order" not in (backend["Aliases"] or []), backend
+        # The same program again waits for it again (its gate, never created), and nothing
+        # else: the rest came up beside it, its PIDs limit included.
         retry = live.preview().changes()
-        assert (retry["platform-order-container"].action,
-                retry["platform-order-container"].replace_reasons) == ("replace", (INIT_ERROR,))  # fmt: skip
-        # And its PIDs limit, never set: the engine starts nothing after a failure.
-        assert set(retry) == {"platform-order-container", "platform-order-pids"}
+        assert {n: c.action for n, c in retry.items()} == {"platform-order-traffic": "create"}
         cart_before = live.container("cart").id
         actions = {name: step.action for name, step in live.up(fixed).changes().items()}
         assert actions == {
             # Published nowhere here, the order service rolls: the fix is a new generation.
             "platform-order-generation": "replace",
             "platform-order-container": "replace",
-            "platform-order-pids": "create",
+            "platform-order-pids": "replace",
+            "platform-order-traffic": "create",
             "platform-cart-container": "update",  # memory, in place
         }
         for name in ("order", "gateway", "frontend", "backoffice", "cart"):

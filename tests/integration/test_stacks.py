@@ -652,3 +652,80 @@ def state_name(live: LiveStack, service: str) -> str:
     (name,) = [r["outputs"]["name"] for r in live.state()
                if r["urn"].endswith(f"::platform-{service}-container")]  # fmt: skip
     return str(name)
+
+
+BROKEN = IMAGES["service"] + "-answers-500"
+SLOW = IMAGES["service"] + "-slow-start"
+BAD_RELEASE_WAIT_S = 40
+"""The stack's wait for a new container, shortened so that a failed release fails sooner."""
+AFTER_FAILURE_S = 60
+"""How long the load goes on after a failed release: a failed container must not take over."""
+
+
+def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
+    # Runs last. Prod, load through the edge to the gateway and on to the order service, and
+    # to the frontend, while four releases go out: an order service that starts but answers
+    # 500 to everything (its health check too), then the order service back on its image and
+    # a gateway that answers 500, then the gateway back, then an order service that is healthy
+    # only after 15 s. Not one request may fail, during the deploys or after them.
+    if live.stack != "prod":
+        return
+    live.build_image(BROKEN, f"FROM {IMAGES['service']}\nCMD " + json.dumps([
+        "node", "-e", "require('http').createServer((q, r) => { r.writeHead(500); r.end() })"
+        ".listen(process.env.PORT)"]))  # fmt: skip
+    live.build_image(SLOW, f"FROM {IMAGES['service']}\n"
+                           'CMD ["sh", "-c", "sleep 15 && exec node /app/server.js"]\n')  # fmt: skip
+
+    def release(order: str, gateway: str) -> Callable[[dict[str, Any]], None]:
+        def edit(platform: dict[str, Any]) -> None:
+            platform["waitTimeoutSeconds"] = BAD_RELEASE_WAIT_S
+            platform["services"]["order"]["image"] = order
+            platform["services"]["gateway"]["image"] = gateway
+
+        return edit
+
+    good = live.config[PLATFORM]["services"]["order"]["image"]
+    # Bounded: about 7 minutes for two failed releases, each watched a minute, and two good.
+    api = Load(edge_target(live, "gateway", "/order/"), workers=3, max_seconds=480)
+    shop = Load(edge_target(live, "frontend", "/"), workers=3, max_seconds=480)
+    with api as api_report, shop as shop_report:
+        began = time.monotonic()
+        time.sleep(1)
+        for broken in ("order", "gateway"):
+            print(f"{time.monotonic() - began:.1f}s: a release of a {broken} that answers 500")
+            with pytest.raises(auto.CommandError):
+                live.up(release(BROKEN if broken == "order" else good,
+                                BROKEN if broken == "gateway" else good))  # fmt: skip
+            # The deploy names the container that failed, says it takes no traffic and how
+            # to read its logs.
+            failed = live.runs[-1].text
+            name = f"{live.prefix}-{broken}--"
+            assert f"not healthy after {BAD_RELEASE_WAIT_S} s" in failed, failed[-3000:]
+            assert "It takes no traffic" in failed and f"`docker logs {name}" in failed
+            time.sleep(AFTER_FAILURE_S)
+            print(f"after the failed {broken}: {api_report.describe()}")
+        print(f"{time.monotonic() - began:.1f}s: both back on their image")
+        fixed = live.up(release(good, good))
+        print(f"{time.monotonic() - began:.1f}s: an order service healthy only after 15 s")
+        slow = live.up(release(SLOW, good))
+        time.sleep(1)
+        # The load ran through all of it (it stops by itself at its bound).
+        assert time.monotonic() - began < 480
+    print(f"bad releases: edge -> gateway -> order: {api_report.describe()}")
+    print(f"bad releases: edge -> frontend: {shop_report.describe()}")
+    assert api_report.requests > 500 and shop_report.requests > 500
+    assert api_report.failures == [], api_report.failures[:5]
+    assert shop_report.failures == [], shop_report.failures[:5]
+    # The fix replaced the failed containers and gave the new ones the traffic; the slow one
+    # got it once healthy.
+    assert {"platform-gateway-traffic", "platform-order-traffic"} <= set(fixed.changes())
+    assert slow.changes()["platform-order-traffic"].action == "replace"
+    order = live.container("order")
+    order.reload()
+    assert order.attrs["Config"]["Image"] == SLOW
+    # One container per app is left, and a second `up` changes nothing.
+    for app in ("order", "gateway"):
+        left = [n for n in live.containers(running_only=False)
+                if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"]  # fmt: skip
+        assert left == [state_name(live, app)], left
+    assert [s.describe() for s in live.up().changes().values()] == []

@@ -10,7 +10,6 @@ checks reach the tasks from inside their networks. The stack is brought up once 
 from __future__ import annotations
 
 import functools
-import io
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from provider.schema import SECRET, SERVICE
 from tests.integration.conftest import exec_in, wait_for
 from tests.integration.engine import EngineHome
 from tests.integration.load import Load
-from tests.integration.stacks import IMAGES, RUN_LABEL, LiveStack, deployed
+from tests.integration.stacks import IMAGES, LiveStack, deployed
 from tests.integration.test_stacks import (
     DATABASES,
     assert_credentials_open_their_own_database_only,
@@ -214,14 +213,6 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
     assert not client.volumes.list(filters={"name": scratch})
 
 
-def build_image(live: LiveStack, tag: str, dockerfile: str) -> None:
-    """A local image made from the reference service, removed with the run."""
-    live.client.images.build(
-        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True,
-        labels={RUN_LABEL: live.run_id},
-    )  # fmt: skip
-
-
 def rolled(live: LiveStack, name: str, image: str) -> bool:
     spec = live.client.api.inspect_service(name)
     tasks = live.tasks(name)
@@ -235,7 +226,7 @@ def rolled(live: LiveStack, name: str, image: str) -> bool:
 def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack) -> None:
     # A new gateway image (2 replicas) and a rotated JWT secret in one `up`, while requests go
     # through the edge to the gateway and on to the order service (2 replicas).
-    build_image(live, NEXT_IMAGE, f"FROM {IMAGES['service']}\nLABEL revision=next\n")
+    live.build_image(NEXT_IMAGE, f"FROM {IMAGES['service']}\nLABEL revision=next\n")
     gateway = f"{live.prefix}-gateway"
 
     def new_gateway(platform: dict[str, Any]) -> None:
@@ -266,7 +257,7 @@ def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack
 
 def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStack) -> None:
     # An image whose health check cannot pass (it asks for a database the gateway has not).
-    build_image(live, BROKEN_IMAGE,
+    live.build_image(BROKEN_IMAGE,
                 f"FROM {IMAGES['service']}\nENV DATABASE_HOST=nowhere DATABASE_PORT=5432\n")  # fmt: skip
     gateway = f"{live.prefix}-gateway"
     before = live.client.api.inspect_service(gateway)["Spec"]["TaskTemplate"]
