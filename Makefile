@@ -133,7 +133,7 @@ bench-rpo: install ## Benchmark: committed data lost to a lost volume with PITR 
 	$(VENV)/bin/python -m benchmarks.pitr_rpo --archive-timeout $(or $(ARCHIVE_TIMEOUT),60)
 
 .PHONY: bench-rolling
-bench-rolling: install ## Benchmark: a deploy under load, side by side against delete-first (engine)
+bench-rolling: install ## Benchmark: deploys under load: side by side, delete-first, and two bad releases
 	$(VENV)/bin/python -m benchmarks.rolling_deploy
 
 .PHONY: bench-backup
