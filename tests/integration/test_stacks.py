@@ -523,8 +523,10 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     # A replaced container is a new one: its PIDs limit is set again.
     expected |= {"platform-order-pids", "platform-cart-pids"}
     rolling = live.stack == "prod"  # business services hold no host port there
-    if rolling:  # a new generation, and with it a new name, for each one replaced
-        expected |= {"platform-order-generation", "platform-cart-generation"}
+    if rolling:  # a new generation, and with it a new name, for each one replaced, and the
+        # gate that gives the new container its traffic once healthy (a new container, a new gate)
+        expected |= {"platform-order-generation", "platform-cart-generation",
+                     "platform-order-traffic", "platform-cart-traffic"}  # fmt: skip
     else:
         expected.add("platform-order-image")  # built again: an update of the image resource
         assert changes["platform-order-image"].action == "update"
@@ -539,6 +541,8 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     # Docker fixes a container's stop timeout when it creates it.
     assert (cart.action, cart.replace_reasons) == ("replace", (*name, "stopTimeout"))
     assert {"destroyGraceSeconds", "stopTimeout"} <= set(cart.paths)
+    if rolling:
+        assert changes["platform-order-traffic"].replace_reasons == ("containerId",)
 
     # The offline plan (`make diff`) predicts the engine, resource by resource, by URN: the
     # URNs it prints can be given to `pulumi up --target/--replace`.
