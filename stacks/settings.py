@@ -47,13 +47,18 @@ class StrictModel(BaseModel):
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
+        # A field's docstring is its description: in the editor schema and docs/settings.md.
+        use_attribute_docstrings=True,
     )
 
 
 class Resources(StrictModel):
+    """Limits of one container."""
+
     memory_mb: int = Field(default=512, ge=16)
     """Hard memory limit (swap disabled)."""
     cpus: float = Field(default=1.0, gt=0, le=64)
+    """CPU time, in cores (`docker run --cpus`)."""
 
     @field_validator("cpus")
     @classmethod
@@ -73,7 +78,9 @@ class Hardening(StrictModel):
     read_only_root: bool = True
     """Read-only root filesystem; writable paths come from volumes and tmpfs."""
     drop_all_capabilities: bool = True
+    """Drop every Linux capability (`cap_drop: ALL`); needs `runAsNonRoot`."""
     no_new_privileges: bool = True
+    """No process may gain privileges (setuid binaries, file capabilities)."""
     run_as_non_root: bool = True
     """Start as the image's unprivileged user instead of root-then-drop (needed with no caps)."""
 
@@ -82,14 +89,22 @@ class Logs(StrictModel):
     """Rotation of each container's logs by Docker's json-file driver."""
 
     max_size: LogSize = "10m"
+    """Size of one log file before it is rotated (`10m`, `1g`)."""
     max_files: int = Field(default=5, ge=1, le=100)
+    """Rotated files kept per container."""
 
 
 class HealthCheck(StrictModel):
+    """Docker's health check timing of every container (what `pulumi up` waits for)."""
+
     interval: Duration = "10s"
+    """Time between two checks."""
     timeout: Duration = "5s"
+    """A check that takes longer fails."""
     retries: int = Field(default=5, ge=1, le=100)
+    """Failed checks in a row that make a container unhealthy."""
     start_period: Duration = "30s"
+    """Failures in this time after a start do not count (the app is starting)."""
 
 
 class BuildSettings(StrictModel):
@@ -107,6 +122,8 @@ class BuildSettings(StrictModel):
 
 
 class ServiceSettings(StrictModel):
+    """One app of the catalogue (the gateway, a business service or a web app)."""
+
     image: str | None = Field(default=None, min_length=1)
     """A published image; exactly one of `image` and `build`."""
     build: BuildSettings | None = None
@@ -114,6 +131,7 @@ class ServiceSettings(StrictModel):
     host_port: Port | None = None
     """Published on `publishIp`; None keeps the service private."""
     resources: Resources = Resources()
+    """The app container's limits."""
     user: str = "1000:1000"
     """Unprivileged user the container runs as when `hardening.runAsNonRoot` is on."""
     env: dict[str, str] = Field(default_factory=dict)
@@ -134,8 +152,11 @@ class DatabaseTuning(StrictModel):
     """PostgreSQL server settings, passed as `-c` options."""
 
     max_connections: int = Field(default=200, ge=10, le=10_000)
+    """PostgreSQL's `max_connections`: the most sessions at once."""
     shared_buffers: PgMemory = "256MB"
+    """PostgreSQL's `shared_buffers`: its own cache (`kB`, `MB`, `GB`, `TB`)."""
     effective_cache_size: PgMemory = "1GB"
+    """PostgreSQL's `effective_cache_size`: the planner's guess of all caches together."""
     extra: dict[str, str] = Field(default_factory=dict)
     """Any further server settings, e.g. `work_mem: 8MB`."""
 
@@ -144,8 +165,11 @@ class PostgresSettings(StrictModel):
     """What the databases share; each database may override tuning and resources."""
 
     image: str = Field(min_length=1)
+    """The PostgreSQL image of every database server (`postgres:16.6-bookworm`)."""
     tuning: DatabaseTuning = DatabaseTuning()
+    """Server settings of every database, unless it sets its own."""
     resources: Resources = Resources(memory_mb=1024)
+    """Limits of each database server, unless it sets its own."""
     shm_size_mb: int = Field(default=256, ge=64)
     """/dev/shm for parallel queries; Docker's 64 MB default is too small for 256MB buffers."""
     stop_grace_seconds: int = Field(default=120, ge=10, le=3600)
@@ -157,6 +181,8 @@ class PostgresSettings(StrictModel):
 
 
 class DatabaseSettings(StrictModel):
+    """One business service's database server, by the service's name."""
+
     @model_validator(mode="before")
     @classmethod
     def _one_server(cls, data: Any) -> Any:
@@ -168,18 +194,30 @@ class DatabaseSettings(StrictModel):
         return data
 
     host_port: Port | None = None
+    """Published on `publishIp` (dev, for a local client); unset keeps it private."""
     tuning: DatabaseTuning | None = None
+    """Replaces `postgres.tuning` for this server."""
     resources: Resources | None = None
+    """Replaces `postgres.resources` for this server."""
 
 
 class RedisSettings(StrictModel):
+    """The Redis server the cart service uses."""
+
     image: str = Field(min_length=1)
+    """The Redis image (`redis:7.4.1-bookworm`)."""
     host_port: Port | None = None
+    """Published on `publishIp` (dev); unset keeps it private."""
     require_password: bool = True
+    """Clients log in with the generated `redisPassword`."""
     max_memory_mb: int = Field(default=256, ge=8)
+    """Redis's `maxmemory`; below the container's memory limit."""
     max_memory_policy: RedisPolicy = "allkeys-lru"
+    """What Redis evicts at `maxMemoryMb` (its `maxmemory-policy`)."""
     append_only: bool = True
+    """Every write logged to disk (`appendonly`), so a restart loses at most the last second."""
     resources: Resources = Resources(memory_mb=512, cpus=0.5)
+    """The Redis container's limits."""
     stop_grace_seconds: int = Field(default=60, ge=10, le=3600)
     """From SIGTERM to SIGKILL: time for Redis to flush its append-only file and save."""
     pids_limit: PidsLimit = 64
@@ -188,18 +226,27 @@ class RedisSettings(StrictModel):
 
 
 class Networks(StrictModel):
+    """The stack's private networks."""
+
     internal: bool = True
     """Private networks (backend, cache, one per database) have no route out of the host."""
 
 
 class BackupSettings(StrictModel):
+    """The scheduled logical backup job (docs/backup.md)."""
+
     enabled: bool = False
+    """Run the backup job container."""
     image: str | None = None
     """Image with the backup tool (built from backup/Dockerfile); required when enabled."""
     every_hours: int = Field(default=24, ge=1, le=24 * 7)
+    """A backup of every database this often."""
     keep_last: int = Field(default=7, ge=1)
+    """Backups kept, at least, whatever their age."""
     keep_days: int | None = Field(default=30, ge=1)
+    """Older backups beyond `keepLast` are pruned; unset: by count only."""
     resources: Resources = Resources(memory_mb=512, cpus=1.0)
+    """The job container's limits."""
     user: str = "dbbackup"
     """The backup image's unprivileged user (backup/Dockerfile)."""
     stop_grace_seconds: int = Field(default=60, ge=5, le=3600)
@@ -216,6 +263,7 @@ class PitrSettings(StrictModel):
     drills, all run by an agent container beside each server."""
 
     enabled: bool = False
+    """Run the archiving servers and their agents."""
     image: str | None = Field(default=None, min_length=1)
     """A published image of pitr/Dockerfile built on `postgres.image`; exactly one of `image`
     and `build` when enabled. It runs the servers and their agents."""
@@ -226,6 +274,7 @@ class PitrSettings(StrictModel):
     """A WAL segment is switched and archived at least this often while anything is written:
     the most committed data a lost volume can cost (the RPO)."""
     full_every_hours: int = Field(default=168, ge=1, le=24 * 90)
+    """A full backup this often."""
     diff_every_hours: int | None = Field(default=24, ge=1)
     """A differential backup (changes since the last full) this often; None: none."""
     incr_every_hours: int | None = Field(default=4, ge=1)
@@ -243,6 +292,7 @@ class PitrSettings(StrictModel):
     resources: Resources = Resources(memory_mb=512, cpus=1.0)
     """The agent's: pgBackRest's compression and the drills' throwaway server."""
     stop_grace_seconds: int = Field(default=30, ge=5, le=3600)
+    """From SIGTERM to SIGKILL of the agent: a backup or drill in progress stops cleanly."""
     pids_limit: PidsLimit = 256
     """The agent's; its drills run a small PostgreSQL server."""
 
@@ -280,9 +330,9 @@ class RegistrySettings(StrictModel):
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HostName = Annotated[str, Field(pattern=rf"^{_LABEL}(\.{_LABEL})+$")]
+"""A fully qualified DNS name in lower case, e.g. `shop.example.com` (no wildcard, no port)."""
 NodeLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
 """A Swarm node label's key, e.g. `ecommerce.db`."""
-"""A fully qualified DNS name in lower case, e.g. `shop.example.com` (no wildcard, no port)."""
 
 
 class EdgeTls(StrictModel):
@@ -316,6 +366,7 @@ class EdgeSettings(StrictModel):
     https_port: Port = 443
     """Host port of HTTPS for the host names."""
     resources: Resources = Resources(memory_mb=256, cpus=0.5)
+    """The proxy container's limits."""
     user: str = "1000:1000"
     """The image's unprivileged user (images/edge-proxy/Dockerfile)."""
     stop_grace_seconds: int = Field(default=30, ge=1, le=3600)
@@ -334,7 +385,7 @@ class PlatformSettings(StrictModel):
     """One environment of the platform, as the stack file `ecommerce:platform` describes it."""
 
     profile: Literal["dev", "prod"]
-    """`prod` turns on the production rules checked below."""
+    """`prod` turns on the production rules (the last column of this reference)."""
     name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
     """Prefix of every container, network and volume name, e.g. `shop-dev`."""
     publish_ip: str = "127.0.0.1"
@@ -342,25 +393,40 @@ class PlatformSettings(StrictModel):
     public_host: str = "localhost"
     """Host name in the exported URLs of published services."""
     cors_origins: tuple[str, ...] = Field(min_length=1)
+    """Origins the apps accept cross-origin requests from (`https://shop.example.com`)."""
     services: dict[str, ServiceSettings]
+    """Every app of the catalogue by name: gateway, customer, product, order, cart, content,
+    frontend, backoffice."""
     postgres: PostgresSettings
+    """What every database server shares."""
     databases: dict[str, DatabaseSettings] = Field(default_factory=dict)
+    """Per database server, by its service's name (customer, product, order, content)."""
     redis: RedisSettings
+    """The Redis server."""
     edge: EdgeSettings
+    """The edge proxy that publishes the gateway and the web apps."""
     hardening: Hardening = Hardening()
+    """The security profile of every container."""
     logs: Logs = Logs()
+    """Log rotation of every container."""
     restart: Literal["no", "on-failure", "always", "unless-stopped"] = "unless-stopped"
+    """Docker's restart policy of every long-running container."""
     health_check: HealthCheck = HealthCheck()
+    """Health check timing of every container."""
     wait_timeout_seconds: int = Field(default=180, ge=10)
     """How long `pulumi up` waits for a container to become healthy."""
     networks: Networks = Networks()
+    """The private networks."""
     protect_data: bool = True
     """Pulumi refuses to delete database and Redis volumes while this is on."""
     backup: BackupSettings = BackupSettings()
+    """The scheduled logical backups."""
     pitr: PitrSettings = PitrSettings()
+    """Point-in-time recovery."""
     engine: Literal["containers", "swarm"] = "containers"
-    """`containers`: one Docker host; `swarm`: services on a Docker Swarm (README, "Swarm")."""
+    """`containers`: one Docker host; `swarm`: services on a Docker Swarm (docs/swarm.md)."""
     swarm: SwarmSettings = SwarmSettings()
+    """Placement and rollout on a swarm (`engine: swarm`)."""
     registry: RegistrySettings | None = None
     """Credentials for pulling the stack's private images; none for local or public images."""
 
@@ -703,6 +769,34 @@ def registry_of(image: str) -> str | None:
     if slash and ("." in first or ":" in first or first == "localhost"):
         return first
     return None
+
+
+_UNPINNED = "an image without a version tag (with a digit) or a digest"
+_BUILT = "any: prod runs pinned published images, built and pushed in CI"
+PROD_REFUSES: dict[str, str] = {
+    "services.<name>.build": _BUILT,
+    "services.<name>.image": _UNPINNED,
+    "services.<name>.hostPort": "any: only the edge proxy publishes ports (`edge.hosts`)",
+    "postgres.image": _UNPINNED,
+    "databases.<name>.hostPort": "any: databases are never published",
+    "redis.image": _UNPINNED,
+    "redis.hostPort": "any: Redis is never published",
+    "redis.requirePassword": "`false`",
+    "edge.image": _UNPINNED,
+    "edge.build": _BUILT,
+    "edge.tls": "unset: prod serves HTTPS",
+    "backup.image": _UNPINNED,
+    "pitr.image": _UNPINNED,
+    "pitr.build": _BUILT,
+    "hardening.readOnlyRoot": "`false`",
+    "hardening.dropAllCapabilities": "`false`",
+    "hardening.noNewPrivileges": "`false`",
+    "hardening.runAsNonRoot": "`false`",
+    "networks.internal": "`false`",
+    "corsOrigins": "an origin that is not `https://`",
+}
+"""What the prod profile refuses, by key (`<name>`: any service or database), for the settings
+reference (stacks/reference.py); a unit test holds it to `_production_problems` below."""
 
 
 def _production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
