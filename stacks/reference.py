@@ -1,7 +1,7 @@
 """The settings reference (docs/settings.md), generated from the settings model.
 
 Every key of `ecommerce:platform` with its type, default, what it does (the field's docstring
-in stacks/settings.py) and what the prod profile refuses. `make schema` writes it beside the
+in stacks/settings/) and what the prod profile refuses. `make schema` writes it beside the
 editor schema; a unit test fails when either is stale, so the reference cannot drift from the
 code that validates the stack files.
 
@@ -27,7 +27,7 @@ the `prod` profile refuses (the stack then fails before anything is deployed, na
 Keys are camelCase; unknown keys and wrong types are errors. How the settings are used:
 [deploying.md](deploying.md).
 
-Generated from the settings model (`stacks/settings.py`) by `make schema`; do not edit by hand.
+Generated from the settings model (`stacks/settings/`) by `make schema`; do not edit by hand.
 """
 
 

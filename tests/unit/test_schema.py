@@ -13,7 +13,7 @@ from stacks.catalogue import PLATFORM
 from stacks.loader import parse_settings
 from stacks.reference import reference
 from stacks.schema import stack_file_schema
-from stacks.settings import PROD_REFUSES, PlatformSettings, _production_problems
+from stacks.settings import PROD_REFUSES, PlatformSettings, production_problems
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 
@@ -51,7 +51,7 @@ def test_every_setting_says_what_it_does() -> None:
     undescribed = [name for name, model in models.items() if not model.get("description")]
     undescribed += [f"{name}.{key}" for name, model in models.items()
                     for key, prop in model["properties"].items() if not prop.get("description")]  # fmt: skip
-    assert undescribed == [], "give each a docstring in stacks/settings.py"
+    assert undescribed == [], "give each a docstring in stacks/settings/"
 
 
 def relaxed(edit: Callable[[dict[str, Any]], None]) -> PlatformSettings:
@@ -79,8 +79,8 @@ def test_the_reference_says_what_prod_refuses() -> None:
     # The reference's last column and the rules that refuse a prod stack file agree: every key
     # a rule names is in PROD_REFUSES, and every entry there is a key some rule names.
     problems = [
-        *_production_problems(relaxed(lambda _platform: None), PLATFORM),
-        *_production_problems(relaxed(published_images), PLATFORM),
+        *production_problems(relaxed(lambda _platform: None), PLATFORM),
+        *production_problems(relaxed(published_images), PLATFORM),
     ]
     keys = {re.sub(r"^(services|databases)\.[a-z]+\.", r"\1.<name>.", p.split(":")[0])
             for p in problems}  # fmt: skip
