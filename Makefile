@@ -113,8 +113,9 @@ diff: install ## Offline plan of this change against BASE, no credentials: make 
 	@$(PY) -m plan --base '$(BASE)' $(if $(filter command line environment,$(origin STACK)),--stack '$(STACK)') --format '$(FORMAT)'
 
 .PHONY: schema
-schema: install ## Regenerate the editor schema of the stack files (stacks/stack.schema.json)
+schema: install ## Regenerate the stack files' editor schema and docs/settings.md from the settings model
 	$(VENV)/bin/python -m stacks.schema > stacks/stack.schema.json
+	$(VENV)/bin/python -m stacks.reference > docs/settings.md
 
 .PHONY: bench
 bench: install ## Benchmark: resource-graph build time under mocks, per stack and catalogue size

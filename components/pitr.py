@@ -8,7 +8,7 @@ volume read-only at the server's own path and reaches the server through its Uni
 volume both share): pgBackRest backs up a data directory it reads locally, and the server's
 `postgres` OS user logs in there. So the agent has no network at all, no capability, no Docker
 socket, a read-only root; it sees one server's data and one repository. pgBackRest's TLS server
-would keep the repository out of the server's container too; README, "Point-in-time recovery",
+would keep the repository out of the server's container too; docs/pitr.md
 says why this stack does not use it yet.
 """
 

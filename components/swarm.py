@@ -1,4 +1,4 @@
-"""A workload as a Docker Swarm service (`engine: swarm`; README, "Swarm").
+"""A workload as a Docker Swarm service (`engine: swarm`; docs/swarm.md).
 
 What pulumi-docker's service (kreuzwerker v4.5.0, resource_docker_service*.go) does with each
 input decides how it is written here:
@@ -11,7 +11,7 @@ input decides how it is written here:
 - Networks are attached by ID (the provider reads back only the ID; a name would replace the
   service on every `up`).
 - There is no no-new-privileges, no PIDs limit and no security option in a service spec:
-  dockerd's own `no-new-privileges` setting covers the first (README, Swarm).
+  dockerd's own `no-new-privileges` setting covers the first (docs/swarm.md).
 """
 
 from __future__ import annotations

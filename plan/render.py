@@ -90,7 +90,7 @@ def _markdown(base: str, report: StackReport, with_values: bool) -> str:
         lines += [_change(c, with_values) for c in changed]
     lines += ["<sub>Computed offline from the program under Pulumi's mocks (`make diff`): it "
               "does not see drift on the hosts or values only the provider computes. "
-              "See the README, \"Reviewing infrastructure changes\".</sub>", ""]  # fmt: skip
+              "See docs/reviewing.md.</sub>", ""]  # fmt: skip
     return "\n".join(lines)
 
 

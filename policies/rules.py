@@ -145,7 +145,7 @@ class Process:
     cap_drops: Sequence[str] | Unknown
     cap_adds: Sequence[str] | Unknown
     no_new_privileges: bool | Unknown | None
-    """None for a service: its spec cannot say; dockerd's own setting decides (README)."""
+    """None for a service: its spec cannot say; dockerd's own setting decides (docs/swarm.md)."""
     memory: int | Unknown
     restarts: bool | Unknown
     restart: str | Unknown
@@ -393,7 +393,7 @@ class StackRule:
 
 
 def pids_limited(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, str]]:
-    """Containers only: a Swarm service spec has no PIDs limit (README, "Swarm")."""
+    """Containers only: a Swarm service spec has no PIDs limit (docs/swarm.md)."""
     limits = {s.name.removesuffix("-pids"): s for s in subjects if s.type == PIDS_LIMIT}
     for s in subjects:
         if s.type != CONTAINER or not _running(s):

@@ -85,7 +85,7 @@ def anchors_of(doc: Path) -> set[str]:
 def links() -> list[tuple[str, str]]:
     found = set()
     for doc in DOCS:
-        for target in LINK.findall(FENCE.sub("", doc.read_text())):
+        for target in LINK.findall(SPAN.sub("", FENCE.sub("", doc.read_text()))):
             if not re.match(r"^[a-z]+:", target):  # http:, https:, mailto: are not ours
                 found.add((doc.relative_to(ROOT).as_posix(), target))
     return sorted(found)

@@ -1,0 +1,214 @@
+"""The database servers, Redis and point-in-time recovery: their settings and the rules
+that hold them together (connections against the PIDs limit, backup cadences, the archiving
+settings PITR owns)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from stacks.catalogue import Catalogue
+from stacks.settings.common import BuildSettings, PgMemory, PidsLimit, Port, Resources, StrictModel
+
+if TYPE_CHECKING:
+    from stacks.settings.platform import PlatformSettings
+
+
+RedisPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
+
+
+class DatabaseTuning(StrictModel):
+    """PostgreSQL server settings, passed as `-c` options."""
+
+    max_connections: int = Field(default=200, ge=10, le=10_000)
+    """PostgreSQL's `max_connections`: the most sessions at once."""
+    shared_buffers: PgMemory = "256MB"
+    """PostgreSQL's `shared_buffers`: its own cache (`kB`, `MB`, `GB`, `TB`)."""
+    effective_cache_size: PgMemory = "1GB"
+    """PostgreSQL's `effective_cache_size`: the planner's guess of all caches together."""
+    extra: dict[str, str] = Field(default_factory=dict)
+    """Any further server settings, e.g. `work_mem: 8MB`."""
+
+
+class PostgresSettings(StrictModel):
+    """What the databases share; each database may override tuning and resources."""
+
+    image: str = Field(min_length=1)
+    """The PostgreSQL image of every database server (`postgres:16.6-bookworm`)."""
+    tuning: DatabaseTuning = DatabaseTuning()
+    """Server settings of every database, unless it sets its own."""
+    resources: Resources = Resources(memory_mb=1024)
+    """Limits of each database server, unless it sets its own."""
+    shm_size_mb: int = Field(default=256, ge=64)
+    """/dev/shm for parallel queries; Docker's 64 MB default is too small for 256MB buffers."""
+    stop_grace_seconds: int = Field(default=120, ge=10, le=3600)
+    """From the stop signal (SIGINT, PostgreSQL's fast shutdown) to SIGKILL: time to end the
+    sessions and write the shutdown checkpoint, so the next start needs no crash recovery."""
+    pids_limit: PidsLimit = 1024
+    """Most processes of each server: PostgreSQL runs one per connection, so it must exceed
+    every database's `maxConnections` with room for the server's own workers."""
+
+
+class DatabaseSettings(StrictModel):
+    """One business service's database server, by the service's name."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_server(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "replicas" in data:
+            raise ValueError(
+                "replicas: a database runs as one server pinned to the node of its volume "
+                "(swarm.placement); scale the apps instead"
+            )
+        return data
+
+    host_port: Port | None = None
+    """Published on `publishIp` (dev, for a local client); unset keeps it private."""
+    tuning: DatabaseTuning | None = None
+    """Replaces `postgres.tuning` for this server."""
+    resources: Resources | None = None
+    """Replaces `postgres.resources` for this server."""
+
+
+class RedisSettings(StrictModel):
+    """The Redis server the cart service uses."""
+
+    image: str = Field(min_length=1)
+    """The Redis image (`redis:7.4.1-bookworm`)."""
+    host_port: Port | None = None
+    """Published on `publishIp` (dev); unset keeps it private."""
+    require_password: bool = True
+    """Clients log in with the generated `redisPassword`."""
+    max_memory_mb: int = Field(default=256, ge=8)
+    """Redis's `maxmemory`; below the container's memory limit."""
+    max_memory_policy: RedisPolicy = "allkeys-lru"
+    """What Redis evicts at `maxMemoryMb` (its `maxmemory-policy`)."""
+    append_only: bool = True
+    """Every write logged to disk (`appendonly`), so a restart loses at most the last second."""
+    resources: Resources = Resources(memory_mb=512, cpus=0.5)
+    """The Redis container's limits."""
+    stop_grace_seconds: int = Field(default=60, ge=10, le=3600)
+    """From SIGTERM to SIGKILL: time for Redis to flush its append-only file and save."""
+    pids_limit: PidsLimit = 64
+    """Most processes (threads included) the container may run: a fork bomb or a thread leak
+    stops there instead of exhausting the host."""
+
+
+class PitrSettings(StrictModel):
+    """Point-in-time recovery of every database with pgBackRest (docs/pitr.md): WAL archived
+    continuously into an encrypted repository volume per server, physical backups, restore
+    drills, all run by an agent container beside each server."""
+
+    enabled: bool = False
+    """Run the archiving servers and their agents."""
+    image: str | None = Field(default=None, min_length=1)
+    """A published image of pitr/Dockerfile built on `postgres.image`; exactly one of `image`
+    and `build` when enabled. It runs the servers and their agents."""
+    build: BuildSettings | None = None
+    """Build pitr/Dockerfile on the Docker host instead (dev); `postgres.image` is passed as its
+    POSTGRES_IMAGE, so the server stays the one the stack names."""
+    archive_timeout_seconds: int = Field(default=60, ge=10, le=3600)
+    """A WAL segment is switched and archived at least this often while anything is written:
+    the most committed data a lost volume can cost (the RPO)."""
+    full_every_hours: int = Field(default=168, ge=1, le=24 * 90)
+    """A full backup this often."""
+    diff_every_hours: int | None = Field(default=24, ge=1)
+    """A differential backup (changes since the last full) this often; None: none."""
+    incr_every_hours: int | None = Field(default=4, ge=1)
+    """An incremental backup (changes since the last backup) this often; None: none."""
+    keep_full: int = Field(default=2, ge=1, le=100)
+    """Full backups kept; older ones and the WAL only they need are expired."""
+    keep_diff: int = Field(default=7, ge=1, le=100)
+    """Differential backups kept (when `diffEveryHours` makes them)."""
+    drill_every_hours: int = Field(default=24, ge=1, le=24 * 31)
+    """A restore drill (the latest backup restored, started and checked) this often."""
+    check_every_minutes: int = Field(default=5, ge=1, le=60)
+    """An end-to-end archiving check (a WAL switch awaited in the repository) this often."""
+    max_archive_age_minutes: int = Field(default=15, ge=2, le=24 * 60)
+    """The agent turns unhealthy when no check has passed for longer."""
+    resources: Resources = Resources(memory_mb=512, cpus=1.0)
+    """The agent's: pgBackRest's compression and the drills' throwaway server."""
+    stop_grace_seconds: int = Field(default=30, ge=5, le=3600)
+    """From SIGTERM to SIGKILL of the agent: a backup or drill in progress stops cleanly."""
+    pids_limit: PidsLimit = 256
+    """The agent's; its drills run a small PostgreSQL server."""
+
+
+# PostgreSQL's own processes beside its connections: postmaster, checkpointer, background and
+# WAL writers, autovacuum launcher and workers, parallel workers (max_worker_processes 8), ...
+POSTGRES_OWN_PROCESSES = 32
+
+
+def postgres_process_room(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    problems = []
+    for spec in catalogue.with_database():
+        needed = s.tuning_of(spec.name).max_connections + POSTGRES_OWN_PROCESSES
+        if s.postgres.pids_limit < needed:
+            problems.append(
+                f"postgres.pidsLimit: {s.postgres.pids_limit} leaves no room for the "
+                f"{s.tuning_of(spec.name).max_connections} connections of the {spec.name} "
+                f"database (one process each, and {POSTGRES_OWN_PROCESSES} of the server's "
+                f"own); raise it to at least {needed}"
+            )
+    return problems
+
+
+def pitr_problems(p: PitrSettings) -> list[str]:
+    if not p.enabled:
+        return []
+    problems = []
+    if (p.image is None) == (p.build is None):
+        problems.append(
+            "pitr: set exactly one of image (a published image of pitr/Dockerfile) and build "
+            "(e.g. build: { context: pitr })"
+        )
+    if p.build is not None and "POSTGRES_IMAGE" in p.build.args:
+        problems.append(
+            "pitr.build.args.POSTGRES_IMAGE: set by the platform from postgres.image; remove it"
+        )
+    hours = {"fullEveryHours": p.full_every_hours, "diffEveryHours": p.diff_every_hours,
+             "incrEveryHours": p.incr_every_hours}  # fmt: skip
+    for shorter, longer in (("diffEveryHours", "fullEveryHours"),
+                            ("incrEveryHours", "diffEveryHours"),
+                            ("incrEveryHours", "fullEveryHours")):  # fmt: skip
+        small, large = hours[shorter], hours[longer]
+        if small is not None and large is not None and small >= large:
+            problems.append(f"pitr.{shorter}: {small} must be shorter than pitr.{longer} "
+                            f"({large}); the {longer[:4]} backups make it pointless")  # fmt: skip
+    needed = p.check_every_minutes + -(-p.archive_timeout_seconds // 60) + 1
+    if p.max_archive_age_minutes < needed:
+        problems.append(
+            f"pitr.maxArchiveAgeMinutes: {p.max_archive_age_minutes} would report a stale "
+            f"archive between two checks (checkEveryMinutes {p.check_every_minutes}, each "
+            f"waiting up to archiveTimeoutSeconds); use at least {needed}"
+        )
+    return problems
+
+
+# What PITR sets on every server (pitr/pgbackrest.py, server_settings).
+ARCHIVING_SETTINGS = frozenset({"wal_level", "archive_mode", "archive_command", "archive_timeout"})
+
+
+def archiving_overridden(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    if not s.pitr.enabled:
+        return []
+    tunings = {"postgres.tuning": s.postgres.tuning}
+    for spec in catalogue.with_database():
+        tuning = s.database(spec.name).tuning
+        if tuning is not None:
+            tunings[f"databases.{spec.name}.tuning"] = tuning
+    return [
+        f"{key}.extra.{name}: set by pitr (archiving into pgBackRest); remove it"
+        for key, tuning in tunings.items()
+        for name in sorted(set(tuning.extra) & ARCHIVING_SETTINGS)
+    ]

@@ -1,0 +1,91 @@
+"""A Docker Swarm (`engine: swarm`): placement and rollout settings, and what a swarm
+cannot run (builds, ports published outside the edge, replicas on one host)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field
+
+from stacks.catalogue import Catalogue
+from stacks.settings.common import StrictModel
+from stacks.settings.ports import host_ports, published_by_the_edge
+
+if TYPE_CHECKING:
+    from stacks.settings.platform import PlatformSettings
+
+
+NodeLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
+"""A Swarm node label's key, e.g. `ecommerce.db`."""
+
+
+class SwarmSettings(StrictModel):
+    """How the services of a swarm (`engine: swarm`) are placed, published and rolled."""
+
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    """`vip`: the edge's ports through the routing mesh (every node answers, IPVS balances);
+    `dnsrr`: each node that runs the edge publishes its ports itself (hosts without IPVS, or
+    behind an external balancer)."""
+    placement: dict[str, NodeLabel] = Field(default_factory=dict)
+    """The node label that pins each workload with a volume to the node holding it: `redis`,
+    `edge`, `backup` (when on) and `<service>-db` per database, e.g. `order-db: ecommerce.db`
+    runs it on the node labelled with `docker node update --label-add ecommerce.db=true`."""
+    update_delay_seconds: int = Field(default=10, ge=0, le=3600)
+    """Between two tasks of a rolling update."""
+    monitor_seconds: int = Field(default=30, ge=5, le=3600)
+    """How long a new task must stay healthy before the update goes on; one that fails within
+    it rolls the service back."""
+    converge_timeout_seconds: int = Field(default=300, ge=30, le=1140)
+    """How long `pulumi up` waits for a service's tasks to run (within the provider's own
+    20-minute limit)."""
+
+
+def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    """What holds a volume, so runs on one node of a swarm: Redis, the edge (its
+    certificates), the backup job, each database (its PITR agent goes with it)."""
+    pinned = ["redis", "edge", *(f"{spec.name}-db" for spec in catalogue.with_database())]
+    return pinned + (["backup"] if s.backup.enabled else [])
+
+
+def swarm_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    replicated = {f"services.{n}.replicas": svc.replicas for n, svc in s.services.items()}
+    replicated["edge.replicas"] = s.edge.replicas
+    if s.engine == "containers":
+        return [f"{key}: {n} replicas need engine: swarm; one Docker host runs one of each"
+                for key, n in replicated.items() if n > 1]  # fmt: skip
+    pinned = pinned_workloads(s, catalogue)
+    problems = [
+        f"swarm.placement.{key}: missing; name the label of the node that holds its volume, "
+        f"e.g. `{key}: ecommerce.data` after `docker node update --label-add ecommerce.data=true "
+        "<node>`"
+        for key in pinned
+        if key not in s.swarm.placement
+    ]
+    problems += [
+        f"swarm.placement.{key}: nothing with a volume is called that; expected one of "
+        f"{', '.join(pinned)}"
+        for key in s.swarm.placement
+        if key not in pinned
+    ]
+    builds = [f"services.{n}.build" for n, svc in s.services.items() if svc.build is not None]
+    builds += ["edge.build"] if s.edge.build is not None else []
+    builds += ["pitr.build"] if s.pitr.enabled and s.pitr.build is not None else []
+    problems += [f"{key}: a swarm runs published images that every node can pull; push the "
+                 "image and set it instead" for key in builds]  # fmt: skip
+    problems += [
+        f"{key}: only the edge publishes on a swarm (its ports reach every node); remove it"
+        for key in host_ports(s)
+        if not key.startswith("edge.") and not published_by_the_edge(key, catalogue)
+    ]
+    if s.publish_ip != "0.0.0.0":  # noqa: S104 (a comparison, not a bind)
+        problems.append(
+            f"publishIp: {s.publish_ip} cannot be kept on a swarm, which publishes on every "
+            "address of its nodes; set 0.0.0.0 and filter with the hosts' firewalls"
+        )
+    if s.swarm.endpoint_mode == "dnsrr" and s.edge.replicas > 1:
+        problems.append(
+            f"edge.replicas: {s.edge.replicas} with swarm.endpointMode dnsrr: each task "
+            "publishes its ports on its own node, where only one task can hold them (a pinned "
+            "edge has one node); use 1, or endpointMode vip"
+        )
+    return problems
