@@ -1,4 +1,4 @@
-"""The scheduled logical backup job (docs/backup.md)."""
+"""The scheduled logical backup job (docs/backup.md): its settings and their rule."""
 
 from __future__ import annotations
 
@@ -30,3 +30,9 @@ class BackupSettings(StrictModel):
     pids_limit: PidsLimit = 128
     """Most processes (threads included) the container may run: a fork bomb or a thread leak
     stops there instead of exhausting the host."""
+
+
+def backup_problems(b: BackupSettings) -> list[str]:
+    if b.enabled and b.image is None:
+        return ["backup.image: required when backup.enabled is true"]
+    return []

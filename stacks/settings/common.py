@@ -1,5 +1,6 @@
 """What every settings object shares: the strict base model, the value types, and the
-per-container settings (limits, hardening, logs, health check timing, a build from source)."""
+per-container settings (limits, hardening, logs, health check timing, a build from source),
+and the rule that holds the hardening flags together."""
 
 from __future__ import annotations
 
@@ -65,6 +66,15 @@ class Hardening(StrictModel):
     """No process may gain privileges (setuid binaries, file capabilities)."""
     run_as_non_root: bool = True
     """Start as the image's unprivileged user instead of root-then-drop (needed with no caps)."""
+
+
+def hardening_problems(h: Hardening) -> list[str]:
+    if h.drop_all_capabilities and not h.run_as_non_root:
+        return [
+            "hardening.dropAllCapabilities: needs hardening.runAsNonRoot; the official postgres "
+            "and redis images start as root and cannot drop privileges without capabilities"
+        ]
+    return []
 
 
 class Logs(StrictModel):

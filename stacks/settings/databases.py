@@ -1,6 +1,7 @@
 """The database servers, Redis and point-in-time recovery: their settings and the rules
-that hold them together (connections against the PIDs limit, backup cadences, the archiving
-settings PITR owns)."""
+that hold them together (databases only for services with one, connections against the PIDs
+limit, Redis's memory within its container, backup cadences, the archiving settings PITR
+owns)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,15 @@ class PitrSettings(StrictModel):
     """The agent's; its drills run a small PostgreSQL server."""
 
 
+def unknown_databases(databases: dict[str, DatabaseSettings], catalogue: Catalogue) -> list[str]:
+    with_db = [spec.name for spec in catalogue.with_database()]
+    return [
+        f"databases.{name}: no such database; services with one: {', '.join(with_db)}"
+        for name in databases
+        if name not in with_db
+    ]
+
+
 # PostgreSQL's own processes beside its connections: postmaster, checkpointer, background and
 # WAL writers, autovacuum launcher and workers, parallel workers (max_worker_processes 8), ...
 POSTGRES_OWN_PROCESSES = 32
@@ -161,6 +171,15 @@ def postgres_process_room(s: PlatformSettings, catalogue: Catalogue) -> list[str
                 f"own); raise it to at least {needed}"
             )
     return problems
+
+
+def redis_problems(r: RedisSettings) -> list[str]:
+    if r.max_memory_mb >= r.resources.memory_mb:
+        return [
+            f"redis.maxMemoryMb: {r.max_memory_mb} must stay below the container's "
+            f"memory limit redis.resources.memoryMb ({r.resources.memory_mb})"
+        ]
+    return []
 
 
 def pitr_problems(p: PitrSettings) -> list[str]:

@@ -8,10 +8,17 @@ from typing import Literal, Self
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from stacks.catalogue import SERVICE_ENV_NAMES, Catalogue
+from stacks.catalogue import Catalogue
 from stacks.images import is_pinned
-from stacks.settings.backup import BackupSettings
-from stacks.settings.common import Hardening, HealthCheck, Logs, Resources, StrictModel
+from stacks.settings.backup import BackupSettings, backup_problems
+from stacks.settings.common import (
+    Hardening,
+    HealthCheck,
+    Logs,
+    Resources,
+    StrictModel,
+    hardening_problems,
+)
 from stacks.settings.databases import (
     DatabaseSettings,
     DatabaseTuning,
@@ -21,11 +28,13 @@ from stacks.settings.databases import (
     archiving_overridden,
     pitr_problems,
     postgres_process_room,
+    redis_problems,
+    unknown_databases,
 )
 from stacks.settings.edge import EdgeSettings, edge_apps, edge_problems
 from stacks.settings.ports import duplicate_host_ports, host_ports, unpublishable_ports
-from stacks.settings.registry import RegistrySettings, registry_of
-from stacks.settings.services import ServiceSettings
+from stacks.settings.registry import RegistrySettings, registry_problems
+from stacks.settings.services import ServiceSettings, service_problems
 from stacks.settings.swarm import SwarmSettings, swarm_problems
 
 
@@ -107,65 +116,24 @@ class PlatformSettings(StrictModel):
 
 
 def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    """Cross-field rules, each message starting with the key it is about."""
-    known = catalogue.names()
-    problems: list[str] = []
-    for name in s.services:
-        if name not in known:
-            problems.append(f"services.{name}: unknown service; known: {', '.join(known)}")
-    for name in known:
-        if name not in s.services:
-            problems.append(
-                f"services.{name}: missing; every service needs an entry with an image or a build"
-            )
-    for name, svc in s.services.items():
-        if (svc.image is None) == (svc.build is None):
-            problems.append(
-                f"services.{name}: set exactly one of image (a published image) and build "
-                "(a source folder to build)"
-            )
-        if svc.stop_grace_seconds > s.wait_timeout_seconds:
-            problems.append(
-                f"services.{name}.stopGraceSeconds: {svc.stop_grace_seconds} is longer than "
-                f"waitTimeoutSeconds ({s.wait_timeout_seconds}): a deploy would give an old "
-                "container longer to finish its requests than a new one to start; keep it within"
-            )
-        for key in sorted(set(svc.env) & SERVICE_ENV_NAMES):
-            problems.append(f"services.{name}.env.{key}: set by the platform; choose another name")
-    with_db = [spec.name for spec in catalogue.with_database()]
-    for name in s.databases:
-        if name not in with_db:
-            problems.append(
-                f"databases.{name}: no such database; services with one: {', '.join(with_db)}"
-            )
-    if s.backup.enabled and s.backup.image is None:
-        problems.append("backup.image: required when backup.enabled is true")
+    """Cross-field rules, each message starting with the key it is about: each domain's, from
+    its module, and those on the top-level keys."""
+    problems = service_problems(s, catalogue)
+    problems += unknown_databases(s.databases, catalogue)
+    problems += backup_problems(s.backup)
     problems += postgres_process_room(s, catalogue)
     problems += pitr_problems(s.pitr)
     problems += archiving_overridden(s, catalogue)
-    if s.redis.max_memory_mb >= s.redis.resources.memory_mb:
-        problems.append(
-            f"redis.maxMemoryMb: {s.redis.max_memory_mb} must stay below the container's "
-            f"memory limit redis.resources.memoryMb ({s.redis.resources.memory_mb})"
-        )
+    problems += redis_problems(s.redis)
     problems += [f"corsOrigins: {o!r} is not an origin like https://shop.example.com"
                  for o in s.cors_origins if not _ORIGIN.match(o)]  # fmt: skip
-    if s.hardening.drop_all_capabilities and not s.hardening.run_as_non_root:
-        problems.append(
-            "hardening.dropAllCapabilities: needs hardening.runAsNonRoot; the official postgres "
-            "and redis images start as root and cannot drop privileges without capabilities"
-        )
+    problems += hardening_problems(s.hardening)
     problems += edge_problems(s, catalogue)
     problems += swarm_problems(s, catalogue)
     problems += duplicate_host_ports(s)
     problems += unpublishable_ports(s, catalogue)
-    if s.registry is not None and s.registry.address not in {
-        registry_of(i) for i in images(s).values()
-    }:
-        problems.append(
-            f"registry.address: no image of the stack is on {s.registry.address}; images name "
-            "their registry first, as in registry.example.com/shop/api:1.0"
-        )
+    if s.registry is not None:
+        problems += registry_problems(s.registry, images(s).values())
     if s.profile == "prod":
         problems += production_problems(s, catalogue)
     return problems
