@@ -16,13 +16,18 @@ never written into the repository):
                                           builds FROM
     ecommerce-test/edge-proxy:1           the edge proxy (images/edge-proxy)
     ecommerce-test/postgres-pitr:15       PostgreSQL with pgBackRest and pitr (pitr/Dockerfile)
+    ecommerce-test/prometheus:2           official prom/prometheus contract, Debian's prometheus
+    ecommerce-test/alertmanager:0         official prom/alertmanager contract, Debian's package
+    ecommerce-test/postgres-exporter:0    official postgres-exporter contract, Debian's package
+    ecommerce-test/redis-exporter:1       official redis_exporter (alpine) contract, Debian's
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
 parent recipe's hash) is stored on the image as the label ``ecommerce-test.recipe-hash``; an image
 whose label matches is reused, anything else is rebuilt.
 
 Usage: ``python -m images.build [--force] [NAME ...]`` (NAME: debian-base, postgres, redis,
-node-base, reference-service, caddy-base, edge-proxy, postgres-pitr, backup; default all).
+node-base, reference-service, caddy-base, edge-proxy, postgres-pitr, backup, prometheus,
+alertmanager, postgres-exporter, redis-exporter; default all).
 Building debian-base needs root (or sudo) and debootstrap.
 """
 
@@ -127,6 +132,12 @@ RECIPES: dict[str, Recipe] = {
             "caddy-base",
             build_args=(("CADDY_IMAGE", "ecommerce-test/caddy-base:1"),),
         ),
+        # Monitoring (components/monitoring.py): the official images' contracts on Debian's
+        # packages.
+        Recipe("prometheus", "ecommerce-test/prometheus:2", "debian-base"),
+        Recipe("alertmanager", "ecommerce-test/alertmanager:0", "debian-base"),
+        Recipe("postgres-exporter", "ecommerce-test/postgres-exporter:0", "debian-base"),
+        Recipe("redis-exporter", "ecommerce-test/redis-exporter:1", "debian-base"),
         # The project's PostgreSQL image with pgBackRest and the pitr tool (pitr/Dockerfile),
         # on the local postgres image.
         Recipe(
