@@ -20,6 +20,8 @@ HTTPS_PORT = 8443
 HEALTH_PORT = 8079
 """Loopback-only listener of the container's health check."""
 HEALTH_PATH = "/health"
+METRICS_PORT = 9180
+METRICS_PATH = "/metrics"
 CONFIG_DIR = "/etc/caddy"
 """Where the image's default command reads `Caddyfile`; the secrets volume is mounted here."""
 CADDYFILE = "Caddyfile"
@@ -40,11 +42,18 @@ class EdgeRoutes:
     """The published HTTPS port, for the redirects (browsers know nothing of HTTPS_PORT)."""
     retry_seconds: int = 5
     grace_seconds: int = 30
+    metrics_bind: str | None = None
+    """Serve request metrics on METRICS_PORT at this address (the edge's name on the
+    monitoring network, so nothing on the edge network reaches them); "" for every address
+    (a swarm, where the name is the service's, not the task's)."""
 
 
 def render(routes: EdgeRoutes) -> str:
     """The whole Caddyfile, deterministic (the same settings give the same text)."""
     blocks = [_global_options(routes), _health_site()]
+    if routes.metrics_bind is not None:
+        bind = [f"bind {routes.metrics_bind}"] if routes.metrics_bind else []
+        blocks.append(_block(f"http://:{METRICS_PORT}", [*bind, f"metrics {METRICS_PATH}"]))
     # `log`: an access log line per request on stderr, where Docker collects and rotates it
     # (Caddy redacts cookies and authorization headers).
     blocks += [
@@ -64,6 +73,10 @@ def render(routes: EdgeRoutes) -> str:
 
 
 def _global_options(routes: EdgeRoutes) -> str:
+    servers = ["protocols h1 h2"]
+    if routes.metrics_bind is not None:
+        # Request counts and durations by answer code (Caddy 2.8 counts them only if asked).
+        servers.append("metrics")
     options = [
         "admin off",
         f"http_port {HTTP_PORT}",
@@ -72,7 +85,7 @@ def _global_options(routes: EdgeRoutes) -> str:
         f"grace_period {max(1, routes.grace_seconds - 1)}s",
         # No HTTP/3: only TCP is published, and Caddy would advertise its inside port
         # (`Alt-Svc: h3=":8443"`) to browsers.
-        "servers {\n\tprotocols h1 h2\n}",
+        _block("servers", servers),
     ]
     tls = routes.tls
     if tls is None:

@@ -9,6 +9,9 @@ import pulumi
 import pulumi_docker as docker
 
 from components import engine
+from components.exporter_role import PASSWORD_FILE as EXPORTER_PASSWORD_FILE
+from components.exporter_role import SCRIPT_FILE as EXPORTER_ROLE_SCRIPT
+from components.exporter_role import ExporterRole, role_script
 from components.pitr import (
     AgentArgs,
     PitrArgs,
@@ -80,6 +83,8 @@ class DatabaseArgs:
     """Point-in-time recovery: the server archives its WAL and an agent runs beside it."""
     node_label: str | None = None
     """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
+    exporter_role: bool = False
+    """Give the metrics exporter a login of its own (components/exporter_role.py)."""
 
 
 class Database(pulumi.ComponentResource):
@@ -105,6 +110,10 @@ class Database(pulumi.ComponentResource):
     reachable_port: int
     pitr: PitrStorage | None
     pitr_agent: docker.Container | docker.Service | None
+    exporter_password: pulumi.Output[str] | None
+    """The exporter role's password, a Pulumi secret (None without `exporter_role`)."""
+    network: docker.Network
+    """Its private network."""
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -113,6 +122,18 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.password = secret_or_generated(f"{name}-password", args.password, 32, self)
         self.admin_password = secret_or_generated(f"{name}-admin-password", None, 32, self)
+        files: dict[str, pulumi.Input[str]] = {
+            ADMIN_PASSWORD_FILE: self.admin_password,
+            SERVICE_PASSWORD_FILE: self.password,
+            ROLE_SCRIPT: service_role_script(args.spec),
+        }
+        self.exporter_password = None
+        if args.exporter_role:
+            self.exporter_password = secret_or_generated(
+                f"{name}-exporter-password", None, 32, self
+            )
+            files[EXPORTER_PASSWORD_FILE] = self.exporter_password
+            files[EXPORTER_ROLE_SCRIPT] = role_script(secret_path(EXPORTER_PASSWORD_FILE))
         data = labelled_volume(
             f"{name}-data",
             f"{args.docker_name}-data",
@@ -124,11 +145,7 @@ class Database(pulumi.ComponentResource):
             SecretFilesArgs(
                 docker_name=f"{args.docker_name}-secrets",
                 image=args.image,
-                files={
-                    ADMIN_PASSWORD_FILE: self.admin_password,
-                    SERVICE_PASSWORD_FILE: self.password,
-                    ROLE_SCRIPT: service_role_script(args.spec),
-                },
+                files=files,
                 labels=args.labels,
                 swarm=args.runtime.swarm is not None,
             ),
@@ -183,7 +200,18 @@ class Database(pulumi.ComponentResource):
             args.runtime,
             self,
         ).container
+        if args.exporter_role and isinstance(self.container, docker.Container):
+            # On a swarm the entrypoint's run is the only one (docs/monitoring.md).
+            ExporterRole(
+                f"{name}-exporter-role",
+                self.container,
+                secret_path(EXPORTER_ROLE_SCRIPT),
+                secrets.revision,
+                args.runtime.docker_host,
+                pulumi.ResourceOptions(parent=self),
+            )
         self.host, self.port = args.alias, PORT
+        self.network = args.network
         self.database, self.user = database, user
         if args.host_port is None:
             self.reachable_host, self.reachable_port = args.alias, PORT

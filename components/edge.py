@@ -1,7 +1,8 @@
 """The edge proxy: the one container that holds the published ports of the gateway and web apps.
 
 Caddy (images/edge-proxy) routes each host name or port to its app over the edge network and
-nothing else: it is attached to no other network, and it needs no Docker socket (its routes
+nothing else: it is attached to no other network (but the monitoring network, where it only
+serves its metrics), and it needs no Docker socket (its routes
 are written here, not discovered). Because it holds the host ports, the apps behind it hold
 none and are replaced side by side; the proxy itself cannot be (two containers cannot bind one
 host port), so a new proxy image or configuration restarts it: a gap of about a second.
@@ -21,6 +22,7 @@ import pulumi_docker as docker
 
 from components import caddyfile, engine
 from components.built_image import service_image
+from components.monitoring_config import EDGE_METRICS_ALIAS
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
 from components.workload import Mount, Network, Port, Workload
@@ -48,6 +50,8 @@ class EdgeArgs:
     key: pulumi.Output[str] | None = None
     node_label: str | None = None
     """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
+    metrics_network: docker.Network | None = None
+    """The monitoring network, where it serves its request metrics (`routes.metrics_bind`)."""
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -63,6 +67,9 @@ class EdgeProxy(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         image = service_image(f"{name}-image", args.settings, args.docker_name, self)
         self.config = caddyfile.render(args.routes)
+        metrics = []
+        if args.metrics_network is not None:
+            metrics = [Network(args.metrics_network, EDGE_METRICS_ALIAS)]
         secret: dict[str, pulumi.Input[str]] = {}
         if args.certificate is not None and args.key is not None:
             secret = {caddyfile.CERTIFICATE_FILE: args.certificate, caddyfile.KEY_FILE: args.key}
@@ -91,7 +98,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 docker_name=args.docker_name,
                 image=image,
                 mounts=[files.mount(caddyfile.CONFIG_DIR), Mount(data.name, DATA_PATH)],
-                networks=[Network(args.network, "edge")],
+                networks=[Network(args.network, "edge"), *metrics],
                 ports=args.ports,
                 # /config: Caddy saves the configuration it runs there (XDG_CONFIG_HOME).
                 needs=ImageNeeds(

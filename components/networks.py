@@ -3,7 +3,13 @@
 - `edge`: the gateway and the web apps; never internal (it carries the published ports).
 - `backend`: the gateway and the business services.
 - `cache`: Redis and only the services that use it.
-- one network per database: that database, its own service and the backup job, nothing else.
+- one network per database: that database, its own service, the backup job and the database's
+  metrics exporter, nothing else.
+- `monitoring` (with monitoring on): Prometheus, Alertmanager, the exporters and the edge's
+  metrics listener. Prometheus is on no other network: it reaches the exporters, never a
+  database.
+- `alerting` (with monitoring on): Alertmanager alone, never internal: its way out to the
+  webhook and the SMTP relay.
 So a service reaches its own database and no other, and the gateway and web apps reach none.
 """
 
@@ -26,6 +32,8 @@ class NetworksArgs:
     labels: Mapping[str, str]
     overlay: bool = False
     """Overlay networks spanning the nodes of a swarm, instead of one host's bridges."""
+    monitoring: bool = False
+    """The monitoring and alerting networks too."""
 
 
 class Networks(pulumi.ComponentResource):
@@ -33,6 +41,8 @@ class Networks(pulumi.ComponentResource):
     backend: docker.Network
     cache: docker.Network
     databases: dict[str, docker.Network]
+    monitoring: docker.Network | None
+    alerting: docker.Network | None
 
     def __init__(
         self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None
@@ -55,10 +65,16 @@ class Networks(pulumi.ComponentResource):
         self.databases = {
             svc: network(f"{svc}-db", args.internal) for svc in args.database_services
         }
+        self.monitoring = self.alerting = None
+        if args.monitoring:
+            self.monitoring = network("monitoring", args.internal)
+            self.alerting = network("alerting", internal=False)
         self.register_outputs({})
 
     def names(self) -> dict[str, pulumi.Output[str]]:
         """Every network's Docker name by its role, for the stack outputs."""
         named = {"edge": self.edge, "backend": self.backend, "cache": self.cache}
         named |= {f"{svc}-db": net for svc, net in self.databases.items()}
+        if self.monitoring is not None and self.alerting is not None:
+            named |= {"monitoring": self.monitoring, "alerting": self.alerting}
         return {key: net.name for key, net in named.items()}

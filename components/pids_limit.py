@@ -46,9 +46,9 @@ class PidsLimitError(DockerApiError):
 def engine_api(
     docker_host: str | None, what: str, error: type[DockerApiError] = DockerApiError
 ) -> Callable[..., Any]:
-    """`call(method, path, body=None)` on the Engine API of `docker_host`, else `DOCKER_HOST`,
-    else the local socket: the answer's JSON (None when empty). Every failure raises `error`
-    with a message that starts with `what`."""
+    """`call(method, path, body=None, raw=False)` on the Engine API of `docker_host`, else
+    `DOCKER_HOST`, else the local socket: the answer's JSON (None when empty). Every failure
+    raises `error` with a message that starts with `what`."""
     import http.client
     import json
     import os
@@ -85,19 +85,23 @@ def engine_api(
             )
         return http.client.HTTPConnection(where.hostname, where.port or 2375, timeout=60)
 
-    def call(method: str, path: str, body: Any = None) -> Any:
+    def call(method: str, path: str, body: Any = None, raw: bool = False) -> Any:
+        """`raw`: the answer's bytes as they came (an exec's multiplexed output)."""
         connection = connect()
         try:
             connection.request(method, path, None if body is None else json.dumps(body),
                                {"Content-Type": "application/json"})  # fmt: skip
             answer = connection.getresponse()
-            text = answer.read().decode(errors="replace")
+            content = answer.read()
         except OSError as err:
             raise error(f"{what}: {host}: {err}") from None
         finally:
             connection.close()
+        text = content.decode(errors="replace")
         if answer.status >= 300:
             raise error(f"{what}: Docker answered {answer.status}: {text.strip()}")
+        if raw:
+            return content
         return json.loads(text) if text.strip() else None
 
     return call

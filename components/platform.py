@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.alert_rules import Thresholds
 from components.backup_job import BackupJob, BackupJobArgs
 from components.built_image import service_image
 from components.cache import Cache, CacheArgs
@@ -14,6 +15,8 @@ from components.caddyfile import HTTP_PORT, HTTPS_PORT, EdgeRoutes
 from components.database import Database, DatabaseArgs
 from components.docker_provider import docker_provider
 from components.edge import EdgeArgs, EdgeProxy
+from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring_config import EDGE_METRICS_ALIAS
 from components.networks import Networks, NetworksArgs
 from components.pitr import PitrArgs
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
@@ -49,6 +52,7 @@ class Platform(pulumi.ComponentResource):
     services: dict[str, Service]
     backup: BackupJob | None
     edge: EdgeProxy
+    monitoring: Monitoring | None
     urls: dict[str, str]
     """Per service: the published URL, or the in-network one for private services."""
     containers: dict[str, pulumi.Input[str]]
@@ -91,6 +95,7 @@ class Platform(pulumi.ComponentResource):
                 database_services=[spec.name for spec in catalogue.with_database()],
                 internal=s.networks.internal,
                 overlay=s.engine == "swarm",
+                monitoring=s.monitoring.enabled,
                 labels=labels("platform", "network"),
             ),
             opts=child,
@@ -137,6 +142,7 @@ class Platform(pulumi.ComponentResource):
                     protect_data=s.protect_data,
                     pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, spec.name),
                     node_label=placement.get(f"{spec.name}-db"),
+                    exporter_role=s.monitoring.enabled,
                 ),
                 opts=child,
             )
@@ -169,6 +175,7 @@ class Platform(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+        self.monitoring = self._monitoring(name, args, runtime, child)
         self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}
         self.containers = {n: service.docker_name for n, service in sorted(self.services.items())}
         self.containers["edge"] = self.edge.container.name
@@ -183,6 +190,41 @@ class Platform(pulumi.ComponentResource):
                 update={"args": args})})  # fmt: skip
         return service_image(f"{name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr",
                              self)  # fmt: skip
+
+    def _monitoring(
+        self, name: str, args: PlatformArgs, runtime: RuntimeProfile, opts: pulumi.ResourceOptions
+    ) -> Monitoring | None:
+        s, networks = args.settings, self.networks
+        if networks.monitoring is None or networks.alerting is None:
+            return None
+        receivers = {
+            "webhook_url": args.secrets.alert_webhook_url,
+            "smtp_password": args.secrets.alert_smtp_password,
+        }
+        return Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                settings=s.monitoring,
+                thresholds=Thresholds(
+                    s.monitoring.alerts,
+                    s.pitr.max_archive_age_minutes if s.pitr.enabled else None,
+                ),
+                name_prefix=s.name_prefix,
+                stack=args.stack,
+                monitoring_network=networks.monitoring,
+                alerting_network=networks.alerting,
+                databases=self.databases,
+                cache=self.cache,
+                cache_network=networks.cache,
+                runtime=runtime,
+                labels=lambda service, role: docker_labels(args.stack, service, role),
+                receivers={k: v for k, v in receivers.items() if v is not None},
+                publish_ip=s.publish_ip,
+                protect_data=s.protect_data,
+                placement=s.swarm.placement if s.engine == "swarm" else None,
+            ),
+            opts=opts,
+        )
 
     def pitr_passphrases(self) -> dict[str, pulumi.Output[str]]:
         """Per service, its repository's passphrase (a secret): keep a copy outside the stack's
@@ -218,6 +260,12 @@ class Platform(pulumi.ComponentResource):
             https_port=edge.https_port,
             retry_seconds=edge.upstream_retry_seconds,
             grace_seconds=edge.stop_grace_seconds,
+            # By its name on the monitoring network; on a swarm that name is the service's.
+            metrics_bind=None
+            if self.networks.monitoring is None
+            else ""
+            if s.engine == "swarm"
+            else EDGE_METRICS_ALIAS,
         )
         return EdgeProxy(
             f"{name}-edge",
@@ -233,6 +281,7 @@ class Platform(pulumi.ComponentResource):
                 certificate=args.secrets.edge_tls_certificate,
                 key=args.secrets.edge_tls_key,
                 node_label=(s.swarm.placement if s.engine == "swarm" else {}).get("edge"),
+                metrics_network=self.networks.monitoring,
             ),
             opts=opts,
         )

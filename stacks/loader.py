@@ -8,6 +8,7 @@ one-message error (a `RunError`) before any resource is registered.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import pulumi
@@ -24,6 +25,8 @@ REDIS_PASSWORD_KEY = "redisPassword"
 REGISTRY_PASSWORD_KEY = "registryPassword"
 EDGE_TLS_CERTIFICATE_KEY = "edgeTlsCertificate"
 EDGE_TLS_KEY_KEY = "edgeTlsKey"
+ALERT_WEBHOOK_URL_KEY = "alertWebhookUrl"
+ALERT_SMTP_PASSWORD_KEY = "alertSmtpPassword"
 # The Docker provider's own stack config (`pulumi config set docker:host ...`). The default
 # provider reads it; the program's explicit provider (made when a registry is set) takes these
 # two over and refuses the others rather than silently dropping them.
@@ -52,6 +55,10 @@ class SecretOverrides:
     """PEM chain of the edge's certificate (`edge.tls.certificates: files`)."""
     edge_tls_key: pulumi.Output[str] | None = None
     """PEM private key of that certificate."""
+    alert_webhook_url: pulumi.Output[str] | None = None
+    """Where Alertmanager posts alerts (`monitoring.alerts.webhook`): it may hold a token."""
+    alert_smtp_password: pulumi.Output[str] | None = None
+    """The SMTP relay's password (`monitoring.alerts.email.username`)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ def load(catalogue: Catalogue) -> StackConfig:
         )
     _check_registry_login(settings, secrets, source)
     _check_edge_certificate(settings, secrets, source)
+    _check_alert_receivers(settings, config, source)
     docker = _docker_config(source, provider_made=settings.registry is not None)
     return StackConfig(settings=settings, secrets=secrets, docker=docker)
 
@@ -122,6 +130,37 @@ def _check_edge_certificate(
                 f"{source}: {full_key} is set but edge.tls.certificates is not files; "
                 "set certificates: files or remove the key"
             )
+
+
+def _check_alert_receivers(settings: PlatformSettings, config: pulumi.Config, source: str) -> None:
+    """Each receiver's secret is set exactly when the receiver uses it; the webhook URL is one
+    Alertmanager can post to (the value itself is never printed)."""
+    alerts = settings.monitoring.alerts
+    email = alerts.email
+    receivers = (
+        (ALERT_WEBHOOK_URL_KEY, alerts.webhook, "monitoring.alerts.webhook"),
+        (ALERT_SMTP_PASSWORD_KEY, email is not None and email.username is not None,
+         "monitoring.alerts.email.username"),
+    )  # fmt: skip
+    for key, used, setting in receivers:
+        full_key = f"{NAMESPACE}:{key}"
+        value = config.get(key)
+        if used and settings.monitoring.enabled and value is None:
+            raise StackConfigError(
+                f"{source}: {full_key} is missing: {setting} needs it; set it with "
+                f"`pulumi config set --secret {full_key}`"
+            )
+        if not used and value is not None:
+            raise StackConfigError(
+                f"{source}: {full_key} is set but nothing uses it ({setting} is not set); "
+                "set that, or remove the key"
+            )
+    url = config.get(ALERT_WEBHOOK_URL_KEY)
+    if url is not None and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$", url):
+        raise StackConfigError(
+            f"{source}: {NAMESPACE}:{ALERT_WEBHOOK_URL_KEY} is not an http(s) URL like "
+            "https://hooks.example.com/T0/B0 (its value is not shown: it is a secret)"
+        )
 
 
 def _docker_config(source: str, provider_made: bool) -> dict[str, str]:
@@ -189,6 +228,8 @@ def _known_keys(catalogue: Catalogue) -> set[str]:
         REGISTRY_PASSWORD_KEY,
         EDGE_TLS_CERTIFICATE_KEY,
         EDGE_TLS_KEY_KEY,
+        ALERT_WEBHOOK_URL_KEY,
+        ALERT_SMTP_PASSWORD_KEY,
     }
     keys |= {database_password_key(spec.name) for spec in catalogue.with_database()}
     return keys
@@ -235,4 +276,6 @@ def _secret_overrides(config: pulumi.Config, catalogue: Catalogue, source: str) 
         # The certificate is public, but it travels with its key: one rule for both.
         edge_tls_certificate=secret(EDGE_TLS_CERTIFICATE_KEY),
         edge_tls_key=secret(EDGE_TLS_KEY_KEY),
+        alert_webhook_url=secret(ALERT_WEBHOOK_URL_KEY),
+        alert_smtp_password=secret(ALERT_SMTP_PASSWORD_KEY),
     )

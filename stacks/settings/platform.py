@@ -32,6 +32,7 @@ from stacks.settings.databases import (
     unknown_databases,
 )
 from stacks.settings.edge import EdgeSettings, edge_apps, edge_problems
+from stacks.settings.monitoring import MonitoringSettings, monitoring_images
 from stacks.settings.ports import duplicate_host_ports, host_ports, unpublishable_ports
 from stacks.settings.registry import RegistrySettings, registry_problems
 from stacks.settings.services import ServiceSettings, service_problems
@@ -87,6 +88,8 @@ class PlatformSettings(StrictModel):
     """The scheduled logical backups."""
     pitr: PitrSettings = PitrSettings()
     """Point-in-time recovery."""
+    monitoring: MonitoringSettings = MonitoringSettings()
+    """Metrics, alert rules and where alerts go (docs/monitoring.md)."""
     engine: Literal["containers", "swarm"] = "containers"
     """`containers`: one Docker host; `swarm`: services on a Docker Swarm (docs/swarm.md)."""
     swarm: SwarmSettings = SwarmSettings()
@@ -153,7 +156,7 @@ def images(s: PlatformSettings) -> dict[str, str]:
         found["edge.image"] = s.edge.image
     if s.pitr.enabled and s.pitr.image is not None:
         found["pitr.image"] = s.pitr.image
-    return found
+    return found | monitoring_images(s.monitoring)
 
 
 _UNPINNED = "an image without a version tag (with a digit) or a digest"
@@ -173,6 +176,11 @@ PROD_REFUSES: dict[str, str] = {
     "backup.image": _UNPINNED,
     "pitr.image": _UNPINNED,
     "pitr.build": _BUILT,
+    "monitoring.prometheus.image": _UNPINNED,
+    "monitoring.alertmanager.image": _UNPINNED,
+    "monitoring.postgresExporter.image": _UNPINNED,
+    "monitoring.redisExporter.image": _UNPINNED,
+    "monitoring.prometheus.hostPort": "any: Prometheus is reached through the edge",
     "hardening.readOnlyRoot": "`false`",
     "hardening.dropAllCapabilities": "`false`",
     "hardening.noNewPrivileges": "`false`",
@@ -216,6 +224,8 @@ def production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     for key in host_ports(s):
         if key.startswith("databases.") or key == "redis.hostPort":
             problems.append(f"{key}: databases and Redis are never published in prod")
+        elif key == "monitoring.prometheus.hostPort":
+            problems.append(f"{key}: prod never publishes Prometheus; remove it")
         elif key.startswith("services.") and key.split(".")[1] in apps:
             app = key.split(".")[1]
             problems.append(

@@ -26,6 +26,8 @@ def host_ports(s: PlatformSettings) -> dict[str, int]:
         ports["edge.httpPort"] = s.edge.http_port
     if s.edge.hosts and s.edge.tls is not None:
         ports["edge.httpsPort"] = s.edge.https_port
+    if s.monitoring.enabled and s.monitoring.prometheus.host_port is not None:
+        ports["monitoring.prometheus.hostPort"] = s.monitoring.prometheus.host_port
     return ports
 
 

@@ -52,6 +52,13 @@ IMAGES = {
     "edge": "ecommerce-test/edge-proxy:1",
     "pitr": "ecommerce-test/postgres-pitr:15",
 }
+# The monitoring parts' images, by their key under `monitoring`.
+MONITORING_IMAGES = {
+    "prometheus": "ecommerce-test/prometheus:2",
+    "alertmanager": "ecommerce-test/alertmanager:0",
+    "postgresExporter": "ecommerce-test/postgres-exporter:0",
+    "redisExporter": "ecommerce-test/redis-exporter:1",
+}
 # No ACME CA is reachable: a stack with TLS serves a certificate made for the run, on ports
 # that need no privilege and collide with nothing.
 EDGE_HTTP_PORT = 18080
@@ -240,6 +247,9 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
                  "httpPort": EDGE_HTTP_PORT, "httpsPort": EDGE_HTTPS_PORT}  # fmt: skip
         certificate, key = edge_certificate(tuple(sorted(edge["hosts"].values())))
         config |= {CERTIFICATE_KEY: certificate, KEY_KEY: key}
+    monitoring = platform.setdefault("monitoring", {})
+    for part, image in MONITORING_IMAGES.items():
+        monitoring[part] = monitoring.get(part, {}) | {"image": image}
     platform.pop("registry", None)
     return config
 

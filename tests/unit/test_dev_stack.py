@@ -63,6 +63,10 @@ def test_the_edge_routes_each_port_to_its_app(dev_graph: Graph) -> None:
     assert "auto_https off" in caddyfile  # plain HTTP in dev
 
 
+PROMETHEUS_UI_PORT = 19090
+"""Not in the SPEC's map: the port the issue chose for Prometheus's UI."""
+
+
 def test_every_database_and_redis_is_published_on_its_spec_port(dev_graph: Graph) -> None:
     ports = published(dev_graph)
     for service, host in SPEC_DATABASE_PORTS.items():
@@ -72,10 +76,18 @@ def test_every_database_and_redis_is_published_on_its_spec_port(dev_graph: Graph
     assert ports["shop-dev-redis"] == [{"internal": 6379, "external": 6379, "ip": "127.0.0.1"}]
 
 
+def test_prometheus_ui_is_published_on_loopback(dev_graph: Graph) -> None:
+    ports = published(dev_graph)
+    assert ports["shop-dev-prometheus"] == [
+        {"internal": 9090, "external": PROMETHEUS_UI_PORT, "ip": "127.0.0.1"}
+    ]
+
+
 def test_nothing_else_is_published(dev_graph: Graph) -> None:
     all_host_ports = sorted(p["external"] for ports in published(dev_graph).values() for p in ports)
     expected = sorted(
-        [h for h, _ in SPEC_SERVICE_PORTS.values()] + [*SPEC_DATABASE_PORTS.values(), 6379]
+        [h for h, _ in SPEC_SERVICE_PORTS.values()]
+        + [*SPEC_DATABASE_PORTS.values(), 6379, PROMETHEUS_UI_PORT]
     )
     assert all_host_ports == expected
 

@@ -22,9 +22,9 @@ def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_gr
     containers = stack_graph.running_containers()
     # A side-by-side app is waited for by its traffic gate, which gives it its aliases.
     gated = {r.name.removesuffix("-traffic"): r for r in stack_graph.of_type(TRAFFIC_GATE)}
-    # 8 services, 4 databases and their PITR agents, Redis, the edge proxy; in prod the backup
-    # job.
-    assert len(containers) == (19 if stack_graph.name_prefix() == "shop" else 18)
+    # 8 services, 4 databases and their PITR agents, Redis, the edge proxy, Prometheus,
+    # Alertmanager, an exporter per database and one for Redis; in prod the backup job.
+    assert len(containers) == (26 if stack_graph.name_prefix() == "shop" else 25)
     for c in containers:
         check = c.inputs["healthcheck"]
         assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
@@ -108,8 +108,9 @@ def test_containers_wait_for_their_secret_files(stack_graph: Graph) -> None:
                 seed = stack_graph.container(mount["volumeName"] + "-seed")
                 assert seed.urn in c.depends_on, c.name
                 consumers += 1
-    # Four databases, six services with secrets; Redis and the backup job in prod.
-    assert consumers == (12 if stack_graph.name_prefix() == "shop" else 10)
+    # Four databases, six services with secrets, the four database exporters; Redis, its
+    # exporter and the backup job in prod.
+    assert consumers == (17 if stack_graph.name_prefix() == "shop" else 14)
 
 
 def test_which_containers_are_replaced_side_by_side(stack_graph: Graph) -> None:

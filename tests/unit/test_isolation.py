@@ -24,13 +24,15 @@ def test_each_database_network_holds_its_database_and_its_service_only(dev_graph
         assert attached[f"shop-dev-{service}-db"] == {
             f"shop-dev-{service}-db",
             f"shop-dev-{service}",
+            f"shop-dev-{service}-db-exporter",
         }
 
 
 def test_in_prod_the_backup_job_joins_every_database_network(prod_graph: Graph) -> None:
     attached = members(prod_graph)
     for service in DATABASE_SERVICES:
-        expected = {f"shop-{service}-db", f"shop-{service}", "shop-backup"}
+        expected = {f"shop-{service}-db", f"shop-{service}", "shop-backup",
+                    f"shop-{service}-db-exporter"}  # fmt: skip
         assert attached[f"shop-{service}-db"] == expected
     backup_nets = prod_graph.container("shop-backup").inputs["networksAdvanced"]
     assert sorted(n["name"] for n in backup_nets) == sorted(
@@ -75,12 +77,17 @@ def test_web_apps_sit_on_the_edge_only(stack_graph: Graph) -> None:
 
 def test_redis_is_shared_only_with_the_services_that_use_it(stack_graph: Graph) -> None:
     p = stack_graph.name_prefix()
-    assert members(stack_graph)[f"{p}-cache"] == {f"{p}-redis", f"{p}-cart", f"{p}-gateway"}
+    assert members(stack_graph)[f"{p}-cache"] == {
+        f"{p}-redis", f"{p}-cart", f"{p}-gateway", f"{p}-redis-exporter"
+    }  # fmt: skip
 
 
 def test_private_networks_are_internal_in_prod(prod_graph: Graph) -> None:
+    # The edge's and Alertmanager's way out (to the receivers) are the only ones not internal.
+    open_networks = {"shop-edge", "shop-alerting"}
     for net in prod_graph.networks():
-        assert net.inputs["internal"] is (net.inputs["name"] != "shop-edge"), net.inputs["name"]
+        name = net.inputs["name"]
+        assert net.inputs["internal"] is (name not in open_networks), name
 
 
 def test_dev_networks_allow_publishing(dev_graph: Graph) -> None:
@@ -88,10 +95,41 @@ def test_dev_networks_allow_publishing(dev_graph: Graph) -> None:
     assert all(net.inputs["internal"] is False for net in dev_graph.networks())
 
 
-def test_the_edge_proxy_sits_on_the_edge_network_only(stack_graph: Graph) -> None:
+def test_the_edge_proxy_sits_on_the_edge_network_and_serves_metrics_on_monitoring_only(
+    stack_graph: Graph,
+) -> None:
     p = stack_graph.name_prefix()
     nets = stack_graph.container(f"{p}-edge").inputs["networksAdvanced"]
-    assert [(n["name"], n["aliases"]) for n in nets] == [(f"{p}-edge", ["edge"])]
+    assert [(n["name"], n["aliases"]) for n in nets] == [
+        (f"{p}-edge", ["edge"]), (f"{p}-monitoring", ["edge-metrics"])
+    ]  # fmt: skip
     assert members(stack_graph)[f"{p}-edge"] == {
         f"{p}-{s}" for s in ("edge", "gateway", "frontend", "backoffice")
     }
+
+
+def test_prometheus_joins_the_monitoring_network_alone(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    nets = stack_graph.container(f"{p}-prometheus").inputs["networksAdvanced"]
+    assert [n["name"] for n in nets] == [f"{p}-monitoring"]
+
+
+def test_each_exporter_joins_what_it_watches_and_monitoring_only(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    for service in DATABASE_SERVICES:
+        nets = stack_graph.container(f"{p}-{service}-db-exporter").inputs["networksAdvanced"]
+        assert [n["name"] for n in nets] == [f"{p}-{service}-db", f"{p}-monitoring"]
+    nets = stack_graph.container(f"{p}-redis-exporter").inputs["networksAdvanced"]
+    assert [n["name"] for n in nets] == [f"{p}-cache", f"{p}-monitoring"]
+
+
+def test_the_monitoring_network_holds_monitoring_parts_and_the_edge_only(
+    stack_graph: Graph,
+) -> None:
+    p = stack_graph.name_prefix()
+    exporters = {f"{p}-{s}-db-exporter" for s in DATABASE_SERVICES} | {f"{p}-redis-exporter"}
+    assert members(stack_graph)[f"{p}-monitoring"] == {
+        f"{p}-prometheus", f"{p}-alertmanager", f"{p}-edge", *exporters
+    }  # fmt: skip
+    # Alertmanager alone has a way out, to the receivers.
+    assert members(stack_graph)[f"{p}-alerting"] == {f"{p}-alertmanager"}

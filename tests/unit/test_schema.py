@@ -73,6 +73,12 @@ def published_images(platform: dict[str, Any]) -> None:
     platform["edge"] = {"image": "shop/edge"}
     platform["pitr"] = {"enabled": True, "image": "shop/pitr:latest"}
     platform["backup"] = {"enabled": True, "image": "shop/backup"}
+    platform["monitoring"] = {
+        "prometheus": {"image": "prom/prometheus"},
+        "alertmanager": {"image": "prom/alertmanager:latest"},
+        "postgresExporter": {"image": "postgres-exporter"},
+        "redisExporter": {"image": "redis_exporter:alpine"},
+    }
 
 
 def test_the_reference_says_what_prod_refuses() -> None:

@@ -33,12 +33,17 @@ def non_secret_inputs(resource: Resource) -> list[str]:
             for s in plain_strings(v)]  # fmt: skip
 
 
+PLAIN_FILES = {"Caddyfile", "queries.yaml", "prometheus.yml", "alerts.yml", "alertmanager.yml"}
+"""Configuration, not secret; alertmanager.yml only while no receiver's secret is in it."""
+
+
 def test_every_credential_is_generated(stack_graph: Graph) -> None:
     passwords = {r.name for r in stack_graph.of_type("random:index/randomPassword:RandomPassword")}
     databases = ("customer", "product", "order", "content")
     expected = {f"platform-{s}-db-password" for s in databases}
     expected |= {f"platform-{s}-db-admin-password" for s in databases}
     expected |= {f"platform-{s}-db-pitr-passphrase" for s in databases}  # PITR repositories
+    expected |= {f"platform-{s}-db-exporter-password" for s in databases}  # metrics logins
     expected.add("platform-jwt-secret")
     if stack_graph.name_prefix() == "shop":  # prod: Redis has a password too
         expected.add("platform-redis-password")
@@ -72,8 +77,8 @@ def test_secrets_reach_containers_as_secret_upload_files(stack_graph: Graph) -> 
         assert seed.inputs["networkMode"] == "none"
         for i, upload in enumerate(seed.inputs["uploads"]):
             assert upload["file"].startswith("/run/secrets/")
-            # The edge's Caddyfile is the one file that is not secret: a plan shows its edits.
-            plain = upload["file"] == "/run/secrets/Caddyfile"
+            # Configuration files beside the secrets are not secret: a plan shows their edits.
+            plain = upload["file"].removeprefix("/run/secrets/") in PLAIN_FILES
             assert seed.is_secret(f"uploads.{i}.content") is not plain, upload["file"]
 
 
@@ -200,13 +205,14 @@ def test_a_changed_secret_replaces_its_consumer(stack_graph: Graph) -> None:
         # Kept by every file's content, as a secret; the label is the drawn id, not a digest.
         uploaded = {u["file"].removeprefix("/run/secrets/") for u in seed.inputs["uploads"]}
         assert set(revision.inputs["keepers"]) == uploaded
-        assert all(revision.is_secret(f"keepers.{name}") is (name != "Caddyfile")
+        assert all(revision.is_secret(f"keepers.{name}") is (name not in PLAIN_FILES)
                    for name in uploaded)  # fmt: skip
         assert labels_of(c)["com.ecommerce.secrets-revision"] == mock_random_hex(revision.name, 8)
         assert not c.is_secret("labels")
         consumers += 1
-    # With the edge and the PITR agents.
-    assert consumers == (17 if stack_graph.name_prefix() == "shop" else 15)
+    # With the edge, the PITR agents, Prometheus, Alertmanager and the exporters (but Redis's
+    # in dev: no password there).
+    assert consumers == (24 if stack_graph.name_prefix() == "shop" else 21)
 
 
 def test_seed_containers_are_labelled_as_secrets(stack_graph: Graph) -> None:

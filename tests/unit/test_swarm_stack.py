@@ -20,7 +20,8 @@ NETWORK = "docker:index/network:Network"
 APPS = ("gateway", "customer", "product", "order", "cart", "content", "frontend", "backoffice")
 DATABASES = ("customer", "product", "order", "content")
 PINNED = ("redis", "edge", "backup", *(f"{db}-db" for db in DATABASES),
-          *(f"{db}-db-pitr" for db in DATABASES))  # fmt: skip
+          *(f"{db}-db-pitr" for db in DATABASES), "prometheus", "alertmanager")  # fmt: skip
+EXPORTERS = ("redis-exporter", *(f"{db}-db-exporter" for db in DATABASES))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def services(graph: Graph) -> dict[str, dict[str, Any]]:
 
 
 def test_every_workload_is_a_service_and_nothing_a_container(swarm: Graph) -> None:
-    assert set(services(swarm)) == {*APPS, *PINNED}
+    assert set(services(swarm)) == {*APPS, *PINNED, *EXPORTERS}
     assert swarm.containers() == []  # no seeds either: files are Swarm secrets
     assert not [r for r in swarm.resources if r.type.startswith("pulumi-python:dynamic")]
 
@@ -100,7 +101,7 @@ def test_secrets_are_swarm_secrets_mounted_as_files_never_in_env(swarm: Graph) -
 def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
     networks = {r.inputs["name"].removeprefix("shop-"): r for r in swarm.of_type(NETWORK)}
     assert {n.inputs["driver"] for n in networks.values()} == {"overlay"}
-    assert {k for k, n in networks.items() if not n.inputs["internal"]} == {"edge"}
+    assert {k for k, n in networks.items() if not n.inputs["internal"]} == {"edge", "alerting"}
     by_id = {f"{r.name}-id": key for key, r in networks.items()}
 
     def joined(service: str) -> set[str]:
@@ -110,9 +111,12 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
     # A database's network: its server, its service and the backup job; the agent: none.
     for db in DATABASES:
         members = {s for s in services(swarm) if f"{db}-db" in joined(s)}
-        assert members == {f"{db}-db", db, "backup"}, db
+        assert members == {f"{db}-db", db, "backup", f"{db}-db-exporter"}, db
         assert joined(f"{db}-db-pitr") == set()
-    assert joined("edge") == {"edge"}
+        assert joined(f"{db}-db-exporter") == {f"{db}-db", "monitoring"}
+    assert joined("edge") == {"edge", "monitoring"}
+    assert joined("prometheus") == {"monitoring"}
+    assert joined("alertmanager") == {"monitoring", "alerting"}
 
 
 def test_only_the_edge_publishes_through_the_routing_mesh(swarm: Graph) -> None:

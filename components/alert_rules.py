@@ -1,0 +1,116 @@
+"""The alert rules Prometheus evaluates, with the stack's thresholds.
+
+Each rule is unit-tested with `promtool test rules` (tests/unit/alert_rules_test.yml, run by
+tests/unit/test_alert_rules.py on the rules of the default settings); docs/monitoring.md lists
+them. Severity `critical`: something is down or data is at risk now; `warning`: it will be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from stacks.settings.monitoring import AlertSettings
+
+
+@dataclass(frozen=True)
+class Rule:
+    alert: str
+    expr: str
+    wait: str
+    """How long the condition must hold before the alert fires (the rule's `for`)."""
+    severity: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the rules compare against: the alert settings and, where they exist, the settings
+    of what is watched."""
+
+    alerts: AlertSettings
+    max_archive_age_minutes: int | None
+    """PITR's; None when PITR is off (no archiving rules)."""
+
+
+def rules(t: Thresholds) -> list[Rule]:
+    a = t.alerts
+    found = [
+        Rule("TargetDown", "up == 0", "2m", "critical",
+             "{{ $labels.job }} at {{ $labels.instance }} answers no scrape"),
+        Rule("PostgresDown", "pg_up == 0", "1m", "critical",
+             "the {{ $labels.service }} database does not answer its exporter"),
+        Rule("PostgresConnectionsHigh",
+             "sum by (service) (pg_stat_activity_count)"
+             " / on (service) max by (service) (pg_settings_max_connections)"
+             f" * 100 > {a.connections_percent}",
+             "5m", "warning",
+             "the {{ $labels.service }} database uses {{ $value | humanize }}% of its "
+             "max_connections"),
+        Rule("RedisDown", "redis_up == 0", "1m", "critical",
+             "Redis does not answer its exporter"),
+        # maxmemory 0 means no limit: no ratio then.
+        Rule("RedisMemoryHigh",
+             "redis_memory_used_bytes / (redis_memory_max_bytes > 0) * 100"
+             f" > {a.redis_memory_percent}",
+             "5m", "warning",
+             "Redis uses {{ $value | humanize }}% of its maxmemory: keys are being evicted "
+             "or writes refused"),
+        # The answers of the apps behind it (not its health checks or metrics).
+        Rule("EdgeServerErrors",
+             'sum(rate(caddy_http_request_duration_seconds_count{handler="reverse_proxy",'
+             'code=~"5.."}[5m]))'
+             ' / sum(rate(caddy_http_request_duration_seconds_count{handler="reverse_proxy"}[5m]))'
+             f" * 100 > {a.edge_5xx_percent:g}",
+             "5m", "critical",
+             "{{ $value | humanize }}% of the edge's answers are server errors"),
+        # Three rules: once changes() drops the metric names, a database's start times and
+        # its exporter's would carry the same labels and `or` would keep only one of them.
+        Rule("PostgresRestarting",
+             f"changes(pg_server_start_time_seconds[15m]) >= {a.restarts}", "0m", "warning",
+             "the {{ $labels.service }} database started {{ $value }} times in 15 minutes"),
+        Rule("RedisRestarting",
+             f"changes(redis_start_time_seconds[15m]) >= {a.restarts}", "0m", "warning",
+             "Redis started {{ $value }} times in 15 minutes"),
+        Rule("ProcessRestarting",
+             f"changes(process_start_time_seconds[15m]) >= {a.restarts}", "0m", "warning",
+             "{{ $labels.job }} at {{ $labels.instance }} started {{ $value }} times "
+             "in 15 minutes"),
+    ]  # fmt: skip
+    if t.max_archive_age_minutes is not None:
+        found += [
+            Rule("WalArchivingFailing", "pg_archiver_failing == 1", "2m", "critical",
+                 "the {{ $labels.service }} database fails to archive its WAL: "
+                 "point-in-time recovery stops at the last archived segment"),
+            Rule("WalArchiveStale",
+                 "time() - pg_archiver_last_archived_timestamp_seconds"
+                 f" > {t.max_archive_age_minutes * 60}",
+                 "5m", "critical",
+                 "the {{ $labels.service }} database archived no WAL for "
+                 "{{ $value | humanizeDuration }}"),
+        ]  # fmt: skip
+    return found
+
+
+def render(t: Thresholds) -> str:
+    document: dict[str, Any] = {
+        "groups": [
+            {
+                "name": "platform",
+                "rules": [
+                    {
+                        "alert": r.alert,
+                        "expr": r.expr,
+                        "for": r.wait,
+                        "labels": {"severity": r.severity},
+                        "annotations": {"summary": r.summary},
+                    }
+                    for r in rules(t)
+                ],
+            }
+        ]
+    }
+    header = "# The alert rules, written by the platform program (components/alert_rules.py).\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=200)

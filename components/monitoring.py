@@ -1,0 +1,277 @@
+"""Monitoring: Prometheus, Alertmanager, an exporter per database server and one for Redis.
+
+Every part is a Workload like any other (hardened, limited, rotated logs, on both engines), and
+each sits on the fewest networks it can:
+- a PostgreSQL exporter joins its own database's network (where it calls out, answering to
+  no one) and the monitoring network; it logs in as the `exporter` role (pg_monitor only,
+  components/exporter_role.py) with a password read from a file;
+- the Redis exporter joins the cache network and the monitoring network, the password (prod)
+  from a file;
+- Prometheus joins the monitoring network alone: it reaches exporters and metrics endpoints,
+  never a database; its UI is published on loopback in dev (`monitoring.prometheus.hostPort`);
+- Alertmanager joins the monitoring network and its own `alerting` network, its way out to the
+  receivers. Its configuration holds the receivers' secrets: a secret file.
+Configuration files are SecretFiles like every other: a new text replaces the part that reads
+it. Prometheus's and Alertmanager's data volumes are protected like the databases'.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import alert_rules, engine
+from components import monitoring_config as config
+from components.cache import Cache
+from components.database import Database
+from components.exporter_role import EXPORTER_USER, MAINTENANCE_DATABASE
+from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
+from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
+from components.workload import FileMount, Mount, Network, Port, Running, Workload
+from stacks.settings.monitoring import Component, MonitoringSettings
+
+NOBODY = ImageNeeds(non_root_user="65534:65534")
+"""The official Prometheus, Alertmanager and postgres-exporter images run as nobody."""
+REDIS_EXPORTER_NEEDS = ImageNeeds(non_root_user="59000:59000")
+PROMETHEUS_DATA = "/prometheus"
+PROMETHEUS_CONFIG_DIR = "/etc/prometheus"
+ALERTMANAGER_DATA = "/alertmanager"
+ALERTMANAGER_CONFIG_DIR = "/etc/alertmanager"
+EXPORTER_PASSWORD_FILE = "password"
+REDIS_PASSWORD_FILE = "redis-passwords.json"
+STOP_GRACE_SECONDS = 10
+PROMETHEUS_STOP_GRACE_SECONDS = 60
+"""Prometheus writes its head block on SIGTERM."""
+
+
+def http_check(port: int, path: str) -> list[str]:
+    """Health check over loopback with the images' wget (busybox in the official ones)."""
+    return ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"]
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    settings: MonitoringSettings
+    thresholds: alert_rules.Thresholds
+    name_prefix: str
+    stack: str
+    monitoring_network: docker.Network
+    alerting_network: docker.Network
+    databases: Mapping[str, Database]
+    """Service name -> its database server, each with its exporter's password."""
+    cache: Cache
+    cache_network: docker.Network
+    runtime: RuntimeProfile
+    labels: Callable[[str, str], dict[str, str]]
+    """(service, role) -> the Docker labels of a part."""
+    receivers: Mapping[str, pulumi.Output[str]]
+    """The receivers' secrets by field of monitoring_config.Receivers."""
+    publish_ip: str = "127.0.0.1"
+    protect_data: bool = True
+    placement: Mapping[str, str] | None = None
+    """On a swarm: the node label of each part with a volume (`prometheus`, `alertmanager`)."""
+
+
+class Monitoring(pulumi.ComponentResource):
+    prometheus: Running
+    alertmanager: Running
+    exporters: dict[str, Running]
+    """By what they watch: `<service>-db` and `redis`."""
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ecommerce:index:Monitoring", name, None, opts)
+        self._name, self._args = name, args
+        m = args.settings
+        self.exporters = {
+            f"{service}-db": self._postgres_exporter(service, db)
+            for service, db in sorted(args.databases.items())
+        }
+        self.exporters["redis"] = self._redis_exporter()
+        self.alertmanager = self._alertmanager()
+        prometheus_yml = config.prometheus_config(
+            m, config.ScrapeTargets(databases=sorted(args.databases)), args.stack
+        )
+        self.prometheus = self._prometheus(prometheus_yml, alert_rules.render(args.thresholds))
+        self.register_outputs({})
+
+    # -- parts ------------------------------------------------------------------------------------
+
+    def _part(
+        self,
+        key: str,
+        component: Component,
+        needs: ImageNeeds,
+        health_test: list[str],
+        *,
+        command: list[str],
+        networks: list[Network],
+        mounts: list[Mount | FileMount],
+        labels: dict[str, pulumi.Input[str]],
+        env: list[str] | None = None,
+        ports: list[Port] | None = None,
+        depends_on: list[pulumi.Resource] | None = None,
+        stop_grace_seconds: int = STOP_GRACE_SECONDS,
+    ) -> Running:
+        a = self._args
+        return engine.run(
+            Workload(
+                name=f"{self._name}-{key}",
+                docker_name=f"{a.name_prefix}-{key}",
+                image=component.image,
+                command=command,
+                env=env,
+                mounts=mounts,
+                networks=networks,
+                ports=ports,
+                needs=needs,
+                resources=component.resources,
+                health_test=health_test,
+                labels=labels,
+                stop_grace_seconds=stop_grace_seconds,
+                pids_limit=component.pids_limit,
+                depends_on=depends_on or [],
+                pinned_to=(a.placement or {}).get(key),
+            ),
+            a.runtime,
+            self,
+        )
+
+    def _files(
+        self,
+        key: str,
+        image: str,
+        labels: Mapping[str, str],
+        secret: Mapping[str, pulumi.Input[str]] | None = None,
+        plain: Mapping[str, str] | None = None,
+    ) -> SecretFiles:
+        a = self._args
+        return SecretFiles(
+            f"{self._name}-{key}-files",
+            SecretFilesArgs(
+                docker_name=f"{a.name_prefix}-{key}-files",
+                image=image,
+                files=dict(secret or {}),
+                plain_files=dict(plain or {}),
+                labels=labels,
+                swarm=a.runtime.swarm is not None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _postgres_exporter(self, service: str, db: Database) -> Running:
+        a, m = self._args, self._args.settings.postgres_exporter
+        assert db.exporter_password is not None  # the platform asks for the role
+        key = config.postgres_exporter_alias(service)
+        labels = a.labels(key, "exporter")
+        files = self._files(
+            key, m.image, labels,
+            secret={EXPORTER_PASSWORD_FILE: db.exporter_password},
+            plain={config.EXPORTER_QUERIES: config.exporter_queries()},
+        )  # fmt: skip
+        return self._part(
+            key, m, NOBODY, http_check(config.POSTGRES_EXPORTER_PORT, "/"),
+            command=[f"--web.listen-address=:{config.POSTGRES_EXPORTER_PORT}",
+                     f"--extend.query-path={secret_path(config.EXPORTER_QUERIES)}"],
+            # The password as a file: the exporter reads DATA_SOURCE_PASS_FILE itself.
+            env=[f"DATA_SOURCE_URI={db.host}:{db.port}/{MAINTENANCE_DATABASE}?sslmode=disable",
+                 f"DATA_SOURCE_USER={EXPORTER_USER}",
+                 f"DATA_SOURCE_PASS_FILE={secret_path(EXPORTER_PASSWORD_FILE)}"],
+            networks=[Network(db.network, key, serves=False),
+                      Network(a.monitoring_network, key)],
+            mounts=[files.mount()],
+            labels={**labels, **files.revision_label()},
+            depends_on=[db.container],
+        )  # fmt: skip
+
+    def _redis_exporter(self) -> Running:
+        a, m = self._args, self._args.settings.redis_exporter
+        key = config.REDIS_EXPORTER_ALIAS
+        labels: dict[str, pulumi.Input[str]] = dict(a.labels(key, "exporter"))
+        address = f"redis://{a.cache.host}:{a.cache.port}"
+        command = [f"--redis.addr={address}",
+                   f"--web.listen-address=:{config.REDIS_EXPORTER_PORT}"]  # fmt: skip
+        mounts: list[Mount | FileMount] = []
+        if a.cache.password is not None:
+            # The exporter's password file: a JSON map from each Redis address to its password.
+            passwords = a.cache.password.apply(lambda p: json.dumps({address: p}))
+            files = self._files(key, m.image, a.labels(key, "exporter"),
+                                secret={REDIS_PASSWORD_FILE: passwords})  # fmt: skip
+            command.append(f"--redis.password-file={secret_path(REDIS_PASSWORD_FILE)}")
+            mounts.append(files.mount())
+            labels |= files.revision_label()
+        return self._part(
+            key, m, REDIS_EXPORTER_NEEDS, http_check(config.REDIS_EXPORTER_PORT, "/health"),
+            command=command,
+            networks=[Network(a.cache_network, key, serves=False),
+                      Network(a.monitoring_network, key)],
+            mounts=mounts, labels=labels, depends_on=[a.cache.container],
+        )  # fmt: skip
+
+    def _alertmanager(self) -> Running:
+        a, m = self._args, self._args.settings.alertmanager
+        key = config.ALERTMANAGER_ALIAS
+        labels = a.labels(key, key)
+        secrets = dict(a.receivers)
+
+        def render(values: list[str]) -> str:
+            receivers = config.Receivers(**dict(zip(secrets, values, strict=True)))
+            return config.alertmanager_config(a.settings, receivers)
+
+        # With a receiver's secret in it the file is secret; else plain, shown in previews.
+        if secrets:
+            text = pulumi.Output.all(*secrets.values()).apply(render)
+            files = self._files(key, m.image, labels, secret={config.ALERTMANAGER_CONFIG: text})
+        else:
+            plain = {config.ALERTMANAGER_CONFIG: render([])}
+            files = self._files(key, m.image, labels, plain=plain)
+        data = self._volume(key, labels)
+        return self._part(
+            key, m, NOBODY, http_check(config.ALERTMANAGER_PORT, "/-/healthy"),
+            command=[f"--config.file={ALERTMANAGER_CONFIG_DIR}/{config.ALERTMANAGER_CONFIG}",
+                     f"--storage.path={ALERTMANAGER_DATA}",
+                     f"--web.listen-address=:{config.ALERTMANAGER_PORT}",
+                     # One instance: no gossip port to open to peers.
+                     "--cluster.listen-address="],
+            networks=[Network(a.monitoring_network, key),
+                      Network(a.alerting_network, key, serves=False)],
+            mounts=[files.mount(ALERTMANAGER_CONFIG_DIR), Mount(data.name, ALERTMANAGER_DATA)],
+            labels={**labels, **files.revision_label()},
+        )  # fmt: skip
+
+    def _prometheus(self, prometheus_yml: str, rules: str) -> Running:
+        a, m = self._args, self._args.settings.prometheus
+        key = config.PROMETHEUS_ALIAS
+        labels = a.labels(key, key)
+        files = self._files(key, m.image, labels, plain={
+            config.PROMETHEUS_CONFIG: prometheus_yml, config.ALERT_RULES: rules,
+        })  # fmt: skip
+        data = self._volume(key, labels)
+        component = Component(image=m.image, resources=m.resources, pids_limit=m.pids_limit)
+        ports = []
+        if m.host_port is not None:
+            ports.append(Port(config.PROMETHEUS_PORT, m.host_port, a.publish_ip))
+        return self._part(
+            key, component, NOBODY, http_check(config.PROMETHEUS_PORT, "/-/healthy"),
+            command=[f"--config.file={PROMETHEUS_CONFIG_DIR}/{config.PROMETHEUS_CONFIG}",
+                     f"--storage.tsdb.path={PROMETHEUS_DATA}",
+                     f"--storage.tsdb.retention.time={m.retention_days}d",
+                     f"--web.listen-address=:{config.PROMETHEUS_PORT}"],
+            networks=[Network(a.monitoring_network, key)],
+            mounts=[files.mount(PROMETHEUS_CONFIG_DIR), Mount(data.name, PROMETHEUS_DATA)],
+            labels={**labels, **files.revision_label()},
+            ports=ports or None,
+            stop_grace_seconds=PROMETHEUS_STOP_GRACE_SECONDS,
+        )  # fmt: skip
+
+    def _volume(self, key: str, labels: Mapping[str, str]) -> docker.Volume:
+        a = self._args
+        return labelled_volume(
+            f"{self._name}-{key}-data", f"{a.name_prefix}-{key}-data", labels,
+            pulumi.ResourceOptions(parent=self, protect=a.protect_data),
+        )  # fmt: skip

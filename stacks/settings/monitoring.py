@@ -1,0 +1,105 @@
+"""Monitoring (docs/monitoring.md): Prometheus, Alertmanager and the exporters, where alerts go,
+and the thresholds of the alert rules that are not taken from other settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from stacks.settings.common import PidsLimit, Port, Resources, StrictModel
+
+
+class PrometheusSettings(StrictModel):
+    """The Prometheus server: it scrapes every exporter and evaluates the alert rules."""
+
+    image: str = Field(default="prom/prometheus:v2.53.3", min_length=1)
+    """The Prometheus image (its official one, or any with its layout)."""
+    retention_days: int = Field(default=15, ge=1, le=3650)
+    """Samples older than this are deleted (`--storage.tsdb.retention.time`)."""
+    scrape_interval_seconds: int = Field(default=30, ge=5, le=300)
+    """Every target is scraped, and every rule evaluated, this often."""
+    host_port: Port | None = None
+    """Its web UI published on `publishIp` (dev); unset keeps it private."""
+    resources: Resources = Resources(memory_mb=1024, cpus=1.0)
+    """The container's limits: memory grows with the number of series (make bench-monitoring)."""
+    pids_limit: PidsLimit = 256
+    """Most processes (threads included) of the container."""
+
+
+class Component(StrictModel):
+    """A small monitoring component: its image and limits."""
+
+    image: str = Field(min_length=1)
+    """Its image."""
+    resources: Resources = Resources(memory_mb=128, cpus=0.25)
+    """The container's limits."""
+    pids_limit: PidsLimit = 128
+    """Most processes (threads included) of the container."""
+
+
+class EmailReceiver(StrictModel):
+    """Alerts by e-mail through an SMTP relay; its password, if any, is the secret config key
+    `ecommerce:alertSmtpPassword`."""
+
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    """Where alerts go, e.g. `ops@example.com`."""
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    """The `From:` address."""
+    smarthost: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    """The SMTP relay as `host:port`, e.g. `smtp.example.com:587`."""
+    username: str | None = None
+    """The relay's login; the password is `ecommerce:alertSmtpPassword`."""
+    require_tls: bool = True
+    """STARTTLS before anything is sent."""
+
+
+class AlertSettings(StrictModel):
+    """Where alerts go, and the thresholds of the rules (docs/monitoring.md lists the rules)."""
+
+    webhook: bool = False
+    """Send every alert to the webhook URL of the secret config key `ecommerce:alertWebhookUrl`
+    (Alertmanager's webhook format)."""
+    email: EmailReceiver | None = None
+    """Send every alert by e-mail."""
+    connections_percent: int = Field(default=80, ge=10, le=100)
+    """A database with more sessions than this share of its `maxConnections`."""
+    edge_5xx_percent: float = Field(default=5.0, gt=0, le=100)
+    """Share of the edge's answers that are server errors (5xx), over 5 minutes."""
+    redis_memory_percent: int = Field(default=90, ge=10, le=100)
+    """Redis using more than this share of its `maxMemoryMb`."""
+    restarts: int = Field(default=3, ge=1, le=100)
+    """A database, Redis, the edge or a monitoring part started this many times in 15 minutes."""
+
+
+class MonitoringSettings(StrictModel):
+    """Metrics, alerts and their receivers (docs/monitoring.md)."""
+
+    enabled: bool = True
+    """Run Prometheus, Alertmanager and the exporters."""
+    prometheus: PrometheusSettings = PrometheusSettings()
+    """The Prometheus server."""
+    alertmanager: Component = Component(image="prom/alertmanager:v0.27.0")
+    """Alertmanager: groups the alerts and sends them to the receivers."""
+    postgres_exporter: Component = Component(
+        image="quay.io/prometheuscommunity/postgres-exporter:v0.16.0",
+        resources=Resources(memory_mb=64, cpus=0.25),
+    )
+    """The exporter run beside each database server, as a role with `pg_monitor` only."""
+    redis_exporter: Component = Component(
+        image="oliver006/redis_exporter:v1.66.0-alpine",
+        resources=Resources(memory_mb=64, cpus=0.25),
+    )
+    """The Redis exporter (its alpine image: the health check needs `wget`)."""
+    alerts: AlertSettings = AlertSettings()
+    """Receivers and thresholds."""
+
+
+def monitoring_images(m: MonitoringSettings) -> dict[str, str]:
+    """The monitoring images by the key that sets them (none when monitoring is off)."""
+    if not m.enabled:
+        return {}
+    return {
+        "monitoring.prometheus.image": m.prometheus.image,
+        "monitoring.alertmanager.image": m.alertmanager.image,
+        "monitoring.postgresExporter.image": m.postgres_exporter.image,
+        "monitoring.redisExporter.image": m.redis_exporter.image,
+    }
