@@ -78,12 +78,21 @@ pulumi-cli: install ## Build the pinned Pulumi CLI into .venv/bin (needs Go; a f
 	@scripts/pulumi-cli $(PULUMI_VERSION) $(VENV)/bin
 
 .PHONY: test
-test: install policy-env ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
+test: install policy-env promtool ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
 	$(VENV)/bin/pytest
 
 .PHONY: test-unit
-test-unit: install ## Run only the fast unit tests (Pulumi mocks)
+test-unit: install promtool ## Run only the fast unit tests (Pulumi mocks)
 	$(VENV)/bin/pytest tests/unit
+
+# promtool runs the alert rules' unit tests (tests/unit/test_alert_rules.py). It is taken out
+# of Debian's prometheus package into .venv/bin without installing the package (which would
+# start a Prometheus server).
+.PHONY: promtool
+promtool: $(VENV)/bin/promtool ## Put promtool (alert rule tests) into .venv/bin, from Debian's prometheus package
+
+$(VENV)/bin/promtool: | install
+	@scripts/promtool $(VENV)/bin
 
 .PHONY: lint
 lint: install ## Ruff lint and format check, mypy strict
