@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from backup import __version__, errors, pg
+from backup import __version__, errors, metrics, pg
 from backup.compress import Compression
 from backup.create import DEFAULT_COMPRESSION, create_backup, ensure_dest, now_utc
 from backup.errors import BackupToolError, UsageError
@@ -233,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--deep", action="store_true", help="deep-verify each new backup")
     p.add_argument("--once", action="store_true", help="one run, then exit with its code")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve the backups' state as Prometheus metrics (backup/metrics.py)",
+    )
     p.set_defaults(func=cmd_schedule)
 
     p = add("status", "health check of the scheduled runs", [dest])
@@ -374,6 +380,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         return result.path.name
 
     log.info("schedule: every %s into %s, keep last %d", args.every, args.dest, args.keep_last)
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port, lambda: metrics.render(args.dest))
     return run_loop(args.dest, args.every, args.once, one_run, threading.Event(), args.retry_after)
 
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pitr import docker_host, layout
+from pitr import docker_host, layout, metrics
 from pitr.agent import Agent, HealthLimits, Schedule, health
 from pitr.drill import Drill
 from pitr.errors import EXIT_OK, PitrError, UsageError
@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     for name, default in (("full-every", "168h"), ("diff-every", "24h"), ("incr-every", "1h"),
                           ("drill-every", "24h"), ("check-every", "5m")):  # fmt: skip
         agent.add_argument(f"--{name}", type=_duration_or_off, default=_duration(default))
+    agent.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve its state as Prometheus metrics on this port (pitr/metrics.py)",
+    )
     agent.set_defaults(run=_agent)
 
     check = commands.add_parser("health", help="the agent's health check")
@@ -147,6 +152,9 @@ def _agent(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("agent for stanza %s started", args.stanza)
+    if args.metrics_port is not None:
+        volumes = {"data": Path(layout.DATA_MOUNT), "pitr-repo": Path(layout.PGBACKREST_MOUNT)}
+        metrics.serve(args.metrics_port, metrics.agent_metrics(Path(layout.STATUS_FILE), volumes))
     Agent(tool, drill, schedule, Path(layout.STATUS_FILE)).run(stop)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from backup import errors
+from backup import errors, metrics
 from tests.backup.conftest import Env, copy_backup, run_tool
 
 pytestmark = pytest.mark.integration
@@ -43,6 +44,14 @@ def test_schedule_once_creates_verifies_prunes_and_status_reports(
 
     r = run_tool("status", "--dest", dest, "--max-age", "1h")
     assert r.code == 0 and last["backup"] in r.out
+    # Its metrics: the new backup (verified) is the last success; the copies were never
+    # verified, so they do not count as one.
+    created = listed["backups"][0]["created_at"]
+    good = metric_values(metrics.render(dest))
+    assert good["ecommerce_backup_last_success_timestamp_seconds"] == iso_seconds(created)
+    assert good["ecommerce_backup_last_run_failed"] == 0
+    assert good["ecommerce_backup_count"] == 2
+    assert good['ecommerce_volume_free_bytes{volume="backups"}'] > 0
 
     bad = pgenv.write_targets(tmp_path / "bad.json", pgenv.targets(content={"password": "nope"}))
     r = run_tool("schedule", "--targets", bad, "--dest", dest, "--keep-last", "2", "--once")
@@ -54,3 +63,17 @@ def test_schedule_once_creates_verifies_prunes_and_status_reports(
         and "failed: cannot connect to 'content'" in r.err
     )
     assert len(json.loads(run_tool("list", "--dest", dest, "--json").out)["backups"]) == 2
+    failed = metric_values(metrics.render(dest))
+    assert failed["ecommerce_backup_last_run_failed"] == 1
+    assert failed["ecommerce_backup_consecutive_failures"] == 1
+    assert failed["ecommerce_backup_last_success_timestamp_seconds"] == iso_seconds(created)
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """`name{labels} value` lines of the exposition format, by `name{labels}`."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}  # fmt: skip
+
+
+def iso_seconds(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
