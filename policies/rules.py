@@ -42,6 +42,9 @@ DYNAMIC_PROVIDER = "pulumi:providers:pulumi-python"
 PIDS_LIMIT = "pulumi-python:dynamic/ecommerce:PidsLimit"
 
 ROLE_LABEL = "com.ecommerce.role"
+SERVICE_LABEL = "com.ecommerce.service"
+DATABASE_NETWORK_MEMBERS = frozenset({"database", "business", "exporter"})
+"""Roles that join the database network of their own service (the backup job joins them all)."""
 EDGE_ROLE = "edge"
 """The role of the one container that may publish host ports: the edge proxy."""
 SECRETS_ROLE = "secrets"
@@ -355,6 +358,28 @@ def secrets_only_in_files(s: Subject) -> Iterable[str]:
             yield f"a secret reaches input {path!r}; secrets may reach a container only as files"
 
 
+def database_networks_closed(s: Subject) -> Iterable[str]:
+    """A database network (`<prefix>-<service>-db`) holds that database's server, its service,
+    its exporter and the backup job: nothing else reaches a database. Containers only: a Swarm
+    service joins networks by ID (the swarm stack's unit tests check its isolation)."""
+    if s.type != CONTAINER or not _running(s):
+        return
+    networks, labels = s.inputs.get("networksAdvanced"), s.inputs.get("labels")
+    if not known(networks) or not known(labels):
+        return
+    values = {str(lb.get("label")): str(lb.get("value")) for lb in labels or []}
+    role, service = values.get(ROLE_LABEL), values.get(SERVICE_LABEL, "")
+    owner = service.removesuffix("-db-exporter")
+    for network in networks or []:
+        name = network.get("name")
+        if not known(name) or not str(name).endswith("-db") or role == "backup":
+            continue
+        if role in DATABASE_NETWORK_MEMBERS and str(name).endswith(f"-{owner}-db"):
+            continue
+        yield (f"joins the database network {name} as {role} {service}: only that database's "
+               "server, its service, its exporter and the backup job may")  # fmt: skip
+
+
 RULES: Sequence[Rule] = (
     Rule("read-only-root", "Containers run with a read-only root filesystem.", read_only_root),
     Rule(
@@ -380,6 +405,11 @@ RULES: Sequence[Rule] = (
         "secrets-only-in-files",
         "A secret reaches a container only as file content.",
         secrets_only_in_files,
+    ),
+    Rule(
+        "database-networks-closed",
+        "Only a database's server, its service, its exporter and the backup job join its network.",
+        database_networks_closed,
     ),
 )
 

@@ -217,6 +217,7 @@ BREAKS: list[tuple[str, dict[str, Any]]] = [
     ("no-host-network", {"networkMode": "host"}),
     ("no-docker-socket", {"volumes": [SOCKET]}),
     ("only-edge-published", {"ports": [{"internal": 3000, "external": 13003, "ip": "127.0.0.1"}]}),
+    ("database-networks-closed", {"networksAdvanced": [{"name": "shop-customer-db"}]}),
 ]
 
 
@@ -390,3 +391,19 @@ def _seed_secret(graph: Graph, seed: str) -> str:
     (resource,) = [r for r in graph.resources if r.name == seed]
     contents = [u["content"] for u in resource.inputs["uploads"]]
     return str(next(c for c in contents if "\n" not in c.strip()))
+
+
+def test_a_monitoring_part_on_a_database_network_is_caught(prod_graph: Graph) -> None:
+    # Prometheus reaches exporters, never a database; another database's exporter neither.
+    everything = {s.name: s for s in subjects(prod_graph)}
+    prometheus = everything["platform-monitoring-prometheus-container"]
+    exporter = everything["platform-monitoring-order-db-exporter-container"]
+    onto = [{"name": "shop-order-db"}, {"name": "shop-monitoring"}]
+    caught = check([_edited(prometheus, networksAdvanced=onto),
+                    _edited(exporter, networksAdvanced=[{"name": "shop-customer-db"}])],
+                   stack_rules=())  # fmt: skip
+    assert [(v.rule, v.name) for v in caught] == [
+        ("database-networks-closed", "platform-monitoring-prometheus-container"),
+        ("database-networks-closed", "platform-monitoring-order-db-exporter-container"),
+    ]
+    assert "as prometheus prometheus" in caught[0].message
