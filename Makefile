@@ -57,6 +57,10 @@ refresh: deploy-tools install ## Record what the Docker engine really runs in th
 destroy: deploy-tools install ## Remove a stack (refused while its data volumes are protected, as in prod)
 	@$(DEPLOY) destroy $(DEPLOY_ARGS)
 
+.PHONY: logs
+logs: deploy-tools install ## Follow every container's logs, each line prefixed: make logs [STACK=prod] [SERVICE=order-db]
+	@$(PY) -m deploy.logs --stack '$(STACK)' $(if $(SERVICE),--service '$(SERVICE)')
+
 # The policy pack runs in a virtualenv of its own (policies/venv), from its hash-pinned
 # requirements; `--policy-pack policies/analyzer` starts it (the CLI never makes that venv).
 POLICY_VENV := policies/venv
@@ -145,6 +149,10 @@ bench-rpo: install ## Benchmark: committed data lost to a lost volume with PITR 
 .PHONY: bench-rolling
 bench-rolling: install ## Benchmark: deploys under load: side by side, delete-first, and two bad releases
 	$(VENV)/bin/python -m benchmarks.rolling_deploy
+
+.PHONY: bench-monitoring
+bench-monitoring: install ## Benchmark: Prometheus's memory and disk per day at the stack's scrape interval
+	$(VENV)/bin/python -m benchmarks.monitoring $(if $(filter command line environment,$(origin STACK)),--stack '$(STACK)')
 
 .PHONY: bench-backup
 bench-backup: install ## Benchmark: backup tool vs the original scripts (SIZE_GB=1.5; PITR=1: pgBackRest too)

@@ -5,7 +5,7 @@ import pulumi
 from components.platform import Platform, PlatformArgs
 from stacks.catalogue import PLATFORM
 from stacks.loader import load
-from stacks.outputs import DATABASES, PITR_PASSPHRASES
+from stacks.outputs import DATABASES, MONITORING, PITR_PASSPHRASES
 
 stack_config = load(PLATFORM)
 platform = Platform(
@@ -27,3 +27,6 @@ pulumi.export(DATABASES, platform.database_targets())
 # Point-in-time recovery: each repository's passphrase, to keep outside the state as well.
 if stack_config.settings.pitr.enabled:
     pulumi.export(PITR_PASSPHRASES, platform.pitr_passphrases())
+# Where the monitoring UIs answer and who logs in (`--show-secrets` for the passwords).
+if platform.monitoring is not None:
+    pulumi.export(MONITORING, platform.monitoring_output())

@@ -33,6 +33,11 @@ class Thresholds:
     alerts: AlertSettings
     max_archive_age_minutes: int | None
     """PITR's; None when PITR is off (no archiving rules)."""
+    pitr_overdue_hours: tuple[int, int] | None = None
+    """When the newest PITR backup and the last drill are overdue (components/pitr.py); None
+    when PITR is off."""
+    backup_overdue_hours: int | None = None
+    """When the newest logical backup is overdue; None when the backup job is off."""
 
 
 def rules(t: Thresholds) -> list[Rule]:
@@ -79,6 +84,62 @@ def rules(t: Thresholds) -> list[Rule]:
              "{{ $labels.job }} at {{ $labels.instance }} started {{ $value }} times "
              "in 15 minutes"),
     ]  # fmt: skip
+    found.append(
+        Rule("VolumeFilling",
+             "ecommerce_volume_free_bytes / ecommerce_volume_size_bytes * 100"
+             f" < {a.volume_free_percent}",
+             "10m", "warning",
+             "the {{ $labels.volume }} volume at {{ $labels.instance }} has "
+             "{{ $value | humanize }}% free"),
+    )  # fmt: skip
+    if t.pitr_overdue_hours is not None:
+        backup_hours, drill_hours = t.pitr_overdue_hours
+        found += [
+            Rule(
+                "PitrTaskFailing",
+                "ecommerce_pitr_last_attempt_failed == 1",
+                "10m",
+                "critical",
+                "the last {{ $labels.task }} of the {{ $labels.service }} database's PITR "
+                "agent failed",
+            ),
+            Rule(
+                "PitrBackupOverdue",
+                'time() - ecommerce_pitr_last_success_timestamp_seconds{task="backup"}'
+                f" > {backup_hours * 3600}",
+                "5m",
+                "critical",
+                "the {{ $labels.service }} database's newest PITR backup is "
+                "{{ $value | humanizeDuration }} old",
+            ),
+            Rule(
+                "PitrDrillOverdue",
+                'time() - ecommerce_pitr_last_success_timestamp_seconds{task="drill"}'
+                f" > {drill_hours * 3600}",
+                "5m",
+                "warning",
+                "the {{ $labels.service }} database's last passed restore drill is "
+                "{{ $value | humanizeDuration }} old",
+            ),
+        ]
+    if t.backup_overdue_hours is not None:
+        found += [
+            Rule(
+                "BackupFailing",
+                "ecommerce_backup_last_run_failed == 1",
+                "10m",
+                "critical",
+                "the scheduled logical backup failed",
+            ),
+            Rule(
+                "BackupOverdue",
+                "time() - ecommerce_backup_last_success_timestamp_seconds"
+                f" > {t.backup_overdue_hours * 3600}",
+                "5m",
+                "critical",
+                "the newest verified logical backup is {{ $value | humanizeDuration }} old",
+            ),
+        ]
     if t.max_archive_age_minutes is not None:
         found += [
             Rule("WalArchivingFailing", "pg_archiver_failing == 1", "2m", "critical",

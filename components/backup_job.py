@@ -24,6 +24,8 @@ from stacks.settings import BackupSettings
 BACKUP_DIR = "/backups"
 TARGETS_FILE = "targets.json"
 ALIAS = "backup"
+METRICS_PORT = 9189
+"""Where it serves the backups' state on the monitoring network (backup/metrics.py)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class BackupJobArgs:
     protect_data: bool = True
     node_label: str | None = None
     """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
+    metrics_network: docker.Network | None = None
+    """The monitoring network, where it serves its metrics (METRICS_PORT)."""
 
 
 class BackupJob(pulumi.ComponentResource):
@@ -72,9 +76,12 @@ class BackupJob(pulumi.ComponentResource):
                 name=name,
                 docker_name=args.docker_name,
                 image=s.image,
-                command=schedule_command(s),
+                command=schedule_command(s, metrics=args.metrics_network is not None),
                 mounts=[Mount(data.name, BACKUP_DIR), secrets.mount()],
-                networks=[Network(n, ALIAS) for _, n in sorted(args.database_networks.items())],
+                networks=[
+                    *(Network(n, ALIAS) for _, n in sorted(args.database_networks.items())),
+                    *([Network(args.metrics_network, ALIAS)] if args.metrics_network else []),
+                ],
                 needs=ImageNeeds(non_root_user=s.user),
                 resources=s.resources,
                 health_test=["CMD", *status_command(s)],
@@ -90,7 +97,7 @@ class BackupJob(pulumi.ComponentResource):
         self.register_outputs({})
 
 
-def schedule_command(s: BackupSettings) -> list[str]:
+def schedule_command(s: BackupSettings, metrics: bool = False) -> list[str]:
     command = [
         "python3", "-m", "backup", "schedule", "--quiet",
         "--targets", secret_path(TARGETS_FILE), "--dest", BACKUP_DIR,
@@ -98,12 +105,19 @@ def schedule_command(s: BackupSettings) -> list[str]:
     ]  # fmt: skip
     if s.keep_days is not None:
         command += ["--keep-days", str(s.keep_days)]
+    if metrics:
+        command += ["--metrics-port", str(METRICS_PORT)]
     return command
 
 
+OVERDUE_SLACK_HOURS = 2
+"""A backup is overdue after its interval and this much more: the health check and the
+alert rules alike."""
+
+
 def status_command(s: BackupSettings) -> list[str]:
-    """Healthy while the last scheduled run succeeded and is not overdue (two hours' slack)."""
-    max_age = f"{s.every_hours + 2}h"
+    """Healthy while the last scheduled run succeeded and is not overdue."""
+    max_age = f"{s.every_hours + OVERDUE_SLACK_HOURS}h"
     return ["python3", "-m", "backup", "status", "--dest", BACKUP_DIR, "--max-age", max_age]
 
 

@@ -25,6 +25,8 @@ METRICS_PATH = "/metrics"
 CONFIG_DIR = "/etc/caddy"
 """Where the image's default command reads `Caddyfile`; the secrets volume is mounted here."""
 CADDYFILE = "Caddyfile"
+AUTH_DIR = "/etc/caddy-auth"
+"""Where the basic-auth users files are mounted (a secret set apart from the Caddyfile's)."""
 CERTIFICATE_FILE = "tls-certificate.pem"
 KEY_FILE = "tls-key.pem"
 
@@ -42,6 +44,9 @@ class EdgeRoutes:
     """The published HTTPS port, for the redirects (browsers know nothing of HTTPS_PORT)."""
     retry_seconds: int = 5
     grace_seconds: int = 30
+    basic_auth: Mapping[str, str] = field(default_factory=dict)
+    """Host name -> the file of `user bcrypt-hash` lines its visitors must log in as (a secret
+    file beside the Caddyfile, imported, so the Caddyfile itself stays plain)."""
     metrics_bind: str | None = None
     """Serve request metrics on METRICS_PORT at this address (the edge's name on the
     monitoring network, so nothing on the edge network reaches them); "" for every address
@@ -63,7 +68,9 @@ def render(routes: EdgeRoutes) -> str:
     scheme = "" if routes.tls is not None else "http://"
     for host, upstream in sorted(routes.by_host.items()):
         proxy = _reverse_proxy(upstream, routes.retry_seconds)
-        blocks.append(_block(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", proxy]))
+        auth = [_block("basicauth", [f"import {routes.basic_auth[host]}"])] if (
+            host in routes.basic_auth) else []  # fmt: skip
+        blocks.append(_block(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", *auth, proxy]))
     if routes.tls is not None and routes.by_host:
         port = "" if routes.https_port == 443 else f":{routes.https_port}"
         addresses = ", ".join(f"http://{host}" for host in sorted(routes.by_host))

@@ -85,6 +85,8 @@ class DatabaseArgs:
     """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
     exporter_role: bool = False
     """Give the metrics exporter a login of its own (components/exporter_role.py)."""
+    metrics_network: docker.Network | None = None
+    """The monitoring network, where the PITR agent serves its metrics."""
 
 
 class Database(pulumi.ComponentResource):
@@ -229,6 +231,7 @@ class Database(pulumi.ComponentResource):
                     runtime=args.runtime,
                     labels={**args.labels, "com.ecommerce.role": "pitr"},
                     node_label=args.node_label,
+                    metrics_network=args.metrics_network,
                 ),
                 self,
             )

@@ -24,7 +24,7 @@ from components import caddyfile, engine
 from components.built_image import service_image
 from components.monitoring_config import EDGE_METRICS_ALIAS
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
-from components.secret_files import SecretFiles, SecretFilesArgs
+from components.secret_files import REVISION_LABEL, SecretFiles, SecretFilesArgs
 from components.workload import Mount, Network, Port, Workload
 from stacks.settings import EdgeSettings
 
@@ -51,7 +51,10 @@ class EdgeArgs:
     node_label: str | None = None
     """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
     metrics_network: docker.Network | None = None
-    """The monitoring network, where it serves its request metrics (`routes.metrics_bind`)."""
+    """The monitoring network, where it serves its request metrics (`routes.metrics_bind`) and
+    reaches the monitoring UIs it serves."""
+    auth_files: Mapping[str, pulumi.Output[str]] | None = None
+    """Secret files beside the Caddyfile by name (the basic-auth users of `routes`)."""
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -88,6 +91,22 @@ class EdgeProxy(pulumi.ComponentResource):
         # Kept across restarts and protected like the databases: certificates obtained again on
         # every start would soon hit the CA's rate limits. The image gives the directory to its
         # user, and Docker copies that ownership into the new volume.
+        # Login files in a set of their own: the Caddyfile's set stays plain, so previews show it.
+        mounts, revisions = [], {}
+        if args.auth_files:
+            auth = SecretFiles(
+                f"{name}-auth",
+                SecretFilesArgs(
+                    docker_name=f"{args.docker_name}-auth",
+                    image=image,
+                    files=dict(args.auth_files),
+                    labels=args.labels,
+                    swarm=args.runtime.swarm is not None,
+                ),
+                opts=child,
+            )
+            mounts.append(auth.mount(caddyfile.AUTH_DIR))
+            revisions[f"{REVISION_LABEL}-auth"] = auth.revision
         data = labelled_volume(
             f"{name}-data", f"{args.docker_name}-data", args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
@@ -97,7 +116,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 name=name,
                 docker_name=args.docker_name,
                 image=image,
-                mounts=[files.mount(caddyfile.CONFIG_DIR), Mount(data.name, DATA_PATH)],
+                mounts=[files.mount(caddyfile.CONFIG_DIR), Mount(data.name, DATA_PATH), *mounts],
                 networks=[Network(args.network, "edge"), *metrics],
                 ports=args.ports,
                 # /config: Caddy saves the configuration it runs there (XDG_CONFIG_HOME).
@@ -106,7 +125,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 ),
                 resources=args.settings.resources,
                 health_test=list(HEALTH_TEST),
-                labels={**args.labels, **files.revision_label()},
+                labels={**args.labels, **files.revision_label(), **revisions},
                 stop_grace_seconds=args.settings.stop_grace_seconds,
                 pids_limit=args.settings.pids_limit,
                 replicas=args.settings.replicas,

@@ -23,13 +23,15 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 
-from components import alert_rules, engine
+from components import alert_rules, dashboards, engine
 from components import monitoring_config as config
 from components.cache import Cache
 from components.database import Database
 from components.exporter_role import EXPORTER_USER, MAINTENANCE_DATABASE
-from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
+from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume, secret_or_generated
+from components.secret_files import REVISION_LABEL as REVISION
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
 from components.workload import FileMount, Mount, Network, Port, Running, Workload
 from stacks.settings.monitoring import Component, MonitoringSettings
@@ -37,6 +39,14 @@ from stacks.settings.monitoring import Component, MonitoringSettings
 NOBODY = ImageNeeds(non_root_user="65534:65534")
 """The official Prometheus, Alertmanager and postgres-exporter images run as nobody."""
 REDIS_EXPORTER_NEEDS = ImageNeeds(non_root_user="59000:59000")
+GRAFANA_NEEDS = ImageNeeds(non_root_user="472:0")
+"""The official Grafana image's user (group root, which owns its folders)."""
+GRAFANA_PORT = 3000
+GRAFANA_ALIAS = "grafana"
+GRAFANA_DATA = "/var/lib/grafana"
+GRAFANA_DATASOURCES_DIR = "/etc/grafana/provisioning/datasources"
+GRAFANA_PASSWORD_FILE = "admin-password"
+GRAFANA_ADMIN = "admin"
 PROMETHEUS_DATA = "/prometheus"
 PROMETHEUS_CONFIG_DIR = "/etc/prometheus"
 ALERTMANAGER_DATA = "/alertmanager"
@@ -72,8 +82,22 @@ class MonitoringArgs:
     """The receivers' secrets by field of monitoring_config.Receivers."""
     publish_ip: str = "127.0.0.1"
     protect_data: bool = True
+    pitr: bool = False
+    """The PITR agents serve metrics to scrape."""
+    backup: bool = False
+    """The backup job serves metrics to scrape."""
     placement: Mapping[str, str] | None = None
     """On a swarm: the node label of each part with a volume (`prometheus`, `alertmanager`)."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """A generated login in front of a UI: the user, its password and the password's bcrypt
+    hash (what the edge checks), both Pulumi secrets."""
+
+    user: str
+    password: pulumi.Output[str]
+    bcrypt_hash: pulumi.Output[str]
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -81,6 +105,11 @@ class Monitoring(pulumi.ComponentResource):
     alertmanager: Running
     exporters: dict[str, Running]
     """By what they watch: `<service>-db` and `redis`."""
+    grafana: Running | None
+    grafana_password: pulumi.Output[str] | None
+    """Grafana's `admin` password, a Pulumi secret."""
+    prometheus_login: Login | None
+    """The edge's basic auth in front of Prometheus's UI (`monitoring.prometheus.host`)."""
 
     def __init__(
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
@@ -94,11 +123,34 @@ class Monitoring(pulumi.ComponentResource):
         }
         self.exporters["redis"] = self._redis_exporter()
         self.alertmanager = self._alertmanager()
-        prometheus_yml = config.prometheus_config(
-            m, config.ScrapeTargets(databases=sorted(args.databases)), args.stack
+        targets = config.ScrapeTargets(
+            databases=sorted(args.databases), pitr=args.pitr, backup=args.backup
         )
+        prometheus_yml = config.prometheus_config(m, targets, args.stack)
         self.prometheus = self._prometheus(prometheus_yml, alert_rules.render(args.thresholds))
+        self.grafana = self.grafana_password = None
+        if m.grafana.enabled:
+            self.grafana = self._grafana()
+        self.prometheus_login = None
+        if m.prometheus.host is not None:
+            login = random.RandomPassword(f"{name}-prometheus-password", length=32, special=False,
+                                          opts=pulumi.ResourceOptions(parent=self))  # fmt: skip
+            self.prometheus_login = Login(
+                m.prometheus.user,
+                pulumi.Output.secret(login.result),
+                pulumi.Output.secret(login.bcrypt_hash),
+            )
         self.register_outputs({})
+
+    def logins(self) -> dict[str, pulumi.Output[str] | str]:
+        """The `monitoring` stack output: who logs in where (passwords are secrets)."""
+        found: dict[str, pulumi.Output[str] | str] = {}
+        if self.grafana_password is not None:
+            found |= {"grafanaUser": GRAFANA_ADMIN, "grafanaPassword": self.grafana_password}
+        if self.prometheus_login is not None:
+            found |= {"prometheusUser": self.prometheus_login.user,
+                      "prometheusPassword": self.prometheus_login.password}  # fmt: skip
+        return found
 
     # -- parts ------------------------------------------------------------------------------------
 
@@ -109,7 +161,7 @@ class Monitoring(pulumi.ComponentResource):
         needs: ImageNeeds,
         health_test: list[str],
         *,
-        command: list[str],
+        command: list[str] | None,
         networks: list[Network],
         mounts: list[Mount | FileMount],
         labels: dict[str, pulumi.Input[str]],
@@ -267,6 +319,45 @@ class Monitoring(pulumi.ComponentResource):
             labels={**labels, **files.revision_label()},
             ports=ports or None,
             stop_grace_seconds=PROMETHEUS_STOP_GRACE_SECONDS,
+        )  # fmt: skip
+
+    def _grafana(self) -> Running:
+        a, g = self._args, self._args.settings.grafana
+        key = GRAFANA_ALIAS
+        labels = a.labels(key, key)
+        self.grafana_password = secret_or_generated(f"{self._name}-grafana-password", None, 32,
+                                                    self)  # fmt: skip
+        found = dashboards.dashboards(pitr=a.pitr, backup=a.backup)
+        datasources = self._files(f"{key}-datasources", g.image, labels, plain={
+            dashboards.DATASOURCES_FILE: dashboards.datasources(
+                f"http://{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"),
+        })  # fmt: skip
+        boards = self._files(f"{key}-dashboards", g.image, labels, plain={
+            dashboards.PROVIDERS_FILE: dashboards.providers(),
+            **{d.file_name: dashboards.dashboard_json(d) for d in found},
+        })  # fmt: skip
+        secrets = self._files(f"{key}-secrets", g.image, labels,
+                              secret={GRAFANA_PASSWORD_FILE: self.grafana_password})  # fmt: skip
+        data = self._volume(key, labels)
+        component = Component(image=g.image, resources=g.resources, pids_limit=g.pids_limit)
+        # A new file in any of its three sets restarts it with the files.
+        revisions = {REVISION: datasources.revision, f"{REVISION}-dashboards": boards.revision,
+                     f"{REVISION}-secrets": secrets.revision}  # fmt: skip
+        return self._part(
+            key, component, GRAFANA_NEEDS, http_check(GRAFANA_PORT, "/api/health"),
+            command=None,
+            # The password as a file (Grafana reads any `GF_*__FILE`); nothing phones home.
+            env=[f"GF_SECURITY_ADMIN_USER={GRAFANA_ADMIN}",
+                 f"GF_SECURITY_ADMIN_PASSWORD__FILE={secret_path(GRAFANA_PASSWORD_FILE)}",
+                 "GF_USERS_ALLOW_SIGN_UP=false", "GF_AUTH_ANONYMOUS_ENABLED=false",
+                 "GF_ANALYTICS_REPORTING_ENABLED=false", "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+                 "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
+                 *([f"GF_SERVER_DOMAIN={g.host}"] if g.host else [])],
+            networks=[Network(a.monitoring_network, key)],
+            mounts=[datasources.mount(GRAFANA_DATASOURCES_DIR),
+                    boards.mount(dashboards.DASHBOARDS_DIR), secrets.mount(),
+                    Mount(data.name, GRAFANA_DATA)],
+            labels={**labels, **revisions},
         )  # fmt: skip
 
     def _volume(self, key: str, labels: Mapping[str, str]) -> docker.Volume:

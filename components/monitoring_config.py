@@ -14,6 +14,10 @@ from typing import Any
 
 import yaml
 
+from components.backup_job import ALIAS as BACKUP_ALIAS
+from components.backup_job import METRICS_PORT as BACKUP_METRICS_PORT
+from components.pitr import METRICS_PORT as PITR_METRICS_PORT
+from components.pitr import agent_alias as pitr_agent_alias
 from stacks.settings.monitoring import MonitoringSettings
 
 PROMETHEUS_PORT = 9090
@@ -46,6 +50,10 @@ class ScrapeTargets:
     databases: Sequence[str]
     """The services with a database: each has its exporter."""
     edge: bool = True
+    pitr: bool = False
+    """Each database's PITR agent serves its state (pitr/metrics.py)."""
+    backup: bool = False
+    """The backup job serves its state (backup/metrics.py)."""
 
 
 def prometheus_config(m: MonitoringSettings, targets: ScrapeTargets, stack: str) -> str:
@@ -72,6 +80,17 @@ def prometheus_config(m: MonitoringSettings, targets: ScrapeTargets, stack: str)
     ]
     if targets.edge:
         jobs.append(job("edge", [f"{EDGE_METRICS_ALIAS}:{EDGE_METRICS_PORT}"]))
+    if targets.pitr:
+        jobs.append({
+            "job_name": "pitr",
+            "static_configs": [
+                {"targets": [f"{pitr_agent_alias(db)}:{PITR_METRICS_PORT}"],
+                 "labels": {"service": db}}
+                for db in targets.databases
+            ],
+        })  # fmt: skip
+    if targets.backup:
+        jobs.append(job("backup", [f"{BACKUP_ALIAS}:{BACKUP_METRICS_PORT}"]))
     config = {
         "global": {
             "scrape_interval": interval,

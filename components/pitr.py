@@ -6,10 +6,10 @@ Topology: the repository is a named volume per server. The server writes WAL int
 takes the backups, runs the drills and reports health. The agent mounts the server's data
 volume read-only at the server's own path and reaches the server through its Unix socket (a
 volume both share): pgBackRest backs up a data directory it reads locally, and the server's
-`postgres` OS user logs in there. So the agent has no network at all, no capability, no Docker
-socket, a read-only root; it sees one server's data and one repository. pgBackRest's TLS server
-would keep the repository out of the server's container too; docs/pitr.md
-says why this stack does not use it yet.
+`postgres` OS user logs in there. So the agent has no network (but the monitoring network,
+where it only serves its metrics), no capability, no Docker socket, a read-only root; it sees
+one server's data and one repository. pgBackRest's TLS server would keep the repository out of
+the server's container too; docs/pitr.md says why this stack does not use it yet.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pulumi_random as random
 from components import engine
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
 from components.secret_files import SecretFiles, SecretFilesArgs
-from components.workload import FileMount, Mount, Workload
+from components.workload import FileMount, Mount, Network, Workload
 from pitr import layout
 from pitr.pgbackrest import Stanza, render_config, server_settings
 from stacks.settings import PitrSettings
@@ -33,6 +33,15 @@ CONFIG_FILE_NAME = layout.CONFIG_FILE.name
 PASSPHRASE_LENGTH = 64
 # The backups and drills are overdue after their interval and this much more.
 OVERDUE_SLACK_HOURS = 2
+METRICS_PORT = 9188
+"""Where the agent serves its state on the monitoring network (pitr/metrics.py)."""
+
+
+def overdue_after_hours(s: PitrSettings) -> tuple[int, int]:
+    """When the newest backup, and the last drill, are overdue: for the agent's health check
+    and the alert rules alike."""
+    intervals = [h for h in (s.full_every_hours, s.diff_every_hours, s.incr_every_hours) if h]
+    return min(intervals) + OVERDUE_SLACK_HOURS, s.drill_every_hours + OVERDUE_SLACK_HOURS
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,8 @@ class AgentArgs:
     labels: Mapping[str, str]
     node_label: str | None = None
     """On a swarm: the server's node (the agent shares its volumes)."""
+    metrics_network: docker.Network | None = None
+    """The monitoring network, where the agent serves its metrics (METRICS_PORT)."""
 
 
 def agent_container(
@@ -156,13 +167,16 @@ def agent_container(
             name=f"{name}-pitr",
             docker_name=f"{args.docker_name}-pitr",
             image=args.pitr.image,
-            command=agent_command(args.pitr),
+            command=agent_command(args.pitr, metrics=args.metrics_network is not None),
             mounts=[
                 Mount(args.data_volume, str(layout.DATA_MOUNT), read_only=True),
                 *args.storage.server_mounts(),
                 Mount(drill.name, str(layout.DRILL_PATH)),
             ],
-            networks=[],  # none at all: it reaches the server through its socket
+            # It reaches the server through its socket: a network only to serve its metrics.
+            networks=[]
+            if args.metrics_network is None
+            else [Network(args.metrics_network, agent_alias(args.pitr.stanza))],
             needs=ImageNeeds(non_root_user=layout.PG_USER),
             resources=s.resources,
             health_test=["CMD", *health_command(args.pitr)],
@@ -183,7 +197,12 @@ def agent_container(
     ).container
 
 
-def agent_command(args: PitrArgs) -> list[str]:
+def agent_alias(service: str) -> str:
+    """The agent's name on the monitoring network."""
+    return f"{service}-db-pitr"
+
+
+def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
     s = args.settings
 
     def hours(value: int | None) -> str:
@@ -194,6 +213,7 @@ def agent_command(args: PitrArgs) -> list[str]:
         "--full-every", hours(s.full_every_hours), "--diff-every", hours(s.diff_every_hours),
         "--incr-every", hours(s.incr_every_hours), "--drill-every", hours(s.drill_every_hours),
         "--check-every", f"{s.check_every_minutes}m",
+        *(["--metrics-port", str(METRICS_PORT)] if metrics else []),
     ]  # fmt: skip
 
 
@@ -201,10 +221,9 @@ def health_command(args: PitrArgs) -> list[str]:
     """Unhealthy on a stale archive, a failed or overdue backup, a failed or overdue drill, and
     until the first drill has passed."""
     s = args.settings
-    intervals = [h for h in (s.full_every_hours, s.diff_every_hours, s.incr_every_hours) if h]
+    backup_hours, drill_hours = overdue_after_hours(s)
     return [
         "python3", "-m", "pitr", "health", "--stanza", args.stanza,
         "--max-archive-age", f"{s.max_archive_age_minutes}m",
-        "--max-backup-age", f"{min(intervals) + OVERDUE_SLACK_HOURS}h",
-        "--max-drill-age", f"{s.drill_every_hours + OVERDUE_SLACK_HOURS}h",
+        "--max-backup-age", f"{backup_hours}h", "--max-drill-age", f"{drill_hours}h",
     ]  # fmt: skip

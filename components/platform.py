@@ -8,17 +8,18 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.alert_rules import Thresholds
+from components.backup_job import OVERDUE_SLACK_HOURS as BACKUP_OVERDUE_SLACK_HOURS
 from components.backup_job import BackupJob, BackupJobArgs
 from components.built_image import service_image
 from components.cache import Cache, CacheArgs
-from components.caddyfile import HTTP_PORT, HTTPS_PORT, EdgeRoutes
+from components.caddyfile import AUTH_DIR, HTTP_PORT, HTTPS_PORT, EdgeRoutes
 from components.database import Database, DatabaseArgs
 from components.docker_provider import docker_provider
 from components.edge import EdgeArgs, EdgeProxy
-from components.monitoring import Monitoring, MonitoringArgs
-from components.monitoring_config import EDGE_METRICS_ALIAS
+from components.monitoring import GRAFANA_ALIAS, GRAFANA_PORT, Monitoring, MonitoringArgs
+from components.monitoring_config import EDGE_METRICS_ALIAS, PROMETHEUS_ALIAS, PROMETHEUS_PORT
 from components.networks import Networks, NetworksArgs
-from components.pitr import PitrArgs
+from components.pitr import PitrArgs, overdue_after_hours
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
     DatabaseConnection,
@@ -32,6 +33,10 @@ from stacks.loader import SecretOverrides
 from stacks.settings import PitrSettings, PlatformSettings, edge_apps
 
 REDIS_ALIAS = "redis"
+GRAFANA_EDGE_PORT = 3030
+"""Where the edge listens for Grafana inside its container (dev's `monitoring.grafana.hostPort`):
+Grafana's own 3000 is the gateway's there."""
+PROMETHEUS_USERS_FILE = "prometheus-users"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Platform(pulumi.ComponentResource):
     ) -> None:
         super().__init__("ecommerce:index:Platform", name, None, opts)
         s, catalogue = args.settings, args.catalogue
+        self._settings = s
         child = pulumi.ResourceOptions(parent=self)
         if s.registry is not None:
             provider = docker_provider(
@@ -143,6 +149,7 @@ class Platform(pulumi.ComponentResource):
                     pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, spec.name),
                     node_label=placement.get(f"{spec.name}-db"),
                     exporter_role=s.monitoring.enabled,
+                    metrics_network=self.networks.monitoring,
                 ),
                 opts=child,
             )
@@ -158,6 +165,8 @@ class Platform(pulumi.ComponentResource):
                 self._service_args(spec, args, runtime, jwt_secret, labels(spec.name, spec.role)),
                 opts=child,
             )
+        # Monitoring before the edge, which serves its UIs; it scrapes the backup job by name.
+        self.monitoring = self._monitoring(name, args, runtime, child)
         self.edge = self._edge_proxy(name, args, runtime, child)
         self.backup = None
         if s.backup.enabled:
@@ -172,10 +181,10 @@ class Platform(pulumi.ComponentResource):
                     labels=labels("backup", "backup"),
                     protect_data=s.protect_data,
                     node_label=placement.get("backup"),
+                    metrics_network=self.networks.monitoring,
                 ),
                 opts=child,
             )
-        self.monitoring = self._monitoring(name, args, runtime, child)
         self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}
         self.containers = {n: service.docker_name for n, service in sorted(self.services.items())}
         self.containers["edge"] = self.edge.container.name
@@ -208,7 +217,11 @@ class Platform(pulumi.ComponentResource):
                 thresholds=Thresholds(
                     s.monitoring.alerts,
                     s.pitr.max_archive_age_minutes if s.pitr.enabled else None,
+                    overdue_after_hours(s.pitr) if s.pitr.enabled else None,
+                    s.backup.every_hours + BACKUP_OVERDUE_SLACK_HOURS if s.backup.enabled else None,
                 ),
+                pitr=s.pitr.enabled,
+                backup=s.backup.enabled,
                 name_prefix=s.name_prefix,
                 stack=args.stack,
                 monitoring_network=networks.monitoring,
@@ -225,6 +238,22 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=opts,
         )
+
+    def monitoring_output(self) -> dict[str, pulumi.Output[str] | str]:
+        """The `monitoring` stack output: the UIs' URLs and their logins."""
+        assert self.monitoring is not None
+        s = self._settings
+        m = s.monitoring
+        found: dict[str, pulumi.Output[str] | str] = {}
+        if m.grafana.enabled and m.grafana.host is not None:
+            found["grafanaUrl"] = edge_url(m.grafana.host, s)
+        elif m.grafana.enabled and m.grafana.host_port is not None:
+            found["grafanaUrl"] = f"http://{s.public_host}:{m.grafana.host_port}"
+        if m.prometheus.host is not None:
+            found["prometheusUrl"] = edge_url(m.prometheus.host, s)
+        elif m.prometheus.host_port is not None:
+            found["prometheusUrl"] = f"http://{s.public_host}:{m.prometheus.host_port}"
+        return found | self.monitoring.logins()
 
     def pitr_passphrases(self) -> dict[str, pulumi.Output[str]]:
         """Per service, its repository's passphrase (a secret): keep a copy outside the stack's
@@ -249,6 +278,22 @@ class Platform(pulumi.ComponentResource):
                 by_port[spec.container_port] = _upstream(spec)
                 ports.append(Port(spec.container_port, host_port, s.publish_ip))
         by_host = {host: _upstream(catalogue.get(app)) for app, host in edge.hosts.items()}
+        basic_auth, auth_files = {}, {}
+        monitoring = s.monitoring
+        if self.monitoring is not None:
+            grafana = f"{GRAFANA_ALIAS}:{GRAFANA_PORT}"
+            if monitoring.grafana.enabled and monitoring.grafana.host is not None:
+                by_host[monitoring.grafana.host] = grafana
+            if monitoring.grafana.enabled and monitoring.grafana.host_port is not None:
+                by_port[GRAFANA_EDGE_PORT] = grafana
+                ports.append(Port(GRAFANA_EDGE_PORT, monitoring.grafana.host_port, s.publish_ip))
+            login = self.monitoring.prometheus_login
+            if monitoring.prometheus.host is not None and login is not None:
+                by_host[monitoring.prometheus.host] = f"{PROMETHEUS_ALIAS}:{PROMETHEUS_PORT}"
+                basic_auth[monitoring.prometheus.host] = f"{AUTH_DIR}/{PROMETHEUS_USERS_FILE}"
+                auth_files[PROMETHEUS_USERS_FILE] = login.bcrypt_hash.apply(
+                    lambda hashed: f"{login.user} {hashed}\n"
+                )
         if by_host:
             ports.append(Port(HTTP_PORT, edge.http_port, s.publish_ip))
         if by_host and edge.tls is not None:
@@ -259,6 +304,7 @@ class Platform(pulumi.ComponentResource):
             tls=edge.tls,
             https_port=edge.https_port,
             retry_seconds=edge.upstream_retry_seconds,
+            basic_auth=basic_auth,
             grace_seconds=edge.stop_grace_seconds,
             # By its name on the monitoring network; on a swarm that name is the service's.
             metrics_bind=None
@@ -282,6 +328,7 @@ class Platform(pulumi.ComponentResource):
                 key=args.secrets.edge_tls_key,
                 node_label=(s.swarm.placement if s.engine == "swarm" else {}).get("edge"),
                 metrics_network=self.networks.monitoring,
+                auth_files=auth_files,
             ),
             opts=opts,
         )
@@ -374,16 +421,21 @@ def database_alias(service: str) -> str:
 
 def service_url(spec: ServiceSpec, settings: PlatformSettings) -> str:
     """The published URL of a service (by host name first), or its in-network URL."""
-    edge = settings.edge
-    host = edge.hosts.get(spec.name)
-    if host is not None and edge.tls is not None:
-        return f"https://{host}" + ("" if edge.https_port == 443 else f":{edge.https_port}")
+    host = settings.edge.hosts.get(spec.name)
     if host is not None:
-        return f"http://{host}" + ("" if edge.http_port == 80 else f":{edge.http_port}")
+        return edge_url(host, settings)
     host_port = settings.services[spec.name].host_port
     if host_port is None:
         return internal_url(spec)
     return f"http://{settings.public_host}:{host_port}"
+
+
+def edge_url(host: str, settings: PlatformSettings) -> str:
+    """Where the edge serves a host name: HTTPS with `edge.tls`, else plain HTTP."""
+    edge = settings.edge
+    if edge.tls is not None:
+        return f"https://{host}" + ("" if edge.https_port == 443 else f":{edge.https_port}")
+    return f"http://{host}" + ("" if edge.http_port == 80 else f":{edge.http_port}")
 
 
 def _upstream(spec: ServiceSpec) -> str:

@@ -4,7 +4,9 @@ only: the policy pack imports it in its own virtualenv.
 
 - `databases.<service>.password`: what the backup tool connects with;
 - `pitrPassphrases.<service>`: each PITR repository's passphrase, for operators to keep a copy
-  outside the state.
+  outside the state;
+- `monitoring.grafanaPassword`, `monitoring.prometheusPassword`: the logins of the monitoring
+  UIs.
 Pulumi keeps both encrypted in the state and hides them from `pulumi stack output`.
 """
 
@@ -14,4 +16,8 @@ import re
 
 DATABASES = "databases"
 PITR_PASSPHRASES = "pitrPassphrases"
-SECRET_OUTPUTS = re.compile(rf"{DATABASES}\.[^.]+\.password|{PITR_PASSPHRASES}\.[^.]+")
+MONITORING = "monitoring"
+SECRET_OUTPUTS = re.compile(
+    rf"{DATABASES}\.[^.]+\.password|{PITR_PASSPHRASES}\.[^.]+"
+    rf"|{MONITORING}\.(grafanaPassword|prometheusPassword)"
+)

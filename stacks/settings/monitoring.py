@@ -3,9 +3,15 @@ and the thresholds of the alert rules that are not taken from other settings."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from stacks.settings.common import PidsLimit, Port, Resources, StrictModel
+from stacks.settings.edge import HostName
+
+if TYPE_CHECKING:
+    from stacks.settings.platform import PlatformSettings
 
 
 class PrometheusSettings(StrictModel):
@@ -19,6 +25,11 @@ class PrometheusSettings(StrictModel):
     """Every target is scraped, and every rule evaluated, this often."""
     host_port: Port | None = None
     """Its web UI published on `publishIp` (dev); unset keeps it private."""
+    host: HostName | None = None
+    """Its web UI served by the edge on this host name (HTTPS with `edge.tls`), behind basic
+    auth: the user `user`, a generated password (stack output `monitoring`)."""
+    user: str = Field(default="ops", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    """The basic-auth user in front of its UI on `host`."""
     resources: Resources = Resources(memory_mb=1024, cpus=1.0)
     """The container's limits: memory grows with the number of series (make bench-monitoring)."""
     pids_limit: PidsLimit = 256
@@ -33,6 +44,24 @@ class Component(StrictModel):
     resources: Resources = Resources(memory_mb=128, cpus=0.25)
     """The container's limits."""
     pids_limit: PidsLimit = 128
+    """Most processes (threads included) of the container."""
+
+
+class GrafanaSettings(StrictModel):
+    """Grafana with the platform's data source and dashboards, provisioned from files; served
+    by the edge, its `admin` password generated (stack output `monitoring`)."""
+
+    enabled: bool = True
+    """Run Grafana."""
+    image: str = Field(default="grafana/grafana-oss:11.3.1", min_length=1)
+    """The Grafana image."""
+    host: HostName | None = None
+    """Served by the edge on this host name (HTTPS with `edge.tls`)."""
+    host_port: Port | None = None
+    """Served by the edge on this port of `publishIp` over plain HTTP (dev)."""
+    resources: Resources = Resources(memory_mb=256, cpus=0.5)
+    """The container's limits."""
+    pids_limit: PidsLimit = 256
     """Most processes (threads included) of the container."""
 
 
@@ -68,6 +97,8 @@ class AlertSettings(StrictModel):
     """Redis using more than this share of its `maxMemoryMb`."""
     restarts: int = Field(default=3, ge=1, le=100)
     """A database, Redis, the edge or a monitoring part started this many times in 15 minutes."""
+    volume_free_percent: int = Field(default=10, ge=1, le=90)
+    """A data volume (a database's, its PITR repository, the backups') with less free space."""
 
 
 class MonitoringSettings(StrictModel):
@@ -89,6 +120,8 @@ class MonitoringSettings(StrictModel):
         resources=Resources(memory_mb=64, cpus=0.25),
     )
     """The Redis exporter (its alpine image: the health check needs `wget`)."""
+    grafana: GrafanaSettings = GrafanaSettings()
+    """Dashboards."""
     alerts: AlertSettings = AlertSettings()
     """Receivers and thresholds."""
 
@@ -102,4 +135,32 @@ def monitoring_images(m: MonitoringSettings) -> dict[str, str]:
         "monitoring.alertmanager.image": m.alertmanager.image,
         "monitoring.postgresExporter.image": m.postgres_exporter.image,
         "monitoring.redisExporter.image": m.redis_exporter.image,
-    }
+    } | ({"monitoring.grafana.image": m.grafana.image} if m.grafana.enabled else {})
+
+
+def monitoring_hosts(m: MonitoringSettings) -> dict[str, str]:
+    """The host names the edge serves monitoring UIs on, by the key that sets them."""
+    if not m.enabled:
+        return {}
+    hosts = {"monitoring.prometheus.host": m.prometheus.host}
+    if m.grafana.enabled:
+        hosts["monitoring.grafana.host"] = m.grafana.host
+    return {key: host for key, host in hosts.items() if host is not None}
+
+
+def monitoring_problems(s: PlatformSettings) -> list[str]:
+    m, problems = s.monitoring, []
+    if not m.enabled:
+        return []
+    grafana = m.grafana
+    if grafana.enabled and grafana.host is None and grafana.host_port is None:
+        problems.append(
+            "monitoring.grafana: nothing would reach it; set host (a host name the edge serves) "
+            "or hostPort (dev), or enabled: false"
+        )
+    apps = {host: f"edge.hosts.{app}" for app, host in s.edge.hosts.items()}
+    for key, host in monitoring_hosts(m).items():
+        if host in apps:
+            problems.append(f"{key}: {host} is already the host of {apps[host]}")
+        apps.setdefault(host, key)
+    return problems

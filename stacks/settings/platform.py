@@ -32,7 +32,11 @@ from stacks.settings.databases import (
     unknown_databases,
 )
 from stacks.settings.edge import EdgeSettings, edge_apps, edge_problems
-from stacks.settings.monitoring import MonitoringSettings, monitoring_images
+from stacks.settings.monitoring import (
+    MonitoringSettings,
+    monitoring_images,
+    monitoring_problems,
+)
 from stacks.settings.ports import duplicate_host_ports, host_ports, unpublishable_ports
 from stacks.settings.registry import RegistrySettings, registry_problems
 from stacks.settings.services import ServiceSettings, service_problems
@@ -132,6 +136,7 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
                  for o in s.cors_origins if not _ORIGIN.match(o)]  # fmt: skip
     problems += hardening_problems(s.hardening)
     problems += edge_problems(s, catalogue)
+    problems += monitoring_problems(s)
     problems += swarm_problems(s, catalogue)
     problems += duplicate_host_ports(s)
     problems += unpublishable_ports(s, catalogue)
@@ -180,7 +185,9 @@ PROD_REFUSES: dict[str, str] = {
     "monitoring.alertmanager.image": _UNPINNED,
     "monitoring.postgresExporter.image": _UNPINNED,
     "monitoring.redisExporter.image": _UNPINNED,
-    "monitoring.prometheus.hostPort": "any: Prometheus is reached through the edge",
+    "monitoring.grafana.image": _UNPINNED,
+    "monitoring.grafana.hostPort": "any: Grafana is served by its host name",
+    "monitoring.prometheus.hostPort": "any: it is served by its host name, behind basic auth",
     "hardening.readOnlyRoot": "`false`",
     "hardening.dropAllCapabilities": "`false`",
     "hardening.noNewPrivileges": "`false`",
@@ -225,7 +232,11 @@ def production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         if key.startswith("databases.") or key == "redis.hostPort":
             problems.append(f"{key}: databases and Redis are never published in prod")
         elif key == "monitoring.prometheus.hostPort":
-            problems.append(f"{key}: prod never publishes Prometheus; remove it")
+            problems.append(f"{key}: prod never publishes Prometheus; remove it (serve it by "
+                            "monitoring.prometheus.host, behind basic auth)")  # fmt: skip
+        elif key == "monitoring.grafana.hostPort":
+            problems.append(f"{key}: prod serves Grafana by host name over HTTPS only; remove "
+                            "it and set monitoring.grafana.host")  # fmt: skip
         elif key.startswith("services.") and key.split(".")[1] in apps:
             app = key.split(".")[1]
             problems.append(

@@ -26,8 +26,11 @@ def host_ports(s: PlatformSettings) -> dict[str, int]:
         ports["edge.httpPort"] = s.edge.http_port
     if s.edge.hosts and s.edge.tls is not None:
         ports["edge.httpsPort"] = s.edge.https_port
-    if s.monitoring.enabled and s.monitoring.prometheus.host_port is not None:
-        ports["monitoring.prometheus.hostPort"] = s.monitoring.prometheus.host_port
+    m = s.monitoring
+    if m.enabled and m.prometheus.host_port is not None:
+        ports["monitoring.prometheus.hostPort"] = m.prometheus.host_port
+    if m.enabled and m.grafana.enabled and m.grafana.host_port is not None:
+        ports["monitoring.grafana.hostPort"] = m.grafana.host_port
     return ports
 
 
@@ -57,6 +60,6 @@ def unpublishable_ports(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
 
 def published_by_the_edge(key: str, catalogue: Catalogue) -> bool:
     """Whether the edge proxy (on the edge network, never internal) publishes this port."""
-    if key.startswith("edge."):
+    if key.startswith("edge.") or key == "monitoring.grafana.hostPort":
         return True
     return key.startswith("services.") and key.split(".")[1] in edge_apps(catalogue)

@@ -28,8 +28,8 @@ class SwarmSettings(StrictModel):
     behind an external balancer)."""
     placement: dict[str, NodeLabel] = Field(default_factory=dict)
     """The node label that pins each workload with a volume to the node holding it: `redis`,
-    `edge`, `<service>-db` per database, and when on, `backup`, `prometheus` and
-    `alertmanager`; e.g. `order-db: ecommerce.db` runs it on the node labelled with
+    `edge`, `<service>-db` per database, and when on, `backup`, `prometheus`, `alertmanager`
+    and `grafana`; e.g. `order-db: ecommerce.db` runs it on the node labelled with
     `docker node update --label-add ecommerce.db=true`."""
     update_delay_seconds: int = Field(default=10, ge=0, le=3600)
     """Between two tasks of a rolling update."""
@@ -43,11 +43,17 @@ class SwarmSettings(StrictModel):
 
 def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     """What holds a volume, so runs on one node of a swarm: Redis, the edge (its
-    certificates), the backup job, each database (its PITR agent goes with it), Prometheus and
-    Alertmanager."""
+    certificates), the backup job, each database (its PITR agent goes with it), Prometheus,
+    Alertmanager and Grafana."""
     pinned = ["redis", "edge", *(f"{spec.name}-db" for spec in catalogue.with_database())]
     pinned += ["backup"] if s.backup.enabled else []
-    return pinned + (["prometheus", "alertmanager"] if s.monitoring.enabled else [])
+    if s.monitoring.enabled:
+        pinned += [
+            "prometheus",
+            "alertmanager",
+            *(["grafana"] if s.monitoring.grafana.enabled else []),
+        ]
+    return pinned
 
 
 def swarm_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:

@@ -14,7 +14,7 @@ import ssl
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -46,13 +46,13 @@ class Target:
         assert parts.port is not None, url
         return cls(parts.port, parts.path or "/")
 
-    def get(self) -> tuple[int, bytes, dict[str, str]]:
-        """One GET on a new connection: status, body, headers."""
+    def get(self, headers: Mapping[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+        """One GET on a new connection, with `headers`: status, body, headers."""
         connection: http.client.HTTPConnection
-        headers = {}
+        headers = dict(headers or {})
         if self.host is None or not self.tls:
             connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=TIMEOUT_S)
-            headers = {"Host": self.host} if self.host else {}
+            headers |= {"Host": self.host} if self.host else {}
         else:
             context = ssl.create_default_context(cafile=self.cafile)
             connection = _LoopbackHTTPS(self.host, self.port, context=context, timeout=TIMEOUT_S)

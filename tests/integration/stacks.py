@@ -59,6 +59,12 @@ MONITORING_IMAGES = {
     "postgresExporter": "ecommerce-test/postgres-exporter:0",
     "redisExporter": "ecommerce-test/redis-exporter:1",
 }
+# Alertmanager sends every alert to a receiver the test runs on the stack's alerting network.
+ALERT_HOOK_ALIAS = "alert-hook"
+ALERT_HOOK_PORT = 8080
+ALERT_WEBHOOK_KEY = "ecommerce:alertWebhookUrl"
+SCRAPE_INTERVAL_SECONDS = 10
+"""Shorter than the stack files' 30 s: the alert tests wait a `for` plus a scrape or two."""
 # No ACME CA is reachable: a stack with TLS serves a certificate made for the run, on ports
 # that need no privilege and collide with nothing.
 EDGE_HTTP_PORT = 18080
@@ -245,13 +251,27 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     if edge.get("tls"):
         edge |= {"tls": {"certificates": "files"},
                  "httpPort": EDGE_HTTP_PORT, "httpsPort": EDGE_HTTPS_PORT}  # fmt: skip
-        certificate, key = edge_certificate(tuple(sorted(edge["hosts"].values())))
+        hosts = [*edge["hosts"].values(), *monitoring_hosts(platform.get("monitoring", {}))]
+        certificate, key = edge_certificate(tuple(sorted(hosts)))
         config |= {CERTIFICATE_KEY: certificate, KEY_KEY: key}
     monitoring = platform.setdefault("monitoring", {})
     for part, image in MONITORING_IMAGES.items():
         monitoring[part] = monitoring.get(part, {}) | {"image": image}
+    monitoring["prometheus"]["scrapeIntervalSeconds"] = SCRAPE_INTERVAL_SECONDS
+    # No Grafana image can be had here (docs/monitoring.md says what that leaves untested).
+    monitoring["grafana"] = {"enabled": False}
+    if platform.get("engine") == "swarm":
+        platform["swarm"]["placement"].pop("grafana", None)
+    monitoring["alerts"] = monitoring.get("alerts", {}) | {"webhook": True}
+    config[ALERT_WEBHOOK_KEY] = f"http://{ALERT_HOOK_ALIAS}:{ALERT_HOOK_PORT}/alerts"
     platform.pop("registry", None)
     return config
+
+
+def monitoring_hosts(monitoring: dict[str, Any]) -> list[str]:
+    """The host names the edge serves monitoring UIs on (Prometheus's, in the stack files)."""
+    return [part["host"] for part in monitoring.values()
+            if isinstance(part, dict) and part.get("host")]  # fmt: skip
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:

@@ -9,13 +9,18 @@ module and removed at the end, even on failure.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
 import json
+import queue
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +31,19 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
+from components import dashboards
 from plan.compare import compare
 from plan.recorder import GENERATION_SEPARATOR
 from provider.schema import CONTAINER, IMAGE
-from tests.integration.conftest import exec_in, http_get
+from tests.integration.conftest import exec_in, http_get, wait_for
 from tests.integration.engine import EngineHome
 from tests.integration.load import Load, Target
+from tests.integration.monitoring import (
+    alertmanager_alerts,
+    hook_alerts,
+    prometheus_api,
+    start_alert_hook,
+)
 from tests.integration.stacks import (
     CERTIFICATE_KEY,
     EDGE_HTTP_PORT,
@@ -224,7 +236,8 @@ def docker_label(label: str, value: Any) -> Any:
 
 def test_every_container_is_healthy(live: LiveStack) -> None:
     containers = running_containers(live)
-    assert len(containers) == (19 if live.stack == "prod" else 18)  # with 4 PITR agents
+    # With 4 PITR agents, Prometheus, Alertmanager and 5 exporters.
+    assert len(containers) == (26 if live.stack == "prod" else 25)
     for db in DATABASES:
         wait_for_agent(live, db)
     for name, container in containers.items():
@@ -251,7 +264,8 @@ def test_dev_runs_the_apps_it_built_from_its_file(live: LiveStack) -> None:
 
 
 def test_each_database_is_reachable_from_its_own_service_only(live: LiveStack) -> None:
-    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup"}
+    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup",
+                    f"{live.prefix}-{db}-db-exporter"}
                for db in DATABASES}  # fmt: skip
     containers = running_containers(live)
     found = reachability(containers, [(f"{db}-db", 5432) for db in DATABASES])
@@ -262,7 +276,7 @@ def test_each_database_is_reachable_from_its_own_service_only(live: LiveStack) -
 
 
 def test_redis_is_reachable_from_its_users_only(live: LiveStack) -> None:
-    users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway")}
+    users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway", "redis-exporter")}
     found = reachability(running_containers(live), [("redis", 6379)])
     assert len(found) == len(running_containers(live))
     for (name, _, _), reachable in found.items():
@@ -384,7 +398,8 @@ def test_hardening_holds_at_run_time(live: LiveStack) -> None:
 
 
 PIDS_BY_ROLE = {"database": 1024, "cache": 64, "backup": 128, "pitr": 256, "edge": 256,
-                "business": 256, "gateway": 256, "web": 256}  # fmt: skip
+                "business": 256, "gateway": 256, "web": 256, "prometheus": 256,
+                "alertmanager": 128, "exporter": 128}  # fmt: skip
 
 
 def test_every_container_has_the_pids_limit_of_its_role(live: LiveStack) -> None:
@@ -733,3 +748,225 @@ def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
                 if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"]  # fmt: skip
         assert left == [state_name(live, app)], left
     assert [s.describe() for s in live.up().changes().values()] == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Monitoring
+
+
+def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> None:
+    expected = {("prometheus", "127.0.0.1:9090"), ("alertmanager", "alertmanager:9093"),
+                ("redis", "redis-exporter:9121"), ("edge", "edge-metrics:9180")}  # fmt: skip
+    expected |= {("postgres", f"{db}-db-exporter:9187") for db in DATABASES}
+    expected |= {("pitr", f"{db}-db-pitr:9188") for db in DATABASES}  # PITR is on in both
+    if live.stack == "prod":
+        expected.add(("backup", "backup:9189"))
+
+    def healthy() -> set[tuple[str, str]]:
+        targets = prometheus_api(live, "targets")["activeTargets"]
+        return {(t["labels"]["job"], t["labels"]["instance"]) for t in targets
+                if t["health"] == "up"}  # fmt: skip
+
+    wait_for(lambda: healthy() == expected, timeout=60, what="every target up",
+             describe=lambda: str(prometheus_api(live, "targets")))  # fmt: skip
+    # Each database answers its exporter, with the extra queries (archiving, start time).
+    for metric in ("pg_up", "pg_archiver_failing", "pg_server_start_time_seconds"):
+        found = prometheus_api(live, f"query?query={metric}")["result"]
+        assert {r["metric"]["service"] for r in found} == set(DATABASES), metric
+    assert {r["value"][1] for r in prometheus_api(live, "query?query=pg_up")["result"]} == {"1"}
+    # The agents' own state: their checks pass and the volumes they see have room.
+    for metric in ('ecommerce_pitr_last_success_timestamp_seconds{task="check"}',
+                   'ecommerce_volume_free_bytes{volume="data"}'):  # fmt: skip
+        found = prometheus_api(live, f"query?query={metric}")["result"]
+        assert {r["metric"]["service"] for r in found} == set(DATABASES), metric
+    rules = {r["name"] for g in prometheus_api(live, "rules")["groups"] for r in g["rules"]}
+    # PITR is on in both stacks; the backup job in prod only.
+    assert {"WalArchivingFailing", "PitrDrillOverdue", "VolumeFilling"} <= rules
+    assert ("BackupOverdue" in rules) is (live.stack == "prod")
+    assert len(rules) == (17 if live.stack == "prod" else 15)
+
+
+def test_prometheus_reaches_the_exporters_and_no_database(live: LiveStack) -> None:
+    containers = {"prometheus": live.container("prometheus"),
+                  "customer-exporter": live.container("customer-db-exporter"),
+                  "gateway": live.container("gateway")}  # fmt: skip
+    targets = [("customer-db", 5432), ("order-db", 5432), ("customer-db-exporter", 9187),
+               ("customer-db-pitr", 9188), ("edge-metrics", 9180), ("edge", 9180)]  # fmt: skip
+    found = reachability(containers, targets)
+    reachable = {(name, host) for (name, host, _), ok in found.items() if ok}
+    assert reachable == {
+        ("prometheus", "customer-db-exporter"), ("prometheus", "edge-metrics"),
+        ("prometheus", "customer-db-pitr"),
+        ("customer-exporter", "customer-db"), ("customer-exporter", "customer-db-exporter"),
+        ("customer-exporter", "edge-metrics"), ("customer-exporter", "customer-db-pitr"),
+    }  # fmt: skip
+    # The gateway (on the edge network) reaches neither the edge's metrics nor an exporter.
+
+
+def test_the_exporter_logs_in_with_pg_monitor_only_and_reads_no_table(live: LiveStack) -> None:
+    for db in DATABASES:
+        server = live.container(f"{db}-db")
+        code, password = exec_in(live.container(f"{db}-db-exporter"),
+                                 ["cat", "/run/secrets/password"])  # fmt: skip
+        assert code == 0 and len(password) >= 32, db
+        database = live.outputs()["databases"][db]["database"]
+        # The maintenance database opens; its service's database does not (no CONNECT).
+        assert psql_ok(server, "127.0.0.1", 5432, "exporter", "postgres", password), db
+        assert not psql_ok(server, "127.0.0.1", 5432, "exporter", database, password), db
+        grants = sql_in(
+            server,
+            database,
+            """
+            SELECT r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolconnlimit,
+                   (SELECT string_agg(g.rolname, ',') FROM pg_auth_members m
+                      JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid),
+                   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                       AND has_table_privilege(r.oid, c.oid, 'SELECT'))
+              FROM pg_roles r WHERE r.rolname = 'exporter'""",
+        )
+        assert grants == "f|f|f|3|pg_monitor|0", (db, grants)
+        code, output = exec_in(server, ["psql", "-h", "127.0.0.1", "-U", "exporter", "-d",
+                                        "postgres", "-tAc", "SELECT * FROM pg_authid"],
+                               env={"PGPASSWORD": password})  # fmt: skip
+        assert code != 0 and "permission denied" in output, (db, output)
+
+
+def sql_in(server: Any, database: str, sql: str) -> str:
+    """As `postgres` on a server's socket (trusted there), in `database`."""
+    code, out = exec_in(server, ["psql", "-XAtq", "-U", "postgres", "-d", database, "-c", sql])
+    assert code == 0, out
+    return out.strip()
+
+
+def test_a_stopped_database_and_failing_archiving_reach_the_webhook(live: LiveStack) -> None:
+    if live.stack != "dev":  # once is enough: it waits for the rules' `for`
+        return
+    hook = start_alert_hook(live)
+    customer_db, order_db = live.container("customer-db"), live.container("order-db")
+    repo = "/var/lib/pgbackrest/repo"
+    code, mode = exec_in(order_db, ["stat", "-c", "%a", repo])
+    assert code == 0, mode
+    expected = {("PostgresDown", "customer"), ("WalArchivingFailing", "order")}
+
+    def sent() -> set[tuple[str, str]]:
+        return {(a["labels"]["alertname"], a["labels"].get("service", "")) for a in
+                hook_alerts(hook) if a["status"] == "firing"}  # fmt: skip
+
+    try:
+        # The archiver cannot write its repository; a segment to archive makes it try.
+        assert order_db.exec_run(["chmod", "000", repo], user="postgres").exit_code == 0
+        sql_in(order_db, "order_db", "CREATE TABLE alert_probe AS SELECT 1 AS x; "
+                       "SELECT pg_switch_wal()")  # fmt: skip
+        customer_db.stop()
+        # PostgresDown: `for` 1m; WalArchivingFailing: 2m; a scrape, an evaluation and
+        # Alertmanager's group_wait (30 s) on top.
+        wait_for(lambda: expected <= sent(), timeout=300, what="both alerts at the webhook",
+                 describe=lambda: f"{sent()}\n{alertmanager_alerts(live)}")  # fmt: skip
+        held = {(a["labels"]["alertname"], a["labels"].get("service", ""))
+                for a in alertmanager_alerts(live)}  # fmt: skip
+        assert expected <= held
+        firing = [a for a in hook_alerts(hook) if a["labels"]["alertname"] == "PostgresDown"]
+        assert firing[0]["annotations"]["summary"] == (
+            "the customer database does not answer its exporter"
+        )
+        assert firing[0]["labels"]["severity"] == "critical"
+    finally:
+        order_db.exec_run(["chmod", mode.strip(), repo], user="postgres")
+        customer_db.start()
+    wait_for(lambda: running(customer_db) and healthy(customer_db), timeout=120,
+             what="the customer database healthy again")  # fmt: skip
+
+
+def running(container: Any) -> bool:
+    container.reload()
+    return bool(container.status == "running")
+
+
+def healthy(container: Any) -> bool:
+    container.reload()
+    return bool(container.attrs["State"].get("Health", {}).get("Status") == "healthy")
+
+
+def test_every_dashboard_query_answers_with_data(live: LiveStack) -> None:
+    # Some traffic through the edge first, for the request panels' rates.
+    for _ in range(20):
+        edge_target(live, "gateway", "/health").get()
+    found = dashboards.dashboards(pitr=True, backup=live.stack == "prod")
+    pending = {(board, panel, expr) for board, panel, expr in dashboards.queries(found)}
+
+    def answered() -> bool:
+        for query in sorted(pending):
+            path = "query?" + urllib.parse.urlencode({"query": query[2]})
+            if prometheus_api(live, path)["result"]:
+                pending.discard(query)
+        return not pending
+
+    wait_for(answered, timeout=90, what="data for every dashboard query",
+             describe=lambda: "\n".join(f"{b} / {p}: {e}" for b, p, e in sorted(pending)))  # fmt: skip
+
+
+def test_prod_serves_prometheus_through_the_edge_behind_basic_auth(live: LiveStack) -> None:
+    monitoring = live.outputs()["monitoring"]
+    if live.stack == "dev":  # on loopback, as published
+        assert monitoring["prometheusUrl"] == "http://localhost:19090"
+        assert tcp_from_host(live.config[PLATFORM]["monitoring"]["prometheus"]["hostPort"])
+        return
+    host = live.config[PLATFORM]["monitoring"]["prometheus"]["host"]
+    target = Target(EDGE_HTTPS_PORT, "/-/healthy", host=host,
+                    cafile=_pem_file(live.config[CERTIFICATE_KEY]))  # fmt: skip
+    assert target.get()[0] == 401
+    wrong = base64.b64encode(f"{monitoring['prometheusUser']}:wrong".encode()).decode()
+    assert target.get({"Authorization": f"Basic {wrong}"})[0] == 401
+    login = f"{monitoring['prometheusUser']}:{monitoring['prometheusPassword']}"
+    token = base64.b64encode(login.encode()).decode()
+    status, body, _ = target.get({"Authorization": f"Basic {token}"})
+    assert status == 200 and b"Healthy" in body
+
+
+def logs_command(live: LiveStack, *args: str) -> list[str]:
+    return [sys.executable, "-m", "deploy.logs", "--stack", live.stack, *args]
+
+
+def test_make_logs_prefixes_every_containers_lines_with_its_name(live: LiveStack) -> None:
+    result = subprocess.run(logs_command(live, "--no-follow", "--tail", "3"), cwd=live.folder,
+                            capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    labels = {line.split(" | ", 1)[0].strip() for line in result.stdout.splitlines()}
+    names = {n.removeprefix(f"{live.prefix}-") for n in running_containers(live)}
+    # Every container that wrote anything (a quiet exporter may not have yet).
+    assert {"edge", "prometheus", "order-db", "order-db-pitr", "gateway"} <= labels <= names
+    only = subprocess.run(logs_command(live, "--no-follow", "--service", "order-db"),
+                          cwd=live.folder, capture_output=True, text=True, check=False)  # fmt: skip
+    assert {line.split(" | ", 1)[0] for line in only.stdout.splitlines()} == {"order-db"}
+    unknown = subprocess.run(logs_command(live, "--service", "orders"), cwd=live.folder,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(f"error: no orders in stack {live.stack}; choose one of: ")
+    # Following: a request through the edge shows up in the edge's access log as it happens
+    # (asked again until it does: the follower may attach after the first request).
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen(logs_command(live, "--service", "edge", "--tail", "0"), cwd=live.folder,
+                          stdout=subprocess.PIPE, text=True) as follower:  # fmt: skip
+        assert follower.stdout is not None
+        stream = follower.stdout
+
+        def read() -> None:
+            for line in stream:
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            marker = f"/logs-probe-{uuid.uuid4().hex[:8]}"  # the app answers 404; logged
+            seen: list[str] = []
+            deadline = time.monotonic() + 30
+            while not any(marker in x for x in seen) and time.monotonic() < deadline:
+                edge_target(live, "gateway", marker).get()
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        seen.append(lines.get(timeout=1))
+            found = [x for x in seen if marker in x]
+            assert found and found[0].startswith("edge | "), seen[-3:]
+        finally:
+            follower.terminate()

@@ -85,7 +85,9 @@ def all_healthy(live: LiveStack, name: str, count: int) -> bool:
 
 def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
     found = services(live)
-    assert len(found) == 19  # 8 apps, the edge, Redis, 4 databases, 4 PITR agents, the backups
+    # 8 apps, the edge, Redis, 4 databases, 4 PITR agents, the backups, Prometheus,
+    # Alertmanager and 5 exporters.
+    assert len(found) == 26
     replicas = {name: i["mode"]["replicated"]["replicas"] for name, i in found.items()}
     assert {n.removeprefix(f"{live.prefix}-") for n, r in replicas.items() if r == 2} == {
         "gateway", "order", "frontend"}  # fmt: skip

@@ -11,12 +11,19 @@ import pytest
 import yaml
 
 from components.alert_rules import Thresholds, render, rules
-from stacks.settings import PitrSettings
+from components.backup_job import OVERDUE_SLACK_HOURS as BACKUP_SLACK_HOURS
+from components.pitr import overdue_after_hours
+from stacks.settings import BackupSettings, PitrSettings
 from stacks.settings.monitoring import AlertSettings
 
 TESTS = Path(__file__).with_name("alert_rules_test.yml")
 PROMTOOL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "promtool"
-DEFAULTS = Thresholds(AlertSettings(), PitrSettings().max_archive_age_minutes)
+DEFAULTS = Thresholds(
+    AlertSettings(),
+    PitrSettings().max_archive_age_minutes,
+    overdue_after_hours(PitrSettings()),
+    BackupSettings().every_hours + BACKUP_SLACK_HOURS,
+)
 
 
 def promtool() -> str:
@@ -59,7 +66,8 @@ def test_every_rule_has_a_case_where_it_fires() -> None:
 
 def test_another_threshold_changes_what_fires(tmp_path: Path) -> None:
     # The tests expect an order database at 85% of its connections to alert: at 90% it is not.
-    stricter = Thresholds(AlertSettings(connections_percent=90), DEFAULTS.max_archive_age_minutes)
+    stricter = Thresholds(AlertSettings(connections_percent=90), DEFAULTS.max_archive_age_minutes,
+                          DEFAULTS.pitr_overdue_hours, DEFAULTS.backup_overdue_hours)  # fmt: skip
     result = run_promtool(tmp_path, stricter)
     assert result.returncode != 0
     assert "PostgresConnectionsHigh" in result.stdout + result.stderr
@@ -67,15 +75,28 @@ def test_another_threshold_changes_what_fires(tmp_path: Path) -> None:
 
 def test_thresholds_come_from_the_settings() -> None:
     alerts = AlertSettings(connections_percent=70, edge_5xx_percent=2.5, redis_memory_percent=75,
-                           restarts=5)  # fmt: skip
-    by_name = {r.alert: r.expr for r in rules(Thresholds(alerts, 40))}
+                           restarts=5, volume_free_percent=20)  # fmt: skip
+    by_name = {r.alert: r.expr for r in rules(Thresholds(alerts, 40, (8, 30), 12))}
     assert by_name["PostgresConnectionsHigh"].endswith("* 100 > 70")
     assert by_name["EdgeServerErrors"].endswith("* 100 > 2.5")
     assert by_name["RedisMemoryHigh"].endswith("* 100 > 75")
     assert by_name["PostgresRestarting"].endswith(">= 5")
     assert by_name["WalArchiveStale"].endswith("> 2400")
+    assert by_name["VolumeFilling"].endswith("* 100 < 20")
+    assert by_name["PitrBackupOverdue"].endswith(f"> {8 * 3600}")
+    assert by_name["PitrDrillOverdue"].endswith(f"> {30 * 3600}")
+    assert by_name["BackupOverdue"].endswith(f"> {12 * 3600}")
 
 
-def test_without_pitr_there_is_no_archiving_rule() -> None:
+def test_without_pitr_or_the_backup_job_their_rules_are_left_out() -> None:
     names = {r.alert for r in rules(Thresholds(AlertSettings(), None))}
-    assert not names & {"WalArchivingFailing", "WalArchiveStale"}
+    assert not names & {
+        "WalArchivingFailing",
+        "WalArchiveStale",
+        "PitrTaskFailing",
+        "PitrBackupOverdue",
+        "PitrDrillOverdue",
+        "BackupFailing",
+        "BackupOverdue",
+    }
+    assert "VolumeFilling" in names

@@ -48,7 +48,10 @@ def test_every_service_is_published_on_its_spec_port(dev_graph: Graph) -> None:
             assert ports[f"shop-dev-{service}"] == [
                 {"internal": container, "external": host, "ip": "127.0.0.1"}
             ], service
-    assert len(ports["shop-dev-edge"]) == len(EDGE_APPS)
+    # And Grafana's port (not in the SPEC's map), inside on a port of its own.
+    assert ports["shop-dev-edge"][len(EDGE_APPS) :] == [
+        {"internal": 3030, "external": GRAFANA_PORT, "ip": "127.0.0.1"}
+    ]
 
 
 def test_the_edge_routes_each_port_to_its_app(dev_graph: Graph) -> None:
@@ -65,6 +68,8 @@ def test_the_edge_routes_each_port_to_its_app(dev_graph: Graph) -> None:
 
 PROMETHEUS_UI_PORT = 19090
 """Not in the SPEC's map: the port the issue chose for Prometheus's UI."""
+GRAFANA_PORT = 13010
+"""Not in the SPEC's map either: beside the web apps' ports."""
 
 
 def test_every_database_and_redis_is_published_on_its_spec_port(dev_graph: Graph) -> None:
@@ -87,7 +92,7 @@ def test_nothing_else_is_published(dev_graph: Graph) -> None:
     all_host_ports = sorted(p["external"] for ports in published(dev_graph).values() for p in ports)
     expected = sorted(
         [h for h, _ in SPEC_SERVICE_PORTS.values()]
-        + [*SPEC_DATABASE_PORTS.values(), 6379, PROMETHEUS_UI_PORT]
+        + [*SPEC_DATABASE_PORTS.values(), 6379, PROMETHEUS_UI_PORT, GRAFANA_PORT]
     )
     assert all_host_ports == expected
 

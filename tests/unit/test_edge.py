@@ -46,7 +46,7 @@ def test_certificates_of_your_own_reach_the_proxy_as_secret_files() -> None:
     assert files["tls-key.pem"] == (KEY, True)
     caddyfile, secret = files["Caddyfile"]
     assert not secret
-    assert caddyfile.count("tls /etc/caddy/tls-certificate.pem /etc/caddy/tls-key.pem") == 3
+    assert caddyfile.count("tls /etc/caddy/tls-certificate.pem /etc/caddy/tls-key.pem") == 5
     assert "email" not in caddyfile
     # Mounted read-only where the image reads its configuration; never in the environment.
     edge = graph.container("shop-edge")
@@ -80,7 +80,7 @@ def test_an_internal_ca_writes_no_trust_store_and_sends_no_hsts() -> None:
     graph = run_program("prod", edited("prod", lambda p: p["edge"].update(
         tls={"certificates": "internal"}, httpsPort=8443)))  # fmt: skip
     caddyfile, _ = uploads_of(graph, "shop")["Caddyfile"]
-    assert "skip_install_trust" in caddyfile and caddyfile.count("tls internal") == 3
+    assert "skip_install_trust" in caddyfile and caddyfile.count("tls internal") == 5
     assert "Strict-Transport-Security" not in caddyfile
     # Redirects name the published port, not the one Caddy listens on inside.
     assert "redir https://{host}:8443{uri} 308" in caddyfile
@@ -130,4 +130,5 @@ def test_the_proxy_publishes_its_ports_in_the_order_the_provider_reads_them_back
 
     graph = run_under_mocks(program, "dev", {"ecommerce:platform": platform})
     ports = graph.container("shop-dev-edge").inputs["ports"]
-    assert [p["internal"] for p in ports] == [3000, 3008, 3009, 8080]
+    # The apps' own ports, then Grafana's (dev), then the host names'.
+    assert [p["internal"] for p in ports] == [3000, 3008, 3009, 3030, 8080]

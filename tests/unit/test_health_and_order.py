@@ -24,7 +24,7 @@ def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_gr
     gated = {r.name.removesuffix("-traffic"): r for r in stack_graph.of_type(TRAFFIC_GATE)}
     # 8 services, 4 databases and their PITR agents, Redis, the edge proxy, Prometheus,
     # Alertmanager, an exporter per database and one for Redis; in prod the backup job.
-    assert len(containers) == (26 if stack_graph.name_prefix() == "shop" else 25)
+    assert len(containers) == (27 if stack_graph.name_prefix() == "shop" else 26)  # and Grafana
     for c in containers:
         check = c.inputs["healthcheck"]
         assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
@@ -65,7 +65,8 @@ def test_the_edge_probes_its_own_loopback_listener_and_waits_for_no_app(
         "CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8079/health"]  # fmt: skip
     # Caddy starts without its upstreams (a request to one that is not up yet is a 502).
     containers = {c.urn for c in stack_graph.containers()}
-    assert edge.depends_on & containers == {stack_graph.container(f"{p}-edge-config-seed").urn}
+    seeds = {f"{p}-edge-config-seed"} | ({f"{p}-edge-auth-seed"} if p == "shop" else set())
+    assert edge.depends_on & containers == {stack_graph.container(s).urn for s in seeds}
 
 
 def test_redis_check_authenticates_when_it_has_a_password(prod_graph: Graph) -> None:
@@ -108,9 +109,9 @@ def test_containers_wait_for_their_secret_files(stack_graph: Graph) -> None:
                 seed = stack_graph.container(mount["volumeName"] + "-seed")
                 assert seed.urn in c.depends_on, c.name
                 consumers += 1
-    # Four databases, six services with secrets, the four database exporters; Redis, its
-    # exporter and the backup job in prod.
-    assert consumers == (17 if stack_graph.name_prefix() == "shop" else 14)
+    # Four databases, six services with secrets, the four database exporters, Grafana; Redis,
+    # its exporter and the backup job in prod.
+    assert consumers == (18 if stack_graph.name_prefix() == "shop" else 15)
 
 
 def test_which_containers_are_replaced_side_by_side(stack_graph: Graph) -> None:

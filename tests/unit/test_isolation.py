@@ -35,8 +35,9 @@ def test_in_prod_the_backup_job_joins_every_database_network(prod_graph: Graph) 
                     f"shop-{service}-db-exporter"}  # fmt: skip
         assert attached[f"shop-{service}-db"] == expected
     backup_nets = prod_graph.container("shop-backup").inputs["networksAdvanced"]
+    # And the monitoring network, where it serves its metrics.
     assert sorted(n["name"] for n in backup_nets) == sorted(
-        f"shop-{s}-db" for s in DATABASE_SERVICES
+        [*(f"shop-{s}-db" for s in DATABASE_SERVICES), "shop-monitoring"]
     )
 
 
@@ -128,8 +129,12 @@ def test_the_monitoring_network_holds_monitoring_parts_and_the_edge_only(
 ) -> None:
     p = stack_graph.name_prefix()
     exporters = {f"{p}-{s}-db-exporter" for s in DATABASE_SERVICES} | {f"{p}-redis-exporter"}
+    # What serves metrics of its own: the PITR agents, and the backup job (prod).
+    agents = {f"{p}-{s}-db-pitr" for s in DATABASE_SERVICES}
+    backup = {f"{p}-backup"} if p == "shop" else set()
     assert members(stack_graph)[f"{p}-monitoring"] == {
-        f"{p}-prometheus", f"{p}-alertmanager", f"{p}-edge", *exporters
+        f"{p}-prometheus", f"{p}-alertmanager", f"{p}-grafana", f"{p}-edge", *exporters,
+        *agents, *backup
     }  # fmt: skip
     # Alertmanager alone has a way out, to the receivers.
     assert members(stack_graph)[f"{p}-alerting"] == {f"{p}-alertmanager"}

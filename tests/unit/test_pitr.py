@@ -65,13 +65,18 @@ def test_the_configuration_encrypts_with_a_generated_secret_passphrase(stack_gra
         lines)  # fmt: skip
 
 
-def test_the_agent_has_no_network_and_only_its_servers_volumes(stack_graph: Graph) -> None:
+def test_the_agent_is_on_the_monitoring_network_only_and_has_its_servers_volumes_only(
+    stack_graph: Graph,
+) -> None:
     p = stack_graph.name_prefix()
     for service in DATABASES:
         db = f"{p}-{service}-db"
         agent = stack_graph.container(f"{db}-pitr")
         i = agent.inputs
-        assert i["networkMode"] == "none" and "networksAdvanced" not in i
+        # No network of the server's: it only serves its metrics to Prometheus.
+        assert [(n["name"], n["aliases"]) for n in i["networksAdvanced"]] == [
+            (f"{p}-monitoring", [f"{service}-db-pitr"])
+        ]
         assert mounts(agent) == {
             "/var/lib/postgresql/data": (f"{db}-data", True),  # read-only: backups only read
             "/var/lib/pgbackrest": (f"{db}-pitr", False),
@@ -103,7 +108,8 @@ def test_the_schedule_and_health_come_from_the_stack_file() -> None:
     graph = run_program("prod", edited("prod", schedule))
     agent = graph.container("shop-order-db-pitr").inputs
     assert agent["command"][6:] == ["--full-every", "48h", "--diff-every", "off", "--incr-every",
-                                    "6h", "--drill-every", "12h", "--check-every", "2m"]  # fmt: skip
+                                    "6h", "--drill-every", "12h", "--check-every", "2m",
+                                    "--metrics-port", "9188"]  # fmt: skip
     assert agent["healthcheck"]["tests"] == [
         "CMD", "python3", "-m", "pitr", "health", "--stanza", "order", "--max-archive-age", "9m",
         "--max-backup-age", "8h", "--max-drill-age", "14h"]  # fmt: skip
@@ -128,3 +134,10 @@ def test_without_pitr_the_servers_are_as_before() -> None:
     assert "/var/run/postgresql" in db.inputs["tmpfs"]
     assert not [c for c in graph.containers() if c.name.endswith("-pitr-container")]
     assert "pitrPassphrases" not in graph.outputs  # though other graphs exported it before
+
+
+def test_without_monitoring_the_agent_has_no_network_at_all() -> None:
+    graph = run_program("prod", edited("prod", lambda p: p.update(monitoring={"enabled": False})))
+    agent = graph.container("shop-order-db-pitr").inputs
+    assert agent["networkMode"] == "none" and "networksAdvanced" not in agent
+    assert "--metrics-port" not in agent["command"]

@@ -81,10 +81,10 @@ def test_protected_volumes_block_what_the_engine_blocks(prod_graph: Graph) -> No
 
     # A new prefix replaces the volumes: data loss, and the engine refuses (still protected).
     # Four databases and their PITR repositories, Redis, the backup job, the edge's
-    # certificates, Prometheus's and Alertmanager's data.
-    assert kinds(lambda p: p.update(namePrefix="store"))["protected"] == 13
+    # certificates, Prometheus's, Alertmanager's and Grafana's data.
+    assert kinds(lambda p: p.update(namePrefix="store"))["protected"] == 14
     # The same change that also unprotects them: the engine replaces them; the loss remains.
     unprotected = kinds(lambda p: p.update(namePrefix="store", protectData=False))
-    assert "protected" not in unprotected and unprotected["data-loss"] == 13
+    assert "protected" not in unprotected and unprotected["data-loss"] == 14
     # Deleting a volume the state protects is refused whatever the program now says.
     assert kinds(lambda p: p["backup"].update(enabled=False))["protected"] == 1

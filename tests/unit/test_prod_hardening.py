@@ -33,8 +33,9 @@ def test_the_edge_serves_https_by_host_name_and_redirects_http(prod_graph: Graph
         site = text[text.index(f"\n{host} {{") :]
         assert f"reverse_proxy {upstream} {{" in site.split("\n}\n")[0]
         assert "Strict-Transport-Security" in site.split("\n}\n")[0]
-    assert ("http://admin.shop.example.com, http://api.shop.example.com, http://shop.example.com"
-            " {\n\tredir https://{host}{uri} 308\n}") in text  # fmt: skip
+    assert ("http://admin.shop.example.com, http://api.shop.example.com, "
+            "http://grafana.shop.example.com, http://prometheus.shop.example.com, "
+            "http://shop.example.com {\n\tredir https://{host}{uri} 308\n}") in text  # fmt: skip
     assert "email ops@example.com" in text and "admin off" in text
 
 

@@ -78,6 +78,7 @@ def published_images(platform: dict[str, Any]) -> None:
         "alertmanager": {"image": "prom/alertmanager:latest"},
         "postgresExporter": {"image": "postgres-exporter"},
         "redisExporter": {"image": "redis_exporter:alpine"},
+        "grafana": {"image": "grafana/grafana", "hostPort": 13010},
     }
 
 

@@ -33,7 +33,9 @@ def non_secret_inputs(resource: Resource) -> list[str]:
             for s in plain_strings(v)]  # fmt: skip
 
 
-PLAIN_FILES = {"Caddyfile", "queries.yaml", "prometheus.yml", "alerts.yml", "alertmanager.yml"}
+PLAIN_FILES = {"Caddyfile", "queries.yaml", "prometheus.yml", "alerts.yml", "alertmanager.yml",
+               "datasources.yaml", "dashboards.yaml", "platform-databases.json",
+               "platform-edge.json", "platform-backups.json"}  # fmt: skip
 """Configuration, not secret; alertmanager.yml only while no receiver's secret is in it."""
 
 
@@ -44,6 +46,9 @@ def test_every_credential_is_generated(stack_graph: Graph) -> None:
     expected |= {f"platform-{s}-db-admin-password" for s in databases}
     expected |= {f"platform-{s}-db-pitr-passphrase" for s in databases}  # PITR repositories
     expected |= {f"platform-{s}-db-exporter-password" for s in databases}  # metrics logins
+    expected.add("platform-monitoring-grafana-password")
+    if stack_graph.name_prefix() == "shop":  # behind the prod edge's basic auth
+        expected.add("platform-monitoring-prometheus-password")
     expected.add("platform-jwt-secret")
     if stack_graph.name_prefix() == "shop":  # prod: Redis has a password too
         expected.add("platform-redis-password")
@@ -99,8 +104,13 @@ def test_database_passwords_are_secret_outputs(stack_graph: Graph) -> None:
     for service in stack_graph.outputs["databases"]:
         assert f"databases.{service}.password" in stack_graph.secret_outputs
     assert set(stack_graph.outputs["pitrPassphrases"]) == set(stack_graph.outputs["databases"])
-    assert all(p.endswith(".password") or p.startswith("pitrPassphrases.")
+    assert all(p.endswith((".password", "Password")) or p.startswith("pitrPassphrases.")
                for p in stack_graph.secret_outputs)  # fmt: skip
+    # The monitoring UIs' logins: Grafana's everywhere, Prometheus's behind the prod edge.
+    logins = {p for p in stack_graph.secret_outputs if p.startswith("monitoring.")}
+    assert logins == {"monitoring.grafanaPassword"} | (
+        {"monitoring.prometheusPassword"} if stack_graph.name_prefix() == "shop" else set()
+    )
 
 
 def test_stack_files_hold_no_plain_credentials() -> None:
@@ -212,7 +222,7 @@ def test_a_changed_secret_replaces_its_consumer(stack_graph: Graph) -> None:
         consumers += 1
     # With the edge, the PITR agents, Prometheus, Alertmanager and the exporters (but Redis's
     # in dev: no password there).
-    assert consumers == (24 if stack_graph.name_prefix() == "shop" else 21)
+    assert consumers == (25 if stack_graph.name_prefix() == "shop" else 22)  # and Grafana
 
 
 def test_seed_containers_are_labelled_as_secrets(stack_graph: Graph) -> None:

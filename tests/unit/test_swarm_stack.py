@@ -20,7 +20,8 @@ NETWORK = "docker:index/network:Network"
 APPS = ("gateway", "customer", "product", "order", "cart", "content", "frontend", "backoffice")
 DATABASES = ("customer", "product", "order", "content")
 PINNED = ("redis", "edge", "backup", *(f"{db}-db" for db in DATABASES),
-          *(f"{db}-db-pitr" for db in DATABASES), "prometheus", "alertmanager")  # fmt: skip
+          *(f"{db}-db-pitr" for db in DATABASES), "prometheus", "alertmanager",
+          "grafana")  # fmt: skip
 EXPORTERS = ("redis-exporter", *(f"{db}-db-exporter" for db in DATABASES))
 
 
@@ -108,11 +109,12 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
         advanced = services(swarm)[service]["taskSpec"].get("networksAdvanceds", [])
         return {by_id[n["id"]] for n in advanced}
 
-    # A database's network: its server, its service and the backup job; the agent: none.
+    # A database's network: its server, its service, the backup job and its exporter; the
+    # agent only serves metrics on the monitoring network.
     for db in DATABASES:
         members = {s for s in services(swarm) if f"{db}-db" in joined(s)}
         assert members == {f"{db}-db", db, "backup", f"{db}-db-exporter"}, db
-        assert joined(f"{db}-db-pitr") == set()
+        assert joined(f"{db}-db-pitr") == {"monitoring"}
         assert joined(f"{db}-db-exporter") == {f"{db}-db", "monitoring"}
     assert joined("edge") == {"edge", "monitoring"}
     assert joined("prometheus") == {"monitoring"}
