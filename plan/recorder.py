@@ -301,6 +301,7 @@ class ProviderMocks(pulumi_mocks.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{args.name}"
+            outputs["bcryptHash"] = f"$2a$10$generated-hash-of-{args.name}"
         if args.typ == "random:index/randomId:RandomId":
             outputs["hex"] = mock_random_hex(args.name, int(args.inputs["byteLength"]))
         if args.typ == IMAGE:

@@ -8,8 +8,9 @@ uses:
 - `RandomId`: `byteLength` random bytes as `hex`, `b64Std`, `b64Url` (also the ID) and `dec`,
   `prefix` in front of each.
 Every input of either forces a new value (a change of `keepers` is how a program asks for one);
-Read gives the state back unchanged, so a refresh never finds drift. Not produced: the
-password's `bcryptHash`, which the program does not use.
+Read gives the state back unchanged, so a refresh never finds drift. The password's
+`bcryptHash` is a bcrypt hash of it (cost 10, as the provider's), made with the C library's
+crypt(3) through Python's `crypt` module (3.11 and 3.12, the versions CI runs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import base64
 import secrets
 import string
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,7 +76,17 @@ class PasswordKind(Generated):
     def create(self, urn: str, news: Properties, preview: bool) -> tuple[str, Properties]:
         if preview:
             return "", {**news, "result": UNKNOWN}
-        return "none", {**news, "result": password(news)}
+        result = password(news)
+        return "none", {**news, "result": result, "bcryptHash": bcrypt_hash(result)}
+
+
+def bcrypt_hash(text: str) -> str:
+    """`$2b$10$...` of `text` with a random salt."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # removed in Python 3.13
+        import crypt
+    # bcrypt is what the provider produces; S324 knows crypt(3) only for its weak methods.
+    return crypt.crypt(text, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2**10))  # noqa: S324
 
 
 def password(inputs: Mapping[str, Any]) -> str:
