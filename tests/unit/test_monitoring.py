@@ -147,7 +147,9 @@ def test_prod_serves_prometheus_behind_basic_auth_and_grafana_by_host(prod_graph
     grafana_site = caddyfile.split("grafana.shop.example.com {", 1)[1].split("\n}\n", 1)[0]
     assert "reverse_proxy grafana:3000" in grafana_site and "basicauth" not in grafana_site
     users, secret = seed_files(prod_graph, "shop-edge-auth-seed")["prometheus-users"]
-    assert secret and users == "ops $2a$10$generated-hash-of-platform-monitoring-prometheus-password\n"
+    assert (
+        secret and users == "ops $2a$10$generated-hash-of-platform-monitoring-prometheus-password\n"
+    )
     assert (
         prod_graph.outputs["monitoring"]["prometheusUrl"] == "https://prometheus.shop.example.com"
     )
