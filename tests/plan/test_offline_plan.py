@@ -127,7 +127,7 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     stack = outcome.stack()
     # One container, replaced side by side: a new generation gives it a new name, and the new
     # container its PIDs limit.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 180}
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 256}
     generation, order, pids, gate = stack["changes"]
     # A new container is a new traffic gate: it gets the service's alias once healthy.
     assert (gate["name"], gate["replace_reasons"]) == ("platform-order-traffic", ["containerId"])
@@ -184,7 +184,7 @@ def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
     protected = [w["message"] for w in warnings if w["kind"] == "protected"]
     # 4 databases and their PITR repositories, Redis, backups, certificates; not the scratch
     # volumes (a socket directory, the drills' copies).
-    assert len(protected) == len(data_loss) == 11
+    assert len(protected) == len(data_loss) == 14  # with Prometheus's, Alertmanager's, Grafana's
     assert not any("-socket" in m or "-drill" in m for m in data_loss)
     markdown = change(lambda repo: None, fmt="markdown").stdout
     assert markdown.index("[!CAUTION]") < markdown.index("| create |")  # the banner first
@@ -220,7 +220,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 184
+    assert outcome.stack()["summary"]["same"] == 260
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(
@@ -266,4 +266,5 @@ def test_a_change_of_outputs_only_is_a_change(change: Callable[..., Outcome]) ->
     outcome = change(edit_stack("dev", public_host), stack="dev")
     assert outcome.code == 2, outcome.stderr
     stack = outcome.stack("dev")
-    assert stack["outputs"] == ["databases", "urls"] and stack["changes"] == []
+    # And the monitoring UIs' URLs (dev's Grafana and Prometheus answer on publicHost).
+    assert stack["outputs"] == ["databases", "monitoring", "urls"] and stack["changes"] == []
