@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from components.monitoring_config import EDGE_APP_REQUESTS as APPS
 from stacks.settings.monitoring import AlertSettings
 
 
@@ -63,11 +64,10 @@ def rules(t: Thresholds) -> list[Rule]:
              "5m", "warning",
              "Redis uses {{ $value | humanize }}% of its maxmemory: keys are being evicted "
              "or writes refused"),
-        # The answers of the apps behind it (not its health checks or metrics).
+        # The answers of the apps behind it (not its health checks, redirects or metrics).
         Rule("EdgeServerErrors",
-             'sum(rate(caddy_http_request_duration_seconds_count{handler="reverse_proxy",'
-             'code=~"5.."}[5m]))'
-             ' / sum(rate(caddy_http_request_duration_seconds_count{handler="reverse_proxy"}[5m]))'
+             f'sum(rate(caddy_http_request_duration_seconds_count{{{APPS},code=~"5.."}}[5m]))'
+             f" / sum(rate(caddy_http_request_duration_seconds_count{{{APPS}}}[5m]))"
              f" * 100 > {a.edge_5xx_percent:g}",
              "5m", "critical",
              "{{ $value | humanize }}% of the edge's answers are server errors"),

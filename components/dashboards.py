@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from components.monitoring_config import EDGE_APP_REQUESTS as APPS
+
 DATASOURCE_UID = "prometheus"
 DATASOURCES_FILE = "datasources.yaml"
 PROVIDERS_FILE = "dashboards.yaml"
@@ -69,15 +71,15 @@ DATABASES = Dashboard("platform-databases", "Databases", (
 
 EDGE = Dashboard("platform-edge", "Apps through the edge", (
     _p("Requests per second by answer code",
-       ('sum by (code) (rate(caddy_http_request_duration_seconds_count{handler="reverse_proxy"}'
-        "[5m]))", "{{code}}")),
+       (f"sum by (code) (rate(caddy_http_request_duration_seconds_count{{{APPS}}}[5m]))",
+        "{{code}}")),
     _p("Server errors (5xx), %",
-       ('(sum(rate(caddy_http_request_duration_seconds_count{handler="reverse_proxy",'
-        'code=~"5.."}[5m])) or vector(0)) / (sum(rate(caddy_http_request_duration_seconds_count'
-        '{handler="reverse_proxy"}[5m])) > 0) * 100 or vector(0)', "5xx"), unit="percent"),
+       (f'(sum(rate(caddy_http_request_duration_seconds_count{{{APPS},code=~"5.."}}[5m])) '
+        f"or vector(0)) / (sum(rate(caddy_http_request_duration_seconds_count{{{APPS}}}[5m])) "
+        "> 0) * 100 or vector(0)", "5xx"), unit="percent"),
     _p("Latency, 95th percentile",
        ("histogram_quantile(0.95, sum by (le) (rate(caddy_http_request_duration_seconds_bucket"
-        '{handler="reverse_proxy"}[5m])))', "p95"), unit="s"),
+        f"{{{APPS}}}[5m])))", "p95"), unit="s"),
     _p("Requests in flight", ("sum(caddy_http_requests_in_flight)", "in flight")),
     _p("Redis memory, % of maxmemory",
        ("redis_memory_used_bytes / (redis_memory_max_bytes > 0) * 100", "redis"),

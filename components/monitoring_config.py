@@ -27,6 +27,13 @@ REDIS_EXPORTER_PORT = 9121
 EDGE_METRICS_PORT = 9180
 """Where the edge proxy serves its metrics, on the monitoring network only."""
 
+EDGE_APP_REQUESTS = 'handler=~"reverse_proxy|subroute"'
+"""The edge's requests to the apps, as Caddy labels them: `reverse_proxy` on a port of its own
+(dev), `subroute` on a host name (each host's routes are one subroute, and Caddy counts only
+the outer handler; prod's redirects to HTTPS are host routes too, counted among the answers
+as 308s). Its health listener is `static_response`, its metrics listener `metrics`: not the
+apps' traffic."""
+
 PROMETHEUS_ALIAS = "prometheus"
 ALERTMANAGER_ALIAS = "alertmanager"
 REDIS_EXPORTER_ALIAS = "redis-exporter"
