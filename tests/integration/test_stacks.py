@@ -769,16 +769,21 @@ def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> 
 
     wait_for(lambda: healthy() == expected, timeout=60, what="every target up",
              describe=lambda: str(prometheus_api(live, "targets")))  # fmt: skip
-    # Each database answers its exporter, with the extra queries (archiving, start time).
-    for metric in ("pg_up", "pg_archiver_failing", "pg_server_start_time_seconds"):
-        found = prometheus_api(live, f"query?query={metric}")["result"]
-        assert {r["metric"]["service"] for r in found} == set(DATABASES), metric
+    # Each database answers its exporter, with the extra queries (archiving, start time; an
+    # exporter runs them from its second scrape on), and the agents' own state: their checks
+    # pass and the volumes they see have room.
+    metrics = ["pg_archiver_failing", "pg_server_start_time_seconds",
+               'ecommerce_pitr_last_success_timestamp_seconds{task="check"}',
+               'ecommerce_volume_free_bytes{volume="data"}']  # fmt: skip
+
+    def services_of(metric: str) -> set[str]:
+        found = prometheus_api(live, "query?" + urllib.parse.urlencode({"query": metric}))
+        return {r["metric"]["service"] for r in found["result"]}
+
+    wait_for(lambda: all(services_of(m) == set(DATABASES) for m in metrics), timeout=60,
+             what="every database's extra metrics",
+             describe=lambda: str({m: services_of(m) for m in metrics}))  # fmt: skip
     assert {r["value"][1] for r in prometheus_api(live, "query?query=pg_up")["result"]} == {"1"}
-    # The agents' own state: their checks pass and the volumes they see have room.
-    for metric in ('ecommerce_pitr_last_success_timestamp_seconds{task="check"}',
-                   'ecommerce_volume_free_bytes{volume="data"}'):  # fmt: skip
-        found = prometheus_api(live, f"query?query={metric}")["result"]
-        assert {r["metric"]["service"] for r in found} == set(DATABASES), metric
     rules = {r["name"] for g in prometheus_api(live, "rules")["groups"] for r in g["rules"]}
     # PITR is on in both stacks; the backup job in prod only.
     assert {"WalArchivingFailing", "PitrDrillOverdue", "VolumeFilling"} <= rules
