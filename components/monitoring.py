@@ -352,6 +352,8 @@ class Monitoring(pulumi.ComponentResource):
                  "GF_USERS_ALLOW_SIGN_UP=false", "GF_AUTH_ANONYMOUS_ENABLED=false",
                  "GF_ANALYTICS_REPORTING_ENABLED=false", "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
                  "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
+                 # Logs to stdout, where Docker rotates them (the root is read-only).
+                 "GF_LOG_MODE=console",
                  *([f"GF_SERVER_DOMAIN={g.host}"] if g.host else [])],
             networks=[Network(a.monitoring_network, key)],
             mounts=[datasources.mount(GRAFANA_DATASOURCES_DIR),

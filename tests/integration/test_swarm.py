@@ -10,6 +10,8 @@ checks reach the tasks from inside their networks. The stack is brought up once 
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,11 +116,12 @@ def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
     live: LiveStack,
 ) -> None:
     tasks = one_task_each(live)
-    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup"}
+    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup",
+                    f"{live.prefix}-{db}-db-exporter"}
                for db in DATABASES}  # fmt: skip
     found = reachability(tasks, [(f"{db}-db", 5432) for db in DATABASES] + [("redis", 6379)])
     assert len(found) == len(tasks) * (len(DATABASES) + 1)
-    redis_users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway")}
+    redis_users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway", "redis-exporter")}
     for (name, host, _), reachable in found.items():
         expected = name in redis_users if host == "redis" else name in allowed[host[:-3]]
         assert reachable is expected, f"{name} -> {host}: {reachable}"
@@ -291,3 +294,13 @@ def rolled_back(live: LiveStack, name: str, image: str) -> bool:
     tasks = live.tasks(name)
     return (state == "rollback_completed" and len(tasks) == 2
             and all(t.attrs["Config"]["Image"] == image and healthy(t) for t in tasks))  # fmt: skip
+
+
+def test_make_logs_follows_every_service(live: LiveStack) -> None:
+    result = subprocess.run([sys.executable, "-m", "deploy.logs", "--stack", live.stack,
+                             "--no-follow", "--tail", "3"], cwd=live.folder,
+                            capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    labels = {line.split(" | ", 1)[0].strip() for line in result.stdout.splitlines()}
+    assert {"edge", "prometheus", "order-db", "order-db-pitr"} <= labels
+    assert labels <= {n.removeprefix(f"{live.prefix}-") for n in services(live)}
