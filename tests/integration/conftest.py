@@ -13,16 +13,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 import docker
@@ -70,12 +74,46 @@ def docker_client() -> Iterator[docker.DockerClient]:
         _unavailable(
             f"no Docker engine answers ({err}); start one with scripts/docker-engine start"
         )
-    _remove_earlier_sessions(client)
-    try:
-        yield client
-    finally:
-        _remove_labelled(client, f"{SESSION_LABEL}={SESSION_ID}")
-        client.close()
+    # Before removing "earlier" sessions' objects: a second session started beside a running one
+    # would remove the running one's stacks under it.
+    with engine_lock(ENGINE_LOCK):
+        _remove_earlier_sessions(client)
+        try:
+            yield client
+        finally:
+            _remove_labelled(client, f"{SESSION_LABEL}={SESSION_ID}")
+            client.close()
+
+
+ENGINE_LOCK = Path(tempfile.gettempdir()) / "ecommerce-test-engine.lock"
+
+
+class EngineBusyError(RuntimeError):
+    """Another test session holds the engine."""
+
+
+@contextlib.contextmanager
+def engine_lock(path: Path) -> Iterator[None]:
+    """This session's hold on the engine, for as long as it runs; a second session fails at
+    once, saying which process holds it (the kernel drops the lock with that process)."""
+    with path.open("a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            raise EngineBusyError(
+                f"another integration test session (pid {holder}) is using this Docker engine; "
+                "wait for it to end: two sessions would remove each other's stacks"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(str(os.getpid()))
+        file.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
