@@ -220,8 +220,36 @@ def test_the_pack_refuses_a_rogue_container_and_nothing_else(live: LiveStack) ->
     assert {f[:3] for f in leaks} == {("secrets-only-in-files", "mandatory", rogue_urn(live))}
     messages = sorted(f[3] for f in leaks)
     assert [m.split("'")[1] for m in messages] == ["command.1", "envs.0", "labels.0.value"]
+    # A running container on a database network that is not that database's own: refused at
+    # the preview, the network's name known from the state.
+    with pytest.raises(auto.CommandError):
+        live.preview(program=live.extended(database_network_intruder(live)))
+    intruder = [(e.policy_name, e.message) for e in live.runs[-1].policy_violations()
+                if e.resource_urn == rogue_urn(live)]  # fmt: skip
+    # The pack's message: the rule's description, then what this resource did.
+    assert [m.strip().splitlines()[-1] for n, m in intruder if n == "database-networks-closed"] == [
+        f"joins the database network {live.prefix}-customer-db as prometheus prometheus: only "
+        "that database's server, its service, its exporter and the backup job may"]  # fmt: skip
     # The stack's own secret outputs and the generators' results are where secrets belong.
     assert live.up().policy_violations() == []
+
+
+def database_network_intruder(live: LiveStack) -> Callable[[dict[str, Any]], None]:
+    """Adds a running container `<prefix>-rogue`, labelled as Prometheus, on the customer
+    database's network."""
+
+    def body(program: dict[str, Any]) -> None:
+        import pulumi_docker as docker
+
+        network = program["platform"].networks.databases["customer"]
+        docker.Container(
+            "rogue", name=f"{live.prefix}-rogue", image=IMAGES["redis"],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name)],
+            labels=[docker_label("com.ecommerce.role", "prometheus"),
+                    docker_label("com.ecommerce.service", "prometheus")],
+        )  # fmt: skip
+
+    return body
 
 
 def rogue_urn(live: LiveStack) -> str:
