@@ -114,8 +114,6 @@ class Database(pulumi.ComponentResource):
     pitr_agent: docker.Container | docker.Service | None
     exporter_password: pulumi.Output[str] | None
     """The exporter role's password, a Pulumi secret (None without `exporter_role`)."""
-    network: docker.Network
-    """Its private network."""
 
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -208,12 +206,10 @@ class Database(pulumi.ComponentResource):
                 f"{name}-exporter-role",
                 self.container,
                 secret_path(EXPORTER_ROLE_SCRIPT),
-                secrets.revision,
                 args.runtime.docker_host,
                 pulumi.ResourceOptions(parent=self),
             )
         self.host, self.port = args.alias, PORT
-        self.network = args.network
         self.database, self.user = database, user
         if args.host_port is None:
             self.reachable_host, self.reachable_port = args.alias, PORT

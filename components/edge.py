@@ -24,8 +24,8 @@ from components import caddyfile, engine
 from components.built_image import service_image
 from components.monitoring_config import EDGE_METRICS_ALIAS
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
-from components.secret_files import REVISION_LABEL, SecretFiles, SecretFilesArgs
-from components.workload import Mount, Network, Port, Workload
+from components.secret_files import SecretFiles, SecretFilesArgs
+from components.workload import FileMount, Mount, Network, Port, Workload
 from stacks.settings import EdgeSettings
 
 DATA_PATH = "/data"
@@ -92,7 +92,8 @@ class EdgeProxy(pulumi.ComponentResource):
         # every start would soon hit the CA's rate limits. The image gives the directory to its
         # user, and Docker copies that ownership into the new volume.
         # Login files in a set of their own: the Caddyfile's set stays plain, so previews show it.
-        mounts, revisions = [], {}
+        mounts: list[Mount | FileMount] = []
+        revisions: dict[str, pulumi.Input[str]] = {}
         if args.auth_files:
             auth = SecretFiles(
                 f"{name}-auth",
@@ -106,7 +107,7 @@ class EdgeProxy(pulumi.ComponentResource):
                 opts=child,
             )
             mounts.append(auth.mount(caddyfile.AUTH_DIR))
-            revisions[f"{REVISION_LABEL}-auth"] = auth.revision
+            revisions = auth.revision_label("auth")
         data = labelled_volume(
             f"{name}-data", f"{args.docker_name}-data", args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),

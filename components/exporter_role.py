@@ -34,7 +34,6 @@ CONNECTION_LIMIT = 3
 
 CONTAINER_ID = "containerId"
 COMMAND = "command"
-REVISION = "revision"
 DOCKER_HOST = "dockerHost"
 
 
@@ -97,7 +96,7 @@ class ExporterRoleProvider(ResourceProvider):
         return CreateResult(id_=str(props[CONTAINER_ID]), outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = (CONTAINER_ID, COMMAND, REVISION, DOCKER_HOST)
+        keys = (CONTAINER_ID, COMMAND, DOCKER_HOST)
         changed = [k for k in keys if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
@@ -111,22 +110,20 @@ class ExporterRoleProvider(ResourceProvider):
 
 class ExporterRole(pulumi.dynamic.Resource, module="ecommerce", name="ExporterRole"):
     """The exporter's role in one running server (type
-    `pulumi-python:dynamic/ecommerce:ExporterRole`), run again for every new container and
-    every new secret revision."""
+    `pulumi-python:dynamic/ecommerce:ExporterRole`), run again for every new container (a new
+    password is a new container: the server carries its secret files' revision)."""
 
     def __init__(
         self,
         name: str,
         container: pulumi.CustomResource,
         script_path: str,
-        revision: pulumi.Input[str],
         docker_host: str | None,
         opts: pulumi.ResourceOptions,
     ) -> None:
         props: dict[str, Any] = {
             CONTAINER_ID: container.id,
             COMMAND: ["sh", script_path],
-            REVISION: revision,
         }
         if docker_host is not None:
             props[DOCKER_HOST] = docker_host

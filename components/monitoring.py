@@ -1,4 +1,5 @@
-"""Monitoring: Prometheus, Alertmanager, an exporter per database server and one for Redis.
+"""Monitoring: Prometheus, Alertmanager, Grafana, an exporter per database server and one for
+Redis.
 
 Every part is a Workload like any other (hardened, limited, rotated logs, on both engines), and
 each sits on the fewest networks it can:
@@ -10,9 +11,11 @@ each sits on the fewest networks it can:
 - Prometheus joins the monitoring network alone: it reaches exporters and metrics endpoints,
   never a database; its UI is published on loopback in dev (`monitoring.prometheus.hostPort`);
 - Alertmanager joins the monitoring network and its own `alerting` network, its way out to the
-  receivers. Its configuration holds the receivers' secrets: a secret file.
+  receivers. Its configuration holds the receivers' secrets: a secret file;
+- Grafana joins the monitoring network alone; the edge serves it (components/dashboards.py
+  writes its provisioning).
 Configuration files are SecretFiles like every other: a new text replaces the part that reads
-it. Prometheus's and Alertmanager's data volumes are protected like the databases'.
+it. Prometheus's, Alertmanager's and Grafana's data volumes are protected like the databases'.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from components.cache import Cache
 from components.database import Database
 from components.exporter_role import EXPORTER_USER, MAINTENANCE_DATABASE
 from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume, secret_or_generated
-from components.secret_files import REVISION_LABEL as REVISION
 from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
 from components.workload import FileMount, Mount, Network, Port, Running, Workload
 from stacks.settings.monitoring import Component, MonitoringSettings
@@ -73,6 +75,8 @@ class MonitoringArgs:
     alerting_network: docker.Network
     databases: Mapping[str, Database]
     """Service name -> its database server, each with its exporter's password."""
+    database_networks: Mapping[str, docker.Network]
+    """Service name -> its database's network, which the database's exporter joins."""
     cache: Cache
     cache_network: docker.Network
     runtime: RuntimeProfile
@@ -87,7 +91,8 @@ class MonitoringArgs:
     backup: bool = False
     """The backup job serves metrics to scrape."""
     placement: Mapping[str, str] | None = None
-    """On a swarm: the node label of each part with a volume (`prometheus`, `alertmanager`)."""
+    """On a swarm: the node label of each part with a volume (`prometheus`, `alertmanager`,
+    `grafana`)."""
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ class Monitoring(pulumi.ComponentResource):
             env=[f"DATA_SOURCE_URI={db.host}:{db.port}/{MAINTENANCE_DATABASE}?sslmode=disable",
                  f"DATA_SOURCE_USER={EXPORTER_USER}",
                  f"DATA_SOURCE_PASS_FILE={secret_path(EXPORTER_PASSWORD_FILE)}"],
-            networks=[Network(db.network, key, serves=False),
+            networks=[Network(a.database_networks[service], key, serves=False),
                       Network(a.monitoring_network, key)],
             mounts=[files.mount()],
             labels={**labels, **files.revision_label()},
@@ -341,8 +346,8 @@ class Monitoring(pulumi.ComponentResource):
         data = self._volume(key, labels)
         component = Component(image=g.image, resources=g.resources, pids_limit=g.pids_limit)
         # A new file in any of its three sets restarts it with the files.
-        revisions = {REVISION: datasources.revision, f"{REVISION}-dashboards": boards.revision,
-                     f"{REVISION}-secrets": secrets.revision}  # fmt: skip
+        revisions = {**datasources.revision_label(), **boards.revision_label("dashboards"),
+                     **secrets.revision_label("secrets")}  # fmt: skip
         return self._part(
             key, component, GRAFANA_NEEDS, http_check(GRAFANA_PORT, "/api/health"),
             command=None,

@@ -227,6 +227,7 @@ class Platform(pulumi.ComponentResource):
                 monitoring_network=networks.monitoring,
                 alerting_network=networks.alerting,
                 databases=self.databases,
+                database_networks=dict(networks.databases),
                 cache=self.cache,
                 cache_network=networks.cache,
                 runtime=runtime,

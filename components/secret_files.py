@@ -82,9 +82,10 @@ class SecretFiles(pulumi.ComponentResource):
         self.revision = revision.hex
         self.register_outputs({"volume_name": self.volume_name})
 
-    def revision_label(self) -> dict[str, pulumi.Input[str]]:
-        """The label a consumer carries so that a changed secret replaces it."""
-        return {REVISION_LABEL: self.revision}
+    def revision_label(self, suffix: str = "") -> dict[str, pulumi.Input[str]]:
+        """The label a consumer carries so that a changed secret replaces it; a consumer of
+        several sets names each further one by a suffix."""
+        return {REVISION_LABEL + (f"-{suffix}" if suffix else ""): self.revision}
 
     def mount(self, container_path: str = MOUNT_PATH) -> FileMount:
         """The consumer's read-only mount of the files (at /run/secrets unless it reads them
