@@ -1,0 +1,1 @@
+"""The apps' health probe, run by the monitoring (components/health_probe.py)."""
