@@ -39,6 +39,8 @@ class Thresholds:
     when PITR is off."""
     backup_overdue_hours: int | None = None
     """When the newest logical backup is overdue; None when the backup job is off."""
+    apps_probed: bool = False
+    """The apps' health probe runs (probe/health.py)."""
 
 
 def rules(t: Thresholds) -> list[Rule]:
@@ -92,6 +94,20 @@ def rules(t: Thresholds) -> list[Rule]:
              "the {{ $labels.volume }} volume at {{ $labels.instance }} has "
              "{{ $value | humanize }}% free"),
     )  # fmt: skip
+    if t.apps_probed:
+        found += [
+            # Longer than a release's start, as long as Docker's own check takes by default.
+            Rule("AppUnhealthy", "ecommerce_app_health_up == 0", "2m", "critical",
+                 "the {{ $labels.service }} app fails its health check (GET /health) from the "
+                 "monitoring network"),
+            # An app that came back after failing its probe: restarted, crash-looping or
+            # flapping. A restart shorter than the probe's interval goes unseen.
+            Rule("AppRestarting",
+                 f"round(increase(ecommerce_app_health_recoveries_total[15m])) >= {a.restarts}",
+                 "0m", "warning",
+                 "the {{ $labels.service }} app came back {{ $value }} times in 15 minutes "
+                 "after failing its health check"),
+        ]  # fmt: skip
     if t.pitr_overdue_hours is not None:
         backup_hours, drill_hours = t.pitr_overdue_hours
         found += [

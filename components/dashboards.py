@@ -87,6 +87,16 @@ EDGE = Dashboard("platform-edge", "Apps through the edge", (
     _p("Scrape targets up", ("sum by (job) (up)", "{{job}}"), kind="stat"),
 ))  # fmt: skip
 
+APP_HEALTH_PANELS = (
+    _p("Apps answering their health check", ("ecommerce_app_health_up", "{{service}}"),
+       kind="stat"),
+    _p("Failed health probes in the last hour",
+       ("increase(ecommerce_app_health_failures_total[1h])", "{{service}}")),
+    _p("Health check answer time", ("ecommerce_app_health_duration_seconds", "{{service}}"),
+       unit="s"),
+)  # fmt: skip
+"""From the apps' health probe (probe/health.py), on the apps' dashboard when it runs."""
+
 BACKUPS = Dashboard("platform-backups", "Backups and point-in-time recovery", (
     _p("Time since the last passed archive check, backup and drill",
        ("time() - ecommerce_pitr_last_success_timestamp_seconds", "{{service}} {{task}}"),
@@ -108,9 +118,12 @@ LOGICAL_BACKUP_PANELS = (
 )  # fmt: skip
 
 
-def dashboards(pitr: bool, backup: bool) -> list[Dashboard]:
+def dashboards(pitr: bool, backup: bool, apps_probed: bool) -> list[Dashboard]:
     """The dashboards for what the stack runs: the backups one when PITR or the job is on."""
-    found = [DATABASES, EDGE]
+    edge = EDGE
+    if apps_probed:
+        edge = Dashboard(EDGE.uid, EDGE.title, EDGE.panels + APP_HEALTH_PANELS)
+    found = [DATABASES, edge]
     panels = (BACKUPS.panels if pitr else ()) + (LOGICAL_BACKUP_PANELS if backup else ())
     if panels:
         found.append(Dashboard(BACKUPS.uid, BACKUPS.title, panels))

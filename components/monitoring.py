@@ -13,7 +13,11 @@ each sits on the fewest networks it can:
 - Alertmanager joins the monitoring network and its own `alerting` network, its way out to the
   receivers. Its configuration holds the receivers' secrets: a secret file;
 - Grafana joins the monitoring network alone; the edge serves it (components/dashboards.py
-  writes its provisioning).
+  writes its provisioning);
+- the apps' health probe (probe/health.py, mounted as a file into a plain Python image) joins
+  the apps' networks, where it only calls out, and the monitoring network, where its listener
+  is bound; it asks only the apps' fixed URLs (a blackbox exporter would fetch any URL its
+  caller names, giving the internal monitoring network a way out through the edge network).
 Configuration files are SecretFiles like every other: a new text replaces the part that reads
 it. Prometheus's, Alertmanager's and Grafana's data volumes are protected like the databases'.
 """
@@ -21,13 +25,15 @@ it. Prometheus's, Alertmanager's and Grafana's data volumes are protected like t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
+import probe.health
 from components import alert_rules, dashboards, engine
 from components import monitoring_config as config
 from components.cache import Cache
@@ -58,6 +64,7 @@ REDIS_PASSWORD_FILE = "redis-passwords.json"
 STOP_GRACE_SECONDS = 10
 PROMETHEUS_STOP_GRACE_SECONDS = 60
 """Prometheus writes its head block on SIGTERM."""
+HEALTH_PROBE_SCRIPT = "health_probe.py"
 
 
 def http_check(port: int, path: str) -> list[str]:
@@ -79,6 +86,10 @@ class MonitoringArgs:
     """Service name -> its database's network, which the database's exporter joins."""
     cache: Cache
     cache_network: docker.Network
+    apps: Mapping[str, str]
+    """App name -> the URL of its health endpoint, as the health probe asks it."""
+    app_networks: Sequence[docker.Network]
+    """The networks the apps answer on, which the health probe joins to call them."""
     runtime: RuntimeProfile
     labels: Callable[[str, str], dict[str, str]]
     """(service, role) -> the Docker labels of a part."""
@@ -110,6 +121,7 @@ class Monitoring(pulumi.ComponentResource):
     alertmanager: Running
     exporters: dict[str, Running]
     """By what they watch: `<service>-db` and `redis`."""
+    health_probe: Running | None
     grafana: Running | None
     grafana_password: pulumi.Output[str] | None
     """Grafana's `admin` password, a Pulumi secret."""
@@ -128,8 +140,12 @@ class Monitoring(pulumi.ComponentResource):
         }
         self.exporters["redis"] = self._redis_exporter()
         self.alertmanager = self._alertmanager()
+        self.health_probe = self._health_probe() if m.health_probe.enabled else None
         targets = config.ScrapeTargets(
-            databases=sorted(args.databases), pitr=args.pitr, backup=args.backup
+            databases=sorted(args.databases),
+            pitr=args.pitr,
+            backup=args.backup,
+            health_probe=self.health_probe is not None,
         )
         prometheus_yml = config.prometheus_config(m, targets, args.stack)
         self.prometheus = self._prometheus(prometheus_yml, alert_rules.render(args.thresholds))
@@ -270,6 +286,33 @@ class Monitoring(pulumi.ComponentResource):
             mounts=mounts, labels=labels, depends_on=[a.cache.container],
         )  # fmt: skip
 
+    def _health_probe(self) -> Running:
+        a, m = self._args, self._args.settings.health_probe
+        key = config.HEALTH_PROBE_ALIAS
+        labels = a.labels(key, "probe")
+        script = Path(probe.health.__file__).read_text(encoding="utf-8")
+        files = self._files(key, m.image, labels, plain={HEALTH_PROBE_SCRIPT: script})
+        # Bound to its address on the monitoring network: the apps beside it cannot scrape
+        # it. On a swarm its name is the service's: it binds every address of the task.
+        bind = "" if a.runtime.swarm is not None else key
+        healthy = f"http://{bind or '127.0.0.1'}:{config.HEALTH_PROBE_PORT}/-/healthy"
+        component = Component(image=m.image, resources=m.resources, pids_limit=m.pids_limit)
+        return self._part(
+            key, component, NOBODY,
+            ["CMD", "python3", "-c",
+             f"import urllib.request as r; r.urlopen({healthy!r}, timeout=5)"],
+            command=["python3", secret_path(HEALTH_PROBE_SCRIPT),
+                     f"--listen={bind}", f"--port={config.HEALTH_PROBE_PORT}",
+                     f"--interval={m.interval_seconds}", f"--timeout={m.timeout_seconds}",
+                     *(f"--target={app}={url}" for app, url in sorted(a.apps.items()))],
+            # Another name on the apps' networks: its own name must resolve, inside it, to its
+            # monitoring address only, the one its listener binds.
+            networks=[Network(a.monitoring_network, key),
+                      *(Network(n, f"{key}-caller", serves=False) for n in a.app_networks)],
+            mounts=[files.mount()],
+            labels={**labels, **files.revision_label()},
+        )  # fmt: skip
+
     def _alertmanager(self) -> Running:
         a, m = self._args, self._args.settings.alertmanager
         key = config.ALERTMANAGER_ALIAS
@@ -332,7 +375,9 @@ class Monitoring(pulumi.ComponentResource):
         labels = a.labels(key, key)
         self.grafana_password = secret_or_generated(f"{self._name}-grafana-password", None, 32,
                                                     self)  # fmt: skip
-        found = dashboards.dashboards(pitr=a.pitr, backup=a.backup)
+        found = dashboards.dashboards(
+            pitr=a.pitr, backup=a.backup, apps_probed=a.settings.health_probe.enabled
+        )
         datasources = self._files(f"{key}-datasources", g.image, labels, plain={
             dashboards.DATASOURCES_FILE: dashboards.datasources(
                 f"http://{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"),

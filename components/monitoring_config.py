@@ -24,6 +24,7 @@ PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
+HEALTH_PROBE_PORT = 9115
 EDGE_METRICS_PORT = 9180
 """Where the edge proxy serves its metrics, on the monitoring network only."""
 
@@ -37,6 +38,9 @@ apps' traffic."""
 PROMETHEUS_ALIAS = "prometheus"
 ALERTMANAGER_ALIAS = "alertmanager"
 REDIS_EXPORTER_ALIAS = "redis-exporter"
+HEALTH_PROBE_ALIAS = "health-probe"
+"""The apps' health probe's name on the monitoring network (its listener binds to that
+address)."""
 EDGE_METRICS_ALIAS = "edge-metrics"
 """The edge proxy's name on the monitoring network (its listener binds to that address)."""
 
@@ -61,6 +65,8 @@ class ScrapeTargets:
     """Each database's PITR agent serves its state (pitr/metrics.py)."""
     backup: bool = False
     """The backup job serves its state (backup/metrics.py)."""
+    health_probe: bool = False
+    """The apps' health probe serves their answers (probe/health.py)."""
 
 
 def prometheus_config(m: MonitoringSettings, targets: ScrapeTargets, stack: str) -> str:
@@ -98,6 +104,8 @@ def prometheus_config(m: MonitoringSettings, targets: ScrapeTargets, stack: str)
         })  # fmt: skip
     if targets.backup:
         jobs.append(job("backup", [f"{BACKUP_ALIAS}:{BACKUP_METRICS_PORT}"]))
+    if targets.health_probe:
+        jobs.append(job("apps", [f"{HEALTH_PROBE_ALIAS}:{HEALTH_PROBE_PORT}"]))
     config = {
         "global": {
             "scrape_interval": interval,

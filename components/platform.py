@@ -22,6 +22,7 @@ from components.networks import Networks, NetworksArgs
 from components.pitr import PitrArgs, overdue_after_hours
 from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
 from components.service import (
+    HEALTH_PATH,
     DatabaseConnection,
     RedisConnection,
     Service,
@@ -219,6 +220,7 @@ class Platform(pulumi.ComponentResource):
                     s.pitr.max_archive_age_minutes if s.pitr.enabled else None,
                     overdue_after_hours(s.pitr) if s.pitr.enabled else None,
                     s.backup.every_hours + BACKUP_OVERDUE_SLACK_HOURS if s.backup.enabled else None,
+                    apps_probed=s.monitoring.health_probe.enabled,
                 ),
                 pitr=s.pitr.enabled,
                 backup=s.backup.enabled,
@@ -230,6 +232,12 @@ class Platform(pulumi.ComponentResource):
                 database_networks=dict(networks.databases),
                 cache=self.cache,
                 cache_network=networks.cache,
+                apps={
+                    spec.name: internal_url(spec) + HEALTH_PATH for spec in args.catalogue.services
+                },
+                # The gateway and web apps answer on the edge network, the business services on
+                # the backend one.
+                app_networks=[networks.edge, networks.backend],
                 runtime=runtime,
                 labels=lambda service, role: docker_labels(args.stack, service, role),
                 receivers={k: v for k, v in receivers.items() if v is not None},

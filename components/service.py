@@ -24,9 +24,12 @@ from components.workload import FileMount, Mount, Network, Workload, published_p
 from stacks.catalogue import ServiceSpec
 from stacks.settings import ServiceSettings
 
+HEALTH_PATH = "/health"
+"""Every app's health endpoint (the monitoring's health probe asks it too)."""
+
 # `node` is in every Node.js image, so the probe needs no curl or wget.
 NODE_HEALTH_PROBE = (
-    "require('http').get('http://127.0.0.1:'+process.env.PORT+'/health',"
+    f"require('http').get('http://127.0.0.1:'+process.env.PORT+'{HEALTH_PATH}',"
     "r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
 )
 

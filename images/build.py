@@ -19,6 +19,7 @@ never written into the repository):
     ecommerce-test/prometheus:2           official prom/prometheus contract, Debian's prometheus
     ecommerce-test/alertmanager:0         official prom/alertmanager contract, Debian's package
     ecommerce-test/postgres-exporter:0    official postgres-exporter contract, Debian's package
+    ecommerce-test/python:3               official python (alpine) contract, Debian's python3
     ecommerce-test/redis-exporter:1       official redis_exporter (alpine) contract, Debian's
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
@@ -27,7 +28,7 @@ whose label matches is reused, anything else is rebuilt.
 
 Usage: ``python -m images.build [--force] [NAME ...]`` (NAME: debian-base, postgres, redis,
 node-base, reference-service, caddy-base, edge-proxy, postgres-pitr, backup, prometheus,
-alertmanager, postgres-exporter, redis-exporter; default all).
+alertmanager, postgres-exporter, redis-exporter, python; default all).
 Building debian-base needs root (or sudo) and debootstrap.
 """
 
@@ -138,6 +139,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe("alertmanager", "ecommerce-test/alertmanager:0", "debian-base"),
         Recipe("postgres-exporter", "ecommerce-test/postgres-exporter:0", "debian-base"),
         Recipe("redis-exporter", "ecommerce-test/redis-exporter:1", "debian-base"),
+        Recipe("python", "ecommerce-test/python:3", "debian-base"),
         # The project's PostgreSQL image with pgBackRest and the pitr tool (pitr/Dockerfile),
         # on the local postgres image.
         Recipe(

@@ -65,6 +65,25 @@ class GrafanaSettings(StrictModel):
     """Most processes (threads included) of the container."""
 
 
+class HealthProbeSettings(StrictModel):
+    """The apps' health probe (probe/health.py): asks every app for `GET /health` over the
+    network, as often as `intervalSeconds`, and serves the answers to Prometheus. It runs with
+    a plain Python image; the deploy mounts the probe's one file."""
+
+    enabled: bool = True
+    """Probe the apps (the rules AppUnhealthy and AppRestarting)."""
+    image: str = Field(default="python:3.12.8-alpine3.21", min_length=1)
+    """Any image with `python3` (3.11 or newer) on its PATH and the user nobody (65534)."""
+    interval_seconds: int = Field(default=5, ge=1, le=60)
+    """Each app is asked this often, between scrapes too: a shorter outage can go unseen."""
+    timeout_seconds: int = Field(default=3, ge=1, le=60)
+    """A probe without an answer within this is a failure; at most `intervalSeconds`."""
+    resources: Resources = Resources(memory_mb=64, cpus=0.1)
+    """The container's limits."""
+    pids_limit: PidsLimit = 64
+    """Most processes (threads included) of the container: a thread per app and per scrape."""
+
+
 class EmailReceiver(StrictModel):
     """Alerts by e-mail through an SMTP relay; its password, if any, is the secret config key
     `ecommerce:alertSmtpPassword`."""
@@ -96,7 +115,8 @@ class AlertSettings(StrictModel):
     redis_memory_percent: int = Field(default=90, ge=10, le=100)
     """Redis using more than this share of its `maxMemoryMb`."""
     restarts: int = Field(default=3, ge=1, le=100)
-    """A database, Redis, the edge or a monitoring part started this many times in 15 minutes."""
+    """A database, Redis, the edge or a monitoring part started this many times in 15 minutes,
+    or an app came back this many times after failing its health probe."""
     volume_free_percent: int = Field(default=10, ge=1, le=90)
     """A data volume (a database's, its PITR repository, the backups') with less free space."""
 
@@ -122,6 +142,8 @@ class MonitoringSettings(StrictModel):
     """The Redis exporter (its alpine image: the health check needs `wget`)."""
     grafana: GrafanaSettings = GrafanaSettings()
     """Dashboards."""
+    health_probe: HealthProbeSettings = HealthProbeSettings()
+    """The apps' health, asked over the network."""
     alerts: AlertSettings = AlertSettings()
     """Receivers and thresholds."""
 
@@ -130,12 +152,17 @@ def monitoring_images(m: MonitoringSettings) -> dict[str, str]:
     """The monitoring images by the key that sets them (none when monitoring is off)."""
     if not m.enabled:
         return {}
-    return {
+    found = {
         "monitoring.prometheus.image": m.prometheus.image,
         "monitoring.alertmanager.image": m.alertmanager.image,
         "monitoring.postgresExporter.image": m.postgres_exporter.image,
         "monitoring.redisExporter.image": m.redis_exporter.image,
-    } | ({"monitoring.grafana.image": m.grafana.image} if m.grafana.enabled else {})
+    }
+    if m.grafana.enabled:
+        found["monitoring.grafana.image"] = m.grafana.image
+    if m.health_probe.enabled:
+        found["monitoring.healthProbe.image"] = m.health_probe.image
+    return found
 
 
 def monitoring_hosts(m: MonitoringSettings) -> dict[str, str]:
@@ -157,6 +184,12 @@ def monitoring_problems(s: PlatformSettings) -> list[str]:
         problems.append(
             "monitoring.grafana: nothing would reach it; set host (a host name the edge serves) "
             "or hostPort (dev), or enabled: false"
+        )
+    probe = m.health_probe
+    if probe.enabled and probe.timeout_seconds > probe.interval_seconds:
+        problems.append(
+            f"monitoring.healthProbe.timeoutSeconds: {probe.timeout_seconds} is longer than "
+            f"intervalSeconds ({probe.interval_seconds}); lower it or raise intervalSeconds"
         )
     apps = {host: f"edge.hosts.{app}" for app, host in s.edge.hosts.items()}
     for key, host in monitoring_hosts(m).items():

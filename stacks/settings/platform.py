@@ -186,6 +186,7 @@ PROD_REFUSES: dict[str, str] = {
     "monitoring.postgresExporter.image": _UNPINNED,
     "monitoring.redisExporter.image": _UNPINNED,
     "monitoring.grafana.image": _UNPINNED,
+    "monitoring.healthProbe.image": _UNPINNED,
     "monitoring.grafana.hostPort": "any: Grafana is served by its host name",
     "monitoring.prometheus.hostPort": "any: it is served by its host name, behind basic auth",
     "hardening.readOnlyRoot": "`false`",

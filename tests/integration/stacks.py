@@ -58,6 +58,7 @@ MONITORING_IMAGES = {
     "alertmanager": "ecommerce-test/alertmanager:0",
     "postgresExporter": "ecommerce-test/postgres-exporter:0",
     "redisExporter": "ecommerce-test/redis-exporter:1",
+    "healthProbe": "ecommerce-test/python:3",
 }
 # Alertmanager sends every alert to a receiver the test runs on the stack's alerting network.
 ALERT_HOOK_ALIAS = "alert-hook"

@@ -35,6 +35,7 @@ from components import dashboards
 from plan.compare import compare
 from plan.recorder import GENERATION_SEPARATOR
 from provider.schema import CONTAINER, IMAGE
+from stacks.catalogue import PLATFORM as PLATFORM_APPS
 from tests.integration.conftest import exec_in, http_get, wait_for
 from tests.integration.engine import EngineHome
 from tests.integration.load import Load, Target
@@ -784,7 +785,8 @@ def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
 
 def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> None:
     expected = {("prometheus", "127.0.0.1:9090"), ("alertmanager", "alertmanager:9093"),
-                ("redis", "redis-exporter:9121"), ("edge", "edge-metrics:9180")}  # fmt: skip
+                ("redis", "redis-exporter:9121"), ("edge", "edge-metrics:9180"),
+                ("apps", "health-probe:9115")}  # fmt: skip
     expected |= {("postgres", f"{db}-db-exporter:9187") for db in DATABASES}
     expected |= {("pitr", f"{db}-db-pitr:9188") for db in DATABASES}  # PITR is on in both
     if live.stack == "prod":
@@ -812,11 +814,20 @@ def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> 
              what="every database's extra metrics",
              describe=lambda: str({m: services_of(m) for m in metrics}))  # fmt: skip
     assert {r["value"][1] for r in prometheus_api(live, "query?query=pg_up")["result"]} == {"1"}
+    # Every app answers the health probe over its network.
+
+    def probed() -> dict[str, str]:
+        found = prometheus_api(live, "query?query=ecommerce_app_health_up")["result"]
+        return {r["metric"]["service"]: r["value"][1] for r in found}
+
+    wait_for(lambda: probed() == dict.fromkeys(PLATFORM_APPS.names(), "1"), timeout=60,
+             what="every app healthy to the probe", describe=lambda: str(probed()))  # fmt: skip
     rules = {r["name"] for g in prometheus_api(live, "rules")["groups"] for r in g["rules"]}
     # PITR is on in both stacks; the backup job in prod only.
     assert {"WalArchivingFailing", "PitrDrillOverdue", "VolumeFilling"} <= rules
     assert ("BackupOverdue" in rules) is (live.stack == "prod")
-    assert len(rules) == (17 if live.stack == "prod" else 15)
+    assert {"AppUnhealthy", "AppRestarting"} <= rules
+    assert len(rules) == (19 if live.stack == "prod" else 17)
 
 
 def test_prometheus_reaches_the_exporters_and_no_database(live: LiveStack) -> None:
@@ -824,16 +835,20 @@ def test_prometheus_reaches_the_exporters_and_no_database(live: LiveStack) -> No
                   "customer-exporter": live.container("customer-db-exporter"),
                   "gateway": live.container("gateway")}  # fmt: skip
     targets = [("customer-db", 5432), ("order-db", 5432), ("customer-db-exporter", 9187),
-               ("customer-db-pitr", 9188), ("edge-metrics", 9180), ("edge", 9180)]  # fmt: skip
+               ("customer-db-pitr", 9188), ("edge-metrics", 9180), ("edge", 9180),
+               ("health-probe", 9115), ("health-probe-caller", 9115)]  # fmt: skip
     found = reachability(containers, targets)
     reachable = {(name, host) for (name, host, _), ok in found.items() if ok}
     assert reachable == {
         ("prometheus", "customer-db-exporter"), ("prometheus", "edge-metrics"),
-        ("prometheus", "customer-db-pitr"),
+        ("prometheus", "customer-db-pitr"), ("prometheus", "health-probe"),
         ("customer-exporter", "customer-db"), ("customer-exporter", "customer-db-exporter"),
         ("customer-exporter", "edge-metrics"), ("customer-exporter", "customer-db-pitr"),
+        ("customer-exporter", "health-probe"),
     }  # fmt: skip
-    # The gateway (on the edge network) reaches neither the edge's metrics nor an exporter.
+    # The gateway (on the edge network) reaches neither the edge's metrics nor an exporter,
+    # nor the health probe beside it there (`health-probe-caller` resolves for it, but the
+    # probe's listener is bound to its monitoring address).
 
 
 def test_the_exporter_logs_in_with_pg_monitor_only_and_reads_no_table(live: LiveStack) -> None:
@@ -881,7 +896,9 @@ def test_a_stopped_database_and_failing_archiving_reach_the_webhook(live: LiveSt
     repo = "/var/lib/pgbackrest/repo"
     code, mode = exec_in(order_db, ["stat", "-c", "%a", repo])
     assert code == 0, mode
-    expected = {("PostgresDown", "customer"), ("WalArchivingFailing", "order")}
+    # The customer app's /health needs its database: the probe sees it fail.
+    expected = {("PostgresDown", "customer"), ("WalArchivingFailing", "order"),
+                ("AppUnhealthy", "customer")}  # fmt: skip
 
     def sent() -> set[tuple[str, str]]:
         return {(a["labels"]["alertname"], a["labels"].get("service", "")) for a in
@@ -893,7 +910,7 @@ def test_a_stopped_database_and_failing_archiving_reach_the_webhook(live: LiveSt
         sql_in(order_db, "order_db", "CREATE TABLE alert_probe AS SELECT 1 AS x; "
                        "SELECT pg_switch_wal()")  # fmt: skip
         customer_db.stop()
-        # PostgresDown: `for` 1m; WalArchivingFailing: 2m; a scrape, an evaluation and
+        # PostgresDown: `for` 1m; WalArchivingFailing and AppUnhealthy: 2m; a scrape, an evaluation and
         # Alertmanager's group_wait (30 s) on top.
         wait_for(lambda: expected <= sent(), timeout=300, what="both alerts at the webhook",
                  describe=lambda: f"{sent()}\n{alertmanager_alerts(live)}")  # fmt: skip
@@ -926,7 +943,7 @@ def test_every_dashboard_query_answers_with_data(live: LiveStack) -> None:
     # Some traffic through the edge first, for the request panels' rates.
     for _ in range(20):
         edge_target(live, "gateway", "/health").get()
-    found = dashboards.dashboards(pitr=True, backup=live.stack == "prod")
+    found = dashboards.dashboards(pitr=True, backup=live.stack == "prod", apps_probed=True)
     pending = {(board, panel, expr) for board, panel, expr in dashboards.queries(found)}
 
     def answered() -> bool:

@@ -22,6 +22,7 @@ import pytest
 from pulumi import automation as auto
 
 from provider.schema import SECRET, SERVICE
+from stacks.catalogue import PLATFORM
 from tests.integration.conftest import exec_in, wait_for
 from tests.integration.engine import EngineHome
 from tests.integration.load import Load
@@ -88,8 +89,8 @@ def all_healthy(live: LiveStack, name: str, count: int) -> bool:
 def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
     found = services(live)
     # 8 apps, the edge, Redis, 4 databases, 4 PITR agents, the backups, Prometheus,
-    # Alertmanager and 5 exporters.
-    assert len(found) == 26
+    # Alertmanager, 5 exporters and the apps' health probe.
+    assert len(found) == 27
     replicas = {name: i["mode"]["replicated"]["replicas"] for name, i in found.items()}
     assert {n.removeprefix(f"{live.prefix}-") for n, r in replicas.items() if r == 2} == {
         "gateway", "order", "frontend"}  # fmt: skip
@@ -101,6 +102,18 @@ def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
     # Every task of a service with a volume runs on the labelled node (here the only one).
     node = live.client.nodes.list()[0]
     assert node.attrs["Spec"]["Labels"]["ecommerce.data"] == "true"
+    # The health probe reaches every app by its service's name (dnsrr: one of its tasks).
+    (probe,) = live.tasks(f"{live.prefix}-health-probe")
+    fetch = "import urllib.request as r; print(r.urlopen('http://127.0.0.1:9115/metrics').read().decode())"
+
+    def probed() -> set[str]:
+        code, output = exec_in(probe, ["python3", "-c", fetch])
+        assert code == 0, output
+        return {line.split('"')[1] for line in output.splitlines()
+                if line.startswith("ecommerce_app_health_up{") and line.endswith(" 1")}  # fmt: skip
+
+    wait_for(lambda: probed() == set(PLATFORM.names()), timeout=60,
+             what="every app healthy to the probe", describe=lambda: str(probed()))  # fmt: skip
 
 
 def test_a_refresh_finds_no_drift_and_a_second_up_changes_nothing(live: LiveStack) -> None:

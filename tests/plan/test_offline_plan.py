@@ -127,7 +127,7 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     stack = outcome.stack()
     # One container, replaced side by side: a new generation gives it a new name, and the new
     # container its PIDs limit.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 256}
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 262}
     generation, order, pids, gate = stack["changes"]
     # A new container is a new traffic gate: it gets the service's alias once healthy.
     assert (gate["name"], gate["replace_reasons"]) == ("platform-order-traffic", ["containerId"])
@@ -220,7 +220,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 260
+    assert outcome.stack()["summary"]["same"] == 266
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(

@@ -23,6 +23,7 @@ DEFAULTS = Thresholds(
     PitrSettings().max_archive_age_minutes,
     overdue_after_hours(PitrSettings()),
     BackupSettings().every_hours + BACKUP_SLACK_HOURS,
+    apps_probed=True,
 )
 
 
@@ -67,7 +68,8 @@ def test_every_rule_has_a_case_where_it_fires() -> None:
 def test_another_threshold_changes_what_fires(tmp_path: Path) -> None:
     # The tests expect an order database at 85% of its connections to alert: at 90% it is not.
     stricter = Thresholds(AlertSettings(connections_percent=90), DEFAULTS.max_archive_age_minutes,
-                          DEFAULTS.pitr_overdue_hours, DEFAULTS.backup_overdue_hours)  # fmt: skip
+                          DEFAULTS.pitr_overdue_hours, DEFAULTS.backup_overdue_hours,
+                          apps_probed=True)  # fmt: skip
     result = run_promtool(tmp_path, stricter)
     assert result.returncode != 0
     assert "PostgresConnectionsHigh" in result.stdout + result.stderr
@@ -76,11 +78,12 @@ def test_another_threshold_changes_what_fires(tmp_path: Path) -> None:
 def test_thresholds_come_from_the_settings() -> None:
     alerts = AlertSettings(connections_percent=70, edge_5xx_percent=2.5, redis_memory_percent=75,
                            restarts=5, volume_free_percent=20)  # fmt: skip
-    by_name = {r.alert: r.expr for r in rules(Thresholds(alerts, 40, (8, 30), 12))}
+    by_name = {r.alert: r.expr for r in rules(Thresholds(alerts, 40, (8, 30), 12, True))}
     assert by_name["PostgresConnectionsHigh"].endswith("* 100 > 70")
     assert by_name["EdgeServerErrors"].endswith("* 100 > 2.5")
     assert by_name["RedisMemoryHigh"].endswith("* 100 > 75")
     assert by_name["PostgresRestarting"].endswith(">= 5")
+    assert by_name["AppRestarting"].endswith(">= 5")
     assert by_name["WalArchiveStale"].endswith("> 2400")
     assert by_name["VolumeFilling"].endswith("* 100 < 20")
     assert by_name["PitrBackupOverdue"].endswith(f"> {8 * 3600}")

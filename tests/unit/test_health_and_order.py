@@ -24,7 +24,7 @@ def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_gr
     gated = {r.name.removesuffix("-traffic"): r for r in stack_graph.of_type(TRAFFIC_GATE)}
     # 8 services, 4 databases and their PITR agents, Redis, the edge proxy, Prometheus,
     # Alertmanager, an exporter per database and one for Redis; in prod the backup job.
-    assert len(containers) == (27 if stack_graph.name_prefix() == "shop" else 26)  # and Grafana
+    assert len(containers) == (28 if stack_graph.name_prefix() == "shop" else 27)  # and Grafana
     for c in containers:
         check = c.inputs["healthcheck"]
         assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
@@ -109,9 +109,9 @@ def test_containers_wait_for_their_secret_files(stack_graph: Graph) -> None:
                 seed = stack_graph.container(mount["volumeName"] + "-seed")
                 assert seed.urn in c.depends_on, c.name
                 consumers += 1
-    # Four databases, six services with secrets, the four database exporters, Grafana; Redis,
-    # its exporter and the backup job in prod.
-    assert consumers == (18 if stack_graph.name_prefix() == "shop" else 15)
+    # Four databases, six services with secrets, the four database exporters, Grafana, the
+    # health probe; Redis, its exporter and the backup job in prod.
+    assert consumers == (19 if stack_graph.name_prefix() == "shop" else 16)
 
 
 def test_which_containers_are_replaced_side_by_side(stack_graph: Graph) -> None:

@@ -105,7 +105,7 @@ def test_the_edge_proxy_sits_on_the_edge_network_and_serves_metrics_on_monitorin
         (f"{p}-edge", ["edge"]), (f"{p}-monitoring", ["edge-metrics"])
     ]  # fmt: skip
     assert members(stack_graph)[f"{p}-edge"] == {
-        f"{p}-{s}" for s in ("edge", "gateway", "frontend", "backoffice")
+        f"{p}-{s}" for s in ("edge", "gateway", "frontend", "backoffice", "health-probe")
     }
 
 
@@ -134,7 +134,7 @@ def test_the_monitoring_network_holds_monitoring_parts_and_the_edge_only(
     backup = {f"{p}-backup"} if p == "shop" else set()
     assert members(stack_graph)[f"{p}-monitoring"] == {
         f"{p}-prometheus", f"{p}-alertmanager", f"{p}-grafana", f"{p}-edge", *exporters,
-        *agents, *backup
+        *agents, *backup, f"{p}-health-probe"
     }  # fmt: skip
     # Alertmanager alone has a way out, to the receivers.
     assert members(stack_graph)[f"{p}-alerting"] == {f"{p}-alertmanager"}

@@ -5,6 +5,7 @@ hardening, limits and secrets of the parts are in the suites that cover every co
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ import yaml
 
 from components import dashboards
 from plan.recorder import Graph, run_program
+from probe import health
+from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError
 from tests.unit.conftest import edited
 from tests.unit.test_settings_errors import problems_of, put
@@ -109,6 +112,9 @@ def test_grafana_is_provisioned_with_the_data_source_and_dashboards(prod_graph: 
     # Prod runs the logical backup job too: its panels are on the backups dashboard.
     titles = {p["title"] for p in models["platform-backups.json"]["panels"]}
     assert "Logical backups kept" in titles
+    # And the apps' health probe: its panels are on the apps' dashboard.
+    titles = {p["title"] for p in models["platform-edge.json"]["panels"]}
+    assert "Apps answering their health check" in titles
 
 
 def assert_valid_dashboard(name: str, model: dict[str, Any]) -> None:
@@ -180,6 +186,10 @@ def test_dev_publishes_grafana_through_the_edge_and_prometheus_on_loopback(
          "monitoring.prometheus.image: 'prom/prometheus:latest' is not pinned"),
         ("dev", put("monitoring.grafana.hostPort", 13000),
          "monitoring.grafana.hostPort: host port 13000 is already used by services.gateway"),
+        ("prod", put("monitoring.healthProbe.timeoutSeconds", 10),
+         "monitoring.healthProbe.timeoutSeconds: 10 is longer than intervalSeconds (5)"),
+        ("prod", put("monitoring.healthProbe.image", "python:alpine"),
+         "monitoring.healthProbe.image: 'python:alpine' is not pinned"),
     ],
 )  # fmt: skip
 def test_what_cannot_work_is_a_one_line_error(stack: str, edit: Any, message: str) -> None:
@@ -190,8 +200,44 @@ def test_monitoring_off_leaves_nothing_of_it() -> None:
     graph = run_program("prod", edited("prod", lambda p: p.update(monitoring={"enabled": False})))
     names = {c.service_name for c in graph.containers()}
     assert not {n for n in names if "prometheus" in n or "exporter" in n or "grafana" in n}
+    assert not {n for n in names if "probe" in n}
     assert {n.inputs["name"] for n in graph.networks()} & {
         "shop-monitoring",
         "shop-alerting",
     } == set()
     assert "monitoring" not in graph.outputs
+
+
+def test_the_health_probe_asks_every_app_and_listens_on_monitoring_only(stack_graph: Graph) -> None:
+    p = stack_graph.name_prefix()
+    probe = stack_graph.container(f"{p}-health-probe")
+    command = probe.inputs["command"]
+    assert command[:2] == ["python3", "/run/secrets/health_probe.py"]
+    # Bound to its name on the monitoring network; the apps by their names, each on its port.
+    assert "--listen=health-probe" in command and "--port=9115" in command
+    targets = {c.removeprefix("--target=") for c in command if c.startswith("--target=")}
+    apps = {s.name: s.container_port for s in PLATFORM.services}
+    assert targets == {f"{app}=http://{app}:{port}/health" for app, port in apps.items()}
+    assert len(apps) == 8
+    assert "--interval=5" in command and "--timeout=3" in command
+    # The file it runs is the repository's probe, shown in previews (plain).
+    script, secret = seed_files(stack_graph, f"{p}-health-probe-files-seed")["health_probe.py"]
+    assert script == Path(health.__file__).read_text(encoding="utf-8") and not secret
+    # Its own health check asks the listener where it is bound.
+    assert "http://health-probe:9115/-/healthy" in " ".join(probe.inputs["healthcheck"]["tests"])
+    nets = [(n["name"], n["aliases"]) for n in probe.inputs["networksAdvanced"]]
+    assert nets == [(f"{p}-monitoring", ["health-probe"]), (f"{p}-edge", ["health-probe-caller"]),
+                    (f"{p}-backend", ["health-probe-caller"])]  # fmt: skip
+    scrape = yaml.safe_load(
+        seed_files(stack_graph, f"{p}-prometheus-files-seed")["prometheus.yml"][0]
+    )
+    jobs = {j["job_name"]: j["static_configs"] for j in scrape["scrape_configs"]}
+    assert jobs["apps"] == [{"targets": ["health-probe:9115"]}]
+
+
+def test_the_health_probe_off_takes_its_rules_and_job_along() -> None:
+    graph = run_program("dev", edited("dev", put("monitoring.healthProbe.enabled", False)))
+    assert "shop-dev-health-probe" not in {c.service_name for c in graph.containers()}
+    files = seed_files(graph, "shop-dev-prometheus-files-seed")
+    assert "AppUnhealthy" not in files["alerts.yml"][0]
+    assert "health-probe" not in files["prometheus.yml"][0]

@@ -19,7 +19,7 @@ from tests.unit.conftest import edited
 from tests.unit.test_settings_errors import problems_of
 
 LIMIT_BY_ROLE = {"database": 1024, "cache": 64, "backup": 128, "pitr": 256, "edge": 256, "business": 256,
-                 "prometheus": 256, "alertmanager": 128, "exporter": 128, "grafana": 256,
+                 "prometheus": 256, "alertmanager": 128, "exporter": 128, "grafana": 256, "probe": 64,
                  "gateway": 256, "web": 256}  # fmt: skip
 
 

@@ -79,6 +79,7 @@ def published_images(platform: dict[str, Any]) -> None:
         "postgresExporter": {"image": "postgres-exporter"},
         "redisExporter": {"image": "redis_exporter:alpine"},
         "grafana": {"image": "grafana/grafana", "hostPort": 13010},
+        "healthProbe": {"image": "python:alpine"},
     }
 
 

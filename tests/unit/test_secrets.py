@@ -35,7 +35,7 @@ def non_secret_inputs(resource: Resource) -> list[str]:
 
 PLAIN_FILES = {"Caddyfile", "queries.yaml", "prometheus.yml", "alerts.yml", "alertmanager.yml",
                "datasources.yaml", "dashboards.yaml", "platform-databases.json",
-               "platform-edge.json", "platform-backups.json"}  # fmt: skip
+               "platform-edge.json", "platform-backups.json", "health_probe.py"}  # fmt: skip
 """Configuration, not secret; alertmanager.yml only while no receiver's secret is in it."""
 
 
@@ -220,9 +220,9 @@ def test_a_changed_secret_replaces_its_consumer(stack_graph: Graph) -> None:
         assert labels_of(c)["com.ecommerce.secrets-revision"] == mock_random_hex(revision.name, 8)
         assert not c.is_secret("labels")
         consumers += 1
-    # With the edge, the PITR agents, Prometheus, Alertmanager and the exporters (but Redis's
-    # in dev: no password there).
-    assert consumers == (25 if stack_graph.name_prefix() == "shop" else 22)  # and Grafana
+    # With the edge, the PITR agents, Prometheus, Alertmanager, the exporters (but Redis's in
+    # dev: no password there) and the health probe.
+    assert consumers == (26 if stack_graph.name_prefix() == "shop" else 23)  # and Grafana
 
 
 def test_seed_containers_are_labelled_as_secrets(stack_graph: Graph) -> None:

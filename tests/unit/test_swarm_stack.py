@@ -22,7 +22,7 @@ DATABASES = ("customer", "product", "order", "content")
 PINNED = ("redis", "edge", "backup", *(f"{db}-db" for db in DATABASES),
           *(f"{db}-db-pitr" for db in DATABASES), "prometheus", "alertmanager",
           "grafana")  # fmt: skip
-EXPORTERS = ("redis-exporter", *(f"{db}-db-exporter" for db in DATABASES))
+EXPORTERS = ("redis-exporter", *(f"{db}-db-exporter" for db in DATABASES), "health-probe")
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,7 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
         assert joined(f"{db}-db-exporter") == {f"{db}-db", "monitoring"}
     assert joined("edge") == {"edge", "monitoring"}
     assert joined("prometheus") == {"monitoring"}
+    assert joined("health-probe") == {"monitoring", "edge", "backend"}
     assert joined("alertmanager") == {"monitoring", "alerting"}
 
 

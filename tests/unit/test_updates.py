@@ -13,7 +13,7 @@ from tests.unit.conftest import edited
 
 GRACE_BY_ROLE = {"database": 120, "cache": 60, "backup": 60, "business": 30, "gateway": 30,
                  "web": 30, "edge": 30, "pitr": 30, "prometheus": 60, "alertmanager": 10,
-                 "exporter": 10, "grafana": 10}  # fmt: skip
+                 "exporter": 10, "grafana": 10, "probe": 10}  # fmt: skip
 
 
 def role_of(container: Resource) -> str:
