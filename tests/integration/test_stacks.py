@@ -265,8 +265,8 @@ def docker_label(label: str, value: Any) -> Any:
 
 def test_every_container_is_healthy(live: LiveStack) -> None:
     containers = running_containers(live)
-    # With 4 PITR agents, Prometheus, Alertmanager and 5 exporters.
-    assert len(containers) == (26 if live.stack == "prod" else 25)
+    # With 4 PITR agents, Prometheus, Alertmanager, 5 exporters and the apps' health probe.
+    assert len(containers) == (27 if live.stack == "prod" else 26)
     for db in DATABASES:
         wait_for_agent(live, db)
     for name, container in containers.items():
@@ -428,7 +428,7 @@ def test_hardening_holds_at_run_time(live: LiveStack) -> None:
 
 PIDS_BY_ROLE = {"database": 1024, "cache": 64, "backup": 128, "pitr": 256, "edge": 256,
                 "business": 256, "gateway": 256, "web": 256, "prometheus": 256,
-                "alertmanager": 128, "exporter": 128}  # fmt: skip
+                "alertmanager": 128, "exporter": 128, "probe": 64}  # fmt: skip
 
 
 def test_every_container_has_the_pids_limit_of_its_role(live: LiveStack) -> None:
