@@ -6,6 +6,7 @@
     ecommerce_backup_consecutive_failures
     ecommerce_backup_count                            complete backups kept
     ecommerce_volume_free_bytes{volume="backups"}, ecommerce_volume_size_bytes{volume="backups"}
+    process_start_time_seconds                            when it started (restarts)
 
 The alert rules (components/alert_rules.py) read them. The same small server as the PITR
 agent's (pitr/metrics.py): each image carries only its own package.
@@ -17,6 +18,7 @@ import http.server
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,14 +65,18 @@ def _timestamp(iso: str) -> int:
 
 
 def serve(port: int, body: Callable[[], str]) -> http.server.ThreadingHTTPServer:
-    """`GET /metrics` answers `body()`, on a daemon thread; anything else is 404."""
+    """`GET /metrics` answers `body()` and the process's start time (a restart changes it: the
+    rule ProcessRestarting), on a daemon thread; anything else is 404."""
+    started = (
+        f"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {time.time():.3f}\n"
+    )
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            payload = body().encode()
+            payload = (body() + started).encode()
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE)
             self.send_header("Content-Length", str(len(payload)))

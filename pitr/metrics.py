@@ -6,6 +6,7 @@ scrape, and how full the server's data and repository volumes are.
     ecommerce_pitr_last_attempt_failed{task}              1 when its last attempt failed
     ecommerce_pitr_consecutive_failures{task}
     ecommerce_volume_free_bytes{volume}, ecommerce_volume_size_bytes{volume}
+    process_start_time_seconds                            when it started (restarts)
 
 The alert rules (components/alert_rules.py) read them.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -65,14 +67,18 @@ def volume_lines(volumes: Mapping[str, Path]) -> list[str]:
 
 
 def serve(port: int, body: Callable[[], str]) -> http.server.ThreadingHTTPServer:
-    """`GET /metrics` answers `body()`, on a daemon thread; anything else is 404."""
+    """`GET /metrics` answers `body()` and the process's start time (a restart changes it: the
+    rule ProcessRestarting), on a daemon thread; anything else is 404."""
+    started = (
+        f"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {time.time():.3f}\n"
+    )
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            payload = body().encode()
+            payload = (body() + started).encode()
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE)
             self.send_header("Content-Length", str(len(payload)))

@@ -115,8 +115,9 @@ class AlertSettings(StrictModel):
     redis_memory_percent: int = Field(default=90, ge=10, le=100)
     """Redis using more than this share of its `maxMemoryMb`."""
     restarts: int = Field(default=3, ge=1, le=100)
-    """A database, Redis, the edge or a monitoring part started this many times in 15 minutes,
-    or an app came back this many times after failing its health probe."""
+    """A database, Redis, the edge, a PITR agent, the backup job or a monitoring part started
+    this many times in 15 minutes, or an app came back this many times after failing its health
+    probe."""
     volume_free_percent: int = Field(default=10, ge=1, le=90)
     """A data volume (a database's, its PITR repository, the backups') with less free space."""
 

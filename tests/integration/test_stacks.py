@@ -804,7 +804,8 @@ def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> 
     # pass and the volumes they see have room.
     metrics = ["pg_archiver_failing", "pg_server_start_time_seconds",
                'ecommerce_pitr_last_success_timestamp_seconds{task="check"}',
-               'ecommerce_volume_free_bytes{volume="data"}']  # fmt: skip
+               'ecommerce_volume_free_bytes{volume="data"}',
+               'process_start_time_seconds{job="pitr"}']  # fmt: skip
 
     def services_of(metric: str) -> set[str]:
         found = prometheus_api(live, "query?" + urllib.parse.urlencode({"query": metric}))

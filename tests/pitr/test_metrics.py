@@ -42,7 +42,11 @@ def test_the_server_answers_metrics_and_nothing_else() -> None:
     port = server.server_address[1]
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            assert answer.read() == b"ecommerce_probe 1\n"
+            lines = answer.read().decode().splitlines()
+            assert lines[0] == "ecommerce_probe 1"
+            # And when the agent started: a restart is the rule ProcessRestarting.
+            assert lines[1] == "# TYPE process_start_time_seconds gauge"
+            assert float(lines[2].split()[1]) > 0
             assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
