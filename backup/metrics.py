@@ -42,10 +42,12 @@ def render(dest: Path) -> str:
         last = {}
     if "ok" in last:
         failures = int(last.get("failures_in_a_row", 0))
-        lines += ["# TYPE ecommerce_backup_last_run_failed gauge",
-                  f"ecommerce_backup_last_run_failed {int(not last['ok'])}",
-                  "# TYPE ecommerce_backup_consecutive_failures gauge",
-                  f"ecommerce_backup_consecutive_failures {failures}"]  # fmt: skip
+        lines += [
+            "# TYPE ecommerce_backup_last_run_failed gauge",
+            f"ecommerce_backup_last_run_failed {int(not last['ok'])}",
+            "# TYPE ecommerce_backup_consecutive_failures gauge",
+            f"ecommerce_backup_consecutive_failures {failures}",
+        ]
     lines += ["# TYPE ecommerce_backup_count gauge", f"ecommerce_backup_count {len(found)}"]
     try:
         fs = os.statvfs(dest)
@@ -53,10 +55,12 @@ def render(dest: Path) -> str:
         fs = None
     if fs is not None:
         free, size = fs.f_bavail * fs.f_frsize, fs.f_blocks * fs.f_frsize
-        lines += ["# TYPE ecommerce_volume_free_bytes gauge",
-                  f'ecommerce_volume_free_bytes{{volume="backups"}} {free}',
-                  "# TYPE ecommerce_volume_size_bytes gauge",
-                  f'ecommerce_volume_size_bytes{{volume="backups"}} {size}']  # fmt: skip
+        lines += [
+            "# TYPE ecommerce_volume_free_bytes gauge",
+            f'ecommerce_volume_free_bytes{{volume="backups"}} {free}',
+            "# TYPE ecommerce_volume_size_bytes gauge",
+            f'ecommerce_volume_size_bytes{{volume="backups"}} {size}',
+        ]
     return "\n".join(lines) + "\n"
 
 

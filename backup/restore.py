@@ -137,8 +137,9 @@ def _restore_new(plan: _Plan, found: Found, tools: pg.Tools, jobs: int, stamp: s
 def _restore_in_place(plan: _Plan, found: Found, tools: pg.Tools) -> Restored:
     """Restore into the existing empty database in one transaction, then check row counts."""
     target, entry = plan.target, plan.entry
-    log.info("restore %s: %s into its empty database %s", found.name, target.service,
-             target.database)  # fmt: skip
+    log.info(
+        "restore %s: %s into its empty database %s", found.name, target.service, target.database
+    )
     files = [f.path for f in entry.files]
     with compress.readable_dump(
         found.path / entry.dir, files, target.service, found.path.parent
@@ -146,8 +147,9 @@ def _restore_in_place(plan: _Plan, found: Found, tools: pg.Tools) -> Restored:
         try:
             pg.restore_into_empty(tools, plan.admin, target, dump_dir)
         except (OperationError, ConnectError) as exc:
-            raise _wrap(exc, f"restore into {target.database} rolled back, it is as it was "
-                             f"(empty): {exc}") from None  # fmt: skip
+            raise _wrap(
+                exc, f"restore into {target.database} rolled back, it is as it was (empty): {exc}"
+            ) from None
     counts = pg.table_counts(tools, pg.Conn.of(target))
     mismatch = compare_counts(f"{found.name}/{entry.dir}", entry.tables, counts)
     if mismatch:  # committed already: nothing it held is lost (it was empty), but say so
@@ -155,8 +157,14 @@ def _restore_in_place(plan: _Plan, found: Found, tools: pg.Tools) -> Restored:
             f"restored into {target.database} (it was empty), but its row counts differ from "
             f"the backup: {mismatch[0]}; it holds the restored data"
         )
-    result = Restored(target.service, target.database, len(entry.tables),
-                      sum(entry.tables.values()), replaced=False, kept_as=None)  # fmt: skip
+    result = Restored(
+        target.service,
+        target.database,
+        len(entry.tables),
+        sum(entry.tables.values()),
+        replaced=False,
+        kept_as=None,
+    )
     log.info("%s", result.describe())
     return result
 
@@ -271,8 +279,10 @@ def restore(
                 if plan.empty:
                     message = f"{prefix}'{service}': {exc}; the databases after it are unchanged"
                 else:
-                    message = (f"{prefix}putting '{service}' in place failed, it and the rest "
-                               f"are unchanged: {exc}")  # fmt: skip
+                    message = (
+                        f"{prefix}putting '{service}' in place failed, it and the rest "
+                        f"are unchanged: {exc}"
+                    )
                 raise _wrap(exc, message) from None
         return done
 

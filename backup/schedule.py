@@ -159,8 +159,9 @@ def _first_run_status(started_at: str, max_age: timedelta, now: datetime) -> str
     started = datetime.strptime(started_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     if now - started > max_age:
         hours = (now - started).total_seconds() / 3600
-        raise UnhealthyError(f"the first scheduled run, started at {started_at}, "
-                             f"has not finished after {hours:.1f}h")  # fmt: skip
+        raise UnhealthyError(
+            f"the first scheduled run, started at {started_at}, has not finished after {hours:.1f}h"
+        )
     return f"ok: first scheduled run in progress since {started_at}"
 
 

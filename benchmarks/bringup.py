@@ -47,8 +47,11 @@ def init_finished_at(container: Any) -> float | None:
 
 def healthy_at(container: Any) -> float | None:
     """When its first health check passed (Docker keeps the last five results)."""
-    passed = [epoch(r["End"]) for r in container.attrs["State"].get("Health", {}).get("Log", [])
-              if r["ExitCode"] == 0]  # fmt: skip
+    passed = [
+        epoch(r["End"])
+        for r in container.attrs["State"].get("Health", {}).get("Log", [])
+        if r["ExitCode"] == 0
+    ]
     return min(passed) if passed else None
 
 
@@ -66,8 +69,11 @@ def phases(live: LiveStack) -> tuple[float, dict[str, dict[str, list[float]]]]:
     for container in containers.values():
         container.reload()
     created = {n: epoch(c.attrs["Created"]) for n, c in containers.items()}
-    healthy = {n: t for n, c in containers.items() if (t := healthy_at(c)) is not None
-               and kind_of(n, live.prefix) != "pitr agent"}  # fmt: skip
+    healthy = {
+        n: t
+        for n, c in containers.items()
+        if (t := healthy_at(c)) is not None and kind_of(n, live.prefix) != "pitr agent"
+    }
     total = max(healthy.values()) - min(created.values())
     split: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for name, container in containers.items():
@@ -105,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             for kind, values in split.items():
                 for phase, seconds in values.items():
                     merged[kind][phase] += seconds
-        print(f"{stack}: `pulumi up` median {statistics.median(ups):.1f} s; first container "
-              f"created to all healthy: median {statistics.median(totals):.1f} s over "
-              f"{len(totals)} runs")  # fmt: skip
+        print(
+            f"{stack}: `pulumi up` median {statistics.median(ups):.1f} s; first container "
+            f"created to all healthy: median {statistics.median(totals):.1f} s over "
+            f"{len(totals)} runs"
+        )
         for kind, values in sorted(merged.items()):
             parts = ", ".join(f"{p} {statistics.mean(v):.2f} s" for p, v in values.items())
             print(f"  {kind:<9} (mean per container) {parts}")

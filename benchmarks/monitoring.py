@@ -48,11 +48,17 @@ def start_probe(live: LiveStack, prometheus: Any) -> Any:
     archive = b"".join(bits)
     probe = live.client.containers.create(
         MONITORING_IMAGES["prometheus"],
-        ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
-         "--web.listen-address=:9090", *PROBE_FLAGS],
-        name=f"{live.prefix}-prometheus-probe", labels={RUN_LABEL: live.run_id},
-        network=f"{live.prefix}-monitoring", user="65534:65534",
-    )  # fmt: skip
+        [
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--web.listen-address=:9090",
+            *PROBE_FLAGS,
+        ],
+        name=f"{live.prefix}-prometheus-probe",
+        labels={RUN_LABEL: live.run_id},
+        network=f"{live.prefix}-monitoring",
+        user="65534:65534",
+    )
     probe.put_archive("/etc", archive)
     probe.start()
     return probe
@@ -120,9 +126,11 @@ def main() -> None:
             "(an upper bound: blocks compress better than the WAL)"
         )
         print(f"  disk at retention, WAL rate    {wal_per_hour * 24 * retention / 2**30:,.2f} GiB")
-        print(f"  2-minute blocks                {per_sample:.1f} bytes per sample ({blocks} "
-              "blocks; each block's index and 4-sample chunks dominate: a pessimistic bound, "
-              "not the 2-hour blocks' figure)")  # fmt: skip
+        print(
+            f"  2-minute blocks                {per_sample:.1f} bytes per sample ({blocks} "
+            "blocks; each block's index and 4-sample chunks dominate: a pessimistic bound, "
+            "not the 2-hour blocks' figure)"
+        )
 
 
 if __name__ == "__main__":

@@ -44,11 +44,21 @@ class Writer:
 
     def _run(self) -> None:
         server = self.cluster.server
-        psql = [str(server.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                "-c", "INSERT INTO ticks DEFAULT VALUES RETURNING id"]  # fmt: skip
+        psql = [
+            str(server.bin_dir / "psql"),
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "INSERT INTO ticks DEFAULT VALUES RETURNING id",
+        ]
         while not self._stop.is_set():
-            done = subprocess.run(psql, env=server.env(), capture_output=True, text=True,
-                                  check=False)  # fmt: skip
+            done = subprocess.run(
+                psql, env=server.env(), capture_output=True, text=True, check=False
+            )
             if done.returncode != 0:
                 return  # the server is gone
             self.committed[int(done.stdout.strip())] = time.time()
@@ -85,9 +95,11 @@ def main() -> int:
         cluster.sql("CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
         cluster.tool.backup("full")
         losses = [one_round(cluster, rng, args.archive_timeout) for _ in range(args.rounds)]
-    print(f"archive_timeout {args.archive_timeout} s: committed data lost per lost volume "
-          f"{', '.join(f'{s:.1f} s' for s in losses)}; worst {max(losses):.1f} s, "
-          f"median {statistics.median(losses):.1f} s")  # fmt: skip
+    print(
+        f"archive_timeout {args.archive_timeout} s: committed data lost per lost volume "
+        f"{', '.join(f'{s:.1f} s' for s in losses)}; worst {max(losses):.1f} s, "
+        f"median {statistics.median(losses):.1f} s"
+    )
     return 0
 
 

@@ -21,8 +21,9 @@ from plan.recorder import ROOT
 
 def timed(args: list[str]) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "plan", *args], cwd=ROOT,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "plan", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     if result.returncode not in (0, 2):
         raise SystemExit(f"python -m plan {' '.join(args)} failed: {result.stderr.strip()}")

@@ -66,8 +66,9 @@ def delete_first(project: Path) -> Callable[[], None]:
         roles = {_field(lb, "value") for lb in labels if _field(lb, "label") == ROLE_LABEL}
         if not roles & set(APP_ROLES):
             return None
-        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(
-            delete_before_replace=True))  # fmt: skip
+        opts = pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(delete_before_replace=True)
+        )
         return pulumi.ResourceTransformResult(args.props, opts)
 
     def run() -> None:
@@ -100,10 +101,11 @@ def bad_release(app: str, image: str) -> Any:
 def deploy_under_load(live: LiveStack, cafile: str, **up: Any) -> dict[str, str]:
     hosts = live.config[PLATFORM]["edge"]["hosts"]
     loads = {
-        "edge -> gateway -> order": Load(Target(EDGE_HTTPS_PORT, "/order/", hosts["gateway"],
-                                                cafile)),
+        "edge -> gateway -> order": Load(
+            Target(EDGE_HTTPS_PORT, "/order/", hosts["gateway"], cafile)
+        ),
         "edge -> frontend": Load(Target(EDGE_HTTPS_PORT, "/", hosts["frontend"], cafile)),
-    }  # fmt: skip
+    }
     reports = {path: load.__enter__() for path, load in loads.items()}
     try:
         time.sleep(1)
@@ -137,9 +139,18 @@ def main() -> int:
         cafile.write(live.config[CERTIFICATE_KEY])
         cafile.flush()
         live.build_image(NEVER_LISTENS, f'FROM {IMAGES["service"]}\nCMD ["sleep", "infinity"]\n')
-        live.build_image(ANSWERS_500, f"FROM {IMAGES['service']}\nCMD " + json.dumps(
-            ["node", "-e", "require('http').createServer((q, r) => { r.writeHead(500); "
-             "r.end() }).listen(process.env.PORT)"]))  # fmt: skip
+        live.build_image(
+            ANSWERS_500,
+            f"FROM {IMAGES['service']}\nCMD "
+            + json.dumps(
+                [
+                    "node",
+                    "-e",
+                    "require('http').createServer((q, r) => { r.writeHead(500); "
+                    "r.end() }).listen(process.env.PORT)",
+                ]
+            ),
+        )
         for mode, suffix in (("side by side", "next"), ("delete-first", "after")):
             rotated = {"ecommerce:jwtSecret": "rotated" + uuid.uuid4().hex}
             up: dict[str, Any] = {"edit": new_versions(suffix), "secrets": rotated}
@@ -147,8 +158,10 @@ def main() -> int:
                 up["program"] = delete_first(live.folder)
             report(mode, deploy_under_load(live, cafile.name, **up))
         good = live.config[PLATFORM]["services"]["gateway"]["image"]
-        for mode, app, image in (("never listens", "gateway", NEVER_LISTENS),
-                                 ("answers 500", "order", ANSWERS_500)):  # fmt: skip
+        for mode, app, image in (
+            ("never listens", "gateway", NEVER_LISTENS),
+            ("answers 500", "order", ANSWERS_500),
+        ):
             report(mode, deploy_under_load(live, cafile.name, edit=bad_release(app, image)))
             live.up(bad_release(app, good))  # the previous image again
     return 0

@@ -46,68 +46,108 @@ class Thresholds:
 def rules(t: Thresholds) -> list[Rule]:
     a = t.alerts
     found = [
-        Rule("TargetDown", "up == 0", "2m", "critical",
-             "{{ $labels.job }} at {{ $labels.instance }} answers no scrape"),
-        Rule("PostgresDown", "pg_up == 0", "1m", "critical",
-             "the {{ $labels.service }} database does not answer its exporter"),
-        Rule("PostgresConnectionsHigh",
-             "sum by (service) (pg_stat_activity_count)"
-             " / on (service) max by (service) (pg_settings_max_connections)"
-             f" * 100 > {a.connections_percent}",
-             "5m", "warning",
-             "the {{ $labels.service }} database uses {{ $value | humanize }}% of its "
-             "max_connections"),
-        Rule("RedisDown", "redis_up == 0", "1m", "critical",
-             "Redis does not answer its exporter"),
+        Rule(
+            "TargetDown",
+            "up == 0",
+            "2m",
+            "critical",
+            "{{ $labels.job }} at {{ $labels.instance }} answers no scrape",
+        ),
+        Rule(
+            "PostgresDown",
+            "pg_up == 0",
+            "1m",
+            "critical",
+            "the {{ $labels.service }} database does not answer its exporter",
+        ),
+        Rule(
+            "PostgresConnectionsHigh",
+            "sum by (service) (pg_stat_activity_count)"
+            " / on (service) max by (service) (pg_settings_max_connections)"
+            f" * 100 > {a.connections_percent}",
+            "5m",
+            "warning",
+            "the {{ $labels.service }} database uses {{ $value | humanize }}% of its "
+            "max_connections",
+        ),
+        Rule("RedisDown", "redis_up == 0", "1m", "critical", "Redis does not answer its exporter"),
         # maxmemory 0 means no limit: no ratio then.
-        Rule("RedisMemoryHigh",
-             "redis_memory_used_bytes / (redis_memory_max_bytes > 0) * 100"
-             f" > {a.redis_memory_percent}",
-             "5m", "warning",
-             "Redis uses {{ $value | humanize }}% of its maxmemory: keys are being evicted "
-             "or writes refused"),
+        Rule(
+            "RedisMemoryHigh",
+            "redis_memory_used_bytes / (redis_memory_max_bytes > 0) * 100"
+            f" > {a.redis_memory_percent}",
+            "5m",
+            "warning",
+            "Redis uses {{ $value | humanize }}% of its maxmemory: keys are being evicted "
+            "or writes refused",
+        ),
         # The answers of the apps behind it (not its health checks, redirects or metrics).
-        Rule("EdgeServerErrors",
-             f'sum(rate(caddy_http_request_duration_seconds_count{{{APPS},code=~"5.."}}[5m]))'
-             f" / sum(rate(caddy_http_request_duration_seconds_count{{{APPS}}}[5m]))"
-             f" * 100 > {a.edge_5xx_percent:g}",
-             "5m", "critical",
-             "{{ $value | humanize }}% of the edge's answers are server errors"),
+        Rule(
+            "EdgeServerErrors",
+            f'sum(rate(caddy_http_request_duration_seconds_count{{{APPS},code=~"5.."}}[5m]))'
+            f" / sum(rate(caddy_http_request_duration_seconds_count{{{APPS}}}[5m]))"
+            f" * 100 > {a.edge_5xx_percent:g}",
+            "5m",
+            "critical",
+            "{{ $value | humanize }}% of the edge's answers are server errors",
+        ),
         # Three rules: once changes() drops the metric names, a database's start times and
         # its exporter's would carry the same labels and `or` would keep only one of them.
-        Rule("PostgresRestarting",
-             f"changes(pg_server_start_time_seconds[15m]) >= {a.restarts}", "0m", "warning",
-             "the {{ $labels.service }} database started {{ $value }} times in 15 minutes"),
-        Rule("RedisRestarting",
-             f"changes(redis_start_time_seconds[15m]) >= {a.restarts}", "0m", "warning",
-             "Redis started {{ $value }} times in 15 minutes"),
-        Rule("ProcessRestarting",
-             f"changes(process_start_time_seconds[15m]) >= {a.restarts}", "0m", "warning",
-             "{{ $labels.job }} at {{ $labels.instance }} started {{ $value }} times "
-             "in 15 minutes"),
-    ]  # fmt: skip
+        Rule(
+            "PostgresRestarting",
+            f"changes(pg_server_start_time_seconds[15m]) >= {a.restarts}",
+            "0m",
+            "warning",
+            "the {{ $labels.service }} database started {{ $value }} times in 15 minutes",
+        ),
+        Rule(
+            "RedisRestarting",
+            f"changes(redis_start_time_seconds[15m]) >= {a.restarts}",
+            "0m",
+            "warning",
+            "Redis started {{ $value }} times in 15 minutes",
+        ),
+        Rule(
+            "ProcessRestarting",
+            f"changes(process_start_time_seconds[15m]) >= {a.restarts}",
+            "0m",
+            "warning",
+            "{{ $labels.job }} at {{ $labels.instance }} started {{ $value }} times in 15 minutes",
+        ),
+    ]
     found.append(
-        Rule("VolumeFilling",
-             "ecommerce_volume_free_bytes / ecommerce_volume_size_bytes * 100"
-             f" < {a.volume_free_percent}",
-             "10m", "warning",
-             "the {{ $labels.volume }} volume at {{ $labels.instance }} has "
-             "{{ $value | humanize }}% free"),
-    )  # fmt: skip
+        Rule(
+            "VolumeFilling",
+            "ecommerce_volume_free_bytes / ecommerce_volume_size_bytes * 100"
+            f" < {a.volume_free_percent}",
+            "10m",
+            "warning",
+            "the {{ $labels.volume }} volume at {{ $labels.instance }} has "
+            "{{ $value | humanize }}% free",
+        ),
+    )
     if t.apps_probed:
         found += [
             # Longer than a release's start, as long as Docker's own check takes by default.
-            Rule("AppUnhealthy", "ecommerce_app_health_up == 0", "2m", "critical",
-                 "the {{ $labels.service }} app fails its health check (GET /health) from the "
-                 "monitoring network"),
+            Rule(
+                "AppUnhealthy",
+                "ecommerce_app_health_up == 0",
+                "2m",
+                "critical",
+                "the {{ $labels.service }} app fails its health check (GET /health) from the "
+                "monitoring network",
+            ),
             # An app that came back after failing its probe: restarted, crash-looping or
             # flapping. A restart shorter than the probe's interval goes unseen.
-            Rule("AppRestarting",
-                 f"round(increase(ecommerce_app_health_recoveries_total[15m])) >= {a.restarts}",
-                 "0m", "warning",
-                 "the {{ $labels.service }} app came back {{ $value }} times in 15 minutes "
-                 "after failing its health check"),
-        ]  # fmt: skip
+            Rule(
+                "AppRestarting",
+                f"round(increase(ecommerce_app_health_recoveries_total[15m])) >= {a.restarts}",
+                "0m",
+                "warning",
+                "the {{ $labels.service }} app came back {{ $value }} times in 15 minutes "
+                "after failing its health check",
+            ),
+        ]
     if t.pitr_overdue_hours is not None:
         backup_hours, drill_hours = t.pitr_overdue_hours
         found += [
@@ -158,16 +198,24 @@ def rules(t: Thresholds) -> list[Rule]:
         ]
     if t.max_archive_age_minutes is not None:
         found += [
-            Rule("WalArchivingFailing", "pg_archiver_failing == 1", "2m", "critical",
-                 "the {{ $labels.service }} database fails to archive its WAL: "
-                 "point-in-time recovery stops at the last archived segment"),
-            Rule("WalArchiveStale",
-                 "time() - pg_archiver_last_archived_timestamp_seconds"
-                 f" > {t.max_archive_age_minutes * 60}",
-                 "5m", "critical",
-                 "the {{ $labels.service }} database archived no WAL for "
-                 "{{ $value | humanizeDuration }}"),
-        ]  # fmt: skip
+            Rule(
+                "WalArchivingFailing",
+                "pg_archiver_failing == 1",
+                "2m",
+                "critical",
+                "the {{ $labels.service }} database fails to archive its WAL: "
+                "point-in-time recovery stops at the last archived segment",
+            ),
+            Rule(
+                "WalArchiveStale",
+                "time() - pg_archiver_last_archived_timestamp_seconds"
+                f" > {t.max_archive_age_minutes * 60}",
+                "5m",
+                "critical",
+                "the {{ $labels.service }} database archived no WAL for "
+                "{{ $value | humanizeDuration }}",
+            ),
+        ]
     return found
 
 

@@ -99,10 +99,20 @@ class BackupJob(pulumi.ComponentResource):
 
 def schedule_command(s: BackupSettings, metrics: bool = False) -> list[str]:
     command = [
-        "python3", "-m", "backup", "schedule", "--quiet",
-        "--targets", secret_path(TARGETS_FILE), "--dest", BACKUP_DIR,
-        "--every", f"{s.every_hours}h", "--keep-last", str(s.keep_last),
-    ]  # fmt: skip
+        "python3",
+        "-m",
+        "backup",
+        "schedule",
+        "--quiet",
+        "--targets",
+        secret_path(TARGETS_FILE),
+        "--dest",
+        BACKUP_DIR,
+        "--every",
+        f"{s.every_hours}h",
+        "--keep-last",
+        str(s.keep_last),
+    ]
     if s.keep_days is not None:
         command += ["--keep-days", str(s.keep_days)]
     if metrics:

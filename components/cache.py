@@ -87,10 +87,13 @@ class Cache(pulumi.ComponentResource):
             command.append(secret_path(CONFIG_FILE))
             health = f'REDISCLI_AUTH="$(cat {secret_path(PASSWORD_FILE)})" {health}'
         command += [
-            "--maxmemory", f"{s.max_memory_mb}mb",
-            "--maxmemory-policy", s.max_memory_policy,
-            "--appendonly", "yes" if s.append_only else "no",
-        ]  # fmt: skip
+            "--maxmemory",
+            f"{s.max_memory_mb}mb",
+            "--maxmemory-policy",
+            s.max_memory_policy,
+            "--appendonly",
+            "yes" if s.append_only else "no",
+        ]
         data = labelled_volume(
             f"{name}-data",
             f"{args.docker_name}-data",

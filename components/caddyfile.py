@@ -68,8 +68,11 @@ def render(routes: EdgeRoutes) -> str:
     scheme = "" if routes.tls is not None else "http://"
     for host, upstream in sorted(routes.by_host.items()):
         proxy = _reverse_proxy(upstream, routes.retry_seconds)
-        auth = [_block("basicauth", [f"import {routes.basic_auth[host]}"])] if (
-            host in routes.basic_auth) else []  # fmt: skip
+        auth = (
+            [_block("basicauth", [f"import {routes.basic_auth[host]}"])]
+            if (host in routes.basic_auth)
+            else []
+        )
         blocks.append(_block(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", *auth, proxy]))
     if routes.tls is not None and routes.by_host:
         port = "" if routes.https_port == 443 else f":{routes.https_port}"

@@ -48,9 +48,13 @@ def run_container(workload: Workload, profile: RuntimeProfile, parent: pulumi.Re
     if w.shm_size_mb is not None:
         inputs["shm_size"] = w.shm_size_mb
     inputs |= container_args(
-        profile, w.needs, w.resources, health_test=list(w.health_test), labels=w.labels,
+        profile,
+        w.needs,
+        w.resources,
+        health_test=list(w.health_test),
+        labels=w.labels,
         stop_grace_seconds=w.stop_grace_seconds,
-    )  # fmt: skip
+    )
     if w.user is not None:
         inputs["user"] = w.user
     if not w.waits or gated:  # the gate waits for a gated one

@@ -158,9 +158,14 @@ class Database(pulumi.ComponentResource):
         pitr_mounts: list[Mount | FileMount] = []
         if args.pitr is not None:
             self.pitr = PitrStorage(
-                f"{name}-pitr", args.pitr, args.docker_name, args.labels, args.protect_data,
-                child, swarm=args.runtime.swarm is not None,
-            )  # fmt: skip
+                f"{name}-pitr",
+                args.pitr,
+                args.docker_name,
+                args.labels,
+                args.protect_data,
+                child,
+                swarm=args.runtime.swarm is not None,
+            )
             image, needs = args.pitr.image, PITR_POSTGRES_NEEDS
             archiving, pitr_mounts = archiving_settings(args.pitr), self.pitr.server_mounts()
         self.container = engine.run(

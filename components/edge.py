@@ -32,8 +32,14 @@ DATA_PATH = "/data"
 """Caddy's data (XDG_DATA_HOME of the image): certificates, ACME account, its local CA."""
 # Official image: wget is busybox's; Caddy's admin API is off, so the probe asks a listener
 # of its own on loopback.
-HEALTH_TEST = ("CMD", "wget", "-q", "-O", "/dev/null",
-               f"http://127.0.0.1:{caddyfile.HEALTH_PORT}{caddyfile.HEALTH_PATH}")  # fmt: skip
+HEALTH_TEST = (
+    "CMD",
+    "wget",
+    "-q",
+    "-O",
+    "/dev/null",
+    f"http://127.0.0.1:{caddyfile.HEALTH_PORT}{caddyfile.HEALTH_PATH}",
+)
 
 
 @dataclass(frozen=True)
@@ -109,9 +115,11 @@ class EdgeProxy(pulumi.ComponentResource):
             mounts.append(auth.mount(caddyfile.AUTH_DIR))
             revisions = auth.revision_label("auth")
         data = labelled_volume(
-            f"{name}-data", f"{args.docker_name}-data", args.labels,
+            f"{name}-data",
+            f"{args.docker_name}-data",
+            args.labels,
             pulumi.ResourceOptions(parent=self, protect=args.protect_data),
-        )  # fmt: skip
+        )
         self.container = engine.run(
             Workload(
                 name=name,

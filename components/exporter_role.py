@@ -64,10 +64,16 @@ def run_script(props: dict[str, Any]) -> None:
     container = str(props[CONTAINER_ID])
     what = f"exporter role in container {container[:12]}"
     api = engine_api(props.get(DOCKER_HOST), what, ExporterRoleError)
-    created = api("POST", f"/containers/{container}/exec", {
-        "Cmd": list(props[COMMAND]), "User": "postgres",
-        "AttachStdout": True, "AttachStderr": True,
-    })  # fmt: skip
+    created = api(
+        "POST",
+        f"/containers/{container}/exec",
+        {
+            "Cmd": list(props[COMMAND]),
+            "User": "postgres",
+            "AttachStdout": True,
+            "AttachStderr": True,
+        },
+    )
     exec_id = created["Id"]
     output = _demultiplex(api("POST", f"/exec/{exec_id}/start", {"Detach": False}, raw=True))
     code = (api("GET", f"/exec/{exec_id}/json") or {}).get("ExitCode")

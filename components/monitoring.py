@@ -154,8 +154,12 @@ class Monitoring(pulumi.ComponentResource):
             self.grafana = self._grafana()
         self.prometheus_login = None
         if m.prometheus.host is not None:
-            login = random.RandomPassword(f"{name}-prometheus-password", length=32, special=False,
-                                          opts=pulumi.ResourceOptions(parent=self))  # fmt: skip
+            login = random.RandomPassword(
+                f"{name}-prometheus-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             self.prometheus_login = Login(
                 m.prometheus.user,
                 pulumi.Output.secret(login.result),
@@ -169,8 +173,10 @@ class Monitoring(pulumi.ComponentResource):
         if self.grafana_password is not None:
             found |= {"grafanaUser": GRAFANA_ADMIN, "grafanaPassword": self.grafana_password}
         if self.prometheus_login is not None:
-            found |= {"prometheusUser": self.prometheus_login.user,
-                      "prometheusPassword": self.prometheus_login.password}  # fmt: skip
+            found |= {
+                "prometheusUser": self.prometheus_login.user,
+                "prometheusPassword": self.prometheus_login.password,
+            }
         return found
 
     # -- parts ------------------------------------------------------------------------------------
@@ -243,48 +249,66 @@ class Monitoring(pulumi.ComponentResource):
         key = config.postgres_exporter_alias(service)
         labels = a.labels(key, "exporter")
         files = self._files(
-            key, m.image, labels,
+            key,
+            m.image,
+            labels,
             secret={EXPORTER_PASSWORD_FILE: db.exporter_password},
             plain={config.EXPORTER_QUERIES: config.exporter_queries()},
-        )  # fmt: skip
+        )
         return self._part(
-            key, m, NOBODY, http_check(config.POSTGRES_EXPORTER_PORT, "/"),
-            command=[f"--web.listen-address=:{config.POSTGRES_EXPORTER_PORT}",
-                     f"--extend.query-path={secret_path(config.EXPORTER_QUERIES)}"],
+            key,
+            m,
+            NOBODY,
+            http_check(config.POSTGRES_EXPORTER_PORT, "/"),
+            command=[
+                f"--web.listen-address=:{config.POSTGRES_EXPORTER_PORT}",
+                f"--extend.query-path={secret_path(config.EXPORTER_QUERIES)}",
+            ],
             # The password as a file: the exporter reads DATA_SOURCE_PASS_FILE itself.
-            env=[f"DATA_SOURCE_URI={db.host}:{db.port}/{MAINTENANCE_DATABASE}?sslmode=disable",
-                 f"DATA_SOURCE_USER={EXPORTER_USER}",
-                 f"DATA_SOURCE_PASS_FILE={secret_path(EXPORTER_PASSWORD_FILE)}"],
-            networks=[Network(a.database_networks[service], key, serves=False),
-                      Network(a.monitoring_network, key)],
+            env=[
+                f"DATA_SOURCE_URI={db.host}:{db.port}/{MAINTENANCE_DATABASE}?sslmode=disable",
+                f"DATA_SOURCE_USER={EXPORTER_USER}",
+                f"DATA_SOURCE_PASS_FILE={secret_path(EXPORTER_PASSWORD_FILE)}",
+            ],
+            networks=[
+                Network(a.database_networks[service], key, serves=False),
+                Network(a.monitoring_network, key),
+            ],
             mounts=[files.mount()],
             labels={**labels, **files.revision_label()},
             depends_on=[db.container],
-        )  # fmt: skip
+        )
 
     def _redis_exporter(self) -> Running:
         a, m = self._args, self._args.settings.redis_exporter
         key = config.REDIS_EXPORTER_ALIAS
         labels: dict[str, pulumi.Input[str]] = dict(a.labels(key, "exporter"))
         address = f"redis://{a.cache.host}:{a.cache.port}"
-        command = [f"--redis.addr={address}",
-                   f"--web.listen-address=:{config.REDIS_EXPORTER_PORT}"]  # fmt: skip
+        command = [f"--redis.addr={address}", f"--web.listen-address=:{config.REDIS_EXPORTER_PORT}"]
         mounts: list[Mount | FileMount] = []
         if a.cache.password is not None:
             # The exporter's password file: a JSON map from each Redis address to its password.
             passwords = a.cache.password.apply(lambda p: json.dumps({address: p}))
-            files = self._files(key, m.image, a.labels(key, "exporter"),
-                                secret={REDIS_PASSWORD_FILE: passwords})  # fmt: skip
+            files = self._files(
+                key, m.image, a.labels(key, "exporter"), secret={REDIS_PASSWORD_FILE: passwords}
+            )
             command.append(f"--redis.password-file={secret_path(REDIS_PASSWORD_FILE)}")
             mounts.append(files.mount())
             labels |= files.revision_label()
         return self._part(
-            key, m, REDIS_EXPORTER_NEEDS, http_check(config.REDIS_EXPORTER_PORT, "/health"),
+            key,
+            m,
+            REDIS_EXPORTER_NEEDS,
+            http_check(config.REDIS_EXPORTER_PORT, "/health"),
             command=command,
-            networks=[Network(a.cache_network, key, serves=False),
-                      Network(a.monitoring_network, key)],
-            mounts=mounts, labels=labels, depends_on=[a.cache.container],
-        )  # fmt: skip
+            networks=[
+                Network(a.cache_network, key, serves=False),
+                Network(a.monitoring_network, key),
+            ],
+            mounts=mounts,
+            labels=labels,
+            depends_on=[a.cache.container],
+        )
 
     def _health_probe(self) -> Running:
         a, m = self._args, self._args.settings.health_probe
@@ -298,20 +322,33 @@ class Monitoring(pulumi.ComponentResource):
         healthy = f"http://{bind or '127.0.0.1'}:{config.HEALTH_PROBE_PORT}/-/healthy"
         component = Component(image=m.image, resources=m.resources, pids_limit=m.pids_limit)
         return self._part(
-            key, component, NOBODY,
-            ["CMD", "python3", "-c",
-             f"import urllib.request as r; r.urlopen({healthy!r}, timeout=5)"],
-            command=["python3", secret_path(HEALTH_PROBE_SCRIPT),
-                     f"--listen={bind}", f"--port={config.HEALTH_PROBE_PORT}",
-                     f"--interval={m.interval_seconds}", f"--timeout={m.timeout_seconds}",
-                     *(f"--target={app}={url}" for app, url in sorted(a.apps.items()))],
+            key,
+            component,
+            NOBODY,
+            [
+                "CMD",
+                "python3",
+                "-c",
+                f"import urllib.request as r; r.urlopen({healthy!r}, timeout=5)",
+            ],
+            command=[
+                "python3",
+                secret_path(HEALTH_PROBE_SCRIPT),
+                f"--listen={bind}",
+                f"--port={config.HEALTH_PROBE_PORT}",
+                f"--interval={m.interval_seconds}",
+                f"--timeout={m.timeout_seconds}",
+                *(f"--target={app}={url}" for app, url in sorted(a.apps.items())),
+            ],
             # Another name on the apps' networks: its own name must resolve, inside it, to its
             # monitoring address only, the one its listener binds.
-            networks=[Network(a.monitoring_network, key),
-                      *(Network(n, f"{key}-caller", serves=False) for n in a.app_networks)],
+            networks=[
+                Network(a.monitoring_network, key),
+                *(Network(n, f"{key}-caller", serves=False) for n in a.app_networks),
+            ],
             mounts=[files.mount()],
             labels={**labels, **files.revision_label()},
-        )  # fmt: skip
+        )
 
     def _alertmanager(self) -> Running:
         a, m = self._args, self._args.settings.alertmanager
@@ -332,89 +369,135 @@ class Monitoring(pulumi.ComponentResource):
             files = self._files(key, m.image, labels, plain=plain)
         data = self._volume(key, labels)
         return self._part(
-            key, m, NOBODY, http_check(config.ALERTMANAGER_PORT, "/-/healthy"),
-            command=[f"--config.file={ALERTMANAGER_CONFIG_DIR}/{config.ALERTMANAGER_CONFIG}",
-                     f"--storage.path={ALERTMANAGER_DATA}",
-                     f"--web.listen-address=:{config.ALERTMANAGER_PORT}",
-                     # One instance: no gossip port to open to peers.
-                     "--cluster.listen-address="],
-            networks=[Network(a.monitoring_network, key),
-                      Network(a.alerting_network, key, serves=False)],
+            key,
+            m,
+            NOBODY,
+            http_check(config.ALERTMANAGER_PORT, "/-/healthy"),
+            command=[
+                f"--config.file={ALERTMANAGER_CONFIG_DIR}/{config.ALERTMANAGER_CONFIG}",
+                f"--storage.path={ALERTMANAGER_DATA}",
+                f"--web.listen-address=:{config.ALERTMANAGER_PORT}",
+                # One instance: no gossip port to open to peers.
+                "--cluster.listen-address=",
+            ],
+            networks=[
+                Network(a.monitoring_network, key),
+                Network(a.alerting_network, key, serves=False),
+            ],
             mounts=[files.mount(ALERTMANAGER_CONFIG_DIR), Mount(data.name, ALERTMANAGER_DATA)],
             labels={**labels, **files.revision_label()},
-        )  # fmt: skip
+        )
 
     def _prometheus(self, prometheus_yml: str, rules: str) -> Running:
         a, m = self._args, self._args.settings.prometheus
         key = config.PROMETHEUS_ALIAS
         labels = a.labels(key, key)
-        files = self._files(key, m.image, labels, plain={
-            config.PROMETHEUS_CONFIG: prometheus_yml, config.ALERT_RULES: rules,
-        })  # fmt: skip
+        files = self._files(
+            key,
+            m.image,
+            labels,
+            plain={
+                config.PROMETHEUS_CONFIG: prometheus_yml,
+                config.ALERT_RULES: rules,
+            },
+        )
         data = self._volume(key, labels)
         component = Component(image=m.image, resources=m.resources, pids_limit=m.pids_limit)
         ports = []
         if m.host_port is not None:
             ports.append(Port(config.PROMETHEUS_PORT, m.host_port, a.publish_ip))
         return self._part(
-            key, component, NOBODY, http_check(config.PROMETHEUS_PORT, "/-/healthy"),
-            command=[f"--config.file={PROMETHEUS_CONFIG_DIR}/{config.PROMETHEUS_CONFIG}",
-                     f"--storage.tsdb.path={PROMETHEUS_DATA}",
-                     f"--storage.tsdb.retention.time={m.retention_days}d",
-                     f"--web.listen-address=:{config.PROMETHEUS_PORT}"],
+            key,
+            component,
+            NOBODY,
+            http_check(config.PROMETHEUS_PORT, "/-/healthy"),
+            command=[
+                f"--config.file={PROMETHEUS_CONFIG_DIR}/{config.PROMETHEUS_CONFIG}",
+                f"--storage.tsdb.path={PROMETHEUS_DATA}",
+                f"--storage.tsdb.retention.time={m.retention_days}d",
+                f"--web.listen-address=:{config.PROMETHEUS_PORT}",
+            ],
             networks=[Network(a.monitoring_network, key)],
             mounts=[files.mount(PROMETHEUS_CONFIG_DIR), Mount(data.name, PROMETHEUS_DATA)],
             labels={**labels, **files.revision_label()},
             ports=ports or None,
             stop_grace_seconds=PROMETHEUS_STOP_GRACE_SECONDS,
-        )  # fmt: skip
+        )
 
     def _grafana(self) -> Running:
         a, g = self._args, self._args.settings.grafana
         key = GRAFANA_ALIAS
         labels = a.labels(key, key)
-        self.grafana_password = secret_or_generated(f"{self._name}-grafana-password", None, 32,
-                                                    self)  # fmt: skip
+        self.grafana_password = secret_or_generated(
+            f"{self._name}-grafana-password", None, 32, self
+        )
         found = dashboards.dashboards(
             pitr=a.pitr, backup=a.backup, apps_probed=a.settings.health_probe.enabled
         )
-        datasources = self._files(f"{key}-datasources", g.image, labels, plain={
-            dashboards.DATASOURCES_FILE: dashboards.datasources(
-                f"http://{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"),
-        })  # fmt: skip
-        boards = self._files(f"{key}-dashboards", g.image, labels, plain={
-            dashboards.PROVIDERS_FILE: dashboards.providers(),
-            **{d.file_name: dashboards.dashboard_json(d) for d in found},
-        })  # fmt: skip
-        secrets = self._files(f"{key}-secrets", g.image, labels,
-                              secret={GRAFANA_PASSWORD_FILE: self.grafana_password})  # fmt: skip
+        datasources = self._files(
+            f"{key}-datasources",
+            g.image,
+            labels,
+            plain={
+                dashboards.DATASOURCES_FILE: dashboards.datasources(
+                    f"http://{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"
+                ),
+            },
+        )
+        boards = self._files(
+            f"{key}-dashboards",
+            g.image,
+            labels,
+            plain={
+                dashboards.PROVIDERS_FILE: dashboards.providers(),
+                **{d.file_name: dashboards.dashboard_json(d) for d in found},
+            },
+        )
+        secrets = self._files(
+            f"{key}-secrets", g.image, labels, secret={GRAFANA_PASSWORD_FILE: self.grafana_password}
+        )
         data = self._volume(key, labels)
         component = Component(image=g.image, resources=g.resources, pids_limit=g.pids_limit)
         # A new file in any of its three sets restarts it with the files.
-        revisions = {**datasources.revision_label(), **boards.revision_label("dashboards"),
-                     **secrets.revision_label("secrets")}  # fmt: skip
+        revisions = {
+            **datasources.revision_label(),
+            **boards.revision_label("dashboards"),
+            **secrets.revision_label("secrets"),
+        }
         return self._part(
-            key, component, GRAFANA_NEEDS, http_check(GRAFANA_PORT, "/api/health"),
+            key,
+            component,
+            GRAFANA_NEEDS,
+            http_check(GRAFANA_PORT, "/api/health"),
             command=None,
             # The password as a file (Grafana reads any `GF_*__FILE`); nothing phones home.
-            env=[f"GF_SECURITY_ADMIN_USER={GRAFANA_ADMIN}",
-                 f"GF_SECURITY_ADMIN_PASSWORD__FILE={secret_path(GRAFANA_PASSWORD_FILE)}",
-                 "GF_USERS_ALLOW_SIGN_UP=false", "GF_AUTH_ANONYMOUS_ENABLED=false",
-                 "GF_ANALYTICS_REPORTING_ENABLED=false", "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
-                 "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
-                 # Logs to stdout, where Docker rotates them (the root is read-only).
-                 "GF_LOG_MODE=console",
-                 *([f"GF_SERVER_DOMAIN={g.host}"] if g.host else [])],
+            env=[
+                f"GF_SECURITY_ADMIN_USER={GRAFANA_ADMIN}",
+                f"GF_SECURITY_ADMIN_PASSWORD__FILE={secret_path(GRAFANA_PASSWORD_FILE)}",
+                "GF_USERS_ALLOW_SIGN_UP=false",
+                "GF_AUTH_ANONYMOUS_ENABLED=false",
+                "GF_ANALYTICS_REPORTING_ENABLED=false",
+                "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+                "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
+                # Logs to stdout, where Docker rotates them (the root is read-only).
+                "GF_LOG_MODE=console",
+                *([f"GF_SERVER_DOMAIN={g.host}"] if g.host else []),
+            ],
             networks=[Network(a.monitoring_network, key)],
-            mounts=[datasources.mount(GRAFANA_DATASOURCES_DIR),
-                    boards.mount(dashboards.DASHBOARDS_DIR), secrets.mount(),
-                    Mount(data.name, GRAFANA_DATA)],
+            mounts=[
+                datasources.mount(GRAFANA_DATASOURCES_DIR),
+                boards.mount(dashboards.DASHBOARDS_DIR),
+                secrets.mount(),
+                Mount(data.name, GRAFANA_DATA),
+            ],
             labels={**labels, **revisions},
-        )  # fmt: skip
+        )
 
     def _volume(self, key: str, labels: Mapping[str, str]) -> docker.Volume:
         a = self._args
         return labelled_volume(
-            f"{self._name}-{key}-data", f"{a.name_prefix}-{key}-data", labels,
+            f"{self._name}-{key}-data",
+            f"{a.name_prefix}-{key}-data",
+            labels,
             pulumi.ResourceOptions(parent=self, protect=a.protect_data),
-        )  # fmt: skip
+        )

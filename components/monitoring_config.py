@@ -94,14 +94,18 @@ def prometheus_config(m: MonitoringSettings, targets: ScrapeTargets, stack: str)
     if targets.edge:
         jobs.append(job("edge", [f"{EDGE_METRICS_ALIAS}:{EDGE_METRICS_PORT}"]))
     if targets.pitr:
-        jobs.append({
-            "job_name": "pitr",
-            "static_configs": [
-                {"targets": [f"{pitr_agent_alias(db)}:{PITR_METRICS_PORT}"],
-                 "labels": {"service": db}}
-                for db in targets.databases
-            ],
-        })  # fmt: skip
+        jobs.append(
+            {
+                "job_name": "pitr",
+                "static_configs": [
+                    {
+                        "targets": [f"{pitr_agent_alias(db)}:{PITR_METRICS_PORT}"],
+                        "labels": {"service": db},
+                    }
+                    for db in targets.databases
+                ],
+            }
+        )
     if targets.backup:
         jobs.append(job("backup", [f"{BACKUP_ALIAS}:{BACKUP_METRICS_PORT}"]))
     if targets.health_probe:

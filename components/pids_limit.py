@@ -60,8 +60,10 @@ def engine_api(
     host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     where = urlsplit(host)
     if where.scheme not in ("unix", "tcp") or (where.scheme == "tcp" and not where.hostname):
-        raise error(f"{what}: Docker host {host!r} is not supported; "
-                    "use unix:// or tcp:// in docker:host or DOCKER_HOST")  # fmt: skip
+        raise error(
+            f"{what}: Docker host {host!r} is not supported; "
+            "use unix:// or tcp:// in docker:host or DOCKER_HOST"
+        )
 
     def connect() -> http.client.HTTPConnection:
         if where.scheme == "unix":
@@ -89,8 +91,12 @@ def engine_api(
         """`raw`: the answer's bytes as they came (an exec's multiplexed output)."""
         connection = connect()
         try:
-            connection.request(method, path, None if body is None else json.dumps(body),
-                               {"Content-Type": "application/json"})  # fmt: skip
+            connection.request(
+                method,
+                path,
+                None if body is None else json.dumps(body),
+                {"Content-Type": "application/json"},
+            )
             answer = connection.getresponse()
             content = answer.read()
         except OSError as err:

@@ -56,10 +56,16 @@ class PitrArgs:
 def stanza(name: str, s: PitrSettings) -> Stanza:
     """The stanza of a server in its container (pitr/layout.py)."""
     return Stanza(
-        name, layout.PG_PATH, layout.PG_PORT, layout.SOCKET_DIR, layout.PG_USER,
-        layout.REPO_PATH, layout.WORK_PATH, retention_full=s.keep_full,
+        name,
+        layout.PG_PATH,
+        layout.PG_PORT,
+        layout.SOCKET_DIR,
+        layout.PG_USER,
+        layout.REPO_PATH,
+        layout.WORK_PATH,
+        retention_full=s.keep_full,
         retention_diff=s.keep_diff if s.diff_every_hours is not None else None,
-    )  # fmt: skip
+    )
 
 
 class PitrStorage(pulumi.ComponentResource):
@@ -209,12 +215,24 @@ def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
         return "off" if value is None else f"{value}h"
 
     return [
-        "python3", "-m", "pitr", "agent", "--stanza", args.stanza,
-        "--full-every", hours(s.full_every_hours), "--diff-every", hours(s.diff_every_hours),
-        "--incr-every", hours(s.incr_every_hours), "--drill-every", hours(s.drill_every_hours),
-        "--check-every", f"{s.check_every_minutes}m",
+        "python3",
+        "-m",
+        "pitr",
+        "agent",
+        "--stanza",
+        args.stanza,
+        "--full-every",
+        hours(s.full_every_hours),
+        "--diff-every",
+        hours(s.diff_every_hours),
+        "--incr-every",
+        hours(s.incr_every_hours),
+        "--drill-every",
+        hours(s.drill_every_hours),
+        "--check-every",
+        f"{s.check_every_minutes}m",
         *(["--metrics-port", str(METRICS_PORT)] if metrics else []),
-    ]  # fmt: skip
+    ]
 
 
 def health_command(args: PitrArgs) -> list[str]:
@@ -223,7 +241,16 @@ def health_command(args: PitrArgs) -> list[str]:
     s = args.settings
     backup_hours, drill_hours = overdue_after_hours(s)
     return [
-        "python3", "-m", "pitr", "health", "--stanza", args.stanza,
-        "--max-archive-age", f"{s.max_archive_age_minutes}m",
-        "--max-backup-age", f"{backup_hours}h", "--max-drill-age", f"{drill_hours}h",
-    ]  # fmt: skip
+        "python3",
+        "-m",
+        "pitr",
+        "health",
+        "--stanza",
+        args.stanza,
+        "--max-archive-age",
+        f"{s.max_archive_age_minutes}m",
+        "--max-backup-age",
+        f"{backup_hours}h",
+        "--max-drill-age",
+        f"{drill_hours}h",
+    ]

@@ -73,9 +73,12 @@ class Platform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         if s.registry is not None:
             provider = docker_provider(
-                f"{name}-docker", s.registry, args.secrets.registry_password,
-                args.docker_config, parent=self,
-            )  # fmt: skip
+                f"{name}-docker",
+                s.registry,
+                args.secrets.registry_password,
+                args.docker_config,
+                parent=self,
+            )
             # Every Docker resource below inherits it through its parent.
             child = pulumi.ResourceOptions(parent=self, providers=[provider])
         runtime = RuntimeProfile(
@@ -196,10 +199,12 @@ class Platform(pulumi.ComponentResource):
         source: PitrSettings = s.pitr
         if s.pitr.build is not None:
             args = {**s.pitr.build.args, "POSTGRES_IMAGE": s.postgres.image}
-            source = s.pitr.model_copy(update={"build": s.pitr.build.model_copy(
-                update={"args": args})})  # fmt: skip
-        return service_image(f"{name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr",
-                             self)  # fmt: skip
+            source = s.pitr.model_copy(
+                update={"build": s.pitr.build.model_copy(update={"args": args})}
+            )
+        return service_image(
+            f"{name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr", self
+        )
 
     def _monitoring(
         self, name: str, args: PlatformArgs, runtime: RuntimeProfile, opts: pulumi.ResourceOptions

@@ -66,9 +66,11 @@ def open_gate(props: dict[str, Any]) -> None:
             break
         if state.get("Status") in ("exited", "dead") or time.monotonic() > deadline:
             said = _last_check((state.get("Health") or {}).get("Log") or [])
-            how = (f"exited with code {state.get('ExitCode')}"
-                   if state.get("Status") in ("exited", "dead")
-                   else f"not healthy after {wait} s (status {health})")  # fmt: skip
+            how = (
+                f"exited with code {state.get('ExitCode')}"
+                if state.get("Status") in ("exited", "dead")
+                else f"not healthy after {wait} s (status {health})"
+            )
             raise TrafficGateError(
                 f"container {name} {how}; {said}. It takes no "
                 f"traffic: the one it replaces goes on serving. Its logs: `docker logs {name}`. "

@@ -18,8 +18,10 @@ def banner(stack: str, outputs: Mapping[str, Any]) -> str:
         lines.append(f"  through the gateway only: {', '.join(private)}")
     if containers:
         example = containers.get("gateway") or next(iter(containers.values()))
-        lines += ["", f"Follow a service's logs:   docker logs -f {example}",
-                  "Every container of it:     docker ps --filter "
-                  f"label=com.ecommerce.stack={stack}"]  # fmt: skip
+        lines += [
+            "",
+            f"Follow a service's logs:   docker logs -f {example}",
+            f"Every container of it:     docker ps --filter label=com.ecommerce.stack={stack}",
+        ]
     lines.append(f"Everything it exported:    pulumi stack output --stack {stack}")
     return "\n".join(lines)

@@ -72,8 +72,12 @@ def main(
             ):
                 return DECLINED
             result = stack.up(on_output=_print, color=color, **policies)
-            _print(banner(args.stack, {k: "[secret]" if v.secret else v.value
-                                       for k, v in result.outputs.items()}))  # fmt: skip
+            _print(
+                banner(
+                    args.stack,
+                    {k: "[secret]" if v.secret else v.value for k, v in result.outputs.items()},
+                )
+            )
             return OK
         if args.command == "refresh":
             show = lambda: stack.preview_refresh(on_output=_print, color=color)  # noqa: E731
@@ -98,8 +102,9 @@ def main(
 
 
 def _nobody(question: str) -> str:
-    raise DeployError(f"{question.removesuffix(' [y/N] ')} Nobody can answer here: pass --yes "
-                      "(make ... YES=1)")  # fmt: skip
+    raise DeployError(
+        f"{question.removesuffix(' [y/N] ')} Nobody can answer here: pass --yes (make ... YES=1)"
+    )
 
 
 def _agreed(show: Callable[[], object], ask: Ask, question: str) -> bool:

@@ -74,18 +74,29 @@ def sources(
     """What to follow: one `docker logs` (or `docker service logs`) per container (service)."""
     swarm = engine == "swarm"
     listing = ["service", "ls"] if swarm else ["ps"]
-    names = _docker([*listing, "--filter", f"label={STACK_LABEL}={stack}",
-                     "--format", "{{.Name}}" if swarm else "{{.Names}}"]).split()  # fmt: skip
+    names = _docker(
+        [
+            *listing,
+            "--filter",
+            f"label={STACK_LABEL}={stack}",
+            "--format",
+            "{{.Name}}" if swarm else "{{.Names}}",
+        ]
+    ).split()
     found = {n: short for n in sorted(names) if (short := name_in_stack(n, prefix)) is not None}
     if not found:
         kind = "service" if swarm else "container"
-        raise LogsError(f"nothing of stack {stack} runs here (no {kind} named {prefix}-*); "
-                        f"deploy it with make up STACK={stack}")  # fmt: skip
+        raise LogsError(
+            f"nothing of stack {stack} runs here (no {kind} named {prefix}-*); "
+            f"deploy it with make up STACK={stack}"
+        )
     if service is not None:
         chosen = {n: short for n, short in found.items() if short == service}
         if not chosen:
-            raise LogsError(f"no {service} in stack {stack}; choose one of: "
-                            f"{', '.join(sorted(set(found.values())))}")  # fmt: skip
+            raise LogsError(
+                f"no {service} in stack {stack}; choose one of: "
+                f"{', '.join(sorted(set(found.values())))}"
+            )
         found = chosen
     options = ["--tail", str(tail), *(["--follow"] if follow else [])]
     command = ["docker", "service", "logs", "--raw"] if swarm else ["docker", "logs"]
@@ -108,9 +119,12 @@ def follow_all(found: Sequence[Source], out: IO[str] = sys.stdout) -> None:
     try:
         for source in found:
             process = subprocess.Popen(
-                source.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                source.argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
                 errors="replace",
-            )  # fmt: skip
+            )
             processes.append(process)
             assert process.stdout is not None
             thread = threading.Thread(target=pump, args=(source, process.stdout), daemon=True)
@@ -137,8 +151,9 @@ def _docker(args: list[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None, folder: Path | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.logs",
-                                     description=__doc__.split("\n\n")[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.logs", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--stack", default="dev", help="the stack (Pulumi.<stack>.yaml)")
     parser.add_argument("--service", help="only this one, e.g. order, order-db, prometheus")
     parser.add_argument("--tail", type=int, default=20, help="lines of history first")

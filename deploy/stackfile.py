@@ -55,6 +55,9 @@ def passphrase_file(project: Path, stack: str) -> Path | None:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(secrets.token_hex(32))
-        print(f"note: created a random passphrase for stack {stack} in {STATE_DIR}/{path.name}; "
-              "keep it, it opens the stack's secrets", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: created a random passphrase for stack {stack} in {STATE_DIR}/{path.name}; "
+            "keep it, it opens the stack's secrets",
+            file=sys.stderr,
+        )
     return path.resolve()

@@ -104,8 +104,9 @@ def open_stack(stack: str, project: Path, env: Mapping[str, str]) -> auto.Stack:
         env_vars=dict(env),
         pulumi_command=pulumi_command(),
     )
-    found = auto.create_or_select_stack(stack, project_name=PROJECT_NAME,
-                                        program=program(project), opts=options)  # fmt: skip
+    found = auto.create_or_select_stack(
+        stack, project_name=PROJECT_NAME, program=program(project), opts=options
+    )
     for package in PROVIDER_SDKS:
         name, version = sdk_plugin(package)
         found.workspace.install_plugin(name, f"v{version}")
@@ -121,5 +122,7 @@ def policy_options(project: Path, stack: str) -> dict[str, Any]:
             f"the policy pack's virtualenv ({POLICY_PACK_VIRTUALENV}) is missing: run "
             "`make policy-env`, then retry"
         )
-    return {"policy_packs": [str(project / POLICY_PACK)],
-            "policy_pack_configs": [str(project / PROD_POLICY_CONFIG)]}  # fmt: skip
+    return {
+        "policy_packs": [str(project / POLICY_PACK)],
+        "policy_pack_configs": [str(project / PROD_POLICY_CONFIG)],
+    }

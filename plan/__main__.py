@@ -33,8 +33,12 @@ NO_CHANGE, CHANGES, ERROR = 0, 2, 1
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plan", description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main")
-    parser.add_argument("--stack", action="append", default=[],
-                        help="a stack to plan (repeatable); default: every stack file")  # fmt: skip
+    parser.add_argument(
+        "--stack",
+        action="append",
+        default=[],
+        help="a stack to plan (repeatable); default: every stack file",
+    )
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     args = parser.parse_args(argv)
     try:
@@ -46,8 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(to_json(args.base, reports))
     else:
         print("\n".join(to_markdown(args.base, r) for r in reports), end="")
-    blocked = [f"{r.plan.stack}: {_counted(f.violation.rule for f in r.blocking())}"
-               for r in reports if r.blocking()]  # fmt: skip
+    blocked = [
+        f"{r.plan.stack}: {_counted(f.violation.rule for f in r.blocking())}"
+        for r in reports
+        if r.blocking()
+    ]
     if blocked:
         print(f"error: mandatory policies are violated ({'; '.join(blocked)})", file=sys.stderr)
         return ERROR
@@ -70,14 +77,20 @@ def plan(repo: Path, base_ref: str, only: Sequence[str] = ()) -> list[StackRepor
             base = read_stack_file(base_root, stack, f"base {base_ref}", placeholders)
             head = read_stack_file(repo, stack, "head", placeholders)
             if base is None and head is None:
-                raise PlanError(f"stack {stack}: no Pulumi.{stack}.yaml at base {base_ref} "
-                                "or in the working tree")  # fmt: skip
+                raise PlanError(
+                    f"stack {stack}: no Pulumi.{stack}.yaml at base {base_ref} "
+                    "or in the working tree"
+                )
             pairs.append((stack, base, head))
-        recordings = [Recording(revision, root, stack_file, outside)
-                      for _, base, head in pairs
-                      for revision, root, stack_file, outside in (
-                          (f"base {base_ref}", base_root, base, repo), ("head", repo, head, None))
-                      if stack_file is not None]  # fmt: skip
+        recordings = [
+            Recording(revision, root, stack_file, outside)
+            for _, base, head in pairs
+            for revision, root, stack_file, outside in (
+                (f"base {base_ref}", base_root, base, repo),
+                ("head", repo, head, None),
+            )
+            if stack_file is not None
+        ]
         graphs = iter(record_all(recordings))
     reports = []
     for stack, base, head in pairs:
@@ -90,12 +103,14 @@ def plan(repo: Path, base_ref: str, only: Sequence[str] = ()) -> list[StackRepor
             note = f"`Pulumi.{stack}.yaml` is new: everything is created."
         elif head is None:
             note = f"`Pulumi.{stack}.yaml` is removed: `pulumi destroy` would delete this."
-        reports.append(StackReport(
-            compare(stack, base_graph, head_graph),
-            policy_findings(base_graph, head_graph, profile),
-            enforcement_for(profile),
-            note,
-        ))  # fmt: skip
+        reports.append(
+            StackReport(
+                compare(stack, base_graph, head_graph),
+                policy_findings(base_graph, head_graph, profile),
+                enforcement_for(profile),
+                note,
+            )
+        )
     return reports
 
 

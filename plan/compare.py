@@ -113,8 +113,11 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
     base_resources = base.resources if base is not None else []
     base_outputs = base.outputs if base is not None else {}
     head_outputs = head.outputs if head is not None else {}
-    outputs = sorted(k for k in set(base_outputs) | set(head_outputs)
-                     if base_outputs.get(k) != head_outputs.get(k))  # fmt: skip
+    outputs = sorted(
+        k
+        for k in set(base_outputs) | set(head_outputs)
+        if base_outputs.get(k) != head_outputs.get(k)
+    )
     return StackPlan(stack, changes, _warnings(changes, base_resources, head_resources), outputs)
 
 
@@ -167,18 +170,31 @@ def _compare_resource(recorded: Resource, desired: Resource, pending: set[str]) 
         # Pulumi's engine replaces a resource that moves to another provider (the default one
         # to an explicit one, as adding `registry:` does, or back).
         first = desired.type in DELETE_BEFORE_REPLACE
-        return Change(desired.urn, desired.type, desired.name, "replace", ("provider",),
-                      ("provider",), delete_before_replace=first)  # fmt: skip
+        return Change(
+            desired.urn,
+            desired.type,
+            desired.name,
+            "replace",
+            ("provider",),
+            ("provider",),
+            delete_before_replace=first,
+        )
     unknown = unknown_inputs(desired, pending)
     found = decide(recorded.inputs, desired, pending)
     if found.action == "same":
         return Change(desired.urn, desired.type, desired.name, "same")
     values = tuple(_value_change(recorded, desired, path, set(unknown)) for path in found.paths)
     return Change(
-        desired.urn, desired.type, desired.name, found.action, found.paths,
-        found.replace_reasons, values, found.delete_before_replace,
+        desired.urn,
+        desired.type,
+        desired.name,
+        found.action,
+        found.paths,
+        found.replace_reasons,
+        values,
+        found.delete_before_replace,
         secret_changed=any(SECRET in (v.old, v.new) for v in values),
-    )  # fmt: skip
+    )
 
 
 def _value_change(
@@ -193,8 +209,10 @@ def _value_change(
 
 def _touches_secret(resource: Resource, path: str) -> bool:
     """A secret at `path`, inside it or around it."""
-    return any(s == path or s.startswith(path + ".") or path.startswith(s + ".")
-               for s in resource.secret_paths)  # fmt: skip
+    return any(
+        s == path or s.startswith(path + ".") or path.startswith(s + ".")
+        for s in resource.secret_paths
+    )
 
 
 def _at(inputs: Mapping[str, Any], path: str) -> Any:
@@ -254,15 +272,20 @@ def _warnings(
         # protected (a change that also unprotects it may replace it).
         blocked = change.action == "delete" or (new is not None and new.protect)
         if gone and old is not None and old.protect and blocked:
-            warnings.append(Warning(
-                "protected",
-                f"{old.name} ({_docker_name(old)}) is protected: `pulumi up` stops with an error "
-                f"instead of the {change.action}; unprotect it first if the loss is intended",
-            ))  # fmt: skip
+            warnings.append(
+                Warning(
+                    "protected",
+                    f"{old.name} ({_docker_name(old)}) is protected: "
+                    "`pulumi up` stops with an error "
+                    f"instead of the {change.action}; unprotect it first if the loss is intended",
+                )
+            )
         if new is not None and new.type == CONTAINER:
             opened = _published(new) - (_published(old) if old is not None else set())
-            warnings += [Warning("port-opened", f"{_docker_name(new)} publishes {port}")
-                         for port in sorted(opened)]  # fmt: skip
+            warnings += [
+                Warning("port-opened", f"{_docker_name(new)} publishes {port}")
+                for port in sorted(opened)
+            ]
         if old is not None and old.type == CONTAINER and old.inputs.get("start", True):
             if change.action == "replace":
                 # Delete first leaves a gap; side by side, the new one is healthy first.
@@ -274,8 +297,9 @@ def _warnings(
         message = "containers restarted, down until the new one is healthy (delete-first): "
         warnings.append(Warning("restart", message + ", ".join(restarted)))
     if rolled:
-        warnings.append(Warning("rolled", "containers replaced side by side, no gap: "
-                                + ", ".join(rolled)))  # fmt: skip
+        warnings.append(
+            Warning("rolled", "containers replaced side by side, no gap: " + ", ".join(rolled))
+        )
     if removed:
         warnings.append(Warning("removed", "containers removed: " + ", ".join(removed)))
     return warnings
@@ -288,5 +312,8 @@ def _docker_name(resource: Resource) -> str:
 
 
 def _published(container: Resource) -> set[str]:
-    return {f"{p.get('ip') or 'all addresses'}:{p['external']} -> {p.get('internal')}"
-            for p in container.inputs.get("ports") or [] if p.get("external")}  # fmt: skip
+    return {
+        f"{p.get('ip') or 'all addresses'}:{p['external']} -> {p.get('internal')}"
+        for p in container.inputs.get("ports") or []
+        if p.get("external")
+    }

@@ -133,8 +133,13 @@ class Graph:
                 k: sorted(v) for k, v in r.property_dependencies.items()
             }
             resources.append(fields)
-        return json.dumps({"resources": resources, "outputs": self.outputs,
-                           "secret_outputs": sorted(self.secret_outputs)})  # fmt: skip
+        return json.dumps(
+            {
+                "resources": resources,
+                "outputs": self.outputs,
+                "secret_outputs": sorted(self.secret_outputs),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Graph:
@@ -155,8 +160,10 @@ def _plain_and_secret_paths(value: Any, path: str, secrets: set[str]) -> Any:
         if value.get(SECRET_SIG) == SECRET_VALUE:
             secrets.add(path)
             return _plain_and_secret_paths(value.get("value"), path, set())
-        return {k: _plain_and_secret_paths(v, f"{path}.{k}" if path else k, secrets)
-                for k, v in value.items()}  # fmt: skip
+        return {
+            k: _plain_and_secret_paths(v, f"{path}.{k}" if path else k, secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_plain_and_secret_paths(v, f"{path}.{i}", secrets) for i, v in enumerate(value)]
     if isinstance(value, float) and value.is_integer():
@@ -390,11 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="checkout of the program")
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--config", type=Path, required=True,
-                        help='JSON {"config": {...}, "secret_keys": [...]}')  # fmt: skip
+    parser.add_argument(
+        "--config", type=Path, required=True, help='JSON {"config": {...}, "secret_keys": [...]}'
+    )
     parser.add_argument("--output", type=Path, help="write the graph here, not to stdout")
-    parser.add_argument("--outside", type=Path,
-                        help="where build contexts outside the checkout are found")  # fmt: skip
+    parser.add_argument(
+        "--outside", type=Path, help="where build contexts outside the checkout are found"
+    )
     args = parser.parse_args(argv)
     request = json.loads(args.config.read_text())
     root = args.root.resolve()
@@ -402,8 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.path[0] = str(root)
     os.chdir(root)
     try:
-        graph = run_program(args.stack, request["config"], request["secret_keys"], root=root,
-                            outside=args.outside)  # fmt: skip
+        graph = run_program(
+            args.stack, request["config"], request["secret_keys"], root=root, outside=args.outside
+        )
     except Exception as err:  # the program's own error (a bad stack file) is the message
         print(str(err) or type(err).__name__, file=sys.stderr)
         return 1

@@ -33,8 +33,9 @@ BANNERS = {
 
 
 def to_json(base: str, reports: Sequence[StackReport]) -> str:
-    return json.dumps({"base": base, "stacks": {r.plan.stack: _stack_json(r) for r in reports}},
-                      indent=2)  # fmt: skip
+    return json.dumps(
+        {"base": base, "stacks": {r.plan.stack: _stack_json(r) for r in reports}}, indent=2
+    )
 
 
 def _stack_json(report: StackReport) -> dict[str, Any]:
@@ -42,21 +43,33 @@ def _stack_json(report: StackReport) -> dict[str, Any]:
         "summary": report.plan.summary(),
         "note": report.note,
         "changes": [
-            {"urn": c.urn, "type": c.type, "name": c.name, "action": c.action,
-             "paths": list(c.paths), "replace_reasons": list(c.replace_reasons),
-             "delete_before_replace": c.delete_before_replace,
-             "secret_changed": c.secret_changed,
-             "values": [{"path": v.path, "old": v.old, "new": v.new} for v in c.values]}
+            {
+                "urn": c.urn,
+                "type": c.type,
+                "name": c.name,
+                "action": c.action,
+                "paths": list(c.paths),
+                "replace_reasons": list(c.replace_reasons),
+                "delete_before_replace": c.delete_before_replace,
+                "secret_changed": c.secret_changed,
+                "values": [{"path": v.path, "old": v.old, "new": v.new} for v in c.values],
+            }
             for c in report.plan.changed()
         ],
         "warnings": [{"kind": w.kind, "message": w.message} for w in report.plan.warnings],
         "outputs": report.plan.outputs,
         "policy": [
-            {"rule": f.violation.rule, "urn": f.violation.urn, "name": f.violation.name,
-             "message": f.violation.message, "enforcement": f.enforcement, "new": f.new}
+            {
+                "rule": f.violation.rule,
+                "urn": f.violation.urn,
+                "name": f.violation.name,
+                "message": f.violation.message,
+                "enforcement": f.enforcement,
+                "new": f.new,
+            }
             for f in report.findings
         ],
-    }  # fmt: skip
+    }
 
 
 def to_markdown(base: str, report: StackReport) -> str:
@@ -75,8 +88,12 @@ def _markdown(base: str, report: StackReport, with_values: bool) -> str:
         lines += [report.note, ""]
     lines += _banner(report)
     summary = plan.summary()
-    lines += ["| " + " | ".join(ACTIONS) + " |", "|" + "---:|" * len(ACTIONS),
-              "| " + " | ".join(str(summary[a]) for a in ACTIONS) + " |", ""]  # fmt: skip
+    lines += [
+        "| " + " | ".join(ACTIONS) + " |",
+        "|" + "---:|" * len(ACTIONS),
+        "| " + " | ".join(str(summary[a]) for a in ACTIONS) + " |",
+        "",
+    ]
     lines += _policy(report)
     changed = plan.changed()
     if plan.outputs:
@@ -85,12 +102,18 @@ def _markdown(base: str, report: StackReport, with_values: bool) -> str:
         lines += ["No resource changes.", ""]
     else:
         if not with_values:
-            lines += ["_Values left out to fit one comment: "
-                      "`make diff BASE=… STACK=… FORMAT=json` lists them._", ""]  # fmt: skip
+            lines += [
+                "_Values left out to fit one comment: "
+                "`make diff BASE=… STACK=… FORMAT=json` lists them._",
+                "",
+            ]
         lines += [_change(c, with_values) for c in changed]
-    lines += ["<sub>Computed offline from the program under Pulumi's mocks (`make diff`): it "
-              "does not see drift on the hosts or values only the provider computes. "
-              "See docs/reviewing.md.</sub>", ""]  # fmt: skip
+    lines += [
+        "<sub>Computed offline from the program under Pulumi's mocks (`make diff`): it "
+        "does not see drift on the hosts or values only the provider computes. "
+        "See docs/reviewing.md.</sub>",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -112,10 +135,14 @@ def _policy(report: StackReport) -> list[str]:
         return [f"**Policy** ({level}): every rule passes.", ""]
     new = sum(f.new for f in findings)
     mark = "❌" if level == "mandatory" else "⚠️"
-    head = (f"{mark} **Policy** ({level}): {len(findings)} violation(s), "
-            f"{new} brought by this change")  # fmt: skip
-    rows = [f"- {'**new** ' if f.new else ''}`{f.violation.rule}` {f.violation.name}: "
-            f"{_escape(f.violation.message)}" for f in _new_first(findings)]  # fmt: skip
+    head = (
+        f"{mark} **Policy** ({level}): {len(findings)} violation(s), {new} brought by this change"
+    )
+    rows = [
+        f"- {'**new** ' if f.new else ''}`{f.violation.rule}` {f.violation.name}: "
+        f"{_escape(f.violation.message)}"
+        for f in _new_first(findings)
+    ]
     if level == "mandatory":
         return [head, "", *rows, ""]
     return [f"<details><summary>{head}</summary>", "", *rows, "", "</details>", ""]

@@ -31,8 +31,10 @@ class StackReport:
 
 
 def subjects(graph: Graph) -> list[Subject]:
-    return [Subject(r.type, r.name, r.urn, r.inputs, r.protect, frozenset(r.secret_paths))
-            for r in graph.resources]  # fmt: skip
+    return [
+        Subject(r.type, r.name, r.urn, r.inputs, r.protect, frozenset(r.secret_paths))
+        for r in graph.resources
+    ]
 
 
 def policy_findings(base: Graph | None, head: Graph | None, profile: str | None) -> list[Finding]:

@@ -69,19 +69,34 @@ def record_all(recordings: Sequence[Recording]) -> list[Graph]:
 
 
 def record(recording: Recording) -> Graph:
-    request = {"config": recording.stack_file.config,
-               "secret_keys": recording.stack_file.secret_keys}  # fmt: skip
+    request = {
+        "config": recording.stack_file.config,
+        "secret_keys": recording.stack_file.secret_keys,
+    }
     with tempfile.TemporaryDirectory(prefix="ecommerce-plan-") as scratch:
         config, output = Path(scratch) / "config.json", Path(scratch) / "graph.json"
         config.write_text(json.dumps(request))
         # The program's own warnings (Pulumi's, Python's) stay out of the plan's output.
         result = subprocess.run(
-            [sys.executable, "-W", "ignore", str(RECORDER), "--root", str(recording.root),
-             "--stack", recording.stack_file.stack, "--config", str(config),
-             "--output", str(output),
-             *(["--outside", str(recording.outside)] if recording.outside else [])],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-W",
+                "ignore",
+                str(RECORDER),
+                "--root",
+                str(recording.root),
+                "--stack",
+                recording.stack_file.stack,
+                "--config",
+                str(config),
+                "--output",
+                str(output),
+                *(["--outside", str(recording.outside)] if recording.outside else []),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             message = result.stderr.strip() or f"the program exited with {result.returncode}"
             raise PlanError(f"{recording.revision}: stack {recording.stack_file.stack}: {message}")
@@ -89,5 +104,6 @@ def record(recording: Recording) -> Graph:
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+    )

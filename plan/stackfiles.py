@@ -47,8 +47,9 @@ class SecretPlaceholders:
 
 def stack_names(root: Path) -> list[str]:
     """The stacks that have a file in `root`: `Pulumi.<stack>.yaml`."""
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                  for p in root.glob(STACK_FILE_GLOB))  # fmt: skip
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob(STACK_FILE_GLOB)
+    )
 
 
 def read_stack_file(

@@ -65,8 +65,10 @@ def _validate(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation],
 
 
 def _stack_subjects(args: StackValidationArgs) -> list[Subject]:
-    return [Subject(r.resource_type, r.name, r.urn, plain(r.props), r.opts.protect)
-            for r in args.resources]  # fmt: skip
+    return [
+        Subject(r.resource_type, r.name, r.urn, plain(r.props), r.opts.protect)
+        for r in args.resources
+    ]
 
 
 def validate_secrets(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -91,6 +93,8 @@ def policies() -> list[Policy]:
     ]
     secrets = next(r for r in RULES if r.check is secrets_only_in_files)
     found.append(StackValidationPolicy(secrets.name, secrets.description, validate_secrets))
-    found += [StackValidationPolicy(rule.name, rule.description, _validate_stack(rule))
-              for rule in STACK_RULES]  # fmt: skip
+    found += [
+        StackValidationPolicy(rule.name, rule.description, _validate_stack(rule))
+        for rule in STACK_RULES
+    ]
     return found

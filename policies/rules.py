@@ -376,8 +376,10 @@ def database_networks_closed(s: Subject) -> Iterable[str]:
             continue
         if role in DATABASE_NETWORK_MEMBERS and str(name).endswith(f"-{owner}-db"):
             continue
-        yield (f"joins the database network {name} as {role} {service}: only that database's "
-               "server, its service, its exporter and the backup job may")  # fmt: skip
+        yield (
+            f"joins the database network {name} as {role} {service}: only that database's "
+            "server, its service, its exporter and the backup job may"
+        )
 
 
 RULES: Sequence[Rule] = (

@@ -83,8 +83,15 @@ def _float_string(x: Fraction, prec: int) -> str:
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ns|us|µs|ms|s|m|h))+$")
 _DURATION_PART = re.compile(r"([0-9]+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": NANO, "m": 60 * NANO,
-            "h": 3600 * NANO}  # fmt: skip
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": NANO,
+    "m": 60 * NANO,
+    "h": 3600 * NANO,
+}
 
 
 def nanoseconds(duration: str) -> int:

@@ -124,9 +124,11 @@ def _covers(rule: str, path: str) -> bool:
 
 
 def _changed_paths(
-    type_token: str, schema: Mapping[str, Input], recorded: Mapping[str, Any],
+    type_token: str,
+    schema: Mapping[str, Input],
+    recorded: Mapping[str, Any],
     desired: Mapping[str, Any],
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     unknown = sorted(set(desired) - set(schema))
     if unknown:
         raise UnknownInputError(
@@ -176,8 +178,9 @@ def normalized(spec: Input, value: Any, path: str = "") -> Any:
 
 def _normalized_block(spec: Input, value: Mapping[str, Any], path: str) -> dict[str, Any]:
     _refuse_unknown(spec, path, value)
-    return {key: normalized(sub, value.get(key), f"{path}.{key}")
-            for key, sub in spec.fields.items()}  # fmt: skip
+    return {
+        key: normalized(sub, value.get(key), f"{path}.{key}") for key, sub in spec.fields.items()
+    }
 
 
 def _refuse_unknown(spec: Input, path: str, value: Mapping[str, Any]) -> None:

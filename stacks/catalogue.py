@@ -21,12 +21,25 @@ class Role(StrEnum):
 
 # The environment the platform sets for every app (see components/service.py); a stack's extra
 # `env` may not redefine these.
-SERVICE_ENV_NAMES = frozenset({
-    "PORT", "SERVICE_NAME", "NODE_ENV", "CORS_ORIGINS",
-    "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD_FILE",
-    "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD_FILE", "JWT_SECRET_FILE",
-    "UPSTREAMS", "GATEWAY_URL",
-})  # fmt: skip
+SERVICE_ENV_NAMES = frozenset(
+    {
+        "PORT",
+        "SERVICE_NAME",
+        "NODE_ENV",
+        "CORS_ORIGINS",
+        "DATABASE_HOST",
+        "DATABASE_PORT",
+        "DATABASE_NAME",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD_FILE",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD_FILE",
+        "JWT_SECRET_FILE",
+        "UPSTREAMS",
+        "GATEWAY_URL",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -86,20 +99,55 @@ class Catalogue:
 # 3009 mirror their dev host ports (13008, 13009) the way 3000-3005 mirror 13000-13005.
 PLATFORM = Catalogue(
     services=(
-        ServiceSpec("gateway", Role.GATEWAY, 3000, uses_redis=True, uses_jwt=True,
-                    description="API gateway, the main entry point; keeps sessions in Redis"),
-        ServiceSpec("customer", Role.BUSINESS, 3001, DatabaseSpec("customer_db", "customer_user"),
-                    uses_jwt=True, description="customers, addresses, companies"),
-        ServiceSpec("product", Role.BUSINESS, 3002, DatabaseSpec("product_db", "product_user"),
-                    uses_jwt=True, description="product catalogue, categories, images"),
-        ServiceSpec("order", Role.BUSINESS, 3003, DatabaseSpec("order_db", "order_user"),
-                    uses_jwt=True, description="orders, invoices, credit notes"),
-        ServiceSpec("cart", Role.BUSINESS, 3004, uses_redis=True, uses_jwt=True,
-                    description="shopping carts, kept in Redis"),
-        ServiceSpec("content", Role.BUSINESS, 3005,
-                    DatabaseSpec("website_content_db", "content_user"),
-                    uses_jwt=True, description="website content"),
+        ServiceSpec(
+            "gateway",
+            Role.GATEWAY,
+            3000,
+            uses_redis=True,
+            uses_jwt=True,
+            description="API gateway, the main entry point; keeps sessions in Redis",
+        ),
+        ServiceSpec(
+            "customer",
+            Role.BUSINESS,
+            3001,
+            DatabaseSpec("customer_db", "customer_user"),
+            uses_jwt=True,
+            description="customers, addresses, companies",
+        ),
+        ServiceSpec(
+            "product",
+            Role.BUSINESS,
+            3002,
+            DatabaseSpec("product_db", "product_user"),
+            uses_jwt=True,
+            description="product catalogue, categories, images",
+        ),
+        ServiceSpec(
+            "order",
+            Role.BUSINESS,
+            3003,
+            DatabaseSpec("order_db", "order_user"),
+            uses_jwt=True,
+            description="orders, invoices, credit notes",
+        ),
+        ServiceSpec(
+            "cart",
+            Role.BUSINESS,
+            3004,
+            uses_redis=True,
+            uses_jwt=True,
+            description="shopping carts, kept in Redis",
+        ),
+        ServiceSpec(
+            "content",
+            Role.BUSINESS,
+            3005,
+            DatabaseSpec("website_content_db", "content_user"),
+            uses_jwt=True,
+            description="website content",
+        ),
         ServiceSpec("frontend", Role.WEB, 3008, description="shop UI"),
         ServiceSpec("backoffice", Role.WEB, 3009, description="admin UI"),
     )
-)  # fmt: skip
+)

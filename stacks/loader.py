@@ -117,8 +117,10 @@ def _check_edge_certificate(
 ) -> None:
     tls = settings.edge.tls
     from_files = tls is not None and tls.certificates == "files"
-    for key, value in ((EDGE_TLS_CERTIFICATE_KEY, secrets.edge_tls_certificate),
-                       (EDGE_TLS_KEY_KEY, secrets.edge_tls_key)):  # fmt: skip
+    for key, value in (
+        (EDGE_TLS_CERTIFICATE_KEY, secrets.edge_tls_certificate),
+        (EDGE_TLS_KEY_KEY, secrets.edge_tls_key),
+    ):
         full_key = f"{NAMESPACE}:{key}"
         if from_files and value is None:
             raise StackConfigError(
@@ -139,9 +141,12 @@ def _check_alert_receivers(settings: PlatformSettings, config: pulumi.Config, so
     email = alerts.email
     receivers = (
         (ALERT_WEBHOOK_URL_KEY, alerts.webhook, "monitoring.alerts.webhook"),
-        (ALERT_SMTP_PASSWORD_KEY, email is not None and email.username is not None,
-         "monitoring.alerts.email.username"),
-    )  # fmt: skip
+        (
+            ALERT_SMTP_PASSWORD_KEY,
+            email is not None and email.username is not None,
+            "monitoring.alerts.email.username",
+        ),
+    )
     for key, used, setting in receivers:
         full_key = f"{NAMESPACE}:{key}"
         value = config.get(key)
@@ -214,8 +219,10 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         if detail["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and nesting)"
         # Rules that span several keys carry no location: each of their lines starts with its key.
-        lines += [f"{prefix}.{key}: {part}" if key else f"{prefix}.{part}"
-                  for part in message.splitlines()]  # fmt: skip
+        lines += [
+            f"{prefix}.{key}: {part}" if key else f"{prefix}.{part}"
+            for part in message.splitlines()
+        ]
     noun = "problem" if len(lines) == 1 else "problems"
     return f"{source} has {len(lines)} {noun}:\n  " + "\n  ".join(lines)
 

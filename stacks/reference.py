@@ -89,8 +89,13 @@ def _section(models: dict[str, Model], model: Model) -> str:
         default = "required" if key in required else _default(prop)
         paths = [f"{p}.{key}" if p else key for p in model.paths]
         refused = next((PROD_REFUSES[p] for p in paths if p in PROD_REFUSES), "")
-        cells = [f"`{key}`", _type(models, prop), default,
-                 _one_line(prop.get("description", "")), refused]  # fmt: skip
+        cells = [
+            f"`{key}`",
+            _type(models, prop),
+            default,
+            _one_line(prop.get("description", "")),
+            refused,
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -195,15 +195,22 @@ def pitr_problems(p: PitrSettings) -> list[str]:
         problems.append(
             "pitr.build.args.POSTGRES_IMAGE: set by the platform from postgres.image; remove it"
         )
-    hours = {"fullEveryHours": p.full_every_hours, "diffEveryHours": p.diff_every_hours,
-             "incrEveryHours": p.incr_every_hours}  # fmt: skip
-    for shorter, longer in (("diffEveryHours", "fullEveryHours"),
-                            ("incrEveryHours", "diffEveryHours"),
-                            ("incrEveryHours", "fullEveryHours")):  # fmt: skip
+    hours = {
+        "fullEveryHours": p.full_every_hours,
+        "diffEveryHours": p.diff_every_hours,
+        "incrEveryHours": p.incr_every_hours,
+    }
+    for shorter, longer in (
+        ("diffEveryHours", "fullEveryHours"),
+        ("incrEveryHours", "diffEveryHours"),
+        ("incrEveryHours", "fullEveryHours"),
+    ):
         small, large = hours[shorter], hours[longer]
         if small is not None and large is not None and small >= large:
-            problems.append(f"pitr.{shorter}: {small} must be shorter than pitr.{longer} "
-                            f"({large}); the {longer[:4]} backups make it pointless")  # fmt: skip
+            problems.append(
+                f"pitr.{shorter}: {small} must be shorter than pitr.{longer} "
+                f"({large}); the {longer[:4]} backups make it pointless"
+            )
     needed = p.check_every_minutes + -(-p.archive_timeout_seconds // 60) + 1
     if p.max_archive_age_minutes < needed:
         problems.append(

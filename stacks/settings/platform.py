@@ -132,8 +132,11 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     problems += pitr_problems(s.pitr)
     problems += archiving_overridden(s, catalogue)
     problems += redis_problems(s.redis)
-    problems += [f"corsOrigins: {o!r} is not an origin like https://shop.example.com"
-                 for o in s.cors_origins if not _ORIGIN.match(o)]  # fmt: skip
+    problems += [
+        f"corsOrigins: {o!r} is not an origin like https://shop.example.com"
+        for o in s.cors_origins
+        if not _ORIGIN.match(o)
+    ]
     problems += hardening_problems(s.hardening)
     problems += edge_problems(s, catalogue)
     problems += monitoring_problems(s)
@@ -233,11 +236,15 @@ def production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         if key.startswith("databases.") or key == "redis.hostPort":
             problems.append(f"{key}: databases and Redis are never published in prod")
         elif key == "monitoring.prometheus.hostPort":
-            problems.append(f"{key}: prod never publishes Prometheus; remove it (serve it by "
-                            "monitoring.prometheus.host, behind basic auth)")  # fmt: skip
+            problems.append(
+                f"{key}: prod never publishes Prometheus; remove it (serve it by "
+                "monitoring.prometheus.host, behind basic auth)"
+            )
         elif key == "monitoring.grafana.hostPort":
-            problems.append(f"{key}: prod serves Grafana by host name over HTTPS only; remove "
-                            "it and set monitoring.grafana.host")  # fmt: skip
+            problems.append(
+                f"{key}: prod serves Grafana by host name over HTTPS only; remove "
+                "it and set monitoring.grafana.host"
+            )
         elif key.startswith("services.") and key.split(".")[1] in apps:
             app = key.split(".")[1]
             problems.append(
@@ -255,6 +262,9 @@ def production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         problems.append("networks.internal: must be true in prod")
     if not s.redis.require_password:
         problems.append("redis.requirePassword: must be true in prod")
-    problems += [f"corsOrigins: {o!r} must use https in prod"
-                 for o in s.cors_origins if not o.startswith("https://")]  # fmt: skip
+    problems += [
+        f"corsOrigins: {o!r} must use https in prod"
+        for o in s.cors_origins
+        if not o.startswith("https://")
+    ]
     return problems

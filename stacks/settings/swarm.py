@@ -60,8 +60,11 @@ def swarm_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     replicated = {f"services.{n}.replicas": svc.replicas for n, svc in s.services.items()}
     replicated["edge.replicas"] = s.edge.replicas
     if s.engine == "containers":
-        return [f"{key}: {n} replicas need engine: swarm; one Docker host runs one of each"
-                for key, n in replicated.items() if n > 1]  # fmt: skip
+        return [
+            f"{key}: {n} replicas need engine: swarm; one Docker host runs one of each"
+            for key, n in replicated.items()
+            if n > 1
+        ]
     pinned = pinned_workloads(s, catalogue)
     problems = [
         f"swarm.placement.{key}: missing; name the label of the node that holds its volume, "
@@ -79,8 +82,11 @@ def swarm_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     builds = [f"services.{n}.build" for n, svc in s.services.items() if svc.build is not None]
     builds += ["edge.build"] if s.edge.build is not None else []
     builds += ["pitr.build"] if s.pitr.enabled and s.pitr.build is not None else []
-    problems += [f"{key}: a swarm runs published images that every node can pull; push the "
-                 "image and set it instead" for key in builds]  # fmt: skip
+    problems += [
+        f"{key}: a swarm runs published images that every node can pull; push the "
+        "image and set it instead"
+        for key in builds
+    ]
     problems += [
         f"{key}: only the edge publishes on a swarm (its ports reach every node); remove it"
         for key in host_ports(s)

@@ -216,8 +216,18 @@ def start_create(
     pgenv: Env, dest: Path, bin_dir: Path, env: dict[str, str], *, new_session: bool = False
 ) -> subprocess.Popen[str]:
     """`create` in the background through the recording shims, to be killed midway."""
-    command = [sys.executable, "-m", "backup", "create", "--targets", str(pgenv.targets_file),
-               "--dest", str(dest), "--pg-bin", str(bin_dir)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "backup",
+        "create",
+        "--targets",
+        str(pgenv.targets_file),
+        "--dest",
+        str(dest),
+        "--pg-bin",
+        str(bin_dir),
+    ]
     return subprocess.Popen(
         command,
         cwd=ROOT,

@@ -152,8 +152,12 @@ def test_a_restore_into_an_empty_database_is_one_transaction(
     assert r.code != 0
     assert "'order': restore into " in r.err and " rolled back, it is as it was (empty)" in r.err
     assert "the databases after it are unchanged" in r.err, r.err
-    objects = pgenv.psql("order", "SELECT relname FROM pg_class c JOIN pg_namespace n ON "
-                         "n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY 1", database)  # fmt: skip
+    objects = pgenv.psql(
+        "order",
+        "SELECT relname FROM pg_class c JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY 1",
+        database,
+    )
     assert objects.split() == ["order_events"]
 
 
@@ -167,8 +171,14 @@ def test_a_failed_restore_into_an_empty_database_swaps_nothing_in(
     targets = pgenv.write_targets(tmp_path / "mixed.json", pgenv.targets({"order": order_db}))
     oid = "SELECT oid FROM pg_database WHERE datname = current_database()"
     before = pgenv.psql("content", oid)
-    r = run_tool(*restore_args(backup_dir, targets), "--only", "content", "order", "--force",
-                 env=pgenv.admin_env())  # fmt: skip
+    r = run_tool(
+        *restore_args(backup_dir, targets),
+        "--only",
+        "content",
+        "order",
+        "--force",
+        env=pgenv.admin_env(),
+    )
     assert r.code != 0 and "the databases after it are unchanged" in r.err, r.err
     assert pgenv.psql("content", oid) == before
     assert [d for d in pgenv.databases() if "_restore_" in d or "_old_" in d] == []

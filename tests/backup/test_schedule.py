@@ -71,8 +71,11 @@ def test_schedule_once_creates_verifies_prunes_and_status_reports(
 
 def metric_values(text: str) -> dict[str, float]:
     """`name{labels} value` lines of the exposition format, by `name{labels}`."""
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line and not line.startswith("#")}  # fmt: skip
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def iso_seconds(text: str) -> float:

@@ -260,8 +260,9 @@ def test_a_failed_scheduled_run_is_tried_again_soon_then_the_schedule_resumes(
             raise ConnectError("cannot connect to 'order': the database system is starting up")
         return "20250101_000000"
 
-    code = run_loop(tmp_path, timedelta(hours=24), False, one_run, clock,
-                    retry_after=timedelta(minutes=1))  # fmt: skip
+    code = run_loop(
+        tmp_path, timedelta(hours=24), False, one_run, clock, retry_after=timedelta(minutes=1)
+    )
     assert code == 0
     minutes = [round(w / 60) for w in clock.waits]
     assert minutes == [1, 2, 24 * 60]

@@ -30,12 +30,21 @@ from pulumi import automation as auto
 from deploy.workspace import PROJECT_NAME, ROOT, program, sdk_plugin
 from tests.standin.docker_provider import LABELS_VARIABLE, LOG_VARIABLE
 
-STANDINS = {"pulumi_docker": "tests.standin.docker_provider",
-            "pulumi_random": "tests.standin.random_provider"}  # fmt: skip
+STANDINS = {
+    "pulumi_docker": "tests.standin.docker_provider",
+    "pulumi_random": "tests.standin.random_provider",
+}
 PASSPHRASE = "integration-tests-only"
 # Not part of a run's project view: other stacks' files, state, caches.
-NOT_LINKED = {".git", ".pulumi-state", ".pytest_cache", ".mypy_cache", ".ruff_cache",
-              ".benchmarks", "__pycache__"}  # fmt: skip
+NOT_LINKED = {
+    ".git",
+    ".pulumi-state",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".benchmarks",
+    "__pycache__",
+}
 
 
 def cli() -> Path | None:
@@ -94,11 +103,22 @@ def install_standins(cli_path: Path, home: Path) -> EngineHome:
         )
         launcher.chmod(0o755)
         subprocess.run(
-            [str(cli_path), "plugin", "install", "resource", name, version, "--file",
-             str(launcher), "--reinstall"],
+            [
+                str(cli_path),
+                "plugin",
+                "install",
+                "resource",
+                name,
+                version,
+                "--file",
+                str(launcher),
+                "--reinstall",
+            ],
             env={**os.environ, "PULUMI_HOME": str(home), "PULUMI_SKIP_UPDATE_CHECK": "true"},
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     return EngineHome(cli_path, home)
 
 
@@ -131,10 +151,12 @@ def is_secret_key(key: str) -> bool:
 
 
 def open_stack(folder: Path, stack: str, home: EngineHome, env: Mapping[str, str]) -> auto.Stack:
-    options = auto.LocalWorkspaceOptions(work_dir=str(folder), env_vars=dict(env),
-                                         pulumi_command=home.command)  # fmt: skip
-    return auto.create_or_select_stack(stack, project_name=PROJECT_NAME,
-                                       program=program(folder), opts=options)  # fmt: skip
+    options = auto.LocalWorkspaceOptions(
+        work_dir=str(folder), env_vars=dict(env), pulumi_command=home.command
+    )
+    return auto.create_or_select_stack(
+        stack, project_name=PROJECT_NAME, program=program(folder), opts=options
+    )
 
 
 def set_config(stack: auto.Stack, folder: Path, config: Mapping[str, Any]) -> None:
@@ -142,8 +164,11 @@ def set_config(stack: auto.Stack, folder: Path, config: Mapping[str, Any]) -> No
     set through the engine, which encrypts them there."""
     write_stack_file(folder, stack.name, config)
     current = stack.get_all_config()
-    secrets = {key: auto.ConfigValue(str(value), secret=True) for key, value in config.items()
-               if is_secret_key(key) and (key not in current or current[key].value != value)}  # fmt: skip
+    secrets = {
+        key: auto.ConfigValue(str(value), secret=True)
+        for key, value in config.items()
+        if is_secret_key(key) and (key not in current or current[key].value != value)
+    }
     if secrets:
         stack.set_all_config(secrets)
 
@@ -212,8 +237,10 @@ class Run:
     def summary(self) -> dict[str, int]:
         for event in reversed(self.events):
             if event.summary_event is not None:
-                return {str(k.value if hasattr(k, "value") else k): v
-                        for k, v in event.summary_event.resource_changes.items()}  # fmt: skip
+                return {
+                    str(k.value if hasattr(k, "value") else k): v
+                    for k, v in event.summary_event.resource_changes.items()
+                }
         raise AssertionError("the engine reported no summary")
 
 
@@ -228,5 +255,12 @@ def _step(urn: str, found: Iterable[Any]) -> Step:
         and "create-replacement" in ops
         and ops.index("delete-replaced") < ops.index("create-replacement")
     )
-    return Step(urn, metas[0].type, urn.rsplit("::", 1)[-1], action, tuple(paths),
-                tuple(keys) if action == "replace" else (), dbr)  # fmt: skip
+    return Step(
+        urn,
+        metas[0].type,
+        urn.rsplit("::", 1)[-1],
+        action,
+        tuple(paths),
+        tuple(keys) if action == "replace" else (),
+        dbr,
+    )

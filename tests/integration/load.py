@@ -91,9 +91,11 @@ class LoadReport:
         if len(self.latencies) < 2:
             return f"{self.requests} requests, {len(self.failures)} failed"
         cuts = statistics.quantiles(self.latencies, n=100)
-        return (f"{self.requests} requests, {len(self.failures)} failed; latency p50 "
-                f"{cuts[49] * 1000:.1f} ms, p95 {cuts[94] * 1000:.1f} ms, "
-                f"p99 {cuts[98] * 1000:.1f} ms, max {max(self.latencies) * 1000:.1f} ms")  # fmt: skip
+        return (
+            f"{self.requests} requests, {len(self.failures)} failed; latency p50 "
+            f"{cuts[49] * 1000:.1f} ms, p95 {cuts[94] * 1000:.1f} ms, "
+            f"p99 {cuts[98] * 1000:.1f} ms, max {max(self.latencies) * 1000:.1f} ms"
+        )
 
 
 class Load:

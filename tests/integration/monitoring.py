@@ -28,8 +28,9 @@ http.server.HTTPServer(("", {ALERT_HOOK_PORT}), Hook).serve_forever()
 
 def prometheus_api(live: LiveStack, path: str) -> Any:
     """The `data` of a Prometheus API answer, e.g. `targets` or `query?query=up`."""
-    code, output = exec_in(live.container("prometheus"),
-                           ["wget", "-qO-", f"http://127.0.0.1:9090/api/v1/{path}"])  # fmt: skip
+    code, output = exec_in(
+        live.container("prometheus"), ["wget", "-qO-", f"http://127.0.0.1:9090/api/v1/{path}"]
+    )
     assert code == 0, output
     answer = json.loads(output)
     assert answer["status"] == "success", answer
@@ -39,8 +40,9 @@ def prometheus_api(live: LiveStack, path: str) -> Any:
 def alertmanager_alerts(live: LiveStack) -> list[dict[str, Any]]:
     """The alerts Alertmanager holds (asked from Prometheus's container, on the monitoring
     network)."""
-    code, output = exec_in(live.container("prometheus"),
-                           ["wget", "-qO-", "http://alertmanager:9093/api/v2/alerts"])  # fmt: skip
+    code, output = exec_in(
+        live.container("prometheus"), ["wget", "-qO-", "http://alertmanager:9093/api/v2/alerts"]
+    )
     assert code == 0, output
     return list(json.loads(output))
 
@@ -49,12 +51,19 @@ def start_alert_hook(live: LiveStack) -> Any:
     """The webhook receiver, on the stack's alerting network under the name the stack's
     webhook URL gives; removed with the run."""
     container = live.client.containers.run(
-        IMAGES["backup"], ["python3", "-c", RECEIVER], detach=True, user="65534:65534",
-        name=f"{live.prefix}-alert-hook", labels={RUN_LABEL: live.run_id},
+        IMAGES["backup"],
+        ["python3", "-c", RECEIVER],
+        detach=True,
+        user="65534:65534",
+        name=f"{live.prefix}-alert-hook",
+        labels={RUN_LABEL: live.run_id},
         network=f"{live.prefix}-alerting",
-        networking_config={f"{live.prefix}-alerting": live.client.api.create_endpoint_config(
-            aliases=[ALERT_HOOK_ALIAS])},
-    )  # fmt: skip
+        networking_config={
+            f"{live.prefix}-alerting": live.client.api.create_endpoint_config(
+                aliases=[ALERT_HOOK_ALIAS]
+            )
+        },
+    )
     return container
 
 

@@ -97,8 +97,9 @@ class LiveStack:
 
     # -- the engine -------------------------------------------------------------------------------
 
-    def configured(self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None
-                   ) -> dict[str, Any]:  # fmt: skip
+    def configured(
+        self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """This stack's config edited by `edit`, with `secrets` (config keys set with
         `--secret`) added: what a next `pulumi up` is given."""
         config = copy.deepcopy(self.config) | dict(secrets or {})
@@ -122,8 +123,9 @@ class LiveStack:
             self.runs.append(run)
         return run
 
-    def up(self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None,
-           **options: Any) -> Run:  # fmt: skip
+    def up(
+        self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None, **options: Any
+    ) -> Run:
         """`pulumi up` with the config edited; the config is kept as the deployed one (also
         when the update fails: the stack file holds it)."""
         config = self.configured(edit, secrets)
@@ -132,8 +134,9 @@ class LiveStack:
         finally:
             self.config = config
 
-    def preview(self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None,
-                **options: Any) -> Run:  # fmt: skip
+    def preview(
+        self, edit: Edit | None = None, secrets: Mapping[str, str] | None = None, **options: Any
+    ) -> Run:
         """`pulumi preview` of the config edited (the stack file is put back after)."""
         try:
             return self._run("preview", self.configured(edit, secrets), **options)
@@ -169,8 +172,9 @@ class LiveStack:
 
     def containers(self, running_only: bool = True) -> dict[str, Any]:
         """The run's containers by Docker name (a rolling app's generation included)."""
-        found = self.client.containers.list(all=not running_only,
-                                            filters={"label": f"{RUN_LABEL}={self.run_id}"})  # fmt: skip
+        found = self.client.containers.list(
+            all=not running_only, filters={"label": f"{RUN_LABEL}={self.run_id}"}
+        )
         return {c.name: c for c in found}
 
     def running(self) -> dict[str, Any]:
@@ -181,8 +185,11 @@ class LiveStack:
         """The one container of a role, e.g. `customer-db` or `gateway` (a rolling app's
         current generation: the running one)."""
         name = f"{self.prefix}-{role}"
-        found = [c for n, c in self.containers(running_only=False).items()
-                 if n.split(GENERATION_SEPARATOR)[0] == name]  # fmt: skip
+        found = [
+            c
+            for n, c in self.containers(running_only=False).items()
+            if n.split(GENERATION_SEPARATOR)[0] == name
+        ]
         if len(found) > 1:
             found = [c for c in found if c.status == "running"]
         if len(found) != 1:
@@ -192,9 +199,12 @@ class LiveStack:
     def build_image(self, tag: str, dockerfile: str) -> None:
         """A local image (FROM a test image, say), removed with the run."""
         self.client.images.build(
-            fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True,
+            fileobj=io.BytesIO(dockerfile.encode()),
+            tag=tag,
+            pull=False,
+            rm=True,
             labels={RUN_LABEL: self.run_id},
-        )  # fmt: skip
+        )
 
     def tasks(self, name: str) -> list[Any]:
         """The running containers of Swarm service `name`'s tasks."""
@@ -217,12 +227,29 @@ def edge_certificate(hosts: tuple[str, ...]) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as folder:
         cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "2", "-subj", f"/CN={hosts[0]}",
-             "-addext", "subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts),
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN={hosts[0]}",
+                "-addext",
+                "subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts),
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
         return cert.read_text(), key.read_text()
 
 
@@ -250,8 +277,11 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     if "image" in edge:  # dev builds images/edge-proxy as its file says
         edge["image"] = IMAGES["edge"]
     if edge.get("tls"):
-        edge |= {"tls": {"certificates": "files"},
-                 "httpPort": EDGE_HTTP_PORT, "httpsPort": EDGE_HTTPS_PORT}  # fmt: skip
+        edge |= {
+            "tls": {"certificates": "files"},
+            "httpPort": EDGE_HTTP_PORT,
+            "httpsPort": EDGE_HTTPS_PORT,
+        }
         hosts = [*edge["hosts"].values(), *monitoring_hosts(platform.get("monitoring", {}))]
         certificate, key = edge_certificate(tuple(sorted(hosts)))
         config |= {CERTIFICATE_KEY: certificate, KEY_KEY: key}
@@ -271,8 +301,9 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
 
 def monitoring_hosts(monitoring: dict[str, Any]) -> list[str]:
     """The host names the edge serves monitoring UIs on (Prometheus's, in the stack files)."""
-    return [part["host"] for part in monitoring.values()
-            if isinstance(part, dict) and part.get("host")]  # fmt: skip
+    return [
+        part["host"] for part in monitoring.values() if isinstance(part, dict) and part.get("host")
+    ]
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:

@@ -24,8 +24,12 @@ with engine_lock(Path(sys.argv[1])):
 
 def test_a_second_session_is_refused_while_the_first_holds_the_engine(tmp_path: Path) -> None:
     lock = tmp_path / "engine.lock"
-    with subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, text=True) as holder:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         busy = rf"\(pid {holder.pid}\) is using this Docker"
         with pytest.raises(EngineBusyError, match=busy), engine_lock(lock):

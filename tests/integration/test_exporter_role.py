@@ -25,22 +25,39 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 
 def exporter_login(server: Any, password: str) -> tuple[int, str]:
-    return exec_in(server, ["psql", "-h", "127.0.0.1", "-U", "exporter", "-d", "postgres", "-tAc",
-                            "SELECT pg_has_role('pg_monitor', 'member')"],
-                   env={"PGPASSWORD": password})  # fmt: skip
+    return exec_in(
+        server,
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "exporter",
+            "-d",
+            "postgres",
+            "-tAc",
+            "SELECT pg_has_role('pg_monitor', 'member')",
+        ],
+        env={"PGPASSWORD": password},
+    )
 
 
 def test_the_role_is_made_in_a_server_that_never_had_it(dock: Harness) -> None:
     password = "Ex" + "p0rter" * 6
-    secrets = dock.seed_secrets("secrets", {
-        PASSWORD_FILE: password, SCRIPT_FILE: role_script(secret_path(PASSWORD_FILE)),
-        "admin": "admin-password-of-the-test",
-    })  # fmt: skip
+    secrets = dock.seed_secrets(
+        "secrets",
+        {
+            PASSWORD_FILE: password,
+            SCRIPT_FILE: role_script(secret_path(PASSWORD_FILE)),
+            "admin": "admin-password-of-the-test",
+        },
+    )
     server = dock.run(
-        IMAGES["postgres"], "db",
+        IMAGES["postgres"],
+        "db",
         environment={"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD_FILE": "/run/secrets/admin"},
         volumes={secrets: {"bind": "/run/secrets", "mode": "ro"}},
-    )  # fmt: skip
+    )
     wait_postgres_ready(server, "postgres", "postgres")
     assert exporter_login(server, password)[0] != 0  # no such role yet
     props = {CONTAINER_ID: server.id, COMMAND: ["sh", secret_path(SCRIPT_FILE)]}
@@ -51,6 +68,7 @@ def test_the_role_is_made_in_a_server_that_never_had_it(dock: Harness) -> None:
     with pytest.raises(ExporterRoleError) as failed:
         run_script({CONTAINER_ID: server.id, COMMAND: ["sh", "/run/secrets/missing.sh"]})
     message = str(failed.value)
-    assert message.startswith(f"exporter role in container {server.id[:12]}: the role script "
-                              "exited with 2: ")  # fmt: skip
+    assert message.startswith(
+        f"exporter role in container {server.id[:12]}: the role script exited with 2: "
+    )
     assert "missing.sh" in message and message.endswith("run the deploy again)")

@@ -29,8 +29,7 @@ def fast_checks(platform: dict[str, Any]) -> None:
     platform["waitTimeoutSeconds"] = 20
     for service in [*platform["services"].values(), platform["edge"]]:
         service["stopGraceSeconds"] = 10  # within the wait timeout, as the settings require
-    platform["healthCheck"] = {"interval": "1s", "timeout": "3s", "retries": 3,
-                               "startPeriod": "1s"}  # fmt: skip
+    platform["healthCheck"] = {"interval": "1s", "timeout": "3s", "retries": 3, "startPeriod": "1s"}
     platform["pitr"]["enabled"] = False  # not what this is about: a quicker stack
 
 
@@ -88,8 +87,11 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
         assert cart.attrs["HostConfig"]["PidsLimit"] == 256
         assert live.preview().changes() == {}
     # The run's removal leaves nothing behind, failed and replaced containers included.
-    for kind in (docker_client.containers.list(all=True), docker_client.networks.list(),
-                 docker_client.volumes.list()):  # fmt: skip
+    for kind in (
+        docker_client.containers.list(all=True),
+        docker_client.networks.list(),
+        docker_client.volumes.list(),
+    ):
         assert not [o.name for o in kind if live.prefix in (o.name or "")]
 
 
@@ -101,10 +103,13 @@ def test_uploads_into_a_read_only_container_are_refused_as_by_the_provider(
 
         def program() -> None:
             pulumi_docker.Container(
-                "ro", name=f"{live.prefix}-readonly-upload", image=IMAGES["redis"],
-                read_only=True, start=False,
+                "ro",
+                name=f"{live.prefix}-readonly-upload",
+                image=IMAGES["redis"],
+                read_only=True,
+                start=False,
                 uploads=[pulumi_docker.ContainerUploadArgs(file="/run/secrets/x", content="x")],
-            )  # fmt: skip
+            )
 
         with pytest.raises(auto.CommandError):
             live.up(program=program)

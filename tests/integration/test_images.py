@@ -165,11 +165,16 @@ def test_edge_proxy_starts_with_no_capability_where_the_official_image_cannot(
 def test_the_pitr_postgres_image_runs_the_pgbackrest_of_every_other_side(dock: Harness) -> None:
     # pgBackRest refuses a peer of another version: the image's must be the host's (Debian's).
     host = subprocess.run(["pgbackrest", "version"], capture_output=True, text=True, check=True)
-    probe = ["sh", "-c", "pgbackrest version; stat -c '%U %n' /var/lib/pgbackrest "
-             "/var/spool/pgbackrest /var/log/pgbackrest /var/lib/pgbackrest-drill; "
-             "python3 -m pitr archive-now --help | head -1"]  # fmt: skip
-    code, out = dock.run_once(RECIPES["postgres-pitr"].tag, "pitr", probe,
-                              user="postgres", **HARDENED)  # fmt: skip
+    probe = [
+        "sh",
+        "-c",
+        "pgbackrest version; stat -c '%U %n' /var/lib/pgbackrest "
+        "/var/spool/pgbackrest /var/log/pgbackrest /var/lib/pgbackrest-drill; "
+        "python3 -m pitr archive-now --help | head -1",
+    ]
+    code, out = dock.run_once(
+        RECIPES["postgres-pitr"].tag, "pitr", probe, user="postgres", **HARDENED
+    )
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0] == host.stdout.strip() == "pgBackRest 2.45"
@@ -185,22 +190,33 @@ def test_the_pitr_postgres_image_runs_the_pgbackrest_of_every_other_side(dock: H
 EDGE_ROUTES = {
     "dev-ports": EdgeRoutes(by_port={3000: "gateway:3000", 3008: "frontend:3008"}),
     "hosts-plain-http": EdgeRoutes(by_host={"shop.example.com": "frontend:3008"}),
-    "tls-auto": EdgeRoutes(by_host={"shop.example.com": "frontend:3008"},
-                           tls=EdgeTls(certificates="auto", email="ops@example.com")),
-    "tls-files": EdgeRoutes(by_host={"shop.example.com": "frontend:3008",
-                                     "api.example.com": "gateway:3000"},
-                            tls=EdgeTls(certificates="files"), https_port=8443),
-    "tls-internal": EdgeRoutes(by_host={"shop.example.com": "frontend:3008"},
-                               tls=EdgeTls(certificates="internal"), retry_seconds=0),
-}  # fmt: skip
+    "tls-auto": EdgeRoutes(
+        by_host={"shop.example.com": "frontend:3008"},
+        tls=EdgeTls(certificates="auto", email="ops@example.com"),
+    ),
+    "tls-files": EdgeRoutes(
+        by_host={"shop.example.com": "frontend:3008", "api.example.com": "gateway:3000"},
+        tls=EdgeTls(certificates="files"),
+        https_port=8443,
+    ),
+    "tls-internal": EdgeRoutes(
+        by_host={"shop.example.com": "frontend:3008"},
+        tls=EdgeTls(certificates="internal"),
+        retry_seconds=0,
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(EDGE_ROUTES))
 def test_every_kind_of_edge_configuration_is_one_caddy_accepts(dock: Harness, case: str) -> None:
     # What no CA can be asked for here (ACME) is still parsed by Caddy itself.
     script = 'printf %s "$CADDYFILE" > /tmp/Caddyfile && caddy adapt --config /tmp/Caddyfile'
-    code, out = dock.run_once(RECIPES["edge-proxy"].tag, "adapt", ["sh", "-c", script],
-                              environment={"CADDYFILE": render(EDGE_ROUTES[case])})  # fmt: skip
+    code, out = dock.run_once(
+        RECIPES["edge-proxy"].tag,
+        "adapt",
+        ["sh", "-c", script],
+        environment={"CADDYFILE": render(EDGE_ROUTES[case])},
+    )
     assert code == 0, out
     adapted = json.loads(out[out.index("{") :])
     servers = adapted["apps"]["http"]["servers"]
@@ -215,7 +231,8 @@ def test_every_kind_of_edge_configuration_is_one_caddy_accepts(dock: Harness, ca
         assert {":8080", ":8443", "127.0.0.1:8079"} <= set(listening)
         if tls.certificates == "files":
             assert adapted["apps"]["tls"]["certificates"]["load_files"][0]["certificate"] == (
-                "/etc/caddy/tls-certificate.pem")  # fmt: skip
+                "/etc/caddy/tls-certificate.pem"
+            )
         if tls.certificates == "internal":
             (policy,) = adapted["apps"]["tls"]["automation"]["policies"]
             assert policy["issuers"] == [{"module": "internal"}]

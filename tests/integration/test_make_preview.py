@@ -20,8 +20,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 def clean_clone(folder: Path) -> Path:
     """The project's files as a commit of the working tree would hold them: nothing git ignores
     (no state, no virtualenv)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -47,9 +55,14 @@ def test_make_preview_of_prod_completes_on_a_clean_clone(
     }
     result = subprocess.run(
         ["make", "--no-print-directory", "-o", "install", "preview", "STACK=prod"],
-        cwd=clone, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=900, check=False,
-    )  # fmt: skip
+        cwd=clone,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     # make prepared the pack's environment from its hash-pinned lock before the engine ran it.

@@ -60,8 +60,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker]
 DATABASES = ("customer", "product", "order", "content")
 SERVICES = ("gateway", "customer", "product", "order", "cart", "content", "frontend", "backoffice")
 BUSINESS = ("customer", "product", "order", "cart", "content")
-DEV_SERVICE_PORTS = {"gateway": 13000, "customer": 13001, "product": 13002, "order": 13003,
-                     "cart": 13004, "content": 13005, "frontend": 13008, "backoffice": 13009}  # fmt: skip
+DEV_SERVICE_PORTS = {
+    "gateway": 13000,
+    "customer": 13001,
+    "product": 13002,
+    "order": 13003,
+    "cart": 13004,
+    "content": 13005,
+    "frontend": 13008,
+    "backoffice": 13009,
+}
 DEV_DATABASE_PORTS = {"customer": 15432, "product": 15433, "order": 15434, "content": 15436}
 EDGE_APPS = ("gateway", "frontend", "backoffice")
 
@@ -193,8 +201,9 @@ def rogue(live: LiveStack, **container: Any) -> Callable[[dict[str, Any]], None]
 
         password = program["platform"].database_targets()["customer"]["password"]
         inputs = {k: v(password) if callable(v) else v for k, v in container.items()}
-        docker.Container("rogue", name=f"{live.prefix}-rogue", image=IMAGES["redis"],
-                         start=False, **inputs)  # fmt: skip
+        docker.Container(
+            "rogue", name=f"{live.prefix}-rogue", image=IMAGES["redis"], start=False, **inputs
+        )
 
     return body
 
@@ -205,19 +214,26 @@ def test_the_pack_refuses_a_rogue_container_and_nothing_else(live: LiveStack) ->
     # A privileged container added to the program: the engine refuses to create it.
     with pytest.raises(auto.CommandError):
         live.up(program=live.extended(rogue(live, privileged=True)))
-    found = [(e.policy_name, e.enforcement_level, e.resource_urn)
-             for e in live.runs[-1].policy_violations()]  # fmt: skip
+    found = [
+        (e.policy_name, e.enforcement_level, e.resource_urn)
+        for e in live.runs[-1].policy_violations()
+    ]
     assert found == [("no-privileged", "mandatory", rogue_urn(live))], found
     assert f"{live.prefix}-rogue" not in live.containers(running_only=False)
     # A database password in an environment variable, a command line and a label: found by
     # its value, in each of the three, at the stack's end of the preview.
-    leak = rogue(live, envs=lambda p: [pulumi.Output.concat("PGPASSWORD=", p)],
-                 command=lambda p: ["psql", p],
-                 labels=lambda p: [docker_label("com.example.token", p)])  # fmt: skip
+    leak = rogue(
+        live,
+        envs=lambda p: [pulumi.Output.concat("PGPASSWORD=", p)],
+        command=lambda p: ["psql", p],
+        labels=lambda p: [docker_label("com.example.token", p)],
+    )
     with pytest.raises(auto.CommandError):
         live.preview(program=live.extended(leak))
-    leaks = [(e.policy_name, e.enforcement_level, e.resource_urn, e.message)
-             for e in live.runs[-1].policy_violations()]  # fmt: skip
+    leaks = [
+        (e.policy_name, e.enforcement_level, e.resource_urn, e.message)
+        for e in live.runs[-1].policy_violations()
+    ]
     assert {f[:3] for f in leaks} == {("secrets-only-in-files", "mandatory", rogue_urn(live))}
     messages = sorted(f[3] for f in leaks)
     assert [m.split("'")[1] for m in messages] == ["command.1", "envs.0", "labels.0.value"]
@@ -225,12 +241,16 @@ def test_the_pack_refuses_a_rogue_container_and_nothing_else(live: LiveStack) ->
     # the preview, the network's name known from the state.
     with pytest.raises(auto.CommandError):
         live.preview(program=live.extended(database_network_intruder(live)))
-    intruder = [(e.policy_name, e.message) for e in live.runs[-1].policy_violations()
-                if e.resource_urn == rogue_urn(live)]  # fmt: skip
+    intruder = [
+        (e.policy_name, e.message)
+        for e in live.runs[-1].policy_violations()
+        if e.resource_urn == rogue_urn(live)
+    ]
     # The pack's message: the rule's description, then what this resource did.
     assert [m.strip().splitlines()[-1] for n, m in intruder if n == "database-networks-closed"] == [
         f"joins the database network {live.prefix}-customer-db as prometheus prometheus: only "
-        "that database's server, its service, its exporter and the backup job may"]  # fmt: skip
+        "that database's server, its service, its exporter and the backup job may"
+    ]
     # The stack's own secret outputs and the generators' results are where secrets belong.
     assert live.up().policy_violations() == []
 
@@ -244,11 +264,15 @@ def database_network_intruder(live: LiveStack) -> Callable[[dict[str, Any]], Non
 
         network = program["platform"].networks.databases["customer"]
         docker.Container(
-            "rogue", name=f"{live.prefix}-rogue", image=IMAGES["redis"],
+            "rogue",
+            name=f"{live.prefix}-rogue",
+            image=IMAGES["redis"],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name)],
-            labels=[docker_label("com.ecommerce.role", "prometheus"),
-                    docker_label("com.ecommerce.service", "prometheus")],
-        )  # fmt: skip
+            labels=[
+                docker_label("com.ecommerce.role", "prometheus"),
+                docker_label("com.ecommerce.service", "prometheus"),
+            ],
+        )
 
     return body
 
@@ -293,9 +317,15 @@ def test_dev_runs_the_apps_it_built_from_its_file(live: LiveStack) -> None:
 
 
 def test_each_database_is_reachable_from_its_own_service_only(live: LiveStack) -> None:
-    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup",
-                    f"{live.prefix}-{db}-db-exporter"}
-               for db in DATABASES}  # fmt: skip
+    allowed = {
+        db: {
+            f"{live.prefix}-{db}",
+            f"{live.prefix}-{db}-db",
+            f"{live.prefix}-backup",
+            f"{live.prefix}-{db}-db-exporter",
+        }
+        for db in DATABASES
+    }
     containers = running_containers(live)
     found = reachability(containers, [(f"{db}-db", 5432) for db in DATABASES])
     assert len(found) == len(containers) * len(DATABASES)
@@ -326,8 +356,14 @@ def assert_credentials_open_their_own_database_only(
     """Every service's credentials (the `databases` output) against every database."""
     for owner, creds in targets.items():
         for db, where in targets.items():
-            opened = psql_ok(run_in, where["host"], where["port"], creds["user"],
-                             where["database"], creds["password"])  # fmt: skip
+            opened = psql_ok(
+                run_in,
+                where["host"],
+                where["port"],
+                creds["user"],
+                where["database"],
+                creds["password"],
+            )
             assert opened is (owner == db), f"{creds['user']} on {where['database']}: {opened}"
 
 
@@ -336,10 +372,19 @@ def test_service_roles_are_not_superusers(live: LiveStack) -> None:
         creds = live.outputs()["databases"][db]
         code, output = exec_in(
             live.container(f"{db}-db"),
-            ["psql", "-h", "127.0.0.1", "-U", creds["user"], "-d", creds["database"], "-tAc",
-             "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"],
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                creds["user"],
+                "-d",
+                creds["database"],
+                "-tAc",
+                "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user",
+            ],
             env={"PGPASSWORD": creds["password"]},
-        )  # fmt: skip
+        )
         assert (code, output.strip()) == (0, "f|t"), db
 
 
@@ -426,9 +471,20 @@ def test_hardening_holds_at_run_time(live: LiveStack) -> None:
         assert code != 0, name
 
 
-PIDS_BY_ROLE = {"database": 1024, "cache": 64, "backup": 128, "pitr": 256, "edge": 256,
-                "business": 256, "gateway": 256, "web": 256, "prometheus": 256,
-                "alertmanager": 128, "exporter": 128, "probe": 64}  # fmt: skip
+PIDS_BY_ROLE = {
+    "database": 1024,
+    "cache": 64,
+    "backup": 128,
+    "pitr": 256,
+    "edge": 256,
+    "business": 256,
+    "gateway": 256,
+    "web": 256,
+    "prometheus": 256,
+    "alertmanager": 128,
+    "exporter": 128,
+    "probe": 64,
+}
 
 
 def test_every_container_has_the_pids_limit_of_its_role(live: LiveStack) -> None:
@@ -446,8 +502,9 @@ def test_backup_job_made_a_complete_backup_in_prod(live: LiveStack) -> None:
     if live.stack == "dev":
         assert f"{live.prefix}-backup" not in live.containers(running_only=False)  # off in dev
         return
-    code, output = exec_in(live.container("backup"), ["python3", "-m", "backup", "list",
-                                                      "--dest", "/backups"])  # fmt: skip
+    code, output = exec_in(
+        live.container("backup"), ["python3", "-m", "backup", "list", "--dest", "/backups"]
+    )
     assert code == 0, output
     for db in DATABASES:
         assert db in output
@@ -461,8 +518,13 @@ def order_sql(container: Any, sql: str) -> str:
 
 
 def pitr_command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pitr", *args], capture_output=True, text=True,
-                          timeout=600, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pitr", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def rows_around_a_time(db: Any) -> str:
@@ -562,15 +624,22 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     run = live.preview(edits)
     changes = run.changes()
     # The order service's secrets seed, created from its image, ignores a new one.
-    expected = {"platform-customer-container", "platform-order-container",
-                "platform-cart-container"}  # fmt: skip
+    expected = {
+        "platform-customer-container",
+        "platform-order-container",
+        "platform-cart-container",
+    }
     # A replaced container is a new one: its PIDs limit is set again.
     expected |= {"platform-order-pids", "platform-cart-pids"}
     rolling = live.stack == "prod"  # business services hold no host port there
     if rolling:  # a new generation, and with it a new name, for each one replaced, and the
         # gate that gives the new container its traffic once healthy (a new container, a new gate)
-        expected |= {"platform-order-generation", "platform-cart-generation",
-                     "platform-order-traffic", "platform-cart-traffic"}  # fmt: skip
+        expected |= {
+            "platform-order-generation",
+            "platform-cart-generation",
+            "platform-order-traffic",
+            "platform-cart-traffic",
+        }
     else:
         expected.add("platform-order-image")  # built again: an update of the image resource
         assert changes["platform-order-image"].action == "update"
@@ -581,7 +650,10 @@ def test_the_plan_sees_what_an_edit_changes(live: LiveStack) -> None:
     name = ("name",) if rolling else ()
     order = changes["platform-order-container"]
     assert (order.action, order.replace_reasons, order.delete_before_replace) == (
-        "replace", ("image", *name), not rolling)  # fmt: skip
+        "replace",
+        ("image", *name),
+        not rolling,
+    )
     # Docker fixes a container's stop timeout when it creates it.
     assert (cart.action, cart.replace_reasons) == ("replace", (*name, "stopTimeout"))
     assert {"destroyGraceSeconds", "stopTimeout"} <= set(cart.paths)
@@ -601,8 +673,10 @@ def dirty_the_buffers(live: LiveStack, db: str) -> None:
     """Write some 35 MB into a database, left in shared buffers: its shutdown checkpoint must
     write them, so a stop that does not wait for it is seen (an idle server stops in a blink)."""
     creds = live.outputs()["databases"][db]
-    sql = ("CREATE TABLE IF NOT EXISTS ballast (g int, t text); "
-           "INSERT INTO ballast SELECT g, md5(g::text) FROM generate_series(1, 500000) g")  # fmt: skip
+    sql = (
+        "CREATE TABLE IF NOT EXISTS ballast (g int, t text); "
+        "INSERT INTO ballast SELECT g, md5(g::text) FROM generate_series(1, 500000) g"
+    )
     code, output = exec_in(
         live.container(f"{db}-db"),
         ["psql", "-h", "127.0.0.1", "-U", creds["user"], "-d", creds["database"], "-c", sql],
@@ -613,8 +687,11 @@ def dirty_the_buffers(live: LiveStack, db: str) -> None:
 
 def container_urn(live: LiveStack, docker_name: str) -> str:
     """The URN the engine's state gives the container named `docker_name`."""
-    (urn,) = [r["urn"] for r in live.state()
-              if r["type"] == CONTAINER and r.get("outputs", {}).get("name") == docker_name]  # fmt: skip
+    (urn,) = [
+        r["urn"]
+        for r in live.state()
+        if r["type"] == CONTAINER and r.get("outputs", {}).get("name") == docker_name
+    ]
     return str(urn)
 
 
@@ -685,20 +762,28 @@ def test_a_deploy_under_load_drops_no_request(
     # The old containers are gone: one container per app, the new generation where it rolled.
     rolling = ("gateway", "frontend", "order", "cart") if live.stack == "prod" else EDGE_APPS
     for app in rolling:
-        containers = {n: c for n, c in live.containers(running_only=False).items()
-                      if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"}  # fmt: skip
+        containers = {
+            n: c
+            for n, c in live.containers(running_only=False).items()
+            if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"
+        }
         assert list(containers) == [state_name(live, app)], app
         # The new container has its PIDs limit too (a new container, a new limit resource).
         container = next(iter(containers.values()))
         container.reload()
-        assert container.attrs["HostConfig"]["PidsLimit"] == PIDS_BY_ROLE[container.labels[
-            "com.ecommerce.role"]], app  # fmt: skip
+        assert (
+            container.attrs["HostConfig"]["PidsLimit"]
+            == PIDS_BY_ROLE[container.labels["com.ecommerce.role"]]
+        ), app
 
 
 def state_name(live: LiveStack, service: str) -> str:
     """The Docker name the engine's state gives a service's container."""
-    (name,) = [r["outputs"]["name"] for r in live.state()
-               if r["urn"].endswith(f"::platform-{service}-container")]  # fmt: skip
+    (name,) = [
+        r["outputs"]["name"]
+        for r in live.state()
+        if r["urn"].endswith(f"::platform-{service}-container")
+    ]
     return str(name)
 
 
@@ -718,11 +803,22 @@ def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
     # only after 15 s. Not one request may fail, during the deploys or after them.
     if live.stack != "prod":
         return
-    live.build_image(BROKEN, f"FROM {IMAGES['service']}\nCMD " + json.dumps([
-        "node", "-e", "require('http').createServer((q, r) => { r.writeHead(500); r.end() })"
-        ".listen(process.env.PORT)"]))  # fmt: skip
-    live.build_image(SLOW, f"FROM {IMAGES['service']}\n"
-                           'CMD ["sh", "-c", "sleep 15 && exec node /app/server.js"]\n')  # fmt: skip
+    live.build_image(
+        BROKEN,
+        f"FROM {IMAGES['service']}\nCMD "
+        + json.dumps(
+            [
+                "node",
+                "-e",
+                "require('http').createServer((q, r) => { r.writeHead(500); r.end() })"
+                ".listen(process.env.PORT)",
+            ]
+        ),
+    )
+    live.build_image(
+        SLOW,
+        f'FROM {IMAGES["service"]}\nCMD ["sh", "-c", "sleep 15 && exec node /app/server.js"]\n',
+    )
 
     def release(order: str, gateway: str) -> Callable[[dict[str, Any]], None]:
         def edit(platform: dict[str, Any]) -> None:
@@ -742,8 +838,12 @@ def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
         for broken in ("order", "gateway"):
             print(f"{time.monotonic() - began:.1f}s: a release of a {broken} that answers 500")
             with pytest.raises(auto.CommandError):
-                live.up(release(BROKEN if broken == "order" else good,
-                                BROKEN if broken == "gateway" else good))  # fmt: skip
+                live.up(
+                    release(
+                        BROKEN if broken == "order" else good,
+                        BROKEN if broken == "gateway" else good,
+                    )
+                )
             # The deploy names the container that failed, says it takes no traffic and how
             # to read its logs.
             failed = live.runs[-1].text
@@ -773,8 +873,11 @@ def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
     assert order.attrs["Config"]["Image"] == SLOW
     # One container per app is left, and a second `up` changes nothing.
     for app in ("order", "gateway"):
-        left = [n for n in live.containers(running_only=False)
-                if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"]  # fmt: skip
+        left = [
+            n
+            for n in live.containers(running_only=False)
+            if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"
+        ]
         assert left == [state_name(live, app)], left
     assert [s.describe() for s in live.up().changes().values()] == []
 
@@ -784,9 +887,13 @@ def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
 
 
 def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> None:
-    expected = {("prometheus", "127.0.0.1:9090"), ("alertmanager", "alertmanager:9093"),
-                ("redis", "redis-exporter:9121"), ("edge", "edge-metrics:9180"),
-                ("apps", "health-probe:9115")}  # fmt: skip
+    expected = {
+        ("prometheus", "127.0.0.1:9090"),
+        ("alertmanager", "alertmanager:9093"),
+        ("redis", "redis-exporter:9121"),
+        ("edge", "edge-metrics:9180"),
+        ("apps", "health-probe:9115"),
+    }
     expected |= {("postgres", f"{db}-db-exporter:9187") for db in DATABASES}
     expected |= {("pitr", f"{db}-db-pitr:9188") for db in DATABASES}  # PITR is on in both
     if live.stack == "prod":
@@ -794,26 +901,37 @@ def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> 
 
     def healthy() -> set[tuple[str, str]]:
         targets = prometheus_api(live, "targets")["activeTargets"]
-        return {(t["labels"]["job"], t["labels"]["instance"]) for t in targets
-                if t["health"] == "up"}  # fmt: skip
+        return {
+            (t["labels"]["job"], t["labels"]["instance"]) for t in targets if t["health"] == "up"
+        }
 
-    wait_for(lambda: healthy() == expected, timeout=60, what="every target up",
-             describe=lambda: str(prometheus_api(live, "targets")))  # fmt: skip
+    wait_for(
+        lambda: healthy() == expected,
+        timeout=60,
+        what="every target up",
+        describe=lambda: str(prometheus_api(live, "targets")),
+    )
     # Each database answers its exporter, with the extra queries (archiving, start time; an
     # exporter runs them from its second scrape on), and the agents' own state: their checks
     # pass and the volumes they see have room.
-    metrics = ["pg_archiver_failing", "pg_server_start_time_seconds",
-               'ecommerce_pitr_last_success_timestamp_seconds{task="check"}',
-               'ecommerce_volume_free_bytes{volume="data"}',
-               'process_start_time_seconds{job="pitr"}']  # fmt: skip
+    metrics = [
+        "pg_archiver_failing",
+        "pg_server_start_time_seconds",
+        'ecommerce_pitr_last_success_timestamp_seconds{task="check"}',
+        'ecommerce_volume_free_bytes{volume="data"}',
+        'process_start_time_seconds{job="pitr"}',
+    ]
 
     def services_of(metric: str) -> set[str]:
         found = prometheus_api(live, "query?" + urllib.parse.urlencode({"query": metric}))
         return {r["metric"]["service"] for r in found["result"]}
 
-    wait_for(lambda: all(services_of(m) == set(DATABASES) for m in metrics), timeout=60,
-             what="every database's extra metrics",
-             describe=lambda: str({m: services_of(m) for m in metrics}))  # fmt: skip
+    wait_for(
+        lambda: all(services_of(m) == set(DATABASES) for m in metrics),
+        timeout=60,
+        what="every database's extra metrics",
+        describe=lambda: str({m: services_of(m) for m in metrics}),
+    )
     assert {r["value"][1] for r in prometheus_api(live, "query?query=pg_up")["result"]} == {"1"}
     # Every app answers the health probe over its network.
 
@@ -821,8 +939,12 @@ def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> 
         found = prometheus_api(live, "query?query=ecommerce_app_health_up")["result"]
         return {r["metric"]["service"]: r["value"][1] for r in found}
 
-    wait_for(lambda: probed() == dict.fromkeys(PLATFORM_APPS.names(), "1"), timeout=60,
-             what="every app healthy to the probe", describe=lambda: str(probed()))  # fmt: skip
+    wait_for(
+        lambda: probed() == dict.fromkeys(PLATFORM_APPS.names(), "1"),
+        timeout=60,
+        what="every app healthy to the probe",
+        describe=lambda: str(probed()),
+    )
     rules = {r["name"] for g in prometheus_api(live, "rules")["groups"] for r in g["rules"]}
     # PITR is on in both stacks; the backup job in prod only.
     assert {"WalArchivingFailing", "PitrDrillOverdue", "VolumeFilling"} <= rules
@@ -832,21 +954,34 @@ def test_prometheus_scrapes_every_part_and_loads_every_rule(live: LiveStack) -> 
 
 
 def test_prometheus_reaches_the_exporters_and_no_database(live: LiveStack) -> None:
-    containers = {"prometheus": live.container("prometheus"),
-                  "customer-exporter": live.container("customer-db-exporter"),
-                  "gateway": live.container("gateway")}  # fmt: skip
-    targets = [("customer-db", 5432), ("order-db", 5432), ("customer-db-exporter", 9187),
-               ("customer-db-pitr", 9188), ("edge-metrics", 9180), ("edge", 9180),
-               ("health-probe", 9115), ("health-probe-caller", 9115)]  # fmt: skip
+    containers = {
+        "prometheus": live.container("prometheus"),
+        "customer-exporter": live.container("customer-db-exporter"),
+        "gateway": live.container("gateway"),
+    }
+    targets = [
+        ("customer-db", 5432),
+        ("order-db", 5432),
+        ("customer-db-exporter", 9187),
+        ("customer-db-pitr", 9188),
+        ("edge-metrics", 9180),
+        ("edge", 9180),
+        ("health-probe", 9115),
+        ("health-probe-caller", 9115),
+    ]
     found = reachability(containers, targets)
     reachable = {(name, host) for (name, host, _), ok in found.items() if ok}
     assert reachable == {
-        ("prometheus", "customer-db-exporter"), ("prometheus", "edge-metrics"),
-        ("prometheus", "customer-db-pitr"), ("prometheus", "health-probe"),
-        ("customer-exporter", "customer-db"), ("customer-exporter", "customer-db-exporter"),
-        ("customer-exporter", "edge-metrics"), ("customer-exporter", "customer-db-pitr"),
+        ("prometheus", "customer-db-exporter"),
+        ("prometheus", "edge-metrics"),
+        ("prometheus", "customer-db-pitr"),
+        ("prometheus", "health-probe"),
+        ("customer-exporter", "customer-db"),
+        ("customer-exporter", "customer-db-exporter"),
+        ("customer-exporter", "edge-metrics"),
+        ("customer-exporter", "customer-db-pitr"),
         ("customer-exporter", "health-probe"),
-    }  # fmt: skip
+    }
     # The gateway (on the edge network) reaches neither the edge's metrics nor an exporter,
     # nor the health probe beside it there (`health-probe-caller` resolves for it, but the
     # probe's listener is bound to its monitoring address).
@@ -855,8 +990,9 @@ def test_prometheus_reaches_the_exporters_and_no_database(live: LiveStack) -> No
 def test_the_exporter_logs_in_with_pg_monitor_only_and_reads_no_table(live: LiveStack) -> None:
     for db in DATABASES:
         server = live.container(f"{db}-db")
-        code, password = exec_in(live.container(f"{db}-db-exporter"),
-                                 ["cat", "/run/secrets/password"])  # fmt: skip
+        code, password = exec_in(
+            live.container(f"{db}-db-exporter"), ["cat", "/run/secrets/password"]
+        )
         assert code == 0 and len(password) >= 32, db
         database = live.outputs()["databases"][db]["database"]
         # The maintenance database opens; its service's database does not (no CONNECT).
@@ -876,9 +1012,21 @@ def test_the_exporter_logs_in_with_pg_monitor_only_and_reads_no_table(live: Live
               FROM pg_roles r WHERE r.rolname = 'exporter'""",
         )
         assert grants == "f|f|f|3|pg_monitor|0", (db, grants)
-        code, output = exec_in(server, ["psql", "-h", "127.0.0.1", "-U", "exporter", "-d",
-                                        "postgres", "-tAc", "SELECT * FROM pg_authid"],
-                               env={"PGPASSWORD": password})  # fmt: skip
+        code, output = exec_in(
+            server,
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "exporter",
+                "-d",
+                "postgres",
+                "-tAc",
+                "SELECT * FROM pg_authid",
+            ],
+            env={"PGPASSWORD": password},
+        )
         assert code != 0 and "permission denied" in output, (db, output)
 
 
@@ -898,25 +1046,40 @@ def test_a_stopped_database_and_failing_archiving_reach_the_webhook(live: LiveSt
     code, mode = exec_in(order_db, ["stat", "-c", "%a", repo])
     assert code == 0, mode
     # The customer app's /health needs its database: the probe sees it fail.
-    expected = {("PostgresDown", "customer"), ("WalArchivingFailing", "order"),
-                ("AppUnhealthy", "customer")}  # fmt: skip
+    expected = {
+        ("PostgresDown", "customer"),
+        ("WalArchivingFailing", "order"),
+        ("AppUnhealthy", "customer"),
+    }
 
     def sent() -> set[tuple[str, str]]:
-        return {(a["labels"]["alertname"], a["labels"].get("service", "")) for a in
-                hook_alerts(hook) if a["status"] == "firing"}  # fmt: skip
+        return {
+            (a["labels"]["alertname"], a["labels"].get("service", ""))
+            for a in hook_alerts(hook)
+            if a["status"] == "firing"
+        }
 
     try:
         # The archiver cannot write its repository; a segment to archive makes it try.
         assert order_db.exec_run(["chmod", "000", repo], user="postgres").exit_code == 0
-        sql_in(order_db, "order_db", "CREATE TABLE alert_probe AS SELECT 1 AS x; "
-                       "SELECT pg_switch_wal()")  # fmt: skip
+        sql_in(
+            order_db,
+            "order_db",
+            "CREATE TABLE alert_probe AS SELECT 1 AS x; SELECT pg_switch_wal()",
+        )
         customer_db.stop()
         # PostgresDown: `for` 1m; WalArchivingFailing and AppUnhealthy: 2m; a scrape, an evaluation and
         # Alertmanager's group_wait (30 s) on top.
-        wait_for(lambda: expected <= sent(), timeout=300, what="both alerts at the webhook",
-                 describe=lambda: f"{sent()}\n{alertmanager_alerts(live)}")  # fmt: skip
-        held = {(a["labels"]["alertname"], a["labels"].get("service", ""))
-                for a in alertmanager_alerts(live)}  # fmt: skip
+        wait_for(
+            lambda: expected <= sent(),
+            timeout=300,
+            what="both alerts at the webhook",
+            describe=lambda: f"{sent()}\n{alertmanager_alerts(live)}",
+        )
+        held = {
+            (a["labels"]["alertname"], a["labels"].get("service", ""))
+            for a in alertmanager_alerts(live)
+        }
         assert expected <= held
         firing = [a for a in hook_alerts(hook) if a["labels"]["alertname"] == "PostgresDown"]
         assert firing[0]["annotations"]["summary"] == (
@@ -926,8 +1089,11 @@ def test_a_stopped_database_and_failing_archiving_reach_the_webhook(live: LiveSt
     finally:
         order_db.exec_run(["chmod", mode.strip(), repo], user="postgres")
         customer_db.start()
-    wait_for(lambda: running(customer_db) and healthy(customer_db), timeout=120,
-             what="the customer database healthy again")  # fmt: skip
+    wait_for(
+        lambda: running(customer_db) and healthy(customer_db),
+        timeout=120,
+        what="the customer database healthy again",
+    )
 
 
 def running(container: Any) -> bool:
@@ -954,8 +1120,12 @@ def test_every_dashboard_query_answers_with_data(live: LiveStack) -> None:
                 pending.discard(query)
         return not pending
 
-    wait_for(answered, timeout=90, what="data for every dashboard query",
-             describe=lambda: "\n".join(f"{b} / {p}: {e}" for b, p, e in sorted(pending)))  # fmt: skip
+    wait_for(
+        answered,
+        timeout=90,
+        what="data for every dashboard query",
+        describe=lambda: "\n".join(f"{b} / {p}: {e}" for b, p, e in sorted(pending)),
+    )
 
 
 def test_prod_serves_prometheus_through_the_edge_behind_basic_auth(live: LiveStack) -> None:
@@ -965,8 +1135,9 @@ def test_prod_serves_prometheus_through_the_edge_behind_basic_auth(live: LiveSta
         assert tcp_from_host(live.config[PLATFORM]["monitoring"]["prometheus"]["hostPort"])
         return
     host = live.config[PLATFORM]["monitoring"]["prometheus"]["host"]
-    target = Target(EDGE_HTTPS_PORT, "/-/healthy", host=host,
-                    cafile=_pem_file(live.config[CERTIFICATE_KEY]))  # fmt: skip
+    target = Target(
+        EDGE_HTTPS_PORT, "/-/healthy", host=host, cafile=_pem_file(live.config[CERTIFICATE_KEY])
+    )
     assert target.get()[0] == 401
     wrong = base64.b64encode(f"{monitoring['prometheusUser']}:wrong".encode()).decode()
     assert target.get({"Authorization": f"Basic {wrong}"})[0] == 401
@@ -981,25 +1152,45 @@ def logs_command(live: LiveStack, *args: str) -> list[str]:
 
 
 def test_make_logs_prefixes_every_containers_lines_with_its_name(live: LiveStack) -> None:
-    result = subprocess.run(logs_command(live, "--no-follow", "--tail", "3"), cwd=live.folder,
-                            capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        logs_command(live, "--no-follow", "--tail", "3"),
+        cwd=live.folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     labels = {line.split(" | ", 1)[0].strip() for line in result.stdout.splitlines()}
     names = {n.removeprefix(f"{live.prefix}-") for n in running_containers(live)}
     # Every container that wrote anything (a quiet exporter may not have yet).
     assert {"edge", "prometheus", "order-db", "order-db-pitr", "gateway"} <= labels <= names
-    only = subprocess.run(logs_command(live, "--no-follow", "--service", "order-db"),
-                          cwd=live.folder, capture_output=True, text=True, check=False)  # fmt: skip
+    only = subprocess.run(
+        logs_command(live, "--no-follow", "--service", "order-db"),
+        cwd=live.folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert {line.split(" | ", 1)[0] for line in only.stdout.splitlines()} == {"order-db"}
-    unknown = subprocess.run(logs_command(live, "--service", "orders"), cwd=live.folder,
-                             capture_output=True, text=True, check=False)  # fmt: skip
+    unknown = subprocess.run(
+        logs_command(live, "--service", "orders"),
+        cwd=live.folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(f"error: no orders in stack {live.stack}; choose one of: ")
     # Following: a request through the edge shows up in the edge's access log as it happens
     # (asked again until it does: the follower may attach after the first request).
     lines: queue.Queue[str] = queue.Queue()
-    with subprocess.Popen(logs_command(live, "--service", "edge", "--tail", "0"), cwd=live.folder,
-                          stdout=subprocess.PIPE, text=True) as follower:  # fmt: skip
+    with subprocess.Popen(
+        logs_command(live, "--service", "edge", "--tail", "0"),
+        cwd=live.folder,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as follower:
         assert follower.stdout is not None
         stream = follower.stdout
 

@@ -45,12 +45,19 @@ BROKEN_IMAGE = IMAGES["service"] + "-swarm-broken"
 
 def quick(platform: dict[str, Any]) -> None:
     """Rolls and health checks fast enough for a test, otherwise the stack file as it is."""
-    platform["swarm"] |= {"updateDelaySeconds": 1, "monitorSeconds": 5,
-                          "convergeTimeoutSeconds": 120}  # fmt: skip
+    platform["swarm"] |= {
+        "updateDelaySeconds": 1,
+        "monitorSeconds": 5,
+        "convergeTimeoutSeconds": 120,
+    }
     # Checked often, but with the stack's start period: on a swarm an unhealthy task is
     # killed and started again, so a database's first initialisation must fit in it.
-    platform["healthCheck"] = {"interval": "2s", "timeout": "5s", "retries": 5,
-                               "startPeriod": "30s"}  # fmt: skip
+    platform["healthCheck"] = {
+        "interval": "2s",
+        "timeout": "5s",
+        "retries": 5,
+        "startPeriod": "30s",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +100,18 @@ def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
     assert len(found) == 27
     replicas = {name: i["mode"]["replicated"]["replicas"] for name, i in found.items()}
     assert {n.removeprefix(f"{live.prefix}-") for n, r in replicas.items() if r == 2} == {
-        "gateway", "order", "frontend"}  # fmt: skip
+        "gateway",
+        "order",
+        "frontend",
+    }
     for name, count in replicas.items():
         # `pulumi up` waited for every service but the PITR agents (their first backup and
         # drill take as long as the data): they turn healthy on their own.
-        wait_for(functools.partial(all_healthy, live, name, count), timeout=180,
-                 what=f"{count} healthy tasks of {name}")  # fmt: skip
+        wait_for(
+            functools.partial(all_healthy, live, name, count),
+            timeout=180,
+            what=f"{count} healthy tasks of {name}",
+        )
     # Every task of a service with a volume runs on the labelled node (here the only one).
     node = live.client.nodes.list()[0]
     assert node.attrs["Spec"]["Labels"]["ecommerce.data"] == "true"
@@ -109,11 +122,18 @@ def test_every_service_runs_its_replicas_healthy(live: LiveStack) -> None:
     def probed() -> set[str]:
         code, output = exec_in(probe, ["python3", "-c", fetch])
         assert code == 0, output
-        return {line.split('"')[1] for line in output.splitlines()
-                if line.startswith("ecommerce_app_health_up{") and line.endswith(" 1")}  # fmt: skip
+        return {
+            line.split('"')[1]
+            for line in output.splitlines()
+            if line.startswith("ecommerce_app_health_up{") and line.endswith(" 1")
+        }
 
-    wait_for(lambda: probed() == set(PLATFORM.names()), timeout=60,
-             what="every app healthy to the probe", describe=lambda: str(probed()))  # fmt: skip
+    wait_for(
+        lambda: probed() == set(PLATFORM.names()),
+        timeout=60,
+        what="every app healthy to the probe",
+        describe=lambda: str(probed()),
+    )
 
 
 def test_a_refresh_finds_no_drift_and_a_second_up_changes_nothing(live: LiveStack) -> None:
@@ -129,9 +149,15 @@ def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
     live: LiveStack,
 ) -> None:
     tasks = one_task_each(live)
-    allowed = {db: {f"{live.prefix}-{db}", f"{live.prefix}-{db}-db", f"{live.prefix}-backup",
-                    f"{live.prefix}-{db}-db-exporter"}
-               for db in DATABASES}  # fmt: skip
+    allowed = {
+        db: {
+            f"{live.prefix}-{db}",
+            f"{live.prefix}-{db}-db",
+            f"{live.prefix}-backup",
+            f"{live.prefix}-{db}-db-exporter",
+        }
+        for db in DATABASES
+    }
     found = reachability(tasks, [(f"{db}-db", 5432) for db in DATABASES] + [("redis", 6379)])
     assert len(found) == len(tasks) * (len(DATABASES) + 1)
     redis_users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway", "redis-exporter")}
@@ -156,11 +182,19 @@ def test_service_credentials_open_their_own_database_and_no_other(live: LiveStac
 def test_secrets_are_files_the_user_reads_and_never_in_the_environment(live: LiveStack) -> None:
     order = live.tasks(f"{live.prefix}-order")[0]
     password = live.outputs()["databases"]["order"]["password"]
-    code, listing = exec_in(order, ["stat", "-c", "%U %a %n", "/run/secrets/database-password",
-                                    "/run/secrets/jwt-secret"])  # fmt: skip
+    code, listing = exec_in(
+        order,
+        ["stat", "-c", "%U %a %n", "/run/secrets/database-password", "/run/secrets/jwt-secret"],
+    )
     assert code == 0, listing
-    assert listing.split() == ["root", "444", "/run/secrets/database-password",
-                               "root", "444", "/run/secrets/jwt-secret"]  # fmt: skip
+    assert listing.split() == [
+        "root",
+        "444",
+        "/run/secrets/database-password",
+        "root",
+        "444",
+        "/run/secrets/jwt-secret",
+    ]
     assert exec_in(order, ["cat", "/run/secrets/database-password"]) == (0, password)
     order.reload()
     assert not [e for e in order.attrs["Config"]["Env"] if password in e]
@@ -181,11 +215,14 @@ def test_hardening_holds_at_run_time(live: LiveStack) -> None:
 
 
 def test_only_the_edge_publishes(live: LiveStack) -> None:
-    published = {name: i.get("endpointSpec", {}).get("ports", [])
-                 for name, i in services(live).items()}  # fmt: skip
+    published = {
+        name: i.get("endpointSpec", {}).get("ports", []) for name, i in services(live).items()
+    }
     edge = published.pop(f"{live.prefix}-edge")
     assert {(p["publishedPort"], p["publishMode"]) for p in edge} == {
-        (18080, "host"), (18443, "host")}  # fmt: skip
+        (18080, "host"),
+        (18443, "host"),
+    }
     assert not any(published.values())
     status, body = edge_target(live, "gateway", "/order/health").get_json()
     assert (status, body["service"]) == (200, "order")
@@ -211,8 +248,11 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
     assert order_sql(server, "SELECT count(*), max(id) FROM pitr_probe") == "100|100"
     order_sql(server, "INSERT INTO pitr_probe VALUES (1000)")  # a new timeline takes writes
     for service, count in ((f"{live.prefix}-order", 2), (agent, 1)):
-        wait_for(functools.partial(all_healthy, live, service, count), timeout=180,
-                 what=f"{service} healthy again")  # fmt: skip
+        wait_for(
+            functools.partial(all_healthy, live, service, count),
+            timeout=180,
+            what=f"{service} healthy again",
+        )
     client = live.client
     assert not client.volumes.list(filters={"name": f"{name}-restore-config"})
     # Scaled back as it was: the engine finds nothing to do.
@@ -257,8 +297,11 @@ def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack
         run = live.up(new_gateway, secrets=rotated_secret)
         # The provider's wait ends once every slot runs a task, which an old one may still
         # be: the roll goes on after `up`, and the load with it, until Docker says completed.
-        wait_for(lambda: rolled(live, gateway, NEXT_IMAGE), timeout=180,
-                 what="the gateway's roll to the new image")  # fmt: skip
+        wait_for(
+            lambda: rolled(live, gateway, NEXT_IMAGE),
+            timeout=180,
+            what="the gateway's roll to the new image",
+        )
         time.sleep(1)
     print(f"swarm: edge -> gateway -> order: {report.describe()}")
     actions = {(s.type, s.action) for s in run.changes().values()}
@@ -275,8 +318,9 @@ def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack
 
 def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStack) -> None:
     # An image whose health check cannot pass (it asks for a database the gateway has not).
-    live.build_image(BROKEN_IMAGE,
-                f"FROM {IMAGES['service']}\nENV DATABASE_HOST=nowhere DATABASE_PORT=5432\n")  # fmt: skip
+    live.build_image(
+        BROKEN_IMAGE, f"FROM {IMAGES['service']}\nENV DATABASE_HOST=nowhere DATABASE_PORT=5432\n"
+    )
     gateway = f"{live.prefix}-gateway"
     before = live.client.api.inspect_service(gateway)["Spec"]["TaskTemplate"]
 
@@ -286,8 +330,11 @@ def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStac
     with Load(edge_target(live, "gateway", "/order/")) as report:
         with pytest.raises(auto.CommandError, match="rollback"):
             live.up(broken_gateway)
-        wait_for(lambda: rolled_back(live, gateway, before["ContainerSpec"]["Image"]),
-                 timeout=180, what="the gateway's rollback")  # fmt: skip
+        wait_for(
+            lambda: rolled_back(live, gateway, before["ContainerSpec"]["Image"]),
+            timeout=180,
+            what="the gateway's rollback",
+        )
     print(f"swarm rollback: edge -> gateway -> order: {report.describe()}")
     spec = live.client.api.inspect_service(gateway)
     assert spec["UpdateStatus"]["State"] == "rollback_completed"
@@ -305,14 +352,22 @@ def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStac
 def rolled_back(live: LiveStack, name: str, image: str) -> bool:
     state = (live.client.api.inspect_service(name).get("UpdateStatus") or {}).get("State")
     tasks = live.tasks(name)
-    return (state == "rollback_completed" and len(tasks) == 2
-            and all(t.attrs["Config"]["Image"] == image and healthy(t) for t in tasks))  # fmt: skip
+    return (
+        state == "rollback_completed"
+        and len(tasks) == 2
+        and all(t.attrs["Config"]["Image"] == image and healthy(t) for t in tasks)
+    )
 
 
 def test_make_logs_follows_every_service(live: LiveStack) -> None:
-    result = subprocess.run([sys.executable, "-m", "deploy.logs", "--stack", live.stack,
-                             "--no-follow", "--tail", "3"], cwd=live.folder,
-                            capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.logs", "--stack", live.stack, "--no-follow", "--tail", "3"],
+        cwd=live.folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     labels = {line.split(" | ", 1)[0].strip() for line in result.stdout.splitlines()}
     assert {"edge", "prometheus", "order-db", "order-db-pitr"} <= labels

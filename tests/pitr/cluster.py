@@ -31,8 +31,16 @@ class Cluster:
         return self.server.psql(text).strip()
 
     def pg_ctl(self, *args: str) -> None:
-        argv = [*self.run_as, str(self.server.bin_dir / "pg_ctl"), "-D",
-                str(self.server.data_dir), "-w", "-t", "120", *args]  # fmt: skip
+        argv = [
+            *self.run_as,
+            str(self.server.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.server.data_dir),
+            "-w",
+            "-t",
+            "120",
+            *args,
+        ]
         subprocess.run(argv, check=True, capture_output=True, text=True)
 
     def stop(self, mode: str = "fast") -> None:
@@ -71,16 +79,26 @@ def archiving_cluster(
     archive = server_settings(
         Stanza("main", work, 0, work, "", work / "repo", work), config_file
     )  # only the config file's path matters before the server runs
-    settings = {**archive, "archive_command": f"'{archive['archive_command']}'",
-                "full_page_writes": "on"}  # fmt: skip
+    settings = {
+        **archive,
+        "archive_command": f"'{archive['archive_command']}'",
+        "full_page_writes": "on",
+    }
     if archive_timeout_s is not None:
         settings["archive_timeout"] = f"{archive_timeout_s}s"
     settings |= extra_settings or {}
     server: PgServer | None = None
     try:
         server = start_server(settings)
-        stanza = Stanza("main", server.data_dir, server.port, server.socket_dir, server.superuser,
-                        work / "repo", work)  # fmt: skip
+        stanza = Stanza(
+            "main",
+            server.data_dir,
+            server.port,
+            server.socket_dir,
+            server.superuser,
+            work / "repo",
+            work,
+        )
         config_file.write_text(render_config(stanza, PASSPHRASE))
         config_file.chmod(0o600)
         for path in (work / "repo", work / "lock", work / "log", work / "spool"):
@@ -89,9 +107,15 @@ def archiving_cluster(
             owner = pwd.getpwnam(user)
             for path in (work, config_file, *work.iterdir()):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-        options = " ".join(f"-c {k}={v}" for k, v in {
-            "listen_addresses": "127.0.0.1", "port": str(server.port),
-            "unix_socket_directories": str(server.socket_dir), **settings}.items())  # fmt: skip
+        options = " ".join(
+            f"-c {k}={v}"
+            for k, v in {
+                "listen_addresses": "127.0.0.1",
+                "port": str(server.port),
+                "unix_socket_directories": str(server.socket_dir),
+                **settings,
+            }.items()
+        )
         yield Cluster(server, PgBackRest(stanza, config_file, run_as), options, run_as)
     finally:
         if server is not None:

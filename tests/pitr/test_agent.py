@@ -100,9 +100,12 @@ def test_a_drill_counts_every_row_and_checks_every_index(cluster: Cluster, tmp_p
     drill = Drill(cluster.tool, scratch_for(cluster, tmp_path.name), cluster.server.bin_dir)
     report = drill.run()
     (main,) = [d for d in report.databases if d.name == cluster.sql("SELECT current_database()")]
-    expected_rows = int(cluster.sql(
-        "SELECT sum(n) FROM (SELECT count(*) AS n FROM counted UNION ALL "
-        "SELECT count(*) FROM drilled) t"))  # fmt: skip
+    expected_rows = int(
+        cluster.sql(
+            "SELECT sum(n) FROM (SELECT count(*) AS n FROM counted UNION ALL "
+            "SELECT count(*) FROM drilled) t"
+        )
+    )
     assert main.rows == expected_rows  # everything committed before the backup, and no more
     assert main.indexes >= 2 and main.tables >= 2
 
@@ -136,8 +139,9 @@ def test_a_drill_over_a_damaged_repository_fails_and_says_so(tmp_path: Path) -> 
         cluster.tool.create_stanza()
         cluster.tool.backup("full")
         repo = Path(cluster.tool.stanza.repo_path) / "backup" / "main"
-        damaged = next(p for p in sorted(repo.glob("*F/pg_data/base/*/*.zst"))
-                       if p.stat().st_size > 512)  # fmt: skip
+        damaged = next(
+            p for p in sorted(repo.glob("*F/pg_data/base/*/*.zst")) if p.stat().st_size > 512
+        )
         with damaged.open("r+b") as file:
             file.seek(200)
             byte = file.read(1)
@@ -160,6 +164,7 @@ def test_the_backup_the_schedule_asks_for() -> None:
     assert backup_due([made("full", 25)], SCHEDULE, now) == "diff"
     assert backup_due([made("full", 25), made("diff", 2)], SCHEDULE, now) == "incr"
     assert backup_due([made("full", 25), made("diff", 0.5)], SCHEDULE, now) is None
-    no_diff = Schedule(timedelta(days=7), None, timedelta(hours=1), timedelta(days=1),
-                       timedelta(minutes=5))  # fmt: skip
+    no_diff = Schedule(
+        timedelta(days=7), None, timedelta(hours=1), timedelta(days=1), timedelta(minutes=5)
+    )
     assert backup_due([made("full", 25)], no_diff, now) == "incr"

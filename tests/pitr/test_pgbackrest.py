@@ -79,13 +79,16 @@ def test_restore_to_the_latest_state_and_to_a_time(cluster: Cluster) -> None:
 
 def test_a_killed_backup_leaves_the_repository_consistent(cluster: Cluster) -> None:
     # Some 150 MB, so that a full backup is still copying when it is killed.
-    cluster.sql("CREATE TABLE ballast AS SELECT g, md5(g::text) || repeat('x', 200) AS t "
-                "FROM generate_series(1, 600000) g")  # fmt: skip
+    cluster.sql(
+        "CREATE TABLE ballast AS SELECT g, md5(g::text) || repeat('x', 200) AS t "
+        "FROM generate_series(1, 600000) g"
+    )
     tool = cluster.tool
     before = [b["label"] for b in tool.info()["backup"]]
     argv, env = tool.command("backup", "--type=full")
-    running = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    running = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     repo = Path(tool.stanza.repo_path) / "backup" / "main"
     deadline = time.monotonic() + 60
     while running.poll() is None and time.monotonic() < deadline:
@@ -176,8 +179,12 @@ def test_archiving_resumes_on_the_new_timeline_right_after_a_restore() -> None:
 
 
 def test_a_wrong_passphrase_is_refused_clearly(cluster: Cluster) -> None:
-    wrong = PgBackRest(cluster.tool.stanza, cluster.tool.config_file, cluster.run_as,
-                       passphrase_override="not-the-passphrase")  # fmt: skip
+    wrong = PgBackRest(
+        cluster.tool.stanza,
+        cluster.tool.config_file,
+        cluster.run_as,
+        passphrase_override="not-the-passphrase",
+    )
     with pytest.raises(PassphraseError, match="cannot be decrypted with this passphrase"):
         wrong.info()
 
@@ -215,11 +222,14 @@ P00   INFO: stanza: main
     assert verify_problems("P00   INFO: stanza: main\n    status: ok\n") == []
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ("time:2026-12-02 14:02:30", "give a time with its UTC offset"),
-    ("yesterday", "use latest, time:"),
-    ("name:", "use latest, time:"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("time:2026-12-02 14:02:30", "give a time with its UTC offset"),
+        ("yesterday", "use latest, time:"),
+        ("name:", "use latest, time:"),
+    ],
+)
 def test_a_bad_restore_target_names_what_to_give(text: str, error: str) -> None:
     with pytest.raises(Exception, match=error):
         RestoreTarget.parse(text)

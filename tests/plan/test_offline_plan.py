@@ -45,8 +45,9 @@ class Outcome:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,17 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(source, repo / name)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
-    git(repo, "-c", "user.name=tests", "-c", "user.email=tests@localhost",
-        "commit", "-q", "-m", "base")  # fmt: skip
+    git(
+        repo,
+        "-c",
+        "user.name=tests",
+        "-c",
+        "user.email=tests@localhost",
+        "commit",
+        "-q",
+        "-m",
+        "base",
+    )
     git(repo, "tag", "base")
     return repo
 
@@ -76,12 +86,25 @@ def change(repo: Path) -> Iterator[Callable[..., Outcome]]:
     ) -> Outcome:
         edit(repo)
         git(repo, "add", "-A")
-        git(repo, "-c", "user.name=tests", "-c", "user.email=tests@localhost",
-            "commit", "-q", "--allow-empty", "-m", "scenario")  # fmt: skip
+        git(
+            repo,
+            "-c",
+            "user.name=tests",
+            "-c",
+            "user.email=tests@localhost",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "scenario",
+        )
         result = subprocess.run(
             [sys.executable, "-m", "plan", "--base", base, "--stack", stack, "--format", fmt],
-            cwd=repo, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return Outcome(result.returncode, result.stdout, result.stderr)
 
     git(repo, "checkout", "-q", "-B", "scenario", "base")
@@ -134,10 +157,16 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     assert (pids["name"], pids["replace_reasons"]) == ("platform-order-pids", ["containerId"])
     assert (generation["name"], generation["action"]) == ("platform-order-generation", "replace")
     assert (order["name"], order["action"], order["replace_reasons"]) == (
-        "platform-order-container", "replace", ["image", "name"])  # fmt: skip
+        "platform-order-container",
+        "replace",
+        ["image", "name"],
+    )
     assert order["delete_before_replace"] is False
-    assert {"path": "image", "old": "registry.example.com/ecommerce/order-service:1.0.0",
-            "new": "registry.example.com/ecommerce/order-service:1.0.1"} in order["values"]  # fmt: skip
+    assert {
+        "path": "image",
+        "old": "registry.example.com/ecommerce/order-service:1.0.0",
+        "new": "registry.example.com/ecommerce/order-service:1.0.1",
+    } in order["values"]
     # Replaced side by side: reported, but not as a restart.
     assert [w["kind"] for w in stack["warnings"]] == ["rolled"]
     assert stack["warnings"][0]["message"].endswith(": shop-order")
@@ -167,8 +196,12 @@ def test_an_extra_environment_variable_replaces_the_container(
     assert (cart["action"], cart["replace_reasons"]) == ("replace", ["envs", "name"])
     envs = next(v for v in cart["values"] if v["path"] == "envs")
     assert "LOG_LEVEL=debug" in envs["new"] and "LOG_LEVEL=debug" not in envs["old"]
-    assert set(outcome.changes()) == {"platform-cart-container", "platform-cart-generation",
-                                      "platform-cart-pids", "platform-cart-traffic"}  # fmt: skip
+    assert set(outcome.changes()) == {
+        "platform-cart-container",
+        "platform-cart-generation",
+        "platform-cart-pids",
+        "platform-cart-traffic",
+    }
 
 
 def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
@@ -238,8 +271,9 @@ def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(
 def test_a_component_that_breaks_the_hardening_fails_the_plan(
     change: Callable[..., Outcome],
 ) -> None:
-    writable = replace_text("components/runtime.py", '"read_only": hardening.read_only_root,',
-                            '"read_only": False,')  # fmt: skip
+    writable = replace_text(
+        "components/runtime.py", '"read_only": hardening.read_only_root,', '"read_only": False,'
+    )
     outcome = change(writable)
     assert outcome.code == 1
     assert "mandatory policies are violated (prod: read-only-root (" in outcome.stderr
@@ -251,8 +285,13 @@ def test_a_component_that_breaks_the_hardening_fails_the_plan(
 
 
 def test_every_stack_is_planned_when_none_is_named(repo: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "plan", "--base", "base", "--format", "json"],
-                            cwd=repo, capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "plan", "--base", "base", "--format", "json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)["stacks"]) == {"dev", "prod", "swarm"}
 

@@ -104,20 +104,33 @@ def test_an_app_not_probed_yet_is_not_reported(app: App) -> None:
     assert "process_start_time_seconds" in probe.render()
 
 
-@pytest.mark.parametrize("text", ["order", "=http://order:3000/health", "order=https://x/health",
-                                  "order=http:///health"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text", ["order", "=http://order:3000/health", "order=https://x/health", "order=http:///health"]
+)
 def test_a_malformed_target_is_refused_in_one_line(text: str) -> None:
-    result = subprocess.run([sys.executable, str(SCRIPT), "--target", text],
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--target", text], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert "expected SERVICE=http://HOST:PORT/PATH" in result.stderr.splitlines()[-1]
 
 
 def test_it_serves_its_metrics_and_nothing_else_and_stops_on_sigterm(app: App) -> None:
     port = free_port()
-    command = [sys.executable, str(SCRIPT), "--target", f"cart={app.url}",
-               "--listen", "127.0.0.1", "--port", str(port), "--interval", "0.2",
-               "--timeout", "0.2"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--target",
+        f"cart={app.url}",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--interval",
+        "0.2",
+        "--timeout",
+        "0.2",
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             deadline = time.monotonic() + 20

@@ -35,8 +35,7 @@ def _filled(schema: Mapping[str, Input], values: Mapping[str, Any]) -> dict[str,
         elif isinstance(value, Mapping) and spec.fields and spec.kind == "block":
             filled[name] = _filled(spec.fields, value)
         elif isinstance(value, list) and spec.fields:
-            filled[name] = [_filled(spec.fields, v) if isinstance(v, Mapping) else v
-                            for v in value]  # fmt: skip
+            filled[name] = [_filled(spec.fields, v) if isinstance(v, Mapping) else v for v in value]
     return filled
 
 
@@ -97,5 +96,6 @@ def _detailed(paths: Iterable[str], replacing: Iterable[str]) -> dict[str, int]:
 def preview_outputs(type_token: str, inputs: Properties) -> Properties:
     """A preview's create: the inputs, and every computed input left out not known yet."""
     schema = INPUTS.get(type_token, {})
-    return dict(inputs) | {name: UNKNOWN for name, spec in schema.items()
-                           if spec.computed and name not in inputs}  # fmt: skip
+    return dict(inputs) | {
+        name: UNKNOWN for name, spec in schema.items() if spec.computed and name not in inputs
+    }

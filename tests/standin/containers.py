@@ -43,14 +43,46 @@ from provider.canonical import nano_cpus, nanoseconds
 
 # Inputs the stand-in understands; anything else is an error, not a silent skip.
 KNOWN_CONTAINER_INPUTS = {
-    "name", "image", "command", "envs", "user", "labels", "volumes", "tmpfs", "readOnly",
-    "capabilities", "securityOpts", "memory", "memorySwap", "cpus", "shmSize", "restart",
-    "logDriver", "logOpts", "ports", "healthcheck", "networkMode", "networksAdvanced", "uploads",
-    "start", "mustRun", "wait", "waitTimeout", "destroyGraceSeconds", "stopTimeout", "privileged",
-}  # fmt: skip
+    "name",
+    "image",
+    "command",
+    "envs",
+    "user",
+    "labels",
+    "volumes",
+    "tmpfs",
+    "readOnly",
+    "capabilities",
+    "securityOpts",
+    "memory",
+    "memorySwap",
+    "cpus",
+    "shmSize",
+    "restart",
+    "logDriver",
+    "logOpts",
+    "ports",
+    "healthcheck",
+    "networkMode",
+    "networksAdvanced",
+    "uploads",
+    "start",
+    "mustRun",
+    "wait",
+    "waitTimeout",
+    "destroyGraceSeconds",
+    "stopTimeout",
+    "privileged",
+}
 # What the provider's update applies to a running container (resourceDockerContainerUpdate).
-UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation",
-                    "memorySwap"}  # fmt: skip
+UPDATED_IN_PLACE = {
+    "restart",
+    "maxRetryCount",
+    "cpuShares",
+    "memory",
+    "memoryReservation",
+    "memorySwap",
+}
 LOOPBACK = "127.0.0.1"
 MIB = 1024 * 1024
 
@@ -122,8 +154,7 @@ def _finish_create(client: docker.DockerClient, container_id: str, i: Mapping[st
             if "is not connected to the network bridge" not in str(err):
                 raise
         for net in i["networksAdvanced"]:
-            api.connect_container_to_network(container_id, net["name"],
-                                             aliases=net.get("aliases"))  # fmt: skip
+            api.connect_container_to_network(container_id, net["name"], aliases=net.get("aliases"))
     # The provider copies each upload as its own tar into `/` of the created container.
     for upload in i.get("uploads", []):
         if not api.put_archive(container_id, "/", _upload_tar(upload)):
@@ -168,9 +199,12 @@ def create_network(
     client: docker.DockerClient, i: Mapping[str, Any], run_labels: Mapping[str, str]
 ) -> str:
     network = client.networks.create(
-        i["name"], driver=i.get("driver", "bridge"), internal=bool(i.get("internal", False)),
-        attachable=bool(i.get("attachable", False)), labels={**labels_of(i), **run_labels},
-    )  # fmt: skip
+        i["name"],
+        driver=i.get("driver", "bridge"),
+        internal=bool(i.get("internal", False)),
+        attachable=bool(i.get("attachable", False)),
+        labels={**labels_of(i), **run_labels},
+    )
     return str(network.id)
 
 
@@ -195,10 +229,17 @@ def build_image(
         else "Dockerfile"
     )
     stream = client.api.build(
-        path=str(context), dockerfile=dockerfile, buildargs=build.get("args"),
-        tag=i["imageName"], labels=dict(run_labels), platform=build.get("platform"),
-        pull=False, rm=True, forcerm=True, decode=True,
-    )  # fmt: skip
+        path=str(context),
+        dockerfile=dockerfile,
+        buildargs=build.get("args"),
+        tag=i["imageName"],
+        labels=dict(run_labels),
+        platform=build.get("platform"),
+        pull=False,
+        rm=True,
+        forcerm=True,
+        decode=True,
+    )
     errors = [chunk["error"] for chunk in stream if "error" in chunk]
     if errors:
         raise RuntimeError(f"{i['imageName']}: build failed: {errors[-1].strip()}")

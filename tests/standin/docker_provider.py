@@ -210,9 +210,15 @@ class ImageKind(KeptState):
 
     def _outputs(self, news: Properties, image_id: str) -> Properties:
         build = news["build"]
-        return {**news, "repoDigest": image_id, "baseImageName": news["imageName"],
-                "context": build.get("context"), "dockerfile": build.get("dockerfile"),
-                "platform": build.get("platform"), "registryServer": ""}  # fmt: skip
+        return {
+            **news,
+            "repoDigest": image_id,
+            "baseImageName": news["imageName"],
+            "context": build.get("context"),
+            "dockerfile": build.get("dockerfile"),
+            "platform": build.get("platform"),
+            "registryServer": "",
+        }
 
     def update(
         self, urn: str, resource_id: str, olds: Properties, news: Properties, preview: bool
@@ -220,8 +226,9 @@ class ImageKind(KeptState):
         if preview:
             return self._outputs(news, UNKNOWN)
         self.ctx.log(f"build {news['imageName']}")
-        return self._outputs(news, containers.build_image(
-            self.ctx.client, news, self.ctx.project, self.ctx.labels))  # fmt: skip
+        return self._outputs(
+            news, containers.build_image(self.ctx.client, news, self.ctx.project, self.ctx.labels)
+        )
 
 
 class ServiceKind:
@@ -277,8 +284,9 @@ class ServiceKind:
         self.ctx.log(f"update service {news['name']}")
         version = client.api.inspect_service(resource_id)["Version"]["Index"]
         spec = swarm.service_spec(news, self.ctx.labels)
-        client.api.update_service(resource_id, version, **swarm.service_kwargs(spec),
-                                  fetch_current_spec=False)  # fmt: skip
+        client.api.update_service(
+            resource_id, version, **swarm.service_kwargs(spec), fetch_current_spec=False
+        )
         converge = news.get("convergeConfig")
         if converge is not None:
             try:
@@ -358,12 +366,26 @@ def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:
     api = ctx.client.api
     return {
         CONTAINER: ContainerKind(ctx),
-        NETWORK: ObjectKind(ctx, NETWORK, containers.create_network, api.inspect_network,
-                            read_network, api.remove_network),
-        VOLUME: ObjectKind(ctx, VOLUME, containers.create_volume, api.inspect_volume,
-                           read_volume, api.remove_volume),
-        IMAGE: ImageKind(ctx), SERVICE: ServiceKind(ctx), SECRET: SecretKind(ctx),
-    }  # fmt: skip
+        NETWORK: ObjectKind(
+            ctx,
+            NETWORK,
+            containers.create_network,
+            api.inspect_network,
+            read_network,
+            api.remove_network,
+        ),
+        VOLUME: ObjectKind(
+            ctx,
+            VOLUME,
+            containers.create_volume,
+            api.inspect_volume,
+            read_volume,
+            api.remove_volume,
+        ),
+        IMAGE: ImageKind(ctx),
+        SERVICE: ServiceKind(ctx),
+        SECRET: SecretKind(ctx),
+    }
 
 
 def main() -> None:

@@ -40,9 +40,17 @@ from tests.standin.plugin import (
 PLUGIN_NAME = "random"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 RANDOM_ID = "random:index/randomId:RandomId"
-PASSWORD_DEFAULTS = {"special": True, "upper": True, "lower": True, "numeric": True,
-                     "number": True, "minUpper": 0, "minLower": 0, "minNumeric": 0,
-                     "minSpecial": 0}  # fmt: skip
+PASSWORD_DEFAULTS = {
+    "special": True,
+    "upper": True,
+    "lower": True,
+    "numeric": True,
+    "number": True,
+    "minUpper": 0,
+    "minLower": 0,
+    "minNumeric": 0,
+    "minSpecial": 0,
+}
 SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
 
 
@@ -54,9 +62,10 @@ class Generated(KeptState):
 
     def diff(self, resource_id: str, olds: Properties, news: Properties) -> Diff:
         changed = sorted(
-            k for k in (set(olds) | set(news)) - self.OUTPUTS
+            k
+            for k in (set(olds) | set(news)) - self.OUTPUTS
             if olds.get(k) != news.get(k) or unknown_paths(news.get(k))
-        )  # fmt: skip
+        )
         return Diff(changed=changed, replaces=changed)
 
     def update(
@@ -100,8 +109,11 @@ def password(inputs: Mapping[str, Any]) -> str:
     chosen = {k: chars for k, chars in classes.items() if inputs.get(k, True)}
     if not chosen:
         raise ValueError("every character class is off")
-    drawn = [secrets.choice(chars) for k, chars in chosen.items()
-             for _ in range(int(inputs.get(f"min{k.capitalize()}", 0)))]  # fmt: skip
+    drawn = [
+        secrets.choice(chars)
+        for k, chars in chosen.items()
+        for _ in range(int(inputs.get(f"min{k.capitalize()}", 0)))
+    ]
     alphabet = "".join(chosen.values())
     length = int(inputs["length"])
     if len(drawn) > length:

@@ -100,8 +100,14 @@ def _ports(bindings: Mapping[str, Any]) -> list[dict[str, Any]]:
     for key in sorted(bindings, key=lambda k: (int(k.split("/")[0]), k.split("/")[1])):
         internal, protocol = key.split("/")
         for binding in bindings[key] or []:
-            ports.append({"internal": int(internal), "external": int(binding["HostPort"] or 0),
-                          "ip": binding["HostIp"], "protocol": protocol})  # fmt: skip
+            ports.append(
+                {
+                    "internal": int(internal),
+                    "external": int(binding["HostPort"] or 0),
+                    "ip": binding["HostIp"],
+                    "protocol": protocol,
+                }
+            )
     return ports
 
 

@@ -45,9 +45,23 @@ UPDATE_DELAY_S = 7.0
 """The update wait's hard-coded Delay (the converge delay is used only on create)."""
 RUNNING = "running"
 # swarmkit's task states in order (numberedStates in the provider).
-TASK_STATES = ["new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
-               "starting", "running", "complete", "shutdown", "failed", "rejected", "remove",
-               "orphaned"]  # fmt: skip
+TASK_STATES = [
+    "new",
+    "allocated",
+    "pending",
+    "assigned",
+    "accepted",
+    "preparing",
+    "ready",
+    "starting",
+    "running",
+    "complete",
+    "shutdown",
+    "failed",
+    "rejected",
+    "remove",
+    "orphaned",
+]
 
 
 class ServiceError(Exception):
@@ -77,13 +91,16 @@ def service_spec(i: Mapping[str, Any], run_labels: Mapping[str, str]) -> dict[st
         spec["EndpointSpec"] = {
             "Mode": endpoint.get("mode", "vip"),
             "Ports": [
-                {"Name": p.get("name", ""), "Protocol": p.get("protocol", "tcp"),
-                 "TargetPort": int(p["targetPort"]),
-                 "PublishedPort": int(p.get("publishedPort", 0)),
-                 "PublishMode": p.get("publishMode", "ingress")}
+                {
+                    "Name": p.get("name", ""),
+                    "Protocol": p.get("protocol", "tcp"),
+                    "TargetPort": int(p["targetPort"]),
+                    "PublishedPort": int(p.get("publishedPort", 0)),
+                    "PublishMode": p.get("publishMode", "ingress"),
+                }
                 for p in endpoint.get("ports", [])
             ],
-        }  # fmt: skip
+        }
     return spec
 
 
@@ -107,12 +124,19 @@ def _task_template(task: Mapping[str, Any], run_labels: Mapping[str, str]) -> di
         "StopGracePeriod": nanoseconds(c.get("stopGracePeriod") or "0s"),
         "Mounts": [_mount(m) for m in c.get("mounts", [])],
         "Secrets": [
-            {"SecretID": s["secretId"], "SecretName": s.get("secretName", ""),
-             "File": {"Name": s["fileName"], "UID": s.get("fileUid", "0"),
-                      "GID": s.get("fileGid", "0"), "Mode": int(s.get("fileMode", 0o444))}}
+            {
+                "SecretID": s["secretId"],
+                "SecretName": s.get("secretName", ""),
+                "File": {
+                    "Name": s["fileName"],
+                    "UID": s.get("fileUid", "0"),
+                    "GID": s.get("fileGid", "0"),
+                    "Mode": int(s.get("fileMode", 0o444)),
+                },
+            }
             for s in c.get("secrets", [])
         ],
-    }  # fmt: skip
+    }
     if c.get("args"):
         container["Args"] = list(c["args"])
     if c.get("commands"):
@@ -123,14 +147,16 @@ def _task_template(task: Mapping[str, Any], run_labels: Mapping[str, str]) -> di
         container["CapabilityAdd"] = list(c["capAdds"])
     check = c.get("healthcheck")
     container["Healthcheck"] = (
-        {"Test": list(check.get("tests", [])),
-         "Interval": nanoseconds(check.get("interval", "0s")),
-         "Timeout": nanoseconds(check.get("timeout", "0s")),
-         "StartPeriod": nanoseconds(check.get("startPeriod", "0s")),
-         "Retries": int(check.get("retries", 0))}
+        {
+            "Test": list(check.get("tests", [])),
+            "Interval": nanoseconds(check.get("interval", "0s")),
+            "Timeout": nanoseconds(check.get("timeout", "0s")),
+            "StartPeriod": nanoseconds(check.get("startPeriod", "0s")),
+            "Retries": int(check.get("retries", 0)),
+        }
         if check is not None
         else {}
-    )  # fmt: skip
+    )
     template: dict[str, Any] = {
         "ContainerSpec": container,
         "ForceUpdate": int(task.get("forceUpdate", 0)),
@@ -167,19 +193,27 @@ def _task_template(task: Mapping[str, Any], run_labels: Mapping[str, str]) -> di
 
 
 def _mount(m: Mapping[str, Any]) -> dict[str, Any]:
-    mount: dict[str, Any] = {"Type": m["type"], "Target": m["target"],
-                             "Source": m.get("source", ""), "ReadOnly": bool(m.get("readOnly"))}  # fmt: skip
+    mount: dict[str, Any] = {
+        "Type": m["type"],
+        "Target": m["target"],
+        "Source": m.get("source", ""),
+        "ReadOnly": bool(m.get("readOnly")),
+    }
     tmpfs = m.get("tmpfsOptions")
     if tmpfs is not None:
-        mount["TmpfsOptions"] = {"SizeBytes": int(tmpfs.get("sizeBytes", 0)),
-                                 "Mode": int(tmpfs.get("mode", 0))}  # fmt: skip
+        mount["TmpfsOptions"] = {
+            "SizeBytes": int(tmpfs.get("sizeBytes", 0)),
+            "Mode": int(tmpfs.get("mode", 0)),
+        }
     return mount
 
 
 def _limits(block: Mapping[str, Any] | None) -> dict[str, int]:
     block = block or {}
-    return {"NanoCPUs": int(block.get("nanoCpus", 0)),
-            "MemoryBytes": int(block.get("memoryBytes", 0))}  # fmt: skip
+    return {
+        "NanoCPUs": int(block.get("nanoCpus", 0)),
+        "MemoryBytes": int(block.get("memoryBytes", 0)),
+    }
 
 
 def _rollout(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,11 +260,15 @@ def read_service(
     endpoint = inspect.get("Endpoint") or {}
     endpoint_spec = spec.get("EndpointSpec") or {}
     if (endpoint.get("Spec") or {}).get("Mode"):
-        state["endpointSpec"] = {"mode": endpoint["Spec"]["Mode"],
-                                 "ports": _read_ports(endpoint.get("Ports"))}  # fmt: skip
+        state["endpointSpec"] = {
+            "mode": endpoint["Spec"]["Mode"],
+            "ports": _read_ports(endpoint.get("Ports")),
+        }
     elif endpoint_spec.get("Mode"):
-        state["endpointSpec"] = {"mode": endpoint_spec["Mode"],
-                                 "ports": _read_ports(endpoint_spec.get("Ports"))}  # fmt: skip
+        state["endpointSpec"] = {
+            "mode": endpoint_spec["Mode"],
+            "ports": _read_ports(endpoint_spec.get("Ports")),
+        }
     if "convergeConfig" in sent:
         state["convergeConfig"] = sent["convergeConfig"]
     return state
@@ -273,11 +311,13 @@ def _read_task(task: Mapping[str, Any], own_labels: Collection[str]) -> dict[str
         out["runtime"] = task["Runtime"]
     if task.get("Networks"):
         out["networksAdvanceds"] = [
-            {"id": n["Target"], "driverOpts": [f"{k}={v}" for k, v in (n.get("DriverOpts")
-                                                                       or {}).items()]}
+            {
+                "id": n["Target"],
+                "driverOpts": [f"{k}={v}" for k, v in (n.get("DriverOpts") or {}).items()],
+            }
             | ({"aliases": list(n["Aliases"])} if n.get("Aliases") else {})
             for n in task["Networks"]
-        ]  # fmt: skip
+        ]
     if task.get("LogDriver") is not None:
         log = task["LogDriver"]
         out["logDriver"] = {"name": log.get("Name", "")}
@@ -288,9 +328,18 @@ def _read_task(task: Mapping[str, Any], own_labels: Collection[str]) -> dict[str
 
 def _read_container(c: Mapping[str, Any], own_labels: Collection[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    simple = {"image": "Image", "commands": "Command", "args": "Args", "hostname": "Hostname",
-              "user": "User", "dir": "Dir", "stopSignal": "StopSignal", "isolation": "Isolation",
-              "capAdds": "CapabilityAdd", "capDrops": "CapabilityDrop"}  # fmt: skip
+    simple = {
+        "image": "Image",
+        "commands": "Command",
+        "args": "Args",
+        "hostname": "Hostname",
+        "user": "User",
+        "dir": "Dir",
+        "stopSignal": "StopSignal",
+        "isolation": "Isolation",
+        "capAdds": "CapabilityAdd",
+        "capDrops": "CapabilityDrop",
+    }
     for key, api_key in simple.items():
         if c.get(api_key):
             out[key] = c[api_key]
@@ -321,11 +370,17 @@ def _read_container(c: Mapping[str, Any], own_labels: Collection[str]) -> dict[s
 
 
 def _read_mount(m: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"target": m["Target"], "source": m.get("Source", ""),
-                           "type": m["Type"], "readOnly": bool(m.get("ReadOnly"))}  # fmt: skip
+    out: dict[str, Any] = {
+        "target": m["Target"],
+        "source": m.get("Source", ""),
+        "type": m["Type"],
+        "readOnly": bool(m.get("ReadOnly")),
+    }
     if m.get("TmpfsOptions") is not None:
-        out["tmpfsOptions"] = {"sizeBytes": m["TmpfsOptions"].get("SizeBytes", 0),
-                               "mode": m["TmpfsOptions"].get("Mode", 0) & 0o777}  # fmt: skip
+        out["tmpfsOptions"] = {
+            "sizeBytes": m["TmpfsOptions"].get("SizeBytes", 0),
+            "mode": m["TmpfsOptions"].get("Mode", 0) & 0o777,
+        }
     for options in ("BindOptions", "VolumeOptions"):
         if m.get(options) is not None:
             raise ServiceError(f"mount {m['Target']}: {options} not described in the stand-in")
@@ -363,11 +418,15 @@ def _read_rollout(block: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_ports(ports: Any) -> list[dict[str, Any]]:
     return [
-        {"name": p.get("Name", ""), "protocol": p.get("Protocol", ""),
-         "targetPort": p.get("TargetPort", 0), "publishedPort": p.get("PublishedPort", 0),
-         "publishMode": p.get("PublishMode", "")}
+        {
+            "name": p.get("Name", ""),
+            "protocol": p.get("Protocol", ""),
+            "targetPort": p.get("TargetPort", 0),
+            "publishedPort": p.get("PublishedPort", 0),
+            "publishMode": p.get("PublishMode", ""),
+        }
         for p in ports or []
-    ]  # fmt: skip
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -406,8 +465,10 @@ def task_errors(client: docker.DockerClient, service_id: str) -> list[str]:
     """The last few tasks' states and errors (for a failure message)."""
     tasks = client.api.tasks(filters={"service": service_id})
     tasks.sort(key=lambda t: t["UpdatedAt"])
-    return [f"{t['Status']['State']}: {t['Status'].get('Err') or t['Status'].get('Message')}"
-            for t in tasks[-3:]]  # fmt: skip
+    return [
+        f"{t['Status']['State']}: {t['Status'].get('Err') or t['Status'].get('Message')}"
+        for t in tasks[-3:]
+    ]
 
 
 def _rank(task: Mapping[str, Any]) -> tuple[int, int]:
@@ -440,9 +501,11 @@ def wait_updated(client: docker.DockerClient, service_id: str, timeout_s: float)
         if state == "completed":
             return
         if state in ("paused", "rollback_paused", "rollback_completed"):
-            what = {"paused": "service update paused",
-                    "rollback_paused": "service rollback paused",
-                    "rollback_completed": "service rollback completed"}[state]  # fmt: skip
+            what = {
+                "paused": "service update paused",
+                "rollback_paused": "service rollback paused",
+                "rollback_completed": "service rollback completed",
+            }[state]
             raise ServiceError(f"{what}: {message}")
         running, replicas = tasks_running(client, service_id)
         if running == replicas:
@@ -488,19 +551,24 @@ def create_secret(
 ) -> str:
     """resourceDockerSecretCreate: the spec from the standard base64 `data`; returns the ID."""
     created = client.api.create_secret(
-        i["name"], base64.b64decode(i["data"], validate=True),
+        i["name"],
+        base64.b64decode(i["data"], validate=True),
         labels={**_labels(i.get("labels")), **run_labels},
-    )  # fmt: skip
+    )
     return str(created["ID"])
 
 
 def service_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Docker's service spec as docker-py's create_service / update_service take it."""
     return {
-        "task_template": spec["TaskTemplate"], "name": spec["Name"], "labels": spec["Labels"],
-        "mode": spec["Mode"], "update_config": spec.get("UpdateConfig"),
-        "rollback_config": spec.get("RollbackConfig"), "endpoint_spec": spec.get("EndpointSpec"),
-    }  # fmt: skip
+        "task_template": spec["TaskTemplate"],
+        "name": spec["Name"],
+        "labels": spec["Labels"],
+        "mode": spec["Mode"],
+        "update_config": spec.get("UpdateConfig"),
+        "rollback_config": spec.get("RollbackConfig"),
+        "endpoint_spec": spec.get("EndpointSpec"),
+    }
 
 
 def grace_of(inputs: Mapping[str, Any]) -> str:

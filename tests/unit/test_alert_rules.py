@@ -37,8 +37,13 @@ def promtool() -> str:
 def run_promtool(folder: Path, thresholds: Thresholds) -> subprocess.CompletedProcess[str]:
     (folder / "alerts.yml").write_text(render(thresholds))
     shutil.copy(TESTS, folder / TESTS.name)
-    return subprocess.run([promtool(), "test", "rules", TESTS.name], cwd=folder,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [promtool(), "test", "rules", TESTS.name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_every_rule_passes_its_promtool_tests(tmp_path: Path) -> None:
@@ -49,8 +54,13 @@ def test_every_rule_passes_its_promtool_tests(tmp_path: Path) -> None:
 
 def test_the_rules_file_passes_promtool_check(tmp_path: Path) -> None:
     (tmp_path / "alerts.yml").write_text(render(DEFAULTS))
-    result = subprocess.run([promtool(), "check", "rules", "alerts.yml"], cwd=tmp_path,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [promtool(), "check", "rules", "alerts.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -67,17 +77,26 @@ def test_every_rule_has_a_case_where_it_fires() -> None:
 
 def test_another_threshold_changes_what_fires(tmp_path: Path) -> None:
     # The tests expect an order database at 85% of its connections to alert: at 90% it is not.
-    stricter = Thresholds(AlertSettings(connections_percent=90), DEFAULTS.max_archive_age_minutes,
-                          DEFAULTS.pitr_overdue_hours, DEFAULTS.backup_overdue_hours,
-                          apps_probed=True)  # fmt: skip
+    stricter = Thresholds(
+        AlertSettings(connections_percent=90),
+        DEFAULTS.max_archive_age_minutes,
+        DEFAULTS.pitr_overdue_hours,
+        DEFAULTS.backup_overdue_hours,
+        apps_probed=True,
+    )
     result = run_promtool(tmp_path, stricter)
     assert result.returncode != 0
     assert "PostgresConnectionsHigh" in result.stdout + result.stderr
 
 
 def test_thresholds_come_from_the_settings() -> None:
-    alerts = AlertSettings(connections_percent=70, edge_5xx_percent=2.5, redis_memory_percent=75,
-                           restarts=5, volume_free_percent=20)  # fmt: skip
+    alerts = AlertSettings(
+        connections_percent=70,
+        edge_5xx_percent=2.5,
+        redis_memory_percent=75,
+        restarts=5,
+        volume_free_percent=20,
+    )
     by_name = {r.alert: r.expr for r in rules(Thresholds(alerts, 40, (8, 30), 12, True))}
     assert by_name["PostgresConnectionsHigh"].endswith("* 100 > 70")
     assert by_name["EdgeServerErrors"].endswith("* 100 > 2.5")

@@ -49,9 +49,10 @@ def test_the_container_runs_the_built_image_by_id(dev_graph: Graph) -> None:
 def test_a_dockerfile_and_build_arguments_reach_the_build() -> None:
     def custom(platform: dict[str, Any]) -> None:
         platform["services"]["cart"]["build"] = {
-            "context": "images/reference-service", "dockerfile": "Dockerfile",
+            "context": "images/reference-service",
+            "dockerfile": "Dockerfile",
             "args": {"NODE_IMAGE": "node:22.12.0-bookworm"},
-        }  # fmt: skip
+        }
 
     build = image_of(run_program("dev", edited("dev", custom)), "cart").inputs["build"]
     # Named within the context in the stack file (as in Compose); the provider reads it from

@@ -11,9 +11,19 @@ import pytest
 from provider import canonical
 
 CPUS_READ_BACK = [
-    (1, "1.0"), (2, "2.0"), (10, "10."), (20, "20."), (64, "64.0"), (100, "100."),
-    (0.5, "0.5"), (1.5, "1.5"), (0.25, "0.25"), (0.125, "0.125"), (0.1, "0.1"), (10.5, "10.5"),
-]  # fmt: skip
+    (1, "1.0"),
+    (2, "2.0"),
+    (10, "10."),
+    (20, "20."),
+    (64, "64.0"),
+    (100, "100."),
+    (0.5, "0.5"),
+    (1.5, "1.5"),
+    (0.25, "0.25"),
+    (0.125, "0.125"),
+    (0.1, "0.1"),
+    (10.5, "10.5"),
+]
 
 
 @pytest.mark.parametrize(("cpus", "read_back"), CPUS_READ_BACK)
@@ -39,9 +49,18 @@ def test_cpus_the_provider_cannot_keep_are_refused(cpus: float, message: str) ->
 
 @pytest.mark.parametrize(
     ("written", "read_back"),
-    [("10s", "10s"), ("1m", "1m0s"), ("2h", "2h0m0s"), ("90s", "1m30s"), ("1500ms", "1.5s"),
-     ("500ms", "500ms"), ("1000ms", "1s"), ("61m", "1h1m0s"), ("3600s", "1h0m0s")],
-)  # fmt: skip
+    [
+        ("10s", "10s"),
+        ("1m", "1m0s"),
+        ("2h", "2h0m0s"),
+        ("90s", "1m30s"),
+        ("1500ms", "1.5s"),
+        ("500ms", "500ms"),
+        ("1000ms", "1s"),
+        ("61m", "1h1m0s"),
+        ("3600s", "1h0m0s"),
+    ],
+)
 def test_durations_are_sent_as_go_prints_them(written: str, read_back: str) -> None:
     assert canonical.duration(written) == read_back
 

@@ -48,10 +48,15 @@ class RecordedStack:
 
     def up(self, **options: Any) -> Result:
         self._record("up", options)
-        return Result({"urls": Output({"gateway": "http://localhost:13000",
-                                       "customer": "http://customer:3001"}),
-                       "containers": Output({"gateway": "shop-dev-gateway"}),
-                       "databases": Output({"customer": {"password": "p"}}, secret=True)})  # fmt: skip
+        return Result(
+            {
+                "urls": Output(
+                    {"gateway": "http://localhost:13000", "customer": "http://customer:3001"}
+                ),
+                "containers": Output({"gateway": "shop-dev-gateway"}),
+                "databases": Output({"customer": {"password": "p"}}, secret=True),
+            }
+        )
 
     def preview_refresh(self, **options: Any) -> None:
         self._record("preview_refresh", options)
@@ -128,8 +133,10 @@ def prod_passphrase(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return secret
 
 
-MANDATORY_PACK = {"policy_packs": ["policies/analyzer"],
-                  "policy_pack_configs": ["policies/prod.json"]}  # fmt: skip
+MANDATORY_PACK = {
+    "policy_packs": ["policies/analyzer"],
+    "policy_pack_configs": ["policies/prod.json"],
+}
 
 
 def with_pack(project: Path, **options: Any) -> dict[str, Any]:
@@ -145,8 +152,10 @@ def test_prod_shows_its_plan_under_the_mandatory_pack_and_asks_before_deploying(
     assert stack.calls == [("preview", with_pack(project, color="never"))]
     code, (stack,) = run(project, "up", "--stack", "prod", answer="yes")
     assert code == cli.OK
-    assert stack.calls == [("preview", with_pack(project, color="never")),
-                           ("up", with_pack(project, color="never"))]  # fmt: skip
+    assert stack.calls == [
+        ("preview", with_pack(project, color="never")),
+        ("up", with_pack(project, color="never")),
+    ]
     # The passphrase came from the environment: no file of ours.
     assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in stack.env
 
@@ -156,8 +165,11 @@ def test_nobody_to_ask_is_a_refusal_unless_told_yes(
 ) -> None:
     prod_passphrase(project, monkeypatch)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    code = cli.main(["destroy", "--stack", "dev"], project=project,
-                    opener=lambda *_: cast(auto.Stack, RecordedStack({})))  # fmt: skip
+    code = cli.main(
+        ["destroy", "--stack", "dev"],
+        project=project,
+        opener=lambda *_: cast(auto.Stack, RecordedStack({})),
+    )
     assert code == cli.USAGE
     assert "Nobody can answer here: pass --yes" in capsys.readouterr().err
     code, (stack,) = run(project, "up", "--stack", "prod", "--yes")

@@ -117,10 +117,18 @@ def test_urls_are_the_published_ones(dev_graph: Graph) -> None:
 def test_databases_output_points_at_published_ports(dev_graph: Graph) -> None:
     databases = dev_graph.outputs["databases"]
     assert set(databases) == set(SPEC_DATABASE_PORTS)
-    users = {"customer": "customer_user", "product": "product_user", "order": "order_user",
-             "content": "content_user"}  # fmt: skip
-    names = {"customer": "customer_db", "product": "product_db", "order": "order_db",
-             "content": "website_content_db"}  # fmt: skip
+    users = {
+        "customer": "customer_user",
+        "product": "product_user",
+        "order": "order_user",
+        "content": "content_user",
+    }
+    names = {
+        "customer": "customer_db",
+        "product": "product_db",
+        "order": "order_db",
+        "content": "website_content_db",
+    }
     for service, target in databases.items():
         assert set(target) == {"host", "port", "database", "user", "password"}
         assert target["host"] == "localhost"

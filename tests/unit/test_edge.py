@@ -32,15 +32,18 @@ def uploads_of(graph: Graph, prefix: str) -> dict[str, tuple[str, bool]]:
     """The edge seed's files: name -> (content, whether it is a secret)."""
     seed = graph.container(f"{prefix}-edge-config-seed")
     return {
-        upload["file"].removeprefix("/run/secrets/"): (upload["content"],
-                                                        seed.is_secret(f"uploads.{i}.content"))
+        upload["file"].removeprefix("/run/secrets/"): (
+            upload["content"],
+            seed.is_secret(f"uploads.{i}.content"),
+        )
         for i, upload in enumerate(seed.inputs["uploads"])
-    }  # fmt: skip
+    }
 
 
 def test_certificates_of_your_own_reach_the_proxy_as_secret_files() -> None:
-    graph = run_program("prod", with_files(edited("prod", own_certificate)),
-                        secret_keys=[CERTIFICATE_KEY, KEY_KEY])  # fmt: skip
+    graph = run_program(
+        "prod", with_files(edited("prod", own_certificate)), secret_keys=[CERTIFICATE_KEY, KEY_KEY]
+    )
     files = uploads_of(graph, "shop")
     assert files["tls-certificate.pem"] == (CERTIFICATE, True)
     assert files["tls-key.pem"] == (KEY, True)
@@ -58,27 +61,41 @@ def test_certificates_of_your_own_reach_the_proxy_as_secret_files() -> None:
 
 def test_certificates_from_files_need_both_secrets() -> None:
     config = edited("prod", own_certificate) | {CERTIFICATE_KEY: CERTIFICATE}
-    with pytest.raises(StackConfigError, match=r"ecommerce:edgeTlsKey is missing: "
-                       r"edge\.tls\.certificates is files; set it from the PEM file"):  # fmt: skip
+    with pytest.raises(
+        StackConfigError,
+        match=r"ecommerce:edgeTlsKey is missing: "
+        r"edge\.tls\.certificates is files; set it from the PEM file",
+    ):
         run_program("prod", config, secret_keys=[CERTIFICATE_KEY])
 
 
 def test_a_key_stored_in_plain_text_is_refused() -> None:
     with pytest.raises(StackConfigError, match="ecommerce:edgeTlsKey is stored in plain text"):
-        run_program("prod", with_files(edited("prod", own_certificate)),
-                    secret_keys=[CERTIFICATE_KEY])  # fmt: skip
+        run_program(
+            "prod", with_files(edited("prod", own_certificate)), secret_keys=[CERTIFICATE_KEY]
+        )
 
 
 def test_a_certificate_for_automatic_certificates_is_refused() -> None:
-    with pytest.raises(StackConfigError, match=r"edgeTlsCertificate is set but "
-                       r"edge\.tls\.certificates is not files"):  # fmt: skip
-        run_program("prod", with_files(edited("prod", lambda p: None)),
-                    secret_keys=[CERTIFICATE_KEY, KEY_KEY])  # fmt: skip
+    with pytest.raises(
+        StackConfigError,
+        match=r"edgeTlsCertificate is set but "
+        r"edge\.tls\.certificates is not files",
+    ):
+        run_program(
+            "prod",
+            with_files(edited("prod", lambda p: None)),
+            secret_keys=[CERTIFICATE_KEY, KEY_KEY],
+        )
 
 
 def test_an_internal_ca_writes_no_trust_store_and_sends_no_hsts() -> None:
-    graph = run_program("prod", edited("prod", lambda p: p["edge"].update(
-        tls={"certificates": "internal"}, httpsPort=8443)))  # fmt: skip
+    graph = run_program(
+        "prod",
+        edited(
+            "prod", lambda p: p["edge"].update(tls={"certificates": "internal"}, httpsPort=8443)
+        ),
+    )
     caddyfile, _ = uploads_of(graph, "shop")["Caddyfile"]
     assert "skip_install_trust" in caddyfile and caddyfile.count("tls internal") == 5
     assert "Strict-Transport-Security" not in caddyfile
@@ -93,8 +110,12 @@ def test_a_new_host_name_restarts_the_proxy_alone_and_shows_the_edit(prod_graph:
 
     plan = compare("prod", prod_graph, run_program("prod", edited("prod", new_host)))
     changes = {c.name: c for c in plan.changed()}
-    assert set(changes) == {"platform-edge-config-seed", "platform-edge-config-revision",
-                            "platform-edge-container", "platform-edge-pids"}  # fmt: skip
+    assert set(changes) == {
+        "platform-edge-config-seed",
+        "platform-edge-config-revision",
+        "platform-edge-container",
+        "platform-edge-pids",
+    }
     # It holds the published ports: delete first (a second of refused connections).
     edge = changes["platform-edge-container"]
     assert (edge.action, edge.delete_before_replace) == ("replace", True)
@@ -111,8 +132,12 @@ def test_a_new_app_image_leaves_the_proxy_alone(prod_graph: Graph) -> None:
 
     plan = compare("prod", prod_graph, run_program("prod", edited("prod", new_gateway)))
     changes = {c.name: c for c in plan.changed()}
-    assert set(changes) == {"platform-gateway-generation", "platform-gateway-container",
-                            "platform-gateway-pids", "platform-gateway-traffic"}  # fmt: skip
+    assert set(changes) == {
+        "platform-gateway-generation",
+        "platform-gateway-container",
+        "platform-gateway-pids",
+        "platform-gateway-traffic",
+    }
     gateway = changes["platform-gateway-container"]
     assert (gateway.action, gateway.delete_before_replace) == ("replace", False)
 

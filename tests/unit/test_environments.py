@@ -14,8 +14,10 @@ from tests.unit.conftest import edited
 def as_staging(platform: dict[str, Any]) -> None:
     platform["namePrefix"] = "shop-staging"
     platform["corsOrigins"] = ["https://staging.shop.example.com"]
-    platform["edge"]["hosts"] = {"frontend": "staging.shop.example.com",
-                                 "gateway": "api.staging.shop.example.com"}  # fmt: skip
+    platform["edge"]["hosts"] = {
+        "frontend": "staging.shop.example.com",
+        "gateway": "api.staging.shop.example.com",
+    }
     platform["edge"]["tls"] = {"certificates": "internal"}
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from plan.recorder import Graph, Resource
 from provider.schema import TRAFFIC_GATE
 
-DATABASES = {"customer": ("customer_user", "customer_db"), "product": ("product_user", "product_db"),
-             "order": ("order_user", "order_db"), "content": ("content_user", "website_content_db")}  # fmt: skip
+DATABASES = {
+    "customer": ("customer_user", "customer_db"),
+    "product": ("product_user", "product_db"),
+    "order": ("order_user", "order_db"),
+    "content": ("content_user", "website_content_db"),
+}
 BUSINESS = ("customer", "product", "order", "cart", "content")
 
 
@@ -62,7 +66,13 @@ def test_the_edge_probes_its_own_loopback_listener_and_waits_for_no_app(
     p = stack_graph.name_prefix()
     edge = stack_graph.container(f"{p}-edge")
     assert edge.inputs["healthcheck"]["tests"] == [
-        "CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8079/health"]  # fmt: skip
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://127.0.0.1:8079/health",
+    ]
     # Caddy starts without its upstreams (a request to one that is not up yet is a 502).
     containers = {c.urn for c in stack_graph.containers()}
     seeds = {f"{p}-edge-config-seed"} | ({f"{p}-edge-auth-seed"} if p == "shop" else set())
@@ -138,8 +148,16 @@ def test_backup_job_waits_for_every_database_and_reports_staleness(prod_graph: G
     for service in DATABASES:
         assert waits_for(prod_graph, job, f"shop-{service}-db")
     assert job.inputs["healthcheck"]["tests"] == [
-        "CMD", "python3", "-m", "backup", "status", "--dest", "/backups", "--max-age", "26h",
-    ]  # fmt: skip
+        "CMD",
+        "python3",
+        "-m",
+        "backup",
+        "status",
+        "--dest",
+        "/backups",
+        "--max-age",
+        "26h",
+    ]
     command = job.inputs["command"]
     assert command[:4] == ["python3", "-m", "backup", "schedule"]
     assert command[command.index("--every") + 1] == "24h"

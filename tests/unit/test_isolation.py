@@ -31,8 +31,12 @@ def test_each_database_network_holds_its_database_and_its_service_only(dev_graph
 def test_in_prod_the_backup_job_joins_every_database_network(prod_graph: Graph) -> None:
     attached = members(prod_graph)
     for service in DATABASE_SERVICES:
-        expected = {f"shop-{service}-db", f"shop-{service}", "shop-backup",
-                    f"shop-{service}-db-exporter"}  # fmt: skip
+        expected = {
+            f"shop-{service}-db",
+            f"shop-{service}",
+            "shop-backup",
+            f"shop-{service}-db-exporter",
+        }
         assert attached[f"shop-{service}-db"] == expected
     backup_nets = prod_graph.container("shop-backup").inputs["networksAdvanced"]
     # And the monitoring network, where it serves its metrics.
@@ -79,8 +83,11 @@ def test_web_apps_sit_on_the_edge_only(stack_graph: Graph) -> None:
 def test_redis_is_shared_only_with_the_services_that_use_it(stack_graph: Graph) -> None:
     p = stack_graph.name_prefix()
     assert members(stack_graph)[f"{p}-cache"] == {
-        f"{p}-redis", f"{p}-cart", f"{p}-gateway", f"{p}-redis-exporter"
-    }  # fmt: skip
+        f"{p}-redis",
+        f"{p}-cart",
+        f"{p}-gateway",
+        f"{p}-redis-exporter",
+    }
 
 
 def test_private_networks_are_internal_in_prod(prod_graph: Graph) -> None:
@@ -102,8 +109,9 @@ def test_the_edge_proxy_sits_on_the_edge_network_and_serves_metrics_on_monitorin
     p = stack_graph.name_prefix()
     nets = stack_graph.container(f"{p}-edge").inputs["networksAdvanced"]
     assert [(n["name"], n["aliases"]) for n in nets] == [
-        (f"{p}-edge", ["edge"]), (f"{p}-monitoring", ["edge-metrics"])
-    ]  # fmt: skip
+        (f"{p}-edge", ["edge"]),
+        (f"{p}-monitoring", ["edge-metrics"]),
+    ]
     assert members(stack_graph)[f"{p}-edge"] == {
         f"{p}-{s}" for s in ("edge", "gateway", "frontend", "backoffice", "health-probe")
     }
@@ -133,8 +141,14 @@ def test_the_monitoring_network_holds_monitoring_parts_and_the_edge_only(
     agents = {f"{p}-{s}-db-pitr" for s in DATABASE_SERVICES}
     backup = {f"{p}-backup"} if p == "shop" else set()
     assert members(stack_graph)[f"{p}-monitoring"] == {
-        f"{p}-prometheus", f"{p}-alertmanager", f"{p}-grafana", f"{p}-edge", *exporters,
-        *agents, *backup, f"{p}-health-probe"
-    }  # fmt: skip
+        f"{p}-prometheus",
+        f"{p}-alertmanager",
+        f"{p}-grafana",
+        f"{p}-edge",
+        *exporters,
+        *agents,
+        *backup,
+        f"{p}-health-probe",
+    }
     # Alertmanager alone has a way out, to the receivers.
     assert members(stack_graph)[f"{p}-alerting"] == {f"{p}-alertmanager"}

@@ -27,16 +27,22 @@ WEBHOOK = "https://hooks.example.com/T000/B000/token-for-tests"
 def seed_files(graph: Graph, seed: str) -> dict[str, tuple[str, bool]]:
     """A seed's uploads by file name: (content, whether it is a secret)."""
     container = graph.container(seed)
-    return {u["file"].rsplit("/", 1)[1]: (u["content"], container.is_secret(f"uploads.{i}.content"))
-            for i, u in enumerate(container.inputs["uploads"])}  # fmt: skip
+    return {
+        u["file"].rsplit("/", 1)[1]: (u["content"], container.is_secret(f"uploads.{i}.content"))
+        for i, u in enumerate(container.inputs["uploads"])
+    }
 
 
 def with_receivers(platform: dict[str, Any]) -> None:
     platform["monitoring"]["alerts"] = {
         "webhook": True,
-        "email": {"to": "ops@example.com", "sender": "alerts@example.com",
-                  "smarthost": "smtp.example.com:587", "username": "alerts"},
-    }  # fmt: skip
+        "email": {
+            "to": "ops@example.com",
+            "sender": "alerts@example.com",
+            "smarthost": "smtp.example.com:587",
+            "username": "alerts",
+        },
+    }
 
 
 def receivers_config() -> dict[str, Any]:
@@ -55,7 +61,10 @@ def test_receivers_reach_alertmanager_in_a_secret_file() -> None:
     assert receiver["webhook_configs"] == [{"url": WEBHOOK, "send_resolved": True}]
     (email,) = receiver["email_configs"]
     assert (email["to"], email["auth_username"], email["auth_password"]) == (
-        "ops@example.com", "alerts", "smtp-password-for-tests")  # fmt: skip
+        "ops@example.com",
+        "alerts",
+        "smtp-password-for-tests",
+    )
     assert config["route"]["receiver"] == receiver["name"]
     # The URL is nowhere else: not in an environment, a command or a label.
     for container in graph.containers():
@@ -71,20 +80,28 @@ def test_without_receivers_the_alertmanager_file_is_plain(prod_graph: Graph) -> 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c.pop(WEBHOOK_KEY),
-         r"ecommerce:alertWebhookUrl is missing: monitoring\.alerts\.webhook needs it; set it "
-         r"with `pulumi config set --secret ecommerce:alertWebhookUrl`"),
-        (lambda c: c.pop(SMTP_KEY),
-         r"ecommerce:alertSmtpPassword is missing: monitoring\.alerts\.email\.username needs it"),
-        (lambda c: c["ecommerce:platform"]["monitoring"]["alerts"].pop("webhook"),
-         r"ecommerce:alertWebhookUrl is set but nothing uses it \(monitoring\.alerts\.webhook is "
-         r"not set\); set that, or remove the key"),
-        (lambda c: c.update({WEBHOOK_KEY: "hooks.example.com/no-scheme"}),
-         r"ecommerce:alertWebhookUrl is not an http\(s\) URL like https://hooks\.example\.com/T0/B0 "
-         r"\(its value is not shown: it is a secret\)$"),
+        (
+            lambda c: c.pop(WEBHOOK_KEY),
+            r"ecommerce:alertWebhookUrl is missing: monitoring\.alerts\.webhook needs it; set it "
+            r"with `pulumi config set --secret ecommerce:alertWebhookUrl`",
+        ),
+        (
+            lambda c: c.pop(SMTP_KEY),
+            r"ecommerce:alertSmtpPassword is missing: monitoring\.alerts\.email\.username needs it",
+        ),
+        (
+            lambda c: c["ecommerce:platform"]["monitoring"]["alerts"].pop("webhook"),
+            r"ecommerce:alertWebhookUrl is set but nothing uses it \(monitoring\.alerts\.webhook is "
+            r"not set\); set that, or remove the key",
+        ),
+        (
+            lambda c: c.update({WEBHOOK_KEY: "hooks.example.com/no-scheme"}),
+            r"ecommerce:alertWebhookUrl is not an http\(s\) URL like https://hooks\.example\.com/T0/B0 "
+            r"\(its value is not shown: it is a secret\)$",
+        ),
     ],
     ids=["webhook-without-url", "smtp-user-without-password", "url-without-webhook", "bad-url"],
-)  # fmt: skip
+)
 def test_a_receiver_without_its_secret_is_refused(change: Any, message: str) -> None:
     config = receivers_config()
     change(config)
@@ -97,7 +114,10 @@ def test_grafana_is_provisioned_with_the_data_source_and_dashboards(prod_graph: 
     datasources = seed_files(prod_graph, "shop-grafana-datasources-files-seed")
     (source,) = yaml.safe_load(datasources["datasources.yaml"][0])["datasources"]
     assert (source["uid"], source["type"], source["url"]) == (
-        dashboards.DATASOURCE_UID, "prometheus", "http://prometheus:9090")  # fmt: skip
+        dashboards.DATASOURCE_UID,
+        "prometheus",
+        "http://prometheus:9090",
+    )
     boards = seed_files(prod_graph, "shop-grafana-dashboards-files-seed")
     (provider,) = yaml.safe_load(boards["dashboards.yaml"][0])["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == dashboards.DASHBOARDS_DIR
@@ -140,13 +160,16 @@ def test_grafana_reads_its_password_from_a_file(stack_graph: Graph) -> None:
     assert not any(e.startswith("GF_SECURITY_ADMIN_PASSWORD=") for e in envs)
     assert "GF_ANALYTICS_REPORTING_ENABLED=false" in envs
     assert [n["name"] for n in grafana.inputs["networksAdvanced"]] == [
-        f"{stack_graph.name_prefix()}-monitoring"]  # fmt: skip
+        f"{stack_graph.name_prefix()}-monitoring"
+    ]
 
 
 def test_prod_serves_prometheus_behind_basic_auth_and_grafana_by_host(prod_graph: Graph) -> None:
     caddyfile = seed_files(prod_graph, "shop-edge-config-seed")["Caddyfile"][0]
-    assert ("prometheus.shop.example.com {\n\ttls /etc/caddy/tls-certificate.pem" in caddyfile
-            or "prometheus.shop.example.com {\n\theader" in caddyfile)  # fmt: skip
+    assert (
+        "prometheus.shop.example.com {\n\ttls /etc/caddy/tls-certificate.pem" in caddyfile
+        or "prometheus.shop.example.com {\n\theader" in caddyfile
+    )
     site = caddyfile.split("prometheus.shop.example.com {", 1)[1].split("\n}\n", 1)[0]
     assert "\tbasicauth {\n\t\timport /etc/caddy-auth/prometheus-users\n\t}" in site
     assert "reverse_proxy prometheus:9090" in site
@@ -174,24 +197,48 @@ def test_dev_publishes_grafana_through_the_edge_and_prometheus_on_loopback(
 @pytest.mark.parametrize(
     ("stack", "edit", "message"),
     [
-        ("dev", put("monitoring.grafana.hostPort", None),
-         "monitoring.grafana: nothing would reach it; set host"),
-        ("prod", put("monitoring.grafana.host", "shop.example.com"),
-         "monitoring.grafana.host: shop.example.com is already the host of edge.hosts.frontend"),
-        ("prod", put("monitoring.prometheus.hostPort", 19090),
-         "monitoring.prometheus.hostPort: prod never publishes Prometheus"),
-        ("prod", put("monitoring.grafana.hostPort", 13010),
-         "monitoring.grafana.hostPort: prod serves Grafana by host name over HTTPS only"),
-        ("prod", put("monitoring.prometheus.image", "prom/prometheus:latest"),
-         "monitoring.prometheus.image: 'prom/prometheus:latest' is not pinned"),
-        ("dev", put("monitoring.grafana.hostPort", 13000),
-         "monitoring.grafana.hostPort: host port 13000 is already used by services.gateway"),
-        ("prod", put("monitoring.healthProbe.timeoutSeconds", 10),
-         "monitoring.healthProbe.timeoutSeconds: 10 is longer than intervalSeconds (5)"),
-        ("prod", put("monitoring.healthProbe.image", "python:alpine"),
-         "monitoring.healthProbe.image: 'python:alpine' is not pinned"),
+        (
+            "dev",
+            put("monitoring.grafana.hostPort", None),
+            "monitoring.grafana: nothing would reach it; set host",
+        ),
+        (
+            "prod",
+            put("monitoring.grafana.host", "shop.example.com"),
+            "monitoring.grafana.host: shop.example.com is already the host of edge.hosts.frontend",
+        ),
+        (
+            "prod",
+            put("monitoring.prometheus.hostPort", 19090),
+            "monitoring.prometheus.hostPort: prod never publishes Prometheus",
+        ),
+        (
+            "prod",
+            put("monitoring.grafana.hostPort", 13010),
+            "monitoring.grafana.hostPort: prod serves Grafana by host name over HTTPS only",
+        ),
+        (
+            "prod",
+            put("monitoring.prometheus.image", "prom/prometheus:latest"),
+            "monitoring.prometheus.image: 'prom/prometheus:latest' is not pinned",
+        ),
+        (
+            "dev",
+            put("monitoring.grafana.hostPort", 13000),
+            "monitoring.grafana.hostPort: host port 13000 is already used by services.gateway",
+        ),
+        (
+            "prod",
+            put("monitoring.healthProbe.timeoutSeconds", 10),
+            "monitoring.healthProbe.timeoutSeconds: 10 is longer than intervalSeconds (5)",
+        ),
+        (
+            "prod",
+            put("monitoring.healthProbe.image", "python:alpine"),
+            "monitoring.healthProbe.image: 'python:alpine' is not pinned",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_cannot_work_is_a_one_line_error(stack: str, edit: Any, message: str) -> None:
     assert message in problems_of(stack, edit)
 
@@ -226,8 +273,11 @@ def test_the_health_probe_asks_every_app_and_listens_on_monitoring_only(stack_gr
     # Its own health check asks the listener where it is bound.
     assert "http://health-probe:9115/-/healthy" in " ".join(probe.inputs["healthcheck"]["tests"])
     nets = [(n["name"], n["aliases"]) for n in probe.inputs["networksAdvanced"]]
-    assert nets == [(f"{p}-monitoring", ["health-probe"]), (f"{p}-edge", ["health-probe-caller"]),
-                    (f"{p}-backend", ["health-probe-caller"])]  # fmt: skip
+    assert nets == [
+        (f"{p}-monitoring", ["health-probe"]),
+        (f"{p}-edge", ["health-probe-caller"]),
+        (f"{p}-backend", ["health-probe-caller"]),
+    ]
     scrape = yaml.safe_load(
         seed_files(stack_graph, f"{p}-prometheus-files-seed")["prometheus.yml"][0]
     )

@@ -18,9 +18,21 @@ from stacks.loader import StackConfigError
 from tests.unit.conftest import edited
 from tests.unit.test_settings_errors import problems_of
 
-LIMIT_BY_ROLE = {"database": 1024, "cache": 64, "backup": 128, "pitr": 256, "edge": 256, "business": 256,
-                 "prometheus": 256, "alertmanager": 128, "exporter": 128, "grafana": 256, "probe": 64,
-                 "gateway": 256, "web": 256}  # fmt: skip
+LIMIT_BY_ROLE = {
+    "database": 1024,
+    "cache": 64,
+    "backup": 128,
+    "pitr": 256,
+    "edge": 256,
+    "business": 256,
+    "prometheus": 256,
+    "alertmanager": 128,
+    "exporter": 128,
+    "grafana": 256,
+    "probe": 64,
+    "gateway": 256,
+    "web": 256,
+}
 
 
 def role_of(labels: list[dict[str, str]]) -> str:
@@ -48,24 +60,32 @@ def test_an_edited_limit_is_applied_in_place_and_touches_no_container(prod_graph
     changes = {c.name: c for c in plan.changed()}
     assert set(changes) == {"platform-order-pids"}
     assert (changes["platform-order-pids"].action, changes["platform-order-pids"].paths) == (
-        "update", ("pidsLimit",))  # fmt: skip
+        "update",
+        ("pidsLimit",),
+    )
 
 
 def test_a_new_image_replaces_the_limit_with_its_container(prod_graph: Graph) -> None:
     def new_image(platform: dict[str, Any]) -> None:
         platform["services"]["order"]["image"] = "registry.example.com/ecommerce/order:1.0.1"
 
-    changes = {c.name: c for c in compare("prod", prod_graph,
-                                          run_program("prod", edited("prod", new_image))).changed()}  # fmt: skip
+    changes = {
+        c.name: c
+        for c in compare(
+            "prod", prod_graph, run_program("prod", edited("prod", new_image))
+        ).changed()
+    }
     limit = changes["platform-order-pids"]
     assert (limit.action, limit.replace_reasons) == ("replace", ("containerId",))
 
 
 def test_postgres_needs_room_for_its_connections() -> None:
     message = problems_of("prod", lambda p: p["postgres"].update(pidsLimit=300))
-    assert ("ecommerce:platform.postgres.pidsLimit: 300 leaves no room for the 300 connections "
-            "of the order database (one process each, and 32 of the server's own); raise it to "
-            "at least 332") in message  # fmt: skip
+    assert (
+        "ecommerce:platform.postgres.pidsLimit: 300 leaves no room for the 300 connections "
+        "of the order database (one process each, and 32 of the server's own); raise it to "
+        "at least 332"
+    ) in message
 
 
 def test_the_docker_host_of_the_stack_reaches_the_limits() -> None:
@@ -99,16 +119,24 @@ def test_the_serialized_provider_runs_in_another_process_of_the_virtualenv() -> 
         " p.diff('a', o, {**o, 'pidsLimit': 32}).replaces,"
         " p.diff('a', o, {**o, 'containerId': 'b'}).replaces)\n"
     )
-    result = subprocess.run([sys.executable, "-c", program], cwd="/", check=True, text=True,
-                            capture_output=True, input=serialize_provider(PidsLimitProvider()))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd="/",
+        check=True,
+        text=True,
+        capture_output=True,
+        input=serialize_provider(PidsLimitProvider()),
+    )
     assert result.stdout.split() == ["False", "[]", "['containerId']"]
 
 
 @pytest.mark.parametrize(
     ("host", "error"),
-    [("ssh://deploy@docker.example.com", "is not supported; use unix:// or tcp://"),
-     ("unix:///nonexistent/docker.sock", "unix:///nonexistent/docker.sock: [Errno 2]")],
-)  # fmt: skip
+    [
+        ("ssh://deploy@docker.example.com", "is not supported; use unix:// or tcp://"),
+        ("unix:///nonexistent/docker.sock", "unix:///nonexistent/docker.sock: [Errno 2]"),
+    ],
+)
 def test_an_unreachable_or_unsupported_host_is_a_clear_error(host: str, error: str) -> None:
     with pytest.raises(PidsLimitError, match=r"^PIDs limit of container c1: ") as caught:
         update_pids_limit("c1", 64, host)

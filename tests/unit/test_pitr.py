@@ -15,8 +15,10 @@ DATABASES = ("customer", "product", "order", "content")
 
 def mounts(container: Resource) -> dict[str, tuple[str, bool]]:
     """Container path -> (volume, read-only)."""
-    return {m["containerPath"]: (m["volumeName"], bool(m.get("readOnly")))
-            for m in container.inputs.get("volumes", [])}  # fmt: skip
+    return {
+        m["containerPath"]: (m["volumeName"], bool(m.get("readOnly")))
+        for m in container.inputs.get("volumes", [])
+    }
 
 
 def options(container: Resource) -> dict[str, str]:
@@ -45,8 +47,9 @@ def test_every_server_archives_into_its_own_repository(stack_graph: Graph) -> No
         assert mounts(db)["/var/lib/pgbackrest"] == (f"{p}-{service}-db-pitr", False)
         assert mounts(db)["/etc/pgbackrest"] == (f"{p}-{service}-db-pitr-config", True)
         # The repository holds the backups: protected like the data wherever the data is.
-        (repository,) = [v for v in stack_graph.volumes()
-                         if v.inputs["name"] == f"{p}-{service}-db-pitr"]  # fmt: skip
+        (repository,) = [
+            v for v in stack_graph.volumes() if v.inputs["name"] == f"{p}-{service}-db-pitr"
+        ]
         data_protected = p == "shop"
         assert repository.protect is data_protected
 
@@ -60,9 +63,12 @@ def test_the_configuration_encrypts_with_a_generated_secret_passphrase(stack_gra
     assert "repo1-cipher-pass=generated-platform-order-db-pitr-passphrase" in lines
     assert "compress-type=zst" in lines
     assert {"repo1-retention-full=2", "repo1-retention-diff=7"} <= set(lines)
-    assert {"[order]", "pg1-path=/var/lib/postgresql/data/pgdata",
-            "pg1-socket-path=/var/run/postgresql", "repo1-path=/var/lib/pgbackrest/repo"} <= set(
-        lines)  # fmt: skip
+    assert {
+        "[order]",
+        "pg1-path=/var/lib/postgresql/data/pgdata",
+        "pg1-socket-path=/var/run/postgresql",
+        "repo1-path=/var/lib/pgbackrest/repo",
+    } <= set(lines)
 
 
 def test_the_agent_is_on_the_monitoring_network_only_and_has_its_servers_volumes_only(
@@ -101,18 +107,47 @@ def test_the_agent_is_hardened_in_prod(prod_graph: Graph) -> None:
 
 def test_the_schedule_and_health_come_from_the_stack_file() -> None:
     def schedule(platform: dict[str, Any]) -> None:
-        platform["pitr"] |= {"fullEveryHours": 48, "diffEveryHours": None, "incrEveryHours": 6,
-                             "drillEveryHours": 12, "checkEveryMinutes": 2,
-                             "maxArchiveAgeMinutes": 9, "keepFull": 3}  # fmt: skip
+        platform["pitr"] |= {
+            "fullEveryHours": 48,
+            "diffEveryHours": None,
+            "incrEveryHours": 6,
+            "drillEveryHours": 12,
+            "checkEveryMinutes": 2,
+            "maxArchiveAgeMinutes": 9,
+            "keepFull": 3,
+        }
 
     graph = run_program("prod", edited("prod", schedule))
     agent = graph.container("shop-order-db-pitr").inputs
-    assert agent["command"][6:] == ["--full-every", "48h", "--diff-every", "off", "--incr-every",
-                                    "6h", "--drill-every", "12h", "--check-every", "2m",
-                                    "--metrics-port", "9188"]  # fmt: skip
+    assert agent["command"][6:] == [
+        "--full-every",
+        "48h",
+        "--diff-every",
+        "off",
+        "--incr-every",
+        "6h",
+        "--drill-every",
+        "12h",
+        "--check-every",
+        "2m",
+        "--metrics-port",
+        "9188",
+    ]
     assert agent["healthcheck"]["tests"] == [
-        "CMD", "python3", "-m", "pitr", "health", "--stanza", "order", "--max-archive-age", "9m",
-        "--max-backup-age", "8h", "--max-drill-age", "14h"]  # fmt: skip
+        "CMD",
+        "python3",
+        "-m",
+        "pitr",
+        "health",
+        "--stanza",
+        "order",
+        "--max-archive-age",
+        "9m",
+        "--max-backup-age",
+        "8h",
+        "--max-drill-age",
+        "14h",
+    ]
     _, conf = seed_file(graph, "shop-order-db-pitr-config-seed", "pgbackrest.conf")
     assert "repo1-retention-full=3" in conf and "retention-diff" not in conf
 

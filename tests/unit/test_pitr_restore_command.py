@@ -28,9 +28,13 @@ class FakeDocker:
     """Answers like the docker CLI for one stack; `restore_exit` is the one-off's exit."""
 
     def __init__(
-        self, *, holds_data: bool = True, restore_exit: int = 0, pitr: bool = True,
+        self,
+        *,
+        holds_data: bool = True,
+        restore_exit: int = 0,
+        pitr: bool = True,
         swarm: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.calls: list[list[str]] = []
         self.stdin: list[str | None] = []
         self.holds_data, self.restore_exit, self.swarm = holds_data, restore_exit, swarm
@@ -47,18 +51,33 @@ class FakeDocker:
         if args[:2] == ["service", "inspect"]:
             code = 0 if self.swarm else 1
         elif args[0] == "ps" and "status=running" in args:
-            out = "task2\n" if any("scale" in c and f"{DB}=1" in c for c in self.calls) else (
-                "task1\n")  # fmt: skip
+            out = (
+                "task2\n"
+                if any("scale" in c and f"{DB}=1" in c for c in self.calls)
+                else ("task1\n")
+            )
         elif args[0] == "ps" and "status=exited" in args:
             out = "task1\n"
         elif args[0] == "exec" and "cat" in args:
             out = "[global]\nrepo1-cipher-pass=secret-passphrase\n"
         elif args[0] == "inspect" and args[1] == "--type":
-            out = json.dumps([{"Name": f"/{DB}", "Image": "sha256:pitr", "State": {"Running": True},
-                               "Mounts": self.mounts, "Config": {"Env": ["POSTGRES_DB=order_db"]}}])  # fmt: skip
+            out = json.dumps(
+                [
+                    {
+                        "Name": f"/{DB}",
+                        "Image": "sha256:pitr",
+                        "State": {"Running": True},
+                        "Mounts": self.mounts,
+                        "Config": {"Env": ["POSTGRES_DB=order_db"]},
+                    }
+                ]
+            )
         elif args[:2] == ["inspect", "-f"]:
-            out = {"{{.State.ExitCode}}": "0", "{{.State.Running}}": "true",
-                   "{{.State.Health.Status}}": "healthy"}[args[2]]  # fmt: skip
+            out = {
+                "{{.State.ExitCode}}": "0",
+                "{{.State.Running}}": "true",
+                "{{.State.Health.Status}}": "healthy",
+            }[args[2]]
         elif args[0] == "run" and "test" in args:
             code = 0 if self.holds_data else 1
         elif args[0] == "run" and "restore-here" in args:
@@ -76,8 +95,14 @@ class FakeDocker:
             elif call[0] == "run":
                 named.append("run " + call[call.index("--name") + 1])
             elif call[0] == "exec":
-                named.append("exec " + next(a for a in call if a in (
-                    "archive-now", "CHECKPOINT", "SELECT pg_is_in_recovery()", "cat")))  # fmt: skip
+                named.append(
+                    "exec "
+                    + next(
+                        a
+                        for a in call
+                        if a in ("archive-now", "CHECKPOINT", "SELECT pg_is_in_recovery()", "cat")
+                    )
+                )
             elif call[0] in ("stop", "start"):
                 named.append(f"{call[0]} {call[1]}")
             elif call[:2] == ["service", "scale"]:
@@ -105,17 +130,28 @@ def test_a_restore_stops_restores_starts_and_resumes_archiving(
     docker = fake()
     docker_host.restore("shop", "order", TIME, force=True)
     assert docker.verbs() == [
-        f"stop {DB}-pitr", f"stop {DB}", f"run {DB}-restore", f"start {DB}",
-        "exec SELECT pg_is_in_recovery()", "exec CHECKPOINT", "exec archive-now",
+        f"stop {DB}-pitr",
+        f"stop {DB}",
+        f"run {DB}-restore",
+        f"start {DB}",
+        "exec SELECT pg_is_in_recovery()",
+        "exec CHECKPOINT",
+        "exec archive-now",
         f"start {DB}-pitr",
-    ]  # fmt: skip
+    ]
     (restore,) = [c for c in docker.calls if "restore-here" in c]
     # The server's own image and volumes, hardened, and nothing else.
     for flag in (["--network", "none"], ["--user", "postgres"], ["--cap-drop", "ALL"]):
         assert any(restore[i : i + 2] == flag for i in range(len(restore))), flag
     assert "--read-only" in restore and "sha256:pitr" in restore
-    assert restore[-6:] == ["restore-here", "--stanza", "order", "--to",
-                            "time:2026-12-02 14:02:30+00", "--force"]  # fmt: skip
+    assert restore[-6:] == [
+        "restore-here",
+        "--stanza",
+        "order",
+        "--to",
+        "time:2026-12-02 14:02:30+00",
+        "--force",
+    ]
     assert f"{DB}-pitr-config:/etc/pgbackrest:ro" in restore
 
 
@@ -191,11 +227,17 @@ def test_on_a_swarm_the_services_are_scaled_and_the_task_on_this_node_is_used(
     docker = fake(swarm=True)
     docker_host.restore("shop", "order", TIME, force=True)
     assert docker.verbs() == [
-        "exec cat", "run (configuration)",  # the Swarm secret, copied for the one-off
-        f"scale {DB}-pitr=0", f"scale {DB}=0", f"run {DB}-restore", f"scale {DB}=1",
-        "exec SELECT pg_is_in_recovery()", "exec CHECKPOINT", "exec archive-now",
+        "exec cat",
+        "run (configuration)",  # the Swarm secret, copied for the one-off
+        f"scale {DB}-pitr=0",
+        f"scale {DB}=0",
+        f"run {DB}-restore",
+        f"scale {DB}=1",
+        "exec SELECT pg_is_in_recovery()",
+        "exec CHECKPOINT",
+        "exec archive-now",
         f"scale {DB}-pitr=1",
-    ]  # fmt: skip
+    ]
     # The configuration (the passphrase) went through stdin, never argv, onto a volume of
     # its own that the one-off mounts read-only and that is removed afterwards.
     (write,) = [i for i, c in enumerate(docker.calls) if c[:2] == ["run", "--rm"] and "-i" in c]

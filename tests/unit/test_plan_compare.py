@@ -26,11 +26,18 @@ def test_moving_to_the_default_provider_replaces_every_docker_resource(prod_grap
     assert passwords and all(c.action == "same" for c in passwords)
 
 
-@pytest.mark.parametrize(("name", "ignored"), [
-    ("node_modules/a/b.js", True), ("debug.log", True), ("keep.log", False),
-    ("src/deep/secret.txt", True), ("secret.txt", True), ("dist/app.js", True),
-    ("src/app.js", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "ignored"),
+    [
+        ("node_modules/a/b.js", True),
+        ("debug.log", True),
+        ("keep.log", False),
+        ("src/deep/secret.txt", True),
+        ("secret.txt", True),
+        ("dist/app.js", True),
+        ("src/app.js", False),
+    ],
+)
 def test_ignore_rules_follow_docker(name: str, ignored: bool) -> None:
     patterns = ["node_modules", "*.log", "!keep.log", "**/secret.txt", "/dist/"]
     assert _ignored(name, [p.removeprefix("/") for p in patterns]) is ignored
@@ -58,11 +65,15 @@ def test_a_rolling_app_gets_a_new_generation_only_when_it_is_replaced(prod_graph
     def image(platform: dict[str, Any]) -> None:
         platform["services"]["order"]["image"] += "-next"
 
-    in_place = {c.name: c for c in compare("prod", prod_graph,
-                                           run_program("prod", edited("prod", memory))).changed()}  # fmt: skip
+    in_place = {
+        c.name: c
+        for c in compare("prod", prod_graph, run_program("prod", edited("prod", memory))).changed()
+    }
     assert {n: c.action for n, c in in_place.items()} == {"platform-order-container": "update"}
-    replaced = {c.name: c for c in compare("prod", prod_graph,
-                                           run_program("prod", edited("prod", image))).changed()}  # fmt: skip
+    replaced = {
+        c.name: c
+        for c in compare("prod", prod_graph, run_program("prod", edited("prod", image))).changed()
+    }
     assert replaced["platform-order-generation"].action == "replace"
     container = replaced["platform-order-container"]
     assert (container.replace_reasons, container.delete_before_replace) == (

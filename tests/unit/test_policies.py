@@ -53,8 +53,12 @@ def test_dev_breaks_what_its_settings_relax(dev_graph: Graph) -> None:
     broken = rules_broken(dev_graph)
     # Dev keeps roots writable, capabilities, the SPEC's port map and unprotected volumes:
     # advisory there. Its apps run the images it builds, by ID: pinned.
-    assert set(broken) == {"read-only-root", "drop-all-capabilities",
-                           "only-edge-published", "data-volumes-protected"}  # fmt: skip
+    assert set(broken) == {
+        "read-only-root",
+        "drop-all-capabilities",
+        "only-edge-published",
+        "data-volumes-protected",
+    }
     assert "platform-gateway-container" not in broken["only-edge-published"]
     assert "platform-customer-container" in broken["only-edge-published"]
     assert enforcement_for("dev") == "advisory" and enforcement_for("prod") == "mandatory"
@@ -105,18 +109,23 @@ def _leak_into_command(seed_suffix: str, container: str, flag: str) -> Any:
             by_file = {u.file: u.content for u in kwargs["uploads"]}
             seen["password"] = next(c for f, c in by_file.items() if f.endswith("password"))
         if name == container:
-            kwargs["command"] = [*kwargs["command"], flag,
-                                 pulumi.Output.concat("x=", seen["password"])]  # fmt: skip
+            kwargs["command"] = [
+                *kwargs["command"],
+                flag,
+                pulumi.Output.concat("x=", seen["password"]),
+            ]
 
     return change
 
 
 @pytest.mark.parametrize(
     ("seed", "container", "flag"),
-    [("redis-secrets-seed", "platform-redis-container", "--requirepass"),
-     ("order-db-secrets-seed", "platform-order-db-container", "-c")],
+    [
+        ("redis-secrets-seed", "platform-redis-container", "--requirepass"),
+        ("order-db-secrets-seed", "platform-order-db-container", "-c"),
+    ],
     ids=["redis-password-in-argv", "database-password-in-options"],
-)  # fmt: skip
+)
 def test_a_secret_on_a_command_line_is_caught(
     patched_containers: type[_Patched], seed: str, container: str, flag: str
 ) -> None:
@@ -140,8 +149,9 @@ def _opts(resource: Resource) -> PolicyResourceOptions:
 
 
 def _args(resource: Resource) -> ResourceValidationArgs:
-    return ResourceValidationArgs(resource.type, resource.inputs, resource.urn, resource.name,
-                                  _opts(resource), None)  # fmt: skip
+    return ResourceValidationArgs(
+        resource.type, resource.inputs, resource.urn, resource.name, _opts(resource), None
+    )
 
 
 def pack_violations(graph: Graph) -> list[tuple[str, str]]:
@@ -174,10 +184,12 @@ def test_the_packs_secret_policy_runs_on_the_whole_stack(
     )
     graph = run_program("prod")
 
-    stack = StackValidationArgs([
-        PolicyResource(r.type, r.inputs, r.urn, r.name, _opts(r), None, None, [], {})
-        for r in graph.resources
-    ])  # fmt: skip
+    stack = StackValidationArgs(
+        [
+            PolicyResource(r.type, r.inputs, r.urn, r.name, _opts(r), None, None, [], {})
+            for r in graph.resources
+        ]
+    )
     reported: list[str] = []
 
     def report(message: str, urn: str | None = None) -> None:
@@ -257,11 +269,14 @@ def test_a_container_without_a_pids_limit_is_caught_in_the_plan_and_the_pack(
     (pack_rule,) = [p for p in policies() if p.name == "pids-limit"]
     assert isinstance(pack_rule, StackValidationPolicy)
     reported: list[str] = []
-    stack = StackValidationArgs([
-        PolicyResource(s.type, s.inputs, s.urn, s.name, _opts(prod_graph.by_urn(s.urn)), None,
-                       None, [], {})
-        for s in without
-    ])  # fmt: skip
+    stack = StackValidationArgs(
+        [
+            PolicyResource(
+                s.type, s.inputs, s.urn, s.name, _opts(prod_graph.by_urn(s.urn)), None, None, [], {}
+            )
+            for s in without
+        ]
+    )
 
     def report(message: str, urn: str | None = None) -> None:
         reported.append(str(urn))
@@ -301,16 +316,33 @@ SERVICE_BREAKS: list[tuple[str, Any]] = [
     ("drop-all-capabilities", lambda s: _with_task(s, capDrops=[])),
     ("drop-all-capabilities", lambda s: _with_task(s, capAdds=["NET_ADMIN"])),
     ("pinned-image", lambda s: _with_task(s, image="registry.example.com/order:latest")),
-    ("no-docker-socket", lambda s: _with_task(s, mounts=[
-        {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}])),
-    ("only-edge-published", lambda s: _edited(s, endpointSpec={
-        "mode": "vip", "ports": [{"targetPort": 3003, "publishedPort": 3003}]})),
+    (
+        "no-docker-socket",
+        lambda s: _with_task(
+            s,
+            mounts=[
+                {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}
+            ],
+        ),
+    ),
+    (
+        "only-edge-published",
+        lambda s: _edited(
+            s, endpointSpec={"mode": "vip", "ports": [{"targetPort": 3003, "publishedPort": 3003}]}
+        ),
+    ),
     ("memory-limit", lambda s: _edited(s, taskSpec={**s.inputs["taskSpec"], "resources": {}})),
-    ("restart-policy", lambda s: _edited(s, taskSpec={
-        **s.inputs["taskSpec"], "restartPolicy": {"condition": "none"}})),
-    ("rotated-logs", lambda s: _edited(s, taskSpec={
-        **s.inputs["taskSpec"], "logDriver": {"name": "json-file"}})),
-]  # fmt: skip
+    (
+        "restart-policy",
+        lambda s: _edited(
+            s, taskSpec={**s.inputs["taskSpec"], "restartPolicy": {"condition": "none"}}
+        ),
+    ),
+    (
+        "rotated-logs",
+        lambda s: _edited(s, taskSpec={**s.inputs["taskSpec"], "logDriver": {"name": "json-file"}}),
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -323,15 +355,18 @@ def test_each_rule_catches_a_service_that_breaks_it(
 ) -> None:
     assert check([_order_service(swarm_graph)], stack_rules=()) == []
     assert {v.rule for v in check([breaking(_order_service(swarm_graph))], stack_rules=())} == {
-        rule}  # fmt: skip
+        rule
+    }
 
 
 def test_a_swarm_secret_value_in_a_service_env_is_caught_by_the_pack(swarm_graph: Graph) -> None:
     everything = subjects(swarm_graph)
     order = _order_service(swarm_graph)
     password = swarm_graph.outputs["databases"]["order"]["password"]
-    leaky = _with_task(order, env={**order.inputs["taskSpec"]["containerSpec"]["env"],
-                                   "DATABASE_PASSWORD": password})  # fmt: skip
+    leaky = _with_task(
+        order,
+        env={**order.inputs["taskSpec"]["containerSpec"]["env"], "DATABASE_PASSWORD": password},
+    )
     found = secret_values_leaked([leaky if s.name == order.name else s for s in everything])
     assert [(v.rule, v.name) for v in found] == [("secrets-only-in-files", order.name)]
 
@@ -349,10 +384,19 @@ def test_unknown_values_are_judged_at_up_not_refused(prod_graph: Graph) -> None:
     from policies.rules import UNKNOWN
 
     unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown string
-    inputs = {"name": "x", "readOnly": unknown, "securityOpts": unknown,
-              "capabilities": {"drops": [unknown]}, "memory": unknown, "restart": unknown,
-              "logDriver": unknown, "image": unknown, "ports": unknown, "labels": unknown,
-              "uploads": [{"file": "/run/secrets/p", "content": unknown}]}  # fmt: skip
+    inputs = {
+        "name": "x",
+        "readOnly": unknown,
+        "securityOpts": unknown,
+        "capabilities": {"drops": [unknown]},
+        "memory": unknown,
+        "restart": unknown,
+        "logDriver": unknown,
+        "image": unknown,
+        "ports": unknown,
+        "labels": unknown,
+        "uploads": [{"file": "/run/secrets/p", "content": unknown}],
+    }
     seen = plain(unknown_checking_proxy(inputs))
     assert seen["readOnly"] is UNKNOWN and seen["capabilities"] == {"drops": [UNKNOWN]}
     order = _order_container(prod_graph)
@@ -371,17 +415,32 @@ def test_a_secret_belongs_in_its_generator_and_the_stacks_secret_outputs(
     # holds it, and so do the stack's outputs for the backup tool and the operators.
     password = _seed_secret(prod_graph, "platform-customer-db-secrets-seed")
     everything = [Subject(r.type, r.name, r.urn, r.inputs, r.protect) for r in prod_graph.resources]
-    generator = Subject("random:index/randomPassword:RandomPassword", "pw", "urn:pw",
-                        {"length": 32, "result": password})  # fmt: skip
-    stack = Subject("pulumi:pulumi:Stack", "ecommerce-prod", "urn:stack",
-                    {"databases": {"customer": {"password": password}},
-                     "pitrPassphrases": {"customer": password}})  # fmt: skip
-    dynamic = Subject("pulumi:providers:pulumi-python", "default", "urn:dyn",
-                      {"ecommerce:customerDbPassword": password})  # fmt: skip
+    generator = Subject(
+        "random:index/randomPassword:RandomPassword",
+        "pw",
+        "urn:pw",
+        {"length": 32, "result": password},
+    )
+    stack = Subject(
+        "pulumi:pulumi:Stack",
+        "ecommerce-prod",
+        "urn:stack",
+        {
+            "databases": {"customer": {"password": password}},
+            "pitrPassphrases": {"customer": password},
+        },
+    )
+    dynamic = Subject(
+        "pulumi:providers:pulumi-python",
+        "default",
+        "urn:dyn",
+        {"ecommerce:customerDbPassword": password},
+    )
     assert secret_values_leaked([*everything, generator, stack, dynamic]) == []
     # Anywhere else among the outputs, it is a leak.
-    exported = Subject("pulumi:pulumi:Stack", "ecommerce-prod", "urn:stack",
-                       {"debug": {"password": password}})  # fmt: skip
+    exported = Subject(
+        "pulumi:pulumi:Stack", "ecommerce-prod", "urn:stack", {"debug": {"password": password}}
+    )
     assert [v.message for v in secret_values_leaked([*everything, exported])] == [
         "input 'debug.password' holds a secret; secrets may reach a container only as files"
     ]
@@ -399,9 +458,13 @@ def test_a_monitoring_part_on_a_database_network_is_caught(prod_graph: Graph) ->
     prometheus = everything["platform-monitoring-prometheus-container"]
     exporter = everything["platform-monitoring-order-db-exporter-container"]
     onto = [{"name": "shop-order-db"}, {"name": "shop-monitoring"}]
-    caught = check([_edited(prometheus, networksAdvanced=onto),
-                    _edited(exporter, networksAdvanced=[{"name": "shop-customer-db"}])],
-                   stack_rules=())  # fmt: skip
+    caught = check(
+        [
+            _edited(prometheus, networksAdvanced=onto),
+            _edited(exporter, networksAdvanced=[{"name": "shop-customer-db"}]),
+        ],
+        stack_rules=(),
+    )
     assert [(v.rule, v.name) for v in caught] == [
         ("database-networks-closed", "platform-monitoring-prometheus-container"),
         ("database-networks-closed", "platform-monitoring-order-db-exporter-container"),

@@ -24,8 +24,12 @@ from policies.rules import RULES, STACK_RULES
 def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     # `policies/analyzer` runs the pack's entry point with the pack's own virtualenv; here with
     # the tests' Python, which has the same packages.
-    pack = subprocess.Popen([sys.executable, str(ROOT / "policies" / "__main__.py")], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    pack = subprocess.Popen(
+        [sys.executable, str(ROOT / "policies" / "__main__.py")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert pack.stdout is not None
         port = pack.stdout.readline().decode().strip()
@@ -40,9 +44,12 @@ def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
 def _request(resource: Resource, **inputs: Any) -> analyzer_pb2.AnalyzeRequest:
     properties = json_format.ParseDict({**resource.inputs, **inputs}, struct_pb2.Struct())
     return analyzer_pb2.AnalyzeRequest(
-        type=resource.type, properties=properties, urn=resource.urn, name=resource.name,
+        type=resource.type,
+        properties=properties,
+        urn=resource.urn,
+        name=resource.name,
         options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect),
-    )  # fmt: skip
+    )
 
 
 def test_the_pack_lists_every_rule_advisory_by_default(
@@ -77,8 +84,11 @@ def test_the_pack_finds_a_secret_outside_its_file(
     for r in leaking.values():
         inputs = {**r.inputs, "command": [*r.inputs["command"], password]} if r is redis else {}
         request = _request(r, **inputs)
-        stack.append(analyzer_pb2.AnalyzerResource(type=request.type, properties=request.properties,
-                                                   urn=request.urn, name=request.name))  # fmt: skip
+        stack.append(
+            analyzer_pb2.AnalyzerResource(
+                type=request.type, properties=request.properties, urn=request.urn, name=request.name
+            )
+        )
     diagnostics = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack))
     assert [(d.policyName, d.urn) for d in diagnostics.diagnostics] == [
         ("secrets-only-in-files", redis.urn)

@@ -26,16 +26,20 @@ def test_only_the_edge_proxy_is_published(prod_graph: Graph) -> None:
 
 def test_the_edge_serves_https_by_host_name_and_redirects_http(prod_graph: Graph) -> None:
     text = caddyfile(prod_graph, "shop")
-    for host, upstream in (("shop.example.com", "frontend:3008"),
-                           ("admin.shop.example.com", "backoffice:3009"),
-                           ("api.shop.example.com", "gateway:3000")):  # fmt: skip
+    for host, upstream in (
+        ("shop.example.com", "frontend:3008"),
+        ("admin.shop.example.com", "backoffice:3009"),
+        ("api.shop.example.com", "gateway:3000"),
+    ):
         assert f"\n{host} {{\n" in text  # HTTPS: a bare host name is an HTTPS site for Caddy
         site = text[text.index(f"\n{host} {{") :]
         assert f"reverse_proxy {upstream} {{" in site.split("\n}\n")[0]
         assert "Strict-Transport-Security" in site.split("\n}\n")[0]
-    assert ("http://admin.shop.example.com, http://api.shop.example.com, "
-            "http://grafana.shop.example.com, http://prometheus.shop.example.com, "
-            "http://shop.example.com {\n\tredir https://{host}{uri} 308\n}") in text  # fmt: skip
+    assert (
+        "http://admin.shop.example.com, http://api.shop.example.com, "
+        "http://grafana.shop.example.com, http://prometheus.shop.example.com, "
+        "http://shop.example.com {\n\tredir https://{host}{uri} 308\n}"
+    ) in text
     assert "email ops@example.com" in text and "admin off" in text
 
 
@@ -127,12 +131,20 @@ def test_prod_outputs_name_in_network_hosts(prod_graph: Graph) -> None:
     }
 
 
-@pytest.mark.parametrize(("image", "pinned"), [
-    ("registry.example.com/shop/api:1.4.2", True), ("postgres:16.6-bookworm", True),
-    ("shop/api@sha256:" + "a" * 64, True), ("registry.example.com:5000/shop/api:2", True),
-    ("shop/api", False), ("shop/api:latest", False), ("shop/api:stable", False),
-    ("registry.example.com:5000/shop/api", False), ("shop/api:dev", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("image", "pinned"),
+    [
+        ("registry.example.com/shop/api:1.4.2", True),
+        ("postgres:16.6-bookworm", True),
+        ("shop/api@sha256:" + "a" * 64, True),
+        ("registry.example.com:5000/shop/api:2", True),
+        ("shop/api", False),
+        ("shop/api:latest", False),
+        ("shop/api:stable", False),
+        ("registry.example.com:5000/shop/api", False),
+        ("shop/api:dev", False),
+    ],
+)
 def test_pinned_means_a_digest_or_a_version_tag(image: str, pinned: bool) -> None:
     # One rule for the settings and the policy pack (a prod file passing one passes the other).
     assert is_pinned(image) is pinned

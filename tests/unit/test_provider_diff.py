@@ -10,19 +10,47 @@ from provider.diff import INIT_ERROR, UnknownInputError, diff
 from provider.schema import CONTAINER, NETWORK, RANDOM_PASSWORD
 
 RECORDED: dict[str, Any] = {
-    "name": "shop-api", "image": "shop/api:1", "cpus": "1.0", "memory": 512, "memorySwap": 512,
-    "restart": "unless-stopped", "envs": ["A=1", "B=2"], "user": "node", "command": ["node"],
-    "healthcheck": {"tests": ["CMD", "true"], "interval": "10s", "timeout": "5s",
-                    "startPeriod": "30s", "startInterval": "0s", "retries": 5},
-    "tmpfs": {"/tmp": "size=64m"}, "destroyGraceSeconds": 30, "shmSize": 64, "logDriver": "json-file",
-}  # fmt: skip
+    "name": "shop-api",
+    "image": "shop/api:1",
+    "cpus": "1.0",
+    "memory": 512,
+    "memorySwap": 512,
+    "restart": "unless-stopped",
+    "envs": ["A=1", "B=2"],
+    "user": "node",
+    "command": ["node"],
+    "healthcheck": {
+        "tests": ["CMD", "true"],
+        "interval": "10s",
+        "timeout": "5s",
+        "startPeriod": "30s",
+        "startInterval": "0s",
+        "retries": 5,
+    },
+    "tmpfs": {"/tmp": "size=64m"},
+    "destroyGraceSeconds": 30,
+    "shmSize": 64,
+    "logDriver": "json-file",
+}
 SENT: dict[str, Any] = {
-    "name": "shop-api", "image": "shop/api:1", "cpus": "1.0", "memory": 512, "memorySwap": 512,
-    "restart": "unless-stopped", "envs": ["B=2", "A=1"], "command": ["node"],
-    "healthcheck": {"tests": ["CMD", "true"], "interval": "10s", "timeout": "5s",
-                    "startPeriod": "30s", "retries": 5},
-    "tmpfs": {"/tmp": "size=64m"}, "destroyGraceSeconds": 30,
-}  # fmt: skip
+    "name": "shop-api",
+    "image": "shop/api:1",
+    "cpus": "1.0",
+    "memory": 512,
+    "memorySwap": 512,
+    "restart": "unless-stopped",
+    "envs": ["B=2", "A=1"],
+    "command": ["node"],
+    "healthcheck": {
+        "tests": ["CMD", "true"],
+        "interval": "10s",
+        "timeout": "5s",
+        "startPeriod": "30s",
+        "retries": 5,
+    },
+    "tmpfs": {"/tmp": "size=64m"},
+    "destroyGraceSeconds": 30,
+}
 PROGRAM_RULES = ["healthcheck", "tmpfs", INIT_ERROR]
 
 
@@ -111,8 +139,12 @@ def test_ignored_inputs_keep_their_recorded_value() -> None:
     # A secrets seed ignores a new image of its consumer: it never runs it.
     new_image = changed(image="shop/api:2")
     assert diff(CONTAINER, RECORDED, new_image, ignore_changes=["image"]).action == "same"
-    found = diff(CONTAINER, RECORDED, changed(image="shop/api:2", memory=1024, memorySwap=1024),
-                 ignore_changes=["image"])  # fmt: skip
+    found = diff(
+        CONTAINER,
+        RECORDED,
+        changed(image="shop/api:2", memory=1024, memorySwap=1024),
+        ignore_changes=["image"],
+    )
     assert (found.action, found.paths) == ("update", ("memory", "memorySwap"))
     with pytest.raises(UnknownInputError, match=r"ignore_changes \['healthcheck.interval'\]"):
         diff(CONTAINER, RECORDED, SENT, ignore_changes=["healthcheck.interval"])

@@ -64,17 +64,23 @@ def test_the_stacks_docker_host_reaches_the_programs_provider() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c.pop(PASSWORD_KEY),
-         r"ecommerce:registryPassword is missing: registry\.username is set.*pulumi config set "
-         r"--secret ecommerce:registryPassword"),
-        (lambda c: c["ecommerce:platform"]["registry"].pop("username"),
-         r"ecommerce:registryPassword is set but ecommerce:platform\.registry\.username is not"),
-        (lambda c: c.update({"docker:sshOpts": '["-i", "key"]'}),
-         r"docker:sshOpts does not reach the registry's Docker provider and the containers' "
-         r"PIDs limits"),
+        (
+            lambda c: c.pop(PASSWORD_KEY),
+            r"ecommerce:registryPassword is missing: registry\.username is set.*pulumi config set "
+            r"--secret ecommerce:registryPassword",
+        ),
+        (
+            lambda c: c["ecommerce:platform"]["registry"].pop("username"),
+            r"ecommerce:registryPassword is set but ecommerce:platform\.registry\.username is not",
+        ),
+        (
+            lambda c: c.update({"docker:sshOpts": '["-i", "key"]'}),
+            r"docker:sshOpts does not reach the registry's Docker provider and the containers' "
+            r"PIDs limits",
+        ),
     ],
     ids=["username-without-password", "password-without-username", "docker-option-dropped"],
-)  # fmt: skip
+)
 def test_an_incomplete_login_is_refused(change: Any, message: str) -> None:
     config = deploy_user_config()
     change(config)

@@ -29,8 +29,15 @@ def test_schema_knows_every_top_level_setting() -> None:
     assert {"profile", "namePrefix", "services", "postgres", "redis", "hardening"} <= set(
         platform["properties"]
     )
-    assert set(platform["required"]) == {"profile", "namePrefix", "corsOrigins", "services",
-                                         "postgres", "redis", "edge"}  # fmt: skip
+    assert set(platform["required"]) == {
+        "profile",
+        "namePrefix",
+        "corsOrigins",
+        "services",
+        "postgres",
+        "redis",
+        "edge",
+    }
 
 
 def test_stack_files_point_editors_at_the_schema() -> None:
@@ -49,8 +56,12 @@ def test_every_setting_says_what_it_does() -> None:
     schema = PlatformSettings.model_json_schema(by_alias=True)
     models = {**schema.pop("$defs"), "PlatformSettings": schema}
     undescribed = [name for name, model in models.items() if not model.get("description")]
-    undescribed += [f"{name}.{key}" for name, model in models.items()
-                    for key, prop in model["properties"].items() if not prop.get("description")]  # fmt: skip
+    undescribed += [
+        f"{name}.{key}"
+        for name, model in models.items()
+        for key, prop in model["properties"].items()
+        if not prop.get("description")
+    ]
     assert undescribed == [], "give each a docstring in stacks/settings/"
 
 
@@ -90,8 +101,9 @@ def test_the_reference_says_what_prod_refuses() -> None:
         *production_problems(relaxed(lambda _platform: None), PLATFORM),
         *production_problems(relaxed(published_images), PLATFORM),
     ]
-    keys = {re.sub(r"^(services|databases)\.[a-z]+\.", r"\1.<name>.", p.split(":")[0])
-            for p in problems}  # fmt: skip
+    keys = {
+        re.sub(r"^(services|databases)\.[a-z]+\.", r"\1.<name>.", p.split(":")[0]) for p in problems
+    }
     assert keys == set(PROD_REFUSES)
     documented = reference()
     for key, refused in PROD_REFUSES.items():

@@ -29,13 +29,27 @@ def plain_strings(value: Any) -> list[str]:
 
 
 def non_secret_inputs(resource: Resource) -> list[str]:
-    return [s for key, v in resource.inputs.items() if not resource.is_secret(key)
-            for s in plain_strings(v)]  # fmt: skip
+    return [
+        s
+        for key, v in resource.inputs.items()
+        if not resource.is_secret(key)
+        for s in plain_strings(v)
+    ]
 
 
-PLAIN_FILES = {"Caddyfile", "queries.yaml", "prometheus.yml", "alerts.yml", "alertmanager.yml",
-               "datasources.yaml", "dashboards.yaml", "platform-databases.json",
-               "platform-edge.json", "platform-backups.json", "health_probe.py"}  # fmt: skip
+PLAIN_FILES = {
+    "Caddyfile",
+    "queries.yaml",
+    "prometheus.yml",
+    "alerts.yml",
+    "alertmanager.yml",
+    "datasources.yaml",
+    "dashboards.yaml",
+    "platform-databases.json",
+    "platform-edge.json",
+    "platform-backups.json",
+    "health_probe.py",
+}
 """Configuration, not secret; alertmanager.yml only while no receiver's secret is in it."""
 
 
@@ -63,8 +77,12 @@ def secrets_outside_files(graph: Graph) -> list[str]:
     """Every secret found where it must not be: by its secret mark (the input path a secret
     reaches), and by value (a generated secret in an input that is not marked secret)."""
     leaks = [f"{v.name}: {v.message}" for v in check(subjects(graph), [SECRETS_RULE])]
-    leaks += [f"{r.name}: {s}" for r in graph.resources for s in non_secret_inputs(r)
-              if GENERATED.search(s)]  # fmt: skip
+    leaks += [
+        f"{r.name}: {s}"
+        for r in graph.resources
+        for s in non_secret_inputs(r)
+        if GENERATED.search(s)
+    ]
     return leaks
 
 
@@ -104,8 +122,10 @@ def test_database_passwords_are_secret_outputs(stack_graph: Graph) -> None:
     for service in stack_graph.outputs["databases"]:
         assert f"databases.{service}.password" in stack_graph.secret_outputs
     assert set(stack_graph.outputs["pitrPassphrases"]) == set(stack_graph.outputs["databases"])
-    assert all(p.endswith((".password", "Password")) or p.startswith("pitrPassphrases.")
-               for p in stack_graph.secret_outputs)  # fmt: skip
+    assert all(
+        p.endswith((".password", "Password")) or p.startswith("pitrPassphrases.")
+        for p in stack_graph.secret_outputs
+    )
     # The monitoring UIs' logins: Grafana's everywhere, Prometheus's behind the prod edge.
     logins = {p for p in stack_graph.secret_outputs if p.startswith("monitoring.")}
     assert logins == {"monitoring.grafanaPassword"} | (
@@ -202,21 +222,28 @@ def test_a_changed_secret_replaces_its_consumer(stack_graph: Graph) -> None:
     """Consumers carry the revision of their secret files: a new secret, a new container."""
     revisions = {r.name: r for r in stack_graph.of_type("random:index/randomId:RandomId")}
     consumers = 0
-    seeded = {s.inputs["name"].removesuffix("-seed") for s in stack_graph.containers()
-              if s.inputs["name"].endswith("-seed")}  # fmt: skip
+    seeded = {
+        s.inputs["name"].removesuffix("-seed")
+        for s in stack_graph.containers()
+        if s.inputs["name"].endswith("-seed")
+    }
     for c in stack_graph.running_containers():
         mounts = [m for m in c.inputs.get("volumes", []) if m["volumeName"] in seeded]
         if not mounts:
             assert "com.ecommerce.secrets-revision" not in labels_of(c), c.name
             continue
-        seed = next(s for s in stack_graph.containers()
-                    if s.inputs["name"] == mounts[0]["volumeName"] + "-seed")  # fmt: skip
+        seed = next(
+            s
+            for s in stack_graph.containers()
+            if s.inputs["name"] == mounts[0]["volumeName"] + "-seed"
+        )
         revision = revisions[seed.name.removesuffix("-seed") + "-revision"]
         # Kept by every file's content, as a secret; the label is the drawn id, not a digest.
         uploaded = {u["file"].removeprefix("/run/secrets/") for u in seed.inputs["uploads"]}
         assert set(revision.inputs["keepers"]) == uploaded
-        assert all(revision.is_secret(f"keepers.{name}") is (name not in PLAIN_FILES)
-                   for name in uploaded)  # fmt: skip
+        assert all(
+            revision.is_secret(f"keepers.{name}") is (name not in PLAIN_FILES) for name in uploaded
+        )
         assert labels_of(c)["com.ecommerce.secrets-revision"] == mock_random_hex(revision.name, 8)
         assert not c.is_secret("labels")
         consumers += 1

@@ -50,8 +50,20 @@ def on_swarm(*edits: Edit) -> Edit:
 
     def edit(platform: dict[str, Any]) -> None:
         platform["engine"] = "swarm"
-        platform["swarm"] = {"placement": {key: "ecommerce.data" for key in (
-            "redis", "edge", "backup", "customer-db", "product-db", "order-db", "content-db")}}  # fmt: skip
+        platform["swarm"] = {
+            "placement": {
+                key: "ecommerce.data"
+                for key in (
+                    "redis",
+                    "edge",
+                    "backup",
+                    "customer-db",
+                    "product-db",
+                    "order-db",
+                    "content-db",
+                )
+            }
+        }
         for more in edits:
             more(platform)
 
@@ -59,188 +71,415 @@ def on_swarm(*edits: Edit) -> Edit:
 
 
 CASES = [
-    pytest.param("prod", put("services.order.replicas", 2),
-                 "ecommerce:platform.services.order.replicas: 2 replicas need engine: swarm",
-                 id="replicas-on-one-host"),
-    pytest.param("prod", on_swarm(drop("swarm.placement.order-db")),
-                 "ecommerce:platform.swarm.placement.order-db: missing; name the label of the node "
-                 "that holds its volume", id="swarm-placement-missing"),
-    pytest.param("prod", on_swarm(put("swarm.placement.cart", "ecommerce.data")),
-                 "ecommerce:platform.swarm.placement.cart: nothing with a volume is called that",
-                 id="swarm-placement-unknown"),
-    pytest.param("prod", on_swarm(put("databases.order.replicas", 2)),
-                 "ecommerce:platform.databases.order: replicas: a database runs as one server "
-                 "pinned to the node of its volume", id="swarm-database-replicas"),
-    pytest.param("prod", on_swarm(put("swarm.endpointMode", "dnsrr"), put("edge.replicas", 2)),
-                 "ecommerce:platform.edge.replicas: 2 with swarm.endpointMode dnsrr",
-                 id="swarm-host-mode-port-replicas"),
-    pytest.param("dev", on_swarm(),
-                 "ecommerce:platform.services.gateway.build: a swarm runs published images",
-                 id="swarm-build"),
-    pytest.param("prod", on_swarm(put("publishIp", "10.0.0.5")),
-                 "ecommerce:platform.publishIp: 10.0.0.5 cannot be kept on a swarm",
-                 id="swarm-publish-ip"),
-    pytest.param("dev", put("pitr.image", "postgres-pitr:16"),
-                 "ecommerce:platform.pitr: set exactly one of image", id="pitr-image-and-build"),
-    pytest.param("prod", put("pitr.build", {"context": "pitr"}),
-                 "ecommerce:platform.pitr.build: prod runs a pinned published image",
-                 id="pitr-build-in-prod"),
-    pytest.param("dev", put("pitr.build.args", {"POSTGRES_IMAGE": "postgres:17"}),
-                 "ecommerce:platform.pitr.build.args.POSTGRES_IMAGE: set by the platform from "
-                 "postgres.image", id="pitr-base-image-set-twice"),
-    pytest.param("dev", put("pitr.incrEveryHours", 24),
-                 "ecommerce:platform.pitr.incrEveryHours: 24 must be shorter than "
-                 "pitr.diffEveryHours (24)", id="pitr-incr-not-shorter-than-diff"),
-    pytest.param("prod", put("databases.order.tuning.extra", {"archive_mode": "off"}),
-                 "ecommerce:platform.databases.order.tuning.extra.archive_mode: set by pitr",
-                 id="pitr-archiving-overridden"),
-    pytest.param("dev", put("pitr.maxArchiveAgeMinutes", 5),
-                 "ecommerce:platform.pitr.maxArchiveAgeMinutes: 5 would report a stale archive "
-                 "between two checks", id="pitr-archive-age-below-check"),
-    pytest.param("prod", put("pitr.image", "registry.example.com/ecommerce/postgres-pitr:latest"),
-                 "ecommerce:platform.pitr.image: 'registry.example.com/ecommerce/postgres-pitr:"
-                 "latest' is not pinned", id="pitr-image-unpinned"),
-    pytest.param("dev", put("services.product.hostPort", 13001),
-                 "ecommerce:platform.services.product.hostPort: host port 13001 is already used by "
-                 "services.customer.hostPort", id="duplicate-host-port"),
-    pytest.param("dev", put("databases.order.hostPort", 6379),
-                 "ecommerce:platform.redis.hostPort: host port 6379 is already used by "
-                 "databases.order.hostPort", id="duplicate-port-across-kinds"),
-    pytest.param("dev", put("services.customer.hostPort", 70000),
-                 "ecommerce:platform.services.customer.hostPort: Input should be less than or equal "
-                 "to 65535", id="port-above-range"),
-    pytest.param("dev", put("databases.customer.hostPort", 0),
-                 "ecommerce:platform.databases.customer.hostPort: Input should be greater than or "
-                 "equal to 1", id="port-below-range"),
-    pytest.param("dev", put("services.payment", {"image": "ecommerce/payment:dev"}),
-                 "ecommerce:platform.services.payment: unknown service; known: gateway, customer",
-                 id="unknown-service"),
-    pytest.param("dev", put("databases.cart", {"hostPort": 15435}),
-                 "ecommerce:platform.databases.cart: no such database", id="database-for-cart"),
-    pytest.param("dev", put("services.cart.stopGraceSeconds", 600),
-                 "ecommerce:platform.services.cart.stopGraceSeconds: 600 is longer than waitTimeoutSeconds (180)",
-                 id="grace-beyond-wait-timeout"),
-    pytest.param("dev", drop("services.cart.build"),
-                 "ecommerce:platform.services.cart: set exactly one of image (a published image) and build",
-                 id="service-without-image"),
-    pytest.param("dev", put("services.cart.image", "ecommerce/cart-service:dev"),
-                 "ecommerce:platform.services.cart: set exactly one of image", id="image-and-build"),
-    pytest.param("dev", put("services.cart.build", {"dockerfile": "Dockerfile"}),
-                 "ecommerce:platform.services.cart.build.context: Field required", id="build-without-context"),
-    pytest.param("prod", put("services.cart", {"build": {"context": "../cart-service"}}),
-                 "ecommerce:platform.services.cart.build: prod runs pinned published images",
-                 id="build-in-prod"),
-    pytest.param("dev", drop("services.cart"),
-                 "ecommerce:platform.services.cart: missing; every service needs an entry with an image",
-                 id="service-missing"),
-    pytest.param("dev", put("services.cart.image", ""),
-                 "ecommerce:platform.services.cart.image: String should have at least 1 character",
-                 id="empty-image"),
-    pytest.param("prod", put("services.customer.image", "registry.example.com/customer:latest"),
-                 "ecommerce:platform.services.customer.image: 'registry.example.com/customer:latest' "
-                 "is not pinned", id="latest-in-prod"),
-    pytest.param("prod", put("postgres.image", "postgres"),
-                 "ecommerce:platform.postgres.image: 'postgres' is not pinned", id="untagged-in-prod"),
-    pytest.param("prod", put("services.customer.image", "registry.example.com:5000/customer"),
-                 "services.customer.image: 'registry.example.com:5000/customer' is not pinned",
-                 id="registry-port-is-not-a-tag"),
-    pytest.param("prod", put("databases.customer.hostPort", 15432),
-                 "ecommerce:platform.databases.customer.hostPort: databases and Redis are never "
-                 "published in prod", id="published-db-in-prod"),
-    pytest.param("prod", put("services.order.hostPort", 13003),
-                 "ecommerce:platform.services.order.hostPort: only the edge proxy publishes ports "
-                 "in prod", id="published-service-in-prod"),
-    pytest.param("prod", put("services.frontend.hostPort", 13008),
-                 "ecommerce:platform.services.frontend.hostPort: prod serves the edge apps by host "
-                 "name over HTTPS only; remove it and set edge.hosts.frontend",
-                 id="edge-app-port-in-prod"),
-    pytest.param("prod", drop("edge.tls"),
-                 "ecommerce:platform.edge.tls: must be set in prod", id="prod-without-tls"),
-    pytest.param("prod", put("edge.build", {"context": "images/edge-proxy"}),
-                 "ecommerce:platform.edge: set exactly one of image", id="edge-image-and-build"),
-    pytest.param("prod", lambda p: p["edge"].update(build={"context": "images/edge-proxy"},
-                                                    image=None),
-                 "ecommerce:platform.edge.build: prod runs a pinned published image",
-                 id="edge-built-in-prod"),
-    pytest.param("dev", put("edge.tls", {"certificates": "internal"}),
-                 "ecommerce:platform.edge.tls: HTTPS needs the host names to serve; set "
-                 "edge.hosts", id="tls-without-host-name"),
-    pytest.param("prod", put("edge.hosts.customer", "customer.example.com"),
-                 "ecommerce:platform.edge.hosts.customer: only gateway, frontend, backoffice sit "
-                 "behind the edge", id="business-service-behind-the-edge"),
-    pytest.param("prod", put("edge.hosts.backoffice", "shop.example.com"),
-                 "ecommerce:platform.edge.hosts.backoffice: shop.example.com is already the host "
-                 "of frontend", id="one-host-two-apps"),
-    pytest.param("prod", put("edge.hosts.frontend", "https://shop.example.com"),
-                 "ecommerce:platform.edge.hosts.frontend: String should match pattern",
-                 id="host-name-with-scheme"),
-    pytest.param("prod", put("edge.tls", {"certificates": "files", "email": "ops@example.com"}),
-                 "ecommerce:platform.edge.tls.email: only used with certificates: auto",
-                 id="acme-email-without-acme"),
-    pytest.param("prod", put("publishIp", "127.0.0.1"),
-                 "ecommerce:platform.edge.tls.certificates: auto needs the ACME CA to reach the "
-                 "edge, but publishIp is 127.0.0.1 (loopback)", id="acme-on-loopback"),
-    pytest.param("prod", lambda p: p["edge"].update(httpPort=8080, httpsPort=8443),
-                 "ecommerce:platform.edge.tls.certificates: auto needs port 80 or 443",
-                 id="acme-without-standard-ports"),
-    pytest.param("prod", put("edge.httpsPort", 80),
-                 "ecommerce:platform.edge.httpsPort: host port 80 is already used by "
-                 "edge.httpPort", id="edge-ports-collide"),
-    pytest.param("dev", put("edge.stopGraceSeconds", 600),
-                 "ecommerce:platform.edge.stopGraceSeconds: 600 is longer than waitTimeoutSeconds",
-                 id="edge-grace-too-long"),
-    pytest.param("prod", put("hardening.readOnlyRoot", False),
-                 "ecommerce:platform.hardening.readOnlyRoot: must be true in prod", id="soft-prod"),
-    pytest.param("prod", put("redis.requirePassword", False),
-                 "ecommerce:platform.redis.requirePassword: must be true in prod", id="open-redis"),
-    pytest.param("prod", put("corsOrigins", ["http://shop.example.com"]),
-                 "must use https in prod", id="http-origin-in-prod"),
-    pytest.param("dev", put("services.customer.hostport", 13001),
-                 "ecommerce:platform.services.customer.hostport: unknown key", id="unknown-key"),
-    pytest.param("dev", put("colour", "blue"),
-                 "ecommerce:platform.colour: unknown key", id="unknown-top-level-key"),
-    pytest.param("dev", put("services.customer.hostPort", "13001"),
-                 "ecommerce:platform.services.customer.hostPort: Input should be a valid integer",
-                 id="port-as-string"),
-    pytest.param("dev", put("redis.requirePassword", "yes"),
-                 "ecommerce:platform.redis.requirePassword: Input should be a valid boolean",
-                 id="bool-as-string"),
-    pytest.param("dev", put("profile", "staging"),
-                 "ecommerce:platform.profile: Input should be 'dev' or 'prod'", id="unknown-profile"),
-    pytest.param("dev", put("postgres.tuning.sharedBuffers", "256"),
-                 "ecommerce:platform.postgres.tuning.sharedBuffers: String should match pattern",
-                 id="memory-without-unit"),
-    pytest.param("dev", put("corsOrigins", ["localhost:13008"]),
-                 "ecommerce:platform.corsOrigins: 'localhost:13008' is not an origin", id="bad-origin"),
-    pytest.param("dev", put("services.customer.env", {"PORT": "80"}),
-                 "ecommerce:platform.services.customer.env.PORT: set by the platform", id="env-clash"),
-    pytest.param("dev", put("redis.maxMemoryMb", 512),
-                 "ecommerce:platform.redis.maxMemoryMb: 512 must stay below the container's memory "
-                 "limit", id="redis-memory-above-limit"),
-    pytest.param("prod", put("networks.internal", False),
-                 "ecommerce:platform.networks.internal: must be true in prod", id="open-networks"),
-    pytest.param("dev", put("networks.internal", True),
-                 "ecommerce:platform.databases.customer.hostPort: cannot be published while "
-                 "networks.internal is true", id="port-on-internal-network"),
-    pytest.param("prod", put("redis.resources.cpus", 0.05),
-                 "ecommerce:platform.redis.resources.cpus: 0.05 is read back by the Docker provider "
-                 "as 0.1, so every deploy would replace the container", id="cpus-read-back-rounded"),
-    pytest.param("dev", put("services.order.resources.cpus", 0.1234567891),
-                 "ecommerce:platform.services.order.resources.cpus: 0.1234567891 has more than 9 "
-                 "decimals", id="cpus-too-precise"),
-    pytest.param("prod", put("postgres.stopGraceSeconds", 3),
-                 "ecommerce:platform.postgres.stopGraceSeconds: Input should be greater than or "
-                 "equal to 10", id="database-grace-too-short"),
-    pytest.param("dev", put("services.gateway.stopGraceSeconds", 0),
-                 "ecommerce:platform.services.gateway.stopGraceSeconds: Input should be greater "
-                 "than or equal to 1", id="no-grace"),
-    pytest.param("prod", put("registry.address", "registry.other.example"),
-                 "ecommerce:platform.registry.address: no image of the stack is on "
-                 "registry.other.example", id="registry-of-no-image"),
-    pytest.param("prod", put("registry.address", "https://registry.example.com"),
-                 "ecommerce:platform.registry.address: String should match pattern",
-                 id="registry-with-scheme"),
-]  # fmt: skip
+    pytest.param(
+        "prod",
+        put("services.order.replicas", 2),
+        "ecommerce:platform.services.order.replicas: 2 replicas need engine: swarm",
+        id="replicas-on-one-host",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(drop("swarm.placement.order-db")),
+        "ecommerce:platform.swarm.placement.order-db: missing; name the label of the node "
+        "that holds its volume",
+        id="swarm-placement-missing",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("swarm.placement.cart", "ecommerce.data")),
+        "ecommerce:platform.swarm.placement.cart: nothing with a volume is called that",
+        id="swarm-placement-unknown",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("databases.order.replicas", 2)),
+        "ecommerce:platform.databases.order: replicas: a database runs as one server "
+        "pinned to the node of its volume",
+        id="swarm-database-replicas",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("swarm.endpointMode", "dnsrr"), put("edge.replicas", 2)),
+        "ecommerce:platform.edge.replicas: 2 with swarm.endpointMode dnsrr",
+        id="swarm-host-mode-port-replicas",
+    ),
+    pytest.param(
+        "dev",
+        on_swarm(),
+        "ecommerce:platform.services.gateway.build: a swarm runs published images",
+        id="swarm-build",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("publishIp", "10.0.0.5")),
+        "ecommerce:platform.publishIp: 10.0.0.5 cannot be kept on a swarm",
+        id="swarm-publish-ip",
+    ),
+    pytest.param(
+        "dev",
+        put("pitr.image", "postgres-pitr:16"),
+        "ecommerce:platform.pitr: set exactly one of image",
+        id="pitr-image-and-build",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.build", {"context": "pitr"}),
+        "ecommerce:platform.pitr.build: prod runs a pinned published image",
+        id="pitr-build-in-prod",
+    ),
+    pytest.param(
+        "dev",
+        put("pitr.build.args", {"POSTGRES_IMAGE": "postgres:17"}),
+        "ecommerce:platform.pitr.build.args.POSTGRES_IMAGE: set by the platform from "
+        "postgres.image",
+        id="pitr-base-image-set-twice",
+    ),
+    pytest.param(
+        "dev",
+        put("pitr.incrEveryHours", 24),
+        "ecommerce:platform.pitr.incrEveryHours: 24 must be shorter than pitr.diffEveryHours (24)",
+        id="pitr-incr-not-shorter-than-diff",
+    ),
+    pytest.param(
+        "prod",
+        put("databases.order.tuning.extra", {"archive_mode": "off"}),
+        "ecommerce:platform.databases.order.tuning.extra.archive_mode: set by pitr",
+        id="pitr-archiving-overridden",
+    ),
+    pytest.param(
+        "dev",
+        put("pitr.maxArchiveAgeMinutes", 5),
+        "ecommerce:platform.pitr.maxArchiveAgeMinutes: 5 would report a stale archive "
+        "between two checks",
+        id="pitr-archive-age-below-check",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.image", "registry.example.com/ecommerce/postgres-pitr:latest"),
+        "ecommerce:platform.pitr.image: 'registry.example.com/ecommerce/postgres-pitr:"
+        "latest' is not pinned",
+        id="pitr-image-unpinned",
+    ),
+    pytest.param(
+        "dev",
+        put("services.product.hostPort", 13001),
+        "ecommerce:platform.services.product.hostPort: host port 13001 is already used by "
+        "services.customer.hostPort",
+        id="duplicate-host-port",
+    ),
+    pytest.param(
+        "dev",
+        put("databases.order.hostPort", 6379),
+        "ecommerce:platform.redis.hostPort: host port 6379 is already used by "
+        "databases.order.hostPort",
+        id="duplicate-port-across-kinds",
+    ),
+    pytest.param(
+        "dev",
+        put("services.customer.hostPort", 70000),
+        "ecommerce:platform.services.customer.hostPort: Input should be less than or equal "
+        "to 65535",
+        id="port-above-range",
+    ),
+    pytest.param(
+        "dev",
+        put("databases.customer.hostPort", 0),
+        "ecommerce:platform.databases.customer.hostPort: Input should be greater than or "
+        "equal to 1",
+        id="port-below-range",
+    ),
+    pytest.param(
+        "dev",
+        put("services.payment", {"image": "ecommerce/payment:dev"}),
+        "ecommerce:platform.services.payment: unknown service; known: gateway, customer",
+        id="unknown-service",
+    ),
+    pytest.param(
+        "dev",
+        put("databases.cart", {"hostPort": 15435}),
+        "ecommerce:platform.databases.cart: no such database",
+        id="database-for-cart",
+    ),
+    pytest.param(
+        "dev",
+        put("services.cart.stopGraceSeconds", 600),
+        "ecommerce:platform.services.cart.stopGraceSeconds: 600 is longer than waitTimeoutSeconds (180)",
+        id="grace-beyond-wait-timeout",
+    ),
+    pytest.param(
+        "dev",
+        drop("services.cart.build"),
+        "ecommerce:platform.services.cart: set exactly one of image (a published image) and build",
+        id="service-without-image",
+    ),
+    pytest.param(
+        "dev",
+        put("services.cart.image", "ecommerce/cart-service:dev"),
+        "ecommerce:platform.services.cart: set exactly one of image",
+        id="image-and-build",
+    ),
+    pytest.param(
+        "dev",
+        put("services.cart.build", {"dockerfile": "Dockerfile"}),
+        "ecommerce:platform.services.cart.build.context: Field required",
+        id="build-without-context",
+    ),
+    pytest.param(
+        "prod",
+        put("services.cart", {"build": {"context": "../cart-service"}}),
+        "ecommerce:platform.services.cart.build: prod runs pinned published images",
+        id="build-in-prod",
+    ),
+    pytest.param(
+        "dev",
+        drop("services.cart"),
+        "ecommerce:platform.services.cart: missing; every service needs an entry with an image",
+        id="service-missing",
+    ),
+    pytest.param(
+        "dev",
+        put("services.cart.image", ""),
+        "ecommerce:platform.services.cart.image: String should have at least 1 character",
+        id="empty-image",
+    ),
+    pytest.param(
+        "prod",
+        put("services.customer.image", "registry.example.com/customer:latest"),
+        "ecommerce:platform.services.customer.image: 'registry.example.com/customer:latest' "
+        "is not pinned",
+        id="latest-in-prod",
+    ),
+    pytest.param(
+        "prod",
+        put("postgres.image", "postgres"),
+        "ecommerce:platform.postgres.image: 'postgres' is not pinned",
+        id="untagged-in-prod",
+    ),
+    pytest.param(
+        "prod",
+        put("services.customer.image", "registry.example.com:5000/customer"),
+        "services.customer.image: 'registry.example.com:5000/customer' is not pinned",
+        id="registry-port-is-not-a-tag",
+    ),
+    pytest.param(
+        "prod",
+        put("databases.customer.hostPort", 15432),
+        "ecommerce:platform.databases.customer.hostPort: databases and Redis are never "
+        "published in prod",
+        id="published-db-in-prod",
+    ),
+    pytest.param(
+        "prod",
+        put("services.order.hostPort", 13003),
+        "ecommerce:platform.services.order.hostPort: only the edge proxy publishes ports in prod",
+        id="published-service-in-prod",
+    ),
+    pytest.param(
+        "prod",
+        put("services.frontend.hostPort", 13008),
+        "ecommerce:platform.services.frontend.hostPort: prod serves the edge apps by host "
+        "name over HTTPS only; remove it and set edge.hosts.frontend",
+        id="edge-app-port-in-prod",
+    ),
+    pytest.param(
+        "prod",
+        drop("edge.tls"),
+        "ecommerce:platform.edge.tls: must be set in prod",
+        id="prod-without-tls",
+    ),
+    pytest.param(
+        "prod",
+        put("edge.build", {"context": "images/edge-proxy"}),
+        "ecommerce:platform.edge: set exactly one of image",
+        id="edge-image-and-build",
+    ),
+    pytest.param(
+        "prod",
+        lambda p: p["edge"].update(build={"context": "images/edge-proxy"}, image=None),
+        "ecommerce:platform.edge.build: prod runs a pinned published image",
+        id="edge-built-in-prod",
+    ),
+    pytest.param(
+        "dev",
+        put("edge.tls", {"certificates": "internal"}),
+        "ecommerce:platform.edge.tls: HTTPS needs the host names to serve; set edge.hosts",
+        id="tls-without-host-name",
+    ),
+    pytest.param(
+        "prod",
+        put("edge.hosts.customer", "customer.example.com"),
+        "ecommerce:platform.edge.hosts.customer: only gateway, frontend, backoffice sit "
+        "behind the edge",
+        id="business-service-behind-the-edge",
+    ),
+    pytest.param(
+        "prod",
+        put("edge.hosts.backoffice", "shop.example.com"),
+        "ecommerce:platform.edge.hosts.backoffice: shop.example.com is already the host "
+        "of frontend",
+        id="one-host-two-apps",
+    ),
+    pytest.param(
+        "prod",
+        put("edge.hosts.frontend", "https://shop.example.com"),
+        "ecommerce:platform.edge.hosts.frontend: String should match pattern",
+        id="host-name-with-scheme",
+    ),
+    pytest.param(
+        "prod",
+        put("edge.tls", {"certificates": "files", "email": "ops@example.com"}),
+        "ecommerce:platform.edge.tls.email: only used with certificates: auto",
+        id="acme-email-without-acme",
+    ),
+    pytest.param(
+        "prod",
+        put("publishIp", "127.0.0.1"),
+        "ecommerce:platform.edge.tls.certificates: auto needs the ACME CA to reach the "
+        "edge, but publishIp is 127.0.0.1 (loopback)",
+        id="acme-on-loopback",
+    ),
+    pytest.param(
+        "prod",
+        lambda p: p["edge"].update(httpPort=8080, httpsPort=8443),
+        "ecommerce:platform.edge.tls.certificates: auto needs port 80 or 443",
+        id="acme-without-standard-ports",
+    ),
+    pytest.param(
+        "prod",
+        put("edge.httpsPort", 80),
+        "ecommerce:platform.edge.httpsPort: host port 80 is already used by edge.httpPort",
+        id="edge-ports-collide",
+    ),
+    pytest.param(
+        "dev",
+        put("edge.stopGraceSeconds", 600),
+        "ecommerce:platform.edge.stopGraceSeconds: 600 is longer than waitTimeoutSeconds",
+        id="edge-grace-too-long",
+    ),
+    pytest.param(
+        "prod",
+        put("hardening.readOnlyRoot", False),
+        "ecommerce:platform.hardening.readOnlyRoot: must be true in prod",
+        id="soft-prod",
+    ),
+    pytest.param(
+        "prod",
+        put("redis.requirePassword", False),
+        "ecommerce:platform.redis.requirePassword: must be true in prod",
+        id="open-redis",
+    ),
+    pytest.param(
+        "prod",
+        put("corsOrigins", ["http://shop.example.com"]),
+        "must use https in prod",
+        id="http-origin-in-prod",
+    ),
+    pytest.param(
+        "dev",
+        put("services.customer.hostport", 13001),
+        "ecommerce:platform.services.customer.hostport: unknown key",
+        id="unknown-key",
+    ),
+    pytest.param(
+        "dev",
+        put("colour", "blue"),
+        "ecommerce:platform.colour: unknown key",
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        "dev",
+        put("services.customer.hostPort", "13001"),
+        "ecommerce:platform.services.customer.hostPort: Input should be a valid integer",
+        id="port-as-string",
+    ),
+    pytest.param(
+        "dev",
+        put("redis.requirePassword", "yes"),
+        "ecommerce:platform.redis.requirePassword: Input should be a valid boolean",
+        id="bool-as-string",
+    ),
+    pytest.param(
+        "dev",
+        put("profile", "staging"),
+        "ecommerce:platform.profile: Input should be 'dev' or 'prod'",
+        id="unknown-profile",
+    ),
+    pytest.param(
+        "dev",
+        put("postgres.tuning.sharedBuffers", "256"),
+        "ecommerce:platform.postgres.tuning.sharedBuffers: String should match pattern",
+        id="memory-without-unit",
+    ),
+    pytest.param(
+        "dev",
+        put("corsOrigins", ["localhost:13008"]),
+        "ecommerce:platform.corsOrigins: 'localhost:13008' is not an origin",
+        id="bad-origin",
+    ),
+    pytest.param(
+        "dev",
+        put("services.customer.env", {"PORT": "80"}),
+        "ecommerce:platform.services.customer.env.PORT: set by the platform",
+        id="env-clash",
+    ),
+    pytest.param(
+        "dev",
+        put("redis.maxMemoryMb", 512),
+        "ecommerce:platform.redis.maxMemoryMb: 512 must stay below the container's memory limit",
+        id="redis-memory-above-limit",
+    ),
+    pytest.param(
+        "prod",
+        put("networks.internal", False),
+        "ecommerce:platform.networks.internal: must be true in prod",
+        id="open-networks",
+    ),
+    pytest.param(
+        "dev",
+        put("networks.internal", True),
+        "ecommerce:platform.databases.customer.hostPort: cannot be published while "
+        "networks.internal is true",
+        id="port-on-internal-network",
+    ),
+    pytest.param(
+        "prod",
+        put("redis.resources.cpus", 0.05),
+        "ecommerce:platform.redis.resources.cpus: 0.05 is read back by the Docker provider "
+        "as 0.1, so every deploy would replace the container",
+        id="cpus-read-back-rounded",
+    ),
+    pytest.param(
+        "dev",
+        put("services.order.resources.cpus", 0.1234567891),
+        "ecommerce:platform.services.order.resources.cpus: 0.1234567891 has more than 9 decimals",
+        id="cpus-too-precise",
+    ),
+    pytest.param(
+        "prod",
+        put("postgres.stopGraceSeconds", 3),
+        "ecommerce:platform.postgres.stopGraceSeconds: Input should be greater than or equal to 10",
+        id="database-grace-too-short",
+    ),
+    pytest.param(
+        "dev",
+        put("services.gateway.stopGraceSeconds", 0),
+        "ecommerce:platform.services.gateway.stopGraceSeconds: Input should be greater "
+        "than or equal to 1",
+        id="no-grace",
+    ),
+    pytest.param(
+        "prod",
+        put("registry.address", "registry.other.example"),
+        "ecommerce:platform.registry.address: no image of the stack is on registry.other.example",
+        id="registry-of-no-image",
+    ),
+    pytest.param(
+        "prod",
+        put("registry.address", "https://registry.example.com"),
+        "ecommerce:platform.registry.address: String should match pattern",
+        id="registry-with-scheme",
+    ),
+]
 
 
 @pytest.mark.parametrize(("stack", "edit", "expected"), CASES)
@@ -283,8 +522,12 @@ def test_a_missing_settings_object_says_what_to_do() -> None:
 
 def test_dropping_capabilities_needs_a_non_root_start() -> None:
     def half_hardened(platform: dict[str, Any]) -> None:
-        platform["hardening"] = {"readOnlyRoot": False, "dropAllCapabilities": True,
-                                 "noNewPrivileges": True, "runAsNonRoot": False}  # fmt: skip
+        platform["hardening"] = {
+            "readOnlyRoot": False,
+            "dropAllCapabilities": True,
+            "noNewPrivileges": True,
+            "runAsNonRoot": False,
+        }
 
     message = problems_of("dev", half_hardened)
     assert (

@@ -19,9 +19,16 @@ SECRET = "docker:index/secret:Secret"
 NETWORK = "docker:index/network:Network"
 APPS = ("gateway", "customer", "product", "order", "cart", "content", "frontend", "backoffice")
 DATABASES = ("customer", "product", "order", "content")
-PINNED = ("redis", "edge", "backup", *(f"{db}-db" for db in DATABASES),
-          *(f"{db}-db-pitr" for db in DATABASES), "prometheus", "alertmanager",
-          "grafana")  # fmt: skip
+PINNED = (
+    "redis",
+    "edge",
+    "backup",
+    *(f"{db}-db" for db in DATABASES),
+    *(f"{db}-db-pitr" for db in DATABASES),
+    "prometheus",
+    "alertmanager",
+    "grafana",
+)
 EXPORTERS = ("redis-exporter", *(f"{db}-db-exporter" for db in DATABASES), "health-probe")
 
 
@@ -124,10 +131,12 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
 
 def test_only_the_edge_publishes_through_the_routing_mesh(swarm: Graph) -> None:
     published = {
-        name: [(p["targetPort"], p["publishedPort"], p["publishMode"])
-               for p in inputs.get("endpointSpec", {}).get("ports", [])]
+        name: [
+            (p["targetPort"], p["publishedPort"], p["publishMode"])
+            for p in inputs.get("endpointSpec", {}).get("ports", [])
+        ]
         for name, inputs in services(swarm).items()
-    }  # fmt: skip
+    }
     assert {n for n, ports in published.items() if ports} == {"edge"}
     assert published["edge"] == [(8080, 80, "ingress"), (8443, 443, "ingress")]
 
@@ -146,7 +155,9 @@ def test_a_new_image_and_replica_count_update_the_service_in_place(swarm: Graph)
     assert list(changes) == ["platform-gateway-service"]
     assert changes["platform-gateway-service"].action == "update"
     assert set(changes["platform-gateway-service"].paths) == {
-        "mode.replicated.replicas", "taskSpec.containerSpec.image"}  # fmt: skip
+        "mode.replicated.replicas",
+        "taskSpec.containerSpec.image",
+    }
 
 
 def test_a_rotated_secret_is_a_new_swarm_secret_and_an_update_of_its_users(swarm: Graph) -> None:
@@ -173,4 +184,5 @@ def test_swarm_secret_names_fit_in_64_characters_and_stay_apart() -> None:
     two = swarm_secret_name(f"{long_prefix}-order-db-pitr-config", "pgbackrest.cnf", "f" * 16)
     assert len(one) == len(two) == 64 and one != two
     assert swarm_secret_name("shop-order-secrets", "jwt-secret", "0123456789abcdef") == (
-        "shop-order-secrets-jwt-secret-0123456789abcdef")  # fmt: skip
+        "shop-order-secrets-jwt-secret-0123456789abcdef"
+    )

@@ -79,40 +79,61 @@ def fake_engine(states: list[dict[str, Any]], calls: list[tuple[str, str, Any]])
     return make
 
 
-PROPS = {"containerId": "c1", "containerName": "shop-order--3fa2c1", "waitSeconds": 1,
-         "networks": [{"name": "shop-backend", "aliases": ["order"]}]}  # fmt: skip
+PROPS = {
+    "containerId": "c1",
+    "containerName": "shop-order--3fa2c1",
+    "waitSeconds": 1,
+    "networks": [{"name": "shop-backend", "aliases": ["order"]}],
+}
 
 
 def test_a_healthy_container_joins_its_network_again_with_its_alias(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[tuple[str, str, Any]] = []
-    states = [{"Status": "running", "Health": {"Status": "starting"}},
-              {"Status": "running", "Health": {"Status": "healthy"}}]  # fmt: skip
+    states = [
+        {"Status": "running", "Health": {"Status": "starting"}},
+        {"Status": "running", "Health": {"Status": "healthy"}},
+    ]
     monkeypatch.setattr(traffic_gate, "engine_api", fake_engine(states, calls))
     monkeypatch.setattr(traffic_gate, "POLL_SECONDS", 0.01)
     monkeypatch.setattr(traffic_gate, "SETTLE_SECONDS", 0.01)
     open_gate(PROPS)
     assert calls[-2:] == [
         ("POST", "/networks/shop-backend/disconnect", {"Container": "c1", "Force": False}),
-        ("POST", "/networks/shop-backend/connect",
-         {"Container": "c1", "EndpointConfig": {"Aliases": ["order"]}}),
-    ]  # fmt: skip
+        (
+            "POST",
+            "/networks/shop-backend/connect",
+            {"Container": "c1", "EndpointConfig": {"Aliases": ["order"]}},
+        ),
+    ]
 
 
 @pytest.mark.parametrize(
     ("state", "why"),
-    [({"Status": "running",
-       "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1, "Output": "500\n"}]}},
-      "not healthy after 1 s (status unhealthy); last health check: exit code 1, '500'"),
-     ({"Status": "running", "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1}]}},
-      "not healthy after 1 s (status unhealthy); last health check: exit code 1, no output"),
-     ({"Status": "running", "Health": {"Status": "starting"}},
-      "not healthy after 1 s (status starting); no health check result yet"),
-     ({"Status": "exited", "ExitCode": 3, "Health": {"Status": "unhealthy"}},
-      "exited with code 3")],
+    [
+        (
+            {
+                "Status": "running",
+                "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1, "Output": "500\n"}]},
+            },
+            "not healthy after 1 s (status unhealthy); last health check: exit code 1, '500'",
+        ),
+        (
+            {"Status": "running", "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1}]}},
+            "not healthy after 1 s (status unhealthy); last health check: exit code 1, no output",
+        ),
+        (
+            {"Status": "running", "Health": {"Status": "starting"}},
+            "not healthy after 1 s (status starting); no health check result yet",
+        ),
+        (
+            {"Status": "exited", "ExitCode": 3, "Health": {"Status": "unhealthy"}},
+            "exited with code 3",
+        ),
+    ],
     ids=["unhealthy", "silent", "starting", "exited"],
-)  # fmt: skip
+)
 def test_a_container_that_never_turns_healthy_never_gets_its_alias(
     monkeypatch: pytest.MonkeyPatch, state: dict[str, Any], why: str
 ) -> None:

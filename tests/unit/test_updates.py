@@ -11,9 +11,21 @@ from provider.diff import INIT_ERROR, diff
 from provider.schema import container_inputs_never_applied
 from tests.unit.conftest import edited
 
-GRACE_BY_ROLE = {"database": 120, "cache": 60, "backup": 60, "business": 30, "gateway": 30,
-                 "web": 30, "edge": 30, "pitr": 30, "prometheus": 60, "alertmanager": 10,
-                 "exporter": 10, "grafana": 10, "probe": 10}  # fmt: skip
+GRACE_BY_ROLE = {
+    "database": 120,
+    "cache": 60,
+    "backup": 60,
+    "business": 30,
+    "gateway": 30,
+    "web": 30,
+    "edge": 30,
+    "pitr": 30,
+    "prometheus": 60,
+    "alertmanager": 10,
+    "exporter": 10,
+    "grafana": 10,
+    "probe": 10,
+}
 
 
 def role_of(container: Resource) -> str:
@@ -52,8 +64,12 @@ def test_cpus_and_durations_are_in_the_providers_read_back_form(prod_graph: Grap
     assert (cpus["shop-redis"], cpus["shop-gateway"]) == ("0.5", "1.0")
 
     def minutes(platform: dict[str, Any]) -> None:
-        platform["healthCheck"] = {"interval": "1m", "timeout": "5s", "retries": 3,
-                                   "startPeriod": "90s"}  # fmt: skip
+        platform["healthCheck"] = {
+            "interval": "1m",
+            "timeout": "5s",
+            "retries": 3,
+            "startPeriod": "90s",
+        }
 
     check = run_program("prod", edited("prod", minutes)).container("shop-gateway").inputs
     assert check["healthcheck"]["interval"] == "1m0s"
@@ -70,8 +86,9 @@ def test_inputs_docker_applies_only_at_create_replace_the_container(stack_graph:
 def test_a_container_recorded_unhealthy_is_replaced_by_the_next_up(stack_graph: Graph) -> None:
     for c in stack_graph.containers():  # seeds too: their uploads may fail after create
         assert INIT_ERROR in c.replace_on_changes, c.name
-        recorded_with_error = diff(c.type, c.inputs, c.inputs, init_errors=True,
-                                   replace_on_changes=c.replace_on_changes)  # fmt: skip
+        recorded_with_error = diff(
+            c.type, c.inputs, c.inputs, init_errors=True, replace_on_changes=c.replace_on_changes
+        )
         assert recorded_with_error.replace_reasons == (INIT_ERROR,), c.name
 
 
