@@ -8,7 +8,7 @@
     ecommerce_volume_free_bytes{volume="backups"}, ecommerce_volume_size_bytes{volume="backups"}
     process_start_time_seconds                            when it started (restarts)
 
-The alert rules (components/alert_rules.py) read them. The same small server as the PITR
+The alert rules (components/renderers/alert_rules.py) read them. The same small server as the PITR
 agent's (pitr/metrics.py): each image carries only its own package.
 """
 

@@ -1,4 +1,9 @@
-"""The whole platform of one stack: networks, Redis, a database per business service, services."""
+"""The whole platform of one stack: it reads the settings, creates the parts and wires them.
+
+Each part owns what it knows (components/parts/); where and how each one runs is the engine's
+(components/engine/), chosen once here from the settings; the stack's outputs are shaped in
+components/outputs.py.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +12,30 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.alert_rules import Thresholds
-from components.backup_job import OVERDUE_SLACK_HOURS as BACKUP_OVERDUE_SLACK_HOURS
-from components.backup_job import BackupJob, BackupJobArgs
-from components.built_image import service_image
-from components.cache import Cache, CacheArgs
-from components.caddyfile import AUTH_DIR, HTTP_PORT, HTTPS_PORT, EdgeRoutes
-from components.database import Database, DatabaseArgs
-from components.docker_provider import docker_provider
-from components.edge import EdgeArgs, EdgeProxy
-from components.monitoring import GRAFANA_ALIAS, GRAFANA_PORT, Monitoring, MonitoringArgs
-from components.monitoring_config import EDGE_METRICS_ALIAS, PROMETHEUS_ALIAS, PROMETHEUS_PORT
-from components.networks import Networks, NetworksArgs
-from components.pitr import PitrArgs, overdue_after_hours
-from components.runtime import RuntimeProfile, docker_labels, secret_or_generated
-from components.service import (
+from components.engine import Engine, engine_for
+from components.engine.workload import Network
+from components.parts.backup_job import OVERDUE_SLACK_HOURS as BACKUP_OVERDUE_SLACK_HOURS
+from components.parts.backup_job import BackupJob, BackupJobArgs
+from components.parts.built_image import service_image
+from components.parts.cache import Cache, CacheArgs
+from components.parts.credentials import secret_or_generated
+from components.parts.database import Database, DatabaseArgs
+from components.parts.edge import EdgeArgs, EdgeProxy, Sites
+from components.parts.monitoring import Monitoring, MonitoringArgs
+from components.parts.naming import REDIS_ALIAS, database_alias, docker_labels, internal_url
+from components.parts.networks import Networks, NetworksArgs
+from components.parts.pitr import PitrArgs, overdue_after_hours
+from components.parts.service import (
     HEALTH_PATH,
     DatabaseConnection,
     RedisConnection,
     Service,
     ServiceArgs,
 )
-from components.workload import Network, Port
+from components.renderers.alert_rules import Thresholds
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
-from stacks.settings import PitrSettings, PlatformSettings, edge_apps
-
-REDIS_ALIAS = "redis"
-GRAFANA_EDGE_PORT = 3030
-"""Where the edge listens for Grafana inside its container (dev's `monitoring.grafana.hostPort`):
-Grafana's own 3000 is the gateway's there."""
-PROMETHEUS_USERS_FILE = "prometheus-users"
+from stacks.settings import PitrSettings, PlatformSettings
 
 
 @dataclass(frozen=True)
@@ -48,189 +46,217 @@ class PlatformArgs:
     stack: str
     """Stack name, recorded in every Docker object's labels."""
     docker_config: Mapping[str, str] = field(default_factory=dict)
-    """The stack's `docker:host`/`docker:context`, for the provider made for a registry."""
+    """The stack's `docker:host`/`docker:context`, for the engine's Docker connections."""
 
 
 class Platform(pulumi.ComponentResource):
+    settings: PlatformSettings
+    catalogue: Catalogue
+    engine: Engine
     networks: Networks
     cache: Cache
     databases: dict[str, Database]
     services: dict[str, Service]
-    backup: BackupJob | None
-    edge: EdgeProxy
     monitoring: Monitoring | None
-    urls: dict[str, str]
-    """Per service: the published URL, or the in-network one for private services."""
-    containers: dict[str, pulumi.Input[str]]
-    """Per service: its container's name, for `docker logs`."""
+    edge: EdgeProxy
+    backup: BackupJob | None
 
     def __init__(
         self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ecommerce:index:Platform", name, None, opts)
-        s, catalogue = args.settings, args.catalogue
-        self._settings = s
-        child = pulumi.ResourceOptions(parent=self)
-        if s.registry is not None:
-            provider = docker_provider(
-                f"{name}-docker",
-                s.registry,
-                args.secrets.registry_password,
-                args.docker_config,
-                parent=self,
-            )
-            # Every Docker resource below inherits it through its parent.
-            child = pulumi.ResourceOptions(parent=self, providers=[provider])
-        runtime = RuntimeProfile(
-            hardening=s.hardening,
-            logs=s.logs,
-            restart=s.restart,
-            health=s.health_check,
-            wait_timeout_seconds=s.wait_timeout_seconds,
-            docker_host=args.docker_config.get("host"),
-            swarm=s.swarm if s.engine == "swarm" else None,
+        self._name, self._args = name, args
+        self.settings, self.catalogue = args.settings, args.catalogue
+        self.engine = engine_for(
+            name, args.settings, args.docker_config, args.secrets.registry_password, self
         )
-        prefix = s.name_prefix
-        # On a swarm, the node each workload with a volume is pinned to (settings check that
-        # every one has a label).
-        placement = s.swarm.placement if s.engine == "swarm" else {}
+        # Every Docker resource below inherits the engine's providers through its parent.
+        self._child = pulumi.ResourceOptions(parent=self, providers=self.engine.providers)
+        self.networks = self._networks()
+        self.cache = self._cache()
+        pitr_image = self._pitr_image() if args.settings.pitr.enabled else None
+        self.databases = {
+            spec.name: self._database(spec, pitr_image) for spec in self.catalogue.with_database()
+        }
+        jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.secrets.jwt_secret, 64, self)
+        # Registered business services first, then the gateway, then the web apps; they start
+        # side by side, each after its own database and Redis.
+        order = sorted(self.catalogue.services, key=lambda spec: _START_ORDER[spec.role])
+        self.services = {spec.name: self._service(spec, jwt_secret) for spec in order}
+        # Monitoring before the edge, which serves its UIs; it scrapes the backup job by name.
+        self.monitoring = self._monitoring()
+        self.edge = self._edge()
+        self.backup = self._backup()
+        self.register_outputs({})
 
-        def labels(service: str, role: str) -> dict[str, str]:
-            return docker_labels(args.stack, service, role)
+    def _labels(self, service: str, role: str) -> dict[str, str]:
+        return docker_labels(self._args.stack, service, role)
 
-        self.networks = Networks(
-            f"{name}-networks",
+    def _networks(self) -> Networks:
+        s = self.settings
+        return Networks(
+            f"{self._name}-networks",
             NetworksArgs(
-                name_prefix=prefix,
-                database_services=[spec.name for spec in catalogue.with_database()],
+                name_prefix=s.name_prefix,
+                database_services=[spec.name for spec in self.catalogue.with_database()],
                 internal=s.networks.internal,
-                overlay=s.engine == "swarm",
+                engine=self.engine,
                 monitoring=s.monitoring.enabled,
-                labels=labels("platform", "network"),
+                labels=self._labels("platform", "network"),
             ),
-            opts=child,
+            opts=self._child,
         )
-        self.cache = Cache(
-            f"{name}-redis",
+
+    def _cache(self) -> Cache:
+        s = self.settings
+        return Cache(
+            f"{self._name}-redis",
             CacheArgs(
-                docker_name=f"{prefix}-redis",
+                docker_name=f"{s.name_prefix}-redis",
                 settings=s.redis,
                 network=self.networks.cache,
                 alias=REDIS_ALIAS,
-                runtime=runtime,
-                labels=labels("redis", "cache"),
-                password=args.secrets.redis_password,
+                engine=self.engine,
+                labels=self._labels("redis", "cache"),
+                password=self._args.secrets.redis_password,
                 publish_ip=s.publish_ip,
                 protect_data=s.protect_data,
-                node_label=placement.get("redis"),
             ),
-            opts=child,
+            opts=self._child,
         )
-        pitr_image = self._pitr_image(name, s) if s.pitr.enabled else None
-        self.databases = {}
-        for spec in catalogue.with_database():
-            assert spec.database is not None
-            self.databases[spec.name] = Database(
-                f"{name}-{spec.name}-db",
-                DatabaseArgs(
-                    spec=spec.database,
-                    docker_name=f"{prefix}-{spec.name}-db",
-                    image=s.postgres.image,
-                    network=self.networks.databases[spec.name],
-                    alias=database_alias(spec.name),
-                    tuning=s.tuning_of(spec.name),
-                    resources=s.database_resources(spec.name),
-                    shm_size_mb=s.postgres.shm_size_mb,
-                    stop_grace_seconds=s.postgres.stop_grace_seconds,
-                    pids_limit=s.postgres.pids_limit,
-                    runtime=runtime,
-                    labels=labels(spec.name, "database"),
-                    password=args.secrets.database_passwords.get(spec.name),
-                    host_port=s.database(spec.name).host_port,
-                    publish_ip=s.publish_ip,
-                    public_host=s.public_host,
-                    protect_data=s.protect_data,
-                    pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, spec.name),
-                    node_label=placement.get(f"{spec.name}-db"),
-                    exporter_role=s.monitoring.enabled,
-                    metrics_network=self.networks.monitoring,
-                ),
-                opts=child,
-            )
-        jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.secrets.jwt_secret, 64, self)
 
-        # Registered business services first, then the gateway, then the web apps (the order
-        # of the outputs); they start side by side, each after its own database and Redis.
-        self.services = {}
-        order = sorted(catalogue.services, key=lambda spec: _START_ORDER[spec.role])
-        for spec in order:
-            self.services[spec.name] = Service(
-                f"{name}-{spec.name}",
-                self._service_args(spec, args, runtime, jwt_secret, labels(spec.name, spec.role)),
-                opts=child,
-            )
-        # Monitoring before the edge, which serves its UIs; it scrapes the backup job by name.
-        self.monitoring = self._monitoring(name, args, runtime, child)
-        self.edge = self._edge_proxy(name, args, runtime, child)
-        self.backup = None
-        if s.backup.enabled:
-            self.backup = BackupJob(
-                f"{name}-backup",
-                BackupJobArgs(
-                    docker_name=f"{prefix}-backup",
-                    settings=s.backup,
-                    databases=self.databases,
-                    database_networks=dict(self.networks.databases),
-                    runtime=runtime,
-                    labels=labels("backup", "backup"),
-                    protect_data=s.protect_data,
-                    node_label=placement.get("backup"),
-                    metrics_network=self.networks.monitoring,
-                ),
-                opts=child,
-            )
-        self.urls = {spec.name: service_url(spec, s) for spec in catalogue.services}
-        self.containers = {n: service.docker_name for n, service in sorted(self.services.items())}
-        self.containers["edge"] = self.edge.container.name
-        self.register_outputs({})
+    def _database(self, spec: ServiceSpec, pitr_image: pulumi.Input[str] | None) -> Database:
+        s, service = self.settings, spec.name
+        assert spec.database is not None  # the catalogue's databases only
+        return Database(
+            f"{self._name}-{service}-db",
+            DatabaseArgs(
+                service=service,
+                spec=spec.database,
+                docker_name=f"{s.name_prefix}-{service}-db",
+                image=s.postgres.image,
+                network=self.networks.databases[service],
+                alias=database_alias(service),
+                tuning=s.tuning_of(service),
+                resources=s.database_resources(service),
+                shm_size_mb=s.postgres.shm_size_mb,
+                stop_grace_seconds=s.postgres.stop_grace_seconds,
+                pids_limit=s.postgres.pids_limit,
+                engine=self.engine,
+                labels=self._labels(service, "database"),
+                password=self._args.secrets.database_passwords.get(service),
+                host_port=s.database(service).host_port,
+                publish_ip=s.publish_ip,
+                public_host=s.public_host,
+                protect_data=s.protect_data,
+                pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, service),
+                exporter_role=s.monitoring.enabled,
+                metrics_network=self.networks.monitoring,
+            ),
+            opts=self._child,
+        )
 
-    def _pitr_image(self, name: str, s: PlatformSettings) -> pulumi.Input[str]:
+    def _pitr_image(self) -> pulumi.Input[str]:
         """The image of pitr/Dockerfile: published, or built here on `postgres.image`."""
+        s = self.settings
         source: PitrSettings = s.pitr
         if s.pitr.build is not None:
-            args = {**s.pitr.build.args, "POSTGRES_IMAGE": s.postgres.image}
-            source = s.pitr.model_copy(
-                update={"build": s.pitr.build.model_copy(update={"args": args})}
-            )
+            build_args = {**s.pitr.build.args, "POSTGRES_IMAGE": s.postgres.image}
+            build = s.pitr.build.model_copy(update={"args": build_args})
+            source = s.pitr.model_copy(update={"build": build})
         return service_image(
-            f"{name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr", self
+            f"{self._name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr", self
         )
 
-    def _monitoring(
-        self, name: str, args: PlatformArgs, runtime: RuntimeProfile, opts: pulumi.ResourceOptions
-    ) -> Monitoring | None:
-        s, networks = args.settings, self.networks
+    def _service(self, spec: ServiceSpec, jwt_secret: pulumi.Output[str]) -> Service:
+        s = self.settings
+        # The edge proxy publishes the gateway and web apps; a business service's own port
+        # (dev only) is published by its container.
+        host_port = s.services[spec.name].host_port if spec.role is Role.BUSINESS else None
+        database, redis, depends_on = self._connections(spec)
+        return Service(
+            f"{self._name}-{spec.name}",
+            ServiceArgs(
+                spec=spec,
+                settings=s.services[spec.name],
+                docker_name=f"{s.name_prefix}-{spec.name}",
+                networks=self._app_networks(spec),
+                engine=self.engine,
+                labels=self._labels(spec.name, spec.role),
+                cors_origins=s.cors_origins,
+                node_env="production" if s.profile == "prod" else "development",
+                database=database,
+                redis=redis,
+                jwt_secret=jwt_secret if spec.uses_jwt else None,
+                upstreams=self._upstreams(spec),
+                gateway_url=internal_url(self.catalogue.gateway())
+                if spec.role is Role.WEB
+                else None,
+                host_port=host_port,
+                publish_ip=s.publish_ip,
+                depends_on=depends_on,
+            ),
+            opts=self._child,
+        )
+
+    def _app_networks(self, spec: ServiceSpec) -> list[Network]:
+        """An app's networks: where it is called (edge, backend) and where it calls out."""
+        networks, attachments = self.networks, []
+        if spec.role in (Role.GATEWAY, Role.WEB):
+            attachments.append(Network(networks.edge, spec.name))
+        if spec.role in (Role.GATEWAY, Role.BUSINESS):
+            # The gateway calls the business services there; nobody calls it there.
+            serves = spec.role is Role.BUSINESS
+            attachments.append(Network(networks.backend, spec.name, serves=serves))
+        if spec.database is not None:
+            attachments.append(Network(networks.databases[spec.name], spec.name, serves=False))
+        if spec.uses_redis:
+            attachments.append(Network(networks.cache, spec.name, serves=False))
+        return attachments
+
+    def _connections(
+        self, spec: ServiceSpec
+    ) -> tuple[DatabaseConnection | None, RedisConnection | None, list[pulumi.Resource]]:
+        """An app's database and Redis, and what it waits for: those two only. The gateway
+        does not wait for the services behind it, nor the web apps for the gateway: their
+        contract is to start without them and answer 502 until they answer."""
+        database = redis = None
+        depends_on: list[pulumi.Resource] = []
+        if spec.database is not None:
+            db = self.databases[spec.name]
+            database = DatabaseConnection(
+                db.host, db.port, spec.database.name, spec.database.user, db.password
+            )
+            depends_on.append(db.container)
+        if spec.uses_redis:
+            redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
+            depends_on.append(self.cache.container)
+        return database, redis, depends_on
+
+    def _upstreams(self, spec: ServiceSpec) -> dict[str, str]:
+        """The gateway's business services by name and in-network URL."""
+        if spec.role is not Role.GATEWAY:
+            return {}
+        business = [b for b in self.catalogue.services if b.role is Role.BUSINESS]
+        return {b.name: internal_url(b) for b in business}
+
+    def _monitoring(self) -> Monitoring | None:
+        s, networks, secrets = self.settings, self.networks, self._args.secrets
         if networks.monitoring is None or networks.alerting is None:
             return None
         receivers = {
-            "webhook_url": args.secrets.alert_webhook_url,
-            "smtp_password": args.secrets.alert_smtp_password,
+            "webhook_url": secrets.alert_webhook_url,
+            "smtp_password": secrets.alert_smtp_password,
         }
         return Monitoring(
-            f"{name}-monitoring",
+            f"{self._name}-monitoring",
             MonitoringArgs(
                 settings=s.monitoring,
-                thresholds=Thresholds(
-                    s.monitoring.alerts,
-                    s.pitr.max_archive_age_minutes if s.pitr.enabled else None,
-                    overdue_after_hours(s.pitr) if s.pitr.enabled else None,
-                    s.backup.every_hours + BACKUP_OVERDUE_SLACK_HOURS if s.backup.enabled else None,
-                    apps_probed=s.monitoring.health_probe.enabled,
-                ),
+                thresholds=self._thresholds(),
                 pitr=s.pitr.enabled,
                 backup=s.backup.enabled,
                 name_prefix=s.name_prefix,
-                stack=args.stack,
+                stack=self._args.stack,
                 monitoring_network=networks.monitoring,
                 alerting_network=networks.alerting,
                 databases=self.databases,
@@ -238,224 +264,69 @@ class Platform(pulumi.ComponentResource):
                 cache=self.cache,
                 cache_network=networks.cache,
                 apps={
-                    spec.name: internal_url(spec) + HEALTH_PATH for spec in args.catalogue.services
+                    spec.name: internal_url(spec) + HEALTH_PATH for spec in self.catalogue.services
                 },
-                # The gateway and web apps answer on the edge network, the business services on
-                # the backend one.
+                # The gateway and web apps answer on the edge network, the business services
+                # on the backend one.
                 app_networks=[networks.edge, networks.backend],
-                runtime=runtime,
-                labels=lambda service, role: docker_labels(args.stack, service, role),
+                engine=self.engine,
+                labels=self._labels,
                 receivers={k: v for k, v in receivers.items() if v is not None},
                 publish_ip=s.publish_ip,
                 protect_data=s.protect_data,
-                placement=s.swarm.placement if s.engine == "swarm" else None,
             ),
-            opts=opts,
+            opts=self._child,
         )
 
-    def monitoring_output(self) -> dict[str, pulumi.Output[str] | str]:
-        """The `monitoring` stack output: the UIs' URLs and their logins."""
-        assert self.monitoring is not None
-        s = self._settings
-        m = s.monitoring
-        found: dict[str, pulumi.Output[str] | str] = {}
-        if m.grafana.enabled and m.grafana.host is not None:
-            found["grafanaUrl"] = edge_url(m.grafana.host, s)
-        elif m.grafana.enabled and m.grafana.host_port is not None:
-            found["grafanaUrl"] = f"http://{s.public_host}:{m.grafana.host_port}"
-        if m.prometheus.host is not None:
-            found["prometheusUrl"] = edge_url(m.prometheus.host, s)
-        elif m.prometheus.host_port is not None:
-            found["prometheusUrl"] = f"http://{s.public_host}:{m.prometheus.host_port}"
-        return found | self.monitoring.logins()
-
-    def pitr_passphrases(self) -> dict[str, pulumi.Output[str]]:
-        """Per service, its repository's passphrase (a secret): keep a copy outside the stack's
-        state, without it no backup of the repository can be read."""
-        return {n: db.pitr.passphrase for n, db in self.databases.items() if db.pitr is not None}
-
-    def _edge_proxy(
-        self,
-        name: str,
-        args: PlatformArgs,
-        runtime: RuntimeProfile,
-        opts: pulumi.ResourceOptions,
-    ) -> EdgeProxy:
-        s, catalogue = args.settings, args.catalogue
-        edge = s.edge
-        by_port, ports = {}, []
-        for app in edge_apps(catalogue):
-            spec = catalogue.get(app)
-            host_port = s.services[app].host_port
-            if host_port is not None:
-                # Inside the proxy, each app's port map entry listens on the app's own port.
-                by_port[spec.container_port] = _upstream(spec)
-                ports.append(Port(spec.container_port, host_port, s.publish_ip))
-        by_host = {host: _upstream(catalogue.get(app)) for app, host in edge.hosts.items()}
-        basic_auth, auth_files = {}, {}
-        monitoring = s.monitoring
-        if self.monitoring is not None:
-            grafana = f"{GRAFANA_ALIAS}:{GRAFANA_PORT}"
-            if monitoring.grafana.enabled and monitoring.grafana.host is not None:
-                by_host[monitoring.grafana.host] = grafana
-            if monitoring.grafana.enabled and monitoring.grafana.host_port is not None:
-                by_port[GRAFANA_EDGE_PORT] = grafana
-                ports.append(Port(GRAFANA_EDGE_PORT, monitoring.grafana.host_port, s.publish_ip))
-            login = self.monitoring.prometheus_login
-            if monitoring.prometheus.host is not None and login is not None:
-                by_host[monitoring.prometheus.host] = f"{PROMETHEUS_ALIAS}:{PROMETHEUS_PORT}"
-                basic_auth[monitoring.prometheus.host] = f"{AUTH_DIR}/{PROMETHEUS_USERS_FILE}"
-                auth_files[PROMETHEUS_USERS_FILE] = login.bcrypt_hash.apply(
-                    lambda hashed: f"{login.user} {hashed}\n"
-                )
-        if by_host:
-            ports.append(Port(HTTP_PORT, edge.http_port, s.publish_ip))
-        if by_host and edge.tls is not None:
-            ports.append(Port(HTTPS_PORT, edge.https_port, s.publish_ip))
-        routes = EdgeRoutes(
-            by_port=by_port,
-            by_host=by_host,
-            tls=edge.tls,
-            https_port=edge.https_port,
-            retry_seconds=edge.upstream_retry_seconds,
-            basic_auth=basic_auth,
-            grace_seconds=edge.stop_grace_seconds,
-            # By its name on the monitoring network; on a swarm that name is the service's.
-            metrics_bind=None
-            if self.networks.monitoring is None
-            else ""
-            if s.engine == "swarm"
-            else EDGE_METRICS_ALIAS,
+    def _thresholds(self) -> Thresholds:
+        """The alert rules' limits: the settings', and when PITR and the backup job are late."""
+        s = self.settings
+        backup_overdue = s.backup.every_hours + BACKUP_OVERDUE_SLACK_HOURS
+        return Thresholds(
+            s.monitoring.alerts,
+            s.pitr.max_archive_age_minutes if s.pitr.enabled else None,
+            overdue_after_hours(s.pitr) if s.pitr.enabled else None,
+            backup_overdue if s.backup.enabled else None,
+            apps_probed=s.monitoring.health_probe.enabled,
         )
+
+    def _edge(self) -> EdgeProxy:
+        s, secrets = self.settings, self._args.secrets
         return EdgeProxy(
-            f"{name}-edge",
+            f"{self._name}-edge",
             EdgeArgs(
-                settings=edge,
+                settings=s,
+                catalogue=self.catalogue,
                 docker_name=f"{s.name_prefix}-edge",
-                routes=routes,
-                ports=ports,
                 network=self.networks.edge,
-                runtime=runtime,
-                labels=docker_labels(args.stack, "edge", "edge"),
-                protect_data=s.protect_data,
-                certificate=args.secrets.edge_tls_certificate,
-                key=args.secrets.edge_tls_key,
-                node_label=(s.swarm.placement if s.engine == "swarm" else {}).get("edge"),
+                engine=self.engine,
+                labels=self._labels("edge", "edge"),
+                certificate=secrets.edge_tls_certificate,
+                key=secrets.edge_tls_key,
+                sites=self.monitoring.sites() if self.monitoring is not None else Sites(),
                 metrics_network=self.networks.monitoring,
-                auth_files=auth_files,
             ),
-            opts=opts,
+            opts=self._child,
         )
 
-    def _service_args(
-        self,
-        spec: ServiceSpec,
-        args: PlatformArgs,
-        runtime: RuntimeProfile,
-        jwt_secret: pulumi.Output[str],
-        labels: dict[str, str],
-    ) -> ServiceArgs:
-        s, catalogue = args.settings, args.catalogue
-        networks = self.networks
-        attachments: list[Network] = []
-        depends_on: list[pulumi.Resource] = []
-        if spec.role in (Role.GATEWAY, Role.WEB):
-            attachments.append(Network(networks.edge, spec.name))
-        if spec.role in (Role.GATEWAY, Role.BUSINESS):
-            # The gateway calls the business services there; nobody calls it there.
-            attachments.append(
-                Network(networks.backend, spec.name, serves=spec.role is Role.BUSINESS)
-            )
-        database = None
-        if spec.database is not None:
-            db = self.databases[spec.name]
-            attachments.append(Network(networks.databases[spec.name], spec.name, serves=False))
-            database = DatabaseConnection(
-                db.host, db.port, spec.database.name, spec.database.user, db.password
-            )
-            depends_on.append(db.container)
-        redis = None
-        if spec.uses_redis:
-            attachments.append(Network(networks.cache, spec.name, serves=False))
-            redis = RedisConnection(self.cache.host, self.cache.port, self.cache.password)
-            depends_on.append(self.cache.container)
-        # An app waits for its own database and Redis only: the gateway does not wait for the
-        # services behind it, nor the web apps for the gateway. Their contract is to start
-        # without them and answer 502 until they answer (an upstream restarts on its own too).
-        upstreams = {}
-        if spec.role is Role.GATEWAY:
-            business = [b for b in catalogue.services if b.role is Role.BUSINESS]
-            upstreams = {b.name: internal_url(b) for b in business}
-        gateway_url = None
-        if spec.role is Role.WEB:
-            gateway_url = internal_url(catalogue.gateway())
-        return ServiceArgs(
-            spec=spec,
-            settings=s.services[spec.name],
-            docker_name=f"{s.name_prefix}-{spec.name}",
-            networks=attachments,
-            runtime=runtime,
-            labels=labels,
-            cors_origins=s.cors_origins,
-            node_env="production" if s.profile == "prod" else "development",
-            database=database,
-            redis=redis,
-            jwt_secret=jwt_secret if spec.uses_jwt else None,
-            upstreams=upstreams,
-            gateway_url=gateway_url,
-            # The edge proxy publishes the gateway and web apps; a business service's own port
-            # (dev only) is published by its container.
-            host_port=s.services[spec.name].host_port if spec.role is Role.BUSINESS else None,
-            publish_ip=s.publish_ip,
-            depends_on=depends_on,
+    def _backup(self) -> BackupJob | None:
+        s = self.settings
+        if not s.backup.enabled:
+            return None
+        return BackupJob(
+            f"{self._name}-backup",
+            BackupJobArgs(
+                docker_name=f"{s.name_prefix}-backup",
+                settings=s.backup,
+                databases=self.databases,
+                database_networks=dict(self.networks.databases),
+                engine=self.engine,
+                labels=self._labels("backup", "backup"),
+                protect_data=s.protect_data,
+                metrics_network=self.networks.monitoring,
+            ),
+            opts=self._child,
         )
-
-    def database_targets(self) -> dict[str, dict[str, pulumi.Input[str] | pulumi.Input[int]]]:
-        """The `databases` stack output, the shape the backup tool reads: where an operator's
-        machine reaches each database (published port in dev, in-network alias in prod)."""
-        targets: dict[str, dict[str, pulumi.Input[str] | pulumi.Input[int]]] = {}
-        for service, db in self.databases.items():
-            targets[service] = {
-                "host": db.reachable_host,
-                "port": db.reachable_port,
-                "database": db.database,
-                "user": db.user,
-                "password": db.password,
-            }
-        return targets
 
 
 _START_ORDER = {Role.BUSINESS: 0, Role.GATEWAY: 1, Role.WEB: 2}
-
-
-def database_alias(service: str) -> str:
-    """Host name of a service's database on its private network."""
-    return f"{service}-db"
-
-
-def service_url(spec: ServiceSpec, settings: PlatformSettings) -> str:
-    """The published URL of a service (by host name first), or its in-network URL."""
-    host = settings.edge.hosts.get(spec.name)
-    if host is not None:
-        return edge_url(host, settings)
-    host_port = settings.services[spec.name].host_port
-    if host_port is None:
-        return internal_url(spec)
-    return f"http://{settings.public_host}:{host_port}"
-
-
-def edge_url(host: str, settings: PlatformSettings) -> str:
-    """Where the edge serves a host name: HTTPS with `edge.tls`, else plain HTTP."""
-    edge = settings.edge
-    if edge.tls is not None:
-        return f"https://{host}" + ("" if edge.https_port == 443 else f":{edge.https_port}")
-    return f"http://{host}" + ("" if edge.http_port == 80 else f":{edge.http_port}")
-
-
-def _upstream(spec: ServiceSpec) -> str:
-    """An app as the edge proxy dials it: its network alias and port."""
-    return f"{spec.name}:{spec.container_port}"
-
-
-def internal_url(spec: ServiceSpec) -> str:
-    return f"http://{spec.name}:{spec.container_port}"

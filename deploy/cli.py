@@ -76,6 +76,7 @@ def main(
                 banner(
                     args.stack,
                     {k: "[secret]" if v.secret else v.value for k, v in result.outputs.items()},
+                    stackfile.engine_commands(project, args.stack),
                 )
             )
             return OK

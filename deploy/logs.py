@@ -28,10 +28,10 @@ from typing import IO
 
 import yaml
 
-from components.rolling import SEPARATOR as GENERATION_SEPARATOR
+from components.engine.commands import OperatorCommands, operator_commands
+from components.engine.rolling import SEPARATOR as GENERATION_SEPARATOR
 
 OK, USAGE, INTERRUPTED = 0, 2, 130
-STACK_LABEL = "com.ecommerce.stack"
 
 
 class LogsError(Exception):
@@ -45,8 +45,8 @@ class Source:
     argv: list[str]
 
 
-def stack_file(folder: Path, stack: str) -> tuple[str, str]:
-    """The `namePrefix` and `engine` of `Pulumi.<stack>.yaml` in `folder`."""
+def stack_file(folder: Path, stack: str) -> tuple[str, OperatorCommands]:
+    """The `namePrefix` of `Pulumi.<stack>.yaml` in `folder`, and the commands of its engine."""
     path = folder / f"Pulumi.{stack}.yaml"
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -58,7 +58,10 @@ def stack_file(folder: Path, stack: str) -> tuple[str, str]:
     prefix = platform.get("namePrefix") if isinstance(platform, dict) else None
     if not isinstance(prefix, str):
         raise LogsError(f"{path.name}: ecommerce:platform.namePrefix is missing")
-    return prefix, str(platform.get("engine", "containers"))
+    try:
+        return prefix, operator_commands(str(platform.get("engine", "containers")))
+    except ValueError as err:
+        raise LogsError(f"{path.name}: ecommerce:platform.{err}") from None
 
 
 def name_in_stack(docker_name: str, prefix: str) -> str | None:
@@ -69,25 +72,19 @@ def name_in_stack(docker_name: str, prefix: str) -> str | None:
 
 
 def sources(
-    stack: str, prefix: str, engine: str, service: str | None, tail: int, follow: bool
+    stack: str,
+    prefix: str,
+    commands: OperatorCommands,
+    service: str | None,
+    tail: int,
+    follow: bool,
 ) -> list[Source]:
     """What to follow: one `docker logs` (or `docker service logs`) per container (service)."""
-    swarm = engine == "swarm"
-    listing = ["service", "ls"] if swarm else ["ps"]
-    names = _docker(
-        [
-            *listing,
-            "--filter",
-            f"label={STACK_LABEL}={stack}",
-            "--format",
-            "{{.Name}}" if swarm else "{{.Names}}",
-        ]
-    ).split()
+    names = _docker(commands.list_stack(stack, names_only=True)).split()
     found = {n: short for n in sorted(names) if (short := name_in_stack(n, prefix)) is not None}
     if not found:
-        kind = "service" if swarm else "container"
         raise LogsError(
-            f"nothing of stack {stack} runs here (no {kind} named {prefix}-*); "
+            f"nothing of stack {stack} runs here (no {commands.kind} named {prefix}-*); "
             f"deploy it with make up STACK={stack}"
         )
     if service is not None:
@@ -99,8 +96,7 @@ def sources(
             )
         found = chosen
     options = ["--tail", str(tail), *(["--follow"] if follow else [])]
-    command = ["docker", "service", "logs", "--raw"] if swarm else ["docker", "logs"]
-    return [Source(short, [*command, *options, name]) for name, short in found.items()]
+    return [Source(short, [*commands.bare_logs, *options, name]) for name, short in found.items()]
 
 
 def follow_all(found: Sequence[Source], out: IO[str] = sys.stdout) -> None:
@@ -139,14 +135,14 @@ def follow_all(found: Sequence[Source], out: IO[str] = sys.stdout) -> None:
             process.wait()
 
 
-def _docker(args: list[str]) -> str:
+def _docker(argv: list[str]) -> str:
     try:
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise LogsError("the docker CLI is missing; install Docker") from None
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise LogsError(f"docker {' '.join(args[:2])} failed: {last}")
+        raise LogsError(f"{' '.join(argv[:3])} failed: {last}")
     return result.stdout
 
 
@@ -160,8 +156,8 @@ def main(argv: Sequence[str] | None = None, folder: Path | None = None) -> int:
     parser.add_argument("--no-follow", action="store_true", help="print the history and stop")
     args = parser.parse_args(argv)
     try:
-        prefix, engine = stack_file(folder or Path.cwd(), args.stack)
-        found = sources(args.stack, prefix, engine, args.service, args.tail, not args.no_follow)
+        prefix, commands = stack_file(folder or Path.cwd(), args.stack)
+        found = sources(args.stack, prefix, commands, args.service, args.tail, not args.no_follow)
         follow_all(found)
     except LogsError as err:
         print(f"error: {err}", file=sys.stderr)

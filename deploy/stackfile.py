@@ -1,4 +1,5 @@
-"""What a deploy needs to know about a stack from its file: its profile and its passphrase.
+"""What a deploy needs to know about a stack from its file: its profile, its passphrase and
+the commands of its engine.
 
 A stack with a prod profile must be given its passphrase (PULUMI_CONFIG_PASSPHRASE or
 PULUMI_CONFIG_PASSPHRASE_FILE, even empty: an empty passphrase is a valid one): it is never made
@@ -9,6 +10,7 @@ up here. Any other stack gets a random one on first use, kept in
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from components.engine.commands import OperatorCommands, operator_commands
 from plan.report import profile_of
 
 STATE_DIR = ".pulumi-state"
@@ -28,6 +31,27 @@ class StackFileError(Exception):
 
 def profile(project: Path, stack: str) -> str | None:
     """The `profile` of `Pulumi.<stack>.yaml`, parsed as YAML (any quoting or style)."""
+    config = _config(project, stack)
+    return None if config is None else profile_of(config)
+
+
+def engine_commands(project: Path, stack: str) -> OperatorCommands:
+    """The operator's commands of the stack's engine (`engine`, one Docker host by default)."""
+    platform = (_config(project, stack) or {}).get("ecommerce:platform")
+    if isinstance(platform, str):  # the JSON text `pulumi config set` stores
+        try:
+            platform = json.loads(platform)
+        except ValueError:
+            platform = None
+    engine = platform.get("engine", "containers") if isinstance(platform, dict) else "containers"
+    try:
+        return operator_commands(str(engine))
+    except ValueError as err:
+        raise StackFileError(f"Pulumi.{stack}.yaml: ecommerce:platform.{err}") from None
+
+
+def _config(project: Path, stack: str) -> dict[str, object] | None:
+    """The `config` of `Pulumi.<stack>.yaml` (None when there is no such file)."""
     path = project / f"Pulumi.{stack}.yaml"
     if not path.exists():
         return None
@@ -35,7 +59,8 @@ def profile(project: Path, stack: str) -> str | None:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError:
         raise StackFileError(f"{path.name} is not valid YAML; fix it and retry") from None
-    return profile_of(document.get("config"))
+    config = document.get("config")
+    return config if isinstance(config, dict) else {}
 
 
 def passphrase_file(project: Path, stack: str) -> Path | None:

@@ -1,1 +1,1 @@
-"""The apps' health probe, run by the monitoring (components/health_probe.py)."""
+"""The apps' health probe, run by the monitoring (components/parts/monitoring.py)."""

@@ -19,7 +19,7 @@ class Role(StrEnum):
     WEB = "web"  # browser apps (shop, backoffice): talk to the gateway only
 
 
-# The environment the platform sets for every app (see components/service.py); a stack's extra
+# The environment the platform sets for every app (see components/parts/service.py); a stack's extra
 # `env` may not redefine these.
 SERVICE_ENV_NAMES = frozenset(
     {

@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
-from components.exporter_role import (
-    COMMAND,
-    CONTAINER_ID,
-    PASSWORD_FILE,
-    SCRIPT_FILE,
-    ExporterRoleError,
-    role_script,
-    run_script,
-)
-from components.secret_files import secret_path
+from components.dynamic.exporter_role import COMMAND, CONTAINER_ID, ExporterRoleError, run_script
+from components.engine.files import secret_path
+from components.parts.exporter_login import PASSWORD_FILE, SCRIPT_FILE, role_script
 from tests.integration.conftest import Harness, exec_in, wait_postgres_ready
 from tests.integration.stacks import IMAGES
 

@@ -16,7 +16,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from components.caddyfile import EdgeRoutes, render
+from components.renderers.caddyfile import EdgeRoutes, render
 from images.build import HASH_LABEL, RECIPES, Outcome, recipe_hash
 from stacks.settings import EdgeTls
 

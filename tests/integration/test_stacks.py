@@ -31,7 +31,7 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
-from components import dashboards
+from components.renderers import dashboards
 from plan.compare import compare
 from plan.recorder import GENERATION_SEPARATOR
 from provider.schema import CONTAINER, IMAGE

@@ -272,7 +272,9 @@ def test_a_component_that_breaks_the_hardening_fails_the_plan(
     change: Callable[..., Outcome],
 ) -> None:
     writable = replace_text(
-        "components/runtime.py", '"read_only": hardening.read_only_root,', '"read_only": False,'
+        "components/engine/containers.py",
+        '{"read_only": hardening.read_only_root}',
+        '{"read_only": False}',
     )
     outcome = change(writable)
     assert outcome.code == 1

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.alert_rules import Thresholds, render, rules
-from components.backup_job import OVERDUE_SLACK_HOURS as BACKUP_SLACK_HOURS
-from components.pitr import overdue_after_hours
+from components.parts.backup_job import OVERDUE_SLACK_HOURS as BACKUP_SLACK_HOURS
+from components.parts.pitr import overdue_after_hours
+from components.renderers.alert_rules import Thresholds, render, rules
 from stacks.settings import BackupSettings, PitrSettings
 from stacks.settings.monitoring import AlertSettings
 

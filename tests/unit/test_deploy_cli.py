@@ -111,10 +111,25 @@ def test_a_first_up_asks_nothing_and_says_where_things_are(
     # Dev deploys at once, without the policy pack.
     assert stack.calls == [("up", {"color": "never"})]
     assert "gateway      http://localhost:13000" in out.out
-    assert "docker logs -f shop-dev-gateway" in out.out
+    assert "Follow a service's logs:   docker logs -f shop-dev-gateway" in out.out
+    assert "Every container of it:     docker ps --filter label=com.ecommerce.stack=dev" in out.out
     # The next run keeps the same passphrase.
     kept = passphrase.read_text()
     assert run(project, "up")[0] == cli.OK and passphrase.read_text() == kept
+
+
+def test_the_closing_words_follow_the_engine(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy2(ROOT / "Pulumi.swarm.yaml", project / "Pulumi.swarm.yaml")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "a passphrase")
+    assert run(project, "up", "--stack", "swarm", "--yes")[0] == cli.OK
+    out = capsys.readouterr().out
+    assert "Follow a service's logs:   docker service logs -f shop-dev-gateway" in out
+    every = "Every service of it:       docker service ls --filter label=com.ecommerce.stack=swarm"
+    assert every in out
+    # Neither `docker logs` nor `docker ps` sees a swarm's services.
+    assert "docker logs" not in out and "docker ps" not in out
 
 
 def test_a_prod_profile_is_never_given_a_made_up_passphrase(

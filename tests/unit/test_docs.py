@@ -109,7 +109,7 @@ REPO_PATH = re.compile(rf"^(?:\.github/|(?:{TOP})/)[\w./-]*$|^Makefile$")
 
 
 def paths() -> list[tuple[str, str]]:
-    """The project's files and folders the docs name in code spans (`components/edge.py`)."""
+    """The project's files and folders the docs name in code spans (`components/parts/edge.py`)."""
     found = set()
     for doc in DOCS:
         for span in SPAN.findall(FENCE.sub("", doc.read_text())):

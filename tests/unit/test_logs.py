@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components.engine.commands import CONTAINERS, SWARM
 from deploy.logs import LogsError, main, name_in_stack, stack_file
 
 
@@ -19,8 +20,8 @@ def test_a_container_is_named_without_the_stacks_prefix_and_generation() -> None
 
 def test_the_stack_file_gives_prefix_and_engine() -> None:
     root = Path(__file__).resolve().parents[2]
-    assert stack_file(root, "dev") == ("shop-dev", "containers")
-    assert stack_file(root, "swarm") == ("shop", "swarm")
+    assert stack_file(root, "dev") == ("shop-dev", CONTAINERS)
+    assert stack_file(root, "swarm") == ("shop", SWARM)
 
 
 def test_a_missing_stack_file_is_a_one_line_error(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import dashboards
+from components.renderers import dashboards
 from plan.recorder import Graph, run_program
 from probe import health
 from stacks.catalogue import PLATFORM

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.pids_limit import PidsLimitError, PidsLimitProvider, update_pids_limit
+from components.dynamic.pids_limit import PidsLimitError, PidsLimitProvider, update_pids_limit
 from plan.compare import compare
 from plan.recorder import Graph, run_program
 from provider.schema import PIDS_LIMIT

@@ -1,4 +1,4 @@
-"""A workload as a Swarm service (components/swarm.py), input by input, in the forms the
+"""A workload as a Swarm service (components/engine/swarm.py), input by input, in the forms the
 provider's service reads back (kreuzwerker v4.5.0). The whole swarm stack is in
 test_swarm_stack.py."""
 
@@ -11,9 +11,9 @@ from typing import Any, cast
 import pulumi_docker as docker
 import pytest
 
-from components.runtime import ImageNeeds, RuntimeProfile
-from components.swarm import Rollout, service_args
-from components.workload import Mount, Network, Port, Workload
+from components.engine.profile import RuntimeProfile
+from components.engine.swarm import Rollout, service_args
+from components.engine.workload import ImageNeeds, Mount, Network, Port, Workload
 from provider.canonical import short_duration
 from stacks.settings import Hardening, HealthCheck, Logs, Resources
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.secret_files import swarm_secret_name
+from components.engine.swarm import swarm_secret_name
 from plan.compare import compare
 from plan.recorder import Graph, mock_random_hex, run_program
 from provider.diff import diff

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from components import traffic_gate
-from components.traffic_gate import TrafficGateError, open_gate
+from components.dynamic import traffic_gate
+from components.dynamic.traffic_gate import TrafficGateError, open_gate
 from plan.recorder import Graph
 from provider.schema import TRAFFIC_GATE
 

@@ -12,7 +12,7 @@ each sits on the fewest networks it can:
   never a database; its UI is published on loopback in dev (`monitoring.prometheus.hostPort`);
 - Alertmanager joins the monitoring network and its own `alerting` network, its way out to the
   receivers. Its configuration holds the receivers' secrets: a secret file;
-- Grafana joins the monitoring network alone; the edge serves it (components/dashboards.py
+- Grafana joins the monitoring network alone; the edge serves it (components/renderers/dashboards.py
   writes its provisioning);
 - the apps' health probe (probe/health.py, mounted as a file into a plain Python image) joins
   the apps' networks, where it only calls out, and the monitoring network, where its listener
@@ -34,14 +34,24 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 import probe.health
-from components import alert_rules, dashboards, engine
-from components import monitoring_config as config
-from components.cache import Cache
-from components.database import Database
-from components.exporter_role import EXPORTER_USER, MAINTENANCE_DATABASE
-from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume, secret_or_generated
-from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import FileMount, Mount, Network, Port, Running, Workload
+from components.engine import Engine
+from components.engine.files import SecretFiles, SecretFilesArgs, secret_path
+from components.engine.workload import (
+    FileMount,
+    ImageNeeds,
+    Mount,
+    Network,
+    Port,
+    Running,
+    Workload,
+)
+from components.parts.cache import Cache
+from components.parts.credentials import secret_or_generated
+from components.parts.database import Database
+from components.parts.edge import Sites
+from components.parts.exporter_login import EXPORTER_USER, MAINTENANCE_DATABASE
+from components.renderers import alert_rules, dashboards
+from components.renderers import monitoring_config as config
 from stacks.settings.monitoring import Component, MonitoringSettings
 
 NOBODY = ImageNeeds(non_root_user="65534:65534")
@@ -51,6 +61,10 @@ GRAFANA_NEEDS = ImageNeeds(non_root_user="472:0")
 """The official Grafana image's user (group root, which owns its folders)."""
 GRAFANA_PORT = 3000
 GRAFANA_ALIAS = "grafana"
+GRAFANA_EDGE_PORT = 3030
+"""Where the edge listens for Grafana inside its container (dev's `monitoring.grafana.hostPort`):
+Grafana's own 3000 is the gateway's there."""
+PROMETHEUS_USERS_FILE = "prometheus-users"
 GRAFANA_DATA = "/var/lib/grafana"
 GRAFANA_DATASOURCES_DIR = "/etc/grafana/provisioning/datasources"
 GRAFANA_PASSWORD_FILE = "admin-password"
@@ -90,7 +104,7 @@ class MonitoringArgs:
     """App name -> the URL of its health endpoint, as the health probe asks it."""
     app_networks: Sequence[docker.Network]
     """The networks the apps answer on, which the health probe joins to call them."""
-    runtime: RuntimeProfile
+    engine: Engine
     labels: Callable[[str, str], dict[str, str]]
     """(service, role) -> the Docker labels of a part."""
     receivers: Mapping[str, pulumi.Output[str]]
@@ -101,9 +115,6 @@ class MonitoringArgs:
     """The PITR agents serve metrics to scrape."""
     backup: bool = False
     """The backup job serves metrics to scrape."""
-    placement: Mapping[str, str] | None = None
-    """On a swarm: the node label of each part with a volume (`prometheus`, `alertmanager`,
-    `grafana`)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,29 @@ class Monitoring(pulumi.ComponentResource):
             }
         return found
 
+    def sites(self) -> Sites:
+        """How its UIs are served by the edge: Grafana by host name (prod) or by a port the
+        edge publishes (dev); Prometheus by host name behind basic auth (prod). Dev's
+        Prometheus publishes its own port (`monitoring.prometheus.hostPort`)."""
+        m = self._args.settings
+        grafana = f"{GRAFANA_ALIAS}:{GRAFANA_PORT}"
+        by_host, by_port = {}, {}
+        if self.grafana is not None and m.grafana.host is not None:
+            by_host[m.grafana.host] = grafana
+        if self.grafana is not None and m.grafana.host_port is not None:
+            by_port[GRAFANA_EDGE_PORT] = (grafana, m.grafana.host_port)
+        login = self.prometheus_login
+        if m.prometheus.host is None or login is None:
+            return Sites(by_host=by_host, by_port=by_port)
+        by_host[m.prometheus.host] = f"{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"
+        users = login.bcrypt_hash.apply(lambda hashed: f"{login.user} {hashed}\n")
+        return Sites(
+            by_host=by_host,
+            by_port=by_port,
+            basic_auth={m.prometheus.host: PROMETHEUS_USERS_FILE},
+            auth_files={PROMETHEUS_USERS_FILE: users},
+        )
+
     # -- parts ------------------------------------------------------------------------------------
 
     def _part(
@@ -196,9 +230,11 @@ class Monitoring(pulumi.ComponentResource):
         ports: list[Port] | None = None,
         depends_on: list[pulumi.Resource] | None = None,
         stop_grace_seconds: int = STOP_GRACE_SECONDS,
+        home: str | None = None,
     ) -> Running:
+        """One part as a workload; `home`: it uses a data volume of its own (`_volume`)."""
         a = self._args
-        return engine.run(
+        return a.engine.run(
             Workload(
                 name=f"{self._name}-{key}",
                 docker_name=f"{a.name_prefix}-{key}",
@@ -215,9 +251,8 @@ class Monitoring(pulumi.ComponentResource):
                 stop_grace_seconds=stop_grace_seconds,
                 pids_limit=component.pids_limit,
                 depends_on=depends_on or [],
-                pinned_to=(a.placement or {}).get(key),
+                home=home,
             ),
-            a.runtime,
             self,
         )
 
@@ -238,7 +273,7 @@ class Monitoring(pulumi.ComponentResource):
                 files=dict(secret or {}),
                 plain_files=dict(plain or {}),
                 labels=labels,
-                swarm=a.runtime.swarm is not None,
+                engine=a.engine,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -316,9 +351,9 @@ class Monitoring(pulumi.ComponentResource):
         labels = a.labels(key, "probe")
         script = Path(probe.health.__file__).read_text(encoding="utf-8")
         files = self._files(key, m.image, labels, plain={HEALTH_PROBE_SCRIPT: script})
-        # Bound to its address on the monitoring network: the apps beside it cannot scrape
-        # it. On a swarm its name is the service's: it binds every address of the task.
-        bind = "" if a.runtime.swarm is not None else key
+        # Bound to its address on the monitoring network where the engine can: the apps beside
+        # it cannot scrape it.
+        bind = a.engine.listen_address(key)
         healthy = f"http://{bind or '127.0.0.1'}:{config.HEALTH_PROBE_PORT}/-/healthy"
         component = Component(image=m.image, resources=m.resources, pids_limit=m.pids_limit)
         return self._part(
@@ -386,6 +421,7 @@ class Monitoring(pulumi.ComponentResource):
             ],
             mounts=[files.mount(ALERTMANAGER_CONFIG_DIR), Mount(data.name, ALERTMANAGER_DATA)],
             labels={**labels, **files.revision_label()},
+            home=key,
         )
 
     def _prometheus(self, prometheus_yml: str, rules: str) -> Running:
@@ -422,6 +458,7 @@ class Monitoring(pulumi.ComponentResource):
             labels={**labels, **files.revision_label()},
             ports=ports or None,
             stop_grace_seconds=PROMETHEUS_STOP_GRACE_SECONDS,
+            home=key,
         )
 
     def _grafana(self) -> Running:
@@ -431,28 +468,7 @@ class Monitoring(pulumi.ComponentResource):
         self.grafana_password = secret_or_generated(
             f"{self._name}-grafana-password", None, 32, self
         )
-        found = dashboards.dashboards(
-            pitr=a.pitr, backup=a.backup, apps_probed=a.settings.health_probe.enabled
-        )
-        datasources = self._files(
-            f"{key}-datasources",
-            g.image,
-            labels,
-            plain={
-                dashboards.DATASOURCES_FILE: dashboards.datasources(
-                    f"http://{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"
-                ),
-            },
-        )
-        boards = self._files(
-            f"{key}-dashboards",
-            g.image,
-            labels,
-            plain={
-                dashboards.PROVIDERS_FILE: dashboards.providers(),
-                **{d.file_name: dashboards.dashboard_json(d) for d in found},
-            },
-        )
+        datasources, boards = self._grafana_provisioning(labels)
         secrets = self._files(
             f"{key}-secrets", g.image, labels, secret={GRAFANA_PASSWORD_FILE: self.grafana_password}
         )
@@ -470,19 +486,7 @@ class Monitoring(pulumi.ComponentResource):
             GRAFANA_NEEDS,
             http_check(GRAFANA_PORT, "/api/health"),
             command=None,
-            # The password as a file (Grafana reads any `GF_*__FILE`); nothing phones home.
-            env=[
-                f"GF_SECURITY_ADMIN_USER={GRAFANA_ADMIN}",
-                f"GF_SECURITY_ADMIN_PASSWORD__FILE={secret_path(GRAFANA_PASSWORD_FILE)}",
-                "GF_USERS_ALLOW_SIGN_UP=false",
-                "GF_AUTH_ANONYMOUS_ENABLED=false",
-                "GF_ANALYTICS_REPORTING_ENABLED=false",
-                "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
-                "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
-                # Logs to stdout, where Docker rotates them (the root is read-only).
-                "GF_LOG_MODE=console",
-                *([f"GF_SERVER_DOMAIN={g.host}"] if g.host else []),
-            ],
+            env=grafana_environment(g.host),
             networks=[Network(a.monitoring_network, key)],
             mounts=[
                 datasources.mount(GRAFANA_DATASOURCES_DIR),
@@ -491,13 +495,58 @@ class Monitoring(pulumi.ComponentResource):
                 Mount(data.name, GRAFANA_DATA),
             ],
             labels={**labels, **revisions},
+            home=key,
         )
 
+    def _grafana_provisioning(self, labels: Mapping[str, str]) -> tuple[SecretFiles, SecretFiles]:
+        """Grafana's data source (Prometheus) and its dashboards, as two file sets."""
+        a, image = self._args, self._args.settings.grafana.image
+        found = dashboards.dashboards(
+            pitr=a.pitr, backup=a.backup, apps_probed=a.settings.health_probe.enabled
+        )
+        prometheus = f"http://{config.PROMETHEUS_ALIAS}:{config.PROMETHEUS_PORT}"
+        datasources = self._files(
+            f"{GRAFANA_ALIAS}-datasources",
+            image,
+            labels,
+            plain={dashboards.DATASOURCES_FILE: dashboards.datasources(prometheus)},
+        )
+        boards = self._files(
+            f"{GRAFANA_ALIAS}-dashboards",
+            image,
+            labels,
+            plain={
+                dashboards.PROVIDERS_FILE: dashboards.providers(),
+                **{d.file_name: dashboards.dashboard_json(d) for d in found},
+            },
+        )
+        return datasources, boards
+
     def _volume(self, key: str, labels: Mapping[str, str]) -> docker.Volume:
+        """The data volume of the part `key`, protected like the databases' (its workload
+        names `key` as its home: on a swarm, `swarm.placement.<key>`)."""
         a = self._args
-        return labelled_volume(
+        return a.engine.volume(
             f"{self._name}-{key}-data",
             f"{a.name_prefix}-{key}-data",
             labels,
-            pulumi.ResourceOptions(parent=self, protect=a.protect_data),
+            self,
+            protect=a.protect_data,
         )
+
+
+def grafana_environment(host: str | None) -> list[str]:
+    """Grafana's settings: the password as a file (it reads any `GF_*__FILE`), nobody signs
+    up or looks in anonymously, nothing phones home."""
+    return [
+        f"GF_SECURITY_ADMIN_USER={GRAFANA_ADMIN}",
+        f"GF_SECURITY_ADMIN_PASSWORD__FILE={secret_path(GRAFANA_PASSWORD_FILE)}",
+        "GF_USERS_ALLOW_SIGN_UP=false",
+        "GF_AUTH_ANONYMOUS_ENABLED=false",
+        "GF_ANALYTICS_REPORTING_ENABLED=false",
+        "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+        "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
+        # Logs to stdout, where Docker rotates them (the root is read-only).
+        "GF_LOG_MODE=console",
+        *([f"GF_SERVER_DOMAIN={host}"] if host else []),
+    ]

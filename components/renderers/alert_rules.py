@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components.monitoring_config import EDGE_APP_REQUESTS as APPS
+from components.renderers.monitoring_config import EDGE_APP_REQUESTS as APPS
 from stacks.settings.monitoring import AlertSettings
 
 
@@ -35,7 +35,7 @@ class Thresholds:
     max_archive_age_minutes: int | None
     """PITR's; None when PITR is off (no archiving rules)."""
     pitr_overdue_hours: tuple[int, int] | None = None
-    """When the newest PITR backup and the last drill are overdue (components/pitr.py); None
+    """When the newest PITR backup and the last drill are overdue (components/parts/pitr.py); None
     when PITR is off."""
     backup_overdue_hours: int | None = None
     """When the newest logical backup is overdue; None when the backup job is off."""

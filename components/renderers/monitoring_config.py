@@ -2,7 +2,7 @@
 
 Pure functions of the settings and the stack's shape, deterministic (the same settings give the
 same text, so a second `pulumi up` changes nothing): Prometheus's scrape configuration, the
-alert rules (components/alert_rules.py), Alertmanager's routes and receivers, and the
+alert rules (alert_rules.py), Alertmanager's routes and receivers, and the
 PostgreSQL exporter's extra queries.
 """
 
@@ -14,10 +14,6 @@ from typing import Any
 
 import yaml
 
-from components.backup_job import ALIAS as BACKUP_ALIAS
-from components.backup_job import METRICS_PORT as BACKUP_METRICS_PORT
-from components.pitr import METRICS_PORT as PITR_METRICS_PORT
-from components.pitr import agent_alias as pitr_agent_alias
 from stacks.settings.monitoring import MonitoringSettings
 
 PROMETHEUS_PORT = 9090
@@ -25,6 +21,10 @@ ALERTMANAGER_PORT = 9093
 POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
 HEALTH_PROBE_PORT = 9115
+PITR_METRICS_PORT = 9188
+"""Where each database's PITR agent serves its state (pitr/metrics.py)."""
+BACKUP_METRICS_PORT = 9189
+"""Where the backup job serves the backups' state (backup/metrics.py)."""
 EDGE_METRICS_PORT = 9180
 """Where the edge proxy serves its metrics, on the monitoring network only."""
 
@@ -43,6 +43,8 @@ HEALTH_PROBE_ALIAS = "health-probe"
 address)."""
 EDGE_METRICS_ALIAS = "edge-metrics"
 """The edge proxy's name on the monitoring network (its listener binds to that address)."""
+BACKUP_ALIAS = "backup"
+"""The backup job's name on every network it joins."""
 
 PROMETHEUS_CONFIG = "prometheus.yml"
 ALERT_RULES = "alerts.yml"
@@ -52,6 +54,11 @@ EXPORTER_QUERIES = "queries.yaml"
 
 def postgres_exporter_alias(service: str) -> str:
     return f"{service}-db-exporter"
+
+
+def pitr_agent_alias(service: str) -> str:
+    """A database's PITR agent's name on the monitoring network."""
+    return f"{service}-db-pitr"
 
 
 @dataclass(frozen=True)

@@ -8,25 +8,28 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import engine
-from components.exporter_role import PASSWORD_FILE as EXPORTER_PASSWORD_FILE
-from components.exporter_role import SCRIPT_FILE as EXPORTER_ROLE_SCRIPT
-from components.exporter_role import ExporterRole, role_script
-from components.pitr import (
+from components.engine import Engine
+from components.engine.files import SecretFiles, SecretFilesArgs, secret_path
+from components.engine.workload import (
+    FileMount,
+    ImageNeeds,
+    Mount,
+    Network,
+    Running,
+    Workload,
+    published_ports,
+)
+from components.parts.credentials import secret_or_generated
+from components.parts.exporter_login import PASSWORD_FILE as EXPORTER_PASSWORD_FILE
+from components.parts.exporter_login import SCRIPT_FILE as EXPORTER_ROLE_SCRIPT
+from components.parts.exporter_login import role_script
+from components.parts.pitr import (
     AgentArgs,
     PitrArgs,
     PitrStorage,
     agent_container,
     archiving_settings,
 )
-from components.runtime import (
-    ImageNeeds,
-    RuntimeProfile,
-    labelled_volume,
-    secret_or_generated,
-)
-from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import FileMount, Mount, Network, Workload, published_ports
 from pitr import layout
 from stacks.catalogue import DatabaseSpec
 from stacks.settings import DatabaseTuning, Resources
@@ -53,6 +56,9 @@ PITR_POSTGRES_NEEDS = ImageNeeds(non_root_user="postgres", writable_paths=("/tmp
 
 @dataclass(frozen=True)
 class DatabaseArgs:
+    service: str
+    """The business service that owns it; `<service>-db` is where it runs
+    (`swarm.placement`)."""
     spec: DatabaseSpec
     """Database name and the owning service's login."""
     docker_name: str
@@ -68,7 +74,7 @@ class DatabaseArgs:
     stop_grace_seconds: int
     pids_limit: int
     """From SIGINT (the image's fast shutdown) to SIGKILL, when the server is stopped."""
-    runtime: RuntimeProfile
+    engine: Engine
     labels: Mapping[str, str]
     password: pulumi.Input[str] | None = None
     """Operator-set password; a random one is generated when absent."""
@@ -81,8 +87,6 @@ class DatabaseArgs:
     """Pulumi refuses to delete the data volume while this is on."""
     pitr: PitrArgs | None = None
     """Point-in-time recovery: the server archives its WAL and an agent runs beside it."""
-    node_label: str | None = None
-    """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
     exporter_role: bool = False
     """Give the metrics exporter a login of its own (components/exporter_role.py)."""
     metrics_network: docker.Network | None = None
@@ -119,43 +123,22 @@ class Database(pulumi.ComponentResource):
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ecommerce:index:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        self._name, self._args = name, args
         self.password = secret_or_generated(f"{name}-password", args.password, 32, self)
         self.admin_password = secret_or_generated(f"{name}-admin-password", None, 32, self)
-        files: dict[str, pulumi.Input[str]] = {
-            ADMIN_PASSWORD_FILE: self.admin_password,
-            SERVICE_PASSWORD_FILE: self.password,
-            ROLE_SCRIPT: service_role_script(args.spec),
-        }
         self.exporter_password = None
         if args.exporter_role:
             self.exporter_password = secret_or_generated(
                 f"{name}-exporter-password", None, 32, self
             )
-            files[EXPORTER_PASSWORD_FILE] = self.exporter_password
-            files[EXPORTER_ROLE_SCRIPT] = role_script(secret_path(EXPORTER_PASSWORD_FILE))
-        data = labelled_volume(
+        data = args.engine.volume(
             f"{name}-data",
             f"{args.docker_name}-data",
             args.labels,
-            pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+            self,
+            protect=args.protect_data,
         )
-        secrets = SecretFiles(
-            f"{name}-secrets",
-            SecretFilesArgs(
-                docker_name=f"{args.docker_name}-secrets",
-                image=args.image,
-                files=files,
-                labels=args.labels,
-                swarm=args.runtime.swarm is not None,
-            ),
-            opts=child,
-        )
-        user, database = args.spec.user, args.spec.name
         self.pitr = self.pitr_agent = None
-        image: pulumi.Input[str] = args.image
-        needs, archiving = POSTGRES_NEEDS, {}
-        pitr_mounts: list[Mount | FileMount] = []
         if args.pitr is not None:
             self.pitr = PitrStorage(
                 f"{name}-pitr",
@@ -163,14 +146,69 @@ class Database(pulumi.ComponentResource):
                 args.docker_name,
                 args.labels,
                 args.protect_data,
-                child,
-                swarm=args.runtime.swarm is not None,
+                args.engine,
+                pulumi.ResourceOptions(parent=self),
             )
+        server = self._server(data.name, self._secret_files())
+        self.container = server.container
+        if args.exporter_role:
+            # Where the engine reaches a running server: one whose volume is older than the
+            # exporter's login never ran the init script (parts/exporter_login.py).
+            args.engine.run_in_each_instance(
+                f"{name}-exporter-role", server, ["sh", secret_path(EXPORTER_ROLE_SCRIPT)], self
+            )
+        self.host, self.port = args.alias, PORT
+        self.database, self.user = args.spec.name, args.spec.user
+        if args.host_port is None:
+            self.reachable_host, self.reachable_port = args.alias, PORT
+        else:
+            self.reachable_host, self.reachable_port = args.public_host, args.host_port
+        if args.pitr is not None and self.pitr is not None:
+            self.pitr_agent = self._pitr_agent(args.pitr, self.pitr, data.name)
+        # The password stays an attribute for the program: registered as the component's
+        # output it would be one more copy in the state, outside the places secrets belong.
+        self.register_outputs({})
+
+    @property
+    def home(self) -> str:
+        """Where it runs, with its agent (`swarm.placement.<service>-db`)."""
+        return f"{self._args.service}-db"
+
+    def _secret_files(self) -> SecretFiles:
+        """Its passwords and init scripts (the exporter's login too, with monitoring)."""
+        args = self._args
+        files: dict[str, pulumi.Input[str]] = {
+            ADMIN_PASSWORD_FILE: self.admin_password,
+            SERVICE_PASSWORD_FILE: self.password,
+            ROLE_SCRIPT: service_role_script(args.spec),
+        }
+        if self.exporter_password is not None:
+            files[EXPORTER_PASSWORD_FILE] = self.exporter_password
+            files[EXPORTER_ROLE_SCRIPT] = role_script(secret_path(EXPORTER_PASSWORD_FILE))
+        return SecretFiles(
+            f"{self._name}-secrets",
+            SecretFilesArgs(
+                docker_name=f"{args.docker_name}-secrets",
+                image=args.image,
+                files=files,
+                labels=args.labels,
+                engine=args.engine,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _server(self, data: pulumi.Output[str], secrets: SecretFiles) -> Running:
+        args = self._args
+        user, database = args.spec.user, args.spec.name
+        image: pulumi.Input[str] = args.image
+        needs, archiving = POSTGRES_NEEDS, {}
+        pitr_mounts: list[Mount | FileMount] = []
+        if args.pitr is not None and self.pitr is not None:
             image, needs = args.pitr.image, PITR_POSTGRES_NEEDS
             archiving, pitr_mounts = archiving_settings(args.pitr), self.pitr.server_mounts()
-        self.container = engine.run(
+        return args.engine.run(
             Workload(
-                name=name,
+                name=self._name,
                 docker_name=args.docker_name,
                 image=image,
                 command=["postgres", *server_options(args.tuning, archiving)],
@@ -181,7 +219,7 @@ class Database(pulumi.ComponentResource):
                     f"PGDATA={PGDATA}",
                 ],
                 mounts=[
-                    Mount(data.name, DATA_MOUNT),
+                    Mount(data, DATA_MOUNT),
                     secrets.mount(),
                     # The same files again where the entrypoint looks for init scripts; it runs
                     # the role script and logs that it ignores the password files beside it.
@@ -198,47 +236,32 @@ class Database(pulumi.ComponentResource):
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=args.stop_grace_seconds,
                 pids_limit=args.pids_limit,
-                pinned_to=args.node_label,
+                home=self.home,
                 # The server reads its pgBackRest file at each archive-push: a rewritten file
                 # (new retention) needs no restart, so no revision label of it.
             ),
-            args.runtime,
             self,
-        ).container
-        if args.exporter_role and isinstance(self.container, docker.Container):
-            # On a swarm the entrypoint's run is the only one (docs/monitoring.md).
-            ExporterRole(
-                f"{name}-exporter-role",
-                self.container,
-                secret_path(EXPORTER_ROLE_SCRIPT),
-                args.runtime.docker_host,
-                pulumi.ResourceOptions(parent=self),
-            )
-        self.host, self.port = args.alias, PORT
-        self.database, self.user = database, user
-        if args.host_port is None:
-            self.reachable_host, self.reachable_port = args.alias, PORT
-        else:
-            self.reachable_host, self.reachable_port = args.public_host, args.host_port
-        if args.pitr is not None and self.pitr is not None:
-            self.pitr_agent = agent_container(
-                name,
-                AgentArgs(
-                    pitr=args.pitr,
-                    storage=self.pitr,
-                    data_volume=data.name,
-                    server=self.container,
-                    docker_name=args.docker_name,
-                    runtime=args.runtime,
-                    labels={**args.labels, "com.ecommerce.role": "pitr"},
-                    node_label=args.node_label,
-                    metrics_network=args.metrics_network,
-                ),
-                self,
-            )
-        # The password stays an attribute for the program: registered as the component's
-        # output it would be one more copy in the state, outside the places secrets belong.
-        self.register_outputs({})
+        )
+
+    def _pitr_agent(
+        self, pitr: PitrArgs, storage: PitrStorage, data: pulumi.Output[str]
+    ) -> docker.Container | docker.Service:
+        args = self._args
+        return agent_container(
+            self._name,
+            AgentArgs(
+                pitr=pitr,
+                storage=storage,
+                data_volume=data,
+                server=self.container,
+                docker_name=args.docker_name,
+                engine=args.engine,
+                labels={**args.labels, "com.ecommerce.role": "pitr"},
+                home=self.home,
+                metrics_network=args.metrics_network,
+            ),
+            self,
+        )
 
 
 def pg_isready(user: str, database: str) -> list[str]:

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import engine
-from components.database import Database
-from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
-from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import Mount, Network, Workload
+from components.engine import Engine
+from components.engine.files import SecretFiles, SecretFilesArgs, secret_path
+from components.engine.workload import ImageNeeds, Mount, Network, Workload
+from components.parts.database import Database
+from components.renderers.monitoring_config import BACKUP_ALIAS as ALIAS
+from components.renderers.monitoring_config import BACKUP_METRICS_PORT as METRICS_PORT
 from stacks.settings import BackupSettings
 
 BACKUP_DIR = "/backups"
 TARGETS_FILE = "targets.json"
-ALIAS = "backup"
-METRICS_PORT = 9189
-"""Where it serves the backups' state on the monitoring network (backup/metrics.py)."""
+HOME = "backup"
+"""Where its volume is (`swarm.placement.backup`)."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,9 @@ class BackupJobArgs:
     databases: Mapping[str, Database]
     """Service name -> its database; the job joins each one's network."""
     database_networks: Mapping[str, docker.Network]
-    runtime: RuntimeProfile
+    engine: Engine
     labels: Mapping[str, str]
     protect_data: bool = True
-    node_label: str | None = None
-    """On a swarm: the label of the node holding its volume (`swarm.placement`)."""
     metrics_network: docker.Network | None = None
     """The monitoring network, where it serves its metrics (METRICS_PORT)."""
 
@@ -61,17 +59,14 @@ class BackupJob(pulumi.ComponentResource):
                 image=s.image,
                 files={TARGETS_FILE: in_network_targets(args.databases)},
                 labels=args.labels,
-                swarm=args.runtime.swarm is not None,
+                engine=args.engine,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        data = labelled_volume(
-            f"{name}-data",
-            f"{args.docker_name}-data",
-            args.labels,
-            pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+        data = args.engine.volume(
+            f"{name}-data", f"{args.docker_name}-data", args.labels, self, protect=args.protect_data
         )
-        self.container = engine.run(
+        self.container = args.engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -88,10 +83,9 @@ class BackupJob(pulumi.ComponentResource):
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
-                pinned_to=args.node_label,
+                home=HOME,
                 depends_on=[db.container for db in args.databases.values()],
             ),
-            args.runtime,
             self,
         ).container
         self.register_outputs({})

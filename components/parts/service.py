@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components import engine
-from components.built_image import service_image
-from components.runtime import ImageNeeds, RuntimeProfile
-from components.secret_files import SecretFiles, SecretFilesArgs, secret_path
-from components.workload import FileMount, Mount, Network, Workload, published_ports
+from components.engine import Engine
+from components.engine.files import SecretFiles, SecretFilesArgs, secret_path
+from components.engine.workload import (
+    FileMount,
+    ImageNeeds,
+    Mount,
+    Network,
+    Workload,
+    published_ports,
+)
+from components.parts.built_image import service_image
 from stacks.catalogue import ServiceSpec
 from stacks.settings import ServiceSettings
 
@@ -56,7 +62,7 @@ class ServiceArgs:
     settings: ServiceSettings
     docker_name: str
     networks: Sequence[Network]
-    runtime: RuntimeProfile
+    engine: Engine
     labels: Mapping[str, str]
     cors_origins: Sequence[str]
     node_env: str
@@ -84,26 +90,17 @@ class Service(pulumi.ComponentResource):
         self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("ecommerce:index:Service", name, None, opts)
+        self._args = args
         env, files = service_environment(args)
         image = service_image(f"{name}-image", args.settings, args.docker_name, self)
         mounts: list[Mount | FileMount] = []
         revision: dict[str, pulumi.Input[str]] = {}
         if files:
-            secrets = SecretFiles(
-                f"{name}-secrets",
-                SecretFilesArgs(
-                    docker_name=f"{args.docker_name}-secrets",
-                    image=image,
-                    files=files,
-                    labels=args.labels,
-                    swarm=args.runtime.swarm is not None,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            secrets = self._secret_files(name, image, files)
             mounts.append(secrets.mount())
             revision = secrets.revision_label()
         health = args.settings.health_command or ("CMD", "node", "-e", NODE_HEALTH_PROBE)
-        running = engine.run(
+        running = args.engine.run(
             Workload(
                 name=name,
                 docker_name=args.docker_name,
@@ -119,17 +116,31 @@ class Service(pulumi.ComponentResource):
                 stop_grace_seconds=args.settings.stop_grace_seconds,
                 pids_limit=args.settings.pids_limit,
                 replicas=args.settings.replicas,
-                # An app that holds no host port is replaced side by side
-                # (components/rolling.py); one that publishes a port cannot have two
-                # containers at once.
+                # An app that holds no host port is replaced side by side; one that publishes
+                # a port cannot have two containers at once.
                 side_by_side=args.host_port is None,
                 depends_on=args.depends_on,
             ),
-            args.runtime,
             self,
         )
         self.container, self.docker_name = running.container, running.docker_name
         self.register_outputs({})
+
+    def _secret_files(
+        self, name: str, image: pulumi.Input[str], files: dict[str, pulumi.Input[str]]
+    ) -> SecretFiles:
+        args = self._args
+        return SecretFiles(
+            f"{name}-secrets",
+            SecretFilesArgs(
+                docker_name=f"{args.docker_name}-secrets",
+                image=image,
+                files=files,
+                labels=args.labels,
+                engine=args.engine,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
 
 DATABASE_PASSWORD_FILE = "database-password"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from components.monitoring_config import EDGE_APP_REQUESTS as APPS
+from components.renderers.monitoring_config import EDGE_APP_REQUESTS as APPS
 
 DATASOURCE_UID = "prometheus"
 DATASOURCES_FILE = "datasources.yaml"

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.engine import Engine
+
 
 @dataclass(frozen=True)
 class NetworksArgs:
@@ -30,8 +32,8 @@ class NetworksArgs:
     internal: bool
     """Whether the private networks (all but edge) are cut off from outside the host."""
     labels: Mapping[str, str]
-    overlay: bool = False
-    """Overlay networks spanning the nodes of a swarm, instead of one host's bridges."""
+    engine: Engine
+    """Makes each network: one host's bridges, or overlays spanning a swarm's nodes."""
     monitoring: bool = False
     """The monitoring and alerting networks too."""
 
@@ -50,13 +52,8 @@ class Networks(pulumi.ComponentResource):
         super().__init__("ecommerce:index:Networks", name, None, opts)
 
         def network(key: str, internal: bool) -> docker.Network:
-            return docker.Network(
-                f"{name}-{key}",
-                name=f"{args.name_prefix}-{key}",
-                driver="overlay" if args.overlay else "bridge",
-                internal=internal,
-                labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in args.labels.items()],
-                opts=pulumi.ResourceOptions(parent=self),
+            return args.engine.network(
+                f"{name}-{key}", f"{args.name_prefix}-{key}", internal, args.labels, self
             )
 
         self.edge = network("edge", internal=False)

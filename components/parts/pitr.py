@@ -21,10 +21,11 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from components import engine
-from components.runtime import ImageNeeds, RuntimeProfile, labelled_volume
-from components.secret_files import SecretFiles, SecretFilesArgs
-from components.workload import FileMount, Mount, Network, Workload
+from components.engine import Engine
+from components.engine.files import SecretFiles, SecretFilesArgs
+from components.engine.workload import FileMount, ImageNeeds, Mount, Network, Workload
+from components.renderers.monitoring_config import PITR_METRICS_PORT as METRICS_PORT
+from components.renderers.monitoring_config import pitr_agent_alias as agent_alias
 from pitr import layout
 from pitr.pgbackrest import Stanza, render_config, server_settings
 from stacks.settings import PitrSettings
@@ -33,8 +34,6 @@ CONFIG_FILE_NAME = layout.CONFIG_FILE.name
 PASSPHRASE_LENGTH = 64
 # The backups and drills are overdue after their interval and this much more.
 OVERDUE_SLACK_HOURS = 2
-METRICS_PORT = 9188
-"""Where the agent serves its state on the monitoring network (pitr/metrics.py)."""
 
 
 def overdue_after_hours(s: PitrSettings) -> tuple[int, int]:
@@ -84,8 +83,8 @@ class PitrStorage(pulumi.ComponentResource):
         docker_name: str,
         labels: Mapping[str, str],
         protect_data: bool,
+        engine: Engine,
         opts: pulumi.ResourceOptions | None = None,
-        swarm: bool = False,
     ) -> None:
         super().__init__("ecommerce:index:PitrStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -97,14 +96,11 @@ class PitrStorage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
         )
         self.passphrase = pulumi.Output.secret(generated.result)
-        self.repository = labelled_volume(
-            f"{name}-repository",
-            f"{docker_name}-pitr",
-            labels,
-            pulumi.ResourceOptions(parent=self, protect=protect_data),
+        self.repository = engine.volume(
+            f"{name}-repository", f"{docker_name}-pitr", labels, self, protect=protect_data
         )
-        self.socket = labelled_volume(
-            f"{name}-socket", f"{docker_name}-socket", scratch_labels(labels), child
+        self.socket = engine.volume(
+            f"{name}-socket", f"{docker_name}-socket", scratch_labels(labels), self
         )
         self.config = SecretFiles(
             f"{name}-config",
@@ -117,7 +113,7 @@ class PitrStorage(pulumi.ComponentResource):
                     )
                 },
                 labels=labels,
-                swarm=swarm,
+                engine=engine,
             ),
             opts=child,
         )
@@ -149,10 +145,10 @@ class AgentArgs:
     data_volume: pulumi.Input[str]
     server: docker.Container | docker.Service
     docker_name: str
-    runtime: RuntimeProfile
+    engine: Engine
     labels: Mapping[str, str]
-    node_label: str | None = None
-    """On a swarm: the server's node (the agent shares its volumes)."""
+    home: str | None = None
+    """The server's home (`Workload.home`): the agent shares its volumes."""
     metrics_network: docker.Network | None = None
     """The monitoring network, where the agent serves its metrics (METRICS_PORT)."""
 
@@ -162,13 +158,13 @@ def agent_container(
 ) -> docker.Container | docker.Service:
     """The agent `<docker_name>-pitr` (pitr/agent.py), as `<name>-pitr-container`."""
     s = args.pitr.settings
-    drill = labelled_volume(
+    drill = args.engine.volume(
         f"{name}-pitr-drill",
         f"{args.docker_name}-pitr-drill",
         scratch_labels(args.labels),
-        pulumi.ResourceOptions(parent=parent),
+        parent,
     )
-    return engine.run(
+    return args.engine.run(
         Workload(
             name=f"{name}-pitr",
             docker_name=f"{args.docker_name}-pitr",
@@ -196,16 +192,10 @@ def agent_container(
             # and drill, which take as long as the database is large.
             waits=False,
             depends_on=[args.server],
-            pinned_to=args.node_label,
+            home=args.home,
         ),
-        args.runtime,
         parent,
     ).container
-
-
-def agent_alias(service: str) -> str:
-    """The agent's name on the monitoring network."""
-    return f"{service}-db-pitr"
 
 
 def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:

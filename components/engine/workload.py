@@ -1,25 +1,35 @@
 """What one running part of the platform is, said once, whatever engine runs it.
 
-Components (a database, an app, the edge proxy, ...) describe their process as a `Workload`:
+The parts (a database, an app, the edge proxy, ...) describe their process as a `Workload`:
 its image and command, its environment, volumes, file sets, networks and published ports, its
-health check, its resources, stop grace and rollout. components/engine.py hands it to the
-stack's engine: a container on one Docker host (components/containers.py) or a service on a
-swarm (components/swarm.py), instead of a copy of every component per engine.
+health check, its resources, stop grace and rollout. The stack's engine (components/engine/)
+turns it into provider resources: a container on one Docker host or a service on a swarm,
+instead of a copy of every part per engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_docker as docker
 
-from components.runtime import (
-    ImageNeeds,
-)
 from stacks.settings import Resources
+
+if TYPE_CHECKING:  # files.py builds on this module's types
+    from components.engine.files import SecretFiles
+
+
+@dataclass(frozen=True)
+class ImageNeeds:
+    """What one image needs from the runtime to start under the stack's hardening."""
+
+    non_root_user: str
+    """The image's unprivileged user, used from the start when `runAsNonRoot` is on."""
+    writable_paths: Sequence[str] = ("/tmp",)
+    """Paths the process writes outside its volumes: tmpfs when the root is read-only."""
 
 
 @dataclass(frozen=True)
@@ -31,23 +41,12 @@ class Mount:
     read_only: bool = False
 
 
-class FileSet(Protocol):
-    """Files written for a workload before it starts (components/secret_files.py): a volume
-    and its seed on one Docker host, Swarm secrets on a swarm."""
-
-    @property
-    def volume_name(self) -> pulumi.Output[str] | None: ...
-    @property
-    def seed(self) -> docker.Container | None: ...
-    @property
-    def secrets(self) -> Mapping[str, docker.Secret]: ...
-
-
 @dataclass(frozen=True)
 class FileMount:
-    """A file set, read-only at `path` in the workload's filesystem."""
+    """A file set (components/engine/files.py), read-only at `path` in the workload's
+    filesystem; the workload starts once the files are written."""
 
-    files: FileSet
+    files: SecretFiles
     path: str
 
 
@@ -61,7 +60,7 @@ class Network:
     """Whether callers reach the workload by its alias here (False on a network where only it
     calls out: an app on its database's, the gateway on the business services'). A side-by-side
     app is given the alias of a network it serves on once healthy, by leaving and joining it
-    again (components/traffic_gate.py); the networks it calls out on are never left."""
+    again (components/dynamic/traffic_gate.py); the networks it calls out on are never left."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def published_ports(internal: int, host_port: int | None, publish_ip: str) -> li
 @dataclass(frozen=True)
 class Workload:
     name: str
-    """Base of its Pulumi names: `<name>-container`, `<name>-pids`."""
+    """Base of its Pulumi names: `<name>-container`, `<name>-pids`, `<name>-service`."""
     docker_name: str
     image: pulumi.Input[str]
     needs: ImageNeeds
@@ -103,17 +102,19 @@ class Workload:
     """None: the workload never publishes (no `ports` input at all)."""
     shm_size_mb: int | None = None
     user: str | None = None
-    """Run as this user whatever the profile says (it needs no root even in dev)."""
+    """Run as this user whatever the hardening says (it needs no root even in dev)."""
     waits: bool = True
     """Whether a deploy waits for it to turn healthy."""
     side_by_side: bool = False
-    """Replaced by starting the new one first (components/rolling.py): nothing pins it to one
-    instance (no host port, no volume only one process may use)."""
+    """Replaced by starting the new one first: nothing pins it to one instance (no host port,
+    no volume only one process may use)."""
     depends_on: Sequence[pulumi.Resource] = ()
     replicas: int = 1
-    """Tasks on a swarm; one Docker host runs one."""
-    pinned_to: str | None = None
-    """On a swarm, the node label of the node holding its volumes (`swarm.placement`)."""
+    """Instances at once where the engine runs several (a swarm); one Docker host runs one."""
+    home: str | None = None
+    """The stateful part whose volumes it uses (`redis`, `order-db`, `prometheus`, ...): the
+    engine runs it where those volumes are (on a swarm, the node `swarm.placement` names).
+    None: it holds nothing and may run anywhere."""
 
 
 @dataclass(frozen=True)
