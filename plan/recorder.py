@@ -48,7 +48,8 @@ SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
 SECRET_VALUE = rpc._special_secret_sig
 IMAGE = "docker:index/image:Image"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
-GENERATION_SEPARATOR = "--"  # components/engine/rolling.py; this module imports nothing of the project
+# components/engine/rolling.py's; this module imports nothing of the project.
+GENERATION_SEPARATOR = "--"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """A new container takes traffic only once it is healthy: its aliases are given by this gate.
 
-A side-by-side app (components/engine/rolling.py) is created beside the one it replaces, joined to its
-networks under its own name only, which nobody calls. Docker answers for a network alias from
+A side-by-side app (components/engine/rolling.py) is created beside the one it replaces, joined
+to its networks under its own name only, which nobody calls. Docker answers for a network alias from
 the moment a container holds it, healthy or not, so a container created with its service's alias
 would take requests while it starts, and keep taking them if it never turns healthy. This Pulumi
 dynamic resource, created right after the container, waits for Docker's health check to pass
