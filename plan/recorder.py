@@ -15,7 +15,9 @@ revision), with that checkout's code and stack files, and prints the graph as JS
 
     python plan/recorder.py --root <checkout> --stack prod --config <file.json> [--output F]
 
-so it imports nothing of the project: only the standard library, pulumi and yaml.
+so it imports nothing of the project but the SDK internals module (sdk/internals.py, this
+checkout's, which stays out of the way of the other checkout's own): the standard library,
+pulumi and yaml.
 """
 
 from __future__ import annotations
@@ -37,15 +39,20 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
+
+from sdk.internals import (
+    SECRET_SIG,
+    SECRET_VALUE,
+    MockMonitor,
+    reset_root_stack,
+    serialize_outputs,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "ecommerce"
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
 DYNAMIC_PROVIDER_KEY = "__provider"
-SECRET_SIG = rpc._special_sig_key  # marks a secret in serialized properties
-SECRET_VALUE = rpc._special_secret_sig
 IMAGE = "docker:index/image:Image"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 # components/engine/rolling.py's; this module imports nothing of the project.
@@ -172,7 +179,7 @@ def _plain_and_secret_paths(value: Any, path: str, secrets: set[str]) -> Any:
     return value
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
+class RecordingMonitor(MockMonitor):
     def __init__(
         self, mocks: pulumi_mocks.Mocks, graph: Graph, root: Path, outside: Path | None = None
     ) -> None:
@@ -181,7 +188,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.root = root
         self.outside = outside
 
-    def make_urn(self, parent: str, type_: str, name: str) -> str:
+    def make_urn(self, parent: str, type_: str, name: str) -> str:  # sdk.internals.URN_METHOD
         """The URN the engine gives (sdk/go/common/resource/urn.New): the parent's whole
         qualified type chain, not only its last type as the SDK's mocks write it, so the URNs
         of the offline plan are the ones `pulumi up --target/--replace` take."""
@@ -367,7 +374,7 @@ def run_under_mocks(
     graph = Graph() if graph is None else graph
     # A new root stack resource for every run: set_mocks keeps the one it finds, and with it
     # the outputs an earlier run in this process exported.
-    pulumi.runtime.settings.ROOT.set(None)
+    reset_root_stack()
     pulumi.runtime.set_mocks(
         ProviderMocks(),
         project=PROJECT,
@@ -380,7 +387,7 @@ def run_under_mocks(
     async def record_exports() -> None:
         # Serialized as the engine would receive the stack's outputs, secret markers included.
         exports = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
-        struct = await rpc.serialize_properties(exports, {})
+        struct = await serialize_outputs(exports)
         graph.outputs = _plain_and_secret_paths(
             json_format.MessageToDict(struct), "", graph.secret_outputs
         )
@@ -408,8 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     request = json.loads(args.config.read_text())
     root = args.root.resolve()
-    # The checkout's own modules (stacks, components, ...) come first, never this project's.
+    # The checkout's own modules (stacks, components, ...) come first, never this project's;
+    # this checkout's SDK internals, imported above, leave the way free for the other's.
     sys.path[0] = str(root)
+    for name in [m for m in sys.modules if m == "sdk" or m.startswith("sdk.")]:
+        del sys.modules[name]
     os.chdir(root)
     try:
         graph = run_program(

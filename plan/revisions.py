@@ -23,6 +23,7 @@ from plan.recorder import Graph
 from plan.stackfiles import PlanError, StackFile
 
 RECORDER = Path(__file__).resolve().parent / "recorder.py"
+ROOT = RECORDER.parent.parent
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def record(recording: Recording) -> Graph:
     with tempfile.TemporaryDirectory(prefix="ecommerce-plan-") as scratch:
         config, output = Path(scratch) / "config.json", Path(scratch) / "graph.json"
         config.write_text(json.dumps(request))
-        # The program's own warnings (Pulumi's, Python's) stay out of the plan's output.
+        # The program's own warnings (Pulumi's, Python's) stay out of the plan's output. The
+        # recorder runs as a script: this checkout's root gives it the SDK internals module.
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         result = subprocess.run(
             [
                 sys.executable,
@@ -96,6 +100,7 @@ def record(recording: Recording) -> Graph:
             capture_output=True,
             text=True,
             check=False,
+            env=env,
         )
         if result.returncode != 0:
             message = result.stderr.strip() or f"the program exited with {result.returncode}"
