@@ -8,8 +8,14 @@
     ecommerce_volume_free_bytes{volume="backups"}, ecommerce_volume_size_bytes{volume="backups"}
     process_start_time_seconds                            when it started (restarts)
 
-The alert rules (components/renderers/alert_rules.py) read them. The same small server as the PITR
-agent's (pitr/metrics.py): each image carries only its own package.
+The alert rules (components/renderers/alert_rules.py) read them.
+
+Its HTTP handler is the same few lines as the PITR agent's (pitr/metrics.py) and the health
+probe's (probe/health.py), on purpose: each runs alone where the others are not, the backup
+image with only backup/, the PITR image with only pitr/ (its Dockerfile copies nothing else),
+the probe as one standard-library file mounted into a plain Python image. A module shared by
+the three would have to be copied into every image and mounted beside the probe, for seven
+lines.
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ SCRATCH_ROLE = "scratch"
 """Volumes with nothing to keep: a socket directory, a restore drill's throwaway copy."""
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 ROTATING_LOG_DRIVERS = frozenset({"json-file", "local"})
-DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 # Where a secret may be: the file contents a secrets seed copies into its volume; the
 # registry login of the stack's Docker provider; the keepers that draw a new secrets revision
