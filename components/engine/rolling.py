@@ -11,7 +11,7 @@ gateway does). An input the provider updates in place (memory) keeps the generat
 still an in-place update.
 
 Only for containers nothing else pins to one instance: a fixed host port or a volume only one
-container may use keep delete-before-replace (runtime.container_options).
+container may use keep delete-before-replace (containers.container_options).
 """
 
 from __future__ import annotations
