@@ -6,40 +6,40 @@ from __future__ import annotations
 import re
 from typing import Literal, Self
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stacks.catalogue import Catalogue
 from stacks.images import is_pinned
-from stacks.settings.backup import BackupSettings, backup_problems
+from stacks.settings.backup import BackupSettings
 from stacks.settings.common import (
     Hardening,
     HealthCheck,
     Logs,
     Resources,
     StrictModel,
-    hardening_problems,
+    catalogue_of,
+    reject_if_any,
 )
 from stacks.settings.databases import (
+    Databases,
     DatabaseSettings,
     DatabaseTuning,
     PitrSettings,
     PostgresSettings,
     RedisSettings,
     archiving_overridden,
-    pitr_problems,
     postgres_process_room,
-    redis_problems,
-    unknown_databases,
 )
-from stacks.settings.edge import EdgeSettings, edge_apps, edge_problems
+from stacks.settings.edge import EdgeSettings, edge_apps
 from stacks.settings.monitoring import (
+    Monitoring,
     MonitoringSettings,
+    monitoring_hosts,
     monitoring_images,
-    monitoring_problems,
 )
 from stacks.settings.ports import duplicate_host_ports, host_ports, unpublishable_ports
 from stacks.settings.registry import RegistrySettings, registry_problems
-from stacks.settings.services import ServiceSettings, service_problems
+from stacks.settings.services import Services
 from stacks.settings.swarm import SwarmSettings, swarm_problems
 
 
@@ -63,12 +63,12 @@ class PlatformSettings(StrictModel):
     """Host name in the exported URLs of published services."""
     cors_origins: tuple[str, ...] = Field(min_length=1)
     """Origins the apps accept cross-origin requests from (`https://shop.example.com`)."""
-    services: dict[str, ServiceSettings]
+    services: Services
     """Every app of the catalogue by name: gateway, customer, product, order, cart, content,
     frontend, backoffice."""
     postgres: PostgresSettings
     """What every database server shares."""
-    databases: dict[str, DatabaseSettings] = Field(default_factory=dict)
+    databases: Databases = Field(default_factory=dict)
     """Per database server, by its service's name (customer, product, order, content)."""
     redis: RedisSettings
     """The Redis server."""
@@ -92,7 +92,9 @@ class PlatformSettings(StrictModel):
     """The scheduled logical backups."""
     pitr: PitrSettings = PitrSettings()
     """Point-in-time recovery."""
-    monitoring: MonitoringSettings = MonitoringSettings()
+    # Judged when left out too: its default breaks its rules until a stack says how Grafana is
+    # reached (stacks/settings/monitoring.py).
+    monitoring: Monitoring = Field(default=MonitoringSettings(), validate_default=True)
     """Metrics, alert rules and where alerts go (docs/monitoring.md)."""
     engine: Literal["containers", "swarm"] = "containers"
     """`containers`: one Docker host; `swarm`: services on a Docker Swarm (docs/swarm.md)."""
@@ -101,13 +103,21 @@ class PlatformSettings(StrictModel):
     registry: RegistrySettings | None = None
     """Credentials for pulling the stack's private images; none for local or public images."""
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        reject_if_any(
+            [
+                ("", f"{o!r} is not an origin like https://shop.example.com")
+                for o in origins
+                if not _ORIGIN.match(o)
+            ]
+        )
+        return origins
+
     @model_validator(mode="after")
     def _check_against_catalogue(self, info: ValidationInfo) -> Self:
-        context = info.context or {}
-        catalogue: Catalogue | None = context.get("catalogue")
-        if catalogue is None:
-            raise ValueError("internal: settings must be validated with a catalogue context")
-        problems = _problems(self, catalogue)
+        problems = _problems(self, catalogue_of(info))
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -123,23 +133,24 @@ class PlatformSettings(StrictModel):
 
 
 def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    """Cross-field rules, each message starting with the key it is about: each domain's, from
-    its module, and those on the top-level keys."""
-    problems = service_problems(s, catalogue)
-    problems += unknown_databases(s.databases, catalogue)
-    problems += backup_problems(s.backup)
-    problems += postgres_process_room(s, catalogue)
-    problems += pitr_problems(s.pitr)
-    problems += archiving_overridden(s, catalogue)
-    problems += redis_problems(s.redis)
-    problems += [
-        f"corsOrigins: {o!r} is not an origin like https://shop.example.com"
-        for o in s.cors_origins
-        if not _ORIGIN.match(o)
+    """Rules across domains, each message starting with the key it is about."""
+    problems = [
+        f"services.{name}.stopGraceSeconds: {svc.stop_grace_seconds} is longer than "
+        f"waitTimeoutSeconds ({s.wait_timeout_seconds}): a deploy would give an old "
+        "container longer to finish its requests than a new one to start; keep it within"
+        for name, svc in s.services.items()
+        if svc.stop_grace_seconds > s.wait_timeout_seconds
     ]
-    problems += hardening_problems(s.hardening)
-    problems += edge_problems(s, catalogue)
-    problems += monitoring_problems(s)
+    problems += postgres_process_room(s, catalogue)
+    problems += archiving_overridden(s, catalogue)
+    if s.edge.tls is not None and s.edge.tls.certificates == "auto":
+        problems += _acme_unreachable(s)
+    if s.edge.stop_grace_seconds > s.wait_timeout_seconds:
+        problems.append(
+            f"edge.stopGraceSeconds: {s.edge.stop_grace_seconds} is longer than "
+            f"waitTimeoutSeconds ({s.wait_timeout_seconds}); keep it within"
+        )
+    problems += _monitoring_hosts_taken(s)
     problems += swarm_problems(s, catalogue)
     problems += duplicate_host_ports(s)
     problems += unpublishable_ports(s, catalogue)
@@ -147,6 +158,34 @@ def _problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         problems += registry_problems(s.registry, images(s).values())
     if s.profile == "prod":
         problems += production_problems(s, catalogue)
+    return problems
+
+
+def _acme_unreachable(s: PlatformSettings) -> list[str]:
+    """Why an ACME CA could never reach this host to hand out certificates, if it could not."""
+    edge = s.edge
+    if s.publish_ip.startswith("127.") or s.publish_ip == "::1":
+        return [
+            f"edge.tls.certificates: auto needs the ACME CA to reach the edge, but publishIp is "
+            f"{s.publish_ip} (loopback); publish on the host's address, or use certificates: "
+            "files or internal"
+        ]
+    if edge.http_port != 80 and edge.https_port != 443:
+        return [
+            f"edge.tls.certificates: auto needs port 80 or 443 (the ACME challenges), but "
+            f"httpPort is {edge.http_port} and httpsPort {edge.https_port}; use the standard "
+            "ports, or certificates: files or internal"
+        ]
+    return []
+
+
+def _monitoring_hosts_taken(s: PlatformSettings) -> list[str]:
+    problems = []
+    apps = {host: f"edge.hosts.{app}" for app, host in s.edge.hosts.items()}
+    for key, host in monitoring_hosts(s.monitoring).items():
+        if host in apps:
+            problems.append(f"{key}: {host} is already the host of {apps[host]}")
+        apps.setdefault(host, key)
     return problems
 
 

@@ -123,7 +123,7 @@ CASES = [
     ),
     pytest.param(
         "prod",
-        put("pitr.build", {"context": "pitr"}),
+        lambda p: p["pitr"].update(build={"context": "pitr"}, image=None),
         "ecommerce:platform.pitr.build: prod runs a pinned published image",
         id="pitr-build-in-prod",
     ),
