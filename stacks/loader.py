@@ -16,7 +16,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from stacks.catalogue import Catalogue
-from stacks.settings import PlatformSettings
+from stacks.settings import PlatformSettings, validate_settings
 
 NAMESPACE = "ecommerce"
 SETTINGS_KEY = "platform"
@@ -204,7 +204,7 @@ def _docker_config(source: str, provider_made: bool) -> dict[str, str]:
 def parse_settings(raw_json: str, catalogue: Catalogue, source: str) -> PlatformSettings:
     """Validate the JSON text of `ecommerce:platform` (the CLI hands objects over as JSON)."""
     try:
-        return PlatformSettings.model_validate_json(raw_json, context={"catalogue": catalogue})
+        return validate_settings(raw_json, catalogue)
     except ValidationError as err:
         raise StackConfigError(format_validation_error(err, source)) from None
 
@@ -218,7 +218,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         message = detail["msg"].removeprefix("Value error, ")
         if detail["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and nesting)"
-        # Rules that span several keys carry no location: each of their lines starts with its key.
+        # An error with no location is about the whole object (JSON that is not one, say).
         lines += [
             f"{prefix}.{key}: {part}" if key else f"{prefix}.{part}"
             for part in message.splitlines()

@@ -1,15 +1,14 @@
-"""The database servers, Redis and point-in-time recovery: their settings and the rules
-that hold them together (databases only for services with one, connections against the PIDs
-limit, Redis's memory within its container, backup cadences, the archiving settings PITR
-owns)."""
+"""The database servers, Redis and point-in-time recovery: their settings and their own rules
+(databases only for services with one, Redis's memory within its container, PITR's image and
+backup cadences). The servers' room for their connections and the archiving settings PITR
+owns span several keys: stacks/settings/rules/across.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from stacks.catalogue import Catalogue
 from stacks.settings.common import (
     BuildSettings,
     PgMemory,
@@ -21,10 +20,6 @@ from stacks.settings.common import (
     catalogue_of,
     reject_if_any,
 )
-
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
-
 
 RedisPolicy = Literal[
     "noeviction",
@@ -236,41 +231,3 @@ class PitrSettings(StrictModel):
                 )
             )
         return problems
-
-
-# PostgreSQL's own processes beside its connections: postmaster, checkpointer, background and
-# WAL writers, autovacuum launcher and workers, parallel workers (max_worker_processes 8), ...
-POSTGRES_OWN_PROCESSES = 32
-
-
-def postgres_process_room(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    problems = []
-    for spec in catalogue.with_database():
-        needed = s.tuning_of(spec.name).max_connections + POSTGRES_OWN_PROCESSES
-        if s.postgres.pids_limit < needed:
-            problems.append(
-                f"postgres.pidsLimit: {s.postgres.pids_limit} leaves no room for the "
-                f"{s.tuning_of(spec.name).max_connections} connections of the {spec.name} "
-                f"database (one process each, and {POSTGRES_OWN_PROCESSES} of the server's "
-                f"own); raise it to at least {needed}"
-            )
-    return problems
-
-
-# What PITR sets on every server (pitr/pgbackrest.py, server_settings).
-ARCHIVING_SETTINGS = frozenset({"wal_level", "archive_mode", "archive_command", "archive_timeout"})
-
-
-def archiving_overridden(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    if not s.pitr.enabled:
-        return []
-    tunings = {"postgres.tuning": s.postgres.tuning}
-    for spec in catalogue.with_database():
-        tuning = s.database(spec.name).tuning
-        if tuning is not None:
-            tunings[f"databases.{spec.name}.tuning"] = tuning
-    return [
-        f"{key}.extra.{name}: set by pitr (archiving into pgBackRest); remove it"
-        for key, tuning in tunings.items()
-        for name in sorted(set(tuning.extra) & ARCHIVING_SETTINGS)
-    ]

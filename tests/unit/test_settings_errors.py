@@ -423,6 +423,12 @@ CASES = [
         id="env-clash",
     ),
     pytest.param(
+        "prod",
+        drop("monitoring"),
+        "ecommerce:platform.monitoring.grafana: nothing would reach it",
+        id="monitoring-left-out",
+    ),
+    pytest.param(
         "dev",
         put("redis.maxMemoryMb", 512),
         "ecommerce:platform.redis.maxMemoryMb: 512 must stay below the container's memory limit",
