@@ -1,8 +1,9 @@
 """The rules no single settings object can judge alone: those across domains (`across`,
-`swarm`) and the production profile's (`production`), run on the whole stack once every
-object has passed its own.
+`swarm`) and the production profile's (`production`), run on the whole stack once every object
+has passed its own; and those between the settings and the stack's other config keys
+(`other_config`), on what the loader read beside them.
 
-Every message starts with the key it is about, as the stack file spells it. The models below
+Every message names the key it is about, as the stack file spells it. The models
 (`stacks/settings/*.py`) never import this package: it builds on them.
 """
 
@@ -12,11 +13,14 @@ from stacks.catalogue import Catalogue
 from stacks.settings.common import reject_if_any
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules import across
+from stacks.settings.rules.other_config import OtherConfig, other_config_problems
 from stacks.settings.rules.production import PROD_REFUSES, production_problems
 from stacks.settings.rules.swarm import pinned_workloads, swarm_problems
 
 __all__ = [
     "PROD_REFUSES",
+    "OtherConfig",
+    "other_config_problems",
     "pinned_workloads",
     "production_problems",
     "stack_problems",
