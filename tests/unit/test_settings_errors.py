@@ -423,6 +423,12 @@ CASES = [
         id="env-clash",
     ),
     pytest.param(
+        "dev",
+        put("backup", {"enabled": True}),
+        "ecommerce:platform.backup.image: required when backup.enabled is true",
+        id="backup-without-image",
+    ),
+    pytest.param(
         "prod",
         drop("monitoring"),
         "ecommerce:platform.monitoring.grafana: nothing would reach it",
