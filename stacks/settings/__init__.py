@@ -11,8 +11,9 @@ the validation context): `common` (the base model, limits, hardening, logs, heal
 builds), `services`, `databases` (PostgreSQL, Redis, PITR), `edge`, `swarm`, `backup`,
 `monitoring`, `registry`, and `platform` (the top level, made of them). `rules` holds every rule
 that needs more than one domain, the production profile's, and those between the settings and
-the stack's other config keys; it builds on the models, which never import it. Every key is
-listed in docs/settings.md, generated from these models.
+the stack's other config keys (named in `keys`); it builds on the models, which never import it
+(tests/unit/test_settings_imports.py). Every key is listed in docs/settings.md, generated from
+these models.
 """
 
 from stacks.settings.backup import BackupSettings

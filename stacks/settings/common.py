@@ -56,7 +56,7 @@ def reject_if_any(problems: list[Problem]) -> None:
     file (`backup` + `image`): every problem of the object is reported at once, one line each."""
     if problems:
         raise ValidationError.from_exception_data(
-            "PlatformSettings",
+            "PlatformSettings",  # the title pydantic gives the whole stack file's errors
             [
                 InitErrorDetails(
                     type=PydanticCustomError("settings_rule", text),
