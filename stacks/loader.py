@@ -1,14 +1,18 @@
-"""The one place that reads stack config: validates it into frozen settings and secret overrides.
+"""The one place that reads stack config: hands it to the settings layer to judge, and returns
+frozen settings and secret overrides.
 
 Components never call `pulumi.Config()`; `__main__.py` calls `load()` once and hands the
-result down. Every failure becomes a `StackConfigError`, which Pulumi reports as a clean
-one-message error (a `RunError`) before any resource is registered.
+result down. The loader reads: `ecommerce:platform`, the secrets beside it (refusing unknown
+keys and secrets stored in plain text, which it cannot read as secrets), the `docker:` keys and
+the Docker environment. Every rule is judged in `stacks/settings/`: each settings object's own
+and those across them (`validate_settings`), and those between the settings and the other keys
+(`other_config_problems`). Every failure becomes a `StackConfigError`, which Pulumi reports as
+a clean one-message error (a `RunError`) before any resource is registered.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
 import pulumi
@@ -16,27 +20,22 @@ from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from stacks.catalogue import Catalogue
-from stacks.settings import PlatformSettings
-
-NAMESPACE = "ecommerce"
-SETTINGS_KEY = "platform"
-JWT_SECRET_KEY = "jwtSecret"
-REDIS_PASSWORD_KEY = "redisPassword"
-REGISTRY_PASSWORD_KEY = "registryPassword"
-EDGE_TLS_CERTIFICATE_KEY = "edgeTlsCertificate"
-EDGE_TLS_KEY_KEY = "edgeTlsKey"
-ALERT_WEBHOOK_URL_KEY = "alertWebhookUrl"
-ALERT_SMTP_PASSWORD_KEY = "alertSmtpPassword"
-# The Docker provider's own stack config (`pulumi config set docker:host ...`). The default
-# provider reads it; the program's explicit provider (made when a registry is set) takes these
-# two over and refuses the others rather than silently dropping them.
-DOCKER_NAMESPACE = "docker"
-DOCKER_KEYS_PASSED_ON = ("host", "context")
-
-
-def database_password_key(service: str) -> str:
-    """Config key that overrides a database's generated password, e.g. `customerDbPassword`."""
-    return f"{service}DbPassword"
+from stacks.settings import PlatformSettings, validate_settings
+from stacks.settings.keys import (
+    ALERT_SMTP_PASSWORD_KEY,
+    ALERT_WEBHOOK_URL_KEY,
+    DOCKER_KEYS_PASSED_ON,
+    DOCKER_NAMESPACE,
+    EDGE_TLS_CERTIFICATE_KEY,
+    EDGE_TLS_KEY_KEY,
+    JWT_SECRET_KEY,
+    NAMESPACE,
+    REDIS_PASSWORD_KEY,
+    REGISTRY_PASSWORD_KEY,
+    SETTINGS_KEY,
+    database_password_key,
+)
+from stacks.settings.rules.other_config import OtherConfig, other_config_problems
 
 
 class StackConfigError(pulumi.RunError):
@@ -71,7 +70,7 @@ class StackConfig:
 
 
 def load(catalogue: Catalogue) -> StackConfig:
-    """Read and validate this stack's whole config."""
+    """Read this stack's whole config; the settings layer judges it."""
     source = f"Pulumi.{pulumi.get_stack()}.yaml"
     _reject_unknown_keys(catalogue, source)
     config = pulumi.Config(NAMESPACE)
@@ -82,129 +81,36 @@ def load(catalogue: Catalogue) -> StackConfig:
         )
     settings = parse_settings(raw, catalogue, source)
     secrets = _secret_overrides(config, catalogue, source)
-    if secrets.redis_password is not None and not settings.redis.require_password:
-        raise StackConfigError(
-            f"{source}: {NAMESPACE}:{REDIS_PASSWORD_KEY} is set but redis.requirePassword is "
-            "false; turn requirePassword on or remove the key"
-        )
-    _check_registry_login(settings, secrets, source)
-    _check_edge_certificate(settings, secrets, source)
-    _check_alert_receivers(settings, config, source)
-    docker = _docker_config(source, provider_made=settings.registry is not None)
-    return StackConfig(settings=settings, secrets=secrets, docker=docker)
+    other = _other_config(config, catalogue)
+    problems = other_config_problems(settings, other)
+    if problems:
+        # The first only, on one line: each names the one key to set or remove.
+        raise StackConfigError(f"{source}: {problems[0]}")
+    return StackConfig(settings=settings, secrets=secrets, docker=other.docker)
 
 
-def _check_registry_login(
-    settings: PlatformSettings, secrets: SecretOverrides, source: str
-) -> None:
-    key = f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}"
-    username = settings.registry.username if settings.registry is not None else None
-    if username is not None and secrets.registry_password is None:
-        raise StackConfigError(
-            f"{source}: {key} is missing: registry.username is set, so its password is needed; "
-            f"set it with `pulumi config set --secret {key}`, or remove registry.username to use "
-            "the credentials of `docker login`"
-        )
-    if username is None and secrets.registry_password is not None:
-        raise StackConfigError(
-            f"{source}: {key} is set but {NAMESPACE}:{SETTINGS_KEY}.registry.username is not; "
-            "set the username, or remove the password"
-        )
-
-
-def _check_edge_certificate(
-    settings: PlatformSettings, secrets: SecretOverrides, source: str
-) -> None:
-    tls = settings.edge.tls
-    from_files = tls is not None and tls.certificates == "files"
-    for key, value in (
-        (EDGE_TLS_CERTIFICATE_KEY, secrets.edge_tls_certificate),
-        (EDGE_TLS_KEY_KEY, secrets.edge_tls_key),
-    ):
-        full_key = f"{NAMESPACE}:{key}"
-        if from_files and value is None:
-            raise StackConfigError(
-                f"{source}: {full_key} is missing: edge.tls.certificates is files; set it from "
-                f"the PEM file with `pulumi config set --secret {full_key} < FILE`"
-            )
-        if not from_files and value is not None:
-            raise StackConfigError(
-                f"{source}: {full_key} is set but edge.tls.certificates is not files; "
-                "set certificates: files or remove the key"
-            )
-
-
-def _check_alert_receivers(settings: PlatformSettings, config: pulumi.Config, source: str) -> None:
-    """Each receiver's secret is set exactly when the receiver uses it; the webhook URL is one
-    Alertmanager can post to (the value itself is never printed)."""
-    alerts = settings.monitoring.alerts
-    email = alerts.email
-    receivers = (
-        (ALERT_WEBHOOK_URL_KEY, alerts.webhook, "monitoring.alerts.webhook"),
-        (
-            ALERT_SMTP_PASSWORD_KEY,
-            email is not None and email.username is not None,
-            "monitoring.alerts.email.username",
+def _other_config(config: pulumi.Config, catalogue: Catalogue) -> OtherConfig:
+    docker = pulumi.Config(DOCKER_NAMESPACE)
+    split = (full_key.partition(":") for full_key in _config_keys())
+    return OtherConfig(
+        secrets_set=frozenset(
+            key for key in _known_keys(catalogue) - {SETTINGS_KEY} if config.get(key) is not None
         ),
+        # Read for its shape only; no message shows it.
+        alert_webhook_url=config.get(ALERT_WEBHOOK_URL_KEY),
+        docker_keys=tuple(key for namespace, _, key in split if namespace == DOCKER_NAMESPACE),
+        docker={
+            key: value for key in DOCKER_KEYS_PASSED_ON if (value := docker.get(key)) is not None
+        },
+        docker_host_env=os.environ.get("DOCKER_HOST"),
+        docker_context_env=os.environ.get("DOCKER_CONTEXT"),
     )
-    for key, used, setting in receivers:
-        full_key = f"{NAMESPACE}:{key}"
-        value = config.get(key)
-        if used and settings.monitoring.enabled and value is None:
-            raise StackConfigError(
-                f"{source}: {full_key} is missing: {setting} needs it; set it with "
-                f"`pulumi config set --secret {full_key}`"
-            )
-        if not used and value is not None:
-            raise StackConfigError(
-                f"{source}: {full_key} is set but nothing uses it ({setting} is not set); "
-                "set that, or remove the key"
-            )
-    url = config.get(ALERT_WEBHOOK_URL_KEY)
-    if url is not None and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$", url):
-        raise StackConfigError(
-            f"{source}: {NAMESPACE}:{ALERT_WEBHOOK_URL_KEY} is not an http(s) URL like "
-            "https://hooks.example.com/T0/B0 (its value is not shown: it is a secret)"
-        )
-
-
-def _docker_config(source: str, provider_made: bool) -> dict[str, str]:
-    """The stack's `docker:host` and `docker:context`, for the program's own Docker connections:
-    its Docker provider (`provider_made`, when a registry is set) and the containers' PIDs
-    limits, which it sends Docker itself (components/pids_limit.py) over `unix://` or
-    `tcp://`, with TLS from the environment as the Docker CLI reads it. Anything those cannot
-    follow is refused here, rather than half-way through a deploy."""
-    config = pulumi.Config(DOCKER_NAMESPACE)
-    for full_key in _config_keys():
-        namespace, _, key = full_key.partition(":")
-        if namespace == DOCKER_NAMESPACE and key not in DOCKER_KEYS_PASSED_ON:
-            made = "the registry's Docker provider and " if provider_made else ""
-            raise StackConfigError(
-                f"{source}: {full_key} does not reach {made}the containers' PIDs limits, which "
-                "the program sends Docker itself; use the environment instead "
-                "(DOCKER_CERT_PATH, DOCKER_TLS_VERIFY)"
-            )
-    found = {key: value for key in DOCKER_KEYS_PASSED_ON if (value := config.get(key)) is not None}
-    if "host" not in found and ("context" in found or os.environ.get("DOCKER_CONTEXT")):
-        raise StackConfigError(
-            f"{source}: a Docker context is in use (docker:context or DOCKER_CONTEXT) without "
-            f"{DOCKER_NAMESPACE}:host; the containers' PIDs limits reach Docker by host only: "
-            "set docker:host to the context's endpoint (`docker context inspect`)"
-        )
-    host = found.get("host") or os.environ.get("DOCKER_HOST", "")
-    if host and not host.startswith(("unix://", "tcp://")):
-        raise StackConfigError(
-            f"{source}: Docker host {host!r} is not supported by the containers' PIDs limits, "
-            "which the program sends Docker itself: use unix:// or tcp:// (with TLS from "
-            "DOCKER_CERT_PATH and DOCKER_TLS_VERIFY)"
-        )
-    return found
 
 
 def parse_settings(raw_json: str, catalogue: Catalogue, source: str) -> PlatformSettings:
     """Validate the JSON text of `ecommerce:platform` (the CLI hands objects over as JSON)."""
     try:
-        return PlatformSettings.model_validate_json(raw_json, context={"catalogue": catalogue})
+        return validate_settings(raw_json, catalogue)
     except ValidationError as err:
         raise StackConfigError(format_validation_error(err, source)) from None
 
@@ -218,7 +124,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         message = detail["msg"].removeprefix("Value error, ")
         if detail["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and nesting)"
-        # Rules that span several keys carry no location: each of their lines starts with its key.
+        # An error with no location is about the whole object (JSON that is not one, say).
         lines += [
             f"{prefix}.{key}: {part}" if key else f"{prefix}.{part}"
             for part in message.splitlines()

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacks.loader import NAMESPACE, SETTINGS_KEY
 from stacks.settings import PROD_REFUSES, PlatformSettings
+from stacks.settings.keys import NAMESPACE, SETTINGS_KEY
 
 ROOT_MODEL = "PlatformSettings"
 HEADER = f"""# Stack settings reference

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stacks.loader import NAMESPACE, SETTINGS_KEY
 from stacks.settings import PlatformSettings
+from stacks.settings.keys import NAMESPACE, SETTINGS_KEY
 
 
 def stack_file_schema() -> dict[str, Any]:

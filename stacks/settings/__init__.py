@@ -1,23 +1,28 @@
 """Typed, frozen settings of one stack: everything that differs between environments.
 
-A stack file holds one object under the key `ecommerce:platform`; it is validated in one
-`model_validate_json` against the service catalogue. Unknown keys and wrong types are errors
-(strict models, `extra="forbid"`); the cross-field rules name the key that is wrong. Defaults
-are the secure choice: a stack relaxes them explicitly (dev does), never by omission.
+A stack file holds one object under the key `ecommerce:platform`; `validate_settings` judges it
+against the service catalogue. Unknown keys and wrong types are errors (strict models,
+`extra="forbid"`); every broken rule is reported by the key that is wrong. Defaults are the
+secure choice: a stack relaxes them explicitly (dev does), never by omission.
 
-One module per domain, each with its settings and the rules that judge them: `common` (the base
-model, limits, hardening, logs, health checks, builds), `services`, `databases` (PostgreSQL,
-Redis, PITR), `edge`, `ports`, `swarm`, `backup`, `registry`, and `platform` (the top level, the
-rules across domains and the production profile's). Every key is listed in docs/settings.md,
-generated from these models.
+The rules live in two places. Each domain's module holds its settings and the rules that need
+nothing else, run as pydantic validates them (the catalogue, where a rule needs it, comes from
+the validation context): `common` (the base model, limits, hardening, logs, health checks,
+builds), `services`, `databases` (PostgreSQL, Redis, PITR), `edge`, `swarm`, `backup`,
+`monitoring`, `registry`, and `platform` (the top level, made of them). `rules` holds every rule
+that needs more than one domain, the production profile's, and those between the settings and
+the stack's other config keys (named in `keys`); it builds on the models, which never import it
+(tests/unit/test_settings_imports.py). Every key is listed in docs/settings.md, generated from
+these models.
 """
 
 from stacks.settings.backup import BackupSettings
 from stacks.settings.common import BuildSettings, Hardening, HealthCheck, Logs, Resources
 from stacks.settings.databases import DatabaseTuning, PitrSettings, RedisSettings
 from stacks.settings.edge import EdgeSettings, EdgeTls, edge_apps
-from stacks.settings.platform import PROD_REFUSES, PlatformSettings, production_problems
+from stacks.settings.platform import PlatformSettings
 from stacks.settings.registry import RegistrySettings
+from stacks.settings.rules import PROD_REFUSES, production_problems, validate_settings
 from stacks.settings.services import ServiceSettings
 from stacks.settings.swarm import SwarmSettings
 
@@ -40,4 +45,5 @@ __all__ = [
     "SwarmSettings",
     "edge_apps",
     "production_problems",
+    "validate_settings",
 ]

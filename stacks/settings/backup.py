@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
 
-from stacks.settings.common import PidsLimit, Resources, StrictModel
+from pydantic import Field, model_validator
+
+from stacks.settings.common import PidsLimit, Resources, StrictModel, reject_if_any
 
 
 class BackupSettings(StrictModel):
@@ -31,8 +33,8 @@ class BackupSettings(StrictModel):
     """Most processes (threads included) the container may run: a fork bomb or a thread leak
     stops there instead of exhausting the host."""
 
-
-def backup_problems(b: BackupSettings) -> list[str]:
-    if b.enabled and b.image is None:
-        return ["backup.image: required when backup.enabled is true"]
-    return []
+    @model_validator(mode="after")
+    def _an_image_to_run(self) -> Self:
+        if self.enabled and self.image is None:
+            reject_if_any([("image", "required when backup.enabled is true")])
+        return self

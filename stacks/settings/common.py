@@ -1,15 +1,25 @@
-"""What every settings object shares: the strict base model, the value types, and the
-per-container settings (limits, hardening, logs, health check timing, a build from source),
-and the rule that holds the hardening flags together."""
+"""What every settings object shares: the strict base model, how an object reports the rules
+it breaks, the value types, and the per-container settings (limits, hardening with the rule
+that holds its flags together, logs, health check timing, a build from source)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from provider import canonical
+from stacks.catalogue import Catalogue
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 # PostgreSQL memory units as the server accepts them in `-c` settings.
@@ -33,6 +43,38 @@ class StrictModel(BaseModel):
         # A field's docstring is its description: in the editor schema and docs/settings.md.
         use_attribute_docstrings=True,
     )
+
+
+Problem = tuple[str, str]
+"""A broken rule: the key it is about, relative to the settings object that judges it (`image`,
+`tls.email`; empty for the object itself), and what is wrong."""
+
+
+def reject_if_any(problems: list[Problem]) -> None:
+    """Raise the problems, if any, as one validation error each, at its key. Raised from the
+    validator of a settings object, each key then follows the object's own place in the stack
+    file (`backup` + `image`): every problem of the object is reported at once, one line each."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            "PlatformSettings",  # the title pydantic gives the whole stack file's errors
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("settings_rule", text),
+                    loc=tuple(key.split(".")) if key else (),
+                    input=None,
+                )
+                for key, text in problems
+            ],
+        )
+
+
+def catalogue_of(info: ValidationInfo) -> Catalogue:
+    """The service catalogue the settings are judged against (`context={"catalogue": ...}`)."""
+    context = info.context or {}
+    catalogue: Catalogue | None = context.get("catalogue")
+    if catalogue is None:
+        raise ValueError("internal: settings must be validated with a catalogue context")
+    return catalogue
 
 
 class Resources(StrictModel):
@@ -67,14 +109,19 @@ class Hardening(StrictModel):
     run_as_non_root: bool = True
     """Start as the image's unprivileged user instead of root-then-drop (needed with no caps)."""
 
-
-def hardening_problems(h: Hardening) -> list[str]:
-    if h.drop_all_capabilities and not h.run_as_non_root:
-        return [
-            "hardening.dropAllCapabilities: needs hardening.runAsNonRoot; the official postgres "
-            "and redis images start as root and cannot drop privileges without capabilities"
-        ]
-    return []
+    @model_validator(mode="after")
+    def _no_capabilities_needs_a_non_root_start(self) -> Self:
+        if self.drop_all_capabilities and not self.run_as_non_root:
+            reject_if_any(
+                [
+                    (
+                        "dropAllCapabilities",
+                        "needs hardening.runAsNonRoot; the official postgres and redis images "
+                        "start as root and cannot drop privileges without capabilities",
+                    )
+                ]
+            )
+        return self
 
 
 class Logs(StrictModel):

@@ -1,20 +1,25 @@
-"""The database servers, Redis and point-in-time recovery: their settings and the rules
-that hold them together (databases only for services with one, connections against the PIDs
-limit, Redis's memory within its container, backup cadences, the archiving settings PITR
-owns)."""
+"""The database servers, Redis and point-in-time recovery: their settings and their own rules
+(databases only for services with one, Redis's memory within its container, PITR's image and
+backup cadences). The servers' room for their connections and the archiving settings PITR
+owns span several keys: stacks/settings/rules/across.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from stacks.catalogue import Catalogue
-from stacks.settings.common import BuildSettings, PgMemory, PidsLimit, Port, Resources, StrictModel
-
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
-
+from stacks.settings.common import (
+    BuildSettings,
+    PgMemory,
+    PidsLimit,
+    Port,
+    Problem,
+    Resources,
+    StrictModel,
+    catalogue_of,
+    reject_if_any,
+)
 
 RedisPolicy = Literal[
     "noeviction",
@@ -81,6 +86,24 @@ class DatabaseSettings(StrictModel):
     """Replaces `postgres.resources` for this server."""
 
 
+def _only_services_with_one(
+    databases: dict[str, DatabaseSettings], info: ValidationInfo
+) -> dict[str, DatabaseSettings]:
+    with_db = [spec.name for spec in catalogue_of(info).with_database()]
+    reject_if_any(
+        [
+            (name, f"no such database; services with one: {', '.join(with_db)}")
+            for name in databases
+            if name not in with_db
+        ]
+    )
+    return databases
+
+
+Databases = Annotated[dict[str, DatabaseSettings], AfterValidator(_only_services_with_one)]
+"""Database servers by their service's name (checked against the catalogue)."""
+
+
 class RedisSettings(StrictModel):
     """The Redis server the cart service uses."""
 
@@ -103,6 +126,20 @@ class RedisSettings(StrictModel):
     pids_limit: PidsLimit = 64
     """Most processes (threads included) the container may run: a fork bomb or a thread leak
     stops there instead of exhausting the host."""
+
+    @model_validator(mode="after")
+    def _memory_within_the_container(self) -> Self:
+        if self.max_memory_mb >= self.resources.memory_mb:
+            reject_if_any(
+                [
+                    (
+                        "maxMemoryMb",
+                        f"{self.max_memory_mb} must stay below the container's memory limit "
+                        f"redis.resources.memoryMb ({self.resources.memory_mb})",
+                    )
+                ]
+            )
+        return self
 
 
 class PitrSettings(StrictModel):
@@ -144,97 +181,53 @@ class PitrSettings(StrictModel):
     pids_limit: PidsLimit = 256
     """The agent's; its drills run a small PostgreSQL server."""
 
+    @model_validator(mode="after")
+    def _runnable(self) -> Self:
+        if self.enabled:
+            reject_if_any(self._problems())
+        return self
 
-def unknown_databases(databases: dict[str, DatabaseSettings], catalogue: Catalogue) -> list[str]:
-    with_db = [spec.name for spec in catalogue.with_database()]
-    return [
-        f"databases.{name}: no such database; services with one: {', '.join(with_db)}"
-        for name in databases
-        if name not in with_db
-    ]
-
-
-# PostgreSQL's own processes beside its connections: postmaster, checkpointer, background and
-# WAL writers, autovacuum launcher and workers, parallel workers (max_worker_processes 8), ...
-POSTGRES_OWN_PROCESSES = 32
-
-
-def postgres_process_room(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    problems = []
-    for spec in catalogue.with_database():
-        needed = s.tuning_of(spec.name).max_connections + POSTGRES_OWN_PROCESSES
-        if s.postgres.pids_limit < needed:
+    def _problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if (self.image is None) == (self.build is None):
             problems.append(
-                f"postgres.pidsLimit: {s.postgres.pids_limit} leaves no room for the "
-                f"{s.tuning_of(spec.name).max_connections} connections of the {spec.name} "
-                f"database (one process each, and {POSTGRES_OWN_PROCESSES} of the server's "
-                f"own); raise it to at least {needed}"
+                (
+                    "",
+                    "set exactly one of image (a published image of pitr/Dockerfile) and build "
+                    "(e.g. build: { context: pitr })",
+                )
             )
-    return problems
-
-
-def redis_problems(r: RedisSettings) -> list[str]:
-    if r.max_memory_mb >= r.resources.memory_mb:
-        return [
-            f"redis.maxMemoryMb: {r.max_memory_mb} must stay below the container's "
-            f"memory limit redis.resources.memoryMb ({r.resources.memory_mb})"
-        ]
-    return []
-
-
-def pitr_problems(p: PitrSettings) -> list[str]:
-    if not p.enabled:
-        return []
-    problems = []
-    if (p.image is None) == (p.build is None):
-        problems.append(
-            "pitr: set exactly one of image (a published image of pitr/Dockerfile) and build "
-            "(e.g. build: { context: pitr })"
-        )
-    if p.build is not None and "POSTGRES_IMAGE" in p.build.args:
-        problems.append(
-            "pitr.build.args.POSTGRES_IMAGE: set by the platform from postgres.image; remove it"
-        )
-    hours = {
-        "fullEveryHours": p.full_every_hours,
-        "diffEveryHours": p.diff_every_hours,
-        "incrEveryHours": p.incr_every_hours,
-    }
-    for shorter, longer in (
-        ("diffEveryHours", "fullEveryHours"),
-        ("incrEveryHours", "diffEveryHours"),
-        ("incrEveryHours", "fullEveryHours"),
-    ):
-        small, large = hours[shorter], hours[longer]
-        if small is not None and large is not None and small >= large:
+        if self.build is not None and "POSTGRES_IMAGE" in self.build.args:
             problems.append(
-                f"pitr.{shorter}: {small} must be shorter than pitr.{longer} "
-                f"({large}); the {longer[:4]} backups make it pointless"
+                ("build.args.POSTGRES_IMAGE", "set by the platform from postgres.image; remove it")
             )
-    needed = p.check_every_minutes + -(-p.archive_timeout_seconds // 60) + 1
-    if p.max_archive_age_minutes < needed:
-        problems.append(
-            f"pitr.maxArchiveAgeMinutes: {p.max_archive_age_minutes} would report a stale "
-            f"archive between two checks (checkEveryMinutes {p.check_every_minutes}, each "
-            f"waiting up to archiveTimeoutSeconds); use at least {needed}"
-        )
-    return problems
-
-
-# What PITR sets on every server (pitr/pgbackrest.py, server_settings).
-ARCHIVING_SETTINGS = frozenset({"wal_level", "archive_mode", "archive_command", "archive_timeout"})
-
-
-def archiving_overridden(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    if not s.pitr.enabled:
-        return []
-    tunings = {"postgres.tuning": s.postgres.tuning}
-    for spec in catalogue.with_database():
-        tuning = s.database(spec.name).tuning
-        if tuning is not None:
-            tunings[f"databases.{spec.name}.tuning"] = tuning
-    return [
-        f"{key}.extra.{name}: set by pitr (archiving into pgBackRest); remove it"
-        for key, tuning in tunings.items()
-        for name in sorted(set(tuning.extra) & ARCHIVING_SETTINGS)
-    ]
+        hours = {
+            "fullEveryHours": self.full_every_hours,
+            "diffEveryHours": self.diff_every_hours,
+            "incrEveryHours": self.incr_every_hours,
+        }
+        for shorter, longer in (
+            ("diffEveryHours", "fullEveryHours"),
+            ("incrEveryHours", "diffEveryHours"),
+            ("incrEveryHours", "fullEveryHours"),
+        ):
+            small, large = hours[shorter], hours[longer]
+            if small is not None and large is not None and small >= large:
+                problems.append(
+                    (
+                        shorter,
+                        f"{small} must be shorter than pitr.{longer} ({large}); the "
+                        f"{longer[:4]} backups make it pointless",
+                    )
+                )
+        needed = self.check_every_minutes + -(-self.archive_timeout_seconds // 60) + 1
+        if self.max_archive_age_minutes < needed:
+            problems.append(
+                (
+                    "maxArchiveAgeMinutes",
+                    f"{self.max_archive_age_minutes} would report a stale archive between two "
+                    f"checks (checkEveryMinutes {self.check_every_minutes}, each waiting up to "
+                    f"archiveTimeoutSeconds); use at least {needed}",
+                )
+            )
+        return problems

@@ -1,17 +1,23 @@
-"""The edge proxy: its settings, its HTTPS, and the rules on its host names and ports."""
+"""The edge proxy: its settings, its HTTPS, and the rules on its image, host names and
+certificates."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
 
 from stacks.catalogue import Catalogue, Role
-from stacks.settings.common import BuildSettings, PidsLimit, Port, Resources, StrictModel
-
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
-
+from stacks.settings.common import (
+    BuildSettings,
+    PidsLimit,
+    Port,
+    Problem,
+    Resources,
+    StrictModel,
+    catalogue_of,
+    reject_if_any,
+)
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HostName = Annotated[str, Field(pattern=rf"^{_LABEL}(\.{_LABEL})+$")]
@@ -63,61 +69,49 @@ class EdgeSettings(StrictModel):
     replicas: int = Field(default=1, ge=1, le=100)
     """Tasks of the proxy on a swarm (`engine: swarm`), all on its pinned node."""
 
+    @model_validator(mode="after")
+    def _servable(self, info: ValidationInfo) -> Self:
+        reject_if_any(self._problems(edge_apps(catalogue_of(info))))
+        return self
+
+    def _problems(self, apps: list[str]) -> list[Problem]:
+        problems: list[Problem] = []
+        if (self.image is None) == (self.build is None):
+            problems.append(
+                (
+                    "",
+                    "set exactly one of image (a published image of images/edge-proxy) and "
+                    "build (e.g. build: { context: images/edge-proxy })",
+                )
+            )
+        for app in self.hosts:
+            if app not in apps:
+                problems.append((f"hosts.{app}", f"only {', '.join(apps)} sit behind the edge"))
+        first_app: dict[str, str] = {}
+        for app, host in self.hosts.items():
+            if host in first_app:
+                taken = f"{host} is already the host of {first_app[host]}"
+                problems.append((f"hosts.{app}", taken))
+            first_app.setdefault(host, app)
+        if self.tls is not None and not self.hosts:
+            problems.append(
+                (
+                    "tls",
+                    "HTTPS needs the host names to serve; set edge.hosts (e.g. "
+                    "frontend: shop.example.com) or remove tls",
+                )
+            )
+        if self.tls is not None and self.tls.email is not None and self.tls.certificates != "auto":
+            problems.append(
+                (
+                    "tls.email",
+                    f"only used with certificates: auto (ACME), not {self.tls.certificates}; "
+                    "remove it",
+                )
+            )
+        return problems
+
 
 def edge_apps(catalogue: Catalogue) -> list[str]:
     """The services the edge proxy serves: the gateway and the web apps."""
     return [spec.name for spec in catalogue.services if spec.role is not Role.BUSINESS]
-
-
-def edge_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    edge, problems = s.edge, []
-    if (edge.image is None) == (edge.build is None):
-        problems.append(
-            "edge: set exactly one of image (a published image of images/edge-proxy) and build "
-            "(e.g. build: { context: images/edge-proxy })"
-        )
-    apps = edge_apps(catalogue)
-    for app in edge.hosts:
-        if app not in apps:
-            problems.append(f"edge.hosts.{app}: only {', '.join(apps)} sit behind the edge")
-    first_app: dict[str, str] = {}
-    for app, host in edge.hosts.items():
-        if host in first_app:
-            problems.append(f"edge.hosts.{app}: {host} is already the host of {first_app[host]}")
-        first_app.setdefault(host, app)
-    if edge.tls is not None and not edge.hosts:
-        problems.append(
-            "edge.tls: HTTPS needs the host names to serve; set edge.hosts (e.g. "
-            "frontend: shop.example.com) or remove tls"
-        )
-    if edge.tls is not None and edge.tls.email is not None and edge.tls.certificates != "auto":
-        problems.append(
-            f"edge.tls.email: only used with certificates: auto (ACME), not "
-            f"{edge.tls.certificates}; remove it"
-        )
-    if edge.tls is not None and edge.tls.certificates == "auto":
-        problems += _acme_unreachable(s)
-    if edge.stop_grace_seconds > s.wait_timeout_seconds:
-        problems.append(
-            f"edge.stopGraceSeconds: {edge.stop_grace_seconds} is longer than "
-            f"waitTimeoutSeconds ({s.wait_timeout_seconds}); keep it within"
-        )
-    return problems
-
-
-def _acme_unreachable(s: PlatformSettings) -> list[str]:
-    """Why an ACME CA could never reach this host to hand out certificates, if it could not."""
-    edge = s.edge
-    if s.publish_ip.startswith("127.") or s.publish_ip == "::1":
-        return [
-            f"edge.tls.certificates: auto needs the ACME CA to reach the edge, but publishIp is "
-            f"{s.publish_ip} (loopback); publish on the host's address, or use certificates: "
-            "files or internal"
-        ]
-    if edge.http_port != 80 and edge.https_port != 443:
-        return [
-            f"edge.tls.certificates: auto needs port 80 or 443 (the ACME challenges), but "
-            f"httpPort is {edge.http_port} and httpsPort {edge.https_port}; use the standard "
-            "ports, or certificates: files or internal"
-        ]
-    return []

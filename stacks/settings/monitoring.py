@@ -1,17 +1,15 @@
 """Monitoring (docs/monitoring.md): Prometheus, Alertmanager and the exporters, where alerts go,
-and the thresholds of the alert rules that are not taken from other settings."""
+the thresholds of the alert rules that are not taken from other settings, and the rules that
+make it work (Grafana reachable, the health probe's timeout within its interval)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from stacks.settings.common import PidsLimit, Port, Resources, StrictModel
+from stacks.settings.common import PidsLimit, Port, Problem, Resources, StrictModel, reject_if_any
 from stacks.settings.edge import HostName
-
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
 
 
 class PrometheusSettings(StrictModel):
@@ -176,25 +174,33 @@ def monitoring_hosts(m: MonitoringSettings) -> dict[str, str]:
     return {key: host for key, host in hosts.items() if host is not None}
 
 
-def monitoring_problems(s: PlatformSettings) -> list[str]:
-    m, problems = s.monitoring, []
+def _workable(m: MonitoringSettings) -> MonitoringSettings:
     if not m.enabled:
-        return []
+        return m
+    problems: list[Problem] = []
     grafana = m.grafana
     if grafana.enabled and grafana.host is None and grafana.host_port is None:
         problems.append(
-            "monitoring.grafana: nothing would reach it; set host (a host name the edge serves) "
-            "or hostPort (dev), or enabled: false"
+            (
+                "grafana",
+                "nothing would reach it; set host (a host name the edge serves) or hostPort "
+                "(dev), or enabled: false",
+            )
         )
     probe = m.health_probe
     if probe.enabled and probe.timeout_seconds > probe.interval_seconds:
         problems.append(
-            f"monitoring.healthProbe.timeoutSeconds: {probe.timeout_seconds} is longer than "
-            f"intervalSeconds ({probe.interval_seconds}); lower it or raise intervalSeconds"
+            (
+                "healthProbe.timeoutSeconds",
+                f"{probe.timeout_seconds} is longer than intervalSeconds "
+                f"({probe.interval_seconds}); lower it or raise intervalSeconds",
+            )
         )
-    apps = {host: f"edge.hosts.{app}" for app, host in s.edge.hosts.items()}
-    for key, host in monitoring_hosts(m).items():
-        if host in apps:
-            problems.append(f"{key}: {host} is already the host of {apps[host]}")
-        apps.setdefault(host, key)
-    return problems
+    reject_if_any(problems)
+    return m
+
+
+Monitoring = Annotated[MonitoringSettings, AfterValidator(_workable)]
+"""MonitoringSettings judged by their rules where the stack file holds them. Not a validator of
+the model itself: its default (Grafana on, reachable by nothing) breaks them on purpose, so a
+stack says how Grafana is reached, or turns it off; the top level validates that default."""

@@ -1,9 +1,7 @@
-"""The private registry the stack's images are pulled from, which registry an image names,
-and the rule that some image of the stack is on it."""
+"""The private registry the stack's images are pulled from, and which registry an image
+names."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from pydantic import Field
 
@@ -27,13 +25,3 @@ def registry_of(image: str) -> str | None:
     if slash and ("." in first or ":" in first or first == "localhost"):
         return first
     return None
-
-
-def registry_problems(registry: RegistrySettings, images: Iterable[str]) -> list[str]:
-    """Given every image of the stack: whether any is pulled from this registry."""
-    if registry.address not in {registry_of(i) for i in images}:
-        return [
-            f"registry.address: no image of the stack is on {registry.address}; images name "
-            "their registry first, as in registry.example.com/shop/api:1.0"
-        ]
-    return []

@@ -4,15 +4,21 @@ environment names left alone."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from stacks.catalogue import SERVICE_ENV_NAMES, Catalogue
-from stacks.settings.common import BuildSettings, PidsLimit, Port, Resources, StrictModel
-
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
+from stacks.catalogue import SERVICE_ENV_NAMES
+from stacks.settings.common import (
+    BuildSettings,
+    PidsLimit,
+    Port,
+    Problem,
+    Resources,
+    StrictModel,
+    catalogue_of,
+    reject_if_any,
+)
 
 
 class ServiceSettings(StrictModel):
@@ -41,30 +47,42 @@ class ServiceSettings(StrictModel):
     replicas: int = Field(default=1, ge=1, le=100)
     """Tasks of the app on a swarm (`engine: swarm`); one Docker host runs one."""
 
+    @model_validator(mode="after")
+    def _one_image_and_its_own_env(self) -> Self:
+        problems: list[Problem] = []
+        if (self.image is None) == (self.build is None):
+            problems.append(
+                (
+                    "",
+                    "set exactly one of image (a published image) and build (a source folder "
+                    "to build)",
+                )
+            )
+        problems += [
+            (f"env.{key}", "set by the platform; choose another name")
+            for key in sorted(set(self.env) & SERVICE_ENV_NAMES)
+        ]
+        reject_if_any(problems)
+        return self
 
-def service_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    known = catalogue.names()
-    problems: list[str] = []
-    for name in s.services:
-        if name not in known:
-            problems.append(f"services.{name}: unknown service; known: {', '.join(known)}")
-    for name in known:
-        if name not in s.services:
-            problems.append(
-                f"services.{name}: missing; every service needs an entry with an image or a build"
-            )
-    for name, svc in s.services.items():
-        if (svc.image is None) == (svc.build is None):
-            problems.append(
-                f"services.{name}: set exactly one of image (a published image) and build "
-                "(a source folder to build)"
-            )
-        if svc.stop_grace_seconds > s.wait_timeout_seconds:
-            problems.append(
-                f"services.{name}.stopGraceSeconds: {svc.stop_grace_seconds} is longer than "
-                f"waitTimeoutSeconds ({s.wait_timeout_seconds}): a deploy would give an old "
-                "container longer to finish its requests than a new one to start; keep it within"
-            )
-        for key in sorted(set(svc.env) & SERVICE_ENV_NAMES):
-            problems.append(f"services.{name}.env.{key}: set by the platform; choose another name")
-    return problems
+
+def _every_app_once(
+    services: dict[str, ServiceSettings], info: ValidationInfo
+) -> dict[str, ServiceSettings]:
+    known = catalogue_of(info).names()
+    problems = [
+        (name, f"unknown service; known: {', '.join(known)}")
+        for name in services
+        if name not in known
+    ]
+    problems += [
+        (name, "missing; every service needs an entry with an image or a build")
+        for name in known
+        if name not in services
+    ]
+    reject_if_any(problems)
+    return services
+
+
+Services = Annotated[dict[str, ServiceSettings], AfterValidator(_every_app_once)]
+"""Every app of the catalogue by name, each once (checked against the catalogue)."""

@@ -1,19 +1,13 @@
-"""A Docker Swarm (`engine: swarm`): placement and rollout settings, and what a swarm
-cannot run (builds, ports published outside the edge, replicas on one host)."""
+"""A Docker Swarm (`engine: swarm`): placement and rollout settings. What a swarm cannot run
+spans the other domains: stacks/settings/rules/swarm.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from stacks.catalogue import Catalogue
 from stacks.settings.common import StrictModel
-from stacks.settings.ports import host_ports, published_by_the_edge
-
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
-
 
 NodeLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
 """A Swarm node label's key, e.g. `ecommerce.db`."""
@@ -39,68 +33,3 @@ class SwarmSettings(StrictModel):
     converge_timeout_seconds: int = Field(default=300, ge=30, le=1140)
     """How long `pulumi up` waits for a service's tasks to run (within the provider's own
     20-minute limit)."""
-
-
-def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    """What holds a volume, so runs on one node of a swarm: Redis, the edge (its
-    certificates), the backup job, each database (its PITR agent goes with it), Prometheus,
-    Alertmanager and Grafana."""
-    pinned = ["redis", "edge", *(f"{spec.name}-db" for spec in catalogue.with_database())]
-    pinned += ["backup"] if s.backup.enabled else []
-    if s.monitoring.enabled:
-        pinned += [
-            "prometheus",
-            "alertmanager",
-            *(["grafana"] if s.monitoring.grafana.enabled else []),
-        ]
-    return pinned
-
-
-def swarm_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    replicated = {f"services.{n}.replicas": svc.replicas for n, svc in s.services.items()}
-    replicated["edge.replicas"] = s.edge.replicas
-    if s.engine == "containers":
-        return [
-            f"{key}: {n} replicas need engine: swarm; one Docker host runs one of each"
-            for key, n in replicated.items()
-            if n > 1
-        ]
-    pinned = pinned_workloads(s, catalogue)
-    problems = [
-        f"swarm.placement.{key}: missing; name the label of the node that holds its volume, "
-        f"e.g. `{key}: ecommerce.data` after `docker node update --label-add ecommerce.data=true "
-        "<node>`"
-        for key in pinned
-        if key not in s.swarm.placement
-    ]
-    problems += [
-        f"swarm.placement.{key}: nothing with a volume is called that; expected one of "
-        f"{', '.join(pinned)}"
-        for key in s.swarm.placement
-        if key not in pinned
-    ]
-    builds = [f"services.{n}.build" for n, svc in s.services.items() if svc.build is not None]
-    builds += ["edge.build"] if s.edge.build is not None else []
-    builds += ["pitr.build"] if s.pitr.enabled and s.pitr.build is not None else []
-    problems += [
-        f"{key}: a swarm runs published images that every node can pull; push the "
-        "image and set it instead"
-        for key in builds
-    ]
-    problems += [
-        f"{key}: only the edge publishes on a swarm (its ports reach every node); remove it"
-        for key in host_ports(s)
-        if not key.startswith("edge.") and not published_by_the_edge(key, catalogue)
-    ]
-    if s.publish_ip != "0.0.0.0":  # noqa: S104 (a comparison, not a bind)
-        problems.append(
-            f"publishIp: {s.publish_ip} cannot be kept on a swarm, which publishes on every "
-            "address of its nodes; set 0.0.0.0 and filter with the hosts' firewalls"
-        )
-    if s.swarm.endpoint_mode == "dnsrr" and s.edge.replicas > 1:
-        problems.append(
-            f"edge.replicas: {s.edge.replicas} with swarm.endpointMode dnsrr: each task "
-            "publishes its ports on its own node, where only one task can hold them (a pinned "
-            "edge has one node); use 1, or endpointMode vip"
-        )
-    return problems

@@ -107,6 +107,21 @@ def test_the_docker_host_of_the_stack_reaches_the_limits() -> None:
         run_program("dev", edited("dev", lambda p: None) | {"docker:certPath": "/etc/docker/certs"})
 
 
+def test_the_docker_environment_is_judged_where_the_stack_leaves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DOCKER_CONTEXT and DOCKER_HOST stand in for docker:context and docker:host.
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    with pytest.raises(
+        StackConfigError, match=r"a Docker context is in use .* without docker:host"
+    ):
+        run_program("dev", edited("dev", lambda p: None))
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    monkeypatch.setenv("DOCKER_HOST", "ssh://deploy@shop-host")
+    with pytest.raises(StackConfigError, match=r"'ssh://deploy@shop-host' is not supported"):
+        run_program("dev", edited("dev", lambda p: None))
+
+
 def test_the_serialized_provider_runs_in_another_process_of_the_virtualenv() -> None:
     # As Pulumi's dynamic provider host does: the provider from the state (by dill: a reference
     # to its class, imported from the project installed in the virtualenv), then its diff,

@@ -123,7 +123,7 @@ CASES = [
     ),
     pytest.param(
         "prod",
-        put("pitr.build", {"context": "pitr"}),
+        lambda p: p["pitr"].update(build={"context": "pitr"}, image=None),
         "ecommerce:platform.pitr.build: prod runs a pinned published image",
         id="pitr-build-in-prod",
     ),
@@ -421,6 +421,18 @@ CASES = [
         put("services.customer.env", {"PORT": "80"}),
         "ecommerce:platform.services.customer.env.PORT: set by the platform",
         id="env-clash",
+    ),
+    pytest.param(
+        "dev",
+        put("backup", {"enabled": True}),
+        "ecommerce:platform.backup.image: required when backup.enabled is true",
+        id="backup-without-image",
+    ),
+    pytest.param(
+        "prod",
+        drop("monitoring"),
+        "ecommerce:platform.monitoring.grafana: nothing would reach it",
+        id="monitoring-left-out",
     ),
     pytest.param(
         "dev",

@@ -1,14 +1,26 @@
-"""Host ports: every one the stack publishes, by the key that sets it, and the rules on them."""
+"""What the stack holds across its domains, by the key that sets it: every image and every
+published host port, and which of those ports the edge proxy publishes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from stacks.catalogue import Catalogue
 from stacks.settings.edge import edge_apps
+from stacks.settings.monitoring import monitoring_images
+from stacks.settings.platform import PlatformSettings
 
-if TYPE_CHECKING:
-    from stacks.settings.platform import PlatformSettings
+
+def images(s: PlatformSettings) -> dict[str, str]:
+    """Every image of the stack by the key that sets it."""
+    found = {f"services.{n}.image": svc.image for n, svc in s.services.items() if svc.image}
+    found["postgres.image"] = s.postgres.image
+    found["redis.image"] = s.redis.image
+    if s.backup.image is not None:
+        found["backup.image"] = s.backup.image
+    if s.edge.image is not None:
+        found["edge.image"] = s.edge.image
+    if s.pitr.enabled and s.pitr.image is not None:
+        found["pitr.image"] = s.pitr.image
+    return found | monitoring_images(s.monitoring)
 
 
 def host_ports(s: PlatformSettings) -> dict[str, int]:
@@ -32,30 +44,6 @@ def host_ports(s: PlatformSettings) -> dict[str, int]:
     if m.enabled and m.grafana.enabled and m.grafana.host_port is not None:
         ports["monitoring.grafana.hostPort"] = m.grafana.host_port
     return ports
-
-
-def duplicate_host_ports(s: PlatformSettings) -> list[str]:
-    first_key: dict[int, str] = {}
-    problems = []
-    for key, port in host_ports(s).items():
-        if port in first_key:
-            problems.append(f"{key}: host port {port} is already used by {first_key[port]}")
-        else:
-            first_key[port] = key
-    return problems
-
-
-def unpublishable_ports(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    # Docker publishes no port of a container attached only to internal networks; everything but
-    # the edge sits on private networks only, so a host port there needs them non-internal.
-    if not s.networks.internal:
-        return []
-    return [
-        f"{key}: cannot be published while networks.internal is true (Docker publishes no port "
-        "on internal networks); remove the port or set networks.internal to false"
-        for key in host_ports(s)
-        if not published_by_the_edge(key, catalogue)
-    ]
 
 
 def published_by_the_edge(key: str, catalogue: Catalogue) -> bool:
