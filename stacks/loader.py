@@ -19,6 +19,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
+from sdk.internals import config_keys
 from stacks.catalogue import Catalogue
 from stacks.settings import PlatformSettings, validate_settings
 from stacks.settings.keys import (
@@ -91,7 +92,7 @@ def load(catalogue: Catalogue) -> StackConfig:
 
 def _other_config(config: pulumi.Config, catalogue: Catalogue) -> OtherConfig:
     docker = pulumi.Config(DOCKER_NAMESPACE)
-    split = (full_key.partition(":") for full_key in _config_keys())
+    split = (full_key.partition(":") for full_key in config_keys())
     return OtherConfig(
         secrets_set=frozenset(
             key for key in _known_keys(catalogue) - {SETTINGS_KEY} if config.get(key) is not None
@@ -148,15 +149,10 @@ def _known_keys(catalogue: Catalogue) -> set[str]:
     return keys
 
 
-def _config_keys() -> list[str]:
-    """Every config key of the stack, `namespace:key`."""
-    return sorted(set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env()))
-
-
 def _reject_unknown_keys(catalogue: Catalogue, source: str) -> None:
     # A misspelt secret override would otherwise be ignored and a generated secret used instead.
     known = _known_keys(catalogue)
-    for full_key in _config_keys():
+    for full_key in config_keys():
         namespace, _, key = full_key.partition(":")
         if namespace == NAMESPACE and key not in known:
             raise StackConfigError(
