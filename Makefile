@@ -81,15 +81,17 @@ PULUMI_VERSION := v3.276.0
 pulumi-cli: install ## Build the pinned Pulumi CLI into .venv/bin (needs Go; a few minutes once)
 	@scripts/pulumi-cli $(PULUMI_VERSION) $(VENV)/bin
 
+# The suites run side by side (tests/parallel.py): each Docker session on a test host of its
+# own (tests/hosts/), the others on this machine; each session's output in .test-logs/.
 .PHONY: test
-test: install policy-env promtool ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
-	$(VENV)/bin/pytest
+test: install policy-env promtool ## Install everything and run all tests (unit, PostgreSQL and Docker integration), side by side
+	$(PY) -m tests.parallel
 
 .PHONY: test-unit
 test-unit: install promtool ## Run only the fast unit tests (Pulumi mocks)
 	$(VENV)/bin/pytest tests/unit
 
-# promtool runs the alert rules' unit tests (tests/unit/test_alert_rules.py). It is taken out
+# promtool runs the alert rules' unit tests (tests/unit/components/renderers/test_alert_rules.py). It is taken out
 # of Debian's prometheus package into .venv/bin without installing the package (which would
 # start a Prometheus server).
 .PHONY: promtool

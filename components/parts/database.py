@@ -126,17 +126,13 @@ class Database(pulumi.ComponentResource):
         self._name, self._args = name, args
         self.password = secret_or_generated(f"{name}-password", args.password, 32, self)
         self.admin_password = secret_or_generated(f"{name}-admin-password", None, 32, self)
-        self.exporter_password = None
-        if args.exporter_role:
-            self.exporter_password = secret_or_generated(
-                f"{name}-exporter-password", None, 32, self
-            )
+        self.exporter_password = (
+            secret_or_generated(f"{name}-exporter-password", None, 32, self)
+            if args.exporter_role
+            else None
+        )
         data = args.engine.volume(
-            f"{name}-data",
-            f"{args.docker_name}-data",
-            args.labels,
-            self,
-            protect=args.protect_data,
+            f"{name}-data", f"{args.docker_name}-data", args.labels, self, protect=args.protect_data
         )
         self.pitr = self.pitr_agent = None
         if args.pitr is not None:
@@ -159,10 +155,9 @@ class Database(pulumi.ComponentResource):
             )
         self.host, self.port = args.alias, PORT
         self.database, self.user = args.spec.name, args.spec.user
-        if args.host_port is None:
-            self.reachable_host, self.reachable_port = args.alias, PORT
-        else:
-            self.reachable_host, self.reachable_port = args.public_host, args.host_port
+        # Where an operator's machine reaches it: the published port in dev, else the alias.
+        self.reachable_host = args.alias if args.host_port is None else args.public_host
+        self.reachable_port = args.host_port or PORT
         if args.pitr is not None and self.pitr is not None:
             self.pitr_agent = self._pitr_agent(args.pitr, self.pitr, data.name)
         # The password stays an attribute for the program: registered as the component's

@@ -1,8 +1,9 @@
 """The alert rules Prometheus evaluates, with the stack's thresholds.
 
-Each rule is unit-tested with `promtool test rules` (tests/unit/alert_rules_test.yml, run by
-tests/unit/test_alert_rules.py on the rules of the default settings); docs/monitoring.md lists
-them. Severity `critical`: something is down or data is at risk now; `warning`: it will be.
+Each rule is unit-tested with `promtool test rules` (alert_rules_test.yml, run by
+test_alert_rules.py on the rules of the default settings, in tests/unit/components/renderers/);
+docs/monitoring.md lists them. Severity `critical`: something is down or data is at risk now;
+`warning`: it will be.
 """
 
 from __future__ import annotations
@@ -44,8 +45,22 @@ class Thresholds:
 
 
 def rules(t: Thresholds) -> list[Rule]:
-    a = t.alerts
-    found = [
+    """Every rule of the stack, in the order of the rules file."""
+    found = _platform_rules(t.alerts)
+    if t.apps_probed:
+        found += _app_rules(t.alerts)
+    if t.pitr_overdue_hours is not None:
+        found += _pitr_rules(*t.pitr_overdue_hours)
+    if t.backup_overdue_hours is not None:
+        found += _backup_rules(t.backup_overdue_hours)
+    if t.max_archive_age_minutes is not None:
+        found += _archiving_rules(t.max_archive_age_minutes)
+    return found
+
+
+def _platform_rules(a: AlertSettings) -> list[Rule]:
+    """Scrapes, databases, Redis, the edge's answers, restarts and volumes."""
+    return [
         Rule(
             "TargetDown",
             "up == 0",
@@ -114,8 +129,6 @@ def rules(t: Thresholds) -> list[Rule]:
             "warning",
             "{{ $labels.job }} at {{ $labels.instance }} started {{ $value }} times in 15 minutes",
         ),
-    ]
-    found.append(
         Rule(
             "VolumeFilling",
             "ecommerce_volume_free_bytes / ecommerce_volume_size_bytes * 100"
@@ -125,98 +138,105 @@ def rules(t: Thresholds) -> list[Rule]:
             "the {{ $labels.volume }} volume at {{ $labels.instance }} has "
             "{{ $value | humanize }}% free",
         ),
-    )
-    if t.apps_probed:
-        found += [
-            # Longer than a release's start, as long as Docker's own check takes by default.
-            Rule(
-                "AppUnhealthy",
-                "ecommerce_app_health_up == 0",
-                "2m",
-                "critical",
-                "the {{ $labels.service }} app fails its health check (GET /health) from the "
-                "monitoring network",
-            ),
-            # An app that came back after failing its probe: restarted, crash-looping or
-            # flapping. A restart shorter than the probe's interval goes unseen.
-            Rule(
-                "AppRestarting",
-                f"round(increase(ecommerce_app_health_recoveries_total[15m])) >= {a.restarts}",
-                "0m",
-                "warning",
-                "the {{ $labels.service }} app came back {{ $value }} times in 15 minutes "
-                "after failing its health check",
-            ),
-        ]
-    if t.pitr_overdue_hours is not None:
-        backup_hours, drill_hours = t.pitr_overdue_hours
-        found += [
-            Rule(
-                "PitrTaskFailing",
-                "ecommerce_pitr_last_attempt_failed == 1",
-                "10m",
-                "critical",
-                "the last {{ $labels.task }} of the {{ $labels.service }} database's PITR "
-                "agent failed",
-            ),
-            Rule(
-                "PitrBackupOverdue",
-                'time() - ecommerce_pitr_last_success_timestamp_seconds{task="backup"}'
-                f" > {backup_hours * 3600}",
-                "5m",
-                "critical",
-                "the {{ $labels.service }} database's newest PITR backup is "
-                "{{ $value | humanizeDuration }} old",
-            ),
-            Rule(
-                "PitrDrillOverdue",
-                'time() - ecommerce_pitr_last_success_timestamp_seconds{task="drill"}'
-                f" > {drill_hours * 3600}",
-                "5m",
-                "warning",
-                "the {{ $labels.service }} database's last passed restore drill is "
-                "{{ $value | humanizeDuration }} old",
-            ),
-        ]
-    if t.backup_overdue_hours is not None:
-        found += [
-            Rule(
-                "BackupFailing",
-                "ecommerce_backup_last_run_failed == 1",
-                "10m",
-                "critical",
-                "the scheduled logical backup failed",
-            ),
-            Rule(
-                "BackupOverdue",
-                "time() - ecommerce_backup_last_success_timestamp_seconds"
-                f" > {t.backup_overdue_hours * 3600}",
-                "5m",
-                "critical",
-                "the newest verified logical backup is {{ $value | humanizeDuration }} old",
-            ),
-        ]
-    if t.max_archive_age_minutes is not None:
-        found += [
-            Rule(
-                "WalArchivingFailing",
-                "pg_archiver_failing == 1",
-                "2m",
-                "critical",
-                "the {{ $labels.service }} database fails to archive its WAL: "
-                "point-in-time recovery stops at the last archived segment",
-            ),
-            Rule(
-                "WalArchiveStale",
-                "time() - pg_archiver_last_archived_timestamp_seconds"
-                f" > {t.max_archive_age_minutes * 60}",
-                "5m",
-                "critical",
-                "the {{ $labels.service }} database archived no WAL for "
-                "{{ $value | humanizeDuration }}",
-            ),
-        ]
-    return found
+    ]
+
+
+def _app_rules(a: AlertSettings) -> list[Rule]:
+    """The apps' health, as the health probe sees it."""
+    return [
+        # Longer than a release's start, as long as Docker's own check takes by default.
+        Rule(
+            "AppUnhealthy",
+            "ecommerce_app_health_up == 0",
+            "2m",
+            "critical",
+            "the {{ $labels.service }} app fails its health check (GET /health) from the "
+            "monitoring network",
+        ),
+        # An app that came back after failing its probe: restarted, crash-looping or
+        # flapping. A restart shorter than the probe's interval goes unseen.
+        Rule(
+            "AppRestarting",
+            f"round(increase(ecommerce_app_health_recoveries_total[15m])) >= {a.restarts}",
+            "0m",
+            "warning",
+            "the {{ $labels.service }} app came back {{ $value }} times in 15 minutes "
+            "after failing its health check",
+        ),
+    ]
+
+
+def _pitr_rules(backup_hours: int, drill_hours: int) -> list[Rule]:
+    """The PITR agents' tasks: failing, or their backups and drills overdue."""
+    return [
+        Rule(
+            "PitrTaskFailing",
+            "ecommerce_pitr_last_attempt_failed == 1",
+            "10m",
+            "critical",
+            "the last {{ $labels.task }} of the {{ $labels.service }} database's PITR agent failed",
+        ),
+        Rule(
+            "PitrBackupOverdue",
+            'time() - ecommerce_pitr_last_success_timestamp_seconds{task="backup"}'
+            f" > {backup_hours * 3600}",
+            "5m",
+            "critical",
+            "the {{ $labels.service }} database's newest PITR backup is "
+            "{{ $value | humanizeDuration }} old",
+        ),
+        Rule(
+            "PitrDrillOverdue",
+            'time() - ecommerce_pitr_last_success_timestamp_seconds{task="drill"}'
+            f" > {drill_hours * 3600}",
+            "5m",
+            "warning",
+            "the {{ $labels.service }} database's last passed restore drill is "
+            "{{ $value | humanizeDuration }} old",
+        ),
+    ]
+
+
+def _backup_rules(overdue_hours: int) -> list[Rule]:
+    """The scheduled logical backups: failing, or overdue."""
+    return [
+        Rule(
+            "BackupFailing",
+            "ecommerce_backup_last_run_failed == 1",
+            "10m",
+            "critical",
+            "the scheduled logical backup failed",
+        ),
+        Rule(
+            "BackupOverdue",
+            f"time() - ecommerce_backup_last_success_timestamp_seconds > {overdue_hours * 3600}",
+            "5m",
+            "critical",
+            "the newest verified logical backup is {{ $value | humanizeDuration }} old",
+        ),
+    ]
+
+
+def _archiving_rules(max_age_minutes: int) -> list[Rule]:
+    """Every database's WAL archiving: failing, or stale."""
+    return [
+        Rule(
+            "WalArchivingFailing",
+            "pg_archiver_failing == 1",
+            "2m",
+            "critical",
+            "the {{ $labels.service }} database fails to archive its WAL: "
+            "point-in-time recovery stops at the last archived segment",
+        ),
+        Rule(
+            "WalArchiveStale",
+            f"time() - pg_archiver_last_archived_timestamp_seconds > {max_age_minutes * 60}",
+            "5m",
+            "critical",
+            "the {{ $labels.service }} database archived no WAL for "
+            "{{ $value | humanizeDuration }}",
+        ),
+    ]
 
 
 def render(t: Thresholds) -> str:

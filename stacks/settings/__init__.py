@@ -12,8 +12,8 @@ builds), `services`, `databases` (PostgreSQL, Redis, PITR), `edge`, `swarm`, `ba
 `monitoring`, `registry`, and `platform` (the top level, made of them). `rules` holds every rule
 that needs more than one domain, the production profile's, and those between the settings and
 the stack's other config keys (named in `keys`); it builds on the models, which never import it
-(tests/unit/test_settings_imports.py). Every key is listed in docs/settings.md, generated from
-these models.
+(tests/unit/stacks/settings/test_settings_imports.py). Every key is listed in
+docs/settings.md, generated from these models.
 """
 
 from stacks.settings.backup import BackupSettings

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -76,7 +77,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
         )
     # Before removing "earlier" sessions' objects: a second session started beside a running one
     # would remove the running one's stacks under it.
-    with engine_lock(ENGINE_LOCK):
+    with engine_lock(engine_lock_path(os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE)):
         _remove_earlier_sessions(client)
         try:
             yield client
@@ -85,7 +86,14 @@ def docker_client() -> Iterator[docker.DockerClient]:
             client.close()
 
 
-ENGINE_LOCK = Path(tempfile.gettempdir()) / "ecommerce-test-engine.lock"
+DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+
+
+def engine_lock_path(engine: str) -> Path:
+    """The lock of one Docker engine (by its address): sessions on other engines (test hosts,
+    tests/hosts/) run beside it."""
+    digest = hashlib.sha256(engine.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"ecommerce-test-engine-{digest}.lock"
 
 
 class EngineBusyError(RuntimeError):

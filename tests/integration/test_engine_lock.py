@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import EngineBusyError, engine_lock
+from tests.integration.conftest import EngineBusyError, engine_lock, engine_lock_path
 
 HOLDER = """
 import sys
@@ -38,3 +38,10 @@ def test_a_second_session_is_refused_while_the_first_holds_the_engine(tmp_path: 
         holder.stdin.close()  # the holder ends, and the kernel drops its lock
     with engine_lock(lock):
         assert lock.read_text() == str(os.getpid())
+
+
+def test_each_engine_has_a_lock_of_its_own() -> None:
+    local = engine_lock_path("unix:///var/run/docker.sock")
+    host = engine_lock_path("unix:///tmp/ecommerce-test-hosts/ecth-0a1b2c/h1/docker.sock")
+    assert local != host and local.parent == host.parent
+    assert engine_lock_path("unix:///var/run/docker.sock") == local

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import functools
 import json
+import os
 import queue
 import socket
 import subprocess
@@ -74,7 +75,16 @@ DEV_DATABASE_PORTS = {"customer": 15432, "product": 15433, "order": 15434, "cont
 EDGE_APPS = ("gateway", "frontend", "backoffice")
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+def stacks_to_test() -> list[str]:
+    """Both stacks, or those `ECOMMERCE_TEST_STACKS` names (tests/parallel.py runs each in a
+    session of its own)."""
+    wanted = os.environ.get("ECOMMERCE_TEST_STACKS", "dev,prod").split(",")
+    unknown = set(wanted) - {"dev", "prod"}
+    assert not unknown, f"ECOMMERCE_TEST_STACKS names no such stack: {sorted(unknown)}"
+    return [stack for stack in ("dev", "prod") if stack in wanted]
+
+
+@pytest.fixture(scope="module", params=stacks_to_test())
 def live(
     request: pytest.FixtureRequest, docker_client: docker.DockerClient, engine_home: EngineHome
 ) -> Iterator[LiveStack]:

@@ -16,7 +16,7 @@ from plan.recorder import Graph, run_program
 from provider.schema import PIDS_LIMIT
 from stacks.loader import StackConfigError
 from tests.unit.conftest import edited
-from tests.unit.test_settings_errors import problems_of
+from tests.unit.stacks.settings.test_settings_errors import problems_of
 
 LIMIT_BY_ROLE = {
     "database": 1024,

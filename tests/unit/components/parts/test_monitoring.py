@@ -17,7 +17,7 @@ from probe import health
 from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError
 from tests.unit.conftest import edited
-from tests.unit.test_settings_errors import problems_of, put
+from tests.unit.stacks.settings.test_settings_errors import problems_of, put
 
 WEBHOOK_KEY = "ecommerce:alertWebhookUrl"
 SMTP_KEY = "ecommerce:alertSmtpPassword"

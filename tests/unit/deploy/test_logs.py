@@ -19,7 +19,7 @@ def test_a_container_is_named_without_the_stacks_prefix_and_generation() -> None
 
 
 def test_the_stack_file_gives_prefix_and_engine() -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     assert stack_file(root, "dev") == ("shop-dev", CONTAINERS)
     assert stack_file(root, "swarm") == ("shop", SWARM)
 

@@ -35,7 +35,7 @@ from policies.rules import (
     enforcement_for,
     secret_values_leaked,
 )
-from tests.unit.test_secrets import secrets_outside_files
+from tests.unit.components.test_secrets import secrets_outside_files
 
 
 def rules_broken(graph: Graph) -> dict[str, set[str]]:

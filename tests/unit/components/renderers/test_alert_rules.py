@@ -1,4 +1,4 @@
-"""The alert rules under `promtool test rules` (tests/unit/alert_rules_test.yml), with the
+"""The alert rules under `promtool test rules` (tests/unit/components/renderers/alert_rules_test.yml), with the
 thresholds of the default settings, and the rules' thresholds taken from the settings."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from stacks.settings import BackupSettings, PitrSettings
 from stacks.settings.monitoring import AlertSettings
 
 TESTS = Path(__file__).with_name("alert_rules_test.yml")
-PROMTOOL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "promtool"
+PROMTOOL = Path(__file__).resolve().parents[4] / ".venv" / "bin" / "promtool"
 DEFAULTS = Thresholds(
     AlertSettings(),
     PitrSettings().max_archive_age_minutes,
