@@ -106,8 +106,7 @@ def check_coverage(sessions: Sequence[Session]) -> int:
     missing = sorted(every - set(seen))
     if missing:
         raise SystemExit(
-            f"error: {len(missing)} tests are in no session of tests/parallel.py, "
-            f"e.g. {missing[0]}"
+            f"error: {len(missing)} tests are in no session of tests/parallel.py, e.g. {missing[0]}"
         )
     return len(every)
 

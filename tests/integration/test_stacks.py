@@ -32,6 +32,7 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
+from components.outputs import database_targets
 from components.renderers import dashboards
 from plan.compare import compare
 from plan.recorder import GENERATION_SEPARATOR
@@ -209,7 +210,7 @@ def rogue(live: LiveStack, **container: Any) -> Callable[[dict[str, Any]], None]
     def body(program: dict[str, Any]) -> None:
         import pulumi_docker as docker
 
-        password = program["platform"].database_targets()["customer"]["password"]
+        password = database_targets(program["platform"])["customer"]["password"]
         inputs = {k: v(password) if callable(v) else v for k, v in container.items()}
         docker.Container(
             "rogue", name=f"{live.prefix}-rogue", image=IMAGES["redis"], start=False, **inputs
