@@ -5,17 +5,20 @@
 Most of the integration suite's time is waiting (health checks, the engine, Docker), so its
 parts overlap even on two cores. Each session is a pytest run of its own:
 - those that need no Docker (unit and plan tests; backup and PITR on PostgreSQL servers of
-  their own) start at once, in this machine's namespaces;
-- each Docker session runs on a test host of its own (tests/hosts/: a `dockerd` in its own
-  namespaces, loaded with the test images built once on the machine's engine), inside that
-  host's network namespace: its loopback, its published ports and its engine are its own.
+  their own) start at once, at a lower priority: busy on the CPU, bound by no deadline;
+- the Docker sessions each get an engine of their own: a test host (tests/hosts/: a `dockerd`
+  in namespaces of its own, loaded with the test images built once on the machine's engine),
+  inside whose network namespace the session runs, so its loopback, its published ports and its
+  engine are its own; or the machine's engine, for the one that needs a way out (below).
+One stack lives at a time across them (tests/integration/stacks.py, `stack_slot`): the tests
+that need none run beside it.
 
 Before anything runs, every test id is checked to be in exactly one session. A session's
 output goes to DIR/<name>.log; the failures of a failed one are printed at the end. Exit code:
 0 when every session passed, 1 otherwise (a session that collected nothing fails too).
 
-Without root, `ip`, `unshare` or a Docker engine, the Docker sessions run one after another on
-the machine's engine (or skip there, as plain pytest does on a laptop without Docker).
+Without root, `ip`, `unshare` or `dockerd`, the Docker sessions run one after another on the
+machine's engine (or skip there, as plain pytest does on a laptop without Docker).
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import IO, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
@@ -41,25 +47,39 @@ class Session:
     name: str
     args: Sequence[str]
     """What pytest runs: paths and options."""
-    docker: bool = False
-    """Runs on a Docker engine: a test host of its own."""
+    engine: Literal["machine", "test host"] | None = None
+    """The Docker engine it needs: a test host of its own, or the machine's for what needs a
+    way out, which a test host has not (the dev stack builds its PITR image, downloading
+    pgBackRest; `make preview` on a clean copy installs the policy pack's virtualenv)."""
     env: dict[str, str] = field(default_factory=dict)
+    yields: bool = False
+    """Busy on the CPU and bound by no deadline: runs at a lower priority, so the sessions
+    that wait for health checks get the cores when they need them."""
 
 
+INTEGRATION = "tests/integration"
 SESSIONS = (
-    Session("unit", ["tests/unit", "tests/plan", "tests/probe"]),
-    Session("postgres", ["tests/backup", "tests/pitr"]),
-    Session("dev", ["tests/integration/test_stacks.py"], True, {"ECOMMERCE_TEST_STACKS": "dev"}),
-    Session("prod", ["tests/integration/test_stacks.py"], True, {"ECOMMERCE_TEST_STACKS": "prod"}),
-    Session("swarm", ["tests/integration/test_swarm.py"], docker=True),
+    Session("unit", ["tests/unit", "tests/plan", "tests/probe"], yields=True),
+    Session("postgres", ["tests/backup", "tests/pitr"], yields=True),
+    Session(
+        "dev",
+        [f"{INTEGRATION}/test_stacks.py", f"{INTEGRATION}/test_make_preview.py"],
+        "machine",
+        {"ECOMMERCE_TEST_STACKS": "dev"},
+    ),
+    Session(
+        "prod", [f"{INTEGRATION}/test_stacks.py"], "test host", {"ECOMMERCE_TEST_STACKS": "prod"}
+    ),
+    Session("swarm", [f"{INTEGRATION}/test_swarm.py"], "test host"),
     Session(
         "docker",
         [
-            "tests/integration",
-            "--ignore=tests/integration/test_stacks.py",
-            "--ignore=tests/integration/test_swarm.py",
+            INTEGRATION,
+            f"--ignore={INTEGRATION}/test_stacks.py",
+            f"--ignore={INTEGRATION}/test_swarm.py",
+            f"--ignore={INTEGRATION}/test_make_preview.py",
         ],
-        docker=True,
+        "test host",
     ),
 )
 
@@ -96,10 +116,13 @@ def collected(args: Sequence[str], env: dict[str, str]) -> set[str]:
 
 def check_coverage(sessions: Sequence[Session]) -> int:
     """Every test of the tree in exactly one session; the number of tests."""
-    every = collected([], {})
+    with ThreadPoolExecutor() as pool:
+        every_future = pool.submit(collected, [], {})
+        by_session = list(pool.map(lambda s: collected(s.args, s.env), sessions))
+    every = every_future.result()
     seen: dict[str, str] = {}
-    for session in sessions:
-        for test in collected(session.args, session.env):
+    for session, tests in zip(sessions, by_session, strict=True):
+        for test in sorted(tests):
             if test in seen:
                 raise SystemExit(f"error: {test} is in sessions {seen[test]} and {session.name}")
             seen[test] = session.name
@@ -113,7 +136,8 @@ def check_coverage(sessions: Sequence[Session]) -> int:
 
 def start(session: Session, logs: Path, prefix: Sequence[str] = (), **env: str) -> Running:
     log = logs / f"{session.name}.log"
-    argv = [*prefix, *PYTEST, "-q", "-ra", "--durations=25", *session.args]
+    nice = ["nice", "-n", "19"] if session.yields else []
+    argv = [*prefix, *nice, *PYTEST, "-q", "-ra", "--durations=25", *session.args]
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv,
@@ -133,13 +157,12 @@ def summary(log: Path) -> str:
     return lines[-1].strip("= ") if lines else "no output"
 
 
-def wait_all(running: list[Running], out: IO[str] = sys.stdout) -> None:
+def wait_all(running: Sequence[Running], out: IO[str] = sys.stdout) -> None:
     """Until every session ends, saying each one's result as it comes."""
-    waiting = list(running)
+    waiting = [run for run in running if run.ended is None]
     while waiting:
         for run in list(waiting):
-            code = run.poll()
-            if code is None:
+            if run.poll() is None:
                 continue
             waiting.remove(run)
             assert run.ended is not None
@@ -147,6 +170,25 @@ def wait_all(running: list[Running], out: IO[str] = sys.stdout) -> None:
             print(f"session {run.session.name}: {summary(run.log)} ({took:.0f} s)", file=out)
             out.flush()
         time.sleep(1)
+
+
+STOP_GRACE_S = 90
+"""How long a session stopped midway has to remove what it made (pytest's teardown)."""
+
+
+def stop(running: Sequence[Running]) -> None:
+    """End the sessions still running, as Ctrl-C does: pytest tears its fixtures down (its
+    stacks are removed); one still running after STOP_GRACE_S is killed."""
+    live = [run for run in running if run.process.poll() is None]
+    for run in live:
+        run.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for run in live:
+        try:
+            run.process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            run.process.kill()
+            run.process.wait()
 
 
 def test_hosts_possible() -> str | None:
@@ -157,54 +199,49 @@ def test_hosts_possible() -> str | None:
     return f"no {', '.join(missing)}" if missing else None
 
 
-def run_docker_sessions(sessions: Sequence[Session], logs: Path) -> list[Running]:
-    """The Docker sessions, each on a test host of its own; they end before the hosts go."""
+def run_docker(machine: Sequence[Session], hosted: Sequence[Session], logs: Path) -> list[Running]:
+    """The Docker sessions: the machine engine's started at once, the others each on a test
+    host of its own, waited for here (they end before their hosts go). Where test hosts cannot
+    be made, all of them one after another on the machine's engine."""
+    if not machine and not hosted:
+        return []
     from images.build import RECIPES, ensure_images
+
+    ensure_images(log=lambda line: print(f"images: {line}", flush=True))
+    why_not = test_hosts_possible() if hosted else None
+    if why_not is not None:
+        print(f"test hosts: none ({why_not}); the Docker sessions run one by one here", flush=True)
+        done: list[Running] = []
+        for session in [*machine, *hosted]:
+            done.append(start(session, logs))
+            wait_all(done[-1:])
+        return done
+    running = [start(session, logs) for session in machine]
+    if not hosted:
+        return running
     from tests.hosts import TestHosts
 
-    started = time.monotonic()
-    ensure_images(log=lambda line: print(f"images: {line}", flush=True))
+    made = time.monotonic()
     tags = [recipe.tag for recipe in RECIPES.values()]
-    with TestHosts(len(sessions), images=tags, swarm=True) as hosts:
-        print(f"test hosts: {len(hosts)} ready in {time.monotonic() - started:.0f} s", flush=True)
-        running = [
+    with TestHosts(len(hosted), images=tags, swarm=True) as hosts:
+        print(f"test hosts: {len(hosts)} ready in {time.monotonic() - made:.0f} s", flush=True)
+        on_hosts = [
             start(session, logs, host.command([]), DOCKER_HOST=host.docker_host)
-            for session, host in zip(sessions, hosts, strict=True)
+            for session, host in zip(hosted, hosts, strict=True)
         ]
-        wait_all(running)
-    return running
+        try:
+            wait_all(on_hosts)
+        finally:
+            stop(on_hosts)
+    return running + on_hosts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.parallel", description=__doc__)
-    parser.add_argument("--logs", type=Path, default=ROOT / ".test-logs")
-    parser.add_argument("--only", action="append", default=[], help="run only these sessions")
-    args = parser.parse_args(argv)
-    sessions = [s for s in SESSIONS if not args.only or s.name in args.only]
-    began = time.monotonic()
-    count = check_coverage(SESSIONS)
-    print(f"{count} tests in {len(SESSIONS)} sessions", flush=True)
-    args.logs.mkdir(parents=True, exist_ok=True)
-    plain = [start(s, args.logs) for s in sessions if not s.docker]
-    docker = [s for s in sessions if s.docker]
-    why_not = test_hosts_possible()
-    if docker and why_not is None:
-        done = run_docker_sessions(docker, args.logs)
-    elif docker:
-        print(f"test hosts: none ({why_not}); the Docker sessions run one by one here")
-        done = []
-        for session in docker:
-            done.append(start(session, args.logs))
-            wait_all(done[-1:])
-    else:
-        done = []
-    wait_all(plain)
-    failed = [r for r in [*plain, *done] if r.process.returncode != 0]
-    for run in failed:
-        print(f"\n===== session {run.session.name} failed: {run.log} =====")
-        print(failures(run.log))
-    print(f"all sessions: {time.monotonic() - began:.0f} s; {len(failed)} failed")
-    return 1 if failed else 0
+def stop_on_sigterm(_signal: int, _frame: FrameType | None) -> None:
+    """A SIGTERM (CI's timeout, `kill`) unwinds like Ctrl-C: every session stops and every test
+    host goes; a second one (a `timeout` passing it on) does not cut that short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def failures(log: Path, limit: int = 300) -> str:
@@ -214,6 +251,33 @@ def failures(log: Path, limit: int = 300) -> str:
     lines = text[text.rfind("\n", 0, start_at) + 1 :].splitlines() if start_at >= 0 else []
     lines = lines or text.splitlines()
     return "\n".join(lines[-limit:])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.parallel", description=__doc__)
+    parser.add_argument("--logs", type=Path, default=ROOT / ".test-logs")
+    parser.add_argument("--only", action="append", default=[], help="run only these sessions")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    sessions = [s for s in SESSIONS if not args.only or s.name in args.only]
+    began = time.monotonic()
+    count = check_coverage(SESSIONS)
+    print(f"{count} tests in {len(SESSIONS)} sessions", flush=True)
+    args.logs.mkdir(parents=True, exist_ok=True)
+    running = [start(s, args.logs) for s in sessions if s.engine is None]
+    try:
+        machine = [s for s in sessions if s.engine == "machine"]
+        hosted = [s for s in sessions if s.engine == "test host"]
+        running += run_docker(machine, hosted, args.logs)
+        wait_all(running)
+    finally:  # an error of the runner's own, or a stop asked for, leaves no session running
+        stop(running)
+    failed = [r for r in running if r.process.returncode != 0]
+    for run in failed:
+        print(f"\n===== session {run.session.name} failed: {run.log} =====")
+        print(failures(run.log))
+    print(f"all sessions: {time.monotonic() - began:.0f} s; {len(failed)} failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

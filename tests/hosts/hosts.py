@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -120,25 +121,22 @@ class TestHosts:
     def _share_images(self) -> None:
         """The machine engine's images, saved once and loaded into every host at once."""
         archive = self.folder / "images.tar"
-        source = docker.from_env(version="auto", timeout=600)
-        try:
-            with archive.open("wb") as file:
-                for chunk in source.api.get_image(",".join(self.images)):
-                    file.write(chunk)
-        finally:
-            source.close()
+        machine = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        _docker(["save", "--output", str(archive), *self.images], machine)
 
         def load(host: Host) -> None:
-            client = host.client()
-            try:
-                with archive.open("rb") as file:
-                    client.api.load_image(file, quiet=True)
-            finally:
-                client.close()
+            _docker(["--host", host.docker_host, "load", "--quiet", "--input", str(archive)])
 
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
             list(pool.map(load, self.hosts))
         archive.unlink()
+
+
+def _docker(args: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        said = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"docker {' '.join(args[:3])} failed: {said}")
 
 
 def remove_run(folder: Path) -> list[str]:
@@ -157,15 +155,15 @@ def remove_run(folder: Path) -> list[str]:
     return left
 
 
-def leftovers(root: Path = ROOT) -> list[str]:
+def leftovers(root: Path = ROOT, prefix: str = PREFIX) -> list[str]:
     """Runs whose owner is gone but whose namespaces or folder remain."""
-    runs = {n.split("-")[0] + "-" + n.split("-")[1] for n in links.namespaces(PREFIX)}
-    runs |= {p.name for p in root.glob(f"{PREFIX}*")}
+    runs = {"-".join(n.split("-")[:2]) for n in links.namespaces(prefix)}
+    runs |= {p.name for p in root.glob(f"{prefix}*")}
     return sorted(run for run in runs if not _owner_alive(root / run))
 
 
-def remove_leftovers(root: Path = ROOT) -> Iterator[str]:
-    for run in leftovers(root):
+def remove_leftovers(root: Path = ROOT, prefix: str = PREFIX) -> Iterator[str]:
+    for run in leftovers(root, prefix):
         left = remove_run(root / run)
         yield f"removed what run {run} left behind" + (f", but not {left}" if left else "")
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import functools
 import io
+import os
 import runpy
 import subprocess
 import tempfile
@@ -358,6 +360,36 @@ def _remove_network(network: Any) -> None:
     network.remove()
 
 
+LOCKS = Path(tempfile.gettempdir())
+STACK_SLOTS = int(os.environ.get("ECOMMERCE_TEST_STACK_SLOTS", "1"))
+"""How many stacks may live at once on this machine, whichever engine each is on: a stack
+standing idle keeps most of a core busy with its health checks (dev, checking some thirty
+containers every 5 s, each check a `runc exec`: 0.9 of a core, measured). Two at once on two
+cores made health checks time out (docs/testing.md#where-the-time-goes): one at a time, while
+the tests that need no stack run beside it."""
+
+
+@contextlib.contextmanager
+def stack_slot() -> Iterator[None]:
+    """One of STACK_SLOTS, held while a run's stack lives (waiting for one to be free)."""
+    slots = [LOCKS / f"ecommerce-test-stack-slot-{n}.lock" for n in range(STACK_SLOTS)]
+    while True:
+        for path in slots:
+            file = path.open("a+")
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+                continue
+            try:
+                yield
+                return
+            finally:
+                fcntl.flock(file, fcntl.LOCK_UN)
+                file.close()
+        time.sleep(2)
+
+
 @contextlib.contextmanager
 def engine_run(
     client: docker.DockerClient,
@@ -373,7 +405,7 @@ def engine_run(
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config[PLATFORM])
-    with tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
+    with stack_slot(), tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
         folder = project_view(Path(scratch) / "project", stack, config)
         (Path(scratch) / "state").mkdir()
         env = home.env(Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log")

@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from tests.hosts import TestHosts, leftovers
-from tests.hosts.hosts import PREFIX, remove_leftovers
+from tests.hosts.hosts import remove_leftovers
 from tests.hosts.links import add_namespace, namespaces
 from tests.integration.conftest import BASE_IMAGE
 
@@ -60,14 +60,15 @@ def test_hosts_reach_each_other_only_and_leave_nothing_behind() -> None:
     folder = hosts_of_run.folder
     with pytest.raises(RuntimeError, match="a test failed midway"), hosts_of_run as hosts:
         first, second = hosts
-        # Each host is an engine of its own, with the machine's image loaded.
-        ids = set()
-        for host in hosts:
-            client = host.client()
-            ids.add(client.info()["ID"])
-            assert client.images.get(BASE_IMAGE)
-            client.close()
-        assert len(ids) == 2
+        # Each host is an engine of its own, with the machine's image loaded: what one runs,
+        # the other does not see.
+        one, two = first.client(), second.client()
+        assert one.images.get(BASE_IMAGE) and two.images.get(BASE_IMAGE)
+        alone = one.containers.create(BASE_IMAGE, ["true"], name="only-on-the-first")
+        assert [c.name for c in two.containers.list(all=True)] == []
+        assert [c.id for c in one.containers.list(all=True)] == [alone.id]
+        one.close()
+        two.close()
         # A listener in the second host's namespace, reached from the first over the link.
         listener = subprocess.Popen(
             second.command([sys.executable, "-m", "http.server", "8000", "--bind", second.address]),
@@ -103,17 +104,18 @@ def test_hosts_reach_each_other_only_and_leave_nothing_behind() -> None:
 
 
 def test_what_a_dead_run_left_is_reported_and_removed(tmp_path: Path) -> None:
-    run = f"{PREFIX}dead01"
+    prefix = "ecthtest-"  # not PREFIX: the hosts this session may itself run on are live
+    run = f"{prefix}dead01"
     (tmp_path / run).mkdir()
     (tmp_path / run / "owner.pid").write_text("999999999")  # no such process
     add_namespace(f"{run}-h1")
-    alive = f"{PREFIX}live01"
+    alive = f"{prefix}live01"
     (tmp_path / alive).mkdir()
     (tmp_path / alive / "owner.pid").write_text(str(os.getpid()))
     try:
-        assert leftovers(tmp_path) == [run]
-        assert list(remove_leftovers(tmp_path)) == [f"removed what run {run} left behind"]
-        assert leftovers(tmp_path) == [] and namespaces(run) == []
+        assert leftovers(tmp_path, prefix) == [run]
+        assert list(remove_leftovers(tmp_path, prefix)) == [f"removed what run {run} left behind"]
+        assert leftovers(tmp_path, prefix) == [] and namespaces(run) == []
         assert (tmp_path / alive).exists()  # a live run's hosts are its own
     finally:
         for name in namespaces(run):
