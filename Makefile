@@ -81,10 +81,15 @@ PULUMI_VERSION := v3.276.0
 pulumi-cli: install ## Build the pinned Pulumi CLI into .venv/bin (needs Go; a few minutes once)
 	@scripts/pulumi-cli $(PULUMI_VERSION) $(VENV)/bin
 
-# The suites run side by side (tests/parallel.py): each Docker session on a test host of its
-# own (tests/hosts/), the others on this machine; each session's output in .test-logs/.
 .PHONY: test
-test: install policy-env promtool ## Install everything and run all tests (unit, PostgreSQL and Docker integration), side by side
+test: install policy-env promtool ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
+	$(VENV)/bin/pytest
+
+# The same tests in sessions side by side (tests/parallel.py): each Docker session on a test host
+# of its own (tests/hosts/), the others on this machine, each one's output in .test-logs/. On two
+# cores it is slower than `make test` today: docs/testing.md#where-the-time-goes says why.
+.PHONY: test-sessions
+test-sessions: install policy-env promtool ## All tests in sessions side by side, each Docker session on a test host of its own
 	$(PY) -m tests.parallel
 
 .PHONY: test-unit

@@ -46,7 +46,9 @@ class Host:
     address: str
     """Its address on the link between the hosts."""
     port: str
-    """Its link's end at the switch (links.cut takes the host off the link)."""
+    """Its link's end at the switch."""
+    switch: str
+    """The namespace of the bridge the hosts' links meet on."""
     daemon: Daemon
 
     @property
@@ -59,6 +61,13 @@ class Host:
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.docker_host, version="auto", timeout=120)
+
+    def cut(self) -> None:
+        """Off the link, as by a pulled cable: the others no longer reach it, nor it them."""
+        links.cut(self.switch, self.port)
+
+    def mend(self) -> None:
+        links.mend(self.switch, self.port)
 
 
 class TestHosts:
@@ -80,6 +89,7 @@ class TestHosts:
                 namespace=f"{self.run}-h{n}",
                 address=f"{SUBNET}.{10 + n}",
                 port=f"{self.run[len(PREFIX) :]}h{n}",
+                switch=self.switch,
                 daemon=Daemon(self.folder / f"h{n}"),
             )
             for n in range(1, count + 1)

@@ -83,6 +83,14 @@ def test_hosts_reach_each_other_only_and_leave_nothing_behind() -> None:
             # Nothing past the link: a host has no route out (the kernel refuses at once, no
             # packet leaves).
             assert connect(first.command([]), "198.19.0.1", 80) == "OSError 101"  # unreachable
+            # A pulled cable, then put back.
+            second.cut()
+            assert connect(first.command([]), second.address, 8000) != "ok"
+            second.mend()
+            deadline = time.monotonic() + 10
+            while connect(first.command([]), second.address, 8000) != "ok":
+                assert time.monotonic() < deadline, "the mended link never carried again"
+                time.sleep(0.2)
         finally:
             listener.kill()
             listener.wait()
