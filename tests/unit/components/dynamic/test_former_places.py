@@ -4,10 +4,9 @@ update and delete of such a resource (components/pids_limit.py says why)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+from tests.unit.components.dynamic.host import in_provider_host
 
 # What `serialize_provider` wrote for each provider at c9fa57a, as a state holds it.
 FORMER = {
@@ -29,18 +28,10 @@ FORMER = {
 def test_a_provider_at_its_former_place_loads_as_the_one_here(now: str, serialized: str) -> None:
     # As the host does: in another process of the virtualenv, from the state's string, then a
     # diff that only the serialized provider changes (none: that is no reason to touch it).
-    program = (
-        "import base64, sys, dill\n"
-        "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+    printed = in_provider_host(
+        serialized,
         "o = {'containerId': 'a', '__provider': 'x'}\n"
-        "print(f'{type(p).__module__}.{type(p).__name__}', p.diff('a', o, {**o, '__provider': 'y'}).changes)\n"
+        "print(f'{type(p).__module__}.{type(p).__name__}',"
+        " p.diff('a', o, {**o, '__provider': 'y'}).changes)\n",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd="/",
-        check=True,
-        text=True,
-        capture_output=True,
-        input=serialized,
-    )
-    assert result.stdout.split() == [now, "False"]
+    assert printed == [now, "False"]
