@@ -165,6 +165,10 @@ bench-monitoring: install ## Benchmark: Prometheus's memory and disk per day at 
 bench-backup: install ## Benchmark: backup tool vs the original scripts (SIZE_GB=1.5; PITR=1: pgBackRest too)
 	$(VENV)/bin/python benchmarks/backup_bench.py --size-gb $(or $(SIZE_GB),1.5) $(if $(PITR),--pitr)
 
+.PHONY: bench-cpu
+bench-cpu: install ## Benchmark: the machine's CPU by command while tests run (root, Debian's acct): make bench-cpu [TESTS=tests/integration]
+	$(VENV)/bin/python -m benchmarks.cpu_by_command -- $(VENV)/bin/pytest -q $(or $(TESTS),tests)
+
 .PHONY: format
 format: install ## Format the code with ruff
 	$(VENV)/bin/ruff format .
