@@ -315,18 +315,14 @@ def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:
     services = client.services.list(filters={"label": label}) if swarm else []
     for service in services:
         service.remove()
-    # Swarm stops the tasks' containers itself (each with its grace): give it the time. (The
+    # Swarm stops and removes the tasks' containers itself (each with its grace): give it the
+    # time, for its removal and ours would race ("removal ... is already in progress"). (The
     # low-level listing: a task's container may vanish between a listing and its inspect.)
     deadline = time.monotonic() + 150
-    while (
-        services
-        and time.monotonic() < deadline
-        and client.api.containers(filters={"label": label, "status": "running"})
-    ):
+    while services and time.monotonic() < deadline and swarm_tasks(client, label):
         time.sleep(1)
     for c in client.api.containers(all=True, filters={"label": label}):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
+        remove_container(client, c["Id"])
     for secret in client.secrets.list(filters={"label": label}) if swarm else []:
         secret.remove()
     for n in client.networks.list(filters={"label": label}):
@@ -343,6 +339,34 @@ def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:
     left += [v.name for v in client.volumes.list(filters={"label": label})]
     left += [str(i.tags or i.id) for i in client.images.list(filters={"label": label})]
     return left
+
+
+def swarm_tasks(client: docker.DockerClient, label: str) -> list[dict[str, Any]]:
+    """The containers of Swarm tasks carrying `label`, stopped ones included."""
+    containers = client.api.containers(all=True, filters={"label": label})
+    return [c for c in containers if SWARM_TASK_LABEL in (c.get("Labels") or {})]
+
+
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
+
+def remove_container(client: docker.DockerClient, container_id: str) -> None:
+    """Remove a container; one that its engine is removing already is waited for instead."""
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+        return
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as err:
+        if err.status_code != 409 or "already in progress" not in str(err):
+            raise
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.5)
 
 
 def _remove_network(network: Any) -> None:
