@@ -1,6 +1,6 @@
-"""Every test, in sessions side by side: what `make test` runs.
+"""Every test, in sessions side by side: what `make test` and `make test-sessions` run.
 
-    python -m tests.parallel [--logs DIR] [--only NAME ...]
+    python -m tests.parallel [--one-engine] [--logs DIR] [--only NAME ...]
 
 Most of the integration suite's time is waiting (health checks, the engine, Docker), so its
 parts overlap even on two cores. Each session is a pytest run of its own:
@@ -17,8 +17,11 @@ Before anything runs, every test id is checked to be in exactly one session. A s
 output goes to DIR/<name>.log; the failures of a failed one are printed at the end. Exit code:
 0 when every session passed, 1 otherwise (a session that collected nothing fails too).
 
-Without root, `ip`, `unshare` or `dockerd`, the Docker sessions run one after another on the
-machine's engine (or skip there, as plain pytest does on a laptop without Docker).
+With `--one-engine` (`make test`), or without root, `ip`, `unshare` or `dockerd`, the Docker
+sessions run one after another on the machine's engine (or skip there, as plain pytest does on
+a laptop without Docker), beside the sessions that need no Docker: on two cores, one stack at a
+time is what fits (docs/testing.md#where-the-time-goes), and test hosts would only add the
+loading of the images into them.
 """
 
 from __future__ import annotations
@@ -199,16 +202,18 @@ def test_hosts_possible() -> str | None:
     return f"no {', '.join(missing)}" if missing else None
 
 
-def run_docker(machine: Sequence[Session], hosted: Sequence[Session], logs: Path) -> list[Running]:
+def run_docker(
+    machine: Sequence[Session], hosted: Sequence[Session], logs: Path, one_engine: bool = False
+) -> list[Running]:
     """The Docker sessions: the machine engine's started at once, the others each on a test
-    host of its own, waited for here (they end before their hosts go). Where test hosts cannot
-    be made, all of them one after another on the machine's engine."""
+    host of its own, waited for here (they end before their hosts go). With `one_engine`, or
+    where test hosts cannot be made, all of them one after another on the machine's engine."""
     if not machine and not hosted:
         return []
     from images.build import RECIPES, ensure_images
 
     ensure_images(log=lambda line: print(f"images: {line}", flush=True))
-    why_not = test_hosts_possible() if hosted else None
+    why_not = "--one-engine" if one_engine else test_hosts_possible() if hosted else None
     if why_not is not None:
         print(f"test hosts: none ({why_not}); the Docker sessions run one by one here", flush=True)
         done: list[Running] = []
@@ -257,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.parallel", description=__doc__)
     parser.add_argument("--logs", type=Path, default=ROOT / ".test-logs")
     parser.add_argument("--only", action="append", default=[], help="run only these sessions")
+    parser.add_argument(
+        "--one-engine",
+        action="store_true",
+        help="the Docker sessions one after another on the machine's engine, no test hosts",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     sessions = [s for s in SESSIONS if not args.only or s.name in args.only]
@@ -268,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         machine = [s for s in sessions if s.engine == "machine"]
         hosted = [s for s in sessions if s.engine == "test host"]
-        running += run_docker(machine, hosted, args.logs)
+        running += run_docker(machine, hosted, args.logs, args.one_engine)
         wait_all(running)
     finally:  # an error of the runner's own, or a stop asked for, leaves no session running
         stop(running)

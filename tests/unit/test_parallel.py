@@ -3,7 +3,9 @@ and a failed session's report; the sessions themselves run in CI."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +49,34 @@ def test_a_failed_session_is_reported_by_its_failures(tmp_path: Path) -> None:
     report = failures(log)
     assert report.startswith("=================================== FAILURES")
     assert "E   assert 1 == 2" in report and "....F." not in report
+
+
+def test_one_engine_runs_the_docker_sessions_one_after_another_here(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import images.build
+    import tests.hosts
+
+    events: list[str] = []
+
+    def start(session: Session, logs: Path, prefix: Sequence[str] = (), **env: str) -> Any:
+        assert not prefix and not env, "started on a test host"
+        events.append(f"start {session.name}")
+        return session.name
+
+    def wait_all(running: Sequence[Any]) -> None:
+        events.extend(f"ended {name}" for name in running)
+
+    def no_hosts(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("test hosts made")
+
+    monkeypatch.setattr(images.build, "ensure_images", lambda log: None)
+    monkeypatch.setattr(tests.hosts, "TestHosts", no_hosts)
+    monkeypatch.setattr(parallel, "test_hosts_possible", lambda: None)  # they could be made
+    monkeypatch.setattr(parallel, "start", start)
+    monkeypatch.setattr(parallel, "wait_all", wait_all)
+    machine = [s for s in SESSIONS if s.engine == "machine"]
+    hosted = [s for s in SESSIONS if s.engine == "test host"]
+    parallel.run_docker(machine, hosted, tmp_path, one_engine=True)
+    names = [s.name for s in (*machine, *hosted)]
+    assert events == [e for name in names for e in (f"start {name}", f"ended {name}")]
