@@ -1,9 +1,11 @@
 """Two recorded graphs of one stack compared by URN: what a `pulumi up` would do to each resource.
 
-Resources are visited in the head's registration order (a resource registers after those its
-inputs come from), so whether an input is known before the run is decided before its
-consumers are: an input made from a resource that is created or replaced is "known after
-apply" and counts as changed, as in a real preview.
+Resources are visited after those their inputs come from, so whether an input is known before
+the run is decided before its consumers are: an input made from a resource that is created or
+replaced is "known after apply" and counts as changed, as in a real preview. Among resources
+that do not wait for each other the order is the URNs': the program's registration order is
+not fixed there (two resources made from one container's outputs register as their callbacks
+happen to run), and the same change must read the same in every run.
 
 The per-resource decision is `provider.diff`, the same one the tests' stand-in applies to a
 real engine. Values are shown for reviewers, except where a secret is: there only "secret
@@ -12,6 +14,7 @@ changed" is said, never the value, not even hashed.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -87,7 +90,7 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
     pending: set[str] = set()  # their outputs are known only after the run
     secret_changed: set[str] = set()
     changes: list[Change] = []
-    for resource in head_resources:
+    for resource in in_stable_order(head_resources):
         recorded = base_by_urn.get(resource.urn)
         try:
             change = (
@@ -108,7 +111,7 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
             change = replace(change, secret_changed=True)
             secret_changed.add(resource.urn)
         changes.append(change)
-    deleted = [r for r in base_by_urn.values() if r.urn not in head_urns]
+    deleted = in_stable_order([r for r in base_by_urn.values() if r.urn not in head_urns])
     changes += [Change(r.urn, r.type, r.name, "delete") for r in deleted]
     base_resources = base.resources if base is not None else []
     base_outputs = base.outputs if base is not None else {}
@@ -119,6 +122,33 @@ def compare(stack: str, base: Graph | None, head: Graph | None) -> StackPlan:
         if base_outputs.get(k) != head_outputs.get(k)
     )
     return StackPlan(stack, changes, _warnings(changes, base_resources, head_resources), outputs)
+
+
+def in_stable_order(resources: Sequence[Resource]) -> list[Resource]:
+    """Each resource after its parent and those it depends on; otherwise by URN."""
+    by_urn = {r.urn: r for r in resources}
+    waits_for = {
+        r.urn: ({r.parent} | r.depends_on | set().union(*r.property_dependencies.values()))
+        & by_urn.keys()
+        for r in resources
+    }
+    waited_by: dict[str, list[str]] = {urn: [] for urn in by_urn}
+    for urn, needs in waits_for.items():
+        for need in needs:
+            waited_by[need].append(urn)
+    ready = [urn for urn, needs in waits_for.items() if not needs]
+    heapq.heapify(ready)
+    ordered: list[Resource] = []
+    while ready:
+        urn = heapq.heappop(ready)
+        ordered.append(by_urn[urn])
+        for follower in waited_by[urn]:
+            waits_for[follower].discard(urn)
+            if not waits_for[follower]:
+                heapq.heappush(ready, follower)
+    # A cycle cannot be registered; should one be recorded, its members keep their order.
+    placed = {r.urn for r in ordered}
+    return ordered + [r for r in resources if r.urn not in placed]
 
 
 def _is_component(type_token: str) -> bool:

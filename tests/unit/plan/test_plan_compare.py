@@ -3,6 +3,7 @@ decide something the per-input table does not say: a provider moving, a build co
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,24 @@ def test_protected_volumes_block_what_the_engine_blocks(prod_graph: Graph) -> No
     assert "protected" not in unprotected and unprotected["data-loss"] == 14
     # Deleting a volume the state protects is refused whatever the program now says.
     assert kinds(lambda p: p["backup"].update(enabled=False))["protected"] == 1
+
+
+def test_a_change_reads_the_same_whatever_order_the_program_registered_in(
+    prod_graph: Graph,
+) -> None:
+    # The PIDs limit and the traffic gate both come from the order container's outputs: which
+    # registers first depends on which callback runs first (it flipped on a busy machine).
+    def image(platform: dict[str, Any]) -> None:
+        platform["services"]["order"]["image"] += "-next"
+
+    head = run_program("prod", edited("prod", image))
+    registered_otherwise = dataclasses.replace(head, resources=list(reversed(head.resources)))
+    names = [c.name for c in compare("prod", prod_graph, head).changed()]
+    assert names == [c.name for c in compare("prod", prod_graph, registered_otherwise).changed()]
+    # Each after what it is made from; the two made from the container by name.
+    assert names == [
+        "platform-order-generation",
+        "platform-order-container",
+        "platform-order-pids",
+        "platform-order-traffic",
+    ]
