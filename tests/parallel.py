@@ -160,14 +160,18 @@ def summary(log: Path) -> str:
     return lines[-1].strip("= ") if lines else "no output"
 
 
-def wait_all(running: Sequence[Running], out: IO[str] = sys.stdout) -> None:
-    """Until every session ends, saying each one's result as it comes."""
+def wait_all(
+    running: Sequence[Running], beside: Sequence[Running] = (), out: IO[str] = sys.stdout
+) -> None:
+    """Until every session of `running` ends, saying each one's result as it comes, and that
+    of each session `beside` that ends meanwhile."""
     waiting = [run for run in running if run.ended is None]
     while waiting:
-        for run in list(waiting):
+        for run in [*waiting, *(run for run in beside if run.ended is None)]:
             if run.poll() is None:
                 continue
-            waiting.remove(run)
+            if run in waiting:
+                waiting.remove(run)
             assert run.ended is not None
             took = run.ended - run.started
             print(f"session {run.session.name}: {summary(run.log)} ({took:.0f} s)", file=out)
@@ -203,11 +207,16 @@ def test_hosts_possible() -> str | None:
 
 
 def run_docker(
-    machine: Sequence[Session], hosted: Sequence[Session], logs: Path, one_engine: bool = False
+    machine: Sequence[Session],
+    hosted: Sequence[Session],
+    logs: Path,
+    one_engine: bool = False,
+    beside: Sequence[Running] = (),
 ) -> list[Running]:
     """The Docker sessions: the machine engine's started at once, the others each on a test
     host of its own, waited for here (they end before their hosts go). With `one_engine`, or
-    where test hosts cannot be made, all of them one after another on the machine's engine."""
+    where test hosts cannot be made, all of them one after another on the machine's engine.
+    The sessions `beside` them are reported as they end."""
     if not machine and not hosted:
         return []
     from images.build import RECIPES, ensure_images
@@ -219,7 +228,7 @@ def run_docker(
         done: list[Running] = []
         for session in [*machine, *hosted]:
             done.append(start(session, logs))
-            wait_all(done[-1:])
+            wait_all(done[-1:], beside)
         return done
     running = [start(session, logs) for session in machine]
     if not hosted:
@@ -235,7 +244,7 @@ def run_docker(
             for session, host in zip(hosted, hosts, strict=True)
         ]
         try:
-            wait_all(on_hosts)
+            wait_all(on_hosts, [*beside, *running])
         finally:
             stop(on_hosts)
     return running + on_hosts
@@ -278,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         machine = [s for s in sessions if s.engine == "machine"]
         hosted = [s for s in sessions if s.engine == "test host"]
-        running += run_docker(machine, hosted, args.logs, args.one_engine)
+        running += run_docker(machine, hosted, args.logs, args.one_engine, beside=running)
         wait_all(running)
     finally:  # an error of the runner's own, or a stop asked for, leaves no session running
         stop(running)

@@ -3,6 +3,9 @@ and a failed session's report; the sessions themselves run in CI."""
 
 from __future__ import annotations
 
+import io
+import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,7 @@ def test_one_engine_runs_the_docker_sessions_one_after_another_here(
         events.append(f"start {session.name}")
         return session.name
 
-    def wait_all(running: Sequence[Any]) -> None:
+    def wait_all(running: Sequence[Any], beside: Sequence[Any] = ()) -> None:
         events.extend(f"ended {name}" for name in running)
 
     def no_hosts(*args: Any, **kwargs: Any) -> None:
@@ -80,3 +83,18 @@ def test_one_engine_runs_the_docker_sessions_one_after_another_here(
     parallel.run_docker(machine, hosted, tmp_path, one_engine=True)
     names = [s.name for s in (*machine, *hosted)]
     assert events == [e for name in names for e in (f"start {name}", f"ended {name}")]
+
+
+def test_a_session_beside_the_awaited_ones_is_reported_as_it_ends(tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    log.write_text("===== 3 passed in 1.00s =====\n")
+
+    def running(name: str, argv: list[str]) -> parallel.Running:
+        return parallel.Running(Session(name, []), subprocess.Popen(argv), log, time.monotonic())
+
+    awaited, beside = running("docker", ["sleep", "2"]), running("unit", ["true"])
+    out = io.StringIO()
+    parallel.wait_all([awaited], [beside], out=out)
+    assert "session unit: 3 passed in 1.00s" in out.getvalue()
+    assert beside.ended is not None and awaited.ended is not None
+    assert beside.ended < awaited.ended  # its own end, not the time it was looked at last
