@@ -2,8 +2,10 @@
 
     python -m tests.parallel [--one-engine] [--logs DIR] [--only NAME ...]
 
-Most of the integration suite's time is waiting (health checks, the engine, Docker), so its
-parts overlap even on two cores. Each session is a pytest run of its own:
+One session leaves two cores idle about half the time (the integration suite waits on health
+checks, the engine, Docker), but a stack's health checks keep most of a core busy, so on two
+cores what overlaps is one stack with the suites that need none. Each session is a pytest run
+of its own:
 - those that need no Docker (unit and plan tests; backup and PITR on PostgreSQL servers of
   their own) start at once, at a lower priority: busy on the CPU, bound by no deadline;
 - the Docker sessions each get an engine of their own: a test host (tests/hosts/: a `dockerd`

@@ -341,13 +341,13 @@ def remove_run(client: docker.DockerClient, run_id: str) -> list[str]:
     return left
 
 
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
+
 def swarm_tasks(client: docker.DockerClient, label: str) -> list[dict[str, Any]]:
     """The containers of Swarm tasks carrying `label`, stopped ones included."""
     containers = client.api.containers(all=True, filters={"label": label})
     return [c for c in containers if SWARM_TASK_LABEL in (c.get("Labels") or {})]
-
-
-SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 
 
 def remove_container(client: docker.DockerClient, container_id: str) -> None:
