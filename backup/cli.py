@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from backup import __version__, errors, metrics, pg
+from backup import __version__, errors, pg
 from backup.compress import Compression
 from backup.create import DEFAULT_COMPRESSION, create_backup, ensure_dest, now_utc
 from backup.errors import BackupToolError, UsageError
@@ -381,6 +381,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     log.info("schedule: every %s into %s, keep last %d", args.every, args.dest, args.keep_last)
     if args.metrics_port is not None:
+        # Imported here, not at the top: the job's health check (`status`) runs this module
+        # every few seconds, and the HTTP server's imports would double its cost.
+        from backup import metrics
+
         metrics.serve(args.metrics_port, lambda: metrics.render(args.dest))
     return run_loop(args.dest, args.every, args.once, one_run, threading.Event(), args.retry_after)
 

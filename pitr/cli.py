@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pitr import docker_host, layout, metrics
+from pitr import docker_host, layout
 from pitr.agent import Agent, HealthLimits, Schedule, health
 from pitr.drill import Drill
 from pitr.errors import EXIT_OK, PitrError, UsageError
@@ -153,6 +153,10 @@ def _agent(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("agent for stanza %s started", args.stanza)
     if args.metrics_port is not None:
+        # Imported here, not at the top: the health check runs this module every few seconds
+        # in every PITR container, and the HTTP server's imports would double its cost.
+        from pitr import metrics
+
         volumes = {"data": Path(layout.DATA_MOUNT), "pitr-repo": Path(layout.PGBACKREST_MOUNT)}
         metrics.serve(args.metrics_port, metrics.agent_metrics(Path(layout.STATUS_FILE), volumes))
     Agent(tool, drill, schedule, Path(layout.STATUS_FILE)).run(stop)
