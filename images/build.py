@@ -1,13 +1,14 @@
 """Build the local test images, or reuse them when their recipe has not changed.
 
-No registry is reachable from CI, so every image starts from a Debian root filesystem that
+No image registry is reachable from CI, so every image starts from a Debian root filesystem that
 debootstrap makes from the machine's own apt mirror (read from its apt configuration at run time,
 never written into the repository):
 
     ecommerce-test/debian-base:bookworm   debootstrap --variant=minbase bookworm, `docker import`ed
     ecommerce-test/postgres:15            official postgres image's contract, Debian's postgresql-15
     ecommerce-test/redis:7                official redis image's contract, Debian's redis-server 7.0
-    ecommerce-test/node-base:1            official node image's contract, Debian's nodejs; also
+    ecommerce-test/node-base:1            official node image's contract and Node.js binary
+                                          (pinned in its downloads.json, images/downloads.py); also
                                           tagged with the official name the reference service
                                           builds FROM (images/reference-service/Dockerfile)
     ecommerce-test/reference-service:1    the reference service, for every Node.js app
@@ -50,6 +51,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from images import downloads
 
 IMAGES_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = IMAGES_DIR.parent
@@ -389,6 +392,18 @@ def build_base(recipe: Recipe, digest: str, log_file: Path) -> None:
 
 def build_dockerfile(recipe: Recipe, digest: str, log_file: Path) -> None:
     folder = recipe.folder
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as scratch:
+        context = recipe.context
+        if context == folder:  # the pinned downloads of a recipe that is its own context
+            try:
+                context = downloads.build_context(folder, cache_dir(), Path(scratch))
+            except (downloads.DownloadError, OSError, subprocess.TimeoutExpired) as exc:
+                raise BuildError(f"{recipe.tag}: {exc}") from None
+        _docker_build(recipe, digest, context, log_file)
+
+
+def _docker_build(recipe: Recipe, digest: str, context: Path, log_file: Path) -> None:
+    folder = recipe.folder
     build_args = [
         arg for key, value in recipe.build_args for arg in ("--build-arg", f"{key}={value}")
     ]
@@ -409,7 +424,7 @@ def build_dockerfile(recipe: Recipe, digest: str, log_file: Path) -> None:
             recipe.tag,
             "--file",
             str(folder / "Dockerfile"),
-            str(recipe.context),
+            str(context),
         ],
         log_file,
     )
