@@ -81,18 +81,12 @@ PULUMI_VERSION := v3.276.0
 pulumi-cli: install ## Build the pinned Pulumi CLI into .venv/bin (needs Go; a few minutes once)
 	@scripts/pulumi-cli $(PULUMI_VERSION) $(VENV)/bin
 
-# Every test in sessions (tests/parallel.py), each one's output in .test-logs/: the Docker ones
-# one after another on this machine's engine, those that need no Docker beside them at the
-# lowest CPU priority (on two cores one stack at a time is what fits:
-# docs/testing.md#where-the-time-goes). `.venv/bin/pytest` runs them all in one session.
+# Every test in sessions side by side (tests/parallel.py), each one's output in .test-logs/: the
+# Docker ones each on a test host of its own (as root; else one after another on this machine's
+# engine), two stacks alive at most, those that need no Docker beside them at the lowest CPU
+# priority (docs/testing.md#where-the-time-goes). `.venv/bin/pytest` runs them all in one session.
 .PHONY: test
 test: install policy-env promtool ## Install everything and run all tests (unit, PostgreSQL and Docker integration)
-	$(PY) -m tests.parallel --one-engine
-
-# The same, each Docker session on a test host of its own (tests/hosts/); one stack at a time
-# unless ECOMMERCE_TEST_STACK_SLOTS says more.
-.PHONY: test-sessions
-test-sessions: install policy-env promtool ## All tests in sessions side by side, each Docker session on a test host of its own
 	$(PY) -m tests.parallel
 
 .PHONY: test-unit

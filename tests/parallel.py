@@ -1,29 +1,26 @@
-"""Every test, in sessions side by side: what `make test` and `make test-sessions` run.
+"""Every test, in sessions side by side: what `make test` runs.
 
-    python -m tests.parallel [--one-engine] [--logs DIR] [--only NAME ...]
+    python -m tests.parallel [--one-engine] [--stack-slots N] [--logs DIR] [--only NAME ...]
 
 One session leaves two cores idle about half the time (the integration suite waits on health
-checks, the engine, Docker), but a stack's health checks keep most of a core busy, so on two
-cores what overlaps is one stack with the suites that need none. Each session is a pytest run
-of its own:
+checks, the engine, Docker), so sessions overlap even on two cores. Each is a pytest run of its
+own:
 - those that need no Docker (unit and plan tests; backup and PITR on PostgreSQL servers of
   their own) start at once, at a lower priority: busy on the CPU, bound by no deadline;
 - the Docker sessions each get an engine of their own: a test host (tests/hosts/: a `dockerd`
   in namespaces of its own, loaded with the test images built once on the machine's engine),
   inside whose network namespace the session runs, so its loopback, its published ports and its
   engine are its own; or the machine's engine, for the one that needs a way out (below).
-One stack lives at a time across them (tests/integration/stacks.py, `stack_slot`): the tests
-that need none run beside it.
+A deployed stack keeps the CPU busy with its health checks, so at most `--stack-slots` stacks
+(default 2) live at once across the sessions (tests/integration/stacks.py, `stack_slot`).
 
 Before anything runs, every test id is checked to be in exactly one session. A session's
 output goes to DIR/<name>.log; the failures of a failed one are printed at the end. Exit code:
 0 when every session passed, 1 otherwise (a session that collected nothing fails too).
 
-With `--one-engine` (`make test`), or without root, `ip`, `unshare` or `dockerd`, the Docker
-sessions run one after another on the machine's engine (or skip there, as plain pytest does on
-a laptop without Docker), beside the sessions that need no Docker: on two cores, one stack at a
-time is what fits (docs/testing.md#where-the-time-goes), and test hosts would only add the
-loading of the images into them.
+With `--one-engine`, or without root, `ip`, `unshare` or `dockerd` (a laptop), the Docker
+sessions run one after another on the machine's engine (or skip there, as plain pytest does
+without Docker), beside the sessions that need no Docker.
 """
 
 from __future__ import annotations
@@ -61,6 +58,11 @@ class Session:
     """Busy on the CPU and bound by no deadline: runs at a lower priority, so the sessions
     that wait for health checks get the cores when they need them."""
 
+
+STACK_SLOTS = 2
+"""Two stacks alive at once fit two cores since their health checks got cheaper: one stack
+waits on its health checks, the engine and Docker most of the time (docs/testing.md)."""
+SLOTS_ENV = "ECOMMERCE_TEST_STACK_SLOTS"
 
 INTEGRATION = "tests/integration"
 SESSIONS = (
@@ -278,7 +280,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the Docker sessions one after another on the machine's engine, no test hosts",
     )
+    parser.add_argument(
+        "--stack-slots",
+        type=int,
+        default=STACK_SLOTS,
+        help=f"stacks alive at once across the Docker sessions (default {STACK_SLOTS})",
+    )
     args = parser.parse_args(argv)
+    if args.stack_slots < 1:
+        parser.error("--stack-slots must be 1 or more")
+    os.environ[SLOTS_ENV] = str(args.stack_slots)  # the sessions read it (stack_slot)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     sessions = [s for s in SESSIONS if not args.only or s.name in args.only]
     began = time.monotonic()

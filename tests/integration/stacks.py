@@ -387,10 +387,9 @@ def _remove_network(network: Any) -> None:
 LOCKS = Path(tempfile.gettempdir())
 STACK_SLOTS = int(os.environ.get("ECOMMERCE_TEST_STACK_SLOTS", "1"))
 """How many stacks may live at once on this machine, whichever engine each is on: a stack
-standing idle keeps most of a core busy with its health checks (dev, checking some thirty
-containers every 5 s, each check a `runc exec`: 0.9 of a core, measured). Two at once on two
-cores made health checks time out (docs/testing.md#where-the-time-goes): one at a time, while
-the tests that need no stack run beside it."""
+standing idle keeps a good part of a core busy with its health checks (some thirty containers
+checked every 5 or 10 s, each check a `runc exec`). One unless told (a plain pytest run);
+`make test` (tests/parallel.py) says two (docs/testing.md#where-the-time-goes)."""
 
 
 @contextlib.contextmanager

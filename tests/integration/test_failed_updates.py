@@ -36,9 +36,9 @@ def fast_checks(platform: dict[str, Any]) -> None:
     for service in [*platform["services"].values(), platform["edge"]]:
         service["stopGraceSeconds"] = 10  # within the wait timeout, as the settings require
     # Every 3 s: every second, some thirty checks would take more than the machine's two cores.
-    # The stack's own timeout: a check is a process started in the container (a Node.js app's
-    # takes 0.15-0.25 s of CPU), which on a busy machine took more than 3 s and turned a good
-    # order service unhealthy after the `up` that waited for it.
+    # The stack's own timeout: a check is a process started in the container, which on a busy
+    # machine took more than 3 s and turned a good order service unhealthy after the `up` that
+    # waited for it.
     platform["healthCheck"] = {"interval": "3s", "timeout": "5s", "retries": 3, "startPeriod": "1s"}
     platform["pitr"]["enabled"] = False  # not what this is about: a quicker stack
 

@@ -140,10 +140,11 @@ def test_node_service_image_contract(docker_client: Any, dock: Harness) -> None:
     config = docker_client.images.get(NODE_IMAGE).attrs["Config"]
     assert config["Cmd"] == ["node", "/app/server.js"]
     assert config["User"] == "node"
-    code, out = dock.run_once(NODE_IMAGE, "ids", ["sh", "-c", "id; command -v node"])
+    code, out = dock.run_once(NODE_IMAGE, "ids", ["sh", "-c", "id; command -v node; node -v"])
     assert code == 0, out
     assert out.startswith("uid=1000(node) gid=1000(node)"), out
-    assert "/usr/bin/node" in out
+    # Where the official image has it, and the version its name carries (node:22.12.0-...).
+    assert out.splitlines()[1:] == ["/usr/local/bin/node", "v22.12.0"], out
 
 
 def test_edge_proxy_starts_with_no_capability_where_the_official_image_cannot(

@@ -98,3 +98,26 @@ def test_a_session_beside_the_awaited_ones_is_reported_as_it_ends(tmp_path: Path
     assert "session unit: 3 passed in 1.00s" in out.getvalue()
     assert beside.ended is not None and awaited.ended is not None
     assert beside.ended < awaited.ended  # its own end, not the time it was looked at last
+
+
+def test_the_stack_slots_reach_the_sessions_and_zero_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(parallel.SLOTS_ENV, "1")  # restored after: main sets it in os.environ
+    with pytest.raises(SystemExit) as refused:
+        parallel.main(["--stack-slots", "0"])
+    assert refused.value.code == 2
+    assert "--stack-slots must be 1 or more" in capsys.readouterr().err
+
+    seen: list[str | None] = []
+
+    def coverage(_sessions: Sequence[Session]) -> int:
+        seen.append(parallel.os.environ.get(parallel.SLOTS_ENV))
+        raise SystemExit(0)  # stop before any session starts
+
+    monkeypatch.setattr(parallel, "check_coverage", coverage)
+    with pytest.raises(SystemExit):
+        parallel.main([])
+    with pytest.raises(SystemExit):
+        parallel.main(["--stack-slots", "3"])
+    assert seen == [str(parallel.STACK_SLOTS), "3"]
