@@ -4,6 +4,7 @@ and a failed session's report; the sessions themselves run in CI."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import time
 from collections.abc import Sequence
@@ -112,7 +113,7 @@ def test_the_stack_slots_reach_the_sessions_and_zero_is_refused(
     seen: list[str | None] = []
 
     def coverage(_sessions: Sequence[Session]) -> int:
-        seen.append(parallel.os.environ.get(parallel.SLOTS_ENV))
+        seen.append(os.environ.get(parallel.SLOTS_ENV))
         raise SystemExit(0)  # stop before any session starts
 
     monkeypatch.setattr(parallel, "check_coverage", coverage)
