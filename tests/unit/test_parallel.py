@@ -86,6 +86,83 @@ def test_one_engine_runs_the_docker_sessions_one_after_another_here(
     assert events == [e for name in names for e in (f"start {name}", f"ended {name}")]
 
 
+class FakeHost:
+    def __init__(self, name: str) -> None:
+        self.docker_host = f"unix:///{name}.sock"
+
+    def command(self, argv: list[str]) -> list[str]:
+        return ["in", self.docker_host, *argv]
+
+
+def fake_hosts(events: list[str], fail_on: int | None = None) -> Any:
+    made = iter(range(1, 10))
+
+    class FakeTestHosts:
+        def __init__(self, count: int, images: Sequence[str] = (), swarm: bool = False) -> None:
+            self.group, self.count = next(made), count
+
+        def __enter__(self) -> list[FakeHost]:
+            if self.group == fail_on:
+                raise RuntimeError("a host could not be made")
+            events.append(f"hosts {self.group} ({self.count}) ready")
+            return [FakeHost(f"g{self.group}h{n}") for n in range(self.count)]
+
+        def __exit__(self, *exc: object) -> None:
+            events.append(f"hosts {self.group} removed")
+
+    return FakeTestHosts
+
+
+@pytest.mark.parametrize("fail_on", [None, 2])
+def test_the_first_hosted_session_starts_before_the_other_hosts_are_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fail_on: int | None
+) -> None:
+    import images.build
+    import tests.hosts
+
+    events: list[str] = []
+
+    def start(session: Session, logs: Path, prefix: Sequence[str] = (), **env: str) -> Any:
+        events.append(f"start {session.name} on {env['DOCKER_HOST']}")
+        return session.name
+
+    def wait_all(running: Sequence[Any], beside: Sequence[Any] = ()) -> None:
+        events.append(f"wait {' '.join(running)}")
+
+    def stop(running: Sequence[Any]) -> None:
+        events.append(f"stop {' '.join(running)}")
+
+    monkeypatch.setattr(images.build, "ensure_images", lambda log: None)
+    monkeypatch.setattr(tests.hosts, "TestHosts", fake_hosts(events, fail_on))
+    monkeypatch.setattr(parallel, "test_hosts_possible", lambda: None)
+    for name, fake in (("start", start), ("wait_all", wait_all), ("stop", stop)):
+        monkeypatch.setattr(parallel, name, fake)
+    hosted = [s for s in SESSIONS if s.engine == "test host"]
+    assert [s.name for s in hosted][:1] == ["prod"], "the longest first"
+    if fail_on is None:
+        parallel.run_docker([], hosted, tmp_path)
+        assert events == [
+            "hosts 1 (1) ready",
+            "start prod on unix:///g1h0.sock",
+            "hosts 2 (2) ready",
+            "start swarm on unix:///g2h0.sock",
+            "start docker on unix:///g2h1.sock",
+            "wait prod swarm docker",
+            "stop prod swarm docker",
+            "hosts 2 removed",
+            "hosts 1 removed",
+        ]
+    else:  # the sessions started are stopped before their hosts go
+        with pytest.raises(RuntimeError, match="could not be made"):
+            parallel.run_docker([], hosted, tmp_path)
+        assert events == [
+            "hosts 1 (1) ready",
+            "start prod on unix:///g1h0.sock",
+            "stop prod",
+            "hosts 1 removed",
+        ]
+
+
 def test_a_session_beside_the_awaited_ones_is_reported_as_it_ends(tmp_path: Path) -> None:
     log = tmp_path / "session.log"
     log.write_text("===== 3 passed in 1.00s =====\n")
