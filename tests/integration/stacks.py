@@ -43,7 +43,6 @@ from tests.integration.engine import (
     project_view,
     set_config,
 )
-from tests.integration.load import Target
 
 RUN_LABEL = "ecommerce-test.run"
 PLATFORM = "ecommerce:platform"
@@ -77,14 +76,6 @@ CERTIFICATE_KEY = "ecommerce:edgeTlsCertificate"
 KEY_KEY = "ecommerce:edgeTlsKey"
 
 Edit = Callable[[dict[str, Any]], None]
-
-
-@functools.cache
-def pem_file(pem: str) -> str:
-    """A PEM text as a file (a TLS client's CA file), written once per run."""
-    with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as file:
-        file.write(pem)
-    return file.name
 
 
 @dataclass
@@ -175,32 +166,11 @@ class LiveStack:
         """The resources the engine's state holds (`pulumi stack export`)."""
         return list((self.engine.export_stack().deployment or {}).get("resources", []))
 
-    def state_name(self, service: str) -> str:
-        """The Docker name the engine's state gives a service's container."""
-        (name,) = [
-            r["outputs"]["name"]
-            for r in self.state()
-            if r["urn"].endswith(f"::platform-{service}-container")
-        ]
-        return str(name)
-
     def graph(self, edit: Edit | None = None) -> Graph:
         """The graph the program records for this config under mocks (the offline plan's)."""
         return record(self.stack, self.configured(edit))
 
     # -- what runs --------------------------------------------------------------------------------
-
-    def edge_target(self, app: str, path: str) -> Target:
-        """An app as its users reach it through the edge: dev's port map over plain HTTP,
-        prod's host name over HTTPS (the run's certificate verified)."""
-        platform = self.config[PLATFORM]
-        if self.stack == "dev":
-            port = platform["services"][app]["hostPort"]
-            return Target.http(f"http://127.0.0.1:{port}{path}")
-        host = platform["edge"]["hosts"][app]
-        return Target(
-            EDGE_HTTPS_PORT, path, host=host, cafile=pem_file(self.config[CERTIFICATE_KEY])
-        )
 
     def containers(self, running_only: bool = True) -> dict[str, Any]:
         """The run's containers by Docker name (a rolling app's generation included)."""
@@ -420,18 +390,12 @@ STACK_SLOTS = int(os.environ.get("ECOMMERCE_TEST_STACK_SLOTS", "1"))
 standing idle keeps a good part of a core busy with its health checks (some thirty containers
 checked every 5 or 10 s, each check a `runc exec`). One unless told (a plain pytest run);
 `make test` (tests/parallel.py) says two (docs/testing.md#where-the-time-goes)."""
-SMALL_STACK_SLOTS = 1
-"""Beside them, one small stack: a handful of containers (no database, no PITR agent, no
-monitoring), whose checks cost little; it need not wait the quarter hour a full stack can
-hold its slot."""
 
 
 @contextlib.contextmanager
-def stack_slot(small: bool = False) -> Iterator[None]:
-    """One of STACK_SLOTS (a small stack: of SMALL_STACK_SLOTS), held while a run's stack lives
-    (waiting for one to be free)."""
-    kind, count = ("small-stack", SMALL_STACK_SLOTS) if small else ("stack", STACK_SLOTS)
-    slots = [LOCKS / f"ecommerce-test-{kind}-slot-{n}.lock" for n in range(count)]
+def stack_slot() -> Iterator[None]:
+    """One of STACK_SLOTS, held while a run's stack lives (waiting for one to be free)."""
+    slots = [LOCKS / f"ecommerce-test-stack-slot-{n}.lock" for n in range(STACK_SLOTS)]
     while True:
         for path in slots:
             file = path.open("a+")
@@ -456,16 +420,15 @@ def engine_run(
     stack: str,
     edit: Edit = lambda _platform: None,
     log: Callable[[str], None] = print,
-    small: bool = False,
 ) -> Iterator[LiveStack]:
     """The stack selected in a project folder and a state backend of the run's own, with
     nothing deployed yet, for a test to `up` itself; everything the run created is removed on
-    exit, failure or not. `small`: what the test deploys is a small stack (`stack_slot`)."""
+    exit, failure or not."""
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config[PLATFORM])
-    with stack_slot(small), tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
+    with stack_slot(), tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
         folder = project_view(Path(scratch) / "project", stack, config)
         (Path(scratch) / "state").mkdir()
         env = home.env(Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log")
@@ -487,12 +450,11 @@ def deployed(
     stack: str,
     edit: Edit = lambda _platform: None,
     log: Callable[[str], None] = print,
-    small: bool = False,
     **options: Any,
 ) -> Iterator[LiveStack]:
     """The stack, up and healthy (a first `pulumi up`, after a preview as `make up` of a prod
     stack shows one), removed again on exit."""
-    with engine_run(client, home, stack, edit, log, small) as live:
+    with engine_run(client, home, stack, edit, log) as live:
         live.first_preview = live.preview()
         live.up(**options)
         yield live

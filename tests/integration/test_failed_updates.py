@@ -35,12 +35,11 @@ def fast_checks(platform: dict[str, Any]) -> None:
     platform["waitTimeoutSeconds"] = WAIT_S
     for service in [*platform["services"].values(), platform["edge"]]:
         service["stopGraceSeconds"] = 10  # within the wait timeout, as the settings require
-    # Every 5 s, as dev's file says, and three failures in a row: the broken order service is
-    # unhealthy some 15 s after its start, well within the wait. Every 3 s its fourteen
-    # containers' checks cost as much CPU as a whole stack's beside it. The stack's own timeout:
-    # a check is a process started in the container, which on a busy machine took more than
-    # 3 s and turned a good order service unhealthy after the `up` that waited for it.
-    platform["healthCheck"] = {"interval": "5s", "timeout": "5s", "retries": 3, "startPeriod": "1s"}
+    # Every 3 s: every second, some thirty checks would take more than the machine's two cores.
+    # The stack's own timeout: a check is a process started in the container, which on a busy
+    # machine took more than 3 s and turned a good order service unhealthy after the `up` that
+    # waited for it.
+    platform["healthCheck"] = {"interval": "3s", "timeout": "5s", "retries": 3, "startPeriod": "1s"}
     # Not what this is about: a quicker stack, with fewer containers to start, check and remove.
     platform["pitr"]["enabled"] = False
     platform["monitoring"]["enabled"] = False
@@ -58,7 +57,7 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
         del platform["services"]["order"]["healthCommand"]
         platform["services"]["cart"]["resources"] = {"memoryMb": 640, "cpus": 1.0}
 
-    with engine_run(docker_client, engine_home, "dev", fast_checks, small=True) as live:
+    with engine_run(docker_client, engine_home, "dev", fast_checks) as live:
         with pytest.raises(auto.CommandError):
             live.up(broken)
         failed = live.runs[-1].text
@@ -112,7 +111,7 @@ def test_uploads_into_a_read_only_container_are_refused_as_by_the_provider(
     docker_client: docker.DockerClient, engine_home: EngineHome
 ) -> None:
     # Why secrets go through seed containers: the provider's way, on a read-only root, fails.
-    with engine_run(docker_client, engine_home, "dev", small=True) as live:
+    with engine_run(docker_client, engine_home, "dev") as live:
 
         def program() -> None:
             pulumi_docker.Container(

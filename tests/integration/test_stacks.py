@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -53,7 +55,6 @@ from tests.integration.stacks import (
     PLATFORM,
     LiveStack,
     deployed,
-    pem_file,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -130,6 +131,22 @@ def psql_ok(run_in: Any | None, host: str, port: int, user: str, db: str, passwo
         return result.returncode == 0 and result.stdout.strip() == "1"
     code, output = exec_in(run_in, command, env=env)
     return code == 0 and output.strip() == "1"
+
+
+@functools.cache
+def _pem_file(pem: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as file:
+        file.write(pem)
+    return file.name
+
+
+def edge_target(live: LiveStack, app: str, path: str) -> Target:
+    """An app as its users reach it through the edge: dev's port map over plain HTTP, prod's
+    host name over HTTPS (the run's certificate verified)."""
+    if live.stack == "dev":
+        return Target.http(f"http://127.0.0.1:{DEV_SERVICE_PORTS[app]}{path}")
+    host = live.config[PLATFORM]["edge"]["hosts"][app]
+    return Target(EDGE_HTTPS_PORT, path, host=host, cafile=_pem_file(live.config[CERTIFICATE_KEY]))
 
 
 def test_each_pitr_agent_archives_backs_up_and_passes_a_drill(live: LiveStack) -> None:
@@ -413,14 +430,14 @@ def assert_dev_answers_on_every_port_of_the_spec_map(live: LiveStack) -> None:
 
 def test_health_endpoints_answer_through_the_edge_and_the_gateway(live: LiveStack) -> None:
     for service in BUSINESS:
-        status, body = live.edge_target("gateway", f"/{service}/health").get_json()
+        status, body = edge_target(live, "gateway", f"/{service}/health").get_json()
         assert (status, body["service"]) == (200, service)
 
 
 def assert_prod_publishes_the_edge_only(live: LiveStack) -> None:
     hosts = live.config[PLATFORM]["edge"]["hosts"]
     for app in EDGE_APPS:
-        status, body = live.edge_target(app, "/health").get_json()
+        status, body = edge_target(live, app, "/health").get_json()
         assert (status, body["service"]) == (200, app)
         # Plain HTTP to the same name is sent to HTTPS, on the port the edge publishes.
         status, _, headers = Target(EDGE_HTTP_PORT, "/health?x=1", hosts[app], tls=False).get()
@@ -736,8 +753,8 @@ def test_a_deploy_under_load_drops_no_request(
     repository, tag = (IMAGES["service"] + "-next").rsplit(":", 1)
     docker_client.images.get(IMAGES["service"]).tag(repository, tag)
     rotated = {"ecommerce:jwtSecret": "rotated" + uuid.uuid4().hex}
-    api = Load(live.edge_target("gateway", "/order/"))
-    shop = Load(live.edge_target("frontend", "/"))
+    api = Load(edge_target(live, "gateway", "/order/"))
+    shop = Load(edge_target(live, "frontend", "/"))
     with api as api_report, shop as shop_report:
         time.sleep(1)  # traffic before the deploy starts
         run = live.up(new_versions, secrets=rotated)
@@ -761,7 +778,7 @@ def test_a_deploy_under_load_drops_no_request(
             for n, c in live.containers(running_only=False).items()
             if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"
         }
-        assert list(containers) == [live.state_name(app)], app
+        assert list(containers) == [state_name(live, app)], app
         # The new container has its PIDs limit too (a new container, a new limit resource).
         container = next(iter(containers.values()))
         container.reload()
@@ -769,6 +786,111 @@ def test_a_deploy_under_load_drops_no_request(
             container.attrs["HostConfig"]["PidsLimit"]
             == PIDS_BY_ROLE[container.labels["com.ecommerce.role"]]
         ), app
+
+
+def state_name(live: LiveStack, service: str) -> str:
+    """The Docker name the engine's state gives a service's container."""
+    (name,) = [
+        r["outputs"]["name"]
+        for r in live.state()
+        if r["urn"].endswith(f"::platform-{service}-container")
+    ]
+    return str(name)
+
+
+BROKEN = IMAGES["service"] + "-answers-500"
+SLOW = IMAGES["service"] + "-slow-start"
+BAD_RELEASE_WAIT_S = 40
+"""The stack's wait for a new container, shortened so that a failed release fails sooner."""
+AFTER_FAILURE_S = 60
+"""How long the load goes on after a failed release: a failed container must not take over."""
+
+
+def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
+    # Runs last. Prod, load through the edge to the gateway and on to the order service, and
+    # to the frontend, while four releases go out: an order service that starts but answers
+    # 500 to everything (its health check too), then the order service back on its image and
+    # a gateway that answers 500, then the gateway back, then an order service that is healthy
+    # only after 15 s. Not one request may fail, during the deploys or after them.
+    if live.stack != "prod":
+        return
+    live.build_image(
+        BROKEN,
+        f"FROM {IMAGES['service']}\nCMD "
+        + json.dumps(
+            [
+                "node",
+                "-e",
+                "require('http').createServer((q, r) => { r.writeHead(500); r.end() })"
+                ".listen(process.env.PORT)",
+            ]
+        ),
+    )
+    live.build_image(
+        SLOW,
+        f'FROM {IMAGES["service"]}\nCMD ["sh", "-c", "sleep 15 && exec node /app/server.js"]\n',
+    )
+
+    def release(order: str, gateway: str) -> Callable[[dict[str, Any]], None]:
+        def edit(platform: dict[str, Any]) -> None:
+            platform["waitTimeoutSeconds"] = BAD_RELEASE_WAIT_S
+            platform["services"]["order"]["image"] = order
+            platform["services"]["gateway"]["image"] = gateway
+
+        return edit
+
+    good = live.config[PLATFORM]["services"]["order"]["image"]
+    # Bounded: about 7 minutes for two failed releases, each watched a minute, and two good.
+    api = Load(edge_target(live, "gateway", "/order/"), workers=3, max_seconds=480)
+    shop = Load(edge_target(live, "frontend", "/"), workers=3, max_seconds=480)
+    with api as api_report, shop as shop_report:
+        began = time.monotonic()
+        time.sleep(1)
+        for broken in ("order", "gateway"):
+            print(f"{time.monotonic() - began:.1f}s: a release of a {broken} that answers 500")
+            with pytest.raises(auto.CommandError):
+                live.up(
+                    release(
+                        BROKEN if broken == "order" else good,
+                        BROKEN if broken == "gateway" else good,
+                    )
+                )
+            # The deploy names the container that failed, says it takes no traffic and how
+            # to read its logs.
+            failed = live.runs[-1].text
+            name = f"{live.prefix}-{broken}--"
+            assert f"not healthy after {BAD_RELEASE_WAIT_S} s" in failed, failed[-3000:]
+            assert "It takes no traffic" in failed and f"`docker logs {name}" in failed
+            time.sleep(AFTER_FAILURE_S)
+            print(f"after the failed {broken}: {api_report.describe()}")
+        print(f"{time.monotonic() - began:.1f}s: both back on their image")
+        fixed = live.up(release(good, good))
+        print(f"{time.monotonic() - began:.1f}s: an order service healthy only after 15 s")
+        slow = live.up(release(SLOW, good))
+        time.sleep(1)
+        # The load ran through all of it (it stops by itself at its bound).
+        assert time.monotonic() - began < 480
+    print(f"bad releases: edge -> gateway -> order: {api_report.describe()}")
+    print(f"bad releases: edge -> frontend: {shop_report.describe()}")
+    assert api_report.requests > 500 and shop_report.requests > 500
+    assert api_report.failures == [], api_report.failures[:5]
+    assert shop_report.failures == [], shop_report.failures[:5]
+    # The fix replaced the failed containers and gave the new ones the traffic; the slow one
+    # got it once healthy.
+    assert {"platform-gateway-traffic", "platform-order-traffic"} <= set(fixed.changes())
+    assert slow.changes()["platform-order-traffic"].action == "replace"
+    order = live.container("order")
+    order.reload()
+    assert order.attrs["Config"]["Image"] == SLOW
+    # One container per app is left, and a second `up` changes nothing.
+    for app in ("order", "gateway"):
+        left = [
+            n
+            for n in live.containers(running_only=False)
+            if n.split(GENERATION_SEPARATOR)[0] == f"{live.prefix}-{app}"
+        ]
+        assert left == [state_name(live, app)], left
+    assert [s.describe() for s in live.up().changes().values()] == []
 
 
 # ----------------------------------------------------------------------------------------------
@@ -998,7 +1120,7 @@ def healthy(container: Any) -> bool:
 def test_every_dashboard_query_answers_with_data(live: LiveStack) -> None:
     # Some traffic through the edge first, for the request panels' rates.
     for _ in range(20):
-        live.edge_target("gateway", "/health").get()
+        edge_target(live, "gateway", "/health").get()
     found = dashboards.dashboards(pitr=True, backup=live.stack == "prod", apps_probed=True)
     pending = {(board, panel, expr) for board, panel, expr in dashboards.queries(found)}
 
@@ -1025,7 +1147,7 @@ def test_prod_serves_prometheus_through_the_edge_behind_basic_auth(live: LiveSta
         return
     host = live.config[PLATFORM]["monitoring"]["prometheus"]["host"]
     target = Target(
-        EDGE_HTTPS_PORT, "/-/healthy", host=host, cafile=pem_file(live.config[CERTIFICATE_KEY])
+        EDGE_HTTPS_PORT, "/-/healthy", host=host, cafile=_pem_file(live.config[CERTIFICATE_KEY])
     )
     assert target.get()[0] == 401
     wrong = base64.b64encode(f"{monitoring['prometheusUser']}:wrong".encode()).decode()
@@ -1093,7 +1215,7 @@ def test_make_logs_prefixes_every_containers_lines_with_its_name(live: LiveStack
             seen: list[str] = []
             deadline = time.monotonic() + 30
             while not any(marker in x for x in seen) and time.monotonic() < deadline:
-                live.edge_target("gateway", marker).get()
+                edge_target(live, "gateway", marker).get()
                 with contextlib.suppress(queue.Empty):
                     while True:
                         seen.append(lines.get(timeout=1))

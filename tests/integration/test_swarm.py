@@ -30,6 +30,7 @@ from tests.integration.stacks import IMAGES, LiveStack, deployed
 from tests.integration.test_stacks import (
     DATABASES,
     assert_credentials_open_their_own_database_only,
+    edge_target,
     order_sql,
     pitr_command,
     reachability,
@@ -226,7 +227,7 @@ def test_only_the_edge_publishes(live: LiveStack) -> None:
         (18443, "host"),
     }
     assert not any(published.values())
-    status, body = live.edge_target("gateway", "/order/health").get_json()
+    status, body = edge_target(live, "gateway", "/order/health").get_json()
     assert (status, body["service"]) == (200, "order")
 
 
@@ -294,7 +295,7 @@ def test_a_rolling_update_with_a_rotated_secret_drops_no_request(live: LiveStack
 
     old_secrets = {r["urn"]: r["id"] for r in live.state() if r["type"] == SECRET}
     rotated_secret = {"ecommerce:jwtSecret": uuid.uuid4().hex}
-    with Load(live.edge_target("gateway", "/order/")) as report:
+    with Load(edge_target(live, "gateway", "/order/")) as report:
         time.sleep(1)
         run = live.up(new_gateway, secrets=rotated_secret)
         # The provider's wait ends once every slot runs a task, which an old one may still
@@ -329,7 +330,7 @@ def test_a_failing_update_rolls_back_on_its_own_and_keeps_serving(live: LiveStac
     def broken_gateway(platform: dict[str, Any]) -> None:
         platform["services"]["gateway"]["image"] = BROKEN_IMAGE
 
-    with Load(live.edge_target("gateway", "/order/")) as report:
+    with Load(edge_target(live, "gateway", "/order/")) as report:
         with pytest.raises(auto.CommandError, match="rollback"):
             live.up(broken_gateway)
         wait_for(
