@@ -47,8 +47,9 @@ class Stanza:
     """Processes that compress, encrypt and copy files at once (backup, restore, verify)."""
 
 
-def render_config(stanza: Stanza, passphrase: str) -> str:
-    """The pgbackrest.conf of the stanza: zstd compression, an encrypted repository."""
+def render_config(stanza: Stanza, passphrase: str, more_global: Sequence[str] = ()) -> str:
+    """The pgbackrest.conf of the stanza: zstd compression, an encrypted repository;
+    `more_global`: further `[global]` lines (the off-host repository's: pitr/off_host.py)."""
     if not passphrase or "\n" in passphrase:
         raise UsageError("the repository passphrase must be one non-empty line")
     retention = [f"repo1-retention-full={stanza.retention_full}"]
@@ -68,6 +69,7 @@ def render_config(stanza: Stanza, passphrase: str) -> str:
         f"spool-path={stanza.work_path / 'spool'}",
         "log-level-file=off",
         "log-level-console=info",
+        *more_global,
         "",
         f"[{stanza.name}]",
         f"pg1-path={stanza.pg_path}",
@@ -169,10 +171,11 @@ class PgBackRest:
         self.run("backup", f"--type={kind}")
         return str(self.info()["backup"][-1]["label"])
 
-    def info(self) -> dict[str, Any]:
-        """The stanza's entry of `info --output=json`, its status checked."""
+    def info(self, *options: str) -> dict[str, Any]:
+        """The stanza's entry of `info --output=json` (`options`: `--repo=2`, ...), its status
+        checked."""
         # strict=False: a repository read with a wrong passphrase puts raw bytes in messages.
-        (found,) = json.loads(self.run("info", "--output=json"), strict=False)
+        (found,) = json.loads(self.run("info", "--output=json", *options), strict=False)
         status = found.get("status", {})
         # The stanza's status says "other"; its repository's says why.
         repos = [r.get("status", {}) for r in found.get("repo", [])]

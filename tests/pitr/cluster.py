@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,12 +62,19 @@ class Cluster:
             time.sleep(0.2)
 
 
+def _local_repository(stanza: Stanza, _work: Path) -> str:
+    return render_config(stanza, PASSPHRASE)
+
+
 @contextlib.contextmanager
 def archiving_cluster(
-    archive_timeout_s: int | None = None, extra_settings: Mapping[str, str] | None = None
+    archive_timeout_s: int | None = None,
+    extra_settings: Mapping[str, str] | None = None,
+    render: Callable[[Stanza, Path], str] | None = None,
 ) -> Iterator[Cluster]:
     """A running server whose WAL goes to a new repository; everything removed on exit.
-    `extra_settings`: more server settings (a benchmark's memory). Raises
+    `extra_settings`: more server settings (a benchmark's memory); `render`: the pgbackrest.conf
+    of the stanza, given the work folder (default: one local repository). Raises
     ServerUnavailableError without the server binaries or pgbackrest."""
     if shutil.which("pgbackrest") is None:
         raise ServerUnavailableError("pgbackrest is not installed (Debian package `pgbackrest`)")
@@ -99,14 +106,15 @@ def archiving_cluster(
             work / "repo",
             work,
         )
-        config_file.write_text(render_config(stanza, PASSPHRASE))
+        config_file.write_text((render or _local_repository)(stanza, work))
         config_file.chmod(0o600)
         for path in (work / "repo", work / "lock", work / "log", work / "spool"):
             path.mkdir()
         if user is not None:
             owner = pwd.getpwnam(user)
-            for path in (work, config_file, *work.iterdir()):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
+            for folder, folders, files in os.walk(work):
+                for name in [".", *folders, *files]:
+                    os.chown(Path(folder) / name, owner.pw_uid, owner.pw_gid)
         options = " ".join(
             f"-c {k}={v}"
             for k, v in {
