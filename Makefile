@@ -142,6 +142,10 @@ bench: install ## Benchmark: resource-graph build time under mocks, per stack an
 bench-plan: install ## Benchmark: the offline plan (make diff), one stack and every stack
 	$(VENV)/bin/python -m benchmarks.plan_bench
 
+.PHONY: bench-idle
+bench-idle: install ## Benchmark: the CPU a standing stack takes, by health-check interval: make bench-idle [STACK=dev] [INTERVALS="10s 20s"]
+	$(VENV)/bin/python -m benchmarks.idle_cost --stack $(or $(STACK),dev) --intervals $(INTERVALS)
+
 .PHONY: bench-bringup
 bench-bringup: install ## Benchmark: bring-up time of each stack on a running Docker engine
 	$(VENV)/bin/python -m benchmarks.bringup
