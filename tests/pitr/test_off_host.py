@@ -199,6 +199,25 @@ def test_wal_reaches_both_repositories_and_the_repository_takes_the_backups(pair
         database.run("backup", f"--repo={REPO}", "--type=full")
 
 
+def test_the_repository_host_restores_a_copy_of_repo2_locally(pair: Pair) -> None:
+    # What a drill on the repository's side needs: its backups restored there, without the
+    # database's host (`--reset-pg1-host`: the copy is local, pgBackRest would refuse a
+    # restore meant for a remote server).
+    into = pair.work / "repository" / "drill"
+    subprocess.run([*pair.cluster.run_as, "mkdir", str(into)], check=True)
+    pair.repository.run(
+        "restore",
+        "--reset-pg1-host",
+        f"--pg1-path={into}",
+        "--archive-mode=off",
+        *RestoreTarget.parse("latest").options(),
+    )
+    version = subprocess.run(
+        [*pair.cluster.run_as, "cat", str(into / "PG_VERSION")], capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "15", version
+
+
 def test_a_foreign_certificate_is_refused(pair: Pair) -> None:
     config = Path(pair.database().config_file).read_text()
     client = pair.database().config_file
