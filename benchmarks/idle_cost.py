@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine before any stack: {(busy_seconds() - baseline_before) / 10:.2f} cores busy")
     for interval in [None, *args.intervals]:
         cores, containers = standing_cost(client, home, args.stack, interval, args.seconds)
-        label = interval or "the file's"
+        timing = f"every {interval}" if interval else "as its file says"
         print(
-            f"{args.stack}, health checks every {label}: {containers} containers, "
+            f"{args.stack}, health checks {timing}: {containers} containers, "
             f"{cores:.2f} cores busy over {args.seconds:.0f} s"
         )
     return 0
