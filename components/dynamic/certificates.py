@@ -18,14 +18,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pulumi
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 Usage = Literal["server", "client"]
 
@@ -190,11 +190,17 @@ def _outputs(props: dict[str, Any], made: Issued) -> dict[str, Any]:
     return {**props, CERT: made.cert_pem, KEY: made.key_pem, NOT_AFTER: made.not_after.isoformat()}
 
 
-class CertificateAuthorityProvider(ResourceProvider):
-    INPUTS = (COMMON_NAME, VALID_DAYS)
+class _CertificateProvider(ResourceProvider):
+    """What both kinds share: a new certificate when an input of `INPUTS` changes or the
+    renewal window is reached; a new window alone changes nothing made."""
+
+    INPUTS: ClassVar[tuple[str, ...]]
+
+    def make(self, props: dict[str, Any]) -> Issued:
+        raise NotImplementedError
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        made = new_authority(str(props[COMMON_NAME]), int(props[VALID_DAYS]))
+        made = self.make(props)
         return CreateResult(id_=_serial(made), outs=_outputs(props, made))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -202,41 +208,45 @@ class CertificateAuthorityProvider(ResourceProvider):
         changes = bool(replaces) or olds.get(RENEW_BEFORE_DAYS) != news.get(RENEW_BEFORE_DAYS)
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Only the renewal window changed: the same certificate."""
-        return pulumi.dynamic.UpdateResult(
-            outs={**olds, RENEW_BEFORE_DAYS: news[RENEW_BEFORE_DAYS]}
-        )
+        return UpdateResult(outs={**olds, RENEW_BEFORE_DAYS: news[RENEW_BEFORE_DAYS]})
 
 
-class IssuedCertificateProvider(ResourceProvider):
+class CertificateAuthorityProvider(_CertificateProvider):
+    INPUTS = (COMMON_NAME, VALID_DAYS)
+
+    def make(self, props: dict[str, Any]) -> Issued:
+        return new_authority(str(props[COMMON_NAME]), int(props[VALID_DAYS]))
+
+
+class IssuedCertificateProvider(_CertificateProvider):
     INPUTS = (COMMON_NAME, DNS_NAMES, USAGE, VALID_DAYS, CA_CERT)
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        authority = Issued(str(props[CA_CERT]), str(props[CA_KEY]))
-        made = issue(
-            authority,
+    def make(self, props: dict[str, Any]) -> Issued:
+        return issue(
+            Issued(str(props[CA_CERT]), str(props[CA_KEY])),
             str(props[COMMON_NAME]),
             props[USAGE],
             int(props[VALID_DAYS]),
             [str(n) for n in props.get(DNS_NAMES) or []],
         )
-        return CreateResult(id_=_serial(made), outs=_outputs(props, made))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = _replaces(olds, news, self.INPUTS)
-        changes = bool(replaces) or olds.get(RENEW_BEFORE_DAYS) != news.get(RENEW_BEFORE_DAYS)
-        return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
-
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        """Only the renewal window changed: the same certificate."""
-        return pulumi.dynamic.UpdateResult(
-            outs={**olds, RENEW_BEFORE_DAYS: news[RENEW_BEFORE_DAYS]}
-        )
 
 
 def _serial(made: Issued) -> str:
     return format(x509.load_pem_x509_certificate(made.cert_pem.encode()).serial_number, "x")
+
+
+MADE = (CERT, KEY, NOT_AFTER)
+"""The outputs the provider fills in."""
+
+
+def _pems(resource: pulumi.dynamic.Resource) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """The certificate, and its key as a secret."""
+    return (
+        pulumi.Output.from_input(getattr(resource, CERT)),
+        pulumi.Output.secret(getattr(resource, KEY)),
+    )
 
 
 class CertificateAuthority(
@@ -259,9 +269,7 @@ class CertificateAuthority(
             COMMON_NAME: common_name,
             VALID_DAYS: valid_days,
             RENEW_BEFORE_DAYS: renew_before_days,
-            CERT: None,
-            KEY: None,
-            NOT_AFTER: None,
+            **dict.fromkeys(MADE),
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=[KEY])
         super().__init__(
@@ -270,8 +278,7 @@ class CertificateAuthority(
             props,
             pulumi.ResourceOptions.merge(opts, secret),
         )
-        self.cert_pem = pulumi.Output.from_input(getattr(self, CERT))
-        self.key_pem = pulumi.Output.secret(getattr(self, KEY))
+        self.cert_pem, self.key_pem = _pems(self)
 
 
 class IssuedCertificate(pulumi.dynamic.Resource, module="ecommerce", name="IssuedCertificate"):
@@ -299,9 +306,7 @@ class IssuedCertificate(pulumi.dynamic.Resource, module="ecommerce", name="Issue
             RENEW_BEFORE_DAYS: renew_before_days,
             CA_CERT: authority.cert_pem,
             CA_KEY: authority.key_pem,
-            CERT: None,
-            KEY: None,
-            NOT_AFTER: None,
+            **dict.fromkeys(MADE),
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=[KEY, CA_KEY])
         super().__init__(
@@ -310,5 +315,4 @@ class IssuedCertificate(pulumi.dynamic.Resource, module="ecommerce", name="Issue
             props,
             pulumi.ResourceOptions.merge(opts, secret),
         )
-        self.cert_pem = pulumi.Output.from_input(getattr(self, CERT))
-        self.key_pem = pulumi.Output.secret(getattr(self, KEY))
+        self.cert_pem, self.key_pem = _pems(self)
