@@ -30,8 +30,6 @@ from pitr.pgbackrest import Stanza, render_config
 
 REPO = 2
 """The off-host repository's index, on both sides."""
-TLS_PORT = 8432
-"""pgBackRest's TLS server's default port, on either side."""
 IO_TIMEOUT_S = 10
 """How long the database's side waits on the repository (a connection, a read) before it gives
 up on it for this push: what repo1 lags behind while repo2 is out of reach."""

@@ -10,7 +10,6 @@ own configuration, repository and certificate, on another loopback port.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import time
@@ -212,33 +211,38 @@ def test_the_repository_host_restores_a_copy_of_repo2_locally(pair: Pair) -> Non
         "--archive-mode=off",
         *RestoreTarget.parse("latest").options(),
     )
-    version = subprocess.run(
-        [*pair.cluster.run_as, "cat", str(into / "PG_VERSION")], capture_output=True, text=True
-    )
-    assert version.stdout.strip() == "15", version
+
+    def version(data: Path) -> str:
+        read = [*pair.cluster.run_as, "cat", str(data / "PG_VERSION")]
+        return subprocess.run(read, capture_output=True, text=True, check=True).stdout
+
+    assert version(into) == version(pair.cluster.server.data_dir)
 
 
 def test_a_foreign_certificate_is_refused(pair: Pair) -> None:
     config = Path(pair.database().config_file).read_text()
-    client = pair.database().config_file
     for name, expected in (("other-stanza", "access denied"), ("other-ca", "unknown ca")):
-        tls = pair.work / "certs" / name
-        other = pair.work / f"pgbackrest-{name}.conf"
-        other.write_text(config.replace(str(pair.work / "certs" / "database-client"), str(tls)))
-        with contextlib.suppress(FileNotFoundError):
-            os.chown(other, *_owner(Path(client)))
-        other.chmod(0o600)
+        tls = str(pair.work / "certs" / name)
+        other = _config_copy(
+            pair, name, config.replace(str(pair.work / "certs" / "database-client"), tls)
+        )
         with pytest.raises(PitrError, match=expected):
             pair.database(other).run("check")
     # The database's own certificate opens its own stanza only.
-    renamed = pair.work / "pgbackrest-renamed.conf"
-    renamed.write_text(config.replace("[main]", "[cart]"))
-    os.chown(renamed, *_owner(Path(client)))
-    renamed.chmod(0o600)
+    renamed = _config_copy(pair, "renamed", config.replace("[main]", "[cart]"))
     own = pair.database()
     another = PgBackRest(replace(own.stanza, name="cart"), renamed, own.run_as)
     with pytest.raises(PitrError, match="access denied"):
         another.run("stanza-create")
+
+
+def _config_copy(pair: Pair, name: str, text: str) -> Path:
+    """Another pgbackrest.conf of the database's side, readable by its user only."""
+    copy = pair.work / f"pgbackrest-{name}.conf"
+    copy.write_text(text)
+    os.chown(copy, *_owner(Path(pair.database().config_file)))
+    copy.chmod(0o600)
+    return copy
 
 
 def _owner(path: Path) -> tuple[int, int]:
