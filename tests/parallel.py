@@ -40,6 +40,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Literal
 
+from tests.integration.slots import SLOTS_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
 NO_TESTS = 5
@@ -63,7 +65,6 @@ class Session:
 STACK_SLOTS = 2
 """Two stacks alive at once fit two cores since their health checks got cheaper: one stack
 waits on its health checks, the engine and Docker most of the time (docs/testing.md)."""
-SLOTS_ENV = "ECOMMERCE_TEST_STACK_SLOTS"
 
 INTEGRATION = "tests/integration"
 SESSIONS = (

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import functools
 import io
 import os
@@ -43,6 +42,7 @@ from tests.integration.engine import (
     project_view,
     set_config,
 )
+from tests.integration.slots import SLOTS_ENV, stack_slot
 
 RUN_LABEL = "ecommerce-test.run"
 PLATFORM = "ecommerce:platform"
@@ -384,33 +384,11 @@ def _remove_network(network: Any) -> None:
     network.remove()
 
 
-LOCKS = Path(tempfile.gettempdir())
-STACK_SLOTS = int(os.environ.get("ECOMMERCE_TEST_STACK_SLOTS", "1"))
+STACK_SLOTS = int(os.environ.get(SLOTS_ENV, "1"))
 """How many stacks may live at once on this machine, whichever engine each is on: a stack
 standing idle keeps a good part of a core busy with its health checks (some thirty containers
 checked every 5 or 10 s, each check a `runc exec`). One unless told (a plain pytest run);
 `make test` (tests/parallel.py) says two (docs/testing.md#where-the-time-goes)."""
-
-
-@contextlib.contextmanager
-def stack_slot() -> Iterator[None]:
-    """One of STACK_SLOTS, held while a run's stack lives (waiting for one to be free)."""
-    slots = [LOCKS / f"ecommerce-test-stack-slot-{n}.lock" for n in range(STACK_SLOTS)]
-    while True:
-        for path in slots:
-            file = path.open("a+")
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                file.close()
-                continue
-            try:
-                yield
-                return
-            finally:
-                fcntl.flock(file, fcntl.LOCK_UN)
-                file.close()
-        time.sleep(2)
 
 
 @contextlib.contextmanager
@@ -420,15 +398,18 @@ def engine_run(
     stack: str,
     edit: Edit = lambda _platform: None,
     log: Callable[[str], None] = print,
+    minutes: float = 1,
 ) -> Iterator[LiveStack]:
     """The stack selected in a project folder and a state backend of the run's own, with
     nothing deployed yet, for a test to `up` itself; everything the run created is removed on
-    exit, failure or not."""
+    exit, failure or not. `minutes`: about how long the stack lives, which decides who of the
+    runs waiting for a stack slot goes first (tests/integration/slots.py)."""
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config[PLATFORM])
-    with stack_slot(), tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
+    slot = stack_slot(Path(tempfile.gettempdir()), STACK_SLOTS, minutes)
+    with slot, tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
         folder = project_view(Path(scratch) / "project", stack, config)
         (Path(scratch) / "state").mkdir()
         env = home.env(Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log")
@@ -450,11 +431,12 @@ def deployed(
     stack: str,
     edit: Edit = lambda _platform: None,
     log: Callable[[str], None] = print,
+    minutes: float = 1,
     **options: Any,
 ) -> Iterator[LiveStack]:
     """The stack, up and healthy (a first `pulumi up`, after a preview as `make up` of a prod
-    stack shows one), removed again on exit."""
-    with engine_run(client, home, stack, edit, log) as live:
+    stack shows one), removed again on exit. `minutes` as for `engine_run`."""
+    with engine_run(client, home, stack, edit, log, minutes) as live:
         live.first_preview = live.preview()
         live.up(**options)
         yield live

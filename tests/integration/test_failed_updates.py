@@ -57,7 +57,7 @@ def test_a_container_that_never_turned_healthy_is_replaced_by_the_next_up(
         del platform["services"]["order"]["healthCommand"]
         platform["services"]["cart"]["resources"] = {"memoryMb": 640, "cpus": 1.0}
 
-    with engine_run(docker_client, engine_home, "dev", fast_checks) as live:
+    with engine_run(docker_client, engine_home, "dev", fast_checks, minutes=3) as live:
         with pytest.raises(auto.CommandError):
             live.up(broken)
         failed = live.runs[-1].text

@@ -67,7 +67,8 @@ def quick(platform: dict[str, Any]) -> None:
 def live(
     docker_client: docker.DockerClient, engine_home: EngineHome, swarm_node: str
 ) -> Iterator[LiveStack]:
-    with deployed(docker_client, engine_home, "swarm", quick) as stack:
+    # About 5 minutes: of the stacks waiting for a slot, it goes before the failed update's.
+    with deployed(docker_client, engine_home, "swarm", quick, minutes=5) as stack:
         yield stack
 
 

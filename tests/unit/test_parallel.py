@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests import parallel
+from tests.integration.slots import SLOTS_ENV
 from tests.parallel import SESSIONS, Session, check_coverage, failures, summary
 
 
@@ -181,7 +182,7 @@ def test_a_session_beside_the_awaited_ones_is_reported_as_it_ends(tmp_path: Path
 def test_the_stack_slots_reach_the_sessions_and_zero_is_refused(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(parallel.SLOTS_ENV, "1")  # restored after: main sets it in os.environ
+    monkeypatch.setenv(SLOTS_ENV, "1")  # restored after: main sets it in os.environ
     with pytest.raises(SystemExit) as refused:
         parallel.main(["--stack-slots", "0"])
     assert refused.value.code == 2
@@ -190,7 +191,7 @@ def test_the_stack_slots_reach_the_sessions_and_zero_is_refused(
     seen: list[str | None] = []
 
     def coverage(_sessions: Sequence[Session]) -> int:
-        seen.append(os.environ.get(parallel.SLOTS_ENV))
+        seen.append(os.environ.get(SLOTS_ENV))
         raise SystemExit(0)  # stop before any session starts
 
     monkeypatch.setattr(parallel, "check_coverage", coverage)
