@@ -26,13 +26,25 @@ http.server.HTTPServer(("", {ALERT_HOOK_PORT}), Hook).serve_forever()
 """
 
 
+LOST_OUTPUT_TRIES = 3
+
+
+def json_from(container: Any, url: str) -> Any:
+    """The JSON a GET of `url` from inside `container` answers. Docker now and then loses the
+    output of a quick exec on a busy machine (exit code 0, nothing read: moby/moby#27289,
+    docker/docker-py#2042; twice in one CI run here), so an empty answer to this read-only
+    request is asked again, a few times at most; any other answer is taken as it is."""
+    for _ in range(LOST_OUTPUT_TRIES):
+        code, output = exec_in(container, ["wget", "-qO-", url])
+        assert code == 0, output
+        if output.strip():
+            return json.loads(output)
+    raise AssertionError(f"GET {url} in {container.name}: no output in {LOST_OUTPUT_TRIES} tries")
+
+
 def prometheus_api(live: LiveStack, path: str) -> Any:
     """The `data` of a Prometheus API answer, e.g. `targets` or `query?query=up`."""
-    code, output = exec_in(
-        live.container("prometheus"), ["wget", "-qO-", f"http://127.0.0.1:9090/api/v1/{path}"]
-    )
-    assert code == 0, output
-    answer = json.loads(output)
+    answer = json_from(live.container("prometheus"), f"http://127.0.0.1:9090/api/v1/{path}")
     assert answer["status"] == "success", answer
     return answer["data"]
 
@@ -40,11 +52,7 @@ def prometheus_api(live: LiveStack, path: str) -> Any:
 def alertmanager_alerts(live: LiveStack) -> list[dict[str, Any]]:
     """The alerts Alertmanager holds (asked from Prometheus's container, on the monitoring
     network)."""
-    code, output = exec_in(
-        live.container("prometheus"), ["wget", "-qO-", "http://alertmanager:9093/api/v2/alerts"]
-    )
-    assert code == 0, output
-    return list(json.loads(output))
+    return list(json_from(live.container("prometheus"), "http://alertmanager:9093/api/v2/alerts"))
 
 
 def start_alert_hook(live: LiveStack) -> Any:
