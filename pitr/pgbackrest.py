@@ -144,6 +144,9 @@ class PgBackRest:
     program: str = "pgbackrest"
     passphrase_override: str | None = None
     """Another passphrase than the file's (pgBackRest reads it from the environment)."""
+    copies_here: bool = False
+    """The configuration reaches the server through its TLS server (`pg1-host`: the off-host
+    repository's side), and a copy (a drill's) is restored here, not there."""
 
     def command(self, command: str, *options: str) -> tuple[list[str], dict[str, str]]:
         """The argv and environment of one pgbackrest command."""
@@ -257,7 +260,8 @@ class PgBackRest:
         if into.exists() and any(into.iterdir()):
             raise RefusedError(f"stanza {self.stanza.name}: {into} is not empty")
         self.verify_or_refuse()
-        self.run("restore", f"--pg1-path={into}", "--archive-mode=off", *target.options())
+        here = ["--reset-pg1-host"] if self.copies_here else []
+        self.run("restore", *here, f"--pg1-path={into}", "--archive-mode=off", *target.options())
 
     def verify_or_refuse(self) -> None:
         problems = self.verify()

@@ -15,11 +15,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from components.dynamic import certificates
+from pitr.agent import TASKS, Agent, Schedule, load_tasks
+from pitr.drill import Drill
 from pitr.errors import PitrError
 from pitr.off_host import (
     REPO,
@@ -30,7 +33,7 @@ from pitr.off_host import (
     database_config,
     repository_config,
 )
-from pitr.pgbackrest import PgBackRest, RestoreTarget, Stanza
+from pitr.pgbackrest import PgBackRest, RestoreTarget, Stanza, render_config
 from tests.backup.pgserver import ServerUnavailableError, free_port
 from tests.pitr.cluster import PASSPHRASE, Cluster, archiving_cluster
 
@@ -217,6 +220,48 @@ def test_the_repository_host_restores_a_copy_of_repo2_locally(pair: Pair) -> Non
         return subprocess.run(read, capture_output=True, text=True, check=True).stdout
 
     assert version(into) == version(pair.cluster.server.data_dir)
+
+
+def test_each_side_runs_its_agent_on_its_own_repository(pair: Pair) -> None:
+    # The repository's side: an agent per stanza on its configuration (repo2 only) checks the
+    # off-host archive end to end, backs up and drills, the copy restored on its own side.
+    schedule = Schedule(
+        full_every=timedelta(hours=1),
+        diff_every=None,
+        incr_every=None,
+        drill_every=timedelta(hours=1),
+        check_every=timedelta(hours=1),
+    )
+    scratch = pair.work / "repository" / "drills"
+    subprocess.run([*pair.cluster.run_as, "mkdir", str(scratch)], check=True)
+    remote = replace(pair.repository, copies_here=True)
+    bin_dir = pair.cluster.server.bin_dir
+    status = pair.work / "repository" / "main.status.json"
+    Agent(remote, Drill(remote, scratch, bin_dir), schedule, status).tick()
+    tasks = load_tasks(status)
+    assert {name: t.ok for name, t in tasks.items()} == dict.fromkeys(TASKS, True), tasks
+    assert "restored" in str(tasks["drill"].detail), tasks["drill"]
+    # The database's side: its agent works on repo1 alone (a configuration without repo2),
+    # so repo2 out of reach leaves it healthy; `check` on the archiving configuration, which
+    # checks every repository (it takes no --repo), would fail.
+    beside = pair.work / "pgbackrest-repo1.conf"
+    beside.write_text(render_config(pair.cluster.tool.stanza, PASSPHRASE))
+    os.chown(beside, *_owner(Path(pair.database().config_file)))
+    beside.chmod(0o600)
+    local = pair.database(beside)
+    pair.stop_repository()
+    try:
+        status = pair.work / "database.status.json"
+        drills = pair.work / "drills"
+        subprocess.run([*pair.cluster.run_as, "mkdir", str(drills)], check=True)
+        Agent(local, Drill(local, drills, bin_dir), schedule, status).tick()
+        tasks = load_tasks(status)
+        assert {name: t.ok for name, t in tasks.items()} == dict.fromkeys(TASKS, True), tasks
+        assert [r["key"] for r in local.info()["repo"]] == [1]
+        with pytest.raises(PitrError):
+            pair.database().run("check")
+    finally:
+        pair.start_repository()
 
 
 def test_a_foreign_certificate_is_refused(pair: Pair) -> None:
