@@ -10,6 +10,9 @@ For operators, on the Docker host (docs/pitr.md):
 Inside the containers (the Pulumi program and `restore` run these):
   agent                 the schedule of checks, backups and drills (pitr/agent.py)
   health                the agent's health check
+  repository            the off-host repository: pgBackRest's TLS server and an agent per
+                        stanza on repo2 (pitr/repository.py)
+  repository-health     its health check
   archive-now           archive the current WAL segment and wait for it (pgbackrest check)
   restore-here          restore the stopped server's own data directory
   serve-copy            restore into an empty data directory, then run a server on it that
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pitr import docker_host, layout
+from pitr import docker_host, layout, repository
 from pitr.agent import Agent, HealthLimits, Schedule, health
 from pitr.drill import Drill
 from pitr.errors import EXIT_OK, PitrError, UsageError
@@ -78,9 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     agent = commands.add_parser("agent", help="the agent's loop (in its container)")
     _stanza_option(agent)
-    for name, default in (("full-every", "168h"), ("diff-every", "24h"), ("incr-every", "1h"),
-                          ("drill-every", "24h"), ("check-every", "5m")):  # fmt: skip
-        agent.add_argument(f"--{name}", type=_duration_or_off, default=_duration(default))
+    _schedule_options(agent)
     agent.add_argument(
         "--metrics-port",
         type=int,
@@ -90,9 +91,23 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("health", help="the agent's health check")
     _stanza_option(check)
-    for name in ("max-archive-age", "max-backup-age", "max-drill-age"):
-        check.add_argument(f"--{name}", type=_duration, required=True)
+    _limit_options(check)
     check.set_defaults(run=_health)
+
+    repository = commands.add_parser(
+        "repository", help="the off-host repository's TLS server and agents (in its container)"
+    )
+    _stanzas_option(repository)
+    _schedule_options(repository)
+    repository.set_defaults(run=_repository)
+
+    repository_check = commands.add_parser(
+        "repository-health", help="the off-host repository's health check"
+    )
+    _stanzas_option(repository_check)
+    repository_check.add_argument("--port", type=int, required=True, help="its TLS server's")
+    _limit_options(repository_check)
+    repository_check.set_defaults(run=_repository_health)
 
     archive = commands.add_parser("archive-now", help="archive the current WAL segment")
     _stanza_option(archive)
@@ -121,6 +136,22 @@ def _prefix(args: argparse.Namespace) -> str:
     return str(args.prefix or docker_host.stack_prefix(args.stack))
 
 
+def _schedule_options(parser: argparse.ArgumentParser) -> None:
+    for name, default in (("full-every", "168h"), ("diff-every", "24h"), ("incr-every", "1h"),
+                          ("drill-every", "24h"), ("check-every", "5m")):  # fmt: skip
+        parser.add_argument(f"--{name}", type=_duration_or_off, default=_duration(default))
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    for name in ("max-archive-age", "max-backup-age", "max-drill-age"):
+        parser.add_argument(f"--{name}", type=_duration, required=True)
+
+
+def _stanzas_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stanza", dest="stanzas", action="append", required=True,
+                        help="a database's stanza it serves (once per database)")  # fmt: skip
+
+
 def _stanza_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stanza", required=True, help="the service whose server this is")
 
@@ -141,16 +172,26 @@ def _inspect(args: argparse.Namespace) -> None:
         docker_host.inspect(_prefix(args), args.service, args.to)
 
 
-def _agent(args: argparse.Namespace) -> None:
+def _schedule(args: argparse.Namespace) -> Schedule:
     if args.full_every is None or args.drill_every is None or args.check_every is None:
         raise UsageError("--full-every, --drill-every and --check-every cannot be off")
-    schedule = Schedule(args.full_every, args.diff_every, args.incr_every, args.drill_every,
-                        args.check_every)  # fmt: skip
-    tool = _tool(args)
-    drill = Drill(tool, Path(layout.DRILL_PATH))
+    return Schedule(args.full_every, args.diff_every, args.incr_every, args.drill_every,
+                    args.check_every)  # fmt: skip
+
+
+def _stop_event() -> threading.Event:
+    """Set by SIGTERM (`docker stop`) or SIGINT."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def _agent(args: argparse.Namespace) -> None:
+    schedule = _schedule(args)
+    tool = _tool(args)
+    drill = Drill(tool, Path(layout.DRILL_PATH))
+    stop = _stop_event()
     log.info("agent for stanza %s started", args.stanza)
     if args.metrics_port is not None:
         # Imported here, not at the top: the health check runs this module every few seconds
@@ -165,6 +206,26 @@ def _agent(args: argparse.Namespace) -> None:
 def _health(args: argparse.Namespace) -> None:
     limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
     print(health(Path(layout.STATUS_FILE), limits, datetime.now(UTC)))
+
+
+def _repository(args: argparse.Namespace) -> None:
+    schedule = _schedule(args)
+    config = Path(layout.CONFIG_FILE)
+    server = repository.TlsServer(["pgbackrest", f"--config={config}", "server"])
+    agents = []
+    for name in args.stanzas:
+        tool = PgBackRest(container_stanza(name), config, copies_here=True)
+        status = repository.status_file(Path(layout.WORK_PATH), name)
+        # One scratch folder for every stanza's drills: the agents tick one after another.
+        agents.append(Agent(tool, Drill(tool, Path(layout.DRILL_PATH)), schedule, status))
+    log.info("off-host repository for %s started", ", ".join(args.stanzas))
+    repository.serve(server, agents, schedule.tick, _stop_event())
+
+
+def _repository_health(args: argparse.Namespace) -> None:
+    limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
+    work = Path(layout.WORK_PATH)
+    print(repository.repository_health(work, args.stanzas, args.port, limits))
 
 
 def _serve_copy(args: argparse.Namespace) -> None:
