@@ -1,11 +1,13 @@
 """Fixtures for the tests that need a real Docker engine and the locally built images.
 
-- ``docker_client`` (session): a client of a reachable engine. No engine: the tests skip with the
-  reason, unless ``REQUIRE_INTEGRATION=1`` (CI), where they fail.
+- ``answering_engine`` (session): a client of a reachable engine. No engine: the tests skip with
+  the reason, unless ``REQUIRE_INTEGRATION=1`` (CI), where they fail.
+- ``docker_client`` (session): that client, with the engine held by this session alone (the
+  engine lock) and cleared of what an interrupted session left.
 - ``test_images`` (session): builds or reuses the images of images/ (see images/build.py).
-- ``engine_home`` (session): the pinned Pulumi CLI and a plugin cache of the session's own with
-  the stand-in provider plugins (engine.py). No CLI: skipped, or failed under
-  ``REQUIRE_INTEGRATION=1``.
+- ``pulumi_home`` (session): the pinned Pulumi CLI and a plugin cache of the session's own with
+  the stand-in provider plugins (engine.py), needing no Docker engine. No CLI: skipped, or failed under ``REQUIRE_INTEGRATION=1``.
+- ``engine_home`` (session): ``pulumi_home`` on a reachable engine with the test images.
 - ``dock`` (per test) and ``module_dock`` (per module): a :class:`Harness` that labels everything it
   creates with a unique ``ecommerce-test.run`` value and removes every container, network and
   volume carrying that label in a finalizer, whether the test passed or failed midway.
@@ -66,15 +68,24 @@ def _unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
+def answering_engine() -> docker.DockerClient:
+    """A client of an engine that answers, not held: enough for what only reads it (a preview
+    of a new stack), beside the session that holds it."""
     try:
-        # version="auto": the daemon may be older than the SDK's default API version.
-        client = docker.from_env(version="auto", timeout=120)
+        # version="auto": the daemon may be older than the SDK's default API version. A pool of
+        # 32 connections: the reachability checks probe 24 containers at once.
+        client = docker.from_env(version="auto", timeout=120, max_pool_size=32)
         client.ping()
     except Exception as err:  # any failure to reach the engine means "no engine"
         _unavailable(
             f"no Docker engine answers ({err}); start one with scripts/docker-engine start"
         )
+    return client
+
+
+@pytest.fixture(scope="session")
+def docker_client(answering_engine: docker.DockerClient) -> Iterator[docker.DockerClient]:
+    client = answering_engine
     # Before removing "earlier" sessions' objects: a second session started beside a running one
     # would remove the running one's stacks under it.
     with engine_lock(engine_lock_path(os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE)):
@@ -136,11 +147,16 @@ def test_images(docker_client: docker.DockerClient) -> list[Outcome]:
 
 
 @pytest.fixture(scope="session")
-def engine_home(tmp_path_factory: pytest.TempPathFactory, test_images: list[Outcome]) -> EngineHome:
+def pulumi_home(tmp_path_factory: pytest.TempPathFactory) -> EngineHome:
     found = cli()
     if found is None:
         _unavailable("no Pulumi CLI: build the pinned one with `make pulumi-cli` (needs Go)")
     return install_standins(found, tmp_path_factory.mktemp("pulumi-home"))
+
+
+@pytest.fixture(scope="session")
+def engine_home(pulumi_home: EngineHome, test_images: list[Outcome]) -> EngineHome:
+    return pulumi_home
 
 
 def _remove_earlier_sessions(client: docker.DockerClient) -> None:

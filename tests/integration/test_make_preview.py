@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import docker
 import pytest
 
 from deploy.workspace import ROOT
@@ -39,16 +40,18 @@ def clean_clone(folder: Path) -> Path:
 
 
 def test_make_preview_of_prod_completes_on_a_clean_clone(
-    tmp_path: Path, engine_home: EngineHome
+    tmp_path: Path, pulumi_home: EngineHome, answering_engine: docker.DockerClient
 ) -> None:
+    # A preview of a new stack creates nothing on the engine (make asks only that it answers),
+    # so this runs beside the session that holds the engine.
     clone = clean_clone(tmp_path / "clone")
     assert not (clone / "policies" / "venv").exists()
     # The project's Python environment stands in for `make install`, the one step not repeated.
     (clone / ".venv").symlink_to(ROOT / ".venv")
     env = {
         **os.environ,
-        "PATH": f"{engine_home.cli.parent}:{os.environ['PATH']}",
-        "PULUMI_HOME": str(engine_home.home),
+        "PATH": f"{pulumi_home.cli.parent}:{os.environ['PATH']}",
+        "PULUMI_HOME": str(pulumi_home.home),
         "PULUMI_BACKEND_URL": f"file://{tmp_path}",
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
