@@ -142,6 +142,50 @@ class RedisSettings(StrictModel):
         return self
 
 
+DockerHost = Annotated[str, Field(pattern=r"^(unix|tcp|ssh)://\S+$")]
+"""A Docker engine's address as `DOCKER_HOST` spells it: `unix://`, `tcp://` or `ssh://`."""
+
+
+class OffHostSettings(StrictModel):
+    """The off-host backup repository (docs/pitr.md): a pgBackRest repository (repo2) on
+    another host than the databases', which every server archives its WAL into beside repo1
+    and which takes its own backups of each, so that a lost host loses neither."""
+
+    enabled: bool = False
+    """Run it (needs `pitr.enabled`)."""
+    docker_host: DockerHost | None = None
+    """The containers engine: the Docker engine of the repository's host, another than the
+    stack's (`ssh://backup@backup-1.example.com`, `tcp://backup-1.example.com:2376` with TLS
+    from DOCKER_CERT_PATH, or a second engine's `unix://` socket). A swarm: unset; the
+    repository is a service on the node `swarm.placement.pitr-repository` names."""
+    address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+    """The containers engine: the name or IP address the database servers reach the
+    repository's host by (its certificate carries it). A swarm: unset (the service's name)."""
+    port: Port = 8432
+    """The repository's TLS port, published on its host."""
+    keep_full: int = Field(default=4, ge=1, le=100)
+    """Full backups kept in repo2 (longer than repo1's `keepFull`: it is the one left after a
+    host's loss)."""
+    certificate_days: int = Field(default=365, ge=30, le=3650)
+    """How long the certificates of the repository and the servers are valid."""
+    renew_before_days: int = Field(default=30, ge=1, le=365)
+    """A deploy this close to a certificate's end replaces it."""
+
+    @model_validator(mode="after")
+    def _renewal_within_validity(self) -> Self:
+        if self.renew_before_days >= self.certificate_days:
+            reject_if_any(
+                [
+                    (
+                        "renewBeforeDays",
+                        f"{self.renew_before_days} is not shorter than certificateDays "
+                        f"({self.certificate_days}): every deploy would replace the certificates",
+                    )
+                ]
+            )
+        return self
+
+
 class PitrSettings(StrictModel):
     """Point-in-time recovery of every database with pgBackRest (docs/pitr.md): WAL archived
     continuously into an encrypted repository volume per server, physical backups, restore
@@ -180,6 +224,9 @@ class PitrSettings(StrictModel):
     """From SIGTERM to SIGKILL of the agent: a backup or drill in progress stops cleanly."""
     pids_limit: PidsLimit = 256
     """The agent's; its drills run a small PostgreSQL server."""
+    off_host: OffHostSettings = OffHostSettings()
+    """A second repository on another host (`offHost.enabled`); off: every backup is on the
+    databases' own host."""
 
     @model_validator(mode="after")
     def _runnable(self) -> Self:

@@ -22,9 +22,10 @@ class SwarmSettings(StrictModel):
     behind an external balancer)."""
     placement: dict[str, NodeLabel] = Field(default_factory=dict)
     """The node label that pins each workload with a volume to the node holding it: `redis`,
-    `edge`, `<service>-db` per database, and when on, `backup`, `prometheus`, `alertmanager`
-    and `grafana`; e.g. `order-db: ecommerce.db` runs it on the node labelled with
-    `docker node update --label-add ecommerce.db=true`."""
+    `edge`, `<service>-db` per database, and when on, `backup`, `pitr-repository` (the off-host
+    backup repository, `pitr.offHost`; in prod on another node than every database),
+    `prometheus`, `alertmanager` and `grafana`; e.g. `order-db: ecommerce.db` runs it on the
+    node labelled with `docker node update --label-add ecommerce.db=true`."""
     update_delay_seconds: int = Field(default=10, ge=0, le=3600)
     """Between two tasks of a rolling update."""
     monitor_seconds: int = Field(default=30, ge=5, le=3600)

@@ -1,6 +1,6 @@
 """The rules no single settings object can judge alone: those across domains (`across`,
-`swarm`) and the production profile's (`production`), run on the whole stack once every object
-has passed its own; and those between the settings and the stack's other config keys
+`swarm`, `off_host`) and the production profile's (`production`), run on the whole stack once
+every object has passed its own; and those between the settings and the stack's other config keys
 (`other_config`), on what the loader read beside them.
 
 Every message names the key it is about, as the stack file spells it. The models
@@ -13,6 +13,7 @@ from stacks.catalogue import Catalogue
 from stacks.settings.common import reject_if_any
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules import across
+from stacks.settings.rules.off_host import off_host_problems
 from stacks.settings.rules.other_config import OtherConfig, other_config_problems
 from stacks.settings.rules.production import PROD_REFUSES, production_problems
 from stacks.settings.rules.swarm import pinned_workloads, swarm_problems
@@ -47,6 +48,7 @@ def stack_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     problems += across.edge_grace_within_the_wait(s)
     problems += across.monitoring_hosts_taken(s)
     problems += swarm_problems(s, catalogue)
+    problems += off_host_problems(s, catalogue)
     problems += across.duplicate_host_ports(s)
     problems += across.unpublishable_ports(s, catalogue)
     problems += across.registry_unused(s)

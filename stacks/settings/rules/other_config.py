@@ -23,6 +23,7 @@ from stacks.settings.keys import (
     SETTINGS_KEY,
 )
 from stacks.settings.platform import PlatformSettings
+from stacks.settings.rules.off_host import off_host_is_the_stacks_host
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def other_config_problems(s: PlatformSettings, other: OtherConfig) -> list[str]:
         *_edge_certificate(s, other),
         *_alert_receivers(s, other),
         *_docker_connection(s, other),
+        *off_host_is_the_stacks_host(s, other.docker.get("host") or other.docker_host_env),
     ]
 
 

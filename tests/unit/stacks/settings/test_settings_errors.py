@@ -11,6 +11,8 @@ import pytest
 from plan.recorder import Graph, run_program
 from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError, parse_settings
+from stacks.settings import PlatformSettings
+from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_is_the_stacks_host
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 Edit = Callable[[dict[str, Any]], None]
@@ -152,6 +154,66 @@ CASES = [
         "ecommerce:platform.pitr.maxArchiveAgeMinutes: 5 would report a stale archive "
         "between two checks",
         id="pitr-archive-age-below-check",
+    ),
+    pytest.param(
+        "dev",
+        lambda p: p["pitr"].update(enabled=False, offHost={"enabled": True}),
+        "ecommerce:platform.pitr.offHost.enabled: needs pitr.enabled: true",
+        id="off-host-without-pitr",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {"enabled": True, "address": "backup-1.example.com"}),
+        "ecommerce:platform.pitr.offHost.dockerHost: not filled in; name the Docker engine of "
+        "another host for the backup repository (e.g. ssh://backup@backup-1.example.com), or "
+        "set pitr.offHost.enabled: false",
+        id="off-host-unfilled",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {"enabled": True, "dockerHost": "ssh://backup@backup-1"}),
+        "ecommerce:platform.pitr.offHost.address: not filled in",
+        id="off-host-no-address",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {"enabled": True, "dockerHost": "backup-1:2376", "address": "b"}),
+        "ecommerce:platform.pitr.offHost.dockerHost: String should match pattern",
+        id="off-host-not-an-engine-address",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {"renewBeforeDays": 90, "certificateDays": 60}),
+        "ecommerce:platform.pitr.offHost.renewBeforeDays: 90 is not shorter than "
+        "certificateDays (60)",
+        id="off-host-renewal-past-validity",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("pitr.offHost", {"enabled": True})),
+        "ecommerce:platform.swarm.placement.pitr-repository: missing",
+        id="off-host-swarm-unplaced",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(
+            put("pitr.offHost", {"enabled": True}),
+            put("swarm.placement.pitr-repository", "ecommerce.data"),
+        ),
+        "ecommerce:platform.swarm.placement.pitr-repository: ecommerce.data is also the label "
+        "of customer-db, product-db, order-db, content-db; in prod the repository runs on "
+        "another node than the databases",
+        id="off-host-swarm-same-node",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(
+            put("pitr.offHost", {"enabled": True, "dockerHost": "ssh://b@backup-1"}),
+            put("swarm.placement.pitr-repository", "ecommerce.backup"),
+        ),
+        "ecommerce:platform.pitr.offHost.dockerHost: a swarm runs the repository as a service "
+        "of its own, placed by swarm.placement.pitr-repository; remove it",
+        id="off-host-swarm-host-named",
     ),
     pytest.param(
         "prod",
@@ -545,3 +607,51 @@ def test_dropping_capabilities_needs_a_non_root_start() -> None:
     assert (
         "ecommerce:platform.hardening.dropAllCapabilities: needs hardening.runAsNonRoot" in message
     )
+
+
+OFF_HOST = {"enabled": True, "dockerHost": "ssh://backup@backup-1", "address": "backup-1"}
+
+
+def monitoring_pinned(platform: dict[str, Any]) -> None:
+    for key in ("prometheus", "alertmanager", "grafana"):
+        platform["swarm"]["placement"][key] = "ecommerce.data"
+
+
+def only_not_deployed_yet(stack: str, edit: Edit) -> None:
+    """Settings that pass every rule but the last: the repository is not deployed yet."""
+    message = problems_of(stack, edit)
+    assert message.splitlines()[1:] == [f"  ecommerce:platform.{NOT_DEPLOYED_YET}"], message
+
+
+def test_an_off_host_repository_on_another_host_or_node_is_accepted() -> None:
+    only_not_deployed_yet("prod", put("pitr.offHost", OFF_HOST))
+    elsewhere = on_swarm(
+        monitoring_pinned,
+        put("pitr.offHost", {"enabled": True}),
+        put("swarm.placement.pitr-repository", "ecommerce.backup"),
+    )
+    only_not_deployed_yet("prod", elsewhere)
+    # Outside prod one node may hold both (a one-node swarm to try it on).
+    beside = on_swarm(
+        monitoring_pinned,
+        put("profile", "dev"),
+        put("pitr.offHost", {"enabled": True}),
+        put("swarm.placement.pitr-repository", "ecommerce.data"),
+    )
+    only_not_deployed_yet("prod", beside)
+
+
+def test_the_stacks_own_docker_host_is_no_off_host() -> None:
+    own = {**OFF_HOST, "dockerHost": "tcp://shop-host:2376"}
+    raw = json.dumps(edited("prod", put("pitr.offHost", own))[SETTINGS_KEY])
+    # Each object's own rules only: the loader runs this one with the stack's other keys.
+    settings = PlatformSettings.model_validate_json(raw, context={"catalogue": PLATFORM})
+    assert off_host_is_the_stacks_host(settings, "tcp://shop-host:2376/") == [
+        "pitr.offHost.dockerHost: tcp://shop-host:2376 is the stack's own Docker host; the "
+        "repository must be on another host, or a lost host loses the databases and their backups"
+    ]
+    assert off_host_is_the_stacks_host(settings, "tcp://backup-host:2376") == []
+    local = {**OFF_HOST, "dockerHost": "unix:///var/run/docker.sock"}
+    raw = json.dumps(edited("prod", put("pitr.offHost", local))[SETTINGS_KEY])
+    settings = PlatformSettings.model_validate_json(raw, context={"catalogue": PLATFORM})
+    assert off_host_is_the_stacks_host(settings, None) != []  # no docker:host: Docker's default

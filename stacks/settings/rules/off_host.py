@@ -1,0 +1,83 @@
+"""Where the off-host backup repository (`pitr.offHost`) may run: somewhere a lost database
+host does not take with it. What it needs from the other domains: PITR itself, and per engine
+a place (another Docker host, or another swarm node in prod)."""
+
+from __future__ import annotations
+
+from stacks.catalogue import Catalogue
+from stacks.settings.platform import PlatformSettings
+
+KEY = "pitr.offHost"
+HOME = "pitr-repository"
+"""The repository's home: its key in `swarm.placement`."""
+EXAMPLE_HOST = "ssh://backup@backup-1.example.com"
+NOT_DEPLOYED_YET = (
+    f"{KEY}.enabled: this version checks these settings but does not deploy the repository "
+    "yet (docs/pitr.md, the off-host repository: in progress); set it false for now"
+)
+"""Refused rather than ignored: a stack file that asks for off-host backups must never deploy
+without them and look as if it had them."""
+
+
+def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    off = s.pitr.off_host
+    if not off.enabled:
+        return []
+    if not s.pitr.enabled:
+        return [
+            f"{KEY}.enabled: needs pitr.enabled: true (the repository keeps the servers' "
+            "point-in-time archives); turn both on, or this one off"
+        ]
+    if s.engine == "swarm":
+        return [*_on_a_swarm(s, catalogue), NOT_DEPLOYED_YET]
+    problems = [NOT_DEPLOYED_YET]
+    if off.docker_host is None:
+        problems.append(
+            f"{KEY}.dockerHost: not filled in; name the Docker engine of another host for the "
+            f"backup repository (e.g. {EXAMPLE_HOST}), or set {KEY}.enabled: false to keep "
+            "every backup on the databases' own host"
+        )
+    if off.address is None:
+        problems.append(
+            f"{KEY}.address: not filled in; name the host name or IP address the database "
+            "servers reach the repository's host by (its certificate will carry it)"
+        )
+    return problems
+
+
+def _on_a_swarm(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    off = s.pitr.off_host
+    problems = [
+        f"{KEY}.{key}: a swarm runs the repository as a service of its own, placed by "
+        f"swarm.placement.{HOME}; remove it"
+        for key, value in (("dockerHost", off.docker_host), ("address", off.address))
+        if value is not None
+    ]
+    label = s.swarm.placement.get(HOME)
+    if label is None or s.profile != "prod":
+        return problems  # a missing placement: the swarm's rules name it
+    shared = [
+        f"{spec.name}-db"
+        for spec in catalogue.with_database()
+        if s.swarm.placement.get(f"{spec.name}-db") == label
+    ]
+    if shared:
+        problems.append(
+            f"swarm.placement.{HOME}: {label} is also the label of {', '.join(shared)}; in prod "
+            "the repository runs on another node than the databases, or one lost node loses a "
+            "database and its off-host backups; label another node"
+        )
+    return problems
+
+
+def off_host_is_the_stacks_host(s: PlatformSettings, stack_host: str | None) -> list[str]:
+    """The repository's host the stack's own (`docker:host`, or DOCKER_HOST): off no host."""
+    off = s.pitr.off_host
+    if not (s.pitr.enabled and off.enabled) or off.docker_host is None:
+        return []
+    if off.docker_host.rstrip("/") != (stack_host or "unix:///var/run/docker.sock").rstrip("/"):
+        return []
+    return [
+        f"{KEY}.dockerHost: {off.docker_host} is the stack's own Docker host; the repository "
+        "must be on another host, or a lost host loses the databases and their backups"
+    ]
