@@ -3,7 +3,9 @@
 The parts (components/parts/) say what runs: workloads (workload.py), the files they read
 (files.py), their networks and volumes. The stack's engine, chosen once by `engine_for` from
 the settings, makes provider resources of them:
-- `ContainerEngine` (`engine: containers`, containers.py): containers on one Docker host;
+- `ContainerEngine` (`engine: containers`, containers.py): containers on one Docker host, but
+  for the homes placed on another (the off-host backup repository's, `pitr.offHost`), each
+  with a Docker provider of its own;
 - `SwarmEngine` (`engine: swarm`, swarm.py): services on a Docker Swarm.
 Both share one interface (base.py) and the stack-wide runtime profile (profile.py). The operator's
 commands for each engine (`docker logs` or `docker service logs`, ...) are in commands.py.
@@ -16,11 +18,11 @@ from collections.abc import Mapping
 import pulumi
 
 from components.engine.base import Engine
-from components.engine.containers import ContainerEngine
+from components.engine.containers import ContainerEngine, OtherHost
 from components.engine.profile import RuntimeProfile
 from components.engine.registry import docker_provider
 from components.engine.swarm import SwarmEngine
-from stacks.settings import PlatformSettings
+from stacks.settings import OFF_HOST_HOME, PlatformSettings
 
 
 def engine_for(
@@ -47,7 +49,34 @@ def engine_for(
         )
     if s.engine == "swarm":
         return SwarmEngine(profile, s.swarm, providers)
-    return ContainerEngine(profile, docker_config.get("host"), providers)
+    return ContainerEngine(
+        profile,
+        docker_config.get("host"),
+        providers,
+        _other_hosts(name, settings, registry_password, parent),
+    )
+
+
+def _other_hosts(
+    name: str,
+    settings: PlatformSettings,
+    registry_password: pulumi.Input[str] | None,
+    parent: pulumi.Resource,
+) -> dict[str, OtherHost]:
+    """The homes whose workloads run on another Docker host than the stack's, each with a
+    Docker provider of that host (`<name>-<home>-docker`): the off-host backup repository's."""
+    pitr = settings.pitr
+    off = pitr.off_host
+    if not (pitr.enabled and off.enabled) or off.docker_host is None:
+        return {}
+    provider = docker_provider(
+        f"{name}-{OFF_HOST_HOME}-docker",
+        settings.registry,
+        registry_password,
+        {"host": off.docker_host},
+        parent,
+    )
+    return {OFF_HOST_HOME: OtherHost(off.docker_host, provider)}
 
 
 __all__ = ["Engine", "engine_for"]

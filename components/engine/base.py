@@ -32,6 +32,8 @@ class FileContents:
     files: Mapping[str, pulumi.Input[str]]
     """File name -> content; the secret ones already Pulumi secrets."""
     labels: Mapping[str, str]
+    home: str | None = None
+    """The consumer's home (`Workload.home`): the files are written where it runs."""
 
 
 class Delivery:
@@ -84,6 +86,11 @@ class Engine(ABC):
         """Run `command` in every new instance of `running` once it is up, where the engine
         can reach its instances (the exporter's role in a server whose volume is older)."""
 
+    def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
+        """The Docker provider of the place `home`'s workloads run, where it is not the one
+        every part inherits (None)."""
+        return None
+
     def volume(
         self,
         name: str,
@@ -91,14 +98,18 @@ class Engine(ABC):
         labels: Mapping[str, str],
         parent: pulumi.Resource,
         protect: bool = False,
+        home: str | None = None,
     ) -> docker.Volume:
-        """A named volume carrying `labels`; `protect`: Pulumi refuses to delete it. On a swarm
-        it is node-local: Docker makes it on the node where a task first mounts it."""
+        """A named volume carrying `labels`, where `home`'s workloads run; `protect`: Pulumi
+        refuses to delete it. On a swarm it is node-local: Docker makes it on the node where a
+        task first mounts it."""
         return docker.Volume(
             name,
             name=docker_name,
             labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in labels.items()],
-            opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+            opts=pulumi.ResourceOptions(
+                parent=parent, protect=protect, provider=self.provider_of(home)
+            ),
         )
 
     def network(
@@ -108,13 +119,15 @@ class Engine(ABC):
         internal: bool,
         labels: Mapping[str, str],
         parent: pulumi.Resource,
+        home: str | None = None,
     ) -> docker.Network:
-        """A network the workloads join by alias; `internal`: no route out of its hosts."""
+        """A network the workloads join by alias, where `home`'s workloads run; `internal`: no
+        route out of its hosts."""
         return docker.Network(
             name,
             name=docker_name,
             driver=self.network_driver,
             internal=internal,
             labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in labels.items()],
-            opts=pulumi.ResourceOptions(parent=parent),
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider_of(home)),
         )

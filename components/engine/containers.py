@@ -49,9 +49,20 @@ class VolumeFiles(Delivery):
         return self.volume
 
 
+@dataclass(frozen=True)
+class OtherHost:
+    """A Docker host besides the stack's own, where the workloads of some homes run (the
+    off-host backup repository's)."""
+
+    docker_host: str
+    """Its address, for what the program sends Docker itself (the dynamic resources)."""
+    provider: pulumi.ProviderResource
+    """The Docker provider of that host."""
+
+
 class ContainerEngine(Engine):
     """Containers on one Docker host: the stack's `docker:host`, else `DOCKER_HOST`, else the
-    local socket."""
+    local socket; and those of the homes `elsewhere` names on theirs."""
 
     network_driver = "bridge"
 
@@ -60,14 +71,28 @@ class ContainerEngine(Engine):
         profile: RuntimeProfile,
         docker_host: str | None = None,
         providers: Sequence[pulumi.ProviderResource] = (),
+        elsewhere: Mapping[str, OtherHost] | None = None,
     ) -> None:
         super().__init__(profile, providers)
         self.docker_host = docker_host
         """For what the program sends Docker itself (the dynamic resources)."""
+        self.elsewhere = dict(elsewhere or {})
+        """Home (`Workload.home`) -> the other host its workloads, volumes and files are on."""
+
+    def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
+        other = self.elsewhere.get(home) if home else None
+        return other.provider if other else None
+
+    def docker_host_of(self, home: str | None) -> str | None:
+        """The address of the host `home`'s workloads run on, for the dynamic resources."""
+        other = self.elsewhere.get(home) if home else None
+        return other.docker_host if other else self.docker_host
 
     def run(self, workload: Workload, parent: pulumi.Resource) -> Running:
-        """The workload as a container (and its PIDs limit), a child of `parent`."""
+        """The workload as a container (and its PIDs limit), a child of `parent`, on its
+        home's host."""
         w = workload
+        docker_host = self.docker_host_of(w.home)
         inputs = container_inputs(w, self.profile)
         # A side-by-side app answers to its callers only once healthy (its traffic gate): it
         # joins the networks they call it on under its own name, and the gate waits for it and
@@ -84,11 +109,14 @@ class ContainerEngine(Engine):
             name=docker_name,
             **inputs,
             opts=container_options(
-                parent, depends_on=[*seeds, *w.depends_on], side_by_side=w.side_by_side
+                parent,
+                depends_on=[*seeds, *w.depends_on],
+                side_by_side=w.side_by_side,
+                provider=self.provider_of(w.home),
             ),
         )
         child = pulumi.ResourceOptions(parent=parent)
-        PidsLimit(f"{w.name}-pids", container, w.pids_limit, self.docker_host, child)
+        PidsLimit(f"{w.name}-pids", container, w.pids_limit, docker_host, child)
         if gated:
             TrafficGate(
                 f"{w.name}-traffic",
@@ -96,10 +124,10 @@ class ContainerEngine(Engine):
                 docker_name,
                 networks=[{"name": n.network.name, "aliases": [n.alias]} for n in gated],
                 wait_seconds=self.profile.wait_timeout_seconds,
-                docker_host=self.docker_host,
+                docker_host=docker_host,
                 opts=child,
             )
-        return Running(container, docker_name)
+        return Running(container, docker_name, w.home)
 
     def deliver_files(
         self,
@@ -108,8 +136,11 @@ class ContainerEngine(Engine):
         revision: pulumi.Output[str],
         parent: pulumi.Resource,
     ) -> Delivery:
-        volume = self.volume(f"{name}-volume", contents.docker_name, contents.labels, parent)
-        return VolumeFiles(volume.name, _seed(name, contents, volume, parent))
+        volume = self.volume(
+            f"{name}-volume", contents.docker_name, contents.labels, parent, home=contents.home
+        )
+        seed = _seed(name, contents, volume, parent, self.provider_of(contents.home))
+        return VolumeFiles(volume.name, seed)
 
     def listen_address(self, alias: str) -> str:
         # Docker resolves a container's alias, inside it, to its address on that network.
@@ -123,7 +154,7 @@ class ContainerEngine(Engine):
             name,
             running.container,
             command,
-            self.docker_host,
+            self.docker_host_of(running.home),
             pulumi.ResourceOptions(parent=parent),
         )
 
@@ -246,7 +277,10 @@ def _hardening(profile: RuntimeProfile, needs: ImageNeeds) -> dict[str, Any]:
 
 
 def container_options(
-    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = (), side_by_side: bool = False
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+    side_by_side: bool = False,
+    provider: pulumi.ProviderResource | None = None,
 ) -> pulumi.ResourceOptions:
     """Resource options every container needs, because of how Docker behaves.
 
@@ -254,10 +288,12 @@ def container_options(
     delete-first default for containers). Delete first where a replacement cannot exist beside
     the old container: a fixed name, a fixed host port, a volume only one server may use
     (databases, Redis, the backup job). `side_by_side`: the replacement is created and healthy
-    before the old container is stopped (rolling.py gives it another name).
+    before the old container is stopped (rolling.py gives it another name). `provider`: that
+    of another host than the stack's (None: the one inherited from the platform).
     """
     return pulumi.ResourceOptions(
         parent=parent,
+        provider=provider,
         depends_on=list(depends_on),
         delete_before_replace=not side_by_side,
         replace_on_changes=CONTAINER_REPLACE_ON_CHANGES,
@@ -273,7 +309,11 @@ CONTAINER_REPLACE_ON_CHANGES = [*schema.container_inputs_never_applied(), INIT_E
 
 
 def _seed(
-    name: str, contents: FileContents, volume: docker.Volume, parent: pulumi.Resource
+    name: str,
+    contents: FileContents,
+    volume: docker.Volume,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource | None,
 ) -> docker.Container:
     """The container, never started, whose uploads write the files into the volume."""
     return docker.Container(
@@ -303,6 +343,7 @@ def _seed(
         # container was created from, and a replaced seed reuses it.
         opts=pulumi.ResourceOptions(
             parent=parent,
+            provider=provider,
             delete_before_replace=True,
             replace_on_changes=[INIT_ERROR],
             ignore_changes=["image"],

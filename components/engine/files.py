@@ -44,6 +44,8 @@ class SecretFilesArgs:
     plain_files: Mapping[str, str] = field(default_factory=dict)
     """Files that are not secret (a configuration the secrets sit beside): shown in previews
     and plans, so a reviewer sees what changes."""
+    home: str | None = None
+    """The consumer's home (`Workload.home`): the files are written where it runs."""
 
 
 class SecretFiles(pulumi.ComponentResource):
@@ -68,7 +70,10 @@ class SecretFiles(pulumi.ComponentResource):
         # Seeds, their volumes and Swarm secrets are listed apart from what they serve.
         labels = {**args.labels, "com.ecommerce.role": "secrets"}
         self.delivered = args.engine.deliver_files(
-            name, FileContents(args.docker_name, args.image, contents, labels), revision.hex, self
+            name,
+            FileContents(args.docker_name, args.image, contents, labels, args.home),
+            revision.hex,
+            self,
         )
         self.revision = revision.hex
         self.register_outputs({"volume_name": self.delivered.volume_name})

@@ -1,4 +1,5 @@
-"""The program's own Docker provider, made when the stack pulls from a private registry.
+"""The program's own Docker providers: the stack's, made when it pulls from a private
+registry, and one per other Docker host (the off-host backup repository's), with the same login.
 
 pulumi-docker pulls a missing image only with the credentials of its provider's `registryAuth`
 (kreuzwerker provider.go, `providerSetToRegistryAuth`; `pullImage` picks them by the image's
@@ -22,24 +23,31 @@ from stacks.settings import RegistrySettings
 
 def docker_provider(
     name: str,
-    registry: RegistrySettings,
+    registry: RegistrySettings | None,
     password: pulumi.Input[str] | None,
     docker_config: Mapping[str, str],
     parent: pulumi.Resource,
 ) -> docker.Provider:
-    login = docker.ProviderRegistryAuthArgs(address=registry.address)
-    if registry.username is not None:
-        login = docker.ProviderRegistryAuthArgs(
-            address=registry.address,
-            username=registry.username,
-            password=pulumi.Output.secret(password) if password is not None else None,
-        )
+    """A Docker provider of the host `docker_config` names, pulling with the registry's login
+    (None: local images only)."""
     return docker.Provider(
         name,
-        registry_auth=[login],
+        registry_auth=None if registry is None else [_login(registry, password)],
         # The stack's `docker:host`/`docker:context`, which only the default provider reads by
         # itself; unset, both providers fall back to DOCKER_HOST / DOCKER_CONTEXT.
         host=docker_config.get("host"),
         context=docker_config.get("context"),
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _login(
+    registry: RegistrySettings, password: pulumi.Input[str] | None
+) -> docker.ProviderRegistryAuthArgs:
+    if registry.username is None:
+        return docker.ProviderRegistryAuthArgs(address=registry.address)
+    return docker.ProviderRegistryAuthArgs(
+        address=registry.address,
+        username=registry.username,
+        password=pulumi.Output.secret(password) if password is not None else None,
     )

@@ -96,7 +96,7 @@ class SwarmEngine(Engine):
                 parent=parent, depends_on=list(workload.depends_on), delete_before_replace=True
             ),
         )
-        return Running(service, workload.docker_name)
+        return Running(service, workload.docker_name, workload.home)
 
     def rollout(self, workload: Workload) -> Rollout:
         """How the workload's service is placed and rolled."""

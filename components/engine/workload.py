@@ -123,3 +123,5 @@ class Running:
     """What runs it: a container (one Docker host) or a service (a swarm)."""
     docker_name: pulumi.Input[str]
     """Its current name: with a generation when it is replaced side by side."""
+    home: str | None = None
+    """The workload's home (`Workload.home`): where the engine placed it."""

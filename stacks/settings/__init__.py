@@ -18,7 +18,13 @@ docs/settings.md, generated from these models.
 
 from stacks.settings.backup import BackupSettings
 from stacks.settings.common import BuildSettings, Hardening, HealthCheck, Logs, Resources
-from stacks.settings.databases import DatabaseTuning, PitrSettings, RedisSettings
+from stacks.settings.databases import (
+    OFF_HOST_HOME,
+    DatabaseTuning,
+    OffHostSettings,
+    PitrSettings,
+    RedisSettings,
+)
 from stacks.settings.edge import EdgeSettings, EdgeTls, edge_apps
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.registry import RegistrySettings
@@ -27,6 +33,7 @@ from stacks.settings.services import ServiceSettings
 from stacks.settings.swarm import SwarmSettings
 
 __all__ = [
+    "OFF_HOST_HOME",
     "PROD_REFUSES",
     "BackupSettings",
     "BuildSettings",
@@ -36,6 +43,7 @@ __all__ = [
     "Hardening",
     "HealthCheck",
     "Logs",
+    "OffHostSettings",
     "PitrSettings",
     "PlatformSettings",
     "RedisSettings",

@@ -146,6 +146,10 @@ DockerHost = Annotated[str, Field(pattern=r"^(unix|tcp|ssh)://\S+$")]
 """A Docker engine's address as `DOCKER_HOST` spells it: `unix://`, `tcp://` or `ssh://`."""
 
 
+OFF_HOST_HOME = "pitr-repository"
+"""The off-host repository's home (`Workload.home`): its key in `swarm.placement`."""
+
+
 class OffHostSettings(StrictModel):
     """The off-host backup repository (docs/pitr.md): a pgBackRest repository (repo2) on
     another host than the databases', which every server archives its WAL into beside repo1

@@ -5,11 +5,11 @@ a place (another Docker host, or another swarm node in prod)."""
 from __future__ import annotations
 
 from stacks.catalogue import Catalogue
+from stacks.settings.databases import OFF_HOST_HOME
 from stacks.settings.platform import PlatformSettings
 
 KEY = "pitr.offHost"
-HOME = "pitr-repository"
-"""The repository's home: its key in `swarm.placement`."""
+HOME = OFF_HOST_HOME
 EXAMPLE_HOST = "ssh://backup@backup-1.example.com"
 NOT_DEPLOYED_YET = (
     f"{KEY}.enabled: this version checks these settings but does not deploy the repository "
