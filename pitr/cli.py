@@ -13,6 +13,8 @@ Inside the containers (the Pulumi program and `restore` run these):
   repository            the off-host repository: pgBackRest's TLS server and an agent per
                         stanza on repo2 (pitr/repository.py)
   repository-health     its health check
+  guard                 before the server's first start on an empty data directory: refuse
+                        it when the stanza holds backups, or cannot be read (pitr/guard.py)
   archive-now           archive the current WAL segment and wait for it (pgbackrest check)
   restore-here          restore the stopped server's own data directory
   serve-copy            restore into an empty data directory, then run a server on it that
@@ -35,7 +37,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pitr import docker_host, layout, repository
+from pitr import docker_host, guard, layout, repository
 from pitr.agent import Agent, HealthLimits, Schedule, health
 from pitr.drill import Drill
 from pitr.errors import EXIT_OK, PitrError, UsageError
@@ -108,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     repository_check.add_argument("--port", type=int, required=True, help="its TLS server's")
     _limit_options(repository_check)
     repository_check.set_defaults(run=_repository_health)
+
+    guard = commands.add_parser(
+        "guard", help="before the server starts: refuse an empty one over a stanza with backups"
+    )
+    _stanza_option(guard)
+    guard.set_defaults(run=_guard)
 
     archive = commands.add_parser("archive-now", help="archive the current WAL segment")
     _stanza_option(archive)
@@ -226,6 +234,11 @@ def _repository_health(args: argparse.Namespace) -> None:
     limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
     work = Path(layout.WORK_PATH)
     print(repository.repository_health(work, args.stanzas, args.port, limits))
+
+
+def _guard(args: argparse.Namespace) -> None:
+    data = Path(os.environ.get("PGDATA") or layout.PG_PATH)
+    print(f"pitr guard: {guard.must_not_start_empty(data, _tool(args))}")
 
 
 def _serve_copy(args: argparse.Namespace) -> None:

@@ -212,6 +212,9 @@ class Database(pulumi.ComponentResource):
                     f"POSTGRES_DB={database}",
                     f"POSTGRES_PASSWORD_FILE={secret_path(ADMIN_PASSWORD_FILE)}",
                     f"PGDATA={PGDATA}",
+                    # The PITR image's entrypoint checks that an empty data directory is a
+                    # first start, not a lost volume over this stanza's backups (pitr/guard.py).
+                    *([f"PITR_STANZA={args.pitr.stanza}"] if args.pitr is not None else []),
                 ],
                 mounts=[
                     Mount(data, DATA_MOUNT),

@@ -35,6 +35,8 @@ from pulumi import automation as auto
 
 from components.outputs import database_targets
 from components.renderers import dashboards
+from pitr.layout import DATA_MOUNT as PITR_DATA_MOUNT
+from pitr.layout import PG_PATH as PITR_PG_PATH
 from plan.compare import compare
 from plan.recorder import GENERATION_SEPARATOR
 from provider.schema import CONTAINER, IMAGE
@@ -54,6 +56,7 @@ from tests.integration.stacks import (
     EDGE_HTTPS_PORT,
     IMAGES,
     PLATFORM,
+    RUN_LABEL,
     LiveStack,
     deployed,
 )
@@ -606,12 +609,43 @@ def test_a_database_is_put_back_as_it_was_at_a_time(live: LiveStack) -> None:
     assert not client.volumes.list(filters={"name": name})
 
 
+def lose_the_data_directory(live: LiveStack, service: str) -> None:
+    server = live.container(f"{service}-db")
+    server.stop(timeout=60)
+    data_mount, pg_path = str(PITR_DATA_MOUNT), str(PITR_PG_PATH)
+    (volume,) = [m["Name"] for m in server.attrs["Mounts"] if m["Destination"] == data_mount]
+    live.client.containers.run(
+        server.attrs["Config"]["Image"],
+        ["rm", "-rf", pg_path],
+        volumes={volume: {"bind": data_mount, "mode": "rw"}},
+        network_mode="none",
+        user="root",
+        labels={RUN_LABEL: live.run_id},
+        remove=True,
+    )
+    server.start()
+    refusal = f"{pg_path} is empty but stanza {service} holds backups"
+    wait_for(
+        lambda: refusal in server.logs().decode(errors="replace"),
+        timeout=60,
+        what=f"{server.name} to refuse an empty start",
+        describe=lambda: server.logs()[-2000:].decode(errors="replace"),
+    )
+    assert "python -m pitr restore" in server.logs().decode(errors="replace")
+    server.reload()
+    assert server.attrs["State"]["Health"]["Status"] != "healthy"
+
+
 def test_every_database_is_restored_to_its_latest_state_at_once(live: LiveStack) -> None:
     if live.stack == "prod":
         return  # one stack is enough for a minute of restarts; prod restored one above
     db = live.container("order-db")
     before = order_sql(db, "SELECT count(*) FROM pitr_probe")
     started = {s: live.container(f"{s}-db").attrs["State"]["StartedAt"] for s in DATABASES}
+    # The order database's data lost (after a clean stop: everything archived), the server
+    # started again on the empty volume refuses to initialise a new database over its stanza's
+    # backups, and says how to get them back (pitr/guard.py).
+    lose_the_data_directory(live, "order")
     done = pitr_command("restore", "--all", "--prefix", live.prefix, "--to", "latest", "--force")
     assert done.returncode == 0, done.stdout + done.stderr
     for service in DATABASES:
