@@ -408,8 +408,11 @@ def engine_run(
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config[PLATFORM])
-    slot = stack_slot(Path(tempfile.gettempdir()), STACK_SLOTS, minutes)
-    with slot, tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch:
+    with (
+        contextlib.ExitStack() as slot,
+        tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch,
+    ):
+        slot.enter_context(stack_slot(Path(tempfile.gettempdir()), STACK_SLOTS, minutes))
         folder = project_view(Path(scratch) / "project", stack, config)
         (Path(scratch) / "state").mkdir()
         env = home.env(Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log")
@@ -419,6 +422,9 @@ def engine_run(
             policies = policy_options(folder, stack)
             yield LiveStack(stack, prefix, config, engine, client, run_id, folder, policies, log)
         finally:
+            # The slot first: removing the stack is mostly waiting for its containers to stop,
+            # and the next stack's bring-up, the busy part of its life, can begin beside it.
+            slot.close()
             left = remove_run(client, run_id)
             if left:
                 raise RuntimeError(f"could not remove {', '.join(left)}")
