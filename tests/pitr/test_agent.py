@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from pitr.agent import Agent, HealthLimits, Schedule, backup_due, health, retry_delay
 from pitr.drill import Drill
 from pitr.errors import PitrError, UnhealthyError
-from tests.backup.pgserver import ServerUnavailableError
 from tests.pitr.cluster import Cluster, archiving_cluster
 
 SCHEDULE = Schedule(
@@ -33,15 +31,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        with archiving_cluster() as made:
-            yield made
-    except ServerUnavailableError as exc:
-        pytest.fail(f"PostgreSQL and pgBackRest are required: {exc}")
 
 
 def scratch_for(cluster: Cluster, name: str) -> Path:

@@ -5,30 +5,16 @@ database is never asked about; a repository that cannot be read refuses the empt
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pitr.errors import RefusedError
 from pitr.guard import must_not_start_empty
-from tests.backup.pgserver import ServerUnavailableError
-from tests.pitr.cluster import Cluster, archiving_cluster
+from tests.pitr.cluster import Cluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        with archiving_cluster() as made:
-            yield made
-    except ServerUnavailableError as err:
-        if os.environ.get("REQUIRE_INTEGRATION") == "1":
-            pytest.fail(f"REQUIRE_INTEGRATION=1 but {err}")
-        pytest.skip(str(err))
 
 
 def test_an_empty_server_starts_until_its_stanza_holds_a_backup(cluster: Cluster) -> None:

@@ -8,28 +8,15 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pitr.errors import PassphraseError, RefusedError, VerifyError
 from pitr.pgbackrest import PgBackRest, RestoreTarget, verify_problems
-from tests.backup.pgserver import ServerUnavailableError
 from tests.pitr.cluster import Cluster, archiving_cluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        with archiving_cluster() as made:
-            yield made
-    except ServerUnavailableError as err:
-        if os.environ.get("REQUIRE_INTEGRATION") == "1":
-            pytest.fail(f"REQUIRE_INTEGRATION=1 but {err}")
-        pytest.skip(str(err))
 
 
 def count(cluster: Cluster) -> int:
