@@ -85,6 +85,7 @@ SESSIONS = (
     Session(
         "prod", [f"{INTEGRATION}/test_stacks.py"], "test host", {"ECOMMERCE_TEST_STACKS": "prod"}
     ),
+    Session("swarm", [f"{INTEGRATION}/test_swarm.py"], "test host"),
     Session(
         "docker",
         [
@@ -95,9 +96,6 @@ SESSIONS = (
         ],
         "test host",
     ),
-    # Last: it waits for a stack slot until dev's ends, so its host is made after docker's,
-    # whose first tests need no slot.
-    Session("swarm", [f"{INTEGRATION}/test_swarm.py"], "test host"),
 )
 
 
@@ -252,29 +250,23 @@ def run_docker(
     made = time.monotonic()
     tags = [recipe.tag for recipe in RECIPES.values()]
     on_hosts: list[Running] = []
-    # Each session's host is made in turn (the first, prod's, the longest session, starts before
-    # the others are made and loaded, which took 76-80 s for three at once) and removed once
-    # its session has ended (some 8 s each), while the others run.
-    hosts_of: list[tuple[contextlib.ExitStack, Running]] = []
-    try:
-        for session in hosted:
-            owned = contextlib.ExitStack()
-            try:
-                (host,) = owned.enter_context(TestHosts(1, images=tags, swarm=True))
-            except BaseException:
-                owned.close()
-                raise
-            print(f"test hosts: {session.name}'s ready after {time.monotonic() - made:.0f} s",
-                  flush=True)  # fmt: skip
-            on_hosts.append(start(session, logs, host.command([]), DOCKER_HOST=host.docker_host))
-            hosts_of.append((owned, on_hosts[-1]))
-        for owned, run in hosts_of:
-            wait_all([run], [*beside, *running, *(r for r in on_hosts if r is not run)])
-            owned.close()
-    finally:  # the sessions end before their hosts go
-        stop(on_hosts)
-        for owned, _run in reversed(hosts_of):
-            owned.close()
+    with contextlib.ExitStack() as hosts_made:
+        try:
+            # The first (prod, the longest) starts on a host of its own before the others'
+            # hosts are made and loaded, which took 76-80 s for three at once.
+            for group in (hosted[:1], hosted[1:]):
+                if not group:
+                    continue
+                hosts = hosts_made.enter_context(TestHosts(len(group), images=tags, swarm=True))
+                took = time.monotonic() - made
+                print(f"test hosts: {len(hosts)} ready after {took:.0f} s", flush=True)
+                on_hosts += [
+                    start(session, logs, host.command([]), DOCKER_HOST=host.docker_host)
+                    for session, host in zip(group, hosts, strict=True)
+                ]
+            wait_all(on_hosts, [*beside, *running])
+        finally:  # the sessions end before their hosts go
+            stop(on_hosts)
     return running + on_hosts
 
 
