@@ -180,7 +180,10 @@ def _restore(
     # new WAL segment at shutdown and its archiver runs once more.
     server.stop(name)
     exit_code = server.exit_code()
-    if exit_code != "0":
+    if exit_code == str(EXIT_REFUSED):  # pitr/guard.py: its data directory is empty
+        _print(f"{service}: {name} had refused to start on an empty data directory (its start "
+               "guard); restoring into it")  # fmt: skip
+    elif exit_code != "0":
         _print(f"{service}: warning: {name} did not stop cleanly (exit {exit_code}); what it "
                "wrote since its last archived WAL segment is not in the repository")  # fmt: skip
     command = ["python3", "-m", "pitr", "restore-here", "--stanza", service, "--to",

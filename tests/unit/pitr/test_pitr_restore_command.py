@@ -34,10 +34,13 @@ class FakeDocker:
         restore_exit: int = 0,
         pitr: bool = True,
         swarm: bool = False,
+        server_exit: str = "0",
     ) -> None:
         self.calls: list[list[str]] = []
         self.stdin: list[str | None] = []
         self.holds_data, self.restore_exit, self.swarm = holds_data, restore_exit, swarm
+        self.server_exit = server_exit
+        """The server's exit code once stopped (3: its start guard had refused it)."""
         # On a swarm the configuration is a Swarm secret: a file, not a volume.
         self.mounts = (MOUNTS[:2] if swarm else MOUNTS) if pitr else MOUNTS[:1]
 
@@ -74,7 +77,7 @@ class FakeDocker:
             )
         elif args[:2] == ["inspect", "-f"]:
             out = {
-                "{{.State.ExitCode}}": "0",
+                "{{.State.ExitCode}}": self.server_exit,
                 "{{.State.Running}}": "true",
                 "{{.State.Health.Status}}": "healthy",
             }[args[2]]
@@ -168,6 +171,21 @@ def test_an_empty_volume_is_restored_without_force(fake: Callable[..., FakeDocke
     docker = fake(holds_data=False)
     docker_host.restore("shop", "order", RestoreTarget.parse("latest"), force=False)
     assert docker.verbs()[:2] == [f"run {DB}-probe", f"stop {DB}-pitr"]  # looked, then went on
+
+
+def test_a_server_that_refused_to_start_empty_is_named_as_such(
+    fake: Callable[..., FakeDocker], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A lost data directory: the server's start guard refused it (exit 3), so nothing of it
+    # went unarchived, which the unclean-stop warning would have said.
+    fake(holds_data=False, server_exit="3")
+    docker_host.restore("shop", "order", RestoreTarget.parse("latest"), force=False)
+    said = capsys.readouterr().out
+    assert f"order: {DB} had refused to start on an empty data directory" in said
+    assert "did not stop cleanly" not in said
+    fake(holds_data=True, server_exit="1")
+    docker_host.restore("shop", "order", RestoreTarget.parse("latest"), force=True)
+    assert f"{DB} did not stop cleanly (exit 1)" in capsys.readouterr().out
 
 
 def test_a_refused_or_unverified_restore_starts_the_server_again(
