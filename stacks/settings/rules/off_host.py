@@ -9,7 +9,6 @@ from stacks.settings.databases import OFF_HOST_HOME
 from stacks.settings.platform import PlatformSettings
 
 KEY = "pitr.offHost"
-HOME = OFF_HOST_HOME
 EXAMPLE_HOST = "ssh://backup@backup-1.example.com"
 NOT_DEPLOYED_YET = (
     f"{KEY}.enabled: this version checks these settings but does not deploy the repository "
@@ -49,11 +48,11 @@ def _on_a_swarm(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     off = s.pitr.off_host
     problems = [
         f"{KEY}.{key}: a swarm runs the repository as a service of its own, placed by "
-        f"swarm.placement.{HOME}; remove it"
+        f"swarm.placement.{OFF_HOST_HOME}; remove it"
         for key, value in (("dockerHost", off.docker_host), ("address", off.address))
         if value is not None
     ]
-    label = s.swarm.placement.get(HOME)
+    label = s.swarm.placement.get(OFF_HOST_HOME)
     if label is None or s.profile != "prod":
         return problems  # a missing placement: the swarm's rules name it
     shared = [
@@ -63,9 +62,10 @@ def _on_a_swarm(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     ]
     if shared:
         problems.append(
-            f"swarm.placement.{HOME}: {label} is also the label of {', '.join(shared)}; in prod "
-            "the repository runs on another node than the databases, or one lost node loses a "
-            "database and its off-host backups; label another node"
+            f"swarm.placement.{OFF_HOST_HOME}: {label} is also the label of "
+            f"{', '.join(shared)}; in prod the repository runs on another node than the "
+            "databases, or one lost node loses a database and its off-host backups; label "
+            "another node"
         )
     return problems
 

@@ -4,9 +4,9 @@ bound address, workloads with a volume left unpinned, and replicas on one Docker
 from __future__ import annotations
 
 from stacks.catalogue import Catalogue
+from stacks.settings.databases import OFF_HOST_HOME
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules.inventory import host_ports, published_by_the_edge
-from stacks.settings.rules.off_host import HOME as OFF_HOST_HOME
 
 
 def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
