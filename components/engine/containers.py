@@ -79,13 +79,16 @@ class ContainerEngine(Engine):
         self.elsewhere = dict(elsewhere or {})
         """Home (`Workload.home`) -> the other host its workloads, volumes and files are on."""
 
+    def _other_host(self, home: str | None) -> OtherHost | None:
+        return self.elsewhere.get(home) if home else None
+
     def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
-        other = self.elsewhere.get(home) if home else None
+        other = self._other_host(home)
         return other.provider if other else None
 
     def docker_host_of(self, home: str | None) -> str | None:
         """The address of the host `home`'s workloads run on, for the dynamic resources."""
-        other = self.elsewhere.get(home) if home else None
+        other = self._other_host(home)
         return other.docker_host if other else self.docker_host
 
     def run(self, workload: Workload, parent: pulumi.Resource) -> Running:
