@@ -41,12 +41,25 @@ def _one_error_line(text: str) -> str:
     return lines[0]
 
 
-def _wait_for(predicate: object, timeout: float = 30) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
+# A wait, not a speed bound: on a loaded machine the tool can take long to reach pg_dump.
+SHIM_WAIT_SECONDS = 300
+# The shimmed pg_dump sleeps until the test kills it; this only bounds a test gone wrong.
+SHIM_DUMP_SLEEP = str(2 * SHIM_WAIT_SECONDS)
+
+
+def _wait_for_shim(proc: subprocess.Popen[str], pids: Path) -> tuple[int, int]:
+    """The pids of the shimmed pg_dump and its sleep, once `create` has started it.
+
+    Fails at once with the tool's output if `create` ends before it gets there."""
+    deadline = time.monotonic() + SHIM_WAIT_SECONDS
+    while not (pids.exists() and pids.read_text().strip()):
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"create ended ({proc.returncode}) before pg_dump started: {out}{err}")
+        assert time.monotonic() < deadline, f"pg_dump not started in {SHIM_WAIT_SECONDS} s"
         time.sleep(0.05)
+    shim_pid, sleep_pid = map(int, pids.read_text().split()[:2])
+    return shim_pid, sleep_pid
 
 
 @pytest.fixture
@@ -244,12 +257,11 @@ def test_killed_pg_dump_fails_the_backup_and_leaves_nothing(
 ) -> None:
     bin_dir, argv_log = shim_bin
     dest = tmp_path / "b"
-    env = {"SHIM_LOG": str(argv_log), "SHIM_DUMP_SLEEP": "30"}
+    env = {"SHIM_LOG": str(argv_log), "SHIM_DUMP_SLEEP": SHIM_DUMP_SLEEP}
     proc = start_create(pgenv, dest, bin_dir, env)
     pids = Path(f"{argv_log}.pids")
     try:
-        _wait_for(lambda: pids.exists() and pids.read_text().strip())
-        shim_pid, sleep_pid = map(int, pids.read_text().split()[:2])
+        shim_pid, sleep_pid = _wait_for_shim(proc, pids)
         os.kill(shim_pid, signal.SIGKILL)
         os.kill(sleep_pid, signal.SIGKILL)
         _out, err = proc.communicate(timeout=60)
@@ -269,11 +281,11 @@ def test_killed_tool_leaves_no_complete_backup_and_holds_the_lock_while_running(
     bin_dir, argv_log = shim_bin
     dest = tmp_path / "b"
     older = copy_backup(backup_dir, dest, "20200101_000000")
-    env = {"SHIM_LOG": str(argv_log), "SHIM_DUMP_SLEEP": "30"}
+    env = {"SHIM_LOG": str(argv_log), "SHIM_DUMP_SLEEP": SHIM_DUMP_SLEEP}
     proc = start_create(pgenv, dest, bin_dir, env, new_session=True)
     pids = Path(f"{argv_log}.pids")
     try:
-        _wait_for(lambda: pids.exists() and pids.read_text().strip())
+        _wait_for_shim(proc, pids)
         # a second run is refused while the first holds the lock, naming the holder
         second = run_tool("create", "--targets", pgenv.targets_file, "--dest", dest)
         assert second.code == errors.LOCK_HELD
