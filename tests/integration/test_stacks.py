@@ -763,20 +763,22 @@ def test_a_database_stopped_by_the_provider_shuts_down_cleanly(live: LiveStack) 
     log = live.container("customer-db").logs().decode(errors="replace")
     assert "database system was shut down at" in log, log
     assert "not properly shut down" not in log, log
-    # The same path without a grace (the provider's default: 0, a state that never had one)
-    # kills the server mid-checkpoint: the check above would see it. That shows what the check
-    # can tell apart, the same in both stacks (the server's log, the provider's stop), so it
-    # runs once, on dev: prod's session is the longest of `make test`.
+    # What the check tells apart, shown once, on dev (the server's log is the same in both
+    # stacks): a server killed with dirty buffers says so when it starts again. The kill is sent
+    # directly: a stop without a grace (the provider's default, 0) races the shutdown checkpoint,
+    # and a fast machine writes these buffers before Docker's SIGKILL follows its stop signal.
     if live.stack != "dev":
         return
     dirty_the_buffers(live, "customer")
-    exported = live.engine.export_stack()
-    for resource in (exported.deployment or {})["resources"]:
-        if resource["urn"] == urn:
-            resource["outputs"]["destroyGraceSeconds"] = 0
-    live.engine.import_stack(exported)
-    live.up(replace=[urn])
-    log = live.container("customer-db").logs().decode(errors="replace")
+    server = live.container("customer-db")
+    server.kill(signal="SIGKILL")
+    server.start()
+    wait_for(
+        lambda: healthy(server),
+        timeout=120,
+        what="the killed customer database healthy again",
+    )
+    log = server.logs().decode(errors="replace")
     assert "not properly shut down; automatic recovery in progress" in log, log
 
 
