@@ -150,6 +150,10 @@ bench-idle: install ## Benchmark: the CPU a standing stack takes, by health-chec
 bench-bringup: install ## Benchmark: bring-up time of each stack on a running Docker engine
 	$(VENV)/bin/python -m benchmarks.bringup
 
+.PHONY: bench-program
+bench-program: install ## Benchmark: the program's CPU (dev up and previews), the SDK's output wait and ours
+	$(VENV)/bin/python -m benchmarks.program_cpu
+
 .PHONY: bench-rpo
 bench-rpo: install ## Benchmark: committed data lost to a lost volume with PITR (ARCHIVE_TIMEOUT=60)
 	$(VENV)/bin/python -m benchmarks.pitr_rpo --archive-timeout $(or $(ARCHIVE_TIMEOUT),60)

@@ -2,11 +2,14 @@
 
 import pulumi
 
+from components import output_wait
 from components.outputs import stack_outputs
 from components.platform import Platform, PlatformArgs
 from stacks.catalogue import PLATFORM
 from stacks.loader import load
 
+# Before the body: the SDK's wait for pending outputs at the end, without its quadratic cost.
+output_wait.install()
 stack_config = load(PLATFORM)
 platform = Platform(
     "platform",

@@ -1,0 +1,119 @@
+"""components/output_wait.py: the SDK's final wait for pending outputs, replaced only over the
+function it was written against, awaiting the same outputs and raising the same errors, once
+per snapshot of them instead of once per output that resolves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from pulumi.runtime import stack as sdk_stack
+from pulumi.runtime.settings import SETTINGS, _get_rpc_manager
+
+from components import output_wait
+
+SDK_WAIT = sdk_stack.wait_for_rpcs
+Wait = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture(autouse=True)
+def clean_runtime() -> Iterator[None]:
+    """No pending RPC or output from elsewhere, and the SDK's own function back afterwards."""
+    assert not _get_rpc_manager().rpcs
+    SETTINGS.outputs.clear()
+    yield
+    SETTINGS.outputs.clear()
+    sdk_stack.wait_for_rpcs = SDK_WAIT
+
+
+def test_it_replaces_the_pinned_sdks_function_once() -> None:
+    assert output_wait.sdk_source_digest() == output_wait.REPLACED_SOURCE_SHA256, (
+        "the Pulumi SDK's wait_for_rpcs changed: compare it with components/output_wait.py, "
+        "then update REPLACED_SOURCE_SHA256 (or drop the module if the SDK fixed the cost)"
+    )
+    assert output_wait.install()
+    assert sdk_stack.wait_for_rpcs is output_wait.wait_for_rpcs
+    assert output_wait.install()
+    assert sdk_stack.wait_for_rpcs is output_wait.wait_for_rpcs
+
+
+def test_another_sdks_function_is_left_alone() -> None:
+    async def other(await_all_outstanding_tasks: bool = True) -> None:
+        return None
+
+    sdk_stack.wait_for_rpcs = other
+    assert not output_wait.install()
+    assert sdk_stack.wait_for_rpcs is other
+
+
+def track(coroutine: Awaitable[Any]) -> asyncio.Future[Any]:
+    """A pending output as the SDK tracks one (pulumi.Output._track)."""
+    task = asyncio.ensure_future(coroutine)
+    with SETTINGS.lock:
+        SETTINGS.outputs.add(task)
+    return task
+
+
+async def outputs_in_waves(resolved: list[int], fail_at: int | None = None) -> None:
+    """Forty outputs resolving one by one; each tenth makes a new one as it resolves (an
+    `apply` of it), which resolves later still."""
+
+    async def resolve(n: int, delay: float) -> int:
+        await asyncio.sleep(delay)
+        if n == fail_at:
+            raise ValueError(f"output {n} failed")
+        resolved.append(n)
+        if n % 10 == 0 and n < 1000:
+            track(resolve(n + 1000, 0.01))
+        return n
+
+    for n in range(40):
+        track(resolve(n, n * 0.001))
+
+
+def run_wait(wait: Callable[..., Awaitable[None]], fail_at: int | None = None) -> list[int]:
+    resolved: list[int] = []
+
+    async def scenario() -> None:
+        await outputs_in_waves(resolved, fail_at)
+        await wait()
+
+    asyncio.run(scenario())
+    return resolved
+
+
+@pytest.mark.parametrize("wait", [SDK_WAIT, output_wait.wait_for_rpcs], ids=["sdk", "replaced"])
+def test_every_output_is_awaited_also_those_made_while_waiting(
+    wait: Callable[..., Awaitable[None]],
+) -> None:
+    resolved = run_wait(wait)
+    assert sorted(resolved) == sorted([*range(40), 1000, 1010, 1020, 1030])
+    assert not SETTINGS.outputs
+
+
+@pytest.mark.parametrize("wait", [SDK_WAIT, output_wait.wait_for_rpcs], ids=["sdk", "replaced"])
+def test_a_failed_output_raises_its_error(wait: Callable[..., Awaitable[None]]) -> None:
+    with pytest.raises(ValueError, match="output 25 failed"):
+        run_wait(wait, fail_at=25)
+
+
+def test_it_waits_once_per_snapshot_where_the_sdk_waits_once_per_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"count": 0}
+    real_wait = asyncio.wait
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls["count"] += 1
+        return await real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait", counted)
+    run_wait(SDK_WAIT)
+    sdk_calls, calls["count"] = calls["count"], 0
+    run_wait(output_wait.wait_for_rpcs)
+    # The first snapshot, then the outputs made while it was awaited (and perhaps one more);
+    # the SDK's waits again each time an output resolves (several at once on a busy machine).
+    assert calls["count"] <= 3
+    assert sdk_calls >= 10
