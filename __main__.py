@@ -2,9 +2,9 @@
 
 import pulumi
 
-from components import output_wait
 from components.outputs import stack_outputs
 from components.platform import Platform, PlatformArgs
+from sdk import output_wait
 from stacks.catalogue import PLATFORM
 from stacks.loader import load
 

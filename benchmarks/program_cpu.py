@@ -1,5 +1,5 @@
 """CPU of the Pulumi program's own process over a dev `up` and three previews, with the SDK's
-wait for pending outputs and with components/output_wait.py's. Measures only; asserts nothing.
+wait for pending outputs and with sdk/output_wait.py's. Measures only; asserts nothing.
 
     .venv/bin/python -m benchmarks.program_cpu [--repeat 2]
 

@@ -1,4 +1,4 @@
-"""components/output_wait.py: the SDK's final wait for pending outputs, replaced only over the
+"""sdk/output_wait.py: the SDK's final wait for pending outputs, replaced only over the
 function it was written against, awaiting the same outputs and raising the same errors, once
 per snapshot of them instead of once per output that resolves."""
 
@@ -12,25 +12,29 @@ import pytest
 from pulumi.runtime import stack as sdk_stack
 from pulumi.runtime.settings import SETTINGS, _get_rpc_manager
 
-from components import output_wait
+from sdk import output_wait
 
-SDK_WAIT = sdk_stack.wait_for_rpcs
+SDK_WAIT = output_wait.sdk_function()
 Wait = Callable[[], Awaitable[None]]
 
 
 @pytest.fixture(autouse=True)
 def clean_runtime() -> Iterator[None]:
-    """No pending RPC or output from elsewhere, and the SDK's own function back afterwards."""
-    assert not _get_rpc_manager().rpcs
+    """No pending RPC or output left by other tests (the SDK's own reset, as its mocks do), and
+    the SDK's own function back afterwards."""
+    _get_rpc_manager().clear()
     SETTINGS.outputs.clear()
+    # A test that ran the program may have installed the replacement already.
+    before, sdk_stack.wait_for_rpcs = sdk_stack.wait_for_rpcs, SDK_WAIT
     yield
+    _get_rpc_manager().clear()
     SETTINGS.outputs.clear()
-    sdk_stack.wait_for_rpcs = SDK_WAIT
+    sdk_stack.wait_for_rpcs = before
 
 
 def test_it_replaces_the_pinned_sdks_function_once() -> None:
-    assert output_wait.sdk_source_digest() == output_wait.REPLACED_SOURCE_SHA256, (
-        "the Pulumi SDK's wait_for_rpcs changed: compare it with components/output_wait.py, "
+    assert output_wait.source_digest(SDK_WAIT) == output_wait.REPLACED_SOURCE_SHA256, (
+        "the Pulumi SDK's wait_for_rpcs changed: compare it with sdk/output_wait.py, "
         "then update REPLACED_SOURCE_SHA256 (or drop the module if the SDK fixed the cost)"
     )
     assert output_wait.install()
@@ -73,6 +77,13 @@ async def outputs_in_waves(resolved: list[int], fail_at: int | None = None) -> N
         track(resolve(n, n * 0.001))
 
 
+async def cancel_every_task() -> None:
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
 def run_wait(wait: Callable[..., Awaitable[None]], fail_at: int | None = None) -> list[int]:
     resolved: list[int] = []
 
@@ -80,7 +91,15 @@ def run_wait(wait: Callable[..., Awaitable[None]], fail_at: int | None = None) -
         await outputs_in_waves(resolved, fail_at)
         await wait()
 
-    asyncio.run(scenario())
+    # A loop of its own, never made the thread's current one: asyncio.run would leave the thread
+    # without one, and the SDK's mocks in other tests ask for it.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        # After a failure the other outputs are still pending: end them before the loop.
+        loop.run_until_complete(cancel_every_task())
+        loop.close()
     return resolved
 
 

@@ -12,7 +12,7 @@ half the CPU of the program's process: 15.4 s -> 8.0 s for a dev `up` and three 
 the same errors, but waits for each snapshot of pending outputs once, until all of it is done or
 one output fails (FIRST_EXCEPTION). `install()` puts it in place only over the exact function it
 was written against (the digest of its source): any other SDK version keeps its own function,
-and tests/unit/test_output_wait.py fails until this module is checked against it again.
+and tests/unit/sdk/test_output_wait.py fails until this module is checked against it again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from pulumi import log
 from pulumi.runtime import stack as sdk_stack
@@ -29,18 +31,34 @@ REPLACED_SOURCE_SHA256 = "c0f9027f85ad09255ded0a1908033b490f76d303a3e40b50d3cf47
 """The digest of the SDK's `wait_for_rpcs` this replaces (pulumi 3.272.0)."""
 
 
-def sdk_source_digest() -> str:
-    return hashlib.sha256(inspect.getsource(sdk_stack.wait_for_rpcs).encode()).hexdigest()
+SdkWait = Callable[..., Coroutine[Any, Any, None]]
+
+_sdk_own: SdkWait | None = None
+"""The SDK's function, once `install()` replaced it."""
+
+
+def sdk_function() -> SdkWait:
+    """The SDK's own wait, whether replaced or not."""
+    current: SdkWait = sdk_stack.wait_for_rpcs
+    return _sdk_own if current is wait_for_rpcs and _sdk_own is not None else current
+
+
+def source_digest(function: SdkWait) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
 
 
 def install() -> bool:
     """Replace the SDK's wait when it is the one this module was written against; says whether
     it did. Call it before the program's body runs (the SDK looks the function up when the body
-    has run). Installing twice is harmless."""
-    if sdk_stack.wait_for_rpcs is wait_for_rpcs:
+    has run). Installing twice is harmless; a function in its place that is neither the SDK's
+    known one nor this module's is left alone."""
+    global _sdk_own
+    current: SdkWait = sdk_stack.wait_for_rpcs
+    if current is wait_for_rpcs:
         return True
-    if sdk_source_digest() != REPLACED_SOURCE_SHA256:
+    if source_digest(current) != REPLACED_SOURCE_SHA256:
         return False
+    _sdk_own = current
     sdk_stack.wait_for_rpcs = wait_for_rpcs
     return True
 
