@@ -753,7 +753,7 @@ def container_urn(live: LiveStack, docker_name: str) -> str:
 
 
 def test_a_database_stopped_by_the_provider_shuts_down_cleanly(live: LiveStack) -> None:
-    # Runs last: it replaces a database (same volume) the way a deploy would.
+    # It replaces a database (same volume) the way a deploy would.
     urn = container_urn(live, f"{live.prefix}-customer-db")
     (state,) = [r for r in live.state() if r["urn"] == urn]
     assert state["outputs"]["destroyGraceSeconds"] >= 60
@@ -788,7 +788,7 @@ ROLLED_APPS = ("gateway", "order", "frontend")
 def test_a_deploy_under_load_drops_no_request(
     live: LiveStack, docker_client: docker.DockerClient
 ) -> None:
-    # Runs last: while requests go through the edge to the gateway and on to the order service,
+    # While requests go through the edge to the gateway and on to the order service,
     # and to the frontend, one deploy ships new images of the gateway, the order service and the
     # frontend, and rotates the JWT secret (which replaces its users: the gateway and the cart).
     # What holds no host port is replaced side by side: every app in prod; in dev the gateway
@@ -859,7 +859,7 @@ AFTER_FAILURE_S = 60
 
 
 def test_a_bad_release_never_takes_traffic(live: LiveStack) -> None:
-    # Runs last. Prod, load through the edge to the gateway and on to the order service, and
+    # Prod, load through the edge to the gateway and on to the order service, and
     # to the frontend, while three releases go out: an order service and a gateway that start
     # but answer 500 to everything (their health checks too), in one release (neither waits for
     # the other, so the engine starts both side by side), then both back on their image, then an
