@@ -10,10 +10,11 @@
 // the few Redis commands are implemented below.
 
 const crypto = require('crypto');
-const dns = require('dns');
 const fs = require('fs');
 const http = require('http');
 const net = require('net');
+
+const { forward } = require('./upstream');
 
 const env = process.env;
 const SERVICE_NAME = env.SERVICE_NAME || 'service';
@@ -355,17 +356,8 @@ function sendJson(res, status, body) {
   res.end(text);
 }
 
-// Proxying to an upstream that is being replaced: while a new container of a service starts
-// beside the old one, Docker's DNS answers with both addresses until the old one is gone, and
-// the old one refuses connections once it stops. So every address the name resolves to is
-// tried in turn, and a refused connection (or, for a request without side effects, a reset
-// one) moves on to the next. The body is read first, so it can be sent again.
-const RETRYABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET',
-  'ECONNECTTIMEOUT']);
-// An address that has just gone (a container removed) answers nothing at all: give a connection
-// this long before trying the next address.
-const CONNECT_TIMEOUT_MS = 1000;
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+// The gateway's proxy: the request's body is read whole first (it may be sent to more than one
+// address while an upstream is being replaced: upstream.js), then the answer is streamed back.
 const MAX_BODY_BYTES = 1024 * 1024;
 
 function proxy(req, res, target, rest) {
@@ -382,54 +374,18 @@ function proxy(req, res, target, rest) {
     }
   });
   req.on('end', () => {
-    dns.lookup(url.hostname, { all: true }, (err, addresses) => {
+    const request = { url, method: req.method, headers: req.headers, body: Buffer.concat(chunks) };
+    forward(request, (err, answer, tried) => {
       if (err) {
-        sendJson(res, 502, { error: `upstream ${url.host}: ${err.code || err.message}` });
+        log(`upstream ${url.host} failed after ${tried.length} address(es) (${tried.join(', ')}): ${err.code || err.message}`);
+        sendJson(res, 502, { error: `upstream ${url.host}: ${err.message}` });
         return;
       }
-      forward(req, res, url, addresses, 0, Buffer.concat(chunks));
-    });
-  });
-}
-
-function forward(req, res, url, addresses, index, body) {
-  const upstream = http.request(
-    {
-      host: addresses[index].address,
-      port: url.port || 80,
-      path: url.pathname + url.search,
-      method: req.method,
-      headers: { ...req.headers, host: url.host },
-      agent: false, // no kept-alive sockets to a container that is going away
-      timeout: 10000,
-    },
-    (answer) => {
       res.writeHead(answer.statusCode || 502, answer.headers);
       answer.pipe(res);
-    },
-  );
-  upstream.on('timeout', () => upstream.destroy(new Error('timeout')));
-  upstream.on('socket', (socket) => {
-    const timer = setTimeout(() => {
-      const err = new Error(`connect timeout ${addresses[index].address}`);
-      err.code = 'ECONNECTTIMEOUT';
-      upstream.destroy(err);
-    }, CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
+      answer.on('error', () => res.destroy());
+    });
   });
-  upstream.on('error', (err) => {
-    const again = RETRYABLE.has(err.code) && (err.code !== 'ECONNRESET' || SAFE_METHODS.has(req.method));
-    if (!res.headersSent && again && index + 1 < addresses.length) {
-      forward(req, res, url, addresses, index + 1, body);
-    } else if (!res.headersSent) {
-      log(`upstream ${url.host} failed after ${index + 1} of ${addresses.length} addresses: ${err.code || err.message}`);
-      sendJson(res, 502, { error: `upstream ${url.host}: ${err.message}` });
-    } else {
-      res.destroy();
-    }
-  });
-  upstream.end(body);
 }
 
 // One line per request, once answered; Docker's health probes (GET /health) are left out, or

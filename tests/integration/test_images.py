@@ -11,6 +11,7 @@ import json
 import subprocess
 import tarfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -598,6 +599,30 @@ def test_node_service_healthy_with_right_credentials_and_gateway_proxies(
     assert (status, body["service"], body["checks"]) == (200, "gateway", {"jwt": "ok"}), body
     assert http_get(f"http://127.0.0.1:{gateway_port}/nowhere/health")[0] == 404
     assert exec_in(gateway, NODE_HEALTH_CHECK)[0] == 0
+
+
+def test_gateway_forwarding_survives_a_starved_loop_and_a_gone_address(dock: Harness) -> None:
+    # The gateway's forwarding (images/reference-service/upstream.js) under Node's own test
+    # runner, in the image it ships in: a connection made while the event loop was kept busy
+    # past the connect timeout still counts, and an answer whose only address refuses is looked
+    # up once more (tests/integration/upstream.test.js, on the container's loopback).
+    script = (Path(__file__).parent / "upstream.test.js").read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("upstream.test.js")
+        info.size, info.mode = len(script), 0o444
+        tar.addfile(info, io.BytesIO(script))
+    runner = dock.create(
+        NODE_IMAGE, "upstream-test", command=["node", "--test", "/app/upstream.test.js"]
+    )
+    assert runner.put_archive("/app", buffer.getvalue()), "put_archive of the test failed"
+    runner.start()
+    status = runner.wait(timeout=120)
+    output = runner.logs().decode(errors="replace")
+    assert status["StatusCode"] == 0, output
+    # Every test in the script ran and passed (a script that stopped early would pass fewer).
+    written = script.decode().count("\ntest(")
+    assert written >= 4 and f"# pass {written}\n" in output and "# fail 0\n" in output, output
 
 
 def test_node_service_unhealthy_with_wrong_database_password(
