@@ -120,14 +120,32 @@ session client's connection pool, tests/integration/conftest.py)."""
 
 
 def reachability(
-    containers: dict[str, Any], targets: list[tuple[str, int]]
+    containers: dict[str, Any],
+    targets: list[tuple[str, int]],
+    *,
+    now_running: Callable[[str], Any] | None = None,
 ) -> dict[tuple[str, str, int], bool]:
     """`tcp_from` for every container and target, probed side by side: a name that does not
     resolve on a container's networks waits for the probe's timeout (on a test host the engine's
-    DNS forwards it to no server), and most probes are of those, so the probes wait together."""
+    DNS forwards it to no server), and most probes are of those, so the probes wait together.
+
+    On a swarm, the container a probe was given can stop before the probe runs in it (the swarm
+    kills a task that turned unhealthy, as a loaded machine can make it, and starts another): a
+    probe that finds its container gone runs once in `now_running(name)`, the task running now,
+    since what is probed is the service's networks, not one task's."""
+
+    def probe(name: str, host: str, port: int) -> bool:
+        try:
+            return tcp_from(containers[name], host, port)
+        except docker.errors.APIError as error:
+            if now_running is None or error.status_code not in (404, 409):
+                raise
+            print(f"{name}: {error.explanation}; probing the task running now instead")
+            return tcp_from(now_running(name), host, port)
+
     probes = [(name, host, port) for name in containers for host, port in targets]
     with ThreadPoolExecutor(max_workers=PROBES_AT_ONCE) as pool:
-        results = pool.map(lambda p: tcp_from(containers[p[0]], p[1], p[2]), probes)
+        results = pool.map(lambda p: probe(*p), probes)
         return dict(zip(probes, results, strict=True))
 
 

@@ -79,12 +79,15 @@ def services(live: LiveStack) -> dict[str, dict[str, Any]]:
 
 def one_task_each(live: LiveStack) -> dict[str, Any]:
     """A running task container of every service, by service name."""
-    found = {}
-    for name in services(live):
-        tasks = live.tasks(name)
-        assert tasks, f"{name}: no running task"
-        found[name] = tasks[0]
-    return found
+    return {name: running_task(live, name) for name in services(live)}
+
+
+def running_task(live: LiveStack, service: str) -> Any:
+    """A task container of the service running now (the swarm may have replaced the one a
+    check started with)."""
+    tasks = live.tasks(service)
+    assert tasks, f"{service}: no running task"
+    return tasks[0]
 
 
 def healthy(container: Any) -> bool:
@@ -162,7 +165,8 @@ def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
         }
         for db in DATABASES
     }
-    found = reachability(tasks, [(f"{db}-db", 5432) for db in DATABASES] + [("redis", 6379)])
+    targets = [(f"{db}-db", 5432) for db in DATABASES] + [("redis", 6379)]
+    found = reachability(tasks, targets, now_running=functools.partial(running_task, live))
     assert len(found) == len(tasks) * (len(DATABASES) + 1)
     redis_users = {f"{live.prefix}-{s}" for s in ("redis", "cart", "gateway", "redis-exporter")}
     for (name, host, _), reachable in found.items():
@@ -171,10 +175,14 @@ def test_each_database_is_reachable_from_its_own_service_and_the_backups_only(
 
 
 def test_the_edge_reaches_the_edge_apps_only(live: LiveStack) -> None:
-    edge = live.tasks(f"{live.prefix}-edge")[0]
+    edge = f"{live.prefix}-edge"
     apps = {"gateway": 3000, "frontend": 3008, "backoffice": 3009}
     business = {"customer": 3001, "product": 3002, "order": 3003, "cart": 3004, "content": 3005}
-    found = reachability({"edge": edge}, [*apps.items(), *business.items()])
+    found = reachability(
+        {"edge": running_task(live, edge)},
+        [*apps.items(), *business.items()],
+        now_running=lambda _: running_task(live, edge),
+    )
     assert found == {("edge", h, p): h in apps for h, p in {**apps, **business}.items()}
 
 
