@@ -7,6 +7,12 @@ from __future__ import annotations
 import re
 
 
+def names_its_digest(image: str) -> bool:
+    """Whether the image is named by its content (`name@sha256:<64 hex>`), which no one can
+    move to other bytes, unlike any tag."""
+    return re.search(r"@sha256:[0-9a-f]{64}$", image) is not None
+
+
 def is_pinned(image: str) -> bool:
     """A digest (`name@sha256:...`), or a version tag: one with a digit (`1.2.3`,
     `16.6-bookworm`). `latest`, `stable`, `dev` or no tag at all move under you."""

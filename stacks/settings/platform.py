@@ -95,6 +95,10 @@ class PlatformSettings(StrictModel):
     """Placement and rollout on a swarm (`engine: swarm`)."""
     registry: RegistrySettings | None = None
     """Credentials for pulling the stack's private images; none for local or public images."""
+    require_image_digests: bool = False
+    """Every published image must be named by its digest (`name@sha256:...`), which no one can
+    move to other content, unlike a tag (docs/reviewing.md, images by digest). Off by default:
+    version tags are the readable form the stack files ship with."""
 
     @field_validator("cors_origins")
     @classmethod

@@ -15,7 +15,7 @@ from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules import across
 from stacks.settings.rules.off_host import off_host_problems
 from stacks.settings.rules.other_config import OtherConfig, other_config_problems
-from stacks.settings.rules.production import PROD_REFUSES, production_problems
+from stacks.settings.rules.production import PROD_REFUSES, digest_problems, production_problems
 from stacks.settings.rules.swarm import pinned_workloads, swarm_problems
 
 __all__ = [
@@ -52,6 +52,7 @@ def stack_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     problems += across.duplicate_host_ports(s)
     problems += across.unpublishable_ports(s, catalogue)
     problems += across.registry_unused(s)
+    problems += digest_problems(s)
     if s.profile == "prod":
         problems += production_problems(s, catalogue)
     return problems

@@ -4,7 +4,7 @@ settings reference."""
 from __future__ import annotations
 
 from stacks.catalogue import Catalogue
-from stacks.images import is_pinned
+from stacks.images import is_pinned, names_its_digest
 from stacks.settings.edge import edge_apps
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules.inventory import host_ports, images
@@ -110,3 +110,17 @@ def production_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
         if not o.startswith("https://")
     ]
     return problems
+
+
+def digest_problems(s: PlatformSettings) -> list[str]:
+    """`requireImageDigests`: every published image of the stack named by its digest, in any
+    profile that turns it on."""
+    if not s.require_image_digests:
+        return []
+    return [
+        f"{key}: {image!r} names no digest, and requireImageDigests asks every published image "
+        f"for one; append @sha256:<digest> (after a pull, `docker image inspect --format "
+        "'{{index .RepoDigests 0}}' <image>` prints it), or set requireImageDigests: false"
+        for key, image in images(s).items()
+        if not names_its_digest(image)
+    ]

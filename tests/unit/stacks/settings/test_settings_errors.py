@@ -12,6 +12,7 @@ from plan.recorder import Graph, run_program
 from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError, parse_settings
 from stacks.settings import PlatformSettings
+from stacks.settings.rules.inventory import images
 from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_is_the_stacks_host
 from tests.unit.conftest import SETTINGS_KEY, edited
 
@@ -655,3 +656,40 @@ def test_the_stacks_own_docker_host_is_no_off_host() -> None:
     raw = json.dumps(edited("prod", put("pitr.offHost", local))[SETTINGS_KEY])
     settings = PlatformSettings.model_validate_json(raw, context={"catalogue": PLATFORM})
     assert off_host_is_the_stacks_host(settings, None) != []  # no docker:host: Docker's default
+
+
+DIGEST = "@sha256:" + "ab" * 32
+
+
+def test_requiring_digests_names_every_image_with_a_tag_only() -> None:
+    message = problems_of("prod", put("requireImageDigests", True))
+    raw = edited("prod", lambda p: None)[SETTINGS_KEY]
+    assert (
+        f"ecommerce:platform.postgres.image: {raw['postgres']['image']!r} names no digest, and "
+        "requireImageDigests asks every published image for one; append @sha256:<digest>"
+    ) in message
+    # Every image of the stack file, one problem each: none of them names a digest.
+    keys = {line.split(":", 2)[1].split(" ")[0] for line in message.splitlines()[1:]}
+    assert {"platform.postgres.image", "platform.redis.image", "platform.edge.image"} <= keys
+    assert all("names no digest" in line for line in message.splitlines()[1:])
+
+
+def test_requiring_digests_accepts_images_named_by_their_digest() -> None:
+    raw = edited("prod", lambda p: None)[SETTINGS_KEY]
+    every_image = images(parse_settings(json.dumps(raw), PLATFORM, "Pulumi.prod.yaml"))
+
+    def by_digest(platform: dict[str, Any]) -> None:
+        platform["requireImageDigests"] = True
+        for key, image in every_image.items():  # defaults included (the monitoring images)
+            put(key, image + DIGEST)(platform)
+
+    raw = json.dumps(edited("prod", by_digest)[SETTINGS_KEY])
+    assert parse_settings(raw, PLATFORM, "Pulumi.prod.yaml").require_image_digests
+    # A digest that is not 64 hexadecimal digits is no digest.
+    def with_a_short_digest(platform: dict[str, Any]) -> None:
+        by_digest(platform)
+        put("postgres.image", "postgres:16.6-bookworm@sha256:abc")(platform)
+
+    message = problems_of("prod", with_a_short_digest)
+    assert message.startswith("Pulumi.prod.yaml has 1 problem")
+    assert "ecommerce:platform.postgres.image: 'postgres:16.6-bookworm@sha256:abc'" in message
