@@ -114,14 +114,18 @@ lint: install ## Ruff lint and format check, mypy strict
 # pinned upstream Go module (checked against Go's checksum database) into .venv/bin.
 ACTIONLINT_VERSION := v1.7.12
 
+# zizmor audits the workflows (secrets' reach, unpinned actions, injections) and Dependabot's
+# settings, from the dev lock, offline (no GitHub API calls), on its default persona (`--persona
+# auditor`, the pedantic rest, finds nothing either).
 .PHONY: lint-workflows
-lint-workflows: install ## actionlint on the GitHub workflows (builds it once; needs Go)
+lint-workflows: install ## actionlint and zizmor on the GitHub workflows (builds actionlint once; needs Go)
 	@$(VENV)/bin/actionlint -version 2>/dev/null | head -n 1 | grep -qxF '$(ACTIONLINT_VERSION)' || { \
 	  command -v go >/dev/null || { echo "error: building actionlint needs the Go toolchain; install Go, then run make lint-workflows again" >&2; exit 1; }; \
 	  echo "go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)"; \
 	  GOBIN="$(CURDIR)/$(VENV)/bin" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
 	}
 	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --quiet .github
 
 BASE ?= origin/main
 FORMAT ?= markdown
