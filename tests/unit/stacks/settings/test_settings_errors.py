@@ -685,6 +685,7 @@ def test_requiring_digests_accepts_images_named_by_their_digest() -> None:
 
     raw = json.dumps(edited("prod", by_digest)[SETTINGS_KEY])
     assert parse_settings(raw, PLATFORM, "Pulumi.prod.yaml").require_image_digests
+
     # A digest that is not 64 hexadecimal digits is no digest.
     def with_a_short_digest(platform: dict[str, Any]) -> None:
         by_digest(platform)
