@@ -167,6 +167,16 @@ class OffHostSettings(StrictModel):
     repository's host by (its certificate carries it). A swarm: unset (the service's name)."""
     port: Port = 8432
     """The repository's TLS port, published on its host."""
+    databases_address: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
+    )
+    """The containers engine: the name or IP address the repository's host reaches the
+    databases' host (the stack's own) by, to take their backups through each server's TLS
+    server (their certificates carry it). A swarm: unset (each server's service name)."""
+    database_ports_from: Port = 8433
+    """Each database server's TLS server is published on the databases' host on this port and
+    the next ones, one per database in the catalogue's order (customer, product, order,
+    content)."""
     keep_full: int = Field(default=4, ge=1, le=100)
     """Full backups kept in repo2 (longer than repo1's `keepFull`: it is the one left after a
     host's loss)."""

@@ -41,6 +41,18 @@ def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             f"{KEY}.address: not filled in; name the host name or IP address the database "
             "servers reach the repository's host by (its certificate will carry it)"
         )
+    if off.databases_address is not None and off.databases_address == off.address:
+        problems.append(
+            f"{KEY}.databasesAddress: {off.databases_address} is also the repository's "
+            "address; the repository must be on another host than the databases, or a lost "
+            "host loses both"
+        )
+    if off.databases_address is None:
+        problems.append(
+            f"{KEY}.databasesAddress: not filled in; name the host name or IP address the "
+            "repository's host reaches this stack's Docker host by (it takes the backups "
+            "through each database server's TLS server there)"
+        )
     return problems
 
 
@@ -49,7 +61,11 @@ def _on_a_swarm(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     problems = [
         f"{KEY}.{key}: a swarm runs the repository as a service of its own, placed by "
         f"swarm.placement.{OFF_HOST_HOME}; remove it"
-        for key, value in (("dockerHost", off.docker_host), ("address", off.address))
+        for key, value in (
+            ("dockerHost", off.docker_host),
+            ("address", off.address),
+            ("databasesAddress", off.databases_address),
+        )
         if value is not None
     ]
     label = s.swarm.placement.get(OFF_HOST_HOME)

@@ -17,6 +17,13 @@ from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_is_the_sta
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 Edit = Callable[[dict[str, Any]], None]
+OFF_HOST_SETTINGS = {
+    "enabled": True,
+    "dockerHost": "ssh://backup@backup-1",
+    "address": "backup-1",
+    "databasesAddress": "shop-1",
+}
+"""An off-host repository that passes every rule (but that it is not deployed yet)."""
 
 
 def problems_of(stack: str, edit: Edit) -> str:
@@ -175,6 +182,20 @@ CASES = [
         put("pitr.offHost", {"enabled": True, "dockerHost": "ssh://backup@backup-1"}),
         "ecommerce:platform.pitr.offHost.address: not filled in",
         id="off-host-no-address",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {"enabled": True, "dockerHost": "ssh://b@backup-1", "address": "b"}),
+        "ecommerce:platform.pitr.offHost.databasesAddress: not filled in; name the host name or "
+        "IP address the repository's host reaches this stack's Docker host by",
+        id="off-host-without-the-databases-address",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {**OFF_HOST_SETTINGS, "databasesAddress": "backup-1"}),
+        "ecommerce:platform.pitr.offHost.databasesAddress: backup-1 is also the repository's "
+        "address; the repository must be on another host than the databases",
+        id="off-host-at-the-databases-address",
     ),
     pytest.param(
         "prod",
@@ -610,7 +631,7 @@ def test_dropping_capabilities_needs_a_non_root_start() -> None:
     )
 
 
-OFF_HOST = {"enabled": True, "dockerHost": "ssh://backup@backup-1", "address": "backup-1"}
+OFF_HOST = OFF_HOST_SETTINGS
 
 
 def monitoring_pinned(platform: dict[str, Any]) -> None:
