@@ -8,8 +8,10 @@ For operators, on the Docker host (docs/pitr.md):
   (--stack prod reads the prefix from Pulumi.prod.yaml in this folder; or --prefix shop)
 
 Inside the containers (the Pulumi program and `restore` run these):
-  agent                 the schedule of checks, backups and drills (pitr/agent.py)
-  health                the agent's health check
+  agent                 the schedule of checks, backups and drills (pitr/agent.py); beside an
+                        off-host repository, on repo1's own configuration (--config), with
+                        pgBackRest's TLS server for that repository's backups (--tls-server)
+  health                the agent's health check (--tls-port: its TLS server answers too)
   repository            the off-host repository: pgBackRest's TLS server and an agent per
                         stanza on repo2 (pitr/repository.py)
   repository-health     its health check
@@ -89,10 +91,20 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="serve its state as Prometheus metrics on this port (pitr/metrics.py)",
     )
+    agent.add_argument(
+        "--config", type=Path, default=Path(layout.CONFIG_FILE),
+        help="its own pgBackRest configuration (beside an off-host repository: repo1's alone)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--tls-server", action="store_true",
+        help="also run pgBackRest's TLS server on the server's configuration, which the "
+        "off-host repository takes its backups through",
+    )  # fmt: skip
     agent.set_defaults(run=_agent)
 
     check = commands.add_parser("health", help="the agent's health check")
     _stanza_option(check)
+    check.add_argument("--tls-port", type=int, help="its TLS server's, when it runs one")
     _limit_options(check)
     check.set_defaults(run=_health)
 
@@ -197,7 +209,7 @@ def _stop_event() -> threading.Event:
 
 def _agent(args: argparse.Namespace) -> None:
     schedule = _schedule(args)
-    tool = _tool(args)
+    tool = PgBackRest(container_stanza(args.stanza), args.config)
     drill = Drill(tool, Path(layout.DRILL_PATH))
     stop = _stop_event()
     log.info("agent for stanza %s started", args.stanza)
@@ -208,11 +220,20 @@ def _agent(args: argparse.Namespace) -> None:
 
         volumes = {"data": Path(layout.DATA_MOUNT), "pitr-repo": Path(layout.PGBACKREST_MOUNT)}
         metrics.serve(args.metrics_port, metrics.agent_metrics(Path(layout.STATUS_FILE), volumes))
-    Agent(tool, drill, schedule, Path(layout.STATUS_FILE)).run(stop)
+    agent = Agent(tool, drill, schedule, Path(layout.STATUS_FILE))
+    if not args.tls_server:
+        agent.run(stop)
+        return
+    # The TLS server reads the server's own configuration (both repositories, its listener):
+    # the off-host repository names that file when it backs this server up.
+    server = repository.TlsServer(["pgbackrest", f"--config={layout.CONFIG_FILE}", "server"])
+    repository.serve(server, [agent], schedule.tick, stop)
 
 
 def _health(args: argparse.Namespace) -> None:
     limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
+    if args.tls_port is not None:
+        repository.tls_server_answers(args.tls_port)
     print(health(Path(layout.STATUS_FILE), limits, datetime.now(UTC)))
 
 

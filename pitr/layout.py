@@ -30,6 +30,9 @@ STATUS_FILE = WORK_PATH / "agent-status.json"
 CONFIG_DIR = PurePosixPath("/etc/pgbackrest")
 """The configuration (it holds the repository passphrase), mounted read-only."""
 CONFIG_FILE = CONFIG_DIR / "pgbackrest.conf"
+AGENT_CONFIG_FILE = CONFIG_DIR / "agent.conf"
+"""Beside an off-host repository, the agent's own: repo1 alone, so that its checks and backups
+do not wait on repo2 (CONFIG_FILE has both, for the server's archiving and its TLS server)."""
 
 DRILL_PATH = PurePosixPath("/var/lib/pgbackrest-drill")
 """The agent's scratch volume, where each drill restores and starts a throwaway server."""

@@ -93,6 +93,14 @@ def serve(
         server.stop()
 
 
+def tls_server_answers(port: int) -> None:
+    """UnhealthyError unless pgBackRest's TLS server accepts a connection on `port`."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError as exc:
+        raise UnhealthyError(f"the TLS server does not answer on port {port}: {exc}") from exc
+
+
 def status_file(work: Path, stanza: str) -> Path:
     """Each stanza's agent state, side by side in the repository host's work folder."""
     return work / f"agent-status-{stanza}.json"
@@ -103,10 +111,7 @@ def repository_health(
 ) -> str:
     """Healthy while the TLS server answers and every stanza's agent is (pitr/agent.py);
     otherwise UnhealthyError naming the first thing that is not."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except OSError as exc:
-        raise UnhealthyError(f"the TLS server does not answer on port {port}: {exc}") from exc
+    tls_server_answers(port)
     at = now or datetime.now(UTC)
     said = []
     for stanza in stanzas:

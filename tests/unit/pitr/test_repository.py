@@ -8,13 +8,15 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pitr import cli, repository
+from pitr import cli, layout, repository
 from pitr.agent import TASKS, HealthLimits, TaskState, save_tasks
+from pitr.agent import Agent as PitrAgent
 from pitr.errors import EXIT_USAGE, UnhealthyError
 from pitr.repository import TlsServer, repository_health, serve, status_file
 
@@ -124,3 +126,68 @@ def test_the_repository_command_needs_a_stanza(capsys: pytest.CaptureFixture[str
         cli.main(["repository"])
     assert refused.value.code == EXIT_USAGE
     assert "--stanza" in capsys.readouterr().err
+
+
+@pytest.fixture
+def agent_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """What `pitr agent` starts, without starting it: its loop alone, or serve() with a TLS
+    server."""
+    runs: list[tuple[str, Any]] = []
+    monkeypatch.setattr(cli, "_stop_event", threading.Event)
+    monkeypatch.setattr(PitrAgent, "run", lambda agent, stop: runs.append(("alone", agent)))
+
+    def served(server: TlsServer, agents: list[object], tick: timedelta, stop: object) -> None:
+        runs.append(("served", (server.argv, agents)))
+
+    monkeypatch.setattr(repository, "serve", served)
+    return runs
+
+
+def test_an_agent_beside_an_off_host_repository_reads_its_own_file_and_runs_the_tls_server(
+    agent_runs: list[tuple[str, Any]],
+) -> None:
+    argv = ["agent", "--stanza", "order", "--config", "/etc/pgbackrest/agent.conf"]
+    assert cli.main([*argv, "--tls-server"]) == 0
+    ((how, (server_argv, agents)),) = agent_runs
+    assert how == "served"
+    # The TLS server reads the server's own file, with both repositories and its listener.
+    assert server_argv == ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "server"]
+    (agent,) = agents
+    assert str(agent.tool.config_file) == "/etc/pgbackrest/agent.conf"
+
+
+def test_an_agent_alone_runs_its_loop_on_the_servers_file(
+    agent_runs: list[tuple[str, Any]],
+) -> None:
+    assert cli.main(["agent", "--stanza", "order"]) == 0
+    ((how, agent),) = agent_runs
+    assert how == "alone"
+    assert str(agent.tool.config_file) == "/etc/pgbackrest/pgbackrest.conf"
+
+
+def test_the_agents_health_with_a_tls_server_needs_it_to_answer(
+    tmp_path: Path,
+    listening: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = tmp_path / "agent-status.json"
+    save_tasks(status, dict.fromkeys(TASKS, TaskState(NOW, True, NOW, 0, "ok")))
+    monkeypatch.setattr(layout, "STATUS_FILE", status)
+    monkeypatch.setattr(cli, "datetime", _Frozen)
+    limits = ["--max-archive-age", "15m", "--max-backup-age", "5h", "--max-drill-age", "25h"]
+    health = ["health", "--stanza", "order", *limits]
+    assert cli.main([*health, "--tls-port", str(listening)]) == 0
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        silent = int(unused.getsockname()[1])
+    assert cli.main([*health, "--tls-port", str(silent)]) == UnhealthyError.exit_code
+    assert f"does not answer on port {silent}" in capsys.readouterr().err
+
+
+class _Frozen(datetime):
+    """`datetime` whose now() is NOW: the health check's clock."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _Frozen:
+        return cls.fromtimestamp(NOW.timestamp(), tz)
