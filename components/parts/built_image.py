@@ -29,17 +29,26 @@ class ImageSource(Protocol):
 
 
 def service_image(
-    name: str, settings: ImageSource, docker_name: str, parent: pulumi.Resource
+    name: str,
+    settings: ImageSource,
+    docker_name: str,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource | None = None,
 ) -> pulumi.Input[str]:
-    """The image a container runs: its published image, or the ID of the one built here."""
+    """The image a container runs: its published image, or the ID of the one built on the host
+    `provider` reaches (None: the stack's)."""
     if settings.image is not None:
         return settings.image
     assert settings.build is not None  # the settings require exactly one of the two
-    return _build(name, settings.build, docker_name, parent)
+    return _build(name, settings.build, docker_name, parent, provider)
 
 
 def _build(
-    name: str, build: BuildSettings, docker_name: str, parent: pulumi.Resource
+    name: str,
+    build: BuildSettings,
+    docker_name: str,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource | None,
 ) -> pulumi.Output[str]:
     # The stack file names the Dockerfile within the context, as Compose does; pulumi-docker
     # reads a `dockerfile` it is given from the project folder (its default is
@@ -55,6 +64,6 @@ def _build(
             platform=build.platform,
         ),
         skip_push=True,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
     return image.repo_digest

@@ -199,11 +199,6 @@ def agent_container(
 
 
 def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
-    s = args.settings
-
-    def hours(value: int | None) -> str:
-        return "off" if value is None else f"{value}h"
-
     return [
         "python3",
         "-m",
@@ -211,6 +206,18 @@ def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
         "agent",
         "--stanza",
         args.stanza,
+        *schedule_options(args.settings),
+        *(["--metrics-port", str(METRICS_PORT)] if metrics else []),
+    ]
+
+
+def schedule_options(s: PitrSettings) -> list[str]:
+    """When an agent backs up, drills and checks (`pitr agent`, `pitr repository`)."""
+
+    def hours(value: int | None) -> str:
+        return "off" if value is None else f"{value}h"
+
+    return [
         "--full-every",
         hours(s.full_every_hours),
         "--diff-every",
@@ -221,15 +228,12 @@ def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
         hours(s.drill_every_hours),
         "--check-every",
         f"{s.check_every_minutes}m",
-        *(["--metrics-port", str(METRICS_PORT)] if metrics else []),
     ]
 
 
 def health_command(args: PitrArgs) -> list[str]:
     """Unhealthy on a stale archive, a failed or overdue backup, a failed or overdue drill, and
     until the first drill has passed."""
-    s = args.settings
-    backup_hours, drill_hours = overdue_after_hours(s)
     return [
         "python3",
         "-m",
@@ -237,6 +241,14 @@ def health_command(args: PitrArgs) -> list[str]:
         "health",
         "--stanza",
         args.stanza,
+        *limit_options(args.settings),
+    ]
+
+
+def limit_options(s: PitrSettings) -> list[str]:
+    """How stale an archive, a backup and a drill may be before a health check fails."""
+    backup_hours, drill_hours = overdue_after_hours(s)
+    return [
         "--max-archive-age",
         f"{s.max_archive_age_minutes}m",
         "--max-backup-age",
