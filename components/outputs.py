@@ -10,6 +10,7 @@ import pulumi
 from components.parts.naming import edge_url, port_url, service_url
 from components.platform import Platform
 from stacks.outputs import DATABASES, MONITORING, PITR_PASSPHRASES
+from stacks.settings import OFF_HOST_HOME
 
 
 def stack_outputs(platform: Platform) -> dict[str, Any]:
@@ -58,9 +59,15 @@ def database_targets(
 
 
 def pitr_passphrases(platform: Platform) -> dict[str, pulumi.Output[str]]:
-    """Per service, its repository's passphrase (a secret): keep a copy outside the stack's
-    state, without it no backup of the repository can be read."""
-    return {n: db.pitr.passphrase for n, db in platform.databases.items() if db.pitr is not None}
+    """Per service, its repository's passphrase (a secret), and the off-host repository's
+    (`pitr-repository`) where there is one: keep a copy outside the stack's state, without it
+    no backup of that repository can be read."""
+    passphrases = {
+        n: db.pitr.passphrase for n, db in platform.databases.items() if db.pitr is not None
+    }
+    if platform.off_host is not None:
+        passphrases[OFF_HOST_HOME] = platform.off_host.passphrase
+    return passphrases
 
 
 def monitoring(platform: Platform) -> dict[str, pulumi.Output[str] | str]:

@@ -24,7 +24,9 @@ from components.parts.edge import EdgeArgs, EdgeProxy, Sites
 from components.parts.monitoring import Monitoring, MonitoringArgs
 from components.parts.naming import REDIS_ALIAS, database_alias, docker_labels, internal_url
 from components.parts.networks import Networks, NetworksArgs
+from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
 from components.parts.pitr import PitrArgs, overdue_after_hours
+from components.parts.pitr_tls import OffHostLink
 from components.parts.service import (
     HEALTH_PATH,
     DatabaseConnection,
@@ -35,7 +37,7 @@ from components.parts.service import (
 from components.renderers.alert_rules import Thresholds
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
-from stacks.settings import PitrSettings, PlatformSettings
+from stacks.settings import OFF_HOST_HOME, PitrSettings, PlatformSettings
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class Platform(pulumi.ComponentResource):
     monitoring: Monitoring | None
     edge: EdgeProxy
     backup: BackupJob | None
+    off_host_certificates: OffHostCertificates | None
+    off_host: OffHostRepository | None
+    """The off-host backup repository (`pitr.offHost`), where the stack has one."""
 
     def __init__(
         self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
@@ -75,9 +80,11 @@ class Platform(pulumi.ComponentResource):
         self.networks = self._networks()
         self.cache = self._cache()
         pitr_image = self._pitr_image() if args.settings.pitr.enabled else None
+        self.off_host_certificates = self._off_host_certificates()
         self.databases = {
             spec.name: self._database(spec, pitr_image) for spec in self.catalogue.with_database()
         }
+        self.off_host = self._off_host_repository()
         jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.secrets.jwt_secret, 64, self)
         # Registered business services first, then the gateway, then the web apps; they start
         # side by side, each after its own database and Redis.
@@ -149,23 +156,78 @@ class Platform(pulumi.ComponentResource):
                 publish_ip=s.publish_ip,
                 public_host=s.public_host,
                 protect_data=s.protect_data,
-                pitr=None if pitr_image is None else PitrArgs(s.pitr, pitr_image, service),
+                pitr=None
+                if pitr_image is None
+                else PitrArgs(s.pitr, pitr_image, service, self._off_host_link(service)),
                 exporter_role=s.monitoring.enabled,
                 metrics_network=self.networks.monitoring,
             ),
             opts=self._child,
         )
 
-    def _pitr_image(self) -> pulumi.Input[str]:
-        """The image of pitr/Dockerfile: published, or built here on `postgres.image`."""
+    def _pitr_image(self, home: str | None = None) -> pulumi.Input[str]:
+        """The image of pitr/Dockerfile where `home` runs: published, or built there on
+        `postgres.image`."""
         s = self.settings
         source: PitrSettings = s.pitr
         if s.pitr.build is not None:
             build_args = {**s.pitr.build.args, "POSTGRES_IMAGE": s.postgres.image}
             build = s.pitr.build.model_copy(update={"args": build_args})
             source = s.pitr.model_copy(update={"build": build})
+        suffix = "" if home is None else f"-{home}"
         return service_image(
-            f"{self._name}-postgres-pitr", source, f"{s.name_prefix}-postgres-pitr", self
+            f"{self._name}-postgres-pitr{suffix}",
+            source,
+            f"{s.name_prefix}-postgres-pitr",
+            self,
+            self.engine.provider_of(home),
+        )
+
+    def _off_host_certificates(self) -> OffHostCertificates | None:
+        """The CA and the certificates of both sides of the off-host repository."""
+        pitr = self.settings.pitr
+        off = pitr.off_host
+        if not (pitr.enabled and off.enabled):
+            return None
+        # The containers engine's addresses; the rules refuse a swarm's repository until its
+        # variant (service names instead) is deployed (stacks/settings/rules/off_host.py).
+        assert off.address is not None and off.databases_address is not None
+        return OffHostCertificates(
+            f"{self._name}-pitr-certificates",
+            self.settings.pitr,
+            [spec.name for spec in self.catalogue.with_database()],
+            [off.address],
+            [off.databases_address],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _off_host_link(self, service: str) -> OffHostLink | None:
+        certificates, off = self.off_host_certificates, self.settings.pitr.off_host
+        if certificates is None:
+            return None
+        assert off.address is not None  # the rules
+        return OffHostLink(certificates.databases[service], off.address, off.port)
+
+    def _off_host_repository(self) -> OffHostRepository | None:
+        """repo2 on its own host (components/parts/off_host.py)."""
+        s, certificates = self.settings, self.off_host_certificates
+        if certificates is None:
+            return None
+        assert s.pitr.off_host.databases_address is not None  # the rules
+        return OffHostRepository(
+            f"{self._name}-{OFF_HOST_HOME}",
+            OffHostArgs(
+                settings=s.pitr,
+                stanzas=[spec.name for spec in self.catalogue.with_database()],
+                image=self._pitr_image(OFF_HOST_HOME),
+                docker_prefix=s.name_prefix,
+                labels=self._labels(OFF_HOST_HOME, OFF_HOST_HOME),
+                protect_data=s.protect_data,
+                engine=self.engine,
+            ),
+            certificates,
+            s.pitr.off_host.databases_address,
+            opts=self._child,
         )
 
     def _service(self, spec: ServiceSpec, jwt_secret: pulumi.Output[str]) -> Service:

@@ -40,13 +40,18 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 STACK = "pulumi:pulumi:Stack"
 DYNAMIC_PROVIDER = "pulumi:providers:pulumi-python"
 PIDS_LIMIT = "pulumi-python:dynamic/ecommerce:PidsLimit"
+ISSUED_CERTIFICATE = "pulumi-python:dynamic/ecommerce:IssuedCertificate"
 
 ROLE_LABEL = "com.ecommerce.role"
 SERVICE_LABEL = "com.ecommerce.service"
 DATABASE_NETWORK_MEMBERS = frozenset({"database", "business", "exporter"})
 """Roles that join the database network of their own service (the backup job joins them all)."""
 EDGE_ROLE = "edge"
-"""The role of the one container that may publish host ports: the edge proxy."""
+"""The role of the one container that may publish host ports for the shop: the edge proxy."""
+TLS_SERVER_ROLES = frozenset({"pitr", "pitr-repository"})
+"""Beside an off-host backup repository, pgBackRest's TLS servers publish a port too: the
+repository's, and each database agent's, which the repository takes backups through. Both
+accept only clients with a certificate of the stack's own CA, each for its own stanza."""
 SECRETS_ROLE = "secrets"
 SCRATCH_ROLE = "scratch"
 """Volumes with nothing to keep: a socket directory, a restore drill's throwaway copy."""
@@ -58,8 +63,9 @@ ROTATING_LOG_DRIVERS = frozenset({"json-file", "local"})
 # (they never reach Docker); the generator's own result (a password is born there); the
 # stack's outputs that hold one by design (stacks/outputs.py); the stack's config (a secret an
 # operator set), which the engine hands the provider of dynamic resources (the PIDs limits) as
-# its inputs. Pulumi keeps all of those encrypted. Anywhere else, a secret would be readable
-# in `docker inspect`, `ps` or the provider's plain state.
+# its inputs; the CA's key, which the certificates it signs read on the machine that runs
+# Pulumi (components/dynamic/certificates.py). Pulumi keeps all of those encrypted. Anywhere
+# else, a secret would be readable in `docker inspect`, `ps` or the provider's plain state.
 ALLOWED_SECRET_PATHS: Mapping[str, re.Pattern[str]] = {
     CONTAINER: re.compile(r"uploads\.\d+\.content"),
     SWARM_SECRET: re.compile(r"data"),  # a swarm's secret store: files in its services
@@ -68,6 +74,7 @@ ALLOWED_SECRET_PATHS: Mapping[str, re.Pattern[str]] = {
     RANDOM_PASSWORD: re.compile(r"result|bcryptHash"),
     STACK: SECRET_OUTPUTS,
     DYNAMIC_PROVIDER: re.compile(r"[^.:]+:[^.]+"),  # `namespace:key`, the config's own keys
+    ISSUED_CERTIFICATE: re.compile(r"caKeyPem"),
 }
 
 Enforcement = Literal["mandatory", "advisory"]
@@ -334,7 +341,7 @@ def only_edge_published(s: Subject) -> Iterable[str]:
     p, role = process_of(s), _role(s)
     if p is None or isinstance(p.published, Unknown) or isinstance(role, Unknown):
         return
-    if p.published and role != EDGE_ROLE:
+    if p.published and role != EDGE_ROLE and role not in TLS_SERVER_ROLES:
         ports = ", ".join(str(port) for port in p.published)
         yield f"publishes host port {ports} though its role is {role!r}, not the edge"
 
@@ -398,7 +405,11 @@ RULES: Sequence[Rule] = (
     Rule("no-privileged", "No container runs privileged.", not_privileged),
     Rule("no-host-network", "No container shares the host's network.", no_host_network),
     Rule("no-docker-socket", "No container mounts the Docker socket.", no_docker_socket),
-    Rule("only-edge-published", "Only the edge proxy publishes host ports.", only_edge_published),
+    Rule(
+        "only-edge-published",
+        "Only the edge proxy publishes host ports (and the off-host backups' TLS servers).",
+        only_edge_published,
+    ),
     Rule(
         "data-volumes-protected", "Data volumes are protected from deletion.", data_volume_protected
     ),

@@ -4,7 +4,7 @@ only: the policy pack imports it in its own virtualenv.
 
 - `databases.<service>.password`: what the backup tool connects with;
 - `pitrPassphrases.<service>`: each PITR repository's passphrase, for operators to keep a copy
-  outside the state;
+  outside the state (`pitrPassphrases.pitr-repository`: the off-host repository's);
 - `monitoring.grafanaPassword`, `monitoring.prometheusPassword`: the logins of the monitoring
   UIs.
 Pulumi keeps both encrypted in the state and hides them from `pulumi stack output`.

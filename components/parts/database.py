@@ -116,6 +116,9 @@ class Database(pulumi.ComponentResource):
     reachable_port: int
     pitr: PitrStorage | None
     pitr_agent: docker.Container | docker.Service | None
+    pitr_link: docker.Network | None
+    """Beside an off-host repository, the server's network with a route out (its agent serves
+    the repository's backups there); None otherwise."""
     exporter_password: pulumi.Output[str] | None
     """The exporter role's password, a Pulumi secret (None without `exporter_role`)."""
 
@@ -135,6 +138,18 @@ class Database(pulumi.ComponentResource):
             f"{name}-data", f"{args.docker_name}-data", args.labels, self, protect=args.protect_data
         )
         self.pitr = self.pitr_agent = None
+        self.pitr_link = None
+        if args.pitr is not None and args.pitr.off_host is not None:
+            # The server archives into the off-host repository and its agent serves that
+            # repository's backups: a network of this server's own with a route out (its
+            # database network has none), which nothing else joins.
+            self.pitr_link = args.engine.network(
+                f"{name}-pitr-link",
+                f"{args.docker_name}-pitr-link",
+                False,
+                {**args.labels, "com.ecommerce.role": "pitr-link"},
+                self,
+            )
         if args.pitr is not None:
             self.pitr = PitrStorage(
                 f"{name}-pitr",
@@ -224,7 +239,14 @@ class Database(pulumi.ComponentResource):
                     secrets.mount(INIT_DIR),
                     *pitr_mounts,
                 ],
-                networks=[Network(args.network, args.alias)],
+                networks=[
+                    Network(args.network, args.alias),
+                    *(
+                        []
+                        if self.pitr_link is None
+                        else [Network(self.pitr_link, args.alias, False)]
+                    ),
+                ],
                 ports=published_ports(PORT, args.host_port, args.publish_ip),
                 shm_size_mb=args.shm_size_mb,
                 needs=needs,
@@ -257,6 +279,7 @@ class Database(pulumi.ComponentResource):
                 labels={**args.labels, "com.ecommerce.role": "pitr"},
                 home=self.home,
                 metrics_network=args.metrics_network,
+                link_network=self.pitr_link,
             ),
             self,
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import pulumi
 import pulumi_docker as docker
@@ -32,32 +31,21 @@ from components.parts.pitr import (
     scratch_labels,
     stanza,
 )
+from components.parts.pitr_tls import (
+    CA_FILE,
+    CLIENT_CERT,
+    CLIENT_KEY,
+    CLIENT_TLS,
+    LISTEN_ALL,
+    REPOSITORY_CLIENT,
+    SERVER_CERT,
+    SERVER_KEY,
+    SERVER_TLS,
+    DatabaseTls,
+)
 from pitr import layout
-from pitr.off_host import Listener, RemoteDatabase, TlsFiles, repository_config
+from pitr.off_host import Listener, RemoteDatabase, repository_config
 from stacks.settings import OFF_HOST_HOME, PitrSettings
-
-REPOSITORY_CLIENT = "pitr-repository"
-"""The common name of the repository's client certificate, which each database's TLS server
-authorises for its own stanza."""
-DATABASE_TLS_PORT = 8433
-"""The port of each database server's TLS server inside its containers (published on the
-databases' host as `offHost.databasePortsFrom` and the next ones)."""
-LISTEN_ALL = "0.0.0.0"  # noqa: S104 (inside its container; the published port decides)
-
-CA_FILE = "ca.crt"
-SERVER_CERT, SERVER_KEY = "server.crt", "server.key"
-CLIENT_CERT, CLIENT_KEY = "client.crt", "client.key"
-
-
-def tls_path(file_name: str) -> PurePosixPath:
-    """Where a side reads one of its TLS files: beside its pgbackrest.conf."""
-    return layout.CONFIG_DIR / file_name
-
-
-SERVER_TLS = TlsFiles(tls_path(SERVER_CERT), tls_path(SERVER_KEY), tls_path(CA_FILE))
-CLIENT_TLS = TlsFiles(tls_path(CLIENT_CERT), tls_path(CLIENT_KEY), tls_path(CA_FILE))
-"""Each side's own certificates as it reads them: its TLS server's, and the one it dials the
-other side with."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +60,6 @@ class OffHostArgs:
     labels: Mapping[str, str]
     protect_data: bool
     engine: Engine
-
-
-@dataclass(frozen=True)
-class DatabaseTls:
-    """What a database server's side needs to reach repo2 and to be backed up from it."""
-
-    ca_pem: pulumi.Output[str]
-    server: IssuedCertificate
-    """Its TLS server's, for the names the repository's host dials it by."""
-    client: IssuedCertificate
-    """Its archiving's, whose common name (the stanza) the repository authorises."""
-    port: int
-    """Its TLS server's port published on the databases' host."""
 
 
 class OffHostCertificates(pulumi.ComponentResource):

@@ -23,10 +23,24 @@ import pulumi_random as random
 
 from components.engine import Engine
 from components.engine.files import SecretFiles, SecretFilesArgs
-from components.engine.workload import FileMount, ImageNeeds, Mount, Network, Workload
+from components.engine.workload import FileMount, ImageNeeds, Mount, Network, Port, Workload
+from components.parts.pitr_tls import (
+    CA_FILE,
+    CLIENT_CERT,
+    CLIENT_KEY,
+    CLIENT_TLS,
+    DATABASE_TLS_PORT,
+    LISTEN_ALL,
+    REPOSITORY_CLIENT,
+    SERVER_CERT,
+    SERVER_KEY,
+    SERVER_TLS,
+    OffHostLink,
+)
 from components.renderers.monitoring_config import PITR_METRICS_PORT as METRICS_PORT
 from components.renderers.monitoring_config import pitr_agent_alias as agent_alias
 from pitr import layout
+from pitr.off_host import Listener, RepositoryAddress, database_config
 from pitr.pgbackrest import Stanza, render_config, server_settings
 from stacks.settings import PitrSettings
 
@@ -50,6 +64,9 @@ class PitrArgs:
     """The image of pitr/Dockerfile: the server and its agent both run it."""
     stanza: str
     """The stanza's name: the service whose database this is."""
+    off_host: OffHostLink | None = None
+    """The off-host repository (repo2) this server also archives into, and is backed up from
+    through its agent's TLS server; None: repo1 alone."""
 
 
 def stanza(name: str, s: PitrSettings) -> Stanza:
@@ -107,11 +124,7 @@ class PitrStorage(pulumi.ComponentResource):
             SecretFilesArgs(
                 docker_name=f"{docker_name}-pitr-config",
                 image=args.image,
-                files={
-                    CONFIG_FILE_NAME: self.passphrase.apply(
-                        lambda p: render_config(stanza(args.stanza, args.settings), p)
-                    )
-                },
+                files=config_files(args, self.passphrase),
                 labels=labels,
                 engine=engine,
             ),
@@ -125,6 +138,30 @@ class PitrStorage(pulumi.ComponentResource):
             Mount(self.socket.name, str(layout.SOCKET_DIR)),
             self.config.mount(str(layout.CONFIG_DIR)),
         ]
+
+
+def config_files(args: PitrArgs, passphrase: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """The server's pgbackrest.conf; beside an off-host repository also the agent's own (repo1
+    alone) and the server's TLS files."""
+    own = stanza(args.stanza, args.settings)
+    local = passphrase.apply(lambda p: render_config(own, p))
+    link = args.off_host
+    if link is None:
+        return {CONFIG_FILE_NAME: local}
+    repository = RepositoryAddress(
+        link.repository_address, link.repository_port, layout.CONFIG_FILE, CLIENT_TLS
+    )
+    # Its TLS server lets the repository's certificate reach this server's stanza only.
+    listener = Listener(LISTEN_ALL, DATABASE_TLS_PORT, SERVER_TLS, {REPOSITORY_CLIENT: [own.name]})
+    return {
+        CONFIG_FILE_NAME: passphrase.apply(lambda p: database_config(own, p, repository, listener)),
+        layout.AGENT_CONFIG_FILE.name: local,
+        CA_FILE: link.tls.ca_pem,
+        SERVER_CERT: link.tls.server.cert_pem,
+        SERVER_KEY: link.tls.server.key_pem,
+        CLIENT_CERT: link.tls.client.cert_pem,
+        CLIENT_KEY: link.tls.client.key_pem,
+    }
 
 
 def scratch_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -151,13 +188,16 @@ class AgentArgs:
     """The server's home (`Workload.home`): the agent shares its volumes."""
     metrics_network: docker.Network | None = None
     """The monitoring network, where the agent serves its metrics (METRICS_PORT)."""
+    link_network: docker.Network | None = None
+    """Beside an off-host repository, the server's network with a route out: the agent
+    publishes its TLS server there."""
 
 
 def agent_container(
     name: str, args: AgentArgs, parent: pulumi.Resource
 ) -> docker.Container | docker.Service:
     """The agent `<docker_name>-pitr` (pitr/agent.py), as `<name>-pitr-container`."""
-    s = args.pitr.settings
+    s, link = args.pitr.settings, args.pitr.off_host
     drill = args.engine.volume(
         f"{name}-pitr-drill",
         f"{args.docker_name}-pitr-drill",
@@ -175,10 +215,14 @@ def agent_container(
                 *args.storage.server_mounts(),
                 Mount(drill.name, str(layout.DRILL_PATH)),
             ],
-            # It reaches the server through its socket: a network only to serve its metrics.
-            networks=[]
-            if args.metrics_network is None
-            else [Network(args.metrics_network, agent_alias(args.pitr.stanza))],
+            # It reaches the server through its socket: a network to serve its metrics, and
+            # beside an off-host repository the server's link out, where it serves backups.
+            networks=[
+                Network(network, agent_alias(args.pitr.stanza))
+                for network in (args.metrics_network, args.link_network)
+                if network is not None
+            ],
+            ports=None if link is None else [Port(DATABASE_TLS_PORT, link.tls.port, LISTEN_ALL)],
             needs=ImageNeeds(non_root_user=layout.PG_USER),
             resources=s.resources,
             health_test=["CMD", *health_command(args.pitr)],
@@ -199,6 +243,9 @@ def agent_container(
 
 
 def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
+    # Beside an off-host repository: its checks and backups on repo1 alone, which repo2 away
+    # must not stop, and the TLS server the repository takes its own backups through.
+    off_host = ["--config", str(layout.AGENT_CONFIG_FILE), "--tls-server"]
     return [
         "python3",
         "-m",
@@ -208,6 +255,7 @@ def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
         args.stanza,
         *schedule_options(args.settings),
         *(["--metrics-port", str(METRICS_PORT)] if metrics else []),
+        *(off_host if args.off_host is not None else []),
     ]
 
 
@@ -234,14 +282,11 @@ def schedule_options(s: PitrSettings) -> list[str]:
 def health_command(args: PitrArgs) -> list[str]:
     """Unhealthy on a stale archive, a failed or overdue backup, a failed or overdue drill, and
     until the first drill has passed."""
+    tls = [] if args.off_host is None else ["--tls-port", str(DATABASE_TLS_PORT)]
     return [
-        "python3",
-        "-m",
-        "pitr",
-        "health",
-        "--stanza",
-        args.stanza,
+        *["python3", "-m", "pitr", "health", "--stanza", args.stanza],
         *limit_options(args.settings),
+        *tls,
     ]
 
 

@@ -5,22 +5,23 @@ published, each database allowed its own stanza only, each database's certificat
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pulumi
+import pytest
 
 from components.engine import engine_for
-from components.parts.off_host import (
-    LISTEN_ALL,
-    REPOSITORY_CLIENT,
-    OffHostArgs,
-    OffHostCertificates,
-    OffHostRepository,
-)
-from plan.recorder import Graph, Resource, run_under_mocks
-from stacks.catalogue import PLATFORM
-from stacks.settings import OFF_HOST_HOME, PlatformSettings
+from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
+from components.parts.pitr_tls import DATABASE_TLS_PORT, LISTEN_ALL, REPOSITORY_CLIENT
+from plan.recorder import Graph, Resource, run_program, run_under_mocks
+from plan.report import subjects
+from policies.rules import check
+from provider.schema import NETWORK
+from stacks.catalogue import PLATFORM, Catalogue
+from stacks.settings import OFF_HOST_HOME, PlatformSettings, rules
+from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_problems
 from tests.unit.components.engine.test_other_host import BACKUP_HOST, STACK_HOST, provider_of
-from tests.unit.components.parts.test_pitr import mounts, seed_file
+from tests.unit.components.parts.test_pitr import mounts, options, seed_file
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 STANZAS = ("customer", "product", "order", "content")
@@ -166,3 +167,87 @@ def test_each_side_gets_certificates_for_the_names_it_is_dialled_by() -> None:
         assert (server["usage"], server["dnsNames"]) == ("server", ["shop-1.example.com"])
         # The repository authorises a database by its client certificate's common name.
         assert (client["usage"], client["commonName"]) == ("client", db)
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole program with an off-host repository: the database servers' side
+
+
+@pytest.fixture(scope="module")
+def off_host_graph() -> Iterator[Graph]:
+    """Prod with the off-host repository, through the program (`__main__.py`): the stack-wide
+    rules still refuse it until it is deployed end to end, so that one refusal is set aside."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rules, "off_host_problems", _deployable)
+        yield run_program("prod", edited("prod", lambda p: p["pitr"].update(offHost=OFF_HOST)))
+
+
+def _deployable(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    return [p for p in off_host_problems(s, catalogue) if p != NOT_DEPLOYED_YET]
+
+
+def test_each_server_archives_into_repo2_through_a_network_of_its_own(
+    off_host_graph: Graph,
+) -> None:
+    g = off_host_graph
+    for index, db in enumerate(STANZAS):
+        server, agent = g.container(f"shop-{db}-db"), g.container(f"shop-{db}-db-pitr")
+        link = f"shop-{db}-db-pitr-link"
+        (network,) = [n for n in g.of_type(NETWORK) if n.inputs["name"] == link]
+        assert network.inputs["internal"] is False  # its way to the repository's host
+        # Only the server and its agent are on it.
+        members = {
+            c.inputs["name"]
+            for c in g.containers()
+            if link in {n["name"] for n in c.inputs.get("networksAdvanced", [])}
+        }
+        assert members == {f"shop-{db}-db", f"shop-{db}-db-pitr"}
+        _, conf = seed_file(g, f"shop-{db}-db-pitr-config-seed", "pgbackrest.conf")
+        lines = set(conf.splitlines())
+        assert {
+            "repo2-host=backup-1.example.com",
+            "repo2-host-type=tls",
+            "repo2-host-port=8432",
+            "repo2-host-cert-file=/etc/pgbackrest/client.crt",
+            "archive-async=y",
+            "tls-server-port=8433",
+            f"tls-server-auth={REPOSITORY_CLIENT}={db}",
+        } <= lines
+        # repo2's passphrase never reaches a database's host.
+        assert not any(line.startswith("repo2-cipher") for line in lines)
+        _, agent_conf = seed_file(g, f"shop-{db}-db-pitr-config-seed", "agent.conf")
+        assert "repo2-host=backup-1.example.com" not in agent_conf
+        # The agent serves the repository's backups on its published port.
+        command = agent.inputs["command"]
+        assert command[-3:] == ["--config", "/etc/pgbackrest/agent.conf", "--tls-server"]
+        assert agent.inputs["ports"] == [
+            {"internal": DATABASE_TLS_PORT, "external": 8433 + index, "ip": LISTEN_ALL}
+        ]
+        health = agent.inputs["healthcheck"]["tests"]
+        assert health[-2:] == ["--tls-port", str(DATABASE_TLS_PORT)]
+        # The server still archives with its own file (now with both repositories).
+        assert options(server)["archive_command"].startswith(
+            "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf"
+        )
+
+
+def test_the_program_runs_the_repository_on_its_host_and_exports_its_passphrase(
+    off_host_graph: Graph,
+) -> None:
+    g = off_host_graph
+    repository = g.container("shop-pitr-repository")
+    backup_docker = next(
+        r for r in g.of_type("pulumi:providers:docker") if r.inputs.get("host") == BACKUP_HOST
+    )
+    assert provider_of(repository) == backup_docker.urn
+    # The servers' own image, pulled there by that host's provider.
+    assert repository.inputs["image"] == g.container("shop-order-db").inputs["image"]
+    assert "pitrPassphrases.pitr-repository" in g.secret_outputs
+
+
+def test_prod_with_an_off_host_repository_passes_every_production_rule(
+    off_host_graph: Graph,
+) -> None:
+    # The TLS servers publish their ports (only-edge-published makes room for their roles), and
+    # the CA's key reaches the certificates it signs only (secrets-only-in-files).
+    assert [(v.rule, v.name) for v in check(subjects(off_host_graph))] == []
