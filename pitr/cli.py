@@ -15,6 +15,8 @@ Inside the containers (the Pulumi program and `restore` run these):
   repository            the off-host repository: pgBackRest's TLS server and an agent per
                         stanza on repo2 (pitr/repository.py)
   repository-health     its health check
+  install-keys          copy the TLS keys beside the configuration into the container's own
+                        tmpfs, readable by its user alone (pitr/tls.py; the entrypoint runs it)
   guard                 before the server's first start on an empty data directory: refuse
                         it when the stanza holds backups, or cannot be read (pitr/guard.py)
   archive-now           archive the current WAL segment and wait for it (pgbackrest check)
@@ -39,7 +41,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pitr import docker_host, guard, layout, repository
+from pitr import docker_host, guard, layout, repository, tls
 from pitr.agent import Agent, HealthLimits, Schedule, health
 from pitr.drill import Drill
 from pitr.errors import EXIT_OK, PitrError, UsageError
@@ -122,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     repository_check.add_argument("--port", type=int, required=True, help="its TLS server's")
     _limit_options(repository_check)
     repository_check.set_defaults(run=_repository_health)
+
+    keys = commands.add_parser(
+        "install-keys", help="copy the TLS keys where pgBackRest accepts them (the entrypoint)"
+    )
+    keys.set_defaults(run=_install_keys)
 
     guard = commands.add_parser(
         "guard", help="before the server starts: refuse an empty one over a stanza with backups"
@@ -255,6 +262,11 @@ def _repository_health(args: argparse.Namespace) -> None:
     limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
     work = Path(layout.WORK_PATH)
     print(repository.repository_health(work, args.stanzas, args.port, limits))
+
+
+def _install_keys(_args: argparse.Namespace) -> None:
+    copied = tls.install_keys(Path(layout.CONFIG_DIR), Path(layout.KEYS_DIR))
+    print(f"pitr: TLS keys {', '.join(copied) or 'none'} in {layout.KEYS_DIR}")
 
 
 def _guard(args: argparse.Namespace) -> None:

@@ -30,6 +30,10 @@ STATUS_FILE = WORK_PATH / "agent-status.json"
 CONFIG_DIR = PurePosixPath("/etc/pgbackrest")
 """The configuration (it holds the repository passphrase), mounted read-only."""
 CONFIG_FILE = CONFIG_DIR / "pgbackrest.conf"
+KEYS_DIR = PurePosixPath("/tmp/pgbackrest-keys")
+"""Where the private keys beside the configuration are copied at start, on the container's own
+tmpfs (pitr/tls.py): pgBackRest refuses a key that others may read, and the platform writes
+every configuration file readable by all."""
 AGENT_CONFIG_FILE = CONFIG_DIR / "agent.conf"
 """Beside an off-host repository, the agent's own: repo1 alone, so that its checks and backups
 do not wait on repo2 (CONFIG_FILE has both, for the server's archiving and its TLS server)."""

@@ -28,8 +28,10 @@ CLIENT_CERT, CLIENT_KEY = "client.crt", "client.key"
 
 
 def tls_path(file_name: str) -> PurePosixPath:
-    """Where a side reads one of its TLS files: beside its pgbackrest.conf."""
-    return layout.CONFIG_DIR / file_name
+    """Where a side reads one of its TLS files: beside its pgbackrest.conf, but for its private
+    keys, which its entrypoint copies where its user alone reads them (pitr/tls.py)."""
+    folder = layout.KEYS_DIR if file_name.endswith(".key") else layout.CONFIG_DIR
+    return folder / file_name
 
 
 SERVER_TLS = TlsFiles(tls_path(SERVER_CERT), tls_path(SERVER_KEY), tls_path(CA_FILE))

@@ -21,7 +21,12 @@ STUBS = {
 
 
 def run(
-    tmp_path: Path, argv: list[str], uid: int, stanza: str | None, guard_exit: int = 0
+    tmp_path: Path,
+    argv: list[str],
+    uid: int,
+    stanza: str | None,
+    guard_exit: int = 0,
+    keys: bool = False,
 ) -> tuple[int, list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -30,11 +35,17 @@ def run(
         (bin_dir / name).chmod(0o755)
     calls = tmp_path / "calls"
     calls.write_text("")
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    (config / "pgbackrest.conf").write_text("")
+    if keys:  # beside an off-host repository
+        (config / "client.key").write_text("")
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "CALLS": str(calls),
         "FAKE_UID": str(uid),
         "GUARD_EXIT": str(guard_exit),
+        "PITR_CONFIG_DIR": str(config),
         **({"PITR_STANZA": stanza} if stanza else {}),
     }
     done = subprocess.run(["/bin/sh", str(ENTRYPOINT), *argv], env=env, check=False)
@@ -72,3 +83,23 @@ def test_other_commands_and_servers_without_a_stanza_go_straight_through(
 ) -> None:
     code, calls = run(tmp_path, argv, 999, stanza)
     assert (code, calls) == (0, [f"entrypoint {' '.join(argv)}"])
+
+
+KEYS = "python3 -m pitr install-keys"
+
+
+@pytest.mark.parametrize(
+    ("argv", "uid", "expected"),
+    [
+        (["postgres"], 0, ["gosu postgres", KEYS, "gosu postgres", GUARD]),
+        (["postgres"], 999, [KEYS, GUARD]),
+        (["python3", "-m", "pitr", "agent"], 999, [KEYS]),
+    ],
+    ids=["server-as-root", "server-as-postgres", "agent"],
+)
+def test_tls_keys_are_installed_first_as_the_servers_user(
+    tmp_path: Path, argv: list[str], uid: int, expected: list[str]
+) -> None:
+    code, calls = run(tmp_path, argv, uid, "order", keys=True)
+    assert code == 0
+    assert calls == [*expected, f"entrypoint {' '.join(argv)}"]
