@@ -84,6 +84,7 @@ UPDATED_IN_PLACE = {
     "memorySwap",
 }
 LOOPBACK = "127.0.0.1"
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 (a test host's network namespace: its link only)
 MIB = 1024 * 1024
 
 
@@ -96,7 +97,10 @@ class CreateError(Exception):
 
 
 def create_container(
-    client: docker.DockerClient, i: Mapping[str, Any], run_labels: Mapping[str, str]
+    client: docker.DockerClient,
+    i: Mapping[str, Any],
+    run_labels: Mapping[str, str],
+    on_test_host: bool = False,
 ) -> str:
     """Create, join, upload, start and await a container as the provider does; its ID. Raises
     `CreateError` with the ID when it fails once the container exists."""
@@ -120,7 +124,7 @@ def create_container(
         log_config=docker.types.LogConfig(type=i["logDriver"], config=i.get("logOpts", {}))
         if "logDriver" in i
         else None,
-        port_bindings=_port_bindings(name, i.get("ports", [])),
+        port_bindings=_port_bindings(name, i.get("ports", []), on_test_host),
         # The provider always sends one: its default is "bridge".
         network_mode=i.get("networkMode", "bridge"),
     )
@@ -288,12 +292,20 @@ def _megabytes(value: Any) -> int | None:
     return None if value is None else int(value) * MIB
 
 
-def _port_bindings(name: str, ports: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+def _port_bindings(
+    name: str, ports: list[dict[str, Any]], on_test_host: bool
+) -> dict[str, tuple[str, int]]:
+    """Loopback only on this machine's engine; on a test host's, every address of its network
+    namespace too (its loopback and its link: nothing else reaches it)."""
+    allowed = {LOOPBACK, ANY_ADDRESS} if on_test_host else {LOOPBACK}
     bindings = {}
     for port in ports:
-        if port.get("ip") != LOOPBACK:
-            raise RuntimeError(f"{name}: tests publish on {LOOPBACK} only, not {port.get('ip')}")
-        bindings[f"{port['internal']}/tcp"] = (LOOPBACK, int(port["external"]))
+        if port.get("ip") not in allowed:
+            raise RuntimeError(
+                f"{name}: tests publish on {LOOPBACK} only (any address on a test host), "
+                f"not {port.get('ip')}"
+            )
+        bindings[f"{port['internal']}/tcp"] = (str(port["ip"]), int(port["external"]))
     return bindings
 
 

@@ -39,6 +39,7 @@ from provider.schema import (
     SERVICE,
     VOLUME,
 )
+from tests.hosts.hosts import ROOT as TEST_HOSTS_ROOT
 from tests.standin import containers, swarm
 from tests.standin.checked import diff, preview_outputs, with_defaults
 from tests.standin.plugin import (
@@ -71,6 +72,9 @@ class Context:
     """The test run's labels, on everything created."""
     engine: Engine
     project: Path
+    on_test_host: bool = False
+    """The engine is a test host's (tests/hosts/): its network namespace has only its link, so
+    a port may be published on every address there."""
 
     def log(self, line: str) -> None:
         path = os.environ.get(LOG_VARIABLE)
@@ -97,7 +101,9 @@ class ContainerKind:
             return "", preview_outputs(CONTAINER, news)
         self.ctx.log(f"create container {news['name']}")
         try:
-            container_id = containers.create_container(self.ctx.client, news, self.ctx.labels)
+            container_id = containers.create_container(
+                self.ctx.client, news, self.ctx.labels, self.ctx.on_test_host
+            )
         except containers.CreateError as err:
             # Recorded with the inputs sent: the provider's Read comes only after a success.
             raise InitFailedError(err.container_id, dict(news), [str(err)]) from None
@@ -362,7 +368,9 @@ def _client(host: str | None) -> docker.DockerClient:
 
 def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:
     labels = json.loads(os.environ.get(LABELS_VARIABLE) or "{}")
-    ctx = Context(_client(config.get("host")), labels, engine, Path.cwd())
+    host = config.get("host")
+    on_test_host = bool(host) and str(host).startswith(f"unix://{TEST_HOSTS_ROOT}/")
+    ctx = Context(_client(host), labels, engine, Path.cwd(), on_test_host)
     api = ctx.client.api
     return {
         CONTAINER: ContainerKind(ctx),

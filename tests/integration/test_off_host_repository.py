@@ -1,0 +1,217 @@
+"""The off-host repository through the real Pulumi engine on two test hosts (tests/hosts/): one
+database server with PITR on the first, the repository on the second (components/parts/
+off_host.py), each side through its own Docker provider, linked only by the hosts' link. The
+server archives its WAL into repo1 beside it and into repo2 over mutual TLS; the repository takes
+its own backup of it through the agent's TLS server and restores it in its drill; a certificate
+of another CA is refused. One database, not the stack: the lean form of what the stacks deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_docker
+import pytest
+from pulumi import automation as auto
+
+from components.engine.containers import ContainerEngine, OtherHost
+from components.engine.profile import RuntimeProfile
+from components.parts.database import Database, DatabaseArgs
+from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
+from components.parts.pitr import PitrArgs
+from components.parts.pitr_tls import OffHostLink
+from deploy.workspace import ROOT
+from images.build import RECIPES
+from stacks.catalogue import PLATFORM
+from stacks.settings import (
+    OFF_HOST_HOME,
+    DatabaseTuning,
+    Hardening,
+    HealthCheck,
+    Logs,
+    PitrSettings,
+    Resources,
+)
+from tests.hosts import Host, TestHosts
+from tests.integration.conftest import exec_in, wait_for
+from tests.integration.engine import EngineHome
+from tests.integration.stacks import RUN_LABEL
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+PITR_IMAGE = RECIPES["postgres-pitr"].tag
+SERVICE = "order"
+PROFILE = RuntimeProfile(
+    hardening=Hardening(),
+    logs=Logs(),
+    restart="unless-stopped",
+    health=HealthCheck(interval="2s", timeout="5s", retries=10, start_period="30s"),
+    wait_timeout_seconds=120,
+)
+
+
+def pitr_settings(repository: Host, databases: Host) -> PitrSettings:
+    return PitrSettings.model_validate(
+        {
+            "enabled": True,
+            "image": PITR_IMAGE,
+            "offHost": {
+                "enabled": True,
+                "dockerHost": repository.docker_host,
+                "address": repository.address,
+                "databasesAddress": databases.address,
+            },
+        }
+    )
+
+
+def program(prefix: str, databases: Host, repository: Host) -> None:
+    settings = pitr_settings(repository, databases)
+    off = settings.off_host
+    assert off.address is not None and off.databases_address is not None
+    here = pulumi_docker.Provider("databases-docker", host=databases.docker_host)
+    there = pulumi_docker.Provider("repository-docker", host=repository.docker_host)
+    engine = ContainerEngine(
+        PROFILE,
+        databases.docker_host,
+        [here],
+        {OFF_HOST_HOME: OtherHost(repository.docker_host, there)},
+    )
+    holder = pulumi.ComponentResource(
+        "test:index:Holder", "holder", opts=pulumi.ResourceOptions(providers=[here])
+    )
+    child = pulumi.ResourceOptions(parent=holder)
+    labels = {"com.ecommerce.stack": prefix}
+    certificates = OffHostCertificates(
+        "certificates", settings, [SERVICE], [off.address], [off.databases_address], opts=child
+    )
+    network = engine.network("order-db-network", f"{prefix}-order-db", True, labels, holder)
+    spec = PLATFORM.get(SERVICE).database
+    assert spec is not None
+    Database(
+        "order-db",
+        DatabaseArgs(
+            service=SERVICE,
+            spec=spec,
+            docker_name=f"{prefix}-order-db",
+            image=PITR_IMAGE,
+            network=network,
+            alias="order-db",
+            tuning=DatabaseTuning(),
+            resources=Resources(memory_mb=512, cpus=1.0),
+            shm_size_mb=64,
+            stop_grace_seconds=30,
+            pids_limit=128,
+            engine=engine,
+            labels={**labels, "com.ecommerce.role": "database"},
+            protect_data=False,
+            pitr=PitrArgs(
+                settings,
+                PITR_IMAGE,
+                SERVICE,
+                OffHostLink(certificates.databases[SERVICE], off.address, off.port),
+            ),
+        ),
+        opts=child,
+    )
+    OffHostRepository(
+        "repository",
+        OffHostArgs(settings, [SERVICE], PITR_IMAGE, prefix, labels, False, engine),
+        certificates,
+        off.databases_address,
+        opts=child,
+    )
+
+
+@pytest.fixture
+def hosts(test_images: object) -> Iterator[list[Host]]:
+    with TestHosts(2, images=[PITR_IMAGE]) as made:
+        yield made
+
+
+def passed(container: Any, path: str) -> bool:
+    code, out = exec_in(container, ["cat", path])
+    if code != 0:
+        return False
+    tasks = json.loads(out)
+    return all(tasks.get(t, {}).get("ok") is True for t in ("check", "backup", "drill"))
+
+
+def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up(
+    engine_home: EngineHome, hosts: list[Host]
+) -> None:
+    databases, repository = hosts
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"ect{run_id}"
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as scratch:
+        for part in ("state", "project"):
+            (Path(scratch) / part).mkdir()
+        env = engine_home.env(
+            Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log"
+        )
+        stack = auto.create_stack(
+            "dev",
+            project_name="off-host",
+            program=lambda: program(prefix, databases, repository),
+            opts=auto.LocalWorkspaceOptions(
+                work_dir=str(Path(scratch) / "project"),
+                env_vars={**env, "PYTHONPATH": str(ROOT)},
+                pulumi_command=engine_home.command,
+                project_settings=auto.ProjectSettings(name="off-host", runtime="python"),
+            ),
+        )
+        here, there = databases.client(), repository.client()
+        try:
+            stack.up(on_output=lambda _line: None)
+            agent = here.containers.get(f"{prefix}-order-db-pitr")
+            repo = there.containers.get(f"{prefix}-{OFF_HOST_HOME}")
+            # Each side's first check, backup and drill: the database's on repo1 (its agent's
+            # own file), the repository's on repo2, its check a WAL switch on the server
+            # awaited in repo2 and its backup read through the agent's TLS server.
+            wait_for(
+                lambda: (
+                    passed(agent, "/var/lib/pgbackrest/work/agent-status.json")
+                    and passed(repo, f"/var/lib/pgbackrest/work/agent-status-{SERVICE}.json")
+                ),
+                timeout=300,
+                what="both sides' first check, backup and drill",
+                describe=lambda: _both(agent, repo),
+            )
+            code, info = exec_in(repo, ["pgbackrest", "--stanza", SERVICE, "--output=json", "info"])
+            assert code == 0, info
+            (stanza,) = json.loads(info)
+            assert [r["key"] for r in stanza["repo"]] == [2]
+            assert stanza["backup"], "no backup in repo2"
+            assert stanza["archive"][0]["max"], "no WAL in repo2"
+            # The server's certificate reaches its own stanza only: another's is refused (`info`
+            # says so in its report, and still exits 0).
+            server = here.containers.get(f"{prefix}-order-db")
+            code, said = exec_in(
+                server,
+                ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=customer",
+                 "--repo=2", "info"],
+            )  # fmt: skip
+            assert "[AccessError]" in said and "access denied" in said, said
+        finally:
+            here.close()
+            there.close()
+            stack.destroy(on_output=lambda _line: None)
+            stack.workspace.remove_stack("dev", force=True)
+
+
+def _both(agent: Any, repo: Any) -> str:
+    said = []
+    for name, container, path in (
+        ("database agent", agent, "/var/lib/pgbackrest/work/agent-status.json"),
+        ("repository", repo, f"/var/lib/pgbackrest/work/agent-status-{SERVICE}.json"),
+    ):
+        code, out = exec_in(container, ["cat", path])
+        logs = container.logs(tail=30).decode(errors="replace")
+        said.append(f"{name}: {out if code == 0 else 'no status'}\n{logs}")
+    return "\n".join(said)
