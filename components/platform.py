@@ -350,6 +350,7 @@ class Platform(pulumi.ComponentResource):
             overdue_after_hours(s.pitr) if s.pitr.enabled else None,
             backup_overdue if s.backup.enabled else None,
             apps_probed=s.monitoring.health_probe.enabled,
+            off_host=s.pitr.enabled and s.pitr.off_host.enabled,
         )
 
     def _edge(self) -> EdgeProxy:

@@ -45,6 +45,7 @@ from pitr import docker_host, guard, layout, repository, tls
 from pitr.agent import Agent, HealthLimits, Schedule, health
 from pitr.drill import Drill
 from pitr.errors import EXIT_OK, PitrError, UsageError
+from pitr.offhost_watch import OffHostWatch
 from pitr.pgbackrest import PgBackRest, RestoreTarget, Stanza
 
 log = logging.getLogger("pitr")
@@ -226,7 +227,10 @@ def _agent(args: argparse.Namespace) -> None:
         from pitr import metrics
 
         volumes = {"data": Path(layout.DATA_MOUNT), "pitr-repo": Path(layout.PGBACKREST_MOUNT)}
-        metrics.serve(args.metrics_port, metrics.agent_metrics(Path(layout.STATUS_FILE), volumes))
+        offhost = Path(layout.OFFHOST_STATUS_FILE) if args.tls_server else None
+        metrics.serve(
+            args.metrics_port, metrics.agent_metrics(Path(layout.STATUS_FILE), volumes, offhost)
+        )
     agent = Agent(tool, drill, schedule, Path(layout.STATUS_FILE))
     if not args.tls_server:
         agent.run(stop)
@@ -234,7 +238,10 @@ def _agent(args: argparse.Namespace) -> None:
     # The TLS server reads the server's own configuration (both repositories, its listener):
     # the off-host repository names that file when it backs this server up.
     server = repository.TlsServer(["pgbackrest", f"--config={layout.CONFIG_FILE}", "server"])
-    repository.serve(server, [agent], schedule.tick, stop)
+    # And it looks at repo2 through that file at every check, for the alerts.
+    both = PgBackRest(container_stanza(args.stanza), Path(layout.CONFIG_FILE))
+    watch = OffHostWatch(both, Path(layout.OFFHOST_STATUS_FILE), schedule.check_every)
+    repository.serve(server, [agent, watch], schedule.tick, stop)
 
 
 def _health(args: argparse.Namespace) -> None:

@@ -26,6 +26,8 @@ WORK_PATH = PGBACKREST_MOUNT / "work"
 """Locks and the agent's status, on the shared volume: the server's `archive-push` and the
 agent's backups see each other's locks."""
 STATUS_FILE = WORK_PATH / "agent-status.json"
+OFFHOST_STATUS_FILE = WORK_PATH / "offhost-status.json"
+"""Beside an off-host repository, what the agent last saw of repo2 (pitr/offhost_watch.py)."""
 
 CONFIG_DIR = PurePosixPath("/etc/pgbackrest")
 """The configuration (it holds the repository passphrase), mounted read-only."""

@@ -8,6 +8,12 @@ scrape, and how full the server's data and repository volumes are.
     ecommerce_volume_free_bytes{volume}, ecommerce_volume_size_bytes{volume}
     process_start_time_seconds                            when it started (restarts)
 
+Beside an off-host repository, what the agent last saw of repo2 (pitr/offhost_watch.py):
+
+    ecommerce_pitr_offhost_up                             1 when repo2 answered its last look
+    ecommerce_pitr_offhost_caught_up_timestamp_seconds    when repo2 last held repo1's newest WAL
+    ecommerce_pitr_offhost_last_backup_timestamp_seconds  when repo2's newest backup ended
+
 The alert rules (components/alert_rules.py) read them.
 """
 
@@ -21,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pitr.agent import TASKS, TaskState, load_tasks
+from pitr.offhost_watch import OffHostState, load_state
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -93,10 +100,36 @@ def serve(port: int, body: Callable[[], str]) -> http.server.ThreadingHTTPServer
     return server
 
 
-def agent_metrics(status_file: Path, volumes: Mapping[str, Path]) -> Callable[[], str]:
-    """What the agent serves: its status file and volumes as they are at each scrape."""
+def agent_metrics(
+    status_file: Path, volumes: Mapping[str, Path], offhost_file: Path | None = None
+) -> Callable[[], str]:
+    """What the agent serves: its status file and volumes as they are at each scrape, and what
+    it last saw of the off-host repository when it watches one."""
 
     def body() -> str:
-        return render({n: TaskState() for n in TASKS} | load_tasks(status_file), volumes)
+        tasks = {n: TaskState() for n in TASKS} | load_tasks(status_file)
+        seen = None if offhost_file is None else load_state(offhost_file)
+        return render(tasks, volumes) + "".join(f"{line}\n" for line in offhost_lines(seen))
 
     return body
+
+
+def offhost_lines(state: OffHostState | None) -> list[str]:
+    """repo2 as the agent last saw it; nothing before its first look (no false zero)."""
+    if state is None:
+        return []
+    lines = [
+        "# HELP ecommerce_pitr_offhost_up 1 when the off-host repository answered the last look.",
+        "# TYPE ecommerce_pitr_offhost_up gauge",
+        f"ecommerce_pitr_offhost_up {int(state.reachable)}",
+    ]
+    for name, at, text in (
+        ("caught_up", state.caught_up_at, "When repo2 last held repo1's newest WAL segment."),
+        ("last_backup", state.backup_at, "When the off-host repository's newest backup ended."),
+    ):
+        if at is None:
+            continue
+        metric = f"ecommerce_pitr_offhost_{name}_timestamp_seconds"
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} gauge"]
+        lines.append(f"{metric} {int(at.timestamp())}")
+    return lines

@@ -42,6 +42,8 @@ class Thresholds:
     """When the newest logical backup is overdue; None when the backup job is off."""
     apps_probed: bool = False
     """The apps' health probe runs (probe/health.py)."""
+    off_host: bool = False
+    """An off-host repository beside PITR (pitr.offHost): its own rules, with PITR's limits."""
 
 
 def rules(t: Thresholds) -> list[Rule]:
@@ -51,6 +53,8 @@ def rules(t: Thresholds) -> list[Rule]:
         found += _app_rules(t.alerts)
     if t.pitr_overdue_hours is not None:
         found += _pitr_rules(*t.pitr_overdue_hours)
+    if t.off_host and t.pitr_overdue_hours is not None and t.max_archive_age_minutes is not None:
+        found += _off_host_rules(t.max_archive_age_minutes, t.pitr_overdue_hours[0])
     if t.backup_overdue_hours is not None:
         found += _backup_rules(t.backup_overdue_hours)
     if t.max_archive_age_minutes is not None:
@@ -192,6 +196,38 @@ def _pitr_rules(backup_hours: int, drill_hours: int) -> list[Rule]:
             "5m",
             "warning",
             "the {{ $labels.service }} database's last passed restore drill is "
+            "{{ $value | humanizeDuration }} old",
+        ),
+    ]
+
+
+def _off_host_rules(max_age_minutes: int, backup_hours: int) -> list[Rule]:
+    """repo2 as each database's agent sees it (pitr/offhost_watch.py): away, behind repo1 for
+    longer than an archive may be stale (what a lost host would cost), or its backups overdue."""
+    return [
+        Rule(
+            "PitrOffHostUnreachable",
+            "ecommerce_pitr_offhost_up == 0",
+            "10m",
+            "critical",
+            "the {{ $labels.service }} database does not reach its off-host repository: its "
+            "WAL waits on the database's host",
+        ),
+        Rule(
+            "PitrOffHostArchiveBehind",
+            f"time() - ecommerce_pitr_offhost_caught_up_timestamp_seconds > {max_age_minutes * 60}",
+            "5m",
+            "critical",
+            "the {{ $labels.service }} database's off-host archive is behind repo1 for "
+            "{{ $value | humanizeDuration }}: losing the host would lose that much",
+        ),
+        Rule(
+            "PitrOffHostBackupOverdue",
+            "time() - ecommerce_pitr_offhost_last_backup_timestamp_seconds"
+            f" > {backup_hours * 3600}",
+            "5m",
+            "critical",
+            "the {{ $labels.service }} database's newest off-host backup is "
             "{{ $value | humanizeDuration }} old",
         ),
     ]

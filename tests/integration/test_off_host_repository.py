@@ -61,6 +61,8 @@ def pitr_settings(repository: Host, databases: Host) -> PitrSettings:
         {
             "enabled": True,
             "image": PITR_IMAGE,
+            # The agents' checks, and the database agent's look at repo2, every minute.
+            "checkEveryMinutes": 1,
             "offHost": {
                 "enabled": True,
                 "dockerHost": repository.docker_host,
@@ -189,6 +191,14 @@ def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up
             assert [r["key"] for r in stanza["repo"]] == [2]
             assert stanza["backup"], "no backup in repo2"
             assert stanza["archive"][0]["max"], "no WAL in repo2"
+            # The database's agent sees repo2 reachable, caught up with repo1 and holding a
+            # backup: what its metrics serve the alert rules.
+            wait_for(
+                lambda: _offhost_seen(agent),
+                timeout=150,
+                what="the database agent's look at repo2 with its backup",
+                describe=lambda: exec_in(agent, ["cat", OFFHOST_STATUS])[1],
+            )
             # The server's certificate reaches its own stanza only: another's is refused (`info`
             # says so in its report, and still exits 0).
             server = here.containers.get(f"{prefix}-order-db")
@@ -203,6 +213,17 @@ def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up
             there.close()
             stack.destroy(on_output=lambda _line: None)
             stack.workspace.remove_stack("dev", force=True)
+
+
+OFFHOST_STATUS = "/var/lib/pgbackrest/work/offhost-status.json"
+
+
+def _offhost_seen(agent: Any) -> bool:
+    code, out = exec_in(agent, ["cat", OFFHOST_STATUS])
+    if code != 0:
+        return False
+    seen = json.loads(out)
+    return bool(seen["reachable"] and seen["caught_up_at"] and seen["backup_at"])
 
 
 def _both(agent: Any, repo: Any) -> str:

@@ -18,6 +18,8 @@ from pitr import cli, layout, repository
 from pitr.agent import TASKS, HealthLimits, TaskState, save_tasks
 from pitr.agent import Agent as PitrAgent
 from pitr.errors import EXIT_USAGE, UnhealthyError
+from pitr.offhost_watch import OffHostWatch
+from pitr.pgbackrest import PgBackRest
 from pitr.repository import TlsServer, repository_health, serve, status_file
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -152,8 +154,12 @@ def test_an_agent_beside_an_off_host_repository_reads_its_own_file_and_runs_the_
     assert how == "served"
     # The TLS server reads the server's own file, with both repositories and its listener.
     assert server_argv == ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "server"]
-    (agent,) = agents
+    agent, watch = agents
     assert str(agent.tool.config_file) == "/etc/pgbackrest/agent.conf"
+    # Beside it, the look at repo2 for the alerts, through the server's file (both repos).
+    assert isinstance(watch, OffHostWatch) and isinstance(watch.tool, PgBackRest)
+    assert str(watch.tool.config_file) == "/etc/pgbackrest/pgbackrest.conf"
+    assert str(watch.status_file) == "/var/lib/pgbackrest/work/offhost-status.json"
 
 
 def test_an_agent_alone_runs_its_loop_on_the_servers_file(

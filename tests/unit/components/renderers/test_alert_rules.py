@@ -24,6 +24,7 @@ DEFAULTS = Thresholds(
     overdue_after_hours(PitrSettings()),
     BackupSettings().every_hours + BACKUP_SLACK_HOURS,
     apps_probed=True,
+    off_host=True,
 )
 
 

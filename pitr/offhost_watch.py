@@ -1,0 +1,149 @@
+"""Beside an off-host repository, the database agent's view of repo2 (docs/pitr.md): whether it
+answers, since when its archive holds everything repo1's does, and its newest backup. The agent
+looks at every check interval and writes what it saw to a status file of its own; its metrics
+(pitr/metrics.py) serve it to the alert rules. repo2 away never makes the agent unhealthy:
+repo1 keeps working, and the alerts say what is missing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from pitr.errors import PitrError
+
+log = logging.getLogger(__name__)
+
+OFF_HOST_REPO = 2
+
+
+class Info(Protocol):
+    """What is read of pgBackRest here (PgBackRest on the server's own configuration)."""
+
+    def info(self, *options: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class OffHostState:
+    checked_at: datetime
+    reachable: bool
+    caught_up_at: datetime | None
+    """The last time repo2's newest WAL segment was repo1's: how far behind repo2 can be."""
+    backup_at: datetime | None
+    """When repo2's newest backup ended."""
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked_at": _iso(self.checked_at),
+            "reachable": self.reachable,
+            "caught_up_at": _iso(self.caught_up_at),
+            "backup_at": _iso(self.backup_at),
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OffHostState:
+        checked = _parse(data["checked_at"])
+        assert checked is not None
+        return cls(
+            checked,
+            bool(data["reachable"]),
+            _parse(data.get("caught_up_at")),
+            _parse(data.get("backup_at")),
+            str(data.get("detail", "")),
+        )
+
+
+def observe(tool: Info, previous: OffHostState | None, now: datetime) -> OffHostState:
+    """What repo2 holds for the stanza now, against repo1 (`tool` reads both: the server's own
+    configuration)."""
+    caught_up_at = previous.caught_up_at if previous else None
+    backup_at = previous.backup_at if previous else None
+    try:
+        local, remote = tool.info("--repo=1"), tool.info(f"--repo={OFF_HOST_REPO}")
+    except PitrError as exc:
+        return OffHostState(now, False, caught_up_at, backup_at, str(exc))
+    problems = [
+        str(r.get("status", {}).get("message", ""))
+        for r in remote.get("repo", [])
+        if r.get("key") == OFF_HOST_REPO and r.get("status", {}).get("code", 0) != 0
+    ]
+    if problems:
+        return OffHostState(now, False, caught_up_at, backup_at, "; ".join(problems))
+    # Segment names sort in time order (timeline, then log and segment numbers).
+    newest_local, newest_remote = _newest_wal(local, 1), _newest_wal(remote, OFF_HOST_REPO)
+    if newest_remote >= newest_local:
+        caught_up_at = now
+    stops = [
+        int(b["timestamp"]["stop"])
+        for b in remote.get("backup", [])
+        if b.get("database", {}).get("repo-key") == OFF_HOST_REPO
+    ]
+    if stops:
+        backup_at = datetime.fromtimestamp(max(stops), UTC)
+    detail = f"repo2 holds WAL up to {newest_remote or 'none'}, repo1 {newest_local or 'none'}"
+    return OffHostState(now, True, caught_up_at, backup_at, detail)
+
+
+def _newest_wal(info: dict[str, Any], repo: int) -> str:
+    found = [
+        str(a.get("max") or "")
+        for a in info.get("archive", [])
+        if a.get("database", {}).get("repo-key") == repo
+    ]
+    return max(found, default="")
+
+
+class OffHostWatch:
+    """Looks at repo2 every `every` (the agent's check interval), ticked by the agent's loop."""
+
+    def __init__(
+        self,
+        tool: Info,
+        status_file: Path,
+        every: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.tool, self.status_file, self.every, self.clock = tool, status_file, every, clock
+        self.state = load_state(status_file)
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.state is not None and now - self.state.checked_at < self.every:
+            return
+        self.state = observe(self.tool, self.state, now)
+        if not self.state.reachable:
+            log.warning("off-host repository unreachable: %s", self.state.detail)
+        save_state(self.status_file, self.state)
+
+
+def load_state(path: Path) -> OffHostState | None:
+    try:
+        return OffHostState.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, AssertionError):
+        log.error("%s is unreadable; starting afresh", path)
+        return None
+
+
+def save_state(path: Path, state: OffHostState) -> None:
+    """Written whole or not at all: a scrape never reads half a file."""
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(json.dumps(state.to_json(), indent=2))
+    scratch.replace(path)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ") if at is not None else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
