@@ -11,9 +11,9 @@ from stacks.settings.platform import PlatformSettings
 KEY = "pitr.offHost"
 EXAMPLE_HOST = "ssh://backup@backup-1.example.com"
 NOT_DEPLOYED_YET = (
-    f"{KEY}.enabled: this version deploys the repository but not yet its alerts, nor the "
-    "recovery command for a lost host, nor a swarm's (docs/pitr.md, the off-host repository: "
-    "in progress); set it false for now"
+    f"{KEY}.enabled: this version deploys the repository and its alerts but not yet the "
+    "recovery command for a lost host, nor a swarm's repository (docs/pitr.md, the off-host "
+    "repository: in progress); set it false for now"
 )
 """Refused rather than half-deployed: a stack file that asks for off-host backups must never
 deploy without all of them and look as if it had them."""
