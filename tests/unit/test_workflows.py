@@ -16,10 +16,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+WORKFLOWS = sorted(
+    p for p in (ROOT / ".github" / "workflows").iterdir() if p.suffix in (".yml", ".yaml")
+)
 PREVIEW_STEP = ("jobs", "preview", "steps", "pulumi preview")
 """Where the stacks' secrets may be read: the env of the step that runs `make preview`."""
-SECRET = re.compile(r"\bsecrets\s*(\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[)")
+SECRET = re.compile(r"\bsecrets\b(\s*\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*))?", re.IGNORECASE)
+"""Any use of the `secrets` context (GitHub reads context names in any case): by a literal name,
+or whole (`secrets[...]`, `toJSON(secrets)`, `secrets: inherit`), which sends every secret."""
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+){2}$")
 
 
@@ -45,16 +50,33 @@ def strings(node: Any, where: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str,
 
 
 def secret_reads(workflow: dict[str, Any]) -> list[tuple[tuple[str, ...], str]]:
-    """(where, secret name or "[computed]") of every `secrets` expression in the workflow."""
-    return [
-        (where, match["name"] or "[computed]")
-        for where, text in strings(workflow)
-        for match in SECRET.finditer(text)
-    ]
+    """(where, secret name or "[all]") of every use of the `secrets` context in the workflow:
+    in expressions, and as a key (`secrets: inherit` passes them all on)."""
+    found = []
+    for where, text in strings(workflow):
+        if text.lower() == "secrets":  # a key: `secrets: inherit`, or secrets passed on by name
+            found.append((where, "[all]"))
+            continue
+        for expression in EXPRESSION.findall(text):
+            found += [(where, m["name"] or "[all]") for m in SECRET.finditer(expression)]
+    return found
 
 
 def test_there_are_workflows_to_check() -> None:
     assert [p.name for p in WORKFLOWS] == ["pull-request.yml"]
+
+
+def test_the_secret_reads_are_found_however_they_are_spelled() -> None:
+    def reads(text: str) -> list[str]:
+        return [name for _, name in secret_reads({"env": {"X": text}})]
+
+    assert reads("${{ secrets.DOCKER_HOST }}") == ["DOCKER_HOST"]
+    assert reads("${{ SECRETS.DOCKER_HOST }}") == ["DOCKER_HOST"]
+    assert reads("${{ secrets['DOCKER_HOST'] }}") == ["[all]"]
+    assert reads("${{ toJSON(secrets) }}") == ["[all]"]
+    assert reads("${{ format('{0}', Secrets) }}") == ["[all]"]
+    assert [name for _, name in secret_reads({"jobs": {"x": {"secrets": "inherit"}}})] == ["[all]"]
+    assert reads("the preview's secrets are in its environment") == []
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -62,9 +84,9 @@ def test_only_the_preview_step_reads_a_secret_and_by_its_literal_name(path: Path
     reads = secret_reads(load(path))
     outside = [(".".join(where), name) for where, name in reads if where[:4] != PREVIEW_STEP]
     assert outside == [], f"secrets read outside the step '{PREVIEW_STEP[-1]}': {outside}"
-    # A computed name (`secrets[...]`) makes GitHub send the runner every secret it has.
-    computed = [".".join(where) for where, name in reads if name == "[computed]"]
-    assert computed == [], f"secrets looked up by a computed name: {computed}"
+    # A computed name (`secrets[...]`) or the whole context makes GitHub send every secret.
+    whole = [".".join(where) for where, name in reads if name == "[all]"]
+    assert whole == [], f"secrets used whole or by a computed name: {whole}"
     # And there, only as the step's environment variables (never in its command line).
     assert {where[4] for where, _ in reads} <= {"env"}, reads
 
@@ -72,6 +94,11 @@ def test_only_the_preview_step_reads_a_secret_and_by_its_literal_name(path: Path
 def test_the_preview_reads_the_stack_credentials_through_the_stack_environment() -> None:
     workflow = load(ROOT / ".github" / "workflows" / "pull-request.yml")
     preview = workflow["jobs"]["preview"]
+    # One step of that name: the place the other checks allow the secrets in.
+    names = [step.get("name") for step in preview["steps"]]
+    assert names.count(PREVIEW_STEP[-1]) == 1, names
+    # Dependabot's runs get no secret: its pull requests are not previewed.
+    assert "github.actor != 'dependabot[bot]'" in preview["if"]
     assert preview["environment"] == "${{ matrix.stack }}"
     assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(vars.PREVIEW_STACKS) }}"
     assert "vars.PREVIEW_STACKS != ''" in preview["if"]
