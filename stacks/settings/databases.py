@@ -159,9 +159,10 @@ class OffHostSettings(StrictModel):
     """Run it (needs `pitr.enabled`)."""
     docker_host: DockerHost | None = None
     """The containers engine: the Docker engine of the repository's host, another than the
-    stack's (`ssh://backup@backup-1.example.com`, `tcp://backup-1.example.com:2376` with TLS
-    from DOCKER_CERT_PATH, or a second engine's `unix://` socket). A swarm: unset; the
-    repository is a service on the node `swarm.placement.pitr-repository` names."""
+    stack's (`tcp://backup-1.example.com:2376` with TLS from DOCKER_CERT_PATH, the same as the
+    stack's own host's, or a second engine's `unix://` socket; not `ssh://`: the program calls
+    that engine itself). A swarm: unset; the repository is a service on the node
+    `swarm.placement.pitr-repository` names."""
     address: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
     """The containers engine: the name or IP address the database servers reach the
     repository's host by (its certificate carries it). A swarm: unset (the service's name)."""

@@ -9,7 +9,7 @@ from stacks.settings.databases import OFF_HOST_HOME
 from stacks.settings.platform import PlatformSettings
 
 KEY = "pitr.offHost"
-EXAMPLE_HOST = "ssh://backup@backup-1.example.com"
+EXAMPLE_HOST = "tcp://backup-1.example.com:2376"
 NOT_DEPLOYED_YET = (
     f"{KEY}.enabled: this version deploys the repository and its alerts but not yet the "
     "recovery command for a lost host, nor a swarm's repository (docs/pitr.md, the off-host "
@@ -31,6 +31,13 @@ def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     if s.engine == "swarm":
         return [*_on_a_swarm(s, catalogue), NOT_DEPLOYED_YET]
     problems = [NOT_DEPLOYED_YET]
+    if off.docker_host is not None and not off.docker_host.startswith(("unix://", "tcp://")):
+        problems.append(
+            f"{KEY}.dockerHost: {off.docker_host} is not supported: the program sends that "
+            "host's Docker engine calls of its own (the containers' PIDs limits) over unix:// "
+            "or tcp:// only (TLS from DOCKER_CERT_PATH and DOCKER_TLS_VERIFY, as for the "
+            "stack's own host); use one of those"
+        )
     if off.docker_host is None:
         problems.append(
             f"{KEY}.dockerHost: not filled in; name the Docker engine of another host for the "

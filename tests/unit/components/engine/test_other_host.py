@@ -20,7 +20,7 @@ from stacks.settings import OFF_HOST_HOME, PlatformSettings
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 STACK_HOST = "tcp://shop-1:2376"
-BACKUP_HOST = "ssh://backup@backup-1"
+BACKUP_HOST = "tcp://backup-1:2376"
 PROFILE = RuntimeProfile(
     hardening=PlatformSettings.model_fields["hardening"].default,
     logs=PlatformSettings.model_fields["logs"].default,

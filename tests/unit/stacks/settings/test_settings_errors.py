@@ -19,7 +19,7 @@ from tests.unit.conftest import SETTINGS_KEY, edited
 Edit = Callable[[dict[str, Any]], None]
 OFF_HOST_SETTINGS = {
     "enabled": True,
-    "dockerHost": "ssh://backup@backup-1",
+    "dockerHost": "tcp://backup-1:2376",
     "address": "backup-1",
     "databasesAddress": "shop-1",
 }
@@ -173,19 +173,19 @@ CASES = [
         "prod",
         put("pitr.offHost", {"enabled": True, "address": "backup-1.example.com"}),
         "ecommerce:platform.pitr.offHost.dockerHost: not filled in; name the Docker engine of "
-        "another host for the backup repository (e.g. ssh://backup@backup-1.example.com), or "
+        "another host for the backup repository (e.g. tcp://backup-1.example.com:2376), or "
         "set pitr.offHost.enabled: false",
         id="off-host-unfilled",
     ),
     pytest.param(
         "prod",
-        put("pitr.offHost", {"enabled": True, "dockerHost": "ssh://backup@backup-1"}),
+        put("pitr.offHost", {"enabled": True, "dockerHost": "tcp://backup-1:2376"}),
         "ecommerce:platform.pitr.offHost.address: not filled in",
         id="off-host-no-address",
     ),
     pytest.param(
         "prod",
-        put("pitr.offHost", {"enabled": True, "dockerHost": "ssh://b@backup-1", "address": "b"}),
+        put("pitr.offHost", {"enabled": True, "dockerHost": "tcp://b-1:2376", "address": "b"}),
         "ecommerce:platform.pitr.offHost.databasesAddress: not filled in; name the host name or "
         "IP address the repository's host reaches this stack's Docker host by",
         id="off-host-without-the-databases-address",
@@ -196,6 +196,13 @@ CASES = [
         "ecommerce:platform.pitr.offHost.databasesAddress: backup-1 is also the repository's "
         "address; the repository must be on another host than the databases",
         id="off-host-at-the-databases-address",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {**OFF_HOST_SETTINGS, "dockerHost": "ssh://backup@backup-1"}),
+        "ecommerce:platform.pitr.offHost.dockerHost: ssh://backup@backup-1 is not supported: the "
+        "program sends that host's Docker engine calls of its own",
+        id="off-host-over-ssh",
     ),
     pytest.param(
         "prod",
