@@ -37,7 +37,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -241,7 +241,12 @@ def _agent(args: argparse.Namespace) -> None:
     # And it looks at repo2 through that file at every check, for the alerts.
     both = PgBackRest(container_stanza(args.stanza), Path(layout.CONFIG_FILE))
     watch = OffHostWatch(both, Path(layout.OFFHOST_STATUS_FILE), schedule.check_every)
-    repository.serve(server, [agent, watch], schedule.tick, stop)
+    _in_background("offhost", watch.run, stop, schedule.tick)
+    repository.serve(server, [agent], schedule.tick, stop)
+
+
+def _in_background(name: str, target: Callable[..., None], *args: object) -> None:
+    threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
 def _health(args: argparse.Namespace) -> None:

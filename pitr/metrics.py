@@ -13,6 +13,7 @@ Beside an off-host repository, what the agent last saw of repo2 (pitr/offhost_wa
     ecommerce_pitr_offhost_up                             1 when repo2 answered its last look
     ecommerce_pitr_offhost_caught_up_timestamp_seconds    when repo2 last held repo1's newest WAL
     ecommerce_pitr_offhost_last_backup_timestamp_seconds  when repo2's newest backup ended
+    (either, before there is one: the agent's first look at repo2)
 
 The alert rules (components/alert_rules.py) read them.
 """
@@ -123,10 +124,13 @@ def offhost_lines(state: OffHostState | None) -> list[str]:
         "# TYPE ecommerce_pitr_offhost_up gauge",
         f"ecommerce_pitr_offhost_up {int(state.reachable)}",
     ]
+    # Never caught up, or no backup yet: counted from the first look, so that a repo2 that never
+    # gets one still trips the alert once the limit has passed.
     for name, at, text in (
         ("caught_up", state.caught_up_at, "When repo2 last held repo1's newest WAL segment."),
         ("last_backup", state.backup_at, "When the off-host repository's newest backup ended."),
     ):
+        at = at or state.since
         if at is None:
             continue
         metric = f"ecommerce_pitr_offhost_{name}_timestamp_seconds"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,10 +33,14 @@ class OffHostState:
     checked_at: datetime
     reachable: bool
     caught_up_at: datetime | None
-    """The last time repo2's newest WAL segment was repo1's: how far behind repo2 can be."""
+    """The last time repo2 held what repo1 held at a look: how far behind repo2 can be."""
     backup_at: datetime | None
     """When repo2's newest backup ended."""
     detail: str
+    since: datetime | None = None
+    """The first look: with no backup, or no catching up, since then, the alerts count from it."""
+    local_wal: str = ""
+    """repo1's newest WAL segment at this look, which repo2 must hold by the next."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +49,8 @@ class OffHostState:
             "caught_up_at": _iso(self.caught_up_at),
             "backup_at": _iso(self.backup_at),
             "detail": self.detail,
+            "since": _iso(self.since),
+            "local_wal": self.local_wal,
         }
 
     @classmethod
@@ -56,6 +63,8 @@ class OffHostState:
             _parse(data.get("caught_up_at")),
             _parse(data.get("backup_at")),
             str(data.get("detail", "")),
+            _parse(data.get("since")),
+            str(data.get("local_wal", "")),
         )
 
 
@@ -64,21 +73,31 @@ def observe(tool: Info, previous: OffHostState | None, now: datetime) -> OffHost
     configuration)."""
     caught_up_at = previous.caught_up_at if previous else None
     backup_at = previous.backup_at if previous else None
+    since = (previous.since if previous else None) or now
+    earlier_wal = previous.local_wal if previous else ""
+
+    def away(why: str) -> OffHostState:
+        return OffHostState(now, False, caught_up_at, backup_at, why, since, earlier_wal)
+
     try:
         local, remote = tool.info("--repo=1"), tool.info(f"--repo={OFF_HOST_REPO}")
     except PitrError as exc:
-        return OffHostState(now, False, caught_up_at, backup_at, str(exc))
+        return away(str(exc))
     problems = [
         str(r.get("status", {}).get("message", ""))
         for r in remote.get("repo", [])
         if r.get("key") == OFF_HOST_REPO and r.get("status", {}).get("code", 0) != 0
     ]
     if problems:
-        return OffHostState(now, False, caught_up_at, backup_at, "; ".join(problems))
+        return away("; ".join(problems))
     # Segment names sort in time order (timeline, then log and segment numbers).
     newest_local, newest_remote = _newest_wal(local, 1), _newest_wal(remote, OFF_HOST_REPO)
     if newest_remote >= newest_local:
         caught_up_at = now
+    elif previous is not None and earlier_wal and newest_remote >= earlier_wal:
+        # Under steady writes repo1 may always be a segment ahead at the moment of a look: repo2
+        # holding what repo1 held at the last look means it was caught up then.
+        caught_up_at = max(caught_up_at or previous.checked_at, previous.checked_at)
     stops = [
         int(b["timestamp"]["stop"])
         for b in remote.get("backup", [])
@@ -87,7 +106,7 @@ def observe(tool: Info, previous: OffHostState | None, now: datetime) -> OffHost
     if stops:
         backup_at = datetime.fromtimestamp(max(stops), UTC)
     detail = f"repo2 holds WAL up to {newest_remote or 'none'}, repo1 {newest_local or 'none'}"
-    return OffHostState(now, True, caught_up_at, backup_at, detail)
+    return OffHostState(now, True, caught_up_at, backup_at, detail, since, newest_local)
 
 
 def _newest_wal(info: dict[str, Any], repo: int) -> str:
@@ -116,10 +135,31 @@ class OffHostWatch:
         now = self.clock()
         if self.state is not None and now - self.state.checked_at < self.every:
             return
-        self.state = observe(self.tool, self.state, now)
+        try:
+            self.state = observe(self.tool, self.state, now)
+        except Exception as exc:  # an answer it cannot read: never the agent's end
+            log.exception("looking at the off-host repository failed")
+            self.state = observe(_Failing(exc), self.state, now)
         if not self.state.reachable:
             log.warning("off-host repository unreachable: %s", self.state.detail)
         save_state(self.status_file, self.state)
+
+    def run(self, stop: threading.Event, tick: timedelta) -> None:
+        """Tick on its own until `stop`: a long backup or drill of the agent never delays a look
+        (the alert would read a stale look as repo2 behind)."""
+        while not stop.is_set():
+            self.tick()
+            stop.wait(tick.total_seconds())
+
+
+class _Failing:
+    """An `Info` that fails as the look did: `observe` records it as repo2 out of reach."""
+
+    def __init__(self, cause: Exception) -> None:
+        self.cause = cause
+
+    def info(self, *options: str) -> dict[str, Any]:
+        raise PitrError(f"unreadable answer: {self.cause.__class__.__name__}: {self.cause}")
 
 
 def load_state(path: Path) -> OffHostState | None:

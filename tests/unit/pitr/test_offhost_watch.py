@@ -98,3 +98,38 @@ def test_the_metrics_say_what_was_seen_and_nothing_before_the_first_look() -> No
         "ecommerce_pitr_offhost_up 0",
         f"ecommerce_pitr_offhost_caught_up_timestamp_seconds {int(NOW.timestamp()) - 3600}",
     ]
+
+
+def test_under_steady_writes_repo2_holding_the_last_looks_segment_counts_as_caught_up() -> None:
+    # At each look repo1 is a segment ahead (the check has just switched one), but repo2 holds
+    # what repo1 held at the look before: it was caught up then, not an hour ago.
+    hour_ago = NOW - timedelta(hours=1)
+    earlier = OffHostState(
+        NOW - timedelta(minutes=5), True, hour_ago, None, "", hour_ago, "00000001000000000000000A"
+    )
+    tool = Tool(info(1, "00000001000000000000000B"), info(2, "00000001000000000000000A"))
+    seen = observe(tool, earlier, NOW)
+    assert seen.caught_up_at == NOW - timedelta(minutes=5)
+    assert seen.local_wal == "00000001000000000000000B"
+    # Still behind what repo1 held last time: no catching up.
+    lagging = Tool(info(1, "00000001000000000000000B"), info(2, "000000010000000000000009"))
+    assert observe(lagging, earlier, NOW).caught_up_at == hour_ago
+
+
+def test_an_answer_the_watch_cannot_read_is_repo2_away_not_the_agents_end(tmp_path: Path) -> None:
+    tool = Tool(info(1, "000000010000000000000009"), ValueError("not enough values to unpack"))
+    watch = OffHostWatch(tool, tmp_path / "offhost-status.json", timedelta(minutes=5), lambda: NOW)
+    watch.tick()
+    assert watch.state is not None and not watch.state.reachable
+    assert "ValueError: not enough values to unpack" in watch.state.detail
+
+
+def test_with_no_backup_or_catching_up_yet_the_alerts_count_from_the_first_look() -> None:
+    first = NOW - timedelta(hours=7)
+    lines = offhost_lines(OffHostState(NOW, True, None, None, "", first))
+    values = [line for line in lines if not line.startswith("#")]
+    assert values == [
+        "ecommerce_pitr_offhost_up 1",
+        f"ecommerce_pitr_offhost_caught_up_timestamp_seconds {int(first.timestamp())}",
+        f"ecommerce_pitr_offhost_last_backup_timestamp_seconds {int(first.timestamp())}",
+    ]

@@ -142,6 +142,9 @@ def agent_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
         runs.append(("served", (server.argv, agents)))
 
     monkeypatch.setattr(repository, "serve", served)
+    monkeypatch.setattr(
+        cli, "_in_background", lambda name, target, *args: runs.append((name, target.__self__))
+    )
     return runs
 
 
@@ -150,13 +153,15 @@ def test_an_agent_beside_an_off_host_repository_reads_its_own_file_and_runs_the_
 ) -> None:
     argv = ["agent", "--stanza", "order", "--config", "/etc/pgbackrest/agent.conf"]
     assert cli.main([*argv, "--tls-server"]) == 0
-    ((how, (server_argv, agents)),) = agent_runs
+    (watching, watch), (how, (server_argv, agents)) = agent_runs
     assert how == "served"
     # The TLS server reads the server's own file, with both repositories and its listener.
     assert server_argv == ["pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "server"]
-    agent, watch = agents
+    (agent,) = agents
     assert str(agent.tool.config_file) == "/etc/pgbackrest/agent.conf"
-    # Beside it, the look at repo2 for the alerts, through the server's file (both repos).
+    # Beside it, on a thread of its own (a long backup never delays it), the look at repo2
+    # for the alerts, through the server's file (both repos).
+    assert watching == "offhost"
     assert isinstance(watch, OffHostWatch) and isinstance(watch.tool, PgBackRest)
     assert str(watch.tool.config_file) == "/etc/pgbackrest/pgbackrest.conf"
     assert str(watch.status_file) == "/var/lib/pgbackrest/work/offhost-status.json"
