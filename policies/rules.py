@@ -48,10 +48,11 @@ DATABASE_NETWORK_MEMBERS = frozenset({"database", "business", "exporter"})
 """Roles that join the database network of their own service (the backup job joins them all)."""
 EDGE_ROLE = "edge"
 """The role of the one container that may publish host ports for the shop: the edge proxy."""
-TLS_SERVER_ROLES = frozenset({"pitr", "pitr-repository"})
-"""Beside an off-host backup repository, pgBackRest's TLS servers publish a port too: the
-repository's, and each database agent's, which the repository takes backups through. Both
-accept only clients with a certificate of the stack's own CA, each for its own stanza."""
+TLS_SERVER_PORTS: Mapping[str, int] = {"pitr": 8433, "pitr-repository": 8432}
+"""Beside an off-host backup repository, pgBackRest's TLS servers publish a port too, each that
+one port inside its container (components/parts/pitr_tls.py): the repository's, and each
+database agent's, which the repository takes backups through. Both accept only clients with a
+certificate of the stack's own CA, each for its own stanza."""
 SECRETS_ROLE = "secrets"
 SCRATCH_ROLE = "scratch"
 """Volumes with nothing to keep: a socket directory, a restore drill's throwaway copy."""
@@ -162,6 +163,8 @@ class Process:
     log_options: Mapping[str, Any] | Unknown
     image: str | Unknown
     published: Sequence[int] | Unknown
+    published_inside: Sequence[int] | Unknown
+    """The container's side of each published port."""
     sources: Sequence[str] | Unknown
     privileged: bool | Unknown
     host_network: bool | Unknown
@@ -209,6 +212,10 @@ def process_of(s: Subject) -> Process | None:
                 _at(i, "ports"),
                 lambda ports: [int(p["external"]) for p in ports or [] if p.get("external")],
             ),
+            published_inside=_known_or(
+                _at(i, "ports"),
+                lambda ports: [int(p["internal"]) for p in ports or [] if p.get("external")],
+            ),
             sources=_known_or(
                 (_at(i, "volumes"), _at(i, "mounts")),
                 lambda both: (
@@ -243,6 +250,10 @@ def process_of(s: Subject) -> Process | None:
                 lambda ports: [
                     int(p["publishedPort"]) for p in ports or [] if p.get("publishedPort")
                 ],
+            ),
+            published_inside=_known_or(
+                _at(i, "endpointSpec", "ports"),
+                lambda ports: [int(p["targetPort"]) for p in ports or [] if p.get("publishedPort")],
             ),
             sources=_known_or(
                 _at(spec, "mounts"),
@@ -341,9 +352,14 @@ def only_edge_published(s: Subject) -> Iterable[str]:
     p, role = process_of(s), _role(s)
     if p is None or isinstance(p.published, Unknown) or isinstance(role, Unknown):
         return
-    if p.published and role != EDGE_ROLE and role not in TLS_SERVER_ROLES:
-        ports = ", ".join(str(port) for port in p.published)
-        yield f"publishes host port {ports} though its role is {role!r}, not the edge"
+    if not p.published or role == EDGE_ROLE:
+        return
+    tls_port = TLS_SERVER_PORTS.get(str(role))
+    inside = p.published_inside
+    if tls_port is not None and not isinstance(inside, Unknown) and set(inside) <= {tls_port}:
+        return  # a TLS server of the off-host backups, its own port only
+    ports = ", ".join(str(port) for port in p.published)
+    yield f"publishes host port {ports} though its role is {role!r}, not the edge"
 
 
 def data_volume_protected(s: Subject) -> Iterable[str]:

@@ -38,6 +38,7 @@ from components.parts.pitr_tls import (
     CLIENT_TLS,
     LISTEN_ALL,
     REPOSITORY_CLIENT,
+    REPOSITORY_TLS_PORT,
     SERVER_CERT,
     SERVER_KEY,
     SERVER_TLS,
@@ -166,7 +167,9 @@ class OffHostRepository(pulumi.ComponentResource):
             for service in args.stanzas
         ]
         # Each database's certificate (its stanza's name) may reach its own stanza only.
-        listener = Listener(LISTEN_ALL, off.port, SERVER_TLS, {db: [db] for db in args.stanzas})
+        listener = Listener(
+            LISTEN_ALL, REPOSITORY_TLS_PORT, SERVER_TLS, {db: [db] for db in args.stanzas}
+        )
         config = self.passphrase.apply(
             lambda passphrase: repository_config(
                 databases,
@@ -216,13 +219,13 @@ class OffHostRepository(pulumi.ComponentResource):
                     files.mount(str(layout.CONFIG_DIR)),
                 ],
                 networks=[Network(network, OFF_HOST_HOME)],
-                ports=[Port(off.port, off.port, LISTEN_ALL)],
+                ports=[Port(REPOSITORY_TLS_PORT, off.port, LISTEN_ALL)],
                 needs=ImageNeeds(non_root_user=layout.PG_USER),
                 resources=s.resources,
                 health_test=[
                     "CMD",
                     *["python3", "-m", "pitr", "repository-health", *stanza_flags],
-                    *["--port", str(off.port), *limit_options(s)],
+                    *["--port", str(REPOSITORY_TLS_PORT), *limit_options(s)],
                 ],
                 labels={**args.labels, **files.revision_label()},
                 stop_grace_seconds=s.stop_grace_seconds,

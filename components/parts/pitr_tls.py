@@ -18,8 +18,11 @@ REPOSITORY_CLIENT = "pitr-repository"
 """The common name of the repository's client certificate, which each database's TLS server
 authorises for its own stanza."""
 DATABASE_TLS_PORT = 8433
-"""The port of each database server's TLS server inside its containers (published on the
-databases' host as `offHost.databasePortsFrom` and the next ones)."""
+"""The port of each database server's TLS server inside its agent's container (published on the
+databases' host as `offHost.databasePortsFrom` and the next ones); the production rules let an
+agent publish this one (policies/rules.py, TLS_SERVER_PORTS)."""
+REPOSITORY_TLS_PORT = 8432
+"""The repository's TLS server's port inside its container (published as `offHost.port`)."""
 LISTEN_ALL = "0.0.0.0"  # noqa: S104 (inside its container; the published port decides)
 
 CA_FILE = "ca.crt"

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pulumi
 import pytest
 
 from components.engine import engine_for
 from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
-from components.parts.pitr_tls import DATABASE_TLS_PORT, LISTEN_ALL, REPOSITORY_CLIENT
+from components.parts.pitr_tls import (
+    DATABASE_TLS_PORT,
+    LISTEN_ALL,
+    REPOSITORY_CLIENT,
+    REPOSITORY_TLS_PORT,
+)
 from plan.recorder import Graph, Resource, run_program, run_under_mocks
 from plan.report import subjects
-from policies.rules import check
+from policies.rules import TLS_SERVER_PORTS, check
 from provider.schema import NETWORK
 from stacks.catalogue import PLATFORM, Catalogue
 from stacks.settings import OFF_HOST_HOME, PlatformSettings, rules
@@ -251,3 +257,19 @@ def test_prod_with_an_off_host_repository_passes_every_production_rule(
     # The TLS servers publish their ports (only-edge-published makes room for their roles), and
     # the CA's key reaches the certificates it signs only (secrets-only-in-files).
     assert [(v.rule, v.name) for v in check(subjects(off_host_graph))] == []
+
+
+def test_the_tls_servers_may_publish_their_own_port_only(off_host_graph: Graph) -> None:
+    assert TLS_SERVER_PORTS == {"pitr": DATABASE_TLS_PORT, "pitr-repository": REPOSITORY_TLS_PORT}
+    found = {s.name: s for s in subjects(off_host_graph)}
+    agent = found["platform-order-db-pitr-container"]
+    assert check([agent], stack_rules=()) == []
+    # Its metrics port published beside: refused, role or not.
+    metrics = {"internal": 9188, "external": 9188, "ip": LISTEN_ALL}
+    more = replace(agent, inputs={**agent.inputs, "ports": [*agent.inputs["ports"], metrics]})
+    assert [v.rule for v in check([more], stack_rules=())] == ["only-edge-published"]
+    # A database publishing the TLS port is no TLS server.
+    server = found["platform-order-db-container"]
+    tls = {"internal": DATABASE_TLS_PORT, "external": 8433, "ip": LISTEN_ALL}
+    posing = replace(server, inputs={**server.inputs, "ports": [tls]})
+    assert [v.rule for v in check([posing], stack_rules=())] == ["only-edge-published"]
