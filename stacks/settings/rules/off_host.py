@@ -7,9 +7,11 @@ from __future__ import annotations
 from stacks.catalogue import Catalogue
 from stacks.settings.databases import OFF_HOST_HOME
 from stacks.settings.platform import PlatformSettings
+from stacks.settings.rules.inventory import host_ports
 
 KEY = "pitr.offHost"
 EXAMPLE_HOST = "tcp://backup-1.example.com:2376"
+MAX_PORT = 65535
 NOT_DEPLOYED_YET = (
     f"{KEY}.enabled: this version deploys the repository and its alerts but not yet the "
     "recovery command for a lost host, nor a swarm's repository (docs/pitr.md, the off-host "
@@ -55,6 +57,7 @@ def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             "address; the repository must be on another host than the databases, or a lost "
             "host loses both"
         )
+    problems += _tls_ports_taken(s, catalogue)
     if off.databases_address is None:
         problems.append(
             f"{KEY}.databasesAddress: not filled in; name the host name or IP address the "
@@ -62,6 +65,25 @@ def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             "through each database server's TLS server there)"
         )
     return problems
+
+
+def _tls_ports_taken(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
+    """The databases' TLS servers publish `databasePortsFrom` and the next ports on the stack's
+    host: none of them may be another published port's, nor past the last port."""
+    first = s.pitr.off_host.database_ports_from
+    ports = {first + i: spec.name for i, spec in enumerate(catalogue.with_database())}
+    if ports and max(ports) > MAX_PORT:
+        room = MAX_PORT - len(ports) + 1
+        return [
+            f"{KEY}.databasePortsFrom: {first} leaves no room for the {len(ports)} databases' TLS "
+            f"servers (up to {max(ports)}, past {MAX_PORT}); use at most {room}"
+        ]
+    return [
+        f"{KEY}.databasePortsFrom: host port {port} (the {ports[port]} database's TLS server) is "
+        f"already used by {key}; move one of them"
+        for key, port in host_ports(s).items()
+        if port in ports
+    ]
 
 
 def _on_a_swarm(s: PlatformSettings, catalogue: Catalogue) -> list[str]:

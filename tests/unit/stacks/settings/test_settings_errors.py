@@ -206,6 +206,20 @@ CASES = [
     ),
     pytest.param(
         "prod",
+        put("pitr.offHost", {**OFF_HOST_SETTINGS, "databasePortsFrom": 442}),
+        "ecommerce:platform.pitr.offHost.databasePortsFrom: host port 443 (the product "
+        "database's TLS server) is already used by edge.httpsPort; move one of them",
+        id="off-host-tls-port-taken",
+    ),
+    pytest.param(
+        "prod",
+        put("pitr.offHost", {**OFF_HOST_SETTINGS, "databasePortsFrom": 65534}),
+        "ecommerce:platform.pitr.offHost.databasePortsFrom: 65534 leaves no room for the 4 "
+        "databases' TLS servers (up to 65537, past 65535); use at most 65532",
+        id="off-host-tls-ports-past-the-last",
+    ),
+    pytest.param(
+        "prod",
         put("pitr.offHost", {"enabled": True, "dockerHost": "backup-1:2376", "address": "b"}),
         "ecommerce:platform.pitr.offHost.dockerHost: String should match pattern",
         id="off-host-not-an-engine-address",
