@@ -69,12 +69,12 @@ class TaskState:
         return now >= self.at + retry_delay(self.failures, retry_after, every)
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": _iso(self.at), "ok": self.ok, "ok_at": _iso(self.ok_at),
+        return {"at": iso_utc(self.at), "ok": self.ok, "ok_at": iso_utc(self.ok_at),
                 "failures": self.failures, "detail": self.detail}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskState:
-        return cls(_parse(data.get("at")), data.get("ok"), _parse(data.get("ok_at")),
+        return cls(parse_utc(data.get("at")), data.get("ok"), parse_utc(data.get("ok_at")),
                    int(data.get("failures", 0)), data.get("detail"))  # fmt: skip
 
 
@@ -197,9 +197,14 @@ def load_tasks(path: Path) -> dict[str, TaskState]:
 
 
 def save_tasks(path: Path, tasks: Mapping[str, TaskState]) -> None:
-    """Written whole or not at all: the health check never reads half a file."""
+    write_whole(path, {k: t.to_json() for k, t in tasks.items()})
+
+
+def write_whole(path: Path, data: Any) -> None:
+    """`data` as JSON, written whole or not at all: a health check or a scrape never reads
+    half a file."""
     scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(json.dumps({k: t.to_json() for k, t in tasks.items()}, indent=2))
+    scratch.write_text(json.dumps(data, indent=2))
     scratch.replace(path)
 
 
@@ -230,7 +235,7 @@ def health(path: Path, limits: HealthLimits, now: datetime) -> str:
                 f"overdue {what[name]}: the last passed")  # fmt: skip
             raise UnhealthyError(f"{label} {_ago(age)} ago (max {_ago(maxima[name])})")
     drill = tasks["drill"]
-    return f"ok: {drill.detail} at {_iso(drill.ok_at)}"
+    return f"ok: {drill.detail} at {iso_utc(drill.ok_at)}"
 
 
 def _ago(delta: timedelta) -> str:
@@ -240,11 +245,11 @@ def _ago(delta: timedelta) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _iso(at: datetime | None) -> str | None:
+def iso_utc(at: datetime | None) -> str | None:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ") if at is not None else None
 
 
-def _parse(text: str | None) -> datetime | None:
+def parse_utc(text: str | None) -> datetime | None:
     if text is None:
         return None
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from pitr.agent import iso_utc, parse_utc, write_whole
 from pitr.errors import PitrError
 
 log = logging.getLogger(__name__)
@@ -44,26 +45,26 @@ class OffHostState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "checked_at": _iso(self.checked_at),
+            "checked_at": iso_utc(self.checked_at),
             "reachable": self.reachable,
-            "caught_up_at": _iso(self.caught_up_at),
-            "backup_at": _iso(self.backup_at),
+            "caught_up_at": iso_utc(self.caught_up_at),
+            "backup_at": iso_utc(self.backup_at),
             "detail": self.detail,
-            "since": _iso(self.since),
+            "since": iso_utc(self.since),
             "local_wal": self.local_wal,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OffHostState:
-        checked = _parse(data["checked_at"])
+        checked = parse_utc(data["checked_at"])
         assert checked is not None
         return cls(
             checked,
             bool(data["reachable"]),
-            _parse(data.get("caught_up_at")),
-            _parse(data.get("backup_at")),
+            parse_utc(data.get("caught_up_at")),
+            parse_utc(data.get("backup_at")),
             str(data.get("detail", "")),
-            _parse(data.get("since")),
+            parse_utc(data.get("since")),
             str(data.get("local_wal", "")),
         )
 
@@ -173,17 +174,4 @@ def load_state(path: Path) -> OffHostState | None:
 
 
 def save_state(path: Path, state: OffHostState) -> None:
-    """Written whole or not at all: a scrape never reads half a file."""
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(json.dumps(state.to_json(), indent=2))
-    scratch.replace(path)
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ") if at is not None else None
-
-
-def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    write_whole(path, state.to_json())

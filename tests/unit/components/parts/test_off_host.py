@@ -4,7 +4,6 @@ published, each database allowed its own stanza only, each database's certificat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -23,12 +22,17 @@ from plan.recorder import Graph, Resource, run_program, run_under_mocks
 from plan.report import subjects
 from policies.rules import TLS_SERVER_PORTS, check
 from provider.schema import NETWORK
-from stacks.catalogue import PLATFORM, Catalogue
+from stacks.catalogue import Catalogue
 from stacks.settings import OFF_HOST_HOME, PlatformSettings, rules
 from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_problems
-from tests.unit.components.engine.test_other_host import BACKUP_HOST, STACK_HOST, provider_of
+from tests.unit.components.engine.test_other_host import (
+    BACKUP_HOST,
+    STACK_HOST,
+    provider_of,
+    settings_with,
+)
 from tests.unit.components.parts.test_pitr import mounts, options, seed_file
-from tests.unit.conftest import SETTINGS_KEY, edited
+from tests.unit.conftest import edited
 
 STANZAS = ("customer", "product", "order", "content")
 OFF_HOST = {
@@ -41,15 +45,8 @@ PASSPHRASE = "generated-platform-pitr-repository-passphrase"
 """What the mocks make of repo2's generated passphrase."""
 
 
-def off_host_settings() -> PlatformSettings:
-    """Prod's settings with the off-host repository on, each object judged by its own rules
-    only (the stack-wide rules still refuse it: the database side is not deployed yet)."""
-    raw = edited("prod", lambda p: p["pitr"].update(offHost=OFF_HOST))[SETTINGS_KEY]
-    return PlatformSettings.model_validate_json(json.dumps(raw), context={"catalogue": PLATFORM})
-
-
 def repository_graph() -> Graph:
-    settings = off_host_settings()
+    settings = settings_with(OFF_HOST)  # the stack-wide rules still refuse it
     off = settings.pitr.off_host
 
     def program() -> None:
