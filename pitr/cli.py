@@ -20,6 +20,7 @@ Inside the containers (the Pulumi program and `restore` run these):
   guard                 before the server's first start on an empty data directory: refuse
                         it when the stanza holds backups, or cannot be read (pitr/guard.py)
   archive-now           archive the current WAL segment and wait for it (pgbackrest check)
+  check-here            the drill's checks on the running server (amcheck, rows per database)
   restore-here          restore the stopped server's own data directory
   serve-copy            restore into an empty data directory, then run a server on it that
                         listens on its socket only and never archives
@@ -43,7 +44,7 @@ from pathlib import Path
 
 from pitr import docker_host, guard, layout, repository, tls
 from pitr.agent import Agent, HealthLimits, Schedule, health
-from pitr.drill import Drill
+from pitr.drill import Drill, ServerChecks
 from pitr.errors import EXIT_OK, PitrError, UsageError
 from pitr.offhost_watch import OffHostWatch
 from pitr.pgbackrest import PgBackRest, RestoreTarget, Stanza
@@ -140,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     archive = commands.add_parser("archive-now", help="archive the current WAL segment")
     _stanza_option(archive)
     archive.set_defaults(run=lambda a: _tool(a).run("check"))
+
+    checks = commands.add_parser("check-here", help="the drill's checks on the running server")
+    checks.set_defaults(run=_check_here)
 
     here = commands.add_parser("restore-here", help="restore the stopped server's data")
     _stanza_option(here)
@@ -283,7 +287,15 @@ def _install_keys(_args: argparse.Namespace) -> None:
 
 def _guard(args: argparse.Namespace) -> None:
     data = Path(os.environ.get("PGDATA") or layout.PG_PATH)
-    print(f"pitr guard: {guard.must_not_start_empty(data, _tool(args))}")
+    request = Path(layout.RECOVERY_REQUEST)
+    print(f"pitr guard: {guard.must_not_start_empty(data, _tool(args), request)}")
+
+
+def _check_here(_args: argparse.Namespace) -> None:
+    checks = ServerChecks(Path(layout.SOCKET_DIR), layout.PG_USER).all()
+    for check in checks:
+        print(f"{check.name}: {check.tables} tables, {check.rows} rows, "
+              f"{check.indexes} indexes checked")  # fmt: skip
 
 
 def _serve_copy(args: argparse.Namespace) -> None:

@@ -14,6 +14,9 @@ from pathlib import PurePosixPath
 DATA_MOUNT = PurePosixPath("/var/lib/postgresql/data")
 PG_PATH = DATA_MOUNT / "pgdata"
 """PGDATA: a subdirectory, so initdb never meets the volume root's leftovers."""
+RECOVERY_REQUEST = DATA_MOUNT / "pitr-recovery-request"
+"""Written into an empty data volume by the recovery of a lost host (deploy/recovery.py): the
+restore target the server's start guard restores to, instead of refusing (pitr/guard.py)."""
 PG_PORT = 5432
 PG_USER = "postgres"
 SOCKET_DIR = PurePosixPath("/var/run/postgresql")

@@ -127,6 +127,10 @@ class RestoreTarget:
             "point>"
         )
 
+    def text(self) -> str:
+        """As it is written: `latest`, `time:...`, `name:...`."""
+        return self.kind if self.kind == "latest" else f"{self.kind}:{self.value}"
+
     def options(self) -> list[str]:
         if self.kind == "latest":
             return ["--type=default"]
@@ -164,6 +168,11 @@ class PgBackRest:
         if done.returncode != 0:
             raise _failure(command, done.stdout + done.stderr)
         return done.stdout
+
+    def repo_keys(self) -> list[int]:
+        """The repositories its configuration file names (`repo1-path`, `repo2-host`, ...)."""
+        text = Path(self.config_file).read_text(encoding="utf-8")
+        return sorted({int(key) for key in re.findall(r"^repo(\d+)-", text, re.MULTILINE)}) or [1]
 
     def create_stanza(self) -> None:
         self.run("stanza-create")

@@ -23,7 +23,8 @@ import pytest
 from components.dynamic import certificates
 from pitr.agent import TASKS, Agent, Schedule, TaskState, load_tasks
 from pitr.drill import Drill
-from pitr.errors import PitrError
+from pitr.errors import PitrError, RefusedError
+from pitr.guard import must_not_start_empty
 from pitr.off_host import (
     REPO,
     Listener,
@@ -358,6 +359,15 @@ def test_the_host_lost_the_server_comes_back_from_repo2_alone(pair: Pair) -> Non
         subprocess.run(
             [*cluster.run_as, "find", str(lost), "-mindepth", "1", "-delete"], check=True
         )
-    pair.database().run("restore", f"--repo={REPO}", *RestoreTarget.parse("latest").options())
+    # The server's start guard on the new host: repo1 holds nothing, repo2 the backups. Without
+    # a request it refuses the empty start; with the recovery's, it restores from repo2.
+    data, tool = cluster.server.data_dir, pair.database()
+    with pytest.raises(RefusedError, match=rf"holds backups \(newest .*, repo{REPO}\)"):
+        must_not_start_empty(data, tool)
+    request = pair.work / "pitr-recovery-request"
+    request.write_text("latest\n")
+    assert must_not_start_empty(data, tool, request) == (
+        f"stanza {tool.stanza.name} restored from repo{REPO} to latest (a recovery)"
+    )
     cluster.start()
     assert cluster.sql("SELECT count(*) FROM orders") == expected
