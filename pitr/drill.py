@@ -59,6 +59,38 @@ class DrillReport:
 
 
 @dataclass(frozen=True)
+class ServerChecks:
+    """What a drill checks in a running server, through its socket: every database's B-tree
+    indexes (amcheck) and the rows of its tables. The recovery of a lost host runs the same on
+    each restored server (`python -m pitr check-here`)."""
+
+    socket_dir: Path
+    user: str
+    run_as: Sequence[str] = ()
+    bin_dir: Path | None = None
+
+    def all(self) -> tuple[DatabaseCheck, ...]:
+        return tuple(self.check(database) for database in self.databases())
+
+    def databases(self) -> list[str]:
+        return self.psql("postgres", _DATABASES).split()
+
+    def check(self, database: str) -> DatabaseCheck:
+        indexes = int(self.psql(database, _INDEXES).split()[-1])
+        counts = [int(line) for line in self.psql(database, _ROWS).split()]
+        return DatabaseCheck(database, len(counts), sum(counts), indexes)
+
+    def psql(self, database: str, sql: str) -> str:
+        argv = [*self.run_as, _program(self.bin_dir, "psql"), "-X", "-q", "-At", "-v",
+                "ON_ERROR_STOP=1", "-h", str(self.socket_dir), "-p", str(PORT), "-U",
+                self.user, "-d", database]  # fmt: skip
+        done = _run(argv, sql)
+        if done.returncode != 0:
+            raise PitrError(f"checking database {database} failed: {_last(done)}")
+        return done.stdout
+
+
+@dataclass(frozen=True)
 class Drill:
     tool: PgBackRest
     scratch: Path
@@ -88,7 +120,7 @@ class Drill:
                 self.socket_dir), "start")  # fmt: skip
             try:
                 self._wait_for_the_end_of_recovery()
-                checks = tuple(self._check(db) for db in self._databases())
+                checks = self._checks.all()
             finally:
                 self._pg_ctl("-m", "immediate", "stop")
             return DrillReport(label, checks)
@@ -101,41 +133,26 @@ class Drill:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
-                if self._psql("postgres", "SELECT pg_is_in_recovery()").strip() == "f":
+                if self._checks.psql("postgres", "SELECT pg_is_in_recovery()").strip() == "f":
                     return
             except PitrError:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(0.5)
 
-    def _databases(self) -> list[str]:
-        return self._psql("postgres", _DATABASES).split()
-
-    def _check(self, database: str) -> DatabaseCheck:
-        indexes = int(self._psql(database, _INDEXES).split()[-1])
-        counts = [int(line) for line in self._psql(database, _ROWS).split()]
-        return DatabaseCheck(database, len(counts), sum(counts), indexes)
-
-    def _psql(self, database: str, sql: str) -> str:
-        argv = [*self.tool.run_as, self._program("psql"), "-X", "-q", "-At", "-v",
-                "ON_ERROR_STOP=1", "-h", str(self.socket_dir), "-p", str(PORT), "-U",
-                self.tool.stanza.pg_user, "-d", database]  # fmt: skip
-        done = _run(argv, sql)
-        if done.returncode != 0:
-            raise PitrError(f"checking database {database} failed: {_last(done)}")
-        return done.stdout
+    @property
+    def _checks(self) -> ServerChecks:
+        tool = self.tool
+        return ServerChecks(self.socket_dir, tool.stanza.pg_user, tool.run_as, self.bin_dir)
 
     def _pg_ctl(self, *args: str) -> None:
-        argv = [*self.tool.run_as, self._program("pg_ctl"), "-D", str(self.data_dir), "-w",
+        argv = [*self.tool.run_as, _program(self.bin_dir, "pg_ctl"), "-D", str(self.data_dir), "-w",
                 "-t", str(START_TIMEOUT_S), *args]  # fmt: skip
         done = _run(argv)
         if done.returncode != 0:
             log = self.scratch / "server.log"
             detail = log.read_text(errors="replace") if log.exists() else done.stderr
             raise PitrError(f"pg_ctl {args[-1]} failed: {_last_line(detail)}")
-
-    def _program(self, name: str) -> str:
-        return str(self.bin_dir / name) if self.bin_dir is not None else name
 
     def _empty_scratch(self) -> None:
         if not self.scratch.is_dir():
@@ -145,6 +162,10 @@ class Drill:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+
+
+def _program(bin_dir: Path | None, name: str) -> str:
+    return str(bin_dir / name) if bin_dir is not None else name
 
 
 def _server_options(socket_dir: Path) -> str:
