@@ -57,6 +57,10 @@ refresh: deploy-tools install ## Record what the Docker engine really runs in th
 destroy: deploy-tools install ## Remove a stack (refused while its data volumes are protected, as in prod)
 	@$(DEPLOY) destroy $(DEPLOY_ARGS)
 
+.PHONY: recover
+recover: deploy-tools install policy-env ## After losing the stack's host: bring it back on the new one from the off-host repository: make recover STACK=prod [TO=latest] [YES=1]
+	@$(DEPLOY) recover $(DEPLOY_ARGS) --to '$(or $(TO),latest)'
+
 .PHONY: logs
 logs: deploy-tools install ## Follow every container's logs, each line prefixed: make logs [STACK=prod] [SERVICE=order-db]
 	@$(PY) -m deploy.logs --stack '$(STACK)' $(if $(SERVICE),--service '$(SERVICE)')

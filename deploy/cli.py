@@ -4,10 +4,17 @@
     python -m deploy up --stack prod [--yes]
     python -m deploy refresh --stack dev [--yes]
     python -m deploy destroy --stack dev [--yes]
+    python -m deploy recover --stack prod [--to TARGET] [--yes]
 
-`make up|preview|refresh|destroy [STACK=...]` run these. The engine's own progress is printed as
-`pulumi` prints it. `up` of a stack with a prod profile, `refresh` and `destroy` show what they
-would do first and ask before doing it (unless --yes); another stack deploys without asking.
+`recover` brings the stack back on a new Docker host after the loss of its own, every database
+restored from its off-host repository (deploy/recovery.py; docs/operations.md): point
+`docker:host` and `pitr.offHost.databasesAddress` at the new host first. TARGET: latest (the
+default), time:"2026-12-02 14:02:30+00" or name:<restore point>.
+
+`make up|preview|refresh|destroy|recover [STACK=...]` run these. The engine's own progress is
+printed as `pulumi` prints it. `up` of a stack with a prod profile, `refresh` and `destroy` show
+what they would do first and ask before doing it (unless --yes); another stack deploys without
+asking. `recover` always asks first (unless --yes).
 
 Exit codes: 0 done, 1 the engine or a policy refused (its message above), 2 bad usage or
 something missing (one line saying what to do), 3 answered no.
@@ -16,15 +23,20 @@ something missing (one line saying what to do), 3 answered no.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
-from deploy import stackfile
+from deploy import recovery, stackfile
 from deploy.banner import banner
 from deploy.workspace import ROOT, DeployError, engine_env, open_stack, policy_options
+from pitr.errors import UsageError
+from pitr.pgbackrest import RestoreTarget
 
 OK, FAILED, USAGE, DECLINED = 0, 1, 2, 3
 
@@ -35,10 +47,13 @@ Ask = Callable[[str], str]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("preview", "up", "refresh", "destroy"))
+    parser.add_argument("command", choices=("preview", "up", "refresh", "destroy", "recover"))
     parser.add_argument("--stack", default="dev", help="the stack (Pulumi.<stack>.yaml)")
     parser.add_argument("--yes", action="store_true", help="do it without asking")
     parser.add_argument("--diff", action="store_true", help="preview: show every changed input")
+    parser.add_argument(
+        "--to", default="latest", type=_target, help="recover: the restore target (latest)"
+    )
     return parser
 
 
@@ -80,6 +95,8 @@ def main(
                 )
             )
             return OK
+        if args.command == "recover":
+            return _recover(stack, args, ask, policies)
         if args.command == "refresh":
             show = lambda: stack.preview_refresh(on_output=_print, color=color)  # noqa: E731
             if not args.yes and not _agreed(
@@ -96,10 +113,43 @@ def main(
     except (DeployError, stackfile.StackFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE
+    except recovery.RecoveryError as err:
+        print(f"error: recovery stopped: {err}", file=sys.stderr)
+        return FAILED
     except auto.CommandError as err:
         # The engine printed its progress already; its own error lines say why it stopped.
         print(_engine_error(err), file=sys.stderr)
         return FAILED
+
+
+def _recover(stack: auto.Stack, args: argparse.Namespace, ask: Ask, policies: Any) -> int:
+    host = _docker_host(stack)
+    question = (
+        f"Recover stack {args.stack} on {host}: forget what the lost host ran, and restore "
+        f"every database there to {args.to.text()} from its repositories?"
+    )
+    if not args.yes and not _agreed(lambda: None, ask, question):
+        return DECLINED
+    started = time.monotonic()
+    for done in recovery.recover(stack, recovery.Docker(host), args.to, _print, policies):
+        _print(f"{done.server}: back\n  " + done.checks.replace("\n", "\n  "))
+    _print(f"recovery: stack {args.stack} back on {host} in {time.monotonic() - started:.0f} s")
+    return OK
+
+
+def _docker_host(stack: auto.Stack) -> str:
+    """The stack's `docker:host`, else DOCKER_HOST, else the local engine."""
+    found = stack.get_all_config().get("docker:host")
+    if found is not None:
+        return found.value
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _target(text: str) -> RestoreTarget:
+    try:
+        return RestoreTarget.parse(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _nobody(question: str) -> str:

@@ -187,7 +187,7 @@ def _restore(
         _print(f"{service}: warning: {name} did not stop cleanly (exit {exit_code}); what it "
                "wrote since its last archived WAL segment is not in the repository")  # fmt: skip
     command = ["python3", "-m", "pitr", "restore-here", "--stanza", service, "--to",
-               _target_text(target), *(["--force"] if force else [])]  # fmt: skip
+               target.text(), *(["--force"] if force else [])]  # fmt: skip
     done = _run_one_off(server.inspect, f"{name}-restore", command, config=config,
                         repo_read_only=False)  # fmt: skip
     if done.returncode in _UNTOUCHED:
@@ -211,7 +211,7 @@ def _restore(
     _archive_now(running, service)
     _wait_healthy(running)
     server.start(agent)
-    _print(f"{service}: back, as of {_target_text(target)}")
+    _print(f"{service}: back, as of {target.text()}")
 
 
 def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
@@ -228,7 +228,7 @@ def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
     if server.inspect["State"]["Running"]:
         _archive_now(server.container(), service)
     command = ["python3", "-m", "pitr", "serve-copy", "--stanza", service, "--to",
-               _target_text(target)]  # fmt: skip
+               target.text()]  # fmt: skip
     # The copy reads the configuration as long as it runs: a swarm's copy of it stays until
     # `--remove`.
     config = server.config_volume("scratch")
@@ -236,7 +236,7 @@ def inspect(prefix: str, service: str, target: RestoreTarget) -> None:
                  data_volume=scratch, detach=True)  # fmt: skip
     _wait_for_writes(scratch)
     database = _env(server.inspect).get("POSTGRES_DB", "postgres")
-    _print(f"{scratch}: {service}'s database as of {_target_text(target)}. Look with\n"
+    _print(f"{scratch}: {service}'s database as of {target.text()}. Look with\n"
            f"  docker exec -it -u {layout.PG_USER} {scratch} psql -d {database}\n"
            f"and remove it with:\n  python -m pitr inspect {service} --prefix {prefix} "
            "--remove")  # fmt: skip
@@ -364,10 +364,6 @@ def _psql(name: str, sql: str) -> None:
 def _env(db: dict[str, Any]) -> dict[str, str]:
     pairs = (item.partition("=") for item in db["Config"].get("Env") or [])
     return {key: value for key, _, value in pairs}
-
-
-def _target_text(target: RestoreTarget) -> str:
-    return target.kind if target.kind == "latest" else f"{target.kind}:{target.value}"
 
 
 def _docker(*args: str, check: bool = True) -> str:

@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from pulumi import automation as auto
 
-from deploy import cli
+from deploy import cli, recovery
 from deploy.workspace import ROOT
 
 
@@ -69,6 +69,9 @@ class RecordedStack:
 
     def destroy(self, **options: Any) -> None:
         self._record("destroy", options)
+
+    def get_all_config(self) -> dict[str, auto.ConfigValue]:
+        return {"docker:host": auto.ConfigValue("tcp://new-host:2376")}
 
 
 @pytest.fixture
@@ -245,3 +248,43 @@ def test_a_stack_without_a_file_is_refused_before_the_engine_starts(
     assert (code, opened) == (cli.USAGE, [])
     assert "there is no Pulumi.staging.yaml" in capsys.readouterr().err
     assert not (project / ".pulumi-state").exists()
+
+
+def test_a_recovery_asks_first_then_runs_on_the_stacks_host_under_the_pack(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prod_passphrase(project, monkeypatch)
+    asked: list[tuple[Any, ...]] = []
+
+    def recover(*args: Any) -> list[recovery.Recovered]:
+        asked.append(args)
+        return [recovery.Recovered("shop-order-db", "order_db: 1 tables, 3 rows, 1 indexes")]
+
+    monkeypatch.setattr(recovery, "recover", recover)
+    assert run(project, "recover", "--stack", "prod", answer="n")[0] == cli.DECLINED
+    assert asked == []
+    code, _ = run(project, "recover", "--stack", "prod", "--to", "time:2026-12-02 14:02:30+00",
+                  answer="y")  # fmt: skip
+    assert code == cli.OK
+    ((_, docker, target, _, policies),) = asked
+    assert docker.host == "tcp://new-host:2376"
+    assert target.text() == "time:2026-12-02 14:02:30+00"
+    assert policies == with_pack(project)
+    out = capsys.readouterr().out
+    assert "shop-order-db: back\n  order_db: 1 tables, 3 rows" in out
+    assert "recovery: stack prod back on tcp://new-host:2376 in " in out
+
+
+def test_a_recovery_that_stops_says_why_in_one_line(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def recover(*_args: Any) -> list[recovery.Recovered]:
+        raise recovery.RecoveryError("shop-order-db still run on tcp://new-host:2376: ...")
+
+    monkeypatch.setattr(recovery, "recover", recover)
+    assert run(project, "recover", "--stack", "dev", "--yes")[0] == cli.FAILED
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "error: recovery stopped: shop-order-db still run on tcp://new-host:2376: ..."
+    with pytest.raises(SystemExit):  # argparse's usage error, exit 2
+        run(project, "recover", "--to", "yesterday")
+    assert "restore target 'yesterday': use latest" in capsys.readouterr().err

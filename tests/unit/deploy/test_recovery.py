@@ -1,0 +1,184 @@
+"""The recovery of a lost host (deploy/recovery.py): the order of its engine commands, what it
+asks Docker on the new host, and what it refuses. The engine and Docker are recording stand-ins
+here; the real ones run the drill in tests/integration/test_off_host_repository.py."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from pulumi import automation as auto
+
+from deploy.recovery import Docker, RecoveryError, database_servers, recover
+from pitr.pgbackrest import RestoreTarget
+
+URN = "urn:pulumi:prod::ecommerce::ecommerce:index:Database$docker:index/container:Container::"
+
+
+def server(name: str, *, stanza: bool = True, image: str = "sha256:pitr") -> dict[str, Any]:
+    """A database server's container as the engine shows it."""
+    return {
+        "type": "docker:index/container:Container",
+        "urn": f"{URN}{name}-container",
+        "inputs": {
+            "name": f"shop-{name}",
+            "image": image,
+            "envs": ["POSTGRES_DB=x", *([f"PITR_STANZA={name[:-3]}"] if stanza else [])],
+            "labels": [{"label": "com.ecommerce.role", "value": "database"}],
+            "volumes": [
+                {"volumeName": f"shop-{name}-secrets", "containerPath": "/run/secrets"},
+                {"volumeName": f"shop-{name}-data", "containerPath": "/var/lib/postgresql/data"},
+            ],
+        },
+    }
+
+
+APP = {
+    "type": "docker:index/container:Container",
+    "urn": f"{URN}order-app-container",
+    "inputs": {"name": "shop-order", "labels": [{"label": "com.ecommerce.role", "value": "app"}]},
+}
+
+
+def test_database_servers_are_the_containers_with_the_database_role() -> None:
+    volume = {"type": "docker:index/volume:Volume", "urn": "v", "inputs": {"name": "shop-x"}}
+    (found,) = database_servers([server("order-db"), APP, volume])
+    assert found.name == "shop-order-db" and found.stanza == "order"
+    assert found.data_volume == "shop-order-db-data" and found.image == "sha256:pitr"
+    assert found.urn.endswith("::order-db-container")
+    # Before the image is built, a preview does not know it yet.
+    unknown = server("order-db", image="04da6b54-80e4-46f7-96ec-b56ff0331ba9")
+    assert database_servers([unknown])[0].image is None
+
+
+def step(resource: dict[str, Any], op: auto.OpType) -> auto.EngineEvent:
+    metadata = SimpleNamespace(
+        op=op,
+        type=resource["type"],
+        urn=resource["urn"],
+        new=SimpleNamespace(inputs=resource["inputs"]),
+    )
+    return cast(
+        auto.EngineEvent, SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=metadata))
+    )
+
+
+@dataclass
+class RecordedStack:
+    """The engine: what a preview would create on the new host, what the state still holds."""
+
+    creates: list[dict[str, Any]]
+    state: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    op: auto.OpType = auto.OpType.CREATE
+
+    def _record(self, command: str, options: dict[str, Any]) -> None:
+        self.calls.append((command, {k: v for k, v in options.items() if not k.startswith("on_")}))
+
+    def refresh(self, **options: Any) -> None:
+        self._record("refresh", options)
+
+    def export_stack(self) -> Any:
+        return SimpleNamespace(deployment={"resources": self.state})
+
+    def preview(self, **options: Any) -> None:
+        self._record("preview", options)
+        for resource in self.creates:
+            options["on_event"](step(resource, self.op))
+
+    def up(self, **options: Any) -> None:
+        self._record("up", options)
+
+
+@dataclass
+class RecordedDocker(Docker):
+    """Docker on the new host: answers, and says `refuse` to the commands naming that word."""
+
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    refuse: str | None = None
+    running: bool = False
+    """Whether the servers' containers run (a host that is not lost) or restart (refused)."""
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        self.calls.append(args)
+        if self.refuse is not None and self.refuse in args:
+            return subprocess.CompletedProcess(args, 1, "", f"no: {self.refuse}\n")
+        out = "f" if "SELECT pg_is_in_recovery()" in args else ""
+        if args[0] == "inspect":
+            out = "true false" if self.running else "false true"
+        if "check-here" in args:
+            out = "order_db: 1 tables, 5 rows, 1 indexes checked\n"
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+
+def run(stack: RecordedStack, docker: RecordedDocker, **options: Any) -> list[Any]:
+    engine = cast(auto.Stack, stack)
+    return recover(engine, docker, RestoreTarget.parse("latest"), lambda _line: None, options)
+
+
+def test_the_servers_are_left_out_then_restored_at_their_first_start() -> None:
+    stack = RecordedStack([server("order-db"), APP])
+    docker = RecordedDocker("unix:///new.sock")
+    policies = {"policy_packs": ["policies/analyzer"]}
+    (recovered,) = run(stack, docker, **policies)
+    assert [c for c, _ in stack.calls] == ["refresh", "preview", "up", "preview", "up"]
+    # The refresh runs the program: its providers reach the new host, not the lost one.
+    assert stack.calls[0][1] == {"run_program": True}
+    # The first up leaves the servers and what needs them out; the policies apply to all.
+    assert stack.calls[2][1] == {
+        "exclude": [f"{URN}order-db-container"], "exclude_dependents": True, **policies
+    }  # fmt: skip
+    assert stack.calls[4][1] == policies
+    # The request: in the server's own data volume, as its user, with no network.
+    (request,) = [c for c in docker.calls if c[0] == "run"]
+    assert "shop-order-db-data:/var/lib/postgresql/data" in request
+    assert request[request.index("--user") + 1] == "postgres"
+    assert request[request.index("--network") + 1] == "none"
+    assert "latest" in request and "sha256:pitr" in request
+    # After the last up: a checkpoint, the new timeline archived, the drill's checks.
+    execs = [" ".join(c) for c in docker.calls if c[0] == "exec"]
+    assert any("CHECKPOINT" in e for e in execs)
+    assert any("archive-now --stanza order" in e for e in execs)
+    assert recovered.server == "shop-order-db" and "5 rows" in recovered.checks
+
+
+def test_a_host_that_still_runs_the_servers_is_not_recovered() -> None:
+    stack = RecordedStack([], state=[server("order-db")])
+    with pytest.raises(RecoveryError, match=r"shop-order-db still run on unix:///old\.sock: "):
+        run(stack, RecordedDocker("unix:///old.sock", running=True))
+    assert [c for c, _ in stack.calls] == ["refresh"]
+
+
+def test_a_server_a_failed_recovery_left_refusing_is_made_again() -> None:
+    # Recorded, restarting (its guard refuses), replaced by the next up: recovered again.
+    left = server("order-db")
+    stack = RecordedStack([left], state=[left])
+    stack.op = auto.OpType.REPLACE
+    (recovered,) = run(stack, RecordedDocker("unix:///new.sock"))
+    assert recovered.server == "shop-order-db"
+    assert stack.calls[2][1]["exclude"] == [f"{URN}order-db-container"]
+
+
+def test_a_host_that_does_not_answer_changes_nothing() -> None:
+    stack = RecordedStack([server("order-db")])
+    with pytest.raises(RecoveryError, match=r"Docker host tcp://new:2376 does not answer \(no"):
+        run(stack, RecordedDocker("tcp://new:2376", refuse="version"))
+    assert stack.calls == []
+
+
+def test_servers_without_pitr_cannot_be_recovered() -> None:
+    stack = RecordedStack([server("order-db"), server("cart-db", stanza=False)])
+    with pytest.raises(RecoveryError, match=r"shop-cart-db run without PITR: no repository"):
+        run(stack, RecordedDocker("unix:///new.sock"))
+    assert [c for c, _ in stack.calls] == ["refresh", "preview"]
+
+
+def test_a_data_volume_that_holds_a_database_is_refused() -> None:
+    stack = RecordedStack([server("order-db")])
+    with pytest.raises(RecoveryError, match=r"no recovery request written into shop-order-db-data"):
+        run(stack, RecordedDocker("unix:///new.sock", refuse="run"))
+    # Nothing started over it.
+    assert [c for c, _ in stack.calls] == ["refresh", "preview", "up", "preview"]
