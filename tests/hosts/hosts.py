@@ -69,6 +69,12 @@ class Host:
     def mend(self) -> None:
         links.mend(self.switch, self.port)
 
+    def lose(self) -> None:
+        """Lost with its disk: the engine killed with everything it ran, its data-root (the
+        images, the containers, the volumes) deleted. The namespace stays, empty."""
+        self.daemon.kill()
+        shutil.rmtree(self.daemon.folder / "data")
+
 
 class TestHosts:
     """`count` hosts for the length of a `with` block (see the module's docstring)."""

@@ -1,23 +1,30 @@
-"""The off-host repository through the real Pulumi engine on two test hosts (tests/hosts/): one
+"""The off-host repository through the real Pulumi engine on test hosts (tests/hosts/): one
 database server with PITR on the first, the repository on the second (components/parts/
 off_host.py), each side through its own Docker provider, linked only by the hosts' link. The
 server archives its WAL into repo1 beside it and into repo2 over mutual TLS; the repository takes
 its own backup of it through the agent's TLS server and restores it in its drill; a certificate
-of another CA is refused. One database, not the stack: the lean form of what the stacks deploy.
+of another CA is refused. Then the drill of a lost host: orders written and acknowledged, the
+first host killed and its data-root deleted, the recovery (deploy/recovery.py) run against a
+fresh third host; every order acknowledged before the loss but for the last `archiveTimeout` is
+back. One database, not the stack: the lean form of what the stacks deploy.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pulumi
 import pulumi_docker
 import pytest
+import requests
 from pulumi import automation as auto
 
 from components.engine.containers import ContainerEngine, OtherHost
@@ -26,8 +33,10 @@ from components.parts.database import Database, DatabaseArgs
 from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
 from components.parts.pitr import PitrArgs
 from components.parts.pitr_tls import OffHostLink
+from deploy.recovery import Docker, recover
 from deploy.workspace import ROOT
 from images.build import RECIPES
+from pitr.pgbackrest import RestoreTarget
 from stacks.catalogue import PLATFORM
 from stacks.settings import (
     OFF_HOST_HOME,
@@ -46,6 +55,12 @@ from tests.integration.stacks import RUN_LABEL
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 PITR_IMAGE = RECIPES["postgres-pitr"].tag
+ARCHIVE_TIMEOUT_S = 10
+PUSH_MARGIN_S = 5
+"""What the asynchronous push to repo2 may add to archiveTimeout (its IO timeout is 10 s, but a
+reachable repository takes a segment in well under a second)."""
+WRITES = 400
+"""The drill's orders, one every 0.1 s or so: about a minute of writes, bounded."""
 SERVICE = "order"
 PROFILE = RuntimeProfile(
     hardening=Hardening(),
@@ -63,6 +78,8 @@ def pitr_settings(repository: Host, databases: Host) -> PitrSettings:
             "image": PITR_IMAGE,
             # The agents' checks, and the database agent's look at repo2, every minute.
             "checkEveryMinutes": 1,
+            # The drill's RPO: at most this much of the writes before the loss may be lost.
+            "archiveTimeoutSeconds": ARCHIVE_TIMEOUT_S,
             "offHost": {
                 "enabled": True,
                 "dockerHost": repository.docker_host,
@@ -73,7 +90,9 @@ def pitr_settings(repository: Host, databases: Host) -> PitrSettings:
     )
 
 
-def program(prefix: str, databases: Host, repository: Host) -> None:
+def program(prefix: str, where: dict[str, Host], repository: Host) -> None:
+    """`where["databases"]`: the host the database runs on, which the drill moves."""
+    databases = where["databases"]
     settings = pitr_settings(repository, databases)
     off = settings.off_host
     assert off.address is not None and off.databases_address is not None
@@ -133,7 +152,8 @@ def program(prefix: str, databases: Host, repository: Host) -> None:
 
 @pytest.fixture
 def hosts(test_images: object) -> Iterator[list[Host]]:
-    with TestHosts(2, images=[PITR_IMAGE]) as made:
+    """The databases' host, the repository's, and a fresh one for the drill's recovery."""
+    with TestHosts(3, images=[PITR_IMAGE]) as made:
         yield made
 
 
@@ -145,10 +165,11 @@ def passed(container: Any, path: str) -> bool:
     return all(tasks.get(t, {}).get("ok") is True for t in ("check", "backup", "drill"))
 
 
-def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up(
+def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_it_alone(
     engine_home: EngineHome, hosts: list[Host]
 ) -> None:
-    databases, repository = hosts
+    databases, repository, fresh = hosts
+    where = {"databases": databases}
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}"
     with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as scratch:
@@ -160,7 +181,7 @@ def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up
         stack = auto.create_stack(
             "dev",
             project_name="off-host",
-            program=lambda: program(prefix, databases, repository),
+            program=lambda: program(prefix, where, repository),
             opts=auto.LocalWorkspaceOptions(
                 work_dir=str(Path(scratch) / "project"),
                 env_vars={**env, "PYTHONPATH": str(ROOT)},
@@ -208,6 +229,7 @@ def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up
                  "--repo=2", "info"],
             )  # fmt: skip
             assert "[AccessError]" in said and "access denied" in said, said
+            lose_and_recover(stack, server, databases, fresh, where)
         finally:
             here.close()
             there.close()
@@ -216,6 +238,83 @@ def test_a_database_archives_into_a_repository_on_another_host_which_backs_it_up
 
 
 OFFHOST_STATUS = "/var/lib/pgbackrest/work/offhost-status.json"
+
+
+def lose_and_recover(
+    stack: auto.Stack, server: Any, lost: Host, fresh: Host, where: dict[str, Host]
+) -> None:
+    """The drill: orders written until the host is lost, the recovery on a fresh host, the
+    acknowledged orders counted there."""
+    spec = PLATFORM.get(SERVICE).database
+    assert spec is not None
+    code, said = exec_in(
+        server, [*PSQL, spec.name, "-c", "CREATE TABLE drill_orders (id int PRIMARY KEY)"]
+    )
+    assert code == 0, said
+    writer = OrderWriter(server, spec.name)
+    writer.start()
+    # Until half the orders are in: writes before the loss, more than archiveTimeout of them.
+    wait_for(lambda: len(writer.acknowledged) > WRITES // 2, timeout=120, what="orders written")
+    lost_at = time.monotonic()
+    lost.lose()
+    writer.join(timeout=30)
+    assert writer.acknowledged, "no order was acknowledged"
+    where["databases"] = fresh
+    recovered = recover(stack, Docker(fresh.docker_host), RestoreTarget("latest"), lambda _l: None)
+    back_at = time.monotonic()
+    (only,) = recovered
+    assert "order_db:" in only.checks and "indexes checked" in only.checks, only.checks
+    restored = fresh.client().containers.get(server.name)
+    code, rows = exec_in(restored, [*PSQL, spec.name, "-c", "SELECT id FROM drill_orders"])
+    assert code == 0, rows
+    present = {int(line) for line in rows.split()}
+    missing = sorted(set(writer.acknowledged) - present)
+    # Every order acknowledged more than archiveTimeout (and the push) before the loss is back.
+    too_old = [
+        i for i in missing if lost_at - writer.acknowledged[i] > ARCHIVE_TIMEOUT_S + PUSH_MARGIN_S
+    ]
+    assert not too_old, f"orders lost beyond the RPO: {too_old[:10]} of {len(missing)} missing"
+    assert present <= set(writer.acknowledged) | set(writer.sent), "rows nobody wrote"
+    rpo = lost_at - min((writer.acknowledged[i] for i in missing), default=lost_at)
+    print(
+        f"\ndrill: {len(writer.acknowledged)} orders acknowledged, {len(missing)} lost; "
+        f"RPO {rpo:.1f} s (archiveTimeout {ARCHIVE_TIMEOUT_S} s), RTO {back_at - lost_at:.0f} s"
+    )
+
+
+PSQL = ["psql", "-XAtq", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-d"]
+
+
+class OrderWriter(threading.Thread):
+    """Writes orders one by one into the server until it is gone (or WRITES are in), and
+    records when each was acknowledged (its commit returned)."""
+
+    def __init__(self, server: Any, database: str) -> None:
+        super().__init__(daemon=True)
+        self.server, self.database = server, database
+        self.acknowledged: dict[int, float] = {}
+        self.sent: set[int] = set()
+
+    def run(self) -> None:
+        script = (
+            'i=0; while [ "$i" -lt "$0" ]; do i=$((i+1)); '
+            'psql -XAtq -U postgres -d "$1" -c "INSERT INTO drill_orders VALUES ($i) RETURNING id" '
+            "|| exit 1; sleep 0.1; done"
+        )
+        try:
+            stream = self.server.exec_run(
+                ["sh", "-c", script, str(WRITES), self.database], user="postgres", stream=True
+            ).output
+            pending = b""
+            for chunk in stream:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip().isdigit():
+                        self.acknowledged[int(line)] = time.monotonic()
+        except (docker.errors.DockerException, requests.RequestException, OSError):
+            pass  # the host is gone: that ends the writes, as it ends the shop's
+        self.sent = set(range(1, max(self.acknowledged, default=0) + 2))
 
 
 def _offhost_seen(agent: Any) -> bool:
