@@ -12,13 +12,13 @@ from stacks.settings.rules.inventory import host_ports
 KEY = "pitr.offHost"
 EXAMPLE_HOST = "tcp://backup-1.example.com:2376"
 MAX_PORT = 65535
-NOT_DEPLOYED_YET = (
-    f"{KEY}.enabled: this version deploys the repository and its alerts but not yet the "
-    "recovery command for a lost host, nor a swarm's repository (docs/pitr.md, the off-host "
-    "repository: in progress); set it false for now"
+NOT_ON_A_SWARM_YET = (
+    f"{KEY}.enabled: on a swarm, this version does not deploy the repository yet (its service "
+    "and the swarm's recovery; docs/pitr.md, the off-host repository); use the containers "
+    "engine for it, or set it false for now"
 )
 """Refused rather than half-deployed: a stack file that asks for off-host backups must never
-deploy without all of them and look as if it had them."""
+deploy without them and look as if it had them."""
 
 
 def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
@@ -31,8 +31,8 @@ def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             "point-in-time archives); turn both on, or this one off"
         ]
     if s.engine == "swarm":
-        return [*_on_a_swarm(s, catalogue), NOT_DEPLOYED_YET]
-    problems = [NOT_DEPLOYED_YET]
+        return [*_on_a_swarm(s, catalogue), NOT_ON_A_SWARM_YET]
+    problems = []
     if off.docker_host is not None and not off.docker_host.startswith(("unix://", "tcp://")):
         problems.append(
             f"{KEY}.dockerHost: {off.docker_host} is not supported: the program sends that "

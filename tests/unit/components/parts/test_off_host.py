@@ -22,9 +22,7 @@ from plan.recorder import Graph, Resource, run_program, run_under_mocks
 from plan.report import subjects
 from policies.rules import TLS_SERVER_PORTS, check
 from provider.schema import NETWORK
-from stacks.catalogue import Catalogue
-from stacks.settings import OFF_HOST_HOME, PlatformSettings, rules
-from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_problems
+from stacks.settings import OFF_HOST_HOME
 from tests.unit.components.engine.test_other_host import (
     BACKUP_HOST,
     STACK_HOST,
@@ -46,7 +44,7 @@ PASSPHRASE = "generated-platform-pitr-repository-passphrase"
 
 
 def repository_graph() -> Graph:
-    settings = settings_with(OFF_HOST)  # the stack-wide rules still refuse it
+    settings = settings_with(OFF_HOST)
     off = settings.pitr.off_host
 
     def program() -> None:
@@ -178,15 +176,8 @@ def test_each_side_gets_certificates_for_the_names_it_is_dialled_by() -> None:
 
 @pytest.fixture(scope="module")
 def off_host_graph() -> Iterator[Graph]:
-    """Prod with the off-host repository, through the program (`__main__.py`): the stack-wide
-    rules still refuse it until it is deployed end to end, so that one refusal is set aside."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rules, "off_host_problems", _deployable)
-        yield run_program("prod", edited("prod", lambda p: p["pitr"].update(offHost=OFF_HOST)))
-
-
-def _deployable(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    return [p for p in off_host_problems(s, catalogue) if p != NOT_DEPLOYED_YET]
+    """Prod with the off-host repository, through the program (`__main__.py`)."""
+    yield run_program("prod", edited("prod", lambda p: p["pitr"].update(offHost=OFF_HOST)))
 
 
 def test_each_server_archives_into_repo2_through_a_network_of_its_own(

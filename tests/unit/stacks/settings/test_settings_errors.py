@@ -13,7 +13,7 @@ from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError, parse_settings
 from stacks.settings import PlatformSettings
 from stacks.settings.rules.inventory import images
-from stacks.settings.rules.off_host import NOT_DEPLOYED_YET, off_host_is_the_stacks_host
+from stacks.settings.rules.off_host import NOT_ON_A_SWARM_YET, off_host_is_the_stacks_host
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 Edit = Callable[[dict[str, Any]], None]
@@ -660,20 +660,21 @@ def monitoring_pinned(platform: dict[str, Any]) -> None:
         platform["swarm"]["placement"][key] = "ecommerce.data"
 
 
-def only_not_deployed_yet(stack: str, edit: Edit) -> None:
-    """Settings that pass every rule but the last: the repository is not deployed yet."""
+def only_not_on_a_swarm_yet(stack: str, edit: Edit) -> None:
+    """Settings that pass every rule but the last: a swarm's repository is not deployed yet."""
     message = problems_of(stack, edit)
-    assert message.splitlines()[1:] == [f"  ecommerce:platform.{NOT_DEPLOYED_YET}"], message
+    assert message.splitlines()[1:] == [f"  ecommerce:platform.{NOT_ON_A_SWARM_YET}"], message
 
 
 def test_an_off_host_repository_on_another_host_or_node_is_accepted() -> None:
-    only_not_deployed_yet("prod", put("pitr.offHost", OFF_HOST))
+    raw = json.dumps(edited("prod", put("pitr.offHost", OFF_HOST))[SETTINGS_KEY])
+    assert parse_settings(raw, PLATFORM, "Pulumi.prod.yaml").pitr.off_host.enabled
     elsewhere = on_swarm(
         monitoring_pinned,
         put("pitr.offHost", {"enabled": True}),
         put("swarm.placement.pitr-repository", "ecommerce.backup"),
     )
-    only_not_deployed_yet("prod", elsewhere)
+    only_not_on_a_swarm_yet("prod", elsewhere)
     # Outside prod one node may hold both (a one-node swarm to try it on).
     beside = on_swarm(
         monitoring_pinned,
@@ -681,7 +682,7 @@ def test_an_off_host_repository_on_another_host_or_node_is_accepted() -> None:
         put("pitr.offHost", {"enabled": True}),
         put("swarm.placement.pitr-repository", "ecommerce.data"),
     )
-    only_not_deployed_yet("prod", beside)
+    only_not_on_a_swarm_yet("prod", beside)
 
 
 def test_the_stacks_own_docker_host_is_no_off_host() -> None:
