@@ -23,11 +23,14 @@ class DockerApiError(Exception):
 
 
 def engine_api(
-    docker_host: str | None, what: str, error: type[DockerApiError] = DockerApiError
+    docker_host: str | None,
+    what: str,
+    error: type[DockerApiError] = DockerApiError,
+    timeout: float = 60,
 ) -> Callable[..., Any]:
     """`call(method, path, body=None, raw=False)` on the Engine API of `docker_host`, else
     `DOCKER_HOST`, else the local socket: the answer's JSON (None when empty). Every failure
-    raises `error` with a message that starts with `what`."""
+    raises `error` with a message that starts with `what`; `timeout`: of each socket call."""
     host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     where = urlsplit(host)
     if where.scheme not in ("unix", "tcp") or (where.scheme == "tcp" and not where.hostname):
@@ -38,7 +41,7 @@ def engine_api(
 
     def call(method: str, path: str, body: Any = None, raw: bool = False) -> Any:
         """`raw`: the answer's bytes as they came (an exec's multiplexed output)."""
-        connection = _connection(where)
+        connection = _connection(where, timeout)
         try:
             connection.request(
                 method,
@@ -62,7 +65,7 @@ def engine_api(
     return call
 
 
-def _connection(where: SplitResult) -> http.client.HTTPConnection:
+def _connection(where: SplitResult, timeout: float) -> http.client.HTTPConnection:
     """A connection to the engine at `where` (`unix://` or `tcp://`, TLS from the environment
     as the Docker CLI reads it)."""
     if where.scheme == "unix":
@@ -74,7 +77,7 @@ def _connection(where: SplitResult) -> http.client.HTTPConnection:
                 self.sock.settimeout(self.timeout)
                 self.sock.connect(socket_path)
 
-        return UnixConnection("localhost", timeout=60)
+        return UnixConnection("localhost", timeout=timeout)
     assert where.hostname is not None
     certs = os.environ.get("DOCKER_CERT_PATH", "")
     if os.environ.get("DOCKER_TLS_VERIFY") or certs:
@@ -82,6 +85,6 @@ def _connection(where: SplitResult) -> http.client.HTTPConnection:
         context = ssl.create_default_context(cafile=folder / "ca.pem")
         context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
         return http.client.HTTPSConnection(
-            where.hostname, where.port or 2376, context=context, timeout=60
+            where.hostname, where.port or 2376, context=context, timeout=timeout
         )
-    return http.client.HTTPConnection(where.hostname, where.port or 2375, timeout=60)
+    return http.client.HTTPConnection(where.hostname, where.port or 2375, timeout=timeout)

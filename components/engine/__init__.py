@@ -20,9 +20,10 @@ import pulumi
 from components.engine.base import Engine
 from components.engine.containers import ContainerEngine, OtherHost
 from components.engine.profile import RuntimeProfile
+from components.engine.reachable import must_answer
 from components.engine.registry import docker_provider
 from components.engine.swarm import SwarmEngine
-from stacks.settings import OFF_HOST_HOME, PlatformSettings
+from stacks.settings import OFF_HOST_HOME, PlatformSettings, RegistrySettings
 
 
 def engine_for(
@@ -69,14 +70,32 @@ def _other_hosts(
     off = pitr.off_host
     if not (pitr.enabled and off.enabled) or off.docker_host is None:
         return {}
+    return {
+        OFF_HOST_HOME: other_host(
+            f"{name}-{OFF_HOST_HOME}-docker",
+            off.docker_host,
+            "the off-host repository's host",
+            parent,
+            settings.registry,
+            registry_password,
+        )
+    }
+
+
+def other_host(
+    provider_name: str,
+    docker_host: str,
+    role: str,
+    parent: pulumi.Resource,
+    registry: RegistrySettings | None = None,
+    registry_password: pulumi.Input[str] | None = None,
+) -> OtherHost:
+    """Another Docker host, with a provider of its own; it must answer first (reachable.py)."""
+    must_answer(docker_host, role)
     provider = docker_provider(
-        f"{name}-{OFF_HOST_HOME}-docker",
-        settings.registry,
-        registry_password,
-        {"host": off.docker_host},
-        parent,
+        provider_name, registry, registry_password, {"host": docker_host}, parent
     )
-    return {OFF_HOST_HOME: OtherHost(off.docker_host, provider)}
+    return OtherHost(docker_host, provider)
 
 
-__all__ = ["Engine", "engine_for"]
+__all__ = ["Engine", "engine_for", "other_host"]

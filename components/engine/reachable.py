@@ -1,0 +1,37 @@
+"""Another Docker host must answer before the program asks anything of any host.
+
+The engine applies a plan's steps on every host side by side: with the off-host repository's
+host out of reach, the stack's own host would still get its changes (the databases' new
+configuration pointing at a repository that is not there) before the other host's steps fail.
+So the program asks that host's engine for `/_ping` first and stops with one line naming it;
+nothing is changed anywhere. Under the Pulumi mocks (unit tests, the offline plan of a pull
+request) no host is asked: nothing would be deployed.
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi.runtime import settings
+from pulumi.runtime.mocks import MockMonitor
+
+from components.dynamic.engine_api import DockerApiError, engine_api
+
+PING_TIMEOUT_S = 10
+
+
+class HostUnreachable(pulumi.RunError):
+    """Another host's Docker engine does not answer; the message names it and the failure."""
+
+
+def must_answer(docker_host: str, role: str) -> None:
+    """Raise HostUnreachable unless the engine at `docker_host` answers its ping."""
+    if isinstance(settings.get_monitor(), MockMonitor):
+        return
+    ping = engine_api(docker_host, f"{role}: Docker host {docker_host}", timeout=PING_TIMEOUT_S)
+    try:
+        ping("GET", "/_ping", raw=True)  # Docker answers `OK`, not JSON
+    except DockerApiError as err:
+        raise HostUnreachable(
+            f"{err}; nothing was changed on any host: start that engine or fix the address "
+            "(pitr.offHost.dockerHost), then retry"
+        ) from None
