@@ -16,7 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ import pytest
 import requests
 from pulumi import automation as auto
 
-from components.engine.containers import ContainerEngine, OtherHost
+from components.engine import other_host
+from components.engine.containers import ContainerEngine
 from components.engine.profile import RuntimeProfile
 from components.parts.database import Database, DatabaseArgs
 from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
@@ -48,6 +50,7 @@ from stacks.settings import (
     Resources,
 )
 from tests.hosts import Host, TestHosts
+from tests.hosts.daemon import Daemon
 from tests.integration.conftest import exec_in, wait_for
 from tests.integration.engine import EngineHome
 from tests.integration.stacks import RUN_LABEL
@@ -90,60 +93,61 @@ def pitr_settings(repository: Host, databases: Host) -> PitrSettings:
     )
 
 
-def program(prefix: str, where: dict[str, Host], repository: Host) -> None:
-    """`where["databases"]`: the host the database runs on, which the drill moves."""
-    databases = where["databases"]
+def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERVICE,)) -> None:
+    """`where["databases"]`: the host the databases run on, which the drill moves;
+    `where["repository"]`: the repository's. `services`: whose databases (the benchmark's
+    are the catalogue's four)."""
+    databases, repository = where["databases"], where["repository"]
     settings = pitr_settings(repository, databases)
     off = settings.off_host
     assert off.address is not None and off.databases_address is not None
     here = pulumi_docker.Provider("databases-docker", host=databases.docker_host)
-    there = pulumi_docker.Provider("repository-docker", host=repository.docker_host)
-    engine = ContainerEngine(
-        PROFILE,
-        databases.docker_host,
-        [here],
-        {OFF_HOST_HOME: OtherHost(repository.docker_host, there)},
-    )
     holder = pulumi.ComponentResource(
         "test:index:Holder", "holder", opts=pulumi.ResourceOptions(providers=[here])
     )
+    there = other_host(
+        "repository-docker", repository.docker_host, "the off-host repository's host", holder
+    )
+    engine = ContainerEngine(PROFILE, databases.docker_host, [here], {OFF_HOST_HOME: there})
     child = pulumi.ResourceOptions(parent=holder)
     labels = {"com.ecommerce.stack": prefix}
     certificates = OffHostCertificates(
-        "certificates", settings, [SERVICE], [off.address], [off.databases_address], opts=child
+        "certificates", settings, services, [off.address], [off.databases_address], opts=child
     )
-    network = engine.network("order-db-network", f"{prefix}-order-db", True, labels, holder)
-    spec = PLATFORM.get(SERVICE).database
-    assert spec is not None
-    Database(
-        "order-db",
-        DatabaseArgs(
-            service=SERVICE,
-            spec=spec,
-            docker_name=f"{prefix}-order-db",
-            image=PITR_IMAGE,
-            network=network,
-            alias="order-db",
-            tuning=DatabaseTuning(),
-            resources=Resources(memory_mb=512, cpus=1.0),
-            shm_size_mb=64,
-            stop_grace_seconds=30,
-            pids_limit=128,
-            engine=engine,
-            labels={**labels, "com.ecommerce.role": "database"},
-            protect_data=False,
-            pitr=PitrArgs(
-                settings,
-                PITR_IMAGE,
-                SERVICE,
-                OffHostLink(certificates.databases[SERVICE], off.address, off.port),
+    for service in services:
+        name = f"{service}-db"
+        network = engine.network(f"{name}-network", f"{prefix}-{name}", True, labels, holder)
+        spec = PLATFORM.get(service).database
+        assert spec is not None
+        Database(
+            name,
+            DatabaseArgs(
+                service=service,
+                spec=spec,
+                docker_name=f"{prefix}-{name}",
+                image=PITR_IMAGE,
+                network=network,
+                alias=name,
+                tuning=DatabaseTuning(),
+                resources=Resources(memory_mb=512, cpus=1.0),
+                shm_size_mb=64,
+                stop_grace_seconds=30,
+                pids_limit=128,
+                engine=engine,
+                labels={**labels, "com.ecommerce.role": "database"},
+                protect_data=False,
+                pitr=PitrArgs(
+                    settings,
+                    PITR_IMAGE,
+                    service,
+                    OffHostLink(certificates.databases[service], off.address, off.port),
+                ),
             ),
-        ),
-        opts=child,
-    )
+            opts=child,
+        )
     OffHostRepository(
         "repository",
-        OffHostArgs(settings, [SERVICE], PITR_IMAGE, prefix, labels, False, engine),
+        OffHostArgs(settings, list(services), PITR_IMAGE, prefix, labels, False, engine),
         certificates,
         off.databases_address,
         opts=child,
@@ -169,7 +173,7 @@ def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_i
     engine_home: EngineHome, hosts: list[Host]
 ) -> None:
     databases, repository, fresh = hosts
-    where = {"databases": databases}
+    where = {"databases": databases, "repository": repository}
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}"
     with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as scratch:
@@ -181,7 +185,7 @@ def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_i
         stack = auto.create_stack(
             "dev",
             project_name="off-host",
-            program=lambda: program(prefix, where, repository),
+            program=lambda: program(prefix, where),
             opts=auto.LocalWorkspaceOptions(
                 work_dir=str(Path(scratch) / "project"),
                 env_vars={**env, "PYTHONPATH": str(ROOT)},
@@ -191,6 +195,22 @@ def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_i
         )
         here, there = databases.client(), repository.client()
         try:
+            # The repository's host out of reach at deploy time: one line naming it, and
+            # nothing made on the databases' host either.
+            gone = replace(repository, daemon=Daemon(Path(scratch) / "gone"))
+            where["repository"] = gone
+            with pytest.raises(auto.CommandError) as failed:
+                stack.up(on_output=lambda _line: None)
+            lines = [line.strip() for line in str(failed.value).splitlines()]
+            expected = f"the off-host repository's host: Docker host {gone.docker_host}: "
+            assert any(line.startswith(f"error: {expected}") for line in lines), lines
+            assert any("nothing was changed on any host" in line for line in lines), lines
+            assert here.containers.list(all=True) == [] and here.volumes.list() == []
+            recorded = (stack.export_stack().deployment or {}).get("resources") or []
+            assert [
+                r["type"] for r in recorded if r.get("custom") and "providers" not in r["type"]
+            ] == []
+            where["repository"] = repository
             stack.up(on_output=lambda _line: None)
             agent = here.containers.get(f"{prefix}-order-db-pitr")
             repo = there.containers.get(f"{prefix}-{OFF_HOST_HOME}")
@@ -267,15 +287,12 @@ def lose_and_recover(
     restored = fresh.client().containers.get(server.name)
     code, rows = exec_in(restored, [*PSQL, spec.name, "-c", "SELECT id FROM drill_orders"])
     assert code == 0, rows
-    present = {int(line) for line in rows.split()}
-    missing = sorted(set(writer.acknowledged) - present)
+    missing, rpo = writer.lost({int(line) for line in rows.split()}, lost_at)
     # Every order acknowledged more than archiveTimeout (and the push) before the loss is back.
     too_old = [
         i for i in missing if lost_at - writer.acknowledged[i] > ARCHIVE_TIMEOUT_S + PUSH_MARGIN_S
     ]
     assert not too_old, f"orders lost beyond the RPO: {too_old[:10]} of {len(missing)} missing"
-    assert present <= set(writer.acknowledged) | set(writer.sent), "rows nobody wrote"
-    rpo = lost_at - min((writer.acknowledged[i] for i in missing), default=lost_at)
     print(
         f"\ndrill: {len(writer.acknowledged)} orders acknowledged, {len(missing)} lost; "
         f"RPO {rpo:.1f} s (archiveTimeout {ARCHIVE_TIMEOUT_S} s), RTO {back_at - lost_at:.0f} s"
@@ -286,24 +303,28 @@ PSQL = ["psql", "-XAtq", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-d"]
 
 
 class OrderWriter(threading.Thread):
-    """Writes orders one by one into the server until it is gone (or WRITES are in), and
+    """Writes orders one by one into the server until it is gone (or `count` are in), and
     records when each was acknowledged (its commit returned)."""
 
-    def __init__(self, server: Any, database: str) -> None:
+    def __init__(
+        self, server: Any, database: str, count: int = WRITES, table: str = "drill_orders"
+    ) -> None:
         super().__init__(daemon=True)
-        self.server, self.database = server, database
+        self.server, self.database, self.count, self.table = server, database, count, table
         self.acknowledged: dict[int, float] = {}
         self.sent: set[int] = set()
 
     def run(self) -> None:
         script = (
             'i=0; while [ "$i" -lt "$0" ]; do i=$((i+1)); '
-            'psql -XAtq -U postgres -d "$1" -c "INSERT INTO drill_orders VALUES ($i) RETURNING id" '
+            'psql -XAtq -U postgres -d "$1" -c "INSERT INTO $2 VALUES ($i) RETURNING id" '
             "|| exit 1; sleep 0.1; done"
         )
         try:
             stream = self.server.exec_run(
-                ["sh", "-c", script, str(WRITES), self.database], user="postgres", stream=True
+                ["sh", "-c", script, str(self.count), self.database, self.table],
+                user="postgres",
+                stream=True,
             ).output
             pending = b""
             for chunk in stream:
@@ -315,6 +336,13 @@ class OrderWriter(threading.Thread):
         except (docker.errors.DockerException, requests.RequestException, OSError):
             pass  # the host is gone: that ends the writes, as it ends the shop's
         self.sent = set(range(1, max(self.acknowledged, default=0) + 2))
+
+    def lost(self, present: set[int], lost_at: float) -> tuple[list[int], float]:
+        """The acknowledged orders missing from `present` (what the restored server holds),
+        and the RPO measured: from the oldest of them to the loss (0 when none is missing)."""
+        assert present <= self.sent, f"rows nobody wrote: {sorted(present - self.sent)[:5]}"
+        missing = sorted(set(self.acknowledged) - present)
+        return missing, lost_at - min((self.acknowledged[i] for i in missing), default=lost_at)
 
 
 def _offhost_seen(agent: Any) -> bool:
