@@ -17,9 +17,9 @@ the certificates) says what to bring back; the operator has pointed the stack at
 5. The whole `up`: each server's start guard (pitr/guard.py) finds its request and restores
    the server from the repository with the newest backup before it starts; the apps follow
    once the servers are healthy, as in any `up`.
-6. Each restored server: out of recovery, a checkpoint and its first WAL segment of the new
-   timeline archived (as `python -m pitr restore` does), then the drill's checks (amcheck,
-   rows per table).
+6. Each restored server: out of recovery, a checkpoint (as `python -m pitr restore` does), its
+   agent's first check passed (repo1's stanza made again, a WAL segment of the new timeline
+   archived), then the drill's checks (amcheck, rows per table).
 
 The servers restore themselves because only their containers reach the off-host repository,
 with their own certificates; this side drives the engine and the Docker CLI only.
@@ -27,6 +27,7 @@ with their own certificates; this side drives the engine and the Docker CLI only
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,6 +47,8 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How the engine shows a value a preview cannot know yet."""
 READY_TIMEOUT_S = 3600
 """A server replays WAL up to the target before it takes writes; a long archive takes time."""
+AGENT_CHECK_TIMEOUT_S = 600
+"""The agent's first check: a stanza made and a WAL segment archived, seconds when all is well."""
 
 Say = Callable[[str], None]
 
@@ -222,19 +225,47 @@ def request_restore(docker: Docker, server: DatabaseServer, target: RestoreTarge
 
 
 def settle(docker: Docker, server: DatabaseServer) -> str:
-    """Wait until the restored server takes writes, wake its archiving, run the checks."""
+    """Wait until the restored server takes writes and archives again, then run the checks."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while _psql(docker, server.name, "SELECT pg_is_in_recovery()") != "f":
+        _running_or_raise(docker, server.name)
         if time.monotonic() > deadline:
             raise RecoveryError(f"{server.name} still replays WAL after {READY_TIMEOUT_S} s")
         time.sleep(1)
     # As after `python -m pitr restore` (pitr/docker_host.py): the checkpointer sleeps after
-    # recovery until woken, and the new timeline's first segment must reach the repository
-    # before a later restore to `latest` can follow it.
+    # recovery until woken, and archiving resumes only then.
     _psql(docker, server.name, "CHECKPOINT")
+    # Then the agent's first check: repo1 is as new as the host, and the agent makes its stanza
+    # before the check archives a segment of the new timeline (into both repositories: until
+    # one is, a later restore to `latest` would follow the old timeline).
+    agent = f"{server.name}-pitr"
+    deadline = time.monotonic() + AGENT_CHECK_TIMEOUT_S
+    while not _checked(docker, agent):
+        if time.monotonic() > deadline:
+            raise RecoveryError(
+                f"{agent} has not passed its first check after {AGENT_CHECK_TIMEOUT_S} s: "
+                f"`docker logs {agent}` says why"
+            )
+        time.sleep(2)
     pitr = ["exec", "-u", layout.PG_USER, server.name, "python3", "-m", "pitr"]
-    docker.check(*pitr, "archive-now", "--stanza", str(server.stanza))
     return docker.check(*pitr, "check-here").strip()
+
+
+def _checked(docker: Docker, agent: str) -> bool:
+    """Whether the agent's status file says its last check passed."""
+    done = docker.run("exec", agent, "cat", str(layout.STATUS_FILE))
+    try:
+        tasks = json.loads(done.stdout) if done.returncode == 0 else {}
+    except ValueError:
+        return False
+    return bool(tasks.get("check", {}).get("ok") is True)
+
+
+def _running_or_raise(docker: Docker, container: str) -> None:
+    state = docker.run("inspect", "-f", "{{.State.Running}}", container).stdout.strip()
+    if state != "true":
+        logs = docker.run("logs", "--tail", "3", container)
+        raise RecoveryError(f"{container} stopped: {_last_line(logs.stderr or logs.stdout)}")
 
 
 def _psql(docker: Docker, container: str, sql: str) -> str:

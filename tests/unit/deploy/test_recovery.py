@@ -109,6 +109,11 @@ class RecordedDocker(Docker):
         out = "f" if "SELECT pg_is_in_recovery()" in args else ""
         if args[0] == "inspect":
             out = "true false" if self.running else "false true"
+            if "{{.State.Running}}" in args:
+                out = "true"
+        if "/var/lib/pgbackrest/work/agent-status.json" in args:
+            out = '{"check": {"ok": true}, "backup": {"ok": null}}'
+
         if "check-here" in args:
             out = "order_db: 1 tables, 5 rows, 1 indexes checked\n"
         return subprocess.CompletedProcess(args, 0, out, "")
@@ -138,10 +143,14 @@ def test_the_servers_are_left_out_then_restored_at_their_first_start() -> None:
     assert request[request.index("--user") + 1] == "postgres"
     assert request[request.index("--network") + 1] == "none"
     assert "latest" in request and "sha256:pitr" in request
-    # After the last up: a checkpoint, the new timeline archived, the drill's checks.
+    # After the last up: a checkpoint, the agent's first check (the new timeline archived), the
+    # drill's checks.
     execs = [" ".join(c) for c in docker.calls if c[0] == "exec"]
-    assert any("CHECKPOINT" in e for e in execs)
-    assert any("archive-now --stanza order" in e for e in execs)
+    assert [e for e in execs if "CHECKPOINT" in e or "status" in e or "check-here" in e] == [
+        "exec -u postgres shop-order-db psql -XAtq -c CHECKPOINT",
+        "exec shop-order-db-pitr cat /var/lib/pgbackrest/work/agent-status.json",
+        "exec -u postgres shop-order-db python3 -m pitr check-here",
+    ]
     assert recovered.server == "shop-order-db" and "5 rows" in recovered.checks
 
 
