@@ -166,6 +166,10 @@ bench-program: install ## Benchmark: the program's CPU (dev up and previews), th
 bench-rpo: install ## Benchmark: committed data lost to a lost volume with PITR (ARCHIVE_TIMEOUT=60)
 	$(VENV)/bin/python -m benchmarks.pitr_rpo --archive-timeout $(or $(ARCHIVE_TIMEOUT),60)
 
+.PHONY: bench-dr
+bench-dr: install ## Benchmark: a lost host recovered from the off-host repository, RPO and RTO per database, beside a logical restore (ROWS=200000 OUTAGE=120)
+	$(VENV)/bin/python -m benchmarks.disaster_recovery --rows $(or $(ROWS),200000) --outage $(or $(OUTAGE),120)
+
 .PHONY: bench-rolling
 bench-rolling: install ## Benchmark: deploys under load: side by side, delete-first, and two bad releases
 	$(VENV)/bin/python -m benchmarks.rolling_deploy
