@@ -16,8 +16,9 @@ printed as `pulumi` prints it. `up` of a stack with a prod profile, `refresh` an
 what they would do first and ask before doing it (unless --yes); another stack deploys without
 asking. `recover` always asks first (unless --yes).
 
-Exit codes: 0 done, 1 the engine or a policy refused (its message above), 2 bad usage or
-something missing (one line saying what to do), 3 answered no.
+Exit codes: 0 done, 1 the engine or a policy refused (its message above) or the recovery
+stopped (one line saying why), 2 bad usage or something missing (one line saying what to do),
+3 answered no.
 """
 
 from __future__ import annotations
