@@ -11,8 +11,11 @@ tell. The first start of a new stanza (nothing in any repository) goes on.
 One empty start is not refused but restored: the recovery of a lost host (deploy/recovery.py)
 writes a request beside the empty data directory (layout.RECOVERY_REQUEST: the restore target),
 and the guard restores the server there, from the repository holding the newest backup (on a
-new host, the off-host one: repo1 is as empty as the volume), before the server starts. The
-server itself does it because only its container reaches that repository, with its keys.
+new host, the off-host one: repo1 is as empty as the volume). The recovery runs the guard in a
+one-off container with the server's volumes and networks (only they reach that repository, with
+its keys), and the server's own start would do the same. The request goes once pgBackRest is
+done (`global/pg_control`, which it writes last, is there): a restore cut off midway is done
+again, never started.
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ NO_STANZA = 1
 NO_BACKUP = 2
 """`no valid backups`: the stanza exists, but nothing could be restored from it."""
 RECOVER_COMMAND = "python -m deploy recover --stack <stack>"
+CONTROL_FILE = "global/pg_control"
+"""What pgBackRest restores last, so that an interrupted restore never starts: a data directory
+with it is a database; one without it but with a request is a restore to do (again)."""
 
 
 def must_not_start_empty(pg_path: Path, tool: PgBackRest, request: Path | None = None) -> str:
     """Why starting may go on; raises RefusedError when an empty server would hide backups.
     `request`: where a recovery's restore target would be (None: never a recovery)."""
     asked = request if request is not None and request.exists() else None
-    if (pg_path / "PG_VERSION").exists():
-        if asked is not None:  # restored by an earlier start, which stopped before removing it
+    done = (pg_path / CONTROL_FILE).exists()
+    if done or (asked is None and (pg_path / "PG_VERSION").exists()):
+        if asked is not None:  # a restore that finished, stopped before removing its request
             asked.unlink()
         return f"{pg_path} holds a database"
     name = tool.stanza.name
@@ -84,8 +91,8 @@ def _restore(pg_path: Path, tool: PgBackRest, newest: dict[str, Any], request: P
         raise RefusedError(f"{request}: {err}; write a valid target, or remove it") from None
     repo = _repo_key(newest)
     pg_path.mkdir(mode=0o700, exist_ok=True)
-    # An earlier start's restore, interrupted: pgBackRest resumes it over what it wrote.
-    delta = ["--delta"] if any(pg_path.iterdir()) else []
+    # An earlier restore, interrupted: pgBackRest goes on over what it wrote.
+    delta = ["--delta", "--force"] if any(pg_path.iterdir()) else []
     tool.run("restore", f"--repo={repo}", f"--pg1-path={pg_path}", *delta, *target.options())
     request.unlink()
     return f"stanza {tool.stanza.name} restored from repo{repo} to {text} (a recovery)"

@@ -83,6 +83,13 @@ def _recovery_request_restores(cluster: Cluster) -> None:
     request.write_text("latest\n")
     assert must_not_start_empty(empty, tool, request).endswith("holds a database")
     assert not request.exists()
+    # A restore cut off midway (pgBackRest moves pg_control in last): with its request still
+    # there, the next start restores again over what it wrote, never starts it.
+    (empty / "global" / "pg_control").unlink()
+    request.write_text("latest\n")
+    said = must_not_start_empty(empty, tool, request)
+    assert said == "stanza main restored from repo1 to latest (a recovery)"
+    assert (empty / "global" / "pg_control").exists() and not request.exists()
     # And without a request the empty start is refused as before, naming the recovery too.
     with pytest.raises(RefusedError, match="`python -m deploy recover --stack <stack>`"):
         must_not_start_empty(volume / "other", tool)
