@@ -13,16 +13,18 @@ the certificates) says what to bring back; the operator has pointed the stack at
 3. An `up` of everything but those servers and what depends on them: the images, the volumes,
    the configuration files, the networks and the repository's side are in place.
 4. Each server's data volume, still empty, gets a recovery request: the restore target
-   (pitr/layout.py RECOVERY_REQUEST). A volume that holds a database already is refused.
-5. The whole `up`: each server's start guard (pitr/guard.py) finds its request and restores
-   the server from the repository with the newest backup before it starts; the apps follow
-   once the servers are healthy, as in any `up`.
+   (pitr/layout.py RECOVERY_REQUEST); a volume that holds a database already is refused. Then
+   the server's start guard (pitr/guard.py) runs on it in a one-off container with the
+   server's image, volumes and networks: it restores the server from the repository with the
+   newest backup, taking what time that needs, and removes the request once done.
+5. The whole `up`: the servers start on their restored data, replay the archive up to the
+   target and turn healthy; the apps follow, as in any `up`.
 6. Each restored server: out of recovery, a checkpoint (as `python -m pitr restore` does), its
    agent's first check passed (repo1's stanza made again, a WAL segment of the new timeline
    archived), then the drill's checks (amcheck, rows per table).
 
-The servers restore themselves because only their containers reach the off-host repository,
-with their own certificates; this side drives the engine and the Docker CLI only.
+The restores run in containers of the servers' own because only those reach the off-host
+repository, with their own certificates; this side drives the engine and the Docker CLI only.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class DatabaseServer:
     image: str | None
     data_volume: str | None
     """The volume on its data directory's mount (None: not known before the volumes exist)."""
+    mounts: tuple[str, ...] = ()
+    """Its volumes as `docker run -v` takes them (`name:path[:ro]`)."""
+    networks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,10 +129,13 @@ def recover(
     servers = _planned(stack, options, say)
     say(f"recovery: 3/6 up without {', '.join(s.name for s in servers)} and what needs them")
     stack.up(exclude=[s.urn for s in servers], exclude_dependents=True, on_output=say, **options)
-    for server in _planned(stack, options, say):
-        say(f"recovery: 4/6 {server.name}: restore to {target.text()} at its first start")
+    # Again, now that its volumes, networks and image exist: their names are known.
+    servers = _planned(stack, options, say)
+    for server in servers:
+        say(f"recovery: 4/6 {server.name}: restore to {target.text()} from its repositories")
         request_restore(docker, server, target)
-    say("recovery: 5/6 up: each server restores itself, then everything starts")
+        restore(docker, server)
+    say("recovery: 5/6 up: the servers replay the archive, then everything starts")
     stack.up(on_output=say, **options)
     recovered = []
     for server in servers:
@@ -148,7 +156,9 @@ def database_servers(resources: Iterable[Mapping[str, Any]]) -> list[DatabaseSer
         stanzas = [
             e[len(STANZA_ENV) :] for e in inputs.get("envs") or [] if e.startswith(STANZA_ENV)
         ]
-        volumes = {v.get("containerPath"): v.get("volumeName") for v in inputs.get("volumes") or []}
+        mounted = inputs.get("volumes") or []
+        volumes = {v.get("containerPath"): v.get("volumeName") for v in mounted}
+        networks = [n.get("name") for n in inputs.get("networksAdvanced") or []]
         found.append(
             DatabaseServer(
                 urn=str(resource["urn"]),
@@ -156,6 +166,12 @@ def database_servers(resources: Iterable[Mapping[str, Any]]) -> list[DatabaseSer
                 stanza=stanzas[0] if stanzas else None,
                 image=_known(inputs.get("image")),
                 data_volume=_known(volumes.get(str(layout.DATA_MOUNT))),
+                mounts=tuple(
+                    f"{v.get('volumeName')}:{v.get('containerPath')}"
+                    + (":ro" if v.get("readOnly") else "")
+                    for v in mounted
+                ),
+                networks=tuple(str(n) for n in networks),
             )
         )
     return found
@@ -198,10 +214,11 @@ def _planned(stack: auto.Stack, options: Mapping[str, Any], say: Say) -> list[Da
     return servers
 
 
-# The request, written as the server's user into its still empty data volume; refused over a
-# database (exit 3), which a recovery must never overwrite.
-_REQUEST = (
-    'if [ -e "$1/pgdata/PG_VERSION" ]; then echo "it holds a database" >&2; exit 3; fi; '
+# The request, written as the server's user into its data volume; refused over a database
+# (exit 3), which a recovery must never overwrite. A restore cut off midway has no pg_control
+# yet (pgBackRest writes it last): it is done again.
+REQUEST_SCRIPT = (
+    'if [ -e "$1/pgdata/global/pg_control" ]; then echo "it holds a database" >&2; exit 3; fi; '
     'printf "%s\\n" "$0" > "$2"'
 )
 
@@ -209,12 +226,15 @@ _REQUEST = (
 def request_restore(docker: Docker, server: DatabaseServer, target: RestoreTarget) -> None:
     """Write the recovery request into the server's data volume."""
     if server.image is None or server.data_volume is None:
-        raise RecoveryError(f"{server.name}: its image or data volume is not known yet")
+        raise RecoveryError(
+            f"{server.name}: its image or data volume is not known after the first up; run "
+            "the recovery again"
+        )
     done = docker.run(
         "run", "--rm", "--network", "none", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges:true", "--user", layout.PG_USER,
         "--entrypoint", "sh", "-v", f"{server.data_volume}:{layout.DATA_MOUNT}",
-        server.image, "-c", _REQUEST, target.text(), str(layout.DATA_MOUNT),
+        server.image, "-c", REQUEST_SCRIPT, target.text(), str(layout.DATA_MOUNT),
         str(layout.RECOVERY_REQUEST),
     )  # fmt: skip
     if done.returncode != 0:
@@ -224,11 +244,44 @@ def request_restore(docker: Docker, server: DatabaseServer, target: RestoreTarge
         )
 
 
+def restore(docker: Docker, server: DatabaseServer) -> None:
+    """The server's start guard, run on its request in a one-off container with the server's
+    image, volumes and networks (the off-host repository answers its link network, with its
+    keys): the restore takes what time it needs, where a server's own start has `up`'s wait."""
+    if server.image is None:
+        raise RecoveryError(f"{server.name}: its image is not known; run the recovery again")
+    one_off = f"{server.name}-recovery"
+    docker.run("rm", "-f", one_off)  # what an interrupted recovery left
+    create = ["create", "--name", one_off, "--user", layout.PG_USER, "--cap-drop", "ALL",
+              "--security-opt", "no-new-privileges:true",
+              "--network", server.networks[0] if server.networks else "none"]  # fmt: skip
+    for mount in server.mounts:
+        create += ["-v", mount]
+    docker.check(*create, server.image, "python3", "-m", "pitr", "guard", "--stanza",
+                 str(server.stanza))  # fmt: skip
+    try:
+        for network in server.networks[1:]:
+            docker.check("network", "connect", network, one_off)
+        done = docker.run("start", "--attach", one_off)
+        if done.returncode != 0:
+            said = _last_line(done.stderr or done.stdout)
+            raise RecoveryError(
+                f"{server.name}: the restore failed ({said}); its request stays in "
+                f"{server.data_volume}: fix the cause and run the recovery again"
+            )
+    finally:
+        docker.run("rm", "-f", one_off)
+
+
 def settle(docker: Docker, server: DatabaseServer) -> str:
     """Wait until the restored server takes writes and archives again, then run the checks."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while _psql(docker, server.name, "SELECT pg_is_in_recovery()") != "f":
-        _running_or_raise(docker, server.name)
+        if not _serving(docker, server.name):
+            logs = docker.run("logs", "--tail", "3", server.name)
+            raise RecoveryError(
+                f"{server.name} is not running: {_last_line(logs.stderr or logs.stdout)}"
+            )
         if time.monotonic() > deadline:
             raise RecoveryError(f"{server.name} still replays WAL after {READY_TIMEOUT_S} s")
         time.sleep(1)
@@ -259,13 +312,6 @@ def _checked(docker: Docker, agent: str) -> bool:
     except ValueError:
         return False
     return bool(tasks.get("check", {}).get("ok") is True)
-
-
-def _running_or_raise(docker: Docker, container: str) -> None:
-    state = docker.run("inspect", "-f", "{{.State.Running}}", container).stdout.strip()
-    if state != "true":
-        logs = docker.run("logs", "--tail", "3", container)
-        raise RecoveryError(f"{container} stopped: {_last_line(logs.stderr or logs.stdout)}")
 
 
 def _psql(docker: Docker, container: str, sql: str) -> str:

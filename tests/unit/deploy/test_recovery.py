@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from pulumi import automation as auto
 
+from deploy import recovery
 from deploy.recovery import Docker, RecoveryError, database_servers, recover
 from pitr.pgbackrest import RestoreTarget
 
@@ -29,9 +31,14 @@ def server(name: str, *, stanza: bool = True, image: str = "sha256:pitr") -> dic
             "envs": ["POSTGRES_DB=x", *([f"PITR_STANZA={name[:-3]}"] if stanza else [])],
             "labels": [{"label": "com.ecommerce.role", "value": "database"}],
             "volumes": [
-                {"volumeName": f"shop-{name}-secrets", "containerPath": "/run/secrets"},
+                {
+                    "volumeName": f"shop-{name}-secrets",
+                    "containerPath": "/run/secrets",
+                    "readOnly": True,
+                },
                 {"volumeName": f"shop-{name}-data", "containerPath": "/var/lib/postgresql/data"},
             ],
+            "networksAdvanced": [{"name": f"shop-{name}"}, {"name": f"shop-{name}-pitr-link"}],
         },
     }
 
@@ -143,6 +150,20 @@ def test_the_servers_are_left_out_then_restored_at_their_first_start() -> None:
     assert request[request.index("--user") + 1] == "postgres"
     assert request[request.index("--network") + 1] == "none"
     assert "latest" in request and "sha256:pitr" in request
+    # Then the restore: the guard in a one-off with the server's image, volumes (as they are
+    # mounted there) and both its networks, before the server itself is created.
+    (create,) = [c for c in docker.calls if c[0] == "create"]
+    assert create[-7:] == ("sha256:pitr", "python3", "-m", "pitr", "guard", "--stanza", "order")
+    assert "shop-order-db-secrets:/run/secrets:ro" in create
+    assert "shop-order-db-data:/var/lib/postgresql/data" in create
+    assert create[create.index("--network") + 1] == "shop-order-db"
+    steps = [c[:3] for c in docker.calls if c[0] in ("create", "network", "start")]
+    assert steps == [
+        ("create", "--name", "shop-order-db-recovery"),
+        ("network", "connect", "shop-order-db-pitr-link"),
+        ("start", "--attach", "shop-order-db-recovery"),
+    ]
+    assert docker.calls.index(request) < docker.calls.index(create)
     # After the last up: a checkpoint, the agent's first check (the new timeline archived), the
     # drill's checks.
     execs = [" ".join(c) for c in docker.calls if c[0] == "exec"]
@@ -185,9 +206,48 @@ def test_servers_without_pitr_cannot_be_recovered() -> None:
     assert [c for c, _ in stack.calls] == ["refresh", "preview"]
 
 
-def test_a_data_volume_that_holds_a_database_is_refused() -> None:
+def test_a_data_volume_the_request_cannot_be_written_into_is_refused() -> None:
     stack = RecordedStack([server("order-db")])
     with pytest.raises(RecoveryError, match=r"no recovery request written into shop-order-db-data"):
         run(stack, RecordedDocker("unix:///new.sock", refuse="run"))
     # Nothing started over it.
     assert [c for c, _ in stack.calls] == ["refresh", "preview", "up", "preview"]
+
+
+def test_a_restore_that_fails_stops_the_recovery_and_keeps_its_request() -> None:
+    stack = RecordedStack([server("order-db")])
+    with pytest.raises(RecoveryError) as stopped:
+        run(stack, RecordedDocker("unix:///new.sock", refuse="start"))
+    assert str(stopped.value) == (
+        "shop-order-db: the restore failed (no: start); its request stays in shop-order-db-data: "
+        "fix the cause and run the recovery again"
+    )
+    # The servers are never created over a volume that was not restored.
+    assert [c for c, _ in stack.calls] == ["refresh", "preview", "up", "preview"]
+
+
+@pytest.mark.parametrize(
+    ("held", "written"),
+    [
+        ((), True),  # an empty volume
+        (("pgdata/PG_VERSION", "pgdata/base/1/1"), True),  # a restore cut off midway
+        (("pgdata/PG_VERSION", "pgdata/global/pg_control"), False),  # a database
+    ],
+)
+def test_the_request_is_written_into_a_volume_without_a_database_only(
+    tmp_path: Path, held: tuple[str, ...], written: bool
+) -> None:
+    for name in held:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    request = tmp_path / "pitr-recovery-request"
+    done = subprocess.run(
+        ["sh", "-c", recovery.REQUEST_SCRIPT, "latest", str(tmp_path), str(request)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (done.returncode == 0) is written, done.stderr
+    assert request.exists() is written
+    if written:
+        assert request.read_text() == "latest\n"
+    else:
+        assert done.stderr == "it holds a database\n" and done.returncode == 3
