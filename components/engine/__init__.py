@@ -75,6 +75,7 @@ def _other_hosts(
             f"{name}-{OFF_HOST_HOME}-docker",
             off.docker_host,
             "the off-host repository's host",
+            "pitr.offHost.dockerHost",
             parent,
             settings.registry,
             registry_password,
@@ -86,12 +87,14 @@ def other_host(
     provider_name: str,
     docker_host: str,
     role: str,
+    setting: str,
     parent: pulumi.Resource,
     registry: RegistrySettings | None = None,
     registry_password: pulumi.Input[str] | None = None,
 ) -> OtherHost:
-    """Another Docker host, with a provider of its own; it must answer first (reachable.py)."""
-    must_answer(docker_host, role)
+    """Another Docker host, with a provider of its own; it must answer first (reachable.py).
+    `role`: what it is for; `setting`: the stack file's key that names it."""
+    must_answer(docker_host, role, setting)
     provider = docker_provider(
         provider_name, registry, registry_password, {"host": docker_host}, parent
     )

@@ -23,8 +23,9 @@ class HostUnreachable(pulumi.RunError):
     """Another host's Docker engine does not answer; the message names it and the failure."""
 
 
-def must_answer(docker_host: str, role: str) -> None:
-    """Raise HostUnreachable unless the engine at `docker_host` answers its ping."""
+def must_answer(docker_host: str, role: str, setting: str) -> None:
+    """Raise HostUnreachable unless the engine at `docker_host` answers its ping; `role` says
+    what the host is for, `setting` where the stack file names it."""
     if isinstance(settings.get_monitor(), MockMonitor):
         return
     ping = engine_api(docker_host, f"{role}: Docker host {docker_host}", timeout=PING_TIMEOUT_S)
@@ -33,5 +34,5 @@ def must_answer(docker_host: str, role: str) -> None:
     except DockerApiError as err:
         raise HostUnreachable(
             f"{err}; nothing was changed on any host: start that engine or fix the address "
-            "(pitr.offHost.dockerHost), then retry"
+            f"({setting}), then retry"
         ) from None

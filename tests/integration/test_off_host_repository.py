@@ -106,7 +106,11 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
         "test:index:Holder", "holder", opts=pulumi.ResourceOptions(providers=[here])
     )
     there = other_host(
-        "repository-docker", repository.docker_host, "the off-host repository's host", holder
+        "repository-docker",
+        repository.docker_host,
+        "the off-host repository's host",
+        "pitr.offHost.dockerHost",
+        holder,
     )
     engine = ContainerEngine(PROFILE, databases.docker_host, [here], {OFF_HOST_HOME: there})
     child = pulumi.ResourceOptions(parent=holder)

@@ -58,14 +58,14 @@ def engine() -> Iterator[Path]:
 
 @pytest.mark.usefixtures("no_mocks")
 def test_an_engine_that_answers_lets_the_program_go_on(engine: Path) -> None:
-    must_answer(f"unix://{engine}", "the off-host repository's host")
+    must_answer(f"unix://{engine}", "the off-host repository's host", "pitr.offHost.dockerHost")
 
 
 @pytest.mark.usefixtures("no_mocks")
 def test_one_that_does_not_stops_it_with_one_line_naming_it(tmp_path: Path) -> None:
     gone = f"unix://{tmp_path}/docker.sock"
     with pytest.raises(HostUnreachable) as stopped:
-        must_answer(gone, "the off-host repository's host")
+        must_answer(gone, "the off-host repository's host", "pitr.offHost.dockerHost")
     message = str(stopped.value)
     assert message.startswith(f"the off-host repository's host: Docker host {gone}: {gone}: ")
     assert message.endswith(
@@ -77,4 +77,8 @@ def test_one_that_does_not_stops_it_with_one_line_naming_it(tmp_path: Path) -> N
 
 def test_under_the_mocks_no_host_is_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "get_monitor", lambda: object.__new__(MockMonitor))
-    must_answer(f"unix://{tmp_path}/docker.sock", "the off-host repository's host")
+    must_answer(
+        f"unix://{tmp_path}/docker.sock",
+        "the off-host repository's host",
+        "pitr.offHost.dockerHost",
+    )
