@@ -252,8 +252,9 @@ def restore(docker: Docker, server: DatabaseServer) -> None:
         raise RecoveryError(f"{server.name}: its image is not known; run the recovery again")
     one_off = f"{server.name}-recovery"
     docker.run("rm", "-f", one_off)  # what an interrupted recovery left
+    # The server's own data directory (the image's PGDATA is the volume's root).
     create = ["create", "--name", one_off, "--user", layout.PG_USER, "--cap-drop", "ALL",
-              "--security-opt", "no-new-privileges:true",
+              "--env", f"PGDATA={layout.PG_PATH}", "--security-opt", "no-new-privileges:true",
               "--network", server.networks[0] if server.networks else "none"]  # fmt: skip
     for mount in server.mounts:
         create += ["-v", mount]

@@ -154,6 +154,7 @@ def test_the_servers_are_left_out_then_restored_at_their_first_start() -> None:
     # mounted there) and both its networks, before the server itself is created.
     (create,) = [c for c in docker.calls if c[0] == "create"]
     assert create[-7:] == ("sha256:pitr", "python3", "-m", "pitr", "guard", "--stanza", "order")
+    assert create[create.index("--env") + 1] == "PGDATA=/var/lib/postgresql/data/pgdata"
     assert "shop-order-db-secrets:/run/secrets:ro" in create
     assert "shop-order-db-data:/var/lib/postgresql/data" in create
     assert create[create.index("--network") + 1] == "shop-order-db"
