@@ -39,10 +39,11 @@ from typing import Any
 from pulumi import automation as auto
 
 from pitr import layout
+from pitr.docker_host import ROLE_LABEL
+from pitr.errors import last_line
 from pitr.pgbackrest import RestoreTarget
 
 CONTAINER_TYPE = "docker:index/container:Container"
-ROLE_LABEL = "com.ecommerce.role"
 STANZA_ENV = "PITR_STANZA="
 """A server with PITR names its stanza to its start guard (components/parts/database.py)."""
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -89,7 +90,7 @@ class Docker:
     def check(self, *args: str) -> str:
         done = self.run(*args)
         if done.returncode != 0:
-            raise RecoveryError(f"docker {args[0]} on {self.host}: {_last_line(done.stderr)}")
+            raise RecoveryError(f"docker {args[0]} on {self.host}: {last_line(done.stderr)}")
         return done.stdout
 
 
@@ -114,7 +115,7 @@ def recover(
     if answered.returncode != 0:
         raise RecoveryError(
             f"the stack's Docker host {docker.host} does not answer "
-            f"({_last_line(answered.stderr)}): point docker:host at the new host, then retry"
+            f"({last_line(answered.stderr)}): point docker:host at the new host, then retry"
         )
     say(f"recovery: 1/6 refresh: the state forgets what the lost host ran ({docker.host})")
     stack.refresh(run_program=True, on_output=say)
@@ -240,7 +241,7 @@ def request_restore(docker: Docker, server: DatabaseServer, target: RestoreTarge
     if done.returncode != 0:
         raise RecoveryError(
             f"{server.name}: no recovery request written into {server.data_volume} "
-            f"({_last_line(done.stderr)}); a recovery restores into empty volumes only"
+            f"({last_line(done.stderr)}); a recovery restores into empty volumes only"
         )
 
 
@@ -265,7 +266,7 @@ def restore(docker: Docker, server: DatabaseServer) -> None:
             docker.check("network", "connect", network, one_off)
         done = docker.run("start", "--attach", one_off)
         if done.returncode != 0:
-            said = _last_line(done.stderr or done.stdout)
+            said = last_line(done.stderr or done.stdout)
             raise RecoveryError(
                 f"{server.name}: the restore failed ({said}); its request stays in "
                 f"{server.data_volume}: fix the cause and run the recovery again"
@@ -281,7 +282,7 @@ def settle(docker: Docker, server: DatabaseServer) -> str:
         if not _serving(docker, server.name):
             logs = docker.run("logs", "--tail", "3", server.name)
             raise RecoveryError(
-                f"{server.name} is not running: {_last_line(logs.stderr or logs.stdout)}"
+                f"{server.name} is not running: {last_line(logs.stderr or logs.stdout)}"
             )
         if time.monotonic() > deadline:
             raise RecoveryError(f"{server.name} still replays WAL after {READY_TIMEOUT_S} s")
@@ -327,8 +328,3 @@ def _resources(deployment: Mapping[str, Any] | None) -> Sequence[Mapping[str, An
 
 def _known(value: object) -> str | None:
     return value if isinstance(value, str) and value != UNKNOWN else None
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

@@ -27,6 +27,7 @@ from pitr.errors import (
     PitrError,
     RefusedError,
     UsageError,
+    last_line,
 )
 from pitr.pgbackrest import RestoreTarget
 
@@ -146,7 +147,7 @@ class SwarmServer(Server):
         if done.returncode != 0:
             self.drop_config(purpose)
             raise PitrError(f"{volume}: could not write the configuration: "
-                            f"{_last_line(done.stderr)}")  # fmt: skip
+                            f"{last_line(done.stderr)}")  # fmt: skip
         return volume
 
     def drop_config(self, purpose: str) -> None:
@@ -193,10 +194,10 @@ def _restore(
     if done.returncode in _UNTOUCHED:
         server.start(name)
         server.start(agent)
-        raise PitrError(f"{service}: {_last_line(done.stderr)}; the server runs as it was")
+        raise PitrError(f"{service}: {last_line(done.stderr)}; the server runs as it was")
     if done.returncode != 0:
         raise PitrError(
-            f"{service}: the restore failed ({_last_line(done.stderr)}); {name} is left "
+            f"{service}: the restore failed ({last_line(done.stderr)}); {name} is left "
             f"stopped: run the command again once the cause is fixed"
         )
     _print(f"{service}: restored; starting {name}, which replays WAL up to the target")
@@ -325,7 +326,7 @@ def _run_one_off(
         argv += ["-v", mount]
     done = _docker_run([*argv, db["Image"], *command])
     if detach and done.returncode != 0:
-        raise PitrError(f"{name}: could not start: {_last_line(done.stderr)}")
+        raise PitrError(f"{name}: could not start: {last_line(done.stderr)}")
     if not detach and done.stderr.strip() and done.returncode != 0:
         print(done.stderr.strip())
     return done
@@ -338,7 +339,7 @@ def _wait_for_writes(name: str) -> None:
         state = _docker_run(["inspect", "-f", "{{.State.Running}}", name]).stdout.strip()
         if state != "true":
             logs = _docker_run(["logs", "--tail", "5", name])
-            raise PitrError(f"{name} stopped: {_last_line(logs.stderr or logs.stdout)}")
+            raise PitrError(f"{name} stopped: {last_line(logs.stderr or logs.stdout)}")
         done = _docker_run(["exec", "-u", layout.PG_USER, name, "psql", "-XAtq", "-c",
                             "SELECT pg_is_in_recovery()"])  # fmt: skip
         if done.returncode == 0 and done.stdout.strip() == "f":
@@ -369,7 +370,7 @@ def _env(db: dict[str, Any]) -> dict[str, str]:
 def _docker(*args: str, check: bool = True) -> str:
     done = _docker_run(list(args))
     if check and done.returncode != 0:
-        raise PitrError(f"docker {args[0]} {args[-1]}: {_last_line(done.stderr)}")
+        raise PitrError(f"docker {args[0]} {args[-1]}: {last_line(done.stderr)}")
     return done.stdout
 
 
@@ -381,9 +382,6 @@ def _docker_run(args: Sequence[str], stdin: str | None = None) -> subprocess.Com
         raise UsageError("the docker CLI is not on PATH") from None
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def _print(line: str) -> None:

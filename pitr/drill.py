@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pitr.errors import PitrError
+from pitr.errors import PitrError, last_line
 from pitr.pgbackrest import PgBackRest, RestoreTarget
 
 PORT = 5432
@@ -152,7 +152,7 @@ class Drill:
         if done.returncode != 0:
             log = self.scratch / "server.log"
             detail = log.read_text(errors="replace") if log.exists() else done.stderr
-            raise PitrError(f"pg_ctl {args[-1]} failed: {_last_line(detail)}")
+            raise PitrError(f"pg_ctl {args[-1]} failed: {last_line(detail)}")
 
     def _empty_scratch(self) -> None:
         if not self.scratch.is_dir():
@@ -190,9 +190,4 @@ def _run(argv: Sequence[str], stdin: str | None = None) -> subprocess.CompletedP
 
 
 def _last(done: subprocess.CompletedProcess[str]) -> str:
-    return _last_line(done.stderr or done.stdout)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+    return last_line(done.stderr or done.stdout)

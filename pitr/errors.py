@@ -41,3 +41,9 @@ class UnhealthyError(PitrError):
     """The health check's verdict: archiving, backups or drills are failing or overdue."""
 
     exit_code = EXIT_UNHEALTHY
+
+
+def last_line(text: str) -> str:
+    """The last line with something on it: what a failed command said last."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
