@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.engine import Engine, engine_for
+from components.engine.base import HomeLinks
 from components.engine.workload import Network
 from components.parts.backup_job import OVERDUE_SLACK_HOURS as BACKUP_OVERDUE_SLACK_HOURS
 from components.parts.backup_job import BackupJob, BackupJobArgs
@@ -24,8 +25,14 @@ from components.parts.edge import EdgeArgs, EdgeProxy, Sites
 from components.parts.monitoring import Monitoring, MonitoringArgs
 from components.parts.naming import REDIS_ALIAS, database_alias, docker_labels, internal_url
 from components.parts.networks import Networks, NetworksArgs
-from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
-from components.parts.pitr import PitrArgs, overdue_after_hours
+from components.parts.off_host import (
+    OffHostArgs,
+    OffHostCertificates,
+    OffHostRepository,
+    database_endpoints,
+    repository_endpoint,
+)
+from components.parts.pitr import PitrArgs, agent_docker_name, overdue_after_hours
 from components.parts.pitr_tls import OffHostLink
 from components.parts.service import (
     HEALTH_PATH,
@@ -37,7 +44,7 @@ from components.parts.service import (
 from components.renderers.alert_rules import Thresholds
 from stacks.catalogue import Catalogue, Role, ServiceSpec
 from stacks.loader import SecretOverrides
-from stacks.settings import OFF_HOST_HOME, PitrSettings, PlatformSettings
+from stacks.settings import OFF_HOST_HOME, PitrSettings, PlatformSettings, database_home
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class Platform(pulumi.ComponentResource):
     off_host_certificates: OffHostCertificates | None
     off_host: OffHostRepository | None
     """The off-host backup repository (`pitr.offHost`), where the stack has one."""
+    _home_links: HomeLinks
+    """How the databases' homes and the repository's reach one another (with one)."""
 
     def __init__(
         self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
@@ -73,7 +82,12 @@ class Platform(pulumi.ComponentResource):
         self._name, self._args = name, args
         self.settings, self.catalogue = args.settings, args.catalogue
         self.engine = engine_for(
-            name, args.settings, args.docker_config, args.secrets.registry_password, self
+            name,
+            args.settings,
+            args.docker_config,
+            args.secrets.registry_password,
+            self,
+            [database_home(spec.name) for spec in args.catalogue.with_database()],
         )
         # Every Docker resource below inherits the engine's providers through its parent.
         self._child = pulumi.ResourceOptions(parent=self, providers=self.engine.providers)
@@ -81,10 +95,11 @@ class Platform(pulumi.ComponentResource):
         self.cache = self._cache()
         pitr_image = self._pitr_image() if args.settings.pitr.enabled else None
         self.off_host_certificates = self._off_host_certificates()
+        # The repository first: each server's start guard asks it for backups.
+        self.off_host = self._off_host_repository()
         self.databases = {
             spec.name: self._database(spec, pitr_image) for spec in self.catalogue.with_database()
         }
-        self.off_host = self._off_host_repository()
         jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.secrets.jwt_secret, 64, self)
         # Registered business services first, then the gateway, then the web apps; they start
         # side by side, each after its own database and Redis.
@@ -140,7 +155,7 @@ class Platform(pulumi.ComponentResource):
             DatabaseArgs(
                 service=service,
                 spec=spec.database,
-                docker_name=f"{s.name_prefix}-{service}-db",
+                docker_name=self._database_docker_name(service),
                 image=s.postgres.image,
                 network=self.networks.databases[service],
                 alias=database_alias(service),
@@ -184,36 +199,42 @@ class Platform(pulumi.ComponentResource):
         )
 
     def _off_host_certificates(self) -> OffHostCertificates | None:
-        """The CA and the certificates of both sides of the off-host repository."""
-        pitr = self.settings.pitr
-        off = pitr.off_host
-        if not (pitr.enabled and off.enabled):
+        """The CA and the certificates of both sides of the off-host repository, for where
+        the engine's links between their homes have each side dial the other."""
+        s = self.settings
+        if not (s.pitr.enabled and s.pitr.off_host.enabled):
             return None
-        # The containers engine's addresses; the rules refuse a swarm's repository until its
-        # variant (service names instead) is deployed (stacks/settings/rules/off_host.py).
-        assert off.address is not None and off.databases_address is not None
+        self._home_links = self.engine.links_between_homes(
+            f"{self._name}-pitr-links",
+            f"{s.name_prefix}-pitr-links",
+            self._labels(OFF_HOST_HOME, "network"),
+            self.networks,
+        )
+        agents = {
+            spec.name: agent_docker_name(self._database_docker_name(spec.name))
+            for spec in self.catalogue.with_database()
+        }
         return OffHostCertificates(
             f"{self._name}-pitr-certificates",
-            self.settings.pitr,
-            [spec.name for spec in self.catalogue.with_database()],
-            [off.address],
-            [off.databases_address],
+            s.pitr,
+            repository_endpoint(self._home_links, s.name_prefix, s.pitr),
+            database_endpoints(self._home_links, agents, s.pitr),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _off_host_link(self, service: str) -> OffHostLink | None:
-        certificates, off = self.off_host_certificates, self.settings.pitr.off_host
-        if certificates is None:
-            return None
-        assert off.address is not None  # the rules
-        return OffHostLink(certificates.databases[service], off.address, off.port)
-
-    def _off_host_repository(self) -> OffHostRepository | None:
-        """repo2 on its own host (components/parts/off_host.py)."""
         s, certificates = self.settings, self.off_host_certificates
         if certificates is None:
             return None
-        assert s.pitr.off_host.databases_address is not None  # the rules
+        repository = repository_endpoint(self._home_links, s.name_prefix, s.pitr)
+        workload = self.off_host.container if self.off_host is not None else None
+        return OffHostLink(certificates.databases[service], repository, self._home_links, workload)
+
+    def _off_host_repository(self) -> OffHostRepository | None:
+        """repo2 on its own home (components/parts/off_host.py)."""
+        s, certificates = self.settings, self.off_host_certificates
+        if certificates is None:
+            return None
         return OffHostRepository(
             f"{self._name}-{OFF_HOST_HOME}",
             OffHostArgs(
@@ -224,11 +245,15 @@ class Platform(pulumi.ComponentResource):
                 labels=self._labels(OFF_HOST_HOME, OFF_HOST_HOME),
                 protect_data=s.protect_data,
                 engine=self.engine,
+                links=self._home_links,
+                endpoint=repository_endpoint(self._home_links, s.name_prefix, s.pitr),
             ),
             certificates,
-            s.pitr.off_host.databases_address,
             opts=self._child,
         )
+
+    def _database_docker_name(self, service: str) -> str:
+        return f"{self.settings.name_prefix}-{service}-db"
 
     def _service(self, spec: ServiceSpec, jwt_secret: pulumi.Output[str]) -> Service:
         s = self.settings

@@ -14,7 +14,9 @@ Inside the containers (the Pulumi program and `restore` run these):
   health                the agent's health check (--tls-port: its TLS server answers too)
   repository            the off-host repository: pgBackRest's TLS server and an agent per
                         stanza on repo2 (pitr/repository.py)
-  repository-health     its health check
+  repository-health     its state: the TLS server answers and every stanza's backups and
+                        drills on repo2 are fresh
+  serves                a TLS server of pgBackRest answers: a swarm task's health check
   install-keys          copy the TLS keys beside the configuration into the container's own
                         tmpfs, readable by its user alone (pitr/tls.py; the entrypoint runs it)
   guard                 before the server's first start on an empty data directory: refuse
@@ -126,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     repository_check.add_argument("--port", type=int, required=True, help="its TLS server's")
     _limit_options(repository_check)
     repository_check.set_defaults(run=_repository_health)
+
+    # A swarm task's whole health check, for the repository and an agent beside it: a swarm
+    # restarts an unhealthy task and names a task in its DNS only once healthy, and each side
+    # must reach the other's TLS server long before the first backups and drills.
+    serves = commands.add_parser("serves", help="a TLS server of pgBackRest answers")
+    serves.add_argument("--port", type=int, required=True, help="its port")
+    serves.set_defaults(run=_serves)
 
     keys = commands.add_parser(
         "install-keys", help="copy the TLS keys where pgBackRest accepts them (the entrypoint)"
@@ -278,6 +287,11 @@ def _repository_health(args: argparse.Namespace) -> None:
     limits = HealthLimits(args.max_archive_age, args.max_backup_age, args.max_drill_age)
     work = Path(layout.WORK_PATH)
     print(repository.repository_health(work, args.stanzas, args.port, limits))
+
+
+def _serves(args: argparse.Namespace) -> None:
+    repository.tls_server_answers(args.port)
+    print(f"ok: the TLS server answers on port {args.port}")
 
 
 def _install_keys(_args: argparse.Namespace) -> None:

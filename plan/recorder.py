@@ -309,6 +309,12 @@ def mock_image_id(name: str) -> str:
     return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
 
 
+CERTIFICATES = {
+    "pulumi-python:dynamic/ecommerce:CertificateAuthority",
+    "pulumi-python:dynamic/ecommerce:IssuedCertificate",
+}
+
+
 class ProviderMocks(pulumi_mocks.Mocks):
     """Stands in for the providers: echoes inputs and fills the outputs they compute."""
 
@@ -321,6 +327,9 @@ class ProviderMocks(pulumi_mocks.Mocks):
             outputs["hex"] = mock_random_hex(args.name, int(args.inputs["byteLength"]))
         if args.typ == IMAGE:
             outputs["repoDigest"] = mock_image_id(args.name)
+        if args.typ in CERTIFICATES:  # what a Swarm secret of them encodes must be text
+            outputs["certPem"] = f"mock certificate of {args.name}"
+            outputs["keyPem"] = f"mock key of {args.name}"
         return mock_container_id(args.name), outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], None]:

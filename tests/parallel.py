@@ -85,13 +85,18 @@ SESSIONS = (
     Session(
         "prod", [f"{INTEGRATION}/test_stacks.py"], "test host", {"ECOMMERCE_TEST_STACKS": "prod"}
     ),
-    Session("swarm", [f"{INTEGRATION}/test_swarm.py"], "test host"),
+    Session(
+        "swarm",
+        [f"{INTEGRATION}/test_swarm.py", f"{INTEGRATION}/test_off_host_swarm.py"],
+        "test host",
+    ),
     Session(
         "docker",
         [
             INTEGRATION,
             f"--ignore={INTEGRATION}/test_stacks.py",
             f"--ignore={INTEGRATION}/test_swarm.py",
+            f"--ignore={INTEGRATION}/test_off_host_swarm.py",
             f"--ignore={INTEGRATION}/test_make_preview.py",
         ],
         "test host",

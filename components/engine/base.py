@@ -18,7 +18,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.engine.profile import RuntimeProfile
-from components.engine.workload import Running, Workload
+from components.engine.workload import Port, Running, Workload
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,43 @@ class Delivery:
     def volume_name(self) -> pulumi.Output[str] | None:
         """The volume holding the files, where they are in one (one Docker host)."""
         return None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a listener of one home is dialled from the others (`HomeLinks.endpoint`)."""
+
+    address: str
+    """The name its clients dial, which its TLS certificate carries."""
+    port: int
+    published: Sequence[Port] = ()
+    """What its workload publishes for it (nothing where the homes share a network)."""
+
+
+class HomeLinks(ABC):
+    """How the workloads of different homes reach one another (the database servers and the
+    off-host backup repository): the network each joins for it, and where each listener is
+    dialled. Made once by `Engine.links_between_homes`."""
+
+    @abstractmethod
+    def network(
+        self,
+        home: str,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+    ) -> docker.Network:
+        """The network a workload of `home` joins to reach the other homes and be reached
+        from them; `name` and `docker_name` name it where the engine makes one per home."""
+
+    @abstractmethod
+    def endpoint(
+        self, docker_name: str, port: int, host_address: str | None, host_port: int | None
+    ) -> Endpoint:
+        """Where the listener on `port` of the workload `docker_name` is dialled from the
+        other homes; `host_address` and `host_port`: its host's name and published port, for
+        an engine whose homes are separate hosts."""
 
 
 class Engine(ABC):
@@ -85,6 +122,13 @@ class Engine(ABC):
     ) -> None:
         """Run `command` in every new instance of `running` once it is up, where the engine
         can reach its instances (the exporter's role in a server whose volume is older)."""
+
+    @abstractmethod
+    def links_between_homes(
+        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+    ) -> HomeLinks:
+        """How workloads of different homes reach one another; `name` and `docker_name` name
+        what the engine makes once for it, a child of `parent`."""
 
     def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
         """The Docker provider of the place `home`'s workloads run, where it is not the one

@@ -24,10 +24,18 @@ import pulumi_docker as docker
 from components.dynamic.exporter_role import ExporterRole
 from components.dynamic.pids_limit import PidsLimit
 from components.dynamic.traffic_gate import TrafficGate
-from components.engine.base import Delivery, Engine, FileContents
+from components.engine.base import Delivery, Endpoint, Engine, FileContents, HomeLinks
 from components.engine.profile import TMPFS_OPTIONS, RuntimeProfile
 from components.engine.rolling import generation_name
-from components.engine.workload import FileMount, ImageNeeds, Mount, Network, Running, Workload
+from components.engine.workload import (
+    FileMount,
+    ImageNeeds,
+    Mount,
+    Network,
+    Port,
+    Running,
+    Workload,
+)
 from provider import canonical, schema
 from provider.diff import INIT_ERROR
 from stacks.settings import Resources
@@ -60,6 +68,38 @@ class OtherHost:
     """The Docker provider of that host."""
 
 
+EVERY_ADDRESS = "0.0.0.0"  # noqa: S104 (a port the other host dials, on whatever route)
+
+
+class HostLinks(HomeLinks):
+    """Homes on different Docker hosts reach one another through the hosts: each home joins a
+    network of its own with a route out, and a listener is dialled at its host's name on the
+    port it publishes there."""
+
+    def __init__(self, engine: ContainerEngine) -> None:
+        self.engine = engine
+
+    def network(
+        self,
+        home: str,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+    ) -> docker.Network:
+        return self.engine.network(name, docker_name, False, labels, parent, home=home)
+
+    def endpoint(
+        self, docker_name: str, port: int, host_address: str | None, host_port: int | None
+    ) -> Endpoint:
+        if host_address is None or host_port is None:  # the settings' rules ask for both
+            raise ValueError(
+                f"{docker_name}: a listener dialled from another Docker host needs its host's "
+                "name and published port"
+            )
+        return Endpoint(host_address, host_port, (Port(port, host_port, EVERY_ADDRESS),))
+
+
 class ContainerEngine(Engine):
     """Containers on one Docker host: the stack's `docker:host`, else `DOCKER_HOST`, else the
     local socket; and those of the homes `elsewhere` names on theirs."""
@@ -81,6 +121,12 @@ class ContainerEngine(Engine):
 
     def _other_host(self, home: str | None) -> OtherHost | None:
         return self.elsewhere.get(home) if home else None
+
+    def links_between_homes(
+        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+    ) -> HomeLinks:
+        del name, docker_name, labels, parent  # nothing shared: a network per home instead
+        return HostLinks(self)
 
     def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
         other = self._other_host(home)
@@ -201,7 +247,13 @@ def container_inputs(w: Workload, profile: RuntimeProfile) -> dict[str, Any]:
     if w.shm_size_mb is not None:
         inputs["shm_size"] = w.shm_size_mb
     inputs |= container_args(
-        profile, w.needs, w.resources, list(w.health_test), w.labels, w.stop_grace_seconds
+        profile,
+        w.needs,
+        w.resources,
+        # Docker on one host only shows health: the workload's fullest check.
+        list(w.state_test or w.health_test),
+        w.labels,
+        w.stop_grace_seconds,
     )
     if w.user is not None:
         inputs["user"] = w.user

@@ -28,14 +28,14 @@ import base64
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
 import pulumi_docker as docker
 
-from components.engine.base import Delivery, Engine, FileContents
+from components.engine.base import Delivery, Endpoint, Engine, FileContents, HomeLinks
 from components.engine.profile import TMPFS_SIZE_MB, RuntimeProfile
 from components.engine.workload import FileMount, Mount, Running, Workload
 from provider import canonical
@@ -69,6 +69,32 @@ class SwarmSecrets(Delivery):
 
     secrets: dict[str, docker.Secret]
     """File name -> its Swarm secret."""
+
+
+class OverlayLinks(HomeLinks):
+    """The nodes of a swarm share its overlays: every home joins one (internal: the homes
+    reach one another, nothing else), and a listener is dialled at its service's name on its
+    own port; nothing is published."""
+
+    def __init__(self, overlay: docker.Network) -> None:
+        self.overlay = overlay
+
+    def network(
+        self,
+        home: str,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+    ) -> docker.Network:
+        del home, name, docker_name, labels, parent
+        return self.overlay
+
+    def endpoint(
+        self, docker_name: str, port: int, host_address: str | None, host_port: int | None
+    ) -> Endpoint:
+        del host_address, host_port  # a swarm's service name reaches its task on any node
+        return Endpoint(docker_name, port)
 
 
 class SwarmEngine(Engine):
@@ -112,6 +138,11 @@ class SwarmEngine(Engine):
             monitor=f"{swarm.monitor_seconds}s",
             converge_timeout=f"{swarm.converge_timeout_seconds}s",
         )
+
+    def links_between_homes(
+        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+    ) -> HomeLinks:
+        return OverlayLinks(self.network(name, docker_name, True, labels, parent))
 
     def deliver_files(
         self,
@@ -239,7 +270,7 @@ def _container_spec(
         cap_drops=["ALL"] if hardening.drop_all_capabilities else None,
         mounts=_mounts(w, profile),
         healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-            tests=list(w.health_test),
+            tests=list(w.health_test),  # not `state_test`: Swarm acts on health
             interval=canonical.short_duration(health.interval),
             timeout=canonical.short_duration(health.timeout),
             start_period=canonical.short_duration(health.start_period),

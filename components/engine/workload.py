@@ -111,6 +111,11 @@ class Workload:
     depends_on: Sequence[pulumi.Resource] = ()
     replicas: int = 1
     """Instances at once where the engine runs several (a swarm); one Docker host runs one."""
+    state_test: Sequence[str] | None = None
+    """A fuller check of its state than `health_test` (fresh backups, passed drills), where it
+    has one. On one Docker host it is the container's health check: shown and alerted on, never
+    acted on. A swarm acts on health (it restarts an unhealthy task and names a task in its DNS
+    only once healthy), so a task's health there is `health_test` alone: that it serves."""
     home: str | None = None
     """The stateful part whose volumes it uses (`redis`, `order-db`, `prometheus`, ...): the
     engine runs it where those volumes are (on a swarm, the node `swarm.placement` names).

@@ -32,7 +32,7 @@ from components.parts.pitr import (
 )
 from pitr import layout
 from stacks.catalogue import DatabaseSpec
-from stacks.settings import DatabaseTuning, Resources
+from stacks.settings import DatabaseTuning, Resources, database_home
 
 PORT = layout.PG_PORT
 DATA_MOUNT = str(layout.DATA_MOUNT)
@@ -117,8 +117,8 @@ class Database(pulumi.ComponentResource):
     pitr: PitrStorage | None
     pitr_agent: docker.Container | docker.Service | None
     pitr_link: docker.Network | None
-    """Beside an off-host repository, the server's network with a route out (its agent serves
-    the repository's backups there); None otherwise."""
+    """Beside an off-host repository, the server's network to the repository's home (its
+    agent serves the repository's backups there); None otherwise."""
     exporter_password: pulumi.Output[str] | None
     """The exporter role's password, a Pulumi secret (None without `exporter_role`)."""
 
@@ -141,12 +141,13 @@ class Database(pulumi.ComponentResource):
         self.pitr_link = None
         if args.pitr is not None and args.pitr.off_host is not None:
             # The server archives into the off-host repository and its agent serves that
-            # repository's backups: a network of this server's own with a route out (its
-            # database network has none), which nothing else joins.
-            self.pitr_link = args.engine.network(
+            # repository's backups: the engine's network between this home and the
+            # repository's (on one Docker host, one of this server's own with a route out,
+            # which nothing else joins: its database network has none).
+            self.pitr_link = args.pitr.off_host.homes.network(
+                self.home,
                 f"{name}-pitr-link",
                 f"{args.docker_name}-pitr-link",
-                False,
                 {**args.labels, "com.ecommerce.role": "pitr-link"},
                 self,
             )
@@ -182,7 +183,7 @@ class Database(pulumi.ComponentResource):
     @property
     def home(self) -> str:
         """Where it runs, with its agent (`swarm.placement.<service>-db`)."""
-        return f"{self._args.service}-db"
+        return database_home(self._args.service)
 
     def _secret_files(self) -> SecretFiles:
         """Its passwords and init scripts (the exporter's login too, with monitoring)."""
@@ -257,6 +258,7 @@ class Database(pulumi.ComponentResource):
                 stop_grace_seconds=args.stop_grace_seconds,
                 pids_limit=args.pids_limit,
                 home=self.home,
+                depends_on=_after_the_repository(args.pitr),
                 # The server reads its pgBackRest file at each archive-push: a rewritten file
                 # (new retention) needs no restart, so no revision label of it.
             ),
@@ -283,6 +285,13 @@ class Database(pulumi.ComponentResource):
             ),
             self,
         )
+
+
+def _after_the_repository(pitr: PitrArgs | None) -> list[pulumi.Resource]:
+    link = pitr.off_host if pitr is not None else None
+    if link is None or link.repository_workload is None:
+        return []
+    return [link.repository_workload]
 
 
 def pg_isready(user: str, database: str) -> list[str]:

@@ -5,9 +5,10 @@ backups of each, so that a lost host loses neither.
 Here the repository's side, on its home (`OFF_HOST_HOME`: another Docker host, or another swarm
 node): the certificates of both sides, signed by a CA of the stack's own; repo2's passphrase,
 which only that host holds; its protected volume; its configuration and TLS files; and the
-container (`python3 -m pitr repository`, pitr/repository.py) that runs pgBackRest's TLS server
-on its published port and an agent per stanza. pitr/off_host.py renders both sides'
-configuration; the database side reads `DatabaseTls` from here.
+workload (`python3 -m pitr repository`, pitr/repository.py) that runs pgBackRest's TLS server
+and an agent per stanza. Where each side dials the other (a host's name and published port, or
+a swarm service's name on an overlay) is the engine's (`HomeLinks`). pitr/off_host.py renders
+both sides' configuration; the database side reads `DatabaseTls` from here.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import pulumi_random as random
 
 from components.dynamic.certificates import CertificateAuthority, IssuedCertificate
 from components.engine import Engine
+from components.engine.base import Endpoint, HomeLinks
 from components.engine.files import SecretFiles, SecretFilesArgs
-from components.engine.workload import ImageNeeds, Mount, Network, Port, Workload
+from components.engine.workload import ImageNeeds, Mount, Network, Workload
 from components.parts.pitr import (
     CONFIG_FILE_NAME,
     PASSPHRASE_LENGTH,
     limit_options,
     schedule_options,
     scratch_labels,
+    serves,
     stanza,
 )
 from components.parts.pitr_tls import (
@@ -36,6 +39,7 @@ from components.parts.pitr_tls import (
     CLIENT_CERT,
     CLIENT_KEY,
     CLIENT_TLS,
+    DATABASE_TLS_PORT,
     LISTEN_ALL,
     REPOSITORY_CLIENT,
     REPOSITORY_TLS_PORT,
@@ -61,6 +65,38 @@ class OffHostArgs:
     labels: Mapping[str, str]
     protect_data: bool
     engine: Engine
+    links: HomeLinks
+    """The engine's links between the repository's home and the databases'."""
+    endpoint: Endpoint
+    """Where the database servers dial the repository (`repository_endpoint`)."""
+
+
+def repository_endpoint(links: HomeLinks, docker_prefix: str, s: PitrSettings) -> Endpoint:
+    """Where the database servers dial the repository's TLS server (on a separate host, at
+    `offHost.address` on its published `offHost.port`)."""
+    off = s.off_host
+    return links.endpoint(
+        repository_docker_name(docker_prefix), REPOSITORY_TLS_PORT, off.address, off.port
+    )
+
+
+def database_endpoints(
+    links: HomeLinks, agents: Mapping[str, str], s: PitrSettings
+) -> dict[str, Endpoint]:
+    """Stanza -> where the repository dials its database's TLS server, in its agent (`agents`:
+    stanza -> the agent's Docker name, in the order of their published ports, from
+    `offHost.databasePortsFrom` on `offHost.databasesAddress` on a separate host)."""
+    off = s.off_host
+    return {
+        stanza: links.endpoint(
+            agent, DATABASE_TLS_PORT, off.databases_address, off.database_ports_from + index
+        )
+        for index, (stanza, agent) in enumerate(agents.items())
+    }
+
+
+def repository_docker_name(docker_prefix: str) -> str:
+    return f"{docker_prefix}-{OFF_HOST_HOME}"
 
 
 class OffHostCertificates(pulumi.ComponentResource):
@@ -75,11 +111,12 @@ class OffHostCertificates(pulumi.ComponentResource):
         self,
         name: str,
         settings: PitrSettings,
-        stanzas: Sequence[str],
-        repository_names: Sequence[str],
-        database_names: Sequence[str],
+        repository: Endpoint,
+        databases: Mapping[str, Endpoint],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`repository`, `databases` (stanza -> endpoint): where each side's TLS server is
+        dialled, the names its certificate carries."""
         super().__init__("ecommerce:index:OffHostCertificates", name, None, opts)
         off = settings.off_host
         child = pulumi.ResourceOptions(parent=self)
@@ -100,17 +137,17 @@ class OffHostCertificates(pulumi.ComponentResource):
             )
 
         self.repository_server = issued(
-            "repository-server", REPOSITORY_CLIENT, "server", repository_names
+            "repository-server", REPOSITORY_CLIENT, "server", [repository.address]
         )
         self.repository_client = issued("repository-client", REPOSITORY_CLIENT, "client")
         self.databases = {
             stanza: DatabaseTls(
                 self.authority.cert_pem,
-                issued(f"{stanza}-server", stanza, "server", database_names or [stanza]),
+                issued(f"{stanza}-server", stanza, "server", [endpoint.address]),
                 issued(f"{stanza}-client", stanza, "client"),
-                off.database_ports_from + index,
+                endpoint,
             )
-            for index, stanza in enumerate(stanzas)
+            for stanza, endpoint in databases.items()
         }
         self.register_outputs({})
 
@@ -128,12 +165,11 @@ class OffHostRepository(pulumi.ComponentResource):
         name: str,
         args: OffHostArgs,
         certificates: OffHostCertificates,
-        databases_address: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ecommerce:index:OffHostRepository", name, None, opts)
-        s, off, engine = args.settings, args.settings.off_host, args.engine
-        docker_name = f"{args.docker_prefix}-{OFF_HOST_HOME}"
+        s, engine = args.settings, args.engine
+        docker_name = repository_docker_name(args.docker_prefix)
         # Protected with the data it encrypts: a new passphrase would make repo2 unreadable.
         generated = random.RandomPassword(
             f"{name}-passphrase",
@@ -160,8 +196,8 @@ class OffHostRepository(pulumi.ComponentResource):
         databases = [
             RemoteDatabase(
                 stanza(service, s),
-                databases_address,
-                certificates.databases[service].port,
+                certificates.databases[service].endpoint.address,
+                certificates.databases[service].endpoint.port,
                 layout.CONFIG_FILE,
             )
             for service in args.stanzas
@@ -178,7 +214,7 @@ class OffHostRepository(pulumi.ComponentResource):
                 layout.WORK_PATH,
                 listener,
                 CLIENT_TLS,
-                off.keep_full,
+                s.off_host.keep_full,
             )
         )
         # The certificates too: a renewed one replaces the container, which reads it at start.
@@ -201,9 +237,10 @@ class OffHostRepository(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # Its own network on its host: the published port needs one with a route out.
-        network = engine.network(
-            f"{name}-network", docker_name, False, args.labels, self, home=OFF_HOST_HOME
+        # The engine's network to the databases' homes (on a host of its own, one with a
+        # route out, for its published port).
+        network = args.links.network(
+            OFF_HOST_HOME, f"{name}-network", docker_name, args.labels, self
         )
         stanza_flags = [flag for db in args.stanzas for flag in ("--stanza", db)]
         command = ["python3", "-m", "pitr", "repository", *stanza_flags, *schedule_options(s)]
@@ -219,10 +256,15 @@ class OffHostRepository(pulumi.ComponentResource):
                     files.mount(str(layout.CONFIG_DIR)),
                 ],
                 networks=[Network(network, OFF_HOST_HOME)],
-                ports=[Port(REPOSITORY_TLS_PORT, off.port, LISTEN_ALL)],
+                ports=list(args.endpoint.published) or None,
                 needs=ImageNeeds(non_root_user=layout.PG_USER),
                 resources=s.resources,
-                health_test=[
+                # Healthy while it serves: on a swarm that is its whole health (a swarm names a
+                # task in its DNS only once healthy, and the servers' start guards ask it for
+                # backups before its first ones). On one host, its state: every stanza's
+                # backups and drills on repo2 fresh too.
+                health_test=["CMD", *serves(REPOSITORY_TLS_PORT)],
+                state_test=[
                     "CMD",
                     *["python3", "-m", "pitr", "repository-health", *stanza_flags],
                     *["--port", str(REPOSITORY_TLS_PORT), *limit_options(s)],
@@ -231,8 +273,8 @@ class OffHostRepository(pulumi.ComponentResource):
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
                 user=layout.PG_USER,
-                # Like the databases' agents, it turns healthy after its first backups and
-                # drills, which take as long as the data are large.
+                # Like the databases' agents, its state turns healthy after its first backups
+                # and drills, which take as long as the data are large.
                 waits=False,
                 home=OFF_HOST_HOME,
             ),

@@ -23,7 +23,7 @@ import pulumi_random as random
 
 from components.engine import Engine
 from components.engine.files import SecretFiles, SecretFilesArgs
-from components.engine.workload import FileMount, ImageNeeds, Mount, Network, Port, Workload
+from components.engine.workload import FileMount, ImageNeeds, Mount, Network, Workload
 from components.parts.pitr_tls import (
     CA_FILE,
     CLIENT_CERT,
@@ -149,7 +149,7 @@ def config_files(args: PitrArgs, passphrase: pulumi.Output[str]) -> dict[str, pu
     if link is None:
         return {CONFIG_FILE_NAME: local}
     repository = RepositoryAddress(
-        link.repository_address, link.repository_port, layout.CONFIG_FILE, CLIENT_TLS
+        link.repository.address, link.repository.port, layout.CONFIG_FILE, CLIENT_TLS
     )
     # Its TLS server lets the repository's certificate reach this server's stanza only.
     listener = Listener(LISTEN_ALL, DATABASE_TLS_PORT, SERVER_TLS, {REPOSITORY_CLIENT: [own.name]})
@@ -189,8 +189,8 @@ class AgentArgs:
     metrics_network: docker.Network | None = None
     """The monitoring network, where the agent serves its metrics (METRICS_PORT)."""
     link_network: docker.Network | None = None
-    """Beside an off-host repository, the server's network with a route out: the agent
-    publishes its TLS server there."""
+    """Beside an off-host repository, the server's network to the repository's home: the
+    agent serves its TLS server there."""
 
 
 def agent_container(
@@ -198,6 +198,7 @@ def agent_container(
 ) -> docker.Container | docker.Service:
     """The agent `<docker_name>-pitr` (pitr/agent.py), as `<name>-pitr-container`."""
     s, link = args.pitr.settings, args.pitr.off_host
+    published = list(link.tls.endpoint.published) if link is not None else []
     drill = args.engine.volume(
         f"{name}-pitr-drill",
         f"{args.docker_name}-pitr-drill",
@@ -207,7 +208,7 @@ def agent_container(
     return args.engine.run(
         Workload(
             name=f"{name}-pitr",
-            docker_name=f"{args.docker_name}-pitr",
+            docker_name=agent_docker_name(args.docker_name),
             image=args.pitr.image,
             command=agent_command(args.pitr, metrics=args.metrics_network is not None),
             mounts=[
@@ -222,10 +223,19 @@ def agent_container(
                 for network in (args.metrics_network, args.link_network)
                 if network is not None
             ],
-            ports=None if link is None else [Port(DATABASE_TLS_PORT, link.tls.port, LISTEN_ALL)],
+            # Published where the engine's homes are separate hosts (none on a swarm, whose
+            # repository dials the agent's service over their overlay).
+            ports=published or None,
             needs=ImageNeeds(non_root_user=layout.PG_USER),
             resources=s.resources,
-            health_test=["CMD", *health_command(args.pitr)],
+            # Beside an off-host repository, whose backups it serves: healthy while its TLS
+            # server answers (on a swarm its whole health, so the repository can dial it from
+            # the start); its state, the backups' and drills' freshness, on one host.
+            health_test=[
+                "CMD",
+                *(serves(DATABASE_TLS_PORT) if link else health_command(args.pitr)),
+            ],
+            state_test=["CMD", *health_command(args.pitr)] if link else None,
             labels={**args.labels, **args.storage.config.revision_label()},
             stop_grace_seconds=s.stop_grace_seconds,
             pids_limit=s.pids_limit,
@@ -240,6 +250,11 @@ def agent_container(
         ),
         parent,
     ).container
+
+
+def agent_docker_name(server_docker_name: str) -> str:
+    """The agent's Docker name beside its server's."""
+    return f"{server_docker_name}-pitr"
 
 
 def agent_command(args: PitrArgs, metrics: bool = False) -> list[str]:
@@ -288,6 +303,11 @@ def health_command(args: PitrArgs) -> list[str]:
         *limit_options(args.settings),
         *tls,
     ]
+
+
+def serves(port: int) -> list[str]:
+    """A swarm task's health check beside the off-host repository: its TLS server answers."""
+    return ["python3", "-m", "pitr", "serves", "--port", str(port)]
 
 
 def limit_options(s: PitrSettings) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 import pulumi
 
 from components.dynamic.certificates import IssuedCertificate
+from components.engine.base import Endpoint, HomeLinks
 from pitr import layout
 from pitr.off_host import TlsFiles
 
@@ -18,11 +19,12 @@ REPOSITORY_CLIENT = "pitr-repository"
 """The common name of the repository's client certificate, which each database's TLS server
 authorises for its own stanza."""
 DATABASE_TLS_PORT = 8433
-"""The port of each database server's TLS server inside its agent's container (published on the
-databases' host as `offHost.databasePortsFrom` and the next ones); the production rules let an
-agent publish this one (policies/rules.py, TLS_SERVER_PORTS)."""
+"""The port of each database server's TLS server inside its agent's container (on separate
+Docker hosts published on the databases' host as `offHost.databasePortsFrom` and the next ones);
+the production rules let an agent publish this one (policies/rules.py, TLS_SERVER_PORTS)."""
 REPOSITORY_TLS_PORT = 8432
-"""The repository's TLS server's port inside its container (published as `offHost.port`)."""
+"""The repository's TLS server's port inside its container (on a separate Docker host published
+there as `offHost.port`)."""
 LISTEN_ALL = "0.0.0.0"  # noqa: S104 (inside its container; the published port decides)
 
 CA_FILE = "ca.crt"
@@ -52,15 +54,19 @@ class DatabaseTls:
     """Its TLS server's, for the names the repository's host dials it by."""
     client: IssuedCertificate
     """Its archiving's, whose common name (the stanza) the repository authorises."""
-    port: int
-    """Its TLS server's port published on the databases' host."""
+    endpoint: Endpoint
+    """Where the repository dials its TLS server (in its agent)."""
 
 
 @dataclass(frozen=True)
 class OffHostLink:
     """One database server's side of the off-host repository: it archives into repo2 at
-    `repository_address:repository_port` and serves the repository's backups of it."""
+    `repository` and serves the repository's backups of it, over the network `homes` gives
+    its home."""
 
     tls: DatabaseTls
-    repository_address: str
-    repository_port: int
+    repository: Endpoint
+    homes: HomeLinks
+    repository_workload: pulumi.Resource | None = None
+    """The repository's container or service: the server starts after it serves (its start
+    guard asks the repository for backups)."""

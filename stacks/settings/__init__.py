@@ -24,6 +24,7 @@ from stacks.settings.databases import (
     OffHostSettings,
     PitrSettings,
     RedisSettings,
+    database_home,
 )
 from stacks.settings.edge import EdgeSettings, EdgeTls, edge_apps
 from stacks.settings.platform import PlatformSettings
@@ -51,6 +52,7 @@ __all__ = [
     "Resources",
     "ServiceSettings",
     "SwarmSettings",
+    "database_home",
     "edge_apps",
     "production_problems",
     "validate_settings",

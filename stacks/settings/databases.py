@@ -150,6 +150,12 @@ OFF_HOST_HOME = "pitr-repository"
 """The off-host repository's home (`Workload.home`): its key in `swarm.placement`."""
 
 
+def database_home(service: str) -> str:
+    """A service's database's home (`Workload.home`), with its PITR agent: its key in
+    `swarm.placement`."""
+    return f"{service}-db"
+
+
 class OffHostSettings(StrictModel):
     """The off-host backup repository (docs/pitr.md): a pgBackRest repository (repo2) on
     another host than the databases', which every server archives its WAL into beside repo1

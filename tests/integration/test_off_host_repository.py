@@ -32,8 +32,14 @@ from components.engine import other_host
 from components.engine.containers import ContainerEngine
 from components.engine.profile import RuntimeProfile
 from components.parts.database import Database, DatabaseArgs
-from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
-from components.parts.pitr import PitrArgs
+from components.parts.off_host import (
+    OffHostArgs,
+    OffHostCertificates,
+    OffHostRepository,
+    database_endpoints,
+    repository_endpoint,
+)
+from components.parts.pitr import PitrArgs, agent_docker_name
 from components.parts.pitr_tls import OffHostLink
 from deploy.recovery import Docker, recover
 from deploy.workspace import ROOT
@@ -99,8 +105,6 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
     are the catalogue's four)."""
     databases, repository = where["databases"], where["repository"]
     settings = pitr_settings(repository, databases)
-    off = settings.off_host
-    assert off.address is not None and off.databases_address is not None
     here = pulumi_docker.Provider("databases-docker", host=databases.docker_host)
     holder = pulumi.ComponentResource(
         "test:index:Holder", "holder", opts=pulumi.ResourceOptions(providers=[here])
@@ -115,8 +119,20 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
     engine = ContainerEngine(PROFILE, databases.docker_host, [here], {OFF_HOST_HOME: there})
     child = pulumi.ResourceOptions(parent=holder)
     labels = {"com.ecommerce.stack": prefix}
+    links = engine.links_between_homes("links", f"{prefix}-links", labels, holder)
+    agents = {service: agent_docker_name(f"{prefix}-{service}-db") for service in services}
+    endpoint = repository_endpoint(links, prefix, settings)
     certificates = OffHostCertificates(
-        "certificates", settings, services, [off.address], [off.databases_address], opts=child
+        "certificates", settings, endpoint, database_endpoints(links, agents, settings), opts=child
+    )
+    # The repository first, as the platform does: each server's start guard asks it.
+    repository_side = OffHostRepository(
+        "repository",
+        OffHostArgs(
+            settings, list(services), PITR_IMAGE, prefix, labels, False, engine, links, endpoint
+        ),
+        certificates,
+        opts=child,
     )
     for service in services:
         name = f"{service}-db"
@@ -144,18 +160,16 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
                     settings,
                     PITR_IMAGE,
                     service,
-                    OffHostLink(certificates.databases[service], off.address, off.port),
+                    OffHostLink(
+                        certificates.databases[service],
+                        endpoint,
+                        links,
+                        repository_side.container,
+                    ),
                 ),
             ),
             opts=child,
         )
-    OffHostRepository(
-        "repository",
-        OffHostArgs(settings, list(services), PITR_IMAGE, prefix, labels, False, engine),
-        certificates,
-        off.databases_address,
-        opts=child,
-    )
 
 
 @pytest.fixture

@@ -29,8 +29,10 @@ def stack_graph(request: pytest.FixtureRequest, dev_graph: Graph, prod_graph: Gr
     return dev_graph if request.param == "dev" else prod_graph
 
 
-def edited(stack: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """A copy of a stack file's config with `edit` applied to its `ecommerce:platform` object."""
+def edited(stack: str, *edits: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A copy of a stack file's config with `edits` applied to its `ecommerce:platform` object,
+    in order."""
     config = copy.deepcopy(stack_config(stack))
-    edit(config[SETTINGS_KEY])
+    for edit in edits:
+        edit(config[SETTINGS_KEY])
     return config

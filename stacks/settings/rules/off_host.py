@@ -5,20 +5,15 @@ a place (another Docker host, or another swarm node in prod)."""
 from __future__ import annotations
 
 from stacks.catalogue import Catalogue
-from stacks.settings.databases import OFF_HOST_HOME
+from stacks.settings.databases import OFF_HOST_HOME, database_home
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules.inventory import host_ports
 
 KEY = "pitr.offHost"
 EXAMPLE_HOST = "tcp://backup-1.example.com:2376"
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+"""RFC 2606's names for examples: a stack file's placeholders, never a real host."""
 MAX_PORT = 65535
-NOT_ON_A_SWARM_YET = (
-    f"{KEY}.enabled: on a swarm, this version does not deploy the repository yet (its service "
-    "and the swarm's recovery; docs/pitr.md, the off-host repository); use the containers "
-    "engine for it, or set it false for now"
-)
-"""Refused rather than half-deployed: a stack file that asks for off-host backups must never
-deploy without them and look as if it had them."""
 
 
 def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
@@ -31,7 +26,7 @@ def off_host_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             "point-in-time archives); turn both on, or this one off"
         ]
     if s.engine == "swarm":
-        return [*_on_a_swarm(s, catalogue), NOT_ON_A_SWARM_YET]
+        return _on_a_swarm(s, catalogue)
     problems = []
     if off.docker_host is not None and not off.docker_host.startswith(("unix://", "tcp://")):
         problems.append(
@@ -102,9 +97,9 @@ def _on_a_swarm(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     if label is None or s.profile != "prod":
         return problems  # a missing placement: the swarm's rules name it
     shared = [
-        f"{spec.name}-db"
+        database_home(spec.name)
         for spec in catalogue.with_database()
-        if s.swarm.placement.get(f"{spec.name}-db") == label
+        if s.swarm.placement.get(database_home(spec.name)) == label
     ]
     if shared:
         problems.append(
@@ -127,3 +122,23 @@ def off_host_is_the_stacks_host(s: PlatformSettings, stack_host: str | None) -> 
         f"{KEY}.dockerHost: {off.docker_host} is the stack's own Docker host; the repository "
         "must be on another host, or a lost host loses the databases and their backups"
     ]
+
+
+def example_hosts(s: PlatformSettings) -> dict[str, str]:
+    """The off-host keys that still hold a stack file's example host (the shipped prod file's
+    placeholders): key -> value. A plan under mocks takes them as they are; a deploy must not
+    (components/engine/reachable.py)."""
+    off = s.pitr.off_host
+    if not (s.pitr.enabled and off.enabled):
+        return {}
+    values = {
+        f"{KEY}.dockerHost": off.docker_host,
+        f"{KEY}.address": off.address,
+        f"{KEY}.databasesAddress": off.databases_address,
+    }
+    return {key: value for key, value in values.items() if value and _is_example(value)}
+
+
+def _is_example(value: str) -> bool:
+    host = value.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+    return any(host == domain or host.endswith(f".{domain}") for domain in EXAMPLE_DOMAINS)

@@ -4,7 +4,7 @@ bound address, workloads with a volume left unpinned, and replicas on one Docker
 from __future__ import annotations
 
 from stacks.catalogue import Catalogue
-from stacks.settings.databases import OFF_HOST_HOME
+from stacks.settings.databases import OFF_HOST_HOME, database_home
 from stacks.settings.platform import PlatformSettings
 from stacks.settings.rules.inventory import host_ports, published_by_the_edge
 
@@ -13,7 +13,7 @@ def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
     """What holds a volume, so runs on one node of a swarm: Redis, the edge (its
     certificates), the backup job, each database (its PITR agent goes with it), the off-host
     backup repository, Prometheus, Alertmanager and Grafana."""
-    pinned = ["redis", "edge", *(f"{spec.name}-db" for spec in catalogue.with_database())]
+    pinned = ["redis", "edge", *(database_home(spec.name) for spec in catalogue.with_database())]
     pinned += ["backup"] if s.backup.enabled else []
     pinned += [OFF_HOST_HOME] if s.pitr.enabled and s.pitr.off_host.enabled else []
     if s.monitoring.enabled:

@@ -202,3 +202,16 @@ class _Frozen(datetime):
     @classmethod
     def now(cls, tz: tzinfo | None = None) -> _Frozen:
         return cls.fromtimestamp(NOW.timestamp(), tz)
+
+
+def test_a_swarm_task_is_healthy_while_its_tls_server_answers(
+    listening: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before any backup or drill: what a swarm needs to name it in its DNS.
+    assert cli.main(["serves", "--port", str(listening)]) == 0
+    assert f"answers on port {listening}" in capsys.readouterr().out
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        silent = int(unused.getsockname()[1])
+    assert cli.main(["serves", "--port", str(silent)]) == UnhealthyError.exit_code
+    assert f"does not answer on port {silent}" in capsys.readouterr().err

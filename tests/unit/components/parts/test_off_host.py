@@ -4,21 +4,29 @@ published, each database allowed its own stanza only, each database's certificat
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pulumi
 import pytest
 
 from components.engine import engine_for
-from components.parts.off_host import OffHostArgs, OffHostCertificates, OffHostRepository
+from components.parts.off_host import (
+    OffHostArgs,
+    OffHostCertificates,
+    OffHostRepository,
+    database_endpoints,
+    repository_endpoint,
+)
 from components.parts.pitr_tls import (
     DATABASE_TLS_PORT,
     LISTEN_ALL,
     REPOSITORY_CLIENT,
     REPOSITORY_TLS_PORT,
 )
-from plan.recorder import Graph, Resource, run_program, run_under_mocks
+from plan.recorder import Graph, Resource, mock_container_id, run_program, run_under_mocks
 from plan.report import subjects
 from policies.rules import TLS_SERVER_PORTS, check
 from provider.schema import NETWORK
@@ -45,19 +53,19 @@ PASSPHRASE = "generated-platform-pitr-repository-passphrase"
 
 def repository_graph() -> Graph:
     settings = settings_with(OFF_HOST)
-    off = settings.pitr.off_host
 
     def program() -> None:
         parent = pulumi.ComponentResource("test:index:Holder", "holder")
         engine = engine_for("platform", settings, {"host": STACK_HOST}, None, parent)
         child = pulumi.ResourceOptions(parent=parent)
-        assert off.address is not None and off.databases_address is not None
+        links = engine.links_between_homes("platform-pitr-links", "shop-pitr-links", {}, parent)
+        agents = {db: f"shop-{db}-db-pitr" for db in STANZAS}
+        endpoint = repository_endpoint(links, "shop", settings.pitr)
         certificates = OffHostCertificates(
             "platform-pitr-certificates",
             settings.pitr,
-            STANZAS,
-            [off.address],
-            [off.databases_address],
+            endpoint,
+            database_endpoints(links, agents, settings.pitr),
             opts=child,
         )
         OffHostRepository(
@@ -70,9 +78,10 @@ def repository_graph() -> Graph:
                 {"com.ecommerce.stack": "shop"},
                 protect_data=True,
                 engine=engine,
+                links=links,
+                endpoint=endpoint,
             ),
             certificates,
-            off.databases_address,
             opts=child,
         )
 
@@ -107,13 +116,14 @@ def repository_container(graph: Graph) -> Resource:
     return graph.container("shop-pitr-repository")
 
 
-def test_the_container_serves_repo2_on_its_published_port_and_checks_every_stanza() -> None:
+def test_the_container_serves_repo2_on_its_published_port_for_every_stanza() -> None:
     container = repository_container(repository_graph())
     assert container.inputs["ports"] == [{"internal": 8432, "external": 8432, "ip": LISTEN_ALL}]
     command = container.inputs["command"]
     assert command[:4] == ["python3", "-m", "pitr", "repository"]
     stanzas = [command[i + 1] for i, arg in enumerate(command) if arg == "--stanza"]
     assert stanzas == list(STANZAS)
+    # On one host its health shows its state: the TLS server and every stanza fresh.
     health = container.inputs["healthcheck"]["tests"]
     assert health[:5] == ["CMD", "python3", "-m", "pitr", "repository-health"]
     assert health[health.index("--port") + 1] == "8432"
@@ -225,6 +235,13 @@ def test_each_server_archives_into_repo2_through_a_network_of_its_own(
         )
 
 
+def test_each_server_first_starts_once_the_repository_serves(off_host_graph: Graph) -> None:
+    # Its start guard asks repo2 whether the stanza holds backups before an empty start.
+    repository = off_host_graph.container("shop-pitr-repository")
+    for db in STANZAS:
+        assert repository.urn in off_host_graph.container(f"shop-{db}-db").depends_on, db
+
+
 def test_the_program_runs_the_repository_on_its_host_and_exports_its_passphrase(
     off_host_graph: Graph,
 ) -> None:
@@ -261,3 +278,103 @@ def test_the_tls_servers_may_publish_their_own_port_only(off_host_graph: Graph) 
     tls = {"internal": DATABASE_TLS_PORT, "external": 8433, "ip": LISTEN_ALL}
     posing = replace(server, inputs={**server.inputs, "ports": [tls]})
     assert [v.rule for v in check([posing], stack_rules=())] == ["only-edge-published"]
+
+
+# ----------------------------------------------------------------------------------------------
+# On a swarm: the repository a service on a node of its own, both sides on one overlay
+
+SWARM_SERVICE = "docker:index/service:Service"
+SWARM_SECRET = "docker:index/secret:Secret"
+
+
+def on_a_swarm(platform: dict[str, Any]) -> None:
+    platform["pitr"]["offHost"] = {"enabled": True}
+    platform["swarm"]["placement"][OFF_HOST_HOME] = "ecommerce.backup"
+
+
+@pytest.fixture(scope="module")
+def swarm_graph() -> Iterator[Graph]:
+    yield run_program("swarm", edited("swarm", on_a_swarm))
+
+
+def swarm_services(g: Graph) -> dict[str, dict[str, Any]]:
+    return {r.inputs["name"]: r.inputs for r in g.of_type(SWARM_SERVICE)}
+
+
+def swarm_file(g: Graph, consumer: str, file_name: str) -> str:
+    """A file set's file as its Swarm secret holds it."""
+    (secret,) = [
+        r
+        for r in g.of_type(SWARM_SECRET)
+        if r.inputs["name"].startswith(f"{consumer}-{file_name.replace('.', '-')}-")
+    ]
+    return base64.b64decode(secret.inputs["data"]).decode()
+
+
+def test_on_a_swarm_the_repository_is_pinned_to_its_node_and_publishes_nothing(
+    swarm_graph: Graph,
+) -> None:
+    services = swarm_services(swarm_graph)
+    repository = services["shop-pitr-repository"]
+    placement = repository["taskSpec"]["placement"]["constraints"]
+    assert placement == ["node.labels.ecommerce.backup==true"]
+    assert repository["endpointSpec"]["ports"] == []
+    for db in STANZAS:
+        assert services[f"shop-{db}-db-pitr"]["endpointSpec"]["ports"] == []
+    # No other host: one provider, the swarm manager's.
+    assert not [r for r in swarm_graph.of_type("pulumi:providers:docker") if r.inputs.get("host")]
+
+
+def test_on_a_swarm_each_side_is_healthy_while_its_tls_server_answers(
+    swarm_graph: Graph,
+) -> None:
+    # A swarm restarts an unhealthy task and names it in its DNS only once healthy: each side
+    # must be dialled from the start, long before its first backups and drills.
+    services = swarm_services(swarm_graph)
+    expected = {"shop-pitr-repository": "8432"} | {f"shop-{db}-db-pitr": "8433" for db in STANZAS}
+    for name, port in expected.items():
+        health = services[name]["taskSpec"]["containerSpec"]["healthcheck"]["tests"]
+        assert health == ["CMD", "python3", "-m", "pitr", "serves", "--port", port], name
+
+
+def test_on_a_swarm_both_sides_meet_on_one_internal_overlay(swarm_graph: Graph) -> None:
+    g = swarm_graph
+    (overlay,) = [n for n in g.of_type(NETWORK) if n.inputs["name"] == "shop-pitr-links"]
+    assert (overlay.inputs["driver"], overlay.inputs["internal"]) == ("overlay", True)
+    members = {
+        name
+        for name, inputs in swarm_services(g).items()
+        if mock_container_id(overlay.name)
+        in {n["id"] for n in inputs["taskSpec"]["networksAdvanceds"]}
+    }
+    assert members == {
+        "shop-pitr-repository",
+        *(f"shop-{db}-db" for db in STANZAS),
+        *(f"shop-{db}-db-pitr" for db in STANZAS),
+    }
+    # No network per database to a host's way out.
+    assert not [n for n in g.of_type(NETWORK) if n.inputs["name"].endswith("-pitr-link")]
+
+
+def test_on_a_swarm_each_side_dials_the_others_service_by_name(swarm_graph: Graph) -> None:
+    g = swarm_graph
+    conf = swarm_file(g, "shop-pitr-repository-config", "pgbackrest.conf").splitlines()
+    hosts = [line.split("=", 1)[1] for line in conf if line.startswith("pg1-host=")]
+    ports = {line.split("=", 1)[1] for line in conf if line.startswith("pg1-host-port=")}
+    assert hosts == [f"shop-{db}-db-pitr" for db in STANZAS]
+    assert ports == {str(DATABASE_TLS_PORT)}
+    for db in STANZAS:
+        lines = set(swarm_file(g, f"shop-{db}-db-pitr-config", "pgbackrest.conf").splitlines())
+        assert {"repo2-host=shop-pitr-repository", "repo2-host-port=8432"} <= lines
+    certificates = {
+        r.name: r.inputs for r in g.of_type("pulumi-python:dynamic/ecommerce:IssuedCertificate")
+    }
+    prefix = "platform-pitr-certificates"
+    assert certificates[f"{prefix}-repository-server"]["dnsNames"] == ["shop-pitr-repository"]
+    assert certificates[f"{prefix}-order-server"]["dnsNames"] == ["shop-order-db-pitr"]
+
+
+def test_on_a_swarm_with_an_off_host_repository_every_production_rule_passes(
+    swarm_graph: Graph,
+) -> None:
+    assert [(v.rule, v.name) for v in check(subjects(swarm_graph))] == []

@@ -13,7 +13,7 @@ from stacks.catalogue import PLATFORM
 from stacks.loader import StackConfigError, parse_settings
 from stacks.settings import PlatformSettings
 from stacks.settings.rules.inventory import images
-from stacks.settings.rules.off_host import NOT_ON_A_SWARM_YET, off_host_is_the_stacks_host
+from stacks.settings.rules.off_host import off_host_is_the_stacks_host
 from tests.unit.conftest import SETTINGS_KEY, edited
 
 Edit = Callable[[dict[str, Any]], None]
@@ -660,10 +660,9 @@ def monitoring_pinned(platform: dict[str, Any]) -> None:
         platform["swarm"]["placement"][key] = "ecommerce.data"
 
 
-def only_not_on_a_swarm_yet(stack: str, edit: Edit) -> None:
-    """Settings that pass every rule but the last: a swarm's repository is not deployed yet."""
-    message = problems_of(stack, edit)
-    assert message.splitlines()[1:] == [f"  ecommerce:platform.{NOT_ON_A_SWARM_YET}"], message
+def accepted(stack: str, edit: Edit) -> PlatformSettings:
+    raw = json.dumps(edited(stack, edit)[SETTINGS_KEY])
+    return parse_settings(raw, PLATFORM, f"Pulumi.{stack}.yaml")
 
 
 def test_an_off_host_repository_on_another_host_or_node_is_accepted() -> None:
@@ -674,7 +673,7 @@ def test_an_off_host_repository_on_another_host_or_node_is_accepted() -> None:
         put("pitr.offHost", {"enabled": True}),
         put("swarm.placement.pitr-repository", "ecommerce.backup"),
     )
-    only_not_on_a_swarm_yet("prod", elsewhere)
+    assert accepted("prod", elsewhere).swarm.placement["pitr-repository"] == "ecommerce.backup"
     # Outside prod one node may hold both (a one-node swarm to try it on).
     beside = on_swarm(
         monitoring_pinned,
@@ -682,7 +681,7 @@ def test_an_off_host_repository_on_another_host_or_node_is_accepted() -> None:
         put("pitr.offHost", {"enabled": True}),
         put("swarm.placement.pitr-repository", "ecommerce.data"),
     )
-    only_not_on_a_swarm_yet("prod", beside)
+    assert accepted("prod", beside).pitr.off_host.enabled
 
 
 def test_the_stacks_own_docker_host_is_no_off_host() -> None:

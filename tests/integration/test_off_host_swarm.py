@@ -1,0 +1,254 @@
+"""The off-host repository on a swarm, through the real Pulumi engine: two test hosts
+(tests/hosts/) form a swarm, the database server and its agent pinned to the first node, the
+repository to the second (`swarm.placement`), both sides on one overlay and dialling each other's
+service by name (components/engine/swarm.py, `OverlayLinks`). The server archives into repo2 on
+the other node; the repository backs it up through the agent's TLS server and drills it.
+One database, as tests/integration/test_off_host_repository.py does on two Docker hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pulumi
+import pulumi_docker
+import pytest
+from pulumi import automation as auto
+
+from components.engine.swarm import SwarmEngine
+from components.parts.database import Database, DatabaseArgs
+from components.parts.off_host import (
+    OffHostArgs,
+    OffHostCertificates,
+    OffHostRepository,
+    database_endpoints,
+    repository_endpoint,
+)
+from components.parts.pitr import PitrArgs, agent_docker_name
+from components.parts.pitr_tls import OffHostLink
+from deploy.workspace import ROOT
+from stacks.catalogue import PLATFORM
+from stacks.settings import (
+    OFF_HOST_HOME,
+    DatabaseTuning,
+    PitrSettings,
+    Resources,
+    SwarmSettings,
+)
+from tests.hosts import Host, TestHosts
+from tests.integration.conftest import exec_in, wait_for
+from tests.integration.engine import EngineHome
+from tests.integration.stacks import RUN_LABEL
+from tests.integration.test_off_host_repository import (
+    ARCHIVE_TIMEOUT_S,
+    PITR_IMAGE,
+    PROFILE,
+    SERVICE,
+    passed,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+DATABASE_LABEL, REPOSITORY_LABEL = "ecommerce.db", "ecommerce.backup"
+# A swarm kills a task that stays unhealthy past its start period, and an agent is unhealthy
+# until its first backup and drill have passed: room for them on a loaded machine.
+SWARM_PROFILE = replace(PROFILE, health=PROFILE.health.model_copy(update={"start_period": "180s"}))
+SWARM = SwarmSettings.model_validate(
+    {
+        "endpointMode": "dnsrr",  # this kernel has no IPVS for virtual IPs
+        "placement": {f"{SERVICE}-db": DATABASE_LABEL, OFF_HOST_HOME: REPOSITORY_LABEL},
+        "monitorSeconds": 5,
+        "updateDelaySeconds": 0,
+    }
+)
+SETTINGS = PitrSettings.model_validate(
+    {
+        "enabled": True,
+        "image": PITR_IMAGE,
+        "checkEveryMinutes": 1,
+        "archiveTimeoutSeconds": ARCHIVE_TIMEOUT_S,
+        "offHost": {"enabled": True},
+    }
+)
+
+
+def program(prefix: str, manager: Host) -> None:
+    """The order database on the node labelled for it, the repository on the other."""
+    here = pulumi_docker.Provider("swarm-docker", host=manager.docker_host)
+    holder = pulumi.ComponentResource(
+        "test:index:Holder", "holder", opts=pulumi.ResourceOptions(providers=[here])
+    )
+    engine = SwarmEngine(SWARM_PROFILE, SWARM, [here])
+    child = pulumi.ResourceOptions(parent=holder)
+    labels = {"com.ecommerce.stack": prefix}
+    links = engine.links_between_homes("links", f"{prefix}-links", labels, holder)
+    server_name = f"{prefix}-{SERVICE}-db"
+    endpoint = repository_endpoint(links, prefix, SETTINGS)
+    databases = database_endpoints(links, {SERVICE: agent_docker_name(server_name)}, SETTINGS)
+    certificates = OffHostCertificates("certificates", SETTINGS, endpoint, databases, opts=child)
+    # The repository first, as the platform does: the server's start guard asks it.
+    repository = OffHostRepository(
+        "repository",
+        OffHostArgs(
+            SETTINGS, [SERVICE], PITR_IMAGE, prefix, labels, False, engine, links, endpoint
+        ),
+        certificates,
+        opts=child,
+    )
+    spec = PLATFORM.get(SERVICE).database
+    assert spec is not None
+    network = engine.network("order-db-network", server_name, True, labels, holder)
+    Database(
+        f"{SERVICE}-db",
+        DatabaseArgs(
+            service=SERVICE,
+            spec=spec,
+            docker_name=server_name,
+            image=PITR_IMAGE,
+            network=network,
+            alias=f"{SERVICE}-db",
+            tuning=DatabaseTuning(),
+            resources=Resources(memory_mb=512, cpus=1.0),
+            shm_size_mb=64,
+            stop_grace_seconds=30,
+            pids_limit=128,
+            engine=engine,
+            labels={**labels, "com.ecommerce.role": "database"},
+            protect_data=False,
+            pitr=PitrArgs(
+                SETTINGS,
+                PITR_IMAGE,
+                SERVICE,
+                OffHostLink(certificates.databases[SERVICE], endpoint, links, repository.container),
+            ),
+        ),
+        opts=child,
+    )
+
+
+@pytest.fixture
+def two_nodes(test_images: object) -> Iterator[list[Host]]:
+    """A swarm of two test hosts: the first its manager, labelled for the database; the
+    second a worker, labelled for the repository."""
+    with TestHosts(2, images=[PITR_IMAGE], swarm=True) as hosts:
+        first, second = hosts
+        manager = first.client()
+        manager.swarm.init(advertise_addr=first.address, listen_addr=f"{first.address}:2377")
+        token = manager.swarm.attrs["JoinTokens"]["Worker"]
+        second.client().swarm.join(
+            remote_addrs=[f"{first.address}:2377"],
+            join_token=token,
+            advertise_addr=second.address,
+            listen_addr=f"{second.address}:2377",
+        )
+        wait_for(
+            lambda: len(manager.nodes.list(filters={"role": "worker"})) == 1,
+            timeout=60,
+            what="the worker to join",
+        )
+        for host, label in ((first, DATABASE_LABEL), (second, REPOSITORY_LABEL)):
+            node = manager.nodes.get(host.client().info()["Swarm"]["NodeID"])
+            spec = dict(node.attrs["Spec"])
+            spec["Labels"] = {label: "true"}
+            node.update(spec)
+        yield hosts
+
+
+def task_container(client: docker.DockerClient, service: str) -> Any | None:
+    """The running container of `service`'s task on this node, if it runs here."""
+    found = client.containers.list(filters={"label": f"com.docker.swarm.service.name={service}"})
+    return found[0] if found else None
+
+
+def test_on_a_swarm_a_database_archives_into_the_repository_on_another_node(
+    engine_home: EngineHome, two_nodes: list[Host]
+) -> None:
+    first, second = two_nodes
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"ect{run_id}"
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as scratch:
+        for part in ("state", "project"):
+            (Path(scratch) / part).mkdir()
+        env = engine_home.env(
+            Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log"
+        )
+        stack = auto.create_stack(
+            "swarm",
+            project_name="off-host-swarm",
+            program=lambda: program(prefix, first),
+            opts=auto.LocalWorkspaceOptions(
+                work_dir=str(Path(scratch) / "project"),
+                env_vars={**env, "PYTHONPATH": str(ROOT)},
+                pulumi_command=engine_home.command,
+                project_settings=auto.ProjectSettings(name="off-host-swarm", runtime="python"),
+            ),
+        )
+        here, there = first.client(), second.client()
+        try:
+            stack.up(on_output=lambda _line: None)
+            server_name = f"{prefix}-{SERVICE}-db"
+            wait_for(
+                lambda: (
+                    task_container(there, f"{prefix}-{OFF_HOST_HOME}") is not None
+                    and task_container(here, agent_docker_name(server_name)) is not None
+                ),
+                timeout=120,
+                what="the repository's task on the second node and the agent's on the first",
+            )
+            # Each where its label says: nothing of the database's on the repository's node.
+            assert task_container(there, server_name) is None
+            assert task_container(here, f"{prefix}-{OFF_HOST_HOME}") is None
+
+            def agent() -> Any:
+                return task_container(here, agent_docker_name(server_name))
+
+            def repo() -> Any:
+                return task_container(there, f"{prefix}-{OFF_HOST_HOME}")
+
+            wait_for(
+                lambda: (
+                    _passed(agent(), "/var/lib/pgbackrest/work/agent-status.json")
+                    and _passed(repo(), f"/var/lib/pgbackrest/work/agent-status-{SERVICE}.json")
+                ),
+                timeout=300,
+                what="both sides' first check, backup and drill across the overlay",
+                describe=lambda: _logs(agent(), repo()),
+            )
+            code, info = exec_in(
+                repo(), ["pgbackrest", "--stanza", SERVICE, "--output=json", "info"]
+            )
+            assert code == 0, info
+            (stanza,) = json.loads(info)
+            assert [r["key"] for r in stanza["repo"]] == [2]
+            assert stanza["backup"], "no backup in repo2"
+            assert stanza["archive"][0]["max"], "no WAL in repo2"
+            # Nothing but the stack's own overlays carried it: no port published on a node.
+            for service in here.services.list():
+                assert not service.attrs["Endpoint"].get("Ports"), service.name
+        finally:
+            here.close()
+            there.close()
+            stack.destroy(on_output=lambda _line: None)
+            stack.workspace.remove_stack("swarm", force=True)
+
+
+def _passed(container: Any | None, path: str) -> bool:
+    """`passed`, for a task's container that may be gone or replaced meanwhile."""
+    try:
+        return container is not None and passed(container, path)
+    except docker.errors.APIError:  # stopped between the lookup and the exec
+        return False
+
+
+def _logs(*containers: Any) -> str:
+    return "\n".join(
+        f"{c.name}:\n{c.logs(tail=30).decode(errors='replace')}" for c in containers if c
+    )
