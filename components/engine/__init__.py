@@ -6,24 +6,27 @@ the settings, makes provider resources of them:
 - `ContainerEngine` (`engine: containers`, containers.py): containers on one Docker host, but
   for the homes placed on another (the off-host backup repository's, `pitr.offHost`), each
   with a Docker provider of its own;
-- `SwarmEngine` (`engine: swarm`, swarm.py): services on a Docker Swarm.
+- `SwarmEngine` (`engine: swarm`, swarm.py): services on a Docker Swarm, once its nodes carry
+  every label the stack places by (placement.py).
 Both share one interface (base.py) and the stack-wide runtime profile (profile.py). The operator's
 commands for each engine (`docker logs` or `docker service logs`, ...) are in commands.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 
 from components.engine.base import Engine
 from components.engine.containers import ContainerEngine, OtherHost
+from components.engine.placement import must_be_placeable
 from components.engine.profile import RuntimeProfile
-from components.engine.reachable import must_answer
+from components.engine.reachable import must_answer, must_be_filled_in
 from components.engine.registry import docker_provider
 from components.engine.swarm import SwarmEngine
 from stacks.settings import OFF_HOST_HOME, PlatformSettings, RegistrySettings
+from stacks.settings.rules.off_host import example_hosts
 
 
 def engine_for(
@@ -32,9 +35,12 @@ def engine_for(
     docker_config: Mapping[str, str],
     registry_password: pulumi.Input[str] | None,
     parent: pulumi.Resource,
+    database_homes: Sequence[str] = (),
 ) -> Engine:
     """The stack's engine, with the Docker provider its parts use (`<name>-docker`, a child
-    of `parent`, where the stack pulls from a private registry)."""
+    of `parent`, where the stack pulls from a private registry). `database_homes`: the
+    databases' (`<service>-db`), which a swarm's off-host repository must not share a node
+    with in prod."""
     s = settings
     profile = RuntimeProfile(
         hardening=s.hardening,
@@ -49,6 +55,9 @@ def engine_for(
             docker_provider(f"{name}-docker", s.registry, registry_password, docker_config, parent)
         )
     if s.engine == "swarm":
+        off_host = s.pitr.enabled and s.pitr.off_host.enabled and s.profile == "prod"
+        apart = {OFF_HOST_HOME: list(database_homes)} if off_host else {}
+        must_be_placeable(docker_config.get("host"), s.swarm.placement, apart)
         return SwarmEngine(profile, s.swarm, providers)
     return ContainerEngine(
         profile,
@@ -70,6 +79,11 @@ def _other_hosts(
     off = pitr.off_host
     if not (pitr.enabled and off.enabled) or off.docker_host is None:
         return {}
+    must_be_filled_in(
+        example_hosts(settings),
+        "your backup host's Docker engine and the addresses both hosts reach each other by",
+        "set pitr.offHost.enabled: false to keep every backup on the databases' host",
+    )
     return {
         OFF_HOST_HOME: other_host(
             f"{name}-{OFF_HOST_HOME}-docker",

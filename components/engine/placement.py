@@ -1,0 +1,81 @@
+"""On a swarm, every node label the stack file places a workload by must be on a node before
+anything is deployed.
+
+A service whose placement matches no node is accepted by Swarm and stays pending ("no suitable
+node"): a database's `pulumi up` then fails after its converge timeout with no word of the
+label, and a workload the deploy does not wait for (the off-host backup repository) never runs
+at all while the stack looks deployed. So the program asks the swarm's manager for its nodes
+first and stops with one line per missing label, saying how to label a node. In prod it also
+refuses a node labelled for the off-host repository that is labelled for a database too: the
+settings' rules compare label names, only the swarm knows which node carries them. Under the
+Pulumi mocks (unit tests, the offline plan of a pull request) no swarm is asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings
+from pulumi.runtime.mocks import MockMonitor
+
+from components.dynamic.engine_api import DockerApiError, engine_api
+
+NODES_TIMEOUT_S = 10
+
+
+class PlacementError(pulumi.RunError):
+    """The swarm cannot place what the stack file pins; the message says what to label."""
+
+
+def must_be_placeable(
+    docker_host: str | None, placement: Mapping[str, str], apart: Mapping[str, Sequence[str]]
+) -> None:
+    """Raise PlacementError unless every label of `placement` (home -> node label) is on a
+    node of the swarm whose manager is `docker_host`, and no node labelled for a home of
+    `apart` (home -> the homes it must not share a node with) is labelled for those too."""
+    if isinstance(settings.get_monitor(), MockMonitor):
+        return
+    if docker_host is not None and docker_host.startswith("ssh://"):
+        return  # the program's own Docker calls speak unix:// and tcp:// only; Swarm will tell
+    ask = engine_api(docker_host, "swarm placement: the swarm's nodes", timeout=NODES_TIMEOUT_S)
+    try:
+        nodes = ask("GET", "/nodes")
+    except DockerApiError as err:
+        raise PlacementError(f"{err}; nothing was changed: check the swarm's manager") from None
+    problems = placement_problems(nodes, placement, apart)
+    if problems:
+        raise PlacementError("; ".join(problems) + "; nothing was changed")
+
+
+def placement_problems(
+    nodes: Iterable[Mapping[str, Any]],
+    placement: Mapping[str, str],
+    apart: Mapping[str, Sequence[str]],
+) -> list[str]:
+    """What the swarm's `nodes` (as `GET /nodes` gives them) cannot place, in words."""
+    labelled: dict[str, list[str]] = {}
+    for node in nodes:
+        labels = (node.get("Spec") or {}).get("Labels") or {}
+        name = (node.get("Description") or {}).get("Hostname") or node.get("ID", "?")
+        for label, value in labels.items():
+            if value == "true":
+                labelled.setdefault(label, []).append(name)
+    problems = [
+        f"swarm.placement.{home}: no node of the swarm is labelled {label}=true; label the "
+        f"node that holds its volume: `docker node update --label-add {label}=true <node>`"
+        for home, label in placement.items()
+        if label not in labelled
+    ]
+    for home, others in apart.items():
+        mine = set(labelled.get(placement.get(home, ""), ()))
+        for other in others:
+            shared = sorted(mine & set(labelled.get(placement.get(other, ""), ())))
+            if shared:
+                problems.append(
+                    f"swarm.placement.{home}: node {', '.join(shared)} is labelled for {other} "
+                    f"too; one lost node would lose both: take {placement[home]} off it and "
+                    "label another node"
+                )
+    return problems

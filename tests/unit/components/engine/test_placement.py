@@ -1,0 +1,66 @@
+"""Before a swarm stack is deployed, every placement label is on a node, and in prod the
+off-host repository's node holds no database (components/engine/placement.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pulumi.runtime import settings as runtime_settings
+
+from components.dynamic.engine_api import DockerApiError
+from components.engine import placement
+from components.engine.placement import PlacementError, must_be_placeable, placement_problems
+
+
+def node(hostname: str, *labels: str, **others: str) -> dict[str, Any]:
+    return {
+        "ID": f"id-{hostname}",
+        "Description": {"Hostname": hostname},
+        "Spec": {"Labels": {**{label: "true" for label in labels}, **others}},
+    }
+
+
+PLACEMENT = {"order-db": "ecommerce.db", "pitr-repository": "ecommerce.backup"}
+APART = {"pitr-repository": ["order-db"]}
+
+
+def test_labels_on_separate_nodes_place_everything() -> None:
+    nodes = [node("shop-1", "ecommerce.db"), node("backup-1", "ecommerce.backup")]
+    assert placement_problems(nodes, PLACEMENT, APART) == []
+
+
+def test_a_label_on_no_node_says_how_to_label_one() -> None:
+    nodes = [node("shop-1", "ecommerce.db"), node("backup-1", **{"ecommerce.backup": "false"})]
+    assert placement_problems(nodes, PLACEMENT, APART) == [
+        "swarm.placement.pitr-repository: no node of the swarm is labelled ecommerce.backup=true; "
+        "label the node that holds its volume: `docker node update --label-add "
+        "ecommerce.backup=true <node>`"
+    ]
+
+
+def test_the_repository_on_a_databases_node_is_refused_where_asked() -> None:
+    nodes = [node("shop-1", "ecommerce.db", "ecommerce.backup")]
+    assert placement_problems(nodes, PLACEMENT, APART) == [
+        "swarm.placement.pitr-repository: node shop-1 is labelled for order-db too; one lost "
+        "node would lose both: take ecommerce.backup off it and label another node"
+    ]
+    # Outside prod nothing is kept apart: one node may hold both.
+    assert placement_problems(nodes, PLACEMENT, {}) == []
+
+
+def test_the_check_stops_the_program_with_every_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_settings, "get_monitor", lambda: None)
+    nodes = [node("shop-1", "ecommerce.db", "ecommerce.backup")]
+    monkeypatch.setattr(placement, "engine_api", lambda *_a, **_k: lambda *_b, **_c: nodes)
+    with pytest.raises(PlacementError, match=r"labelled for order-db too.*nothing was changed$"):
+        must_be_placeable("unix:///run/manager.sock", PLACEMENT, APART)
+
+    def unreachable(*_args: Any, **_kwargs: Any) -> Any:
+        raise DockerApiError("swarm placement: the swarm's nodes: refused")
+
+    monkeypatch.setattr(placement, "engine_api", lambda *_a, **_k: unreachable)
+    with pytest.raises(PlacementError, match=r"refused; nothing was changed: check the swarm"):
+        must_be_placeable(None, PLACEMENT, APART)
+    # An ssh:// manager is not asked: the program's own calls speak unix:// and tcp:// only.
+    must_be_placeable("ssh://ops@manager", PLACEMENT, APART)
