@@ -10,6 +10,8 @@ request) no host is asked: nothing would be deployed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockMonitor
@@ -21,6 +23,23 @@ PING_TIMEOUT_S = 10
 
 class HostUnreachable(pulumi.RunError):
     """Another host's Docker engine does not answer; the message names it and the failure."""
+
+
+class ExampleHost(pulumi.RunError):
+    """A stack file still names an example host where a real one must be filled in."""
+
+
+def must_be_filled_in(examples: Mapping[str, str], what: str, instead: str) -> None:
+    """Raise ExampleHost when `examples` (key -> a stack file's placeholder host) is not empty:
+    one line naming the keys, `what` they are for and the way out (`instead`). Nothing is asked
+    of any host; under the mocks (a plan) placeholders are fine."""
+    if not examples or isinstance(settings.get_monitor(), MockMonitor):
+        return
+    named = ", ".join(f"{key} ({value})" for key, value in examples.items())
+    raise ExampleHost(
+        f"{named}: still the stack file's example; name {what}, or {instead}; nothing was "
+        "changed on any host"
+    )
 
 
 def must_answer(docker_host: str, role: str, setting: str) -> None:

@@ -295,6 +295,12 @@ def engine_config(stack: str, prefix: str) -> dict[str, Any]:
     monitoring["grafana"] = {"enabled": False}
     if platform.get("engine") == "swarm":
         platform["swarm"]["placement"].pop("grafana", None)
+    # The off-host repository needs another host (prod) or another node (swarm) than this
+    # session's one engine: its own tests deploy it on test hosts (test_off_host_repository.py,
+    # test_off_host_swarm.py).
+    if platform.get("pitr", {}).get("offHost", {}).get("enabled"):
+        platform["pitr"]["offHost"] = {"enabled": False}
+        platform.get("swarm", {}).get("placement", {}).pop("pitr-repository", None)
     monitoring["alerts"] = monitoring.get("alerts", {}) | {"webhook": True}
     config[ALERT_WEBHOOK_KEY] = f"http://{ALERT_HOOK_ALIAS}:{ALERT_HOOK_PORT}/alerts"
     platform.pop("registry", None)

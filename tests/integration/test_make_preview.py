@@ -56,21 +56,42 @@ def test_make_preview_of_prod_completes_on_a_clean_clone(
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-o", "install", "preview", "STACK=prod"],
-        cwd=clone,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+
+    def make_preview() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "--no-print-directory", "-o", "install", "preview", "STACK=prod"],
+            cwd=clone,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    # As shipped, prod's off-host repository names example hosts: the preview stops at them,
+    # in one line, before anything is asked of any host.
+    result = make_preview()
+    said = result.stdout + result.stderr
+    assert result.returncode != 0, said[-4000:]
+    lines = [ln for ln in said.splitlines() if "still the stack file's example" in ln]
+    # The engine says it again as "an unhandled error occurred: <the same line>".
+    assert lines and lines[0].startswith("error: pitr.offHost."), said[-4000:]
+    assert "Traceback" not in said, said[-4000:]
+    line = lines[0]
+    assert "pitr.offHost.dockerHost (tcp://backup-1.example.com:2376)" in line, line
+    assert "set pitr.offHost.enabled: false" in line and "nothing was changed" in line, line
+    # With it off (or filled in), the whole preview.
+    stack_file = clone / "Pulumi.prod.yaml"
+    text = stack_file.read_text()
+    off_host = text[text.index("      offHost:\n") : text.index("    # Metrics and alerts")]
+    stack_file.write_text(text.replace(off_host, "      offHost: { enabled: false }\n"))
+    result = make_preview()
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     # make prepared the pack's environment from its hash-pinned lock before the engine ran it.
     assert (clone / "policies" / "venv" / "bin" / "python").exists()
-    assert "--require-hashes -r policies/requirements.txt" in output
+    assert "--require-hashes -r policies/requirements.txt" in said + output
     # The pack ran, mandatory, on a stack where nothing is known yet, and judged every rule.
     assert "Loading policy packs...: done" in output or "ecommerce-production-rules" in output
     assert "can't run policy" not in output, output[-4000:]

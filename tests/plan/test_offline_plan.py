@@ -150,7 +150,7 @@ def test_an_image_bump_replaces_one_container(change: Callable[..., Outcome]) ->
     stack = outcome.stack()
     # One container, replaced side by side: a new generation gives it a new name, and the new
     # container its PIDs limit.
-    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 262}
+    assert stack["summary"] == {"create": 0, "update": 0, "replace": 4, "delete": 0, "same": 290}
     generation, order, pids, gate = stack["changes"]
     # A new container is a new traffic gate: it gets the service's alias once healthy.
     assert (gate["name"], gate["replace_reasons"]) == ("platform-order-traffic", ["containerId"])
@@ -215,9 +215,9 @@ def test_a_new_name_prefix_loses_the_data_and_hits_protected_volumes(
     assert "volume shop-order-db-data is replaced by an empty one: its data is lost" in data_loss
     assert not any("secrets" in m for m in data_loss)  # secret volumes are written again
     protected = [w["message"] for w in warnings if w["kind"] == "protected"]
-    # 4 databases and their PITR repositories, Redis, backups, certificates; not the scratch
-    # volumes (a socket directory, the drills' copies).
-    assert len(protected) == len(data_loss) == 14  # with Prometheus's, Alertmanager's, Grafana's
+    # 4 databases and their PITR repositories, the off-host one, Redis, backups, certificates;
+    # not the scratch volumes (a socket directory, the drills' copies).
+    assert len(protected) == len(data_loss) == 15  # with Prometheus's, Alertmanager's, Grafana's
     assert not any("-socket" in m or "-drill" in m for m in data_loss)
     markdown = change(lambda repo: None, fmt="markdown").stdout
     assert markdown.index("[!CAUTION]") < markdown.index("| create |")  # the banner first
@@ -253,7 +253,7 @@ def test_no_change_exits_zero(change: Callable[..., Outcome]) -> None:
     outcome = change(lambda repo: None)
     assert outcome.code == 0, outcome.stderr
     assert outcome.stack()["changes"] == []
-    assert outcome.stack()["summary"]["same"] == 266
+    assert outcome.stack()["summary"]["same"] == 294
 
 
 def test_a_bad_stack_file_at_head_is_an_error_naming_revision_and_key(

@@ -27,19 +27,21 @@ def test_every_running_container_has_a_health_check_and_up_waits_for_it(stack_gr
     # A side-by-side app is waited for by its traffic gate, which gives it its aliases.
     gated = {r.name.removesuffix("-traffic"): r for r in stack_graph.of_type(TRAFFIC_GATE)}
     # 8 services, 4 databases and their PITR agents, Redis, the edge proxy, Prometheus,
-    # Alertmanager, an exporter per database and one for Redis; in prod the backup job.
-    assert len(containers) == (28 if stack_graph.name_prefix() == "shop" else 27)  # and Grafana
+    # Alertmanager, an exporter per database and one for Redis; in prod the backup job and
+    # the off-host backup repository.
+    assert len(containers) == (29 if stack_graph.name_prefix() == "shop" else 27)  # and Grafana
     for c in containers:
         check = c.inputs["healthcheck"]
         assert check["tests"][0] in ("CMD", "CMD-SHELL"), c.name
         assert check["interval"] and check["timeout"] and check["retries"] >= 1
-        # A PITR agent turns healthy after its first full backup and drill: up does not wait
-        # as long as a database is large.
+        # A PITR agent, and the off-host repository, turn healthy after their first full
+        # backups and drills: up does not wait as long as a database is large.
         gate = gated.get(c.name.removesuffix("-container"))
         if gate is not None:
             assert c.inputs["wait"] is False and gate.inputs["waitSeconds"] >= 10, c.name
             continue
-        assert c.inputs["wait"] is (not c.service_name.endswith("-pitr")), c.name
+        waits = not c.service_name.endswith(("-pitr", "-pitr-repository"))
+        assert c.inputs["wait"] is waits, c.name
         assert c.inputs["waitTimeout"] >= 10
 
 

@@ -47,9 +47,13 @@ def test_in_prod_the_backup_job_joins_every_database_network(prod_graph: Graph) 
 
 def test_each_database_is_on_no_other_network(stack_graph: Graph) -> None:
     p = stack_graph.name_prefix()
+    # In prod beside the off-host repository: also the server's link to it, which only the
+    # server and its agent join (tests/unit/components/parts/test_off_host.py).
+    link = p == "shop"
     for service in DATABASE_SERVICES:
         nets = stack_graph.container(f"{p}-{service}-db").inputs["networksAdvanced"]
-        assert [n["name"] for n in nets] == [f"{p}-{service}-db"]
+        expected = [f"{p}-{service}-db", *([f"{p}-{service}-db-pitr-link"] if link else [])]
+        assert [n["name"] for n in nets] == expected
         assert nets[0]["aliases"] == [f"{service}-db"]
 
 
@@ -91,8 +95,10 @@ def test_redis_is_shared_only_with_the_services_that_use_it(stack_graph: Graph) 
 
 
 def test_private_networks_are_internal_in_prod(prod_graph: Graph) -> None:
-    # The edge's and Alertmanager's way out (to the receivers) are the only ones not internal.
-    open_networks = {"shop-edge", "shop-alerting"}
+    # The edge's and Alertmanager's way out (to the receivers), and the off-host repository's
+    # links between the hosts, are the only ones not internal.
+    open_networks = {"shop-edge", "shop-alerting", "shop-pitr-repository"}
+    open_networks |= {f"shop-{service}-db-pitr-link" for service in DATABASE_SERVICES}
     for net in prod_graph.networks():
         name = net.inputs["name"]
         assert net.inputs["internal"] is (name not in open_networks), name

@@ -21,6 +21,15 @@ def test_only_the_edge_proxy_is_published(prod_graph: Graph) -> None:
         {"internal": 8080, "external": 80, "ip": every_address},
         {"internal": 8443, "external": 443, "ip": every_address},
     ]
+    # And the off-host repository's TLS servers, which take only certificates of the stack's
+    # CA: the repository's on its own host, each database's in its agent on this one.
+    assert published.pop("shop-pitr-repository") == [
+        {"internal": 8432, "external": 8432, "ip": every_address}
+    ]
+    for index, service in enumerate(("customer", "product", "order", "content")):
+        assert published.pop(f"shop-{service}-db-pitr") == [
+            {"internal": 8433, "external": 8433 + index, "ip": every_address}
+        ]
     assert all(ports == [] for ports in published.values()), published
 
 
@@ -126,9 +135,14 @@ def test_prod_outputs_name_in_network_hosts(prod_graph: Graph) -> None:
     }
     assert prod_graph.outputs["urls"]["gateway"] == "https://api.shop.example.com"
     assert prod_graph.outputs["urls"]["customer"] == "http://customer:3001"
-    assert set(prod_graph.outputs["networks"].values()) == {
-        n.inputs["name"] for n in prod_graph.networks()
+    # Every network but the off-host repository's links, which nothing else joins.
+    off_host = {"shop-pitr-repository"} | {
+        f"shop-{s}-db-pitr-link" for s in ("customer", "product", "order", "content")
     }
+    assert (
+        set(prod_graph.outputs["networks"].values())
+        == {n.inputs["name"] for n in prod_graph.networks()} - off_host
+    )
 
 
 @pytest.mark.parametrize(

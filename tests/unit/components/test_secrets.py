@@ -66,6 +66,7 @@ def test_every_credential_is_generated(stack_graph: Graph) -> None:
     expected.add("platform-jwt-secret")
     if stack_graph.name_prefix() == "shop":  # prod: Redis has a password too
         expected.add("platform-redis-password")
+        expected.add("platform-pitr-repository-passphrase")  # the off-host repository's
     assert passwords == expected
     for r in stack_graph.of_type("random:index/randomPassword:RandomPassword"):
         assert r.inputs["length"] >= 32 and r.inputs["special"] is False
@@ -121,7 +122,12 @@ def test_environment_carries_file_paths_never_secrets(stack_graph: Graph) -> Non
 def test_database_passwords_are_secret_outputs(stack_graph: Graph) -> None:
     for service in stack_graph.outputs["databases"]:
         assert f"databases.{service}.password" in stack_graph.secret_outputs
-    assert set(stack_graph.outputs["pitrPassphrases"]) == set(stack_graph.outputs["databases"])
+    # Each database's repository, and in prod the off-host one's.
+    off_host = {"pitr-repository"} if stack_graph.name_prefix() == "shop" else set()
+    assert (
+        set(stack_graph.outputs["pitrPassphrases"])
+        == set(stack_graph.outputs["databases"]) | off_host
+    )
     assert all(
         p.endswith((".password", "Password")) or p.startswith("pitrPassphrases.")
         for p in stack_graph.secret_outputs
@@ -248,8 +254,8 @@ def test_a_changed_secret_replaces_its_consumer(stack_graph: Graph) -> None:
         assert not c.is_secret("labels")
         consumers += 1
     # With the edge, the PITR agents, Prometheus, Alertmanager, the exporters (but Redis's in
-    # dev: no password there) and the health probe.
-    assert consumers == (26 if stack_graph.name_prefix() == "shop" else 23)  # and Grafana
+    # dev: no password there) and the health probe; in prod the off-host repository.
+    assert consumers == (27 if stack_graph.name_prefix() == "shop" else 23)  # and Grafana
 
 
 def test_seed_containers_are_labelled_as_secrets(stack_graph: Graph) -> None:

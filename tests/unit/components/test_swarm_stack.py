@@ -28,6 +28,7 @@ PINNED = (
     "prometheus",
     "alertmanager",
     "grafana",
+    "pitr-repository",
 )
 EXPORTERS = ("redis-exporter", *(f"{db}-db-exporter" for db in DATABASES), "health-probe")
 
@@ -45,7 +46,13 @@ def services(graph: Graph) -> dict[str, dict[str, Any]]:
 def test_every_workload_is_a_service_and_nothing_a_container(swarm: Graph) -> None:
     assert set(services(swarm)) == {*APPS, *PINNED, *EXPORTERS}
     assert swarm.containers() == []  # no seeds either: files are Swarm secrets
-    assert not [r for r in swarm.resources if r.type.startswith("pulumi-python:dynamic")]
+    # No dynamic resource sends Docker anything (the program cannot reach a node's tasks): the
+    # only ones are the off-host repository's certificates, made in the program itself.
+    dynamic = {r.type for r in swarm.resources if r.type.startswith("pulumi-python:dynamic")}
+    assert dynamic == {
+        "pulumi-python:dynamic/ecommerce:CertificateAuthority",
+        "pulumi-python:dynamic/ecommerce:IssuedCertificate",
+    }
 
 
 def test_apps_are_replicated_and_roll_start_first_with_automatic_rollback(swarm: Graph) -> None:
@@ -65,7 +72,9 @@ def test_what_holds_a_volume_is_pinned_to_its_node_and_stops_first(swarm: Graph)
     for name in PINNED:
         inputs = services(swarm)[name]
         placement = inputs["taskSpec"]["placement"]["constraints"]
-        assert placement == ["node.labels.ecommerce.data==true"], name
+        # The off-host backup repository on a node of its own; the rest on the data node.
+        label = "ecommerce.backup" if name == "pitr-repository" else "ecommerce.data"
+        assert placement == [f"node.labels.{label}==true"], name
         assert inputs["mode"]["replicated"]["replicas"] == 1, name
         assert inputs["updateConfig"]["order"] == "stop-first", name
     # A PITR agent shares its server's volumes, so its node.
@@ -117,11 +126,12 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
         return {by_id[n["id"]] for n in advanced}
 
     # A database's network: its server, its service, the backup job and its exporter; the
-    # agent only serves metrics on the monitoring network.
+    # agent serves metrics on the monitoring network, and with the server reaches the off-host
+    # repository over the overlay between homes (tests/unit/components/parts/test_off_host.py).
     for db in DATABASES:
         members = {s for s in services(swarm) if f"{db}-db" in joined(s)}
         assert members == {f"{db}-db", db, "backup", f"{db}-db-exporter"}, db
-        assert joined(f"{db}-db-pitr") == {"monitoring"}
+        assert joined(f"{db}-db-pitr") == {"monitoring", "pitr-links"}
         assert joined(f"{db}-db-exporter") == {f"{db}-db", "monitoring"}
     assert joined("edge") == {"edge", "monitoring"}
     assert joined("prometheus") == {"monitoring"}

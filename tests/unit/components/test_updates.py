@@ -20,6 +20,7 @@ GRACE_BY_ROLE = {
     "web": 30,
     "edge": 30,
     "pitr": 30,
+    "pitr-repository": 30,  # the same setting as the agents (pitr.stopGraceSeconds)
     "prometheus": 60,
     "alertmanager": 10,
     "exporter": 10,

@@ -18,6 +18,10 @@ def test_moving_to_the_default_provider_replaces_every_docker_resource(prod_grap
     without_registry = run_program("prod", edited("prod", lambda p: p.pop("registry")))
     plan = compare("prod", prod_graph, without_registry)
     docker = {c.name: c for c in plan.changes if c.type.startswith("docker:")}
+    # The off-host repository's host keeps a provider of its own (no default reaches it).
+    elsewhere = {n: c for n, c in docker.items() if n.startswith("platform-pitr-repository-")}
+    assert elsewhere and all(c.action == "same" for c in elsewhere.values())
+    docker = {n: c for n, c in docker.items() if n not in elsewhere}
     assert docker and all(c.action == "replace" for c in docker.values())
     assert {c.replace_reasons for c in docker.values()} == {("provider",)}
     kinds = {w.kind for w in plan.warnings}
@@ -92,12 +96,12 @@ def test_protected_volumes_block_what_the_engine_blocks(prod_graph: Graph) -> No
         return found
 
     # A new prefix replaces the volumes: data loss, and the engine refuses (still protected).
-    # Four databases and their PITR repositories, Redis, the backup job, the edge's
-    # certificates, Prometheus's, Alertmanager's and Grafana's data.
-    assert kinds(lambda p: p.update(namePrefix="store"))["protected"] == 14
+    # Four databases and their PITR repositories, the off-host repository, Redis, the backup
+    # job, the edge's certificates, Prometheus's, Alertmanager's and Grafana's data.
+    assert kinds(lambda p: p.update(namePrefix="store"))["protected"] == 15
     # The same change that also unprotects them: the engine replaces them; the loss remains.
     unprotected = kinds(lambda p: p.update(namePrefix="store", protectData=False))
-    assert "protected" not in unprotected and unprotected["data-loss"] == 14
+    assert "protected" not in unprotected and unprotected["data-loss"] == 15
     # Deleting a volume the state protects is refused whatever the program now says.
     assert kinds(lambda p: p["backup"].update(enabled=False))["protected"] == 1
 

@@ -25,9 +25,10 @@ def test_a_staging_stack_file_is_all_it_takes() -> None:
     graph = run_program("staging", edited("prod", as_staging))
     names = {c.service_name for c in graph.running_containers()}
     assert "shop-staging-gateway" in names and "shop-staging-order-db" in names
-    # As prod: 8 services, 4 databases and their PITR agents, Redis, the backup job, the edge,
-    # Prometheus, Alertmanager, Grafana, 5 exporters and the apps' health probe.
-    assert len(names) == 28
+    # As prod: 8 services, 4 databases and their PITR agents, the off-host repository, Redis,
+    # the backup job, the edge, Prometheus, Alertmanager, Grafana, 5 exporters and the apps'
+    # health probe.
+    assert len(names) == 29
     assert graph.outputs["urls"]["gateway"] == "https://api.staging.shop.example.com"
     assert graph.outputs["urls"]["backoffice"] == "http://backoffice:3009"  # no host: private
     labels = graph.container("shop-staging-gateway").inputs["labels"]

@@ -22,6 +22,7 @@ LIMIT_BY_ROLE = {
     "cache": 64,
     "backup": 128,
     "pitr": 256,
+    "pitr-repository": 256,
     "edge": 256,
     "business": 256,
     "prometheus": 256,
@@ -48,7 +49,9 @@ def test_every_running_container_gets_the_limit_of_its_role(stack_graph: Graph) 
         # Given the container's ID: a replaced container gets its limit again.
         assert limit.property_dependencies["containerId"] == {container.urn}
         assert limit.inputs["containerId"] == f"{container.name}-id"
-        assert "dockerHost" not in limit.inputs  # the provider's own default, DOCKER_HOST
+        # The provider's own default (DOCKER_HOST), but on the off-host repository's host.
+        other_host = role_of(container.inputs["labels"]) == "pitr-repository"
+        assert ("dockerHost" in limit.inputs) is other_host
 
 
 def test_an_edited_limit_is_applied_in_place_and_touches_no_container(prod_graph: Graph) -> None:

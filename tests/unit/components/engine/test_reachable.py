@@ -14,7 +14,14 @@ import pytest
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockMonitor
 
-from components.engine.reachable import HostUnreachable, must_answer
+from components.engine.reachable import (
+    ExampleHost,
+    HostUnreachable,
+    must_answer,
+    must_be_filled_in,
+)
+from stacks.settings.rules.off_host import example_hosts
+from tests.unit.components.engine.test_other_host import settings_with
 
 
 class Engine(http.server.BaseHTTPRequestHandler):
@@ -82,3 +89,46 @@ def test_under_the_mocks_no_host_is_asked(tmp_path: Path, monkeypatch: pytest.Mo
         "the off-host repository's host",
         "pitr.offHost.dockerHost",
     )
+
+
+SHIPPED = {
+    "pitr.offHost.dockerHost": "tcp://backup-1.example.com:2376",
+    "pitr.offHost.address": "backup-1.example.com",
+}
+
+
+@pytest.mark.usefixtures("no_mocks")
+def test_a_stack_files_example_host_stops_a_deploy_naming_each_key() -> None:
+    with pytest.raises(ExampleHost) as stopped:
+        must_be_filled_in(SHIPPED, "your backup host", "turn it off")
+    assert str(stopped.value) == (
+        "pitr.offHost.dockerHost (tcp://backup-1.example.com:2376), pitr.offHost.address "
+        "(backup-1.example.com): still the stack file's example; name your backup host, or "
+        "turn it off; nothing was changed on any host"
+    )
+    must_be_filled_in({}, "your backup host", "turn it off")  # filled in: nothing to say
+
+
+def test_under_the_mocks_an_example_host_is_planned_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "get_monitor", lambda: object.__new__(MockMonitor))
+    must_be_filled_in(SHIPPED, "your backup host", "turn it off")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "example"),
+    [
+        ("dockerHost", "tcp://backup-1.example.com:2376", True),
+        ("dockerHost", "ssh://ops@backup.example.org", True),
+        ("dockerHost", "tcp://backup-1.shop.internal:2376", False),
+        ("dockerHost", "unix:///run/backup.sock", False),
+        ("address", "example.net", True),
+        ("address", "198.51.100.7", False),
+        ("address", "notexample.com", False),
+    ],
+)
+def test_example_hosts_are_rfc_2606s_names_only(key: str, value: str, example: bool) -> None:
+    off = {"enabled": True, "dockerHost": "unix:///run/b.sock", "address": "b", key: value}
+    found = example_hosts(settings_with(off))
+    assert (f"pitr.offHost.{key}" in found) is example

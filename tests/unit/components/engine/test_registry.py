@@ -8,13 +8,20 @@ import pytest
 
 from plan.recorder import Graph, Resource, run_program
 from stacks.loader import StackConfigError
+from stacks.settings import OFF_HOST_HOME
 from tests.unit.conftest import edited
 
 PASSWORD_KEY = "ecommerce:registryPassword"
 
 
 def docker_providers(graph: Graph) -> list[Resource]:
-    return graph.of_type("pulumi:providers:docker")
+    """The stack's own host's provider: not the off-host repository's (prod has one)."""
+    return [p for p in graph.of_type("pulumi:providers:docker") if OFF_HOST_HOME not in p.name]
+
+
+def repository_host_provider(graph: Graph) -> Resource:
+    (provider,) = [p for p in graph.of_type("pulumi:providers:docker") if OFF_HOST_HOME in p.name]
+    return provider
 
 
 def with_deploy_user(platform: dict[str, Any]) -> None:
@@ -33,10 +40,13 @@ def test_prod_pulls_with_the_docker_login_of_the_deploying_machine(prod_graph: G
     # Provider inputs reach the engine as JSON text. No username: the provider reads the
     # credentials `docker login registry.example.com` stored.
     assert provider.inputs["registryAuth"] == '[{"address": "registry.example.com"}]'
+    # The off-host repository's host pulls the same way, with a provider of its own.
+    other = repository_host_provider(prod_graph)
+    assert other.inputs["registryAuth"] == provider.inputs["registryAuth"]
     docker_resources = [r for r in prod_graph.resources if r.type.startswith("docker:")]
     assert docker_resources
     for r in docker_resources:
-        assert r.provider.startswith(provider.urn + "::"), r.name
+        assert r.provider.startswith((provider.urn + "::", other.urn + "::")), r.name
 
 
 def test_a_deploy_user_pulls_with_its_password_kept_secret() -> None:
@@ -47,6 +57,7 @@ def test_a_deploy_user_pulls_with_its_password_kept_secret() -> None:
         '"username": "deploy"}]'
     )
     assert provider.is_secret("registryAuth")
+    assert repository_host_provider(graph).is_secret("registryAuth")
 
 
 def test_dev_with_local_images_needs_no_login(dev_graph: Graph) -> None:

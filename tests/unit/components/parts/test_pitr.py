@@ -79,9 +79,12 @@ def test_the_agent_is_on_the_monitoring_network_only_and_has_its_servers_volumes
         db = f"{p}-{service}-db"
         agent = stack_graph.container(f"{db}-pitr")
         i = agent.inputs
-        # No network of the server's: it only serves its metrics to Prometheus.
+        # No network of the server's: it only serves its metrics to Prometheus (and in prod,
+        # beside the off-host repository, its TLS server on the server's link to it).
+        link = [(f"{db}-pitr-link", [f"{service}-db-pitr"])] if p == "shop" else []
         assert [(n["name"], n["aliases"]) for n in i["networksAdvanced"]] == [
-            (f"{p}-monitoring", [f"{service}-db-pitr"])
+            (f"{p}-monitoring", [f"{service}-db-pitr"]),
+            *link,
         ]
         assert mounts(agent) == {
             "/var/lib/postgresql/data": (f"{db}-data", True),  # read-only: backups only read
@@ -105,6 +108,12 @@ def test_the_agent_is_hardened_in_prod(prod_graph: Graph) -> None:
     assert i["memory"] == 512 and i["logDriver"] == "json-file"
 
 
+def pitr_alone(platform: dict[str, Any]) -> None:
+    """Prod without its off-host repository: the agent's own shape (test_off_host.py has the
+    rest)."""
+    platform["pitr"]["offHost"] = {"enabled": False}
+
+
 def test_the_schedule_and_health_come_from_the_stack_file() -> None:
     def schedule(platform: dict[str, Any]) -> None:
         platform["pitr"] |= {
@@ -117,7 +126,7 @@ def test_the_schedule_and_health_come_from_the_stack_file() -> None:
             "keepFull": 3,
         }
 
-    graph = run_program("prod", edited("prod", schedule))
+    graph = run_program("prod", edited("prod", schedule, pitr_alone))
     agent = graph.container("shop-order-db-pitr").inputs
     assert agent["command"][6:] == [
         "--full-every",
@@ -172,7 +181,10 @@ def test_without_pitr_the_servers_are_as_before() -> None:
 
 
 def test_without_monitoring_the_agent_has_no_network_at_all() -> None:
-    graph = run_program("prod", edited("prod", lambda p: p.update(monitoring={"enabled": False})))
+    def no_monitoring(platform: dict[str, Any]) -> None:
+        platform["monitoring"] = {"enabled": False}
+
+    graph = run_program("prod", edited("prod", no_monitoring, pitr_alone))
     agent = graph.container("shop-order-db-pitr").inputs
     assert agent["networkMode"] == "none" and "networksAdvanced" not in agent
     assert "--metrics-port" not in agent["command"]
