@@ -44,6 +44,7 @@ from pitr.errors import last_line
 from pitr.pgbackrest import RestoreTarget
 
 CONTAINER_TYPE = "docker:index/container:Container"
+SERVICE_TYPE = "docker:index/service:Service"
 STANZA_ENV = "PITR_STANZA="
 """A server with PITR names its stanza to its start guard (components/parts/database.py)."""
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -117,6 +118,12 @@ def recover(
             f"the stack's Docker host {docker.host} does not answer "
             f"({last_line(answered.stderr)}): point docker:host at the new host, then retry"
         )
+    if _on_a_swarm(_resources(stack.export_stack().deployment)):
+        raise RecoveryError(
+            "the stack's databases are swarm services: this version brings back a lost Docker "
+            "host of the containers engine only; for a lost swarm node, see docs/operations.md "
+            "(a lost swarm node)"
+        )
     say(f"recovery: 1/6 refresh: the state forgets what the lost host ran ({docker.host})")
     stack.refresh(run_program=True, on_output=say)
     recorded = database_servers(_resources(stack.export_stack().deployment))
@@ -151,8 +158,7 @@ def database_servers(resources: Iterable[Mapping[str, Any]]) -> list[DatabaseSer
     found = []
     for resource in resources:
         inputs = resource.get("inputs") or {}
-        labels = {item.get("label"): item.get("value") for item in inputs.get("labels") or []}
-        if resource.get("type") != CONTAINER_TYPE or labels.get(ROLE_LABEL) != "database":
+        if resource.get("type") != CONTAINER_TYPE or _role(inputs) != "database":
             continue
         stanzas = [
             e[len(STANZA_ENV) :] for e in inputs.get("envs") or [] if e.startswith(STANZA_ENV)
@@ -181,6 +187,18 @@ def database_servers(resources: Iterable[Mapping[str, Any]]) -> list[DatabaseSer
 _MADE = (auto.OpType.CREATE, auto.OpType.REPLACE, auto.OpType.CREATE_REPLACEMENT)
 """A server made new: created on the new host, or one a failed recovery left refusing to start
 (recorded with an initialisation error, so the next `up` replaces it)."""
+
+
+def _on_a_swarm(resources: Iterable[Mapping[str, Any]]) -> bool:
+    return any(
+        r.get("type") == SERVICE_TYPE and _role(r.get("inputs") or {}) == "database"
+        for r in resources
+    )
+
+
+def _role(inputs: Mapping[str, Any]) -> str | None:
+    labels = {item.get("label"): item.get("value") for item in inputs.get("labels") or []}
+    return labels.get(ROLE_LABEL)
 
 
 def _serving(docker: Docker, container: str) -> bool:
