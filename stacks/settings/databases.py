@@ -173,7 +173,8 @@ class OffHostSettings(StrictModel):
     """The containers engine: the name or IP address the database servers reach the
     repository's host by (its certificate carries it). A swarm: unset (the service's name)."""
     port: Port = 8432
-    """The repository's TLS port, published on its host."""
+    """The containers engine: the repository's TLS port, published on its host. A swarm
+    publishes nothing (the servers dial the service over an overlay)."""
     databases_address: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
     )
@@ -181,9 +182,9 @@ class OffHostSettings(StrictModel):
     databases' host (the stack's own) by, to take their backups through each server's TLS
     server (their certificates carry it). A swarm: unset (each server's service name)."""
     database_ports_from: Port = 8433
-    """Each database server's TLS server is published on the databases' host on this port and
-    the next ones, one per database in the catalogue's order (customer, product, order,
-    content)."""
+    """The containers engine: each database server's TLS server is published on the
+    databases' host on this port and the next ones, one per database in the catalogue's order
+    (customer, product, order, content). A swarm publishes nothing."""
     keep_full: int = Field(default=4, ge=1, le=100)
     """Full backups kept in repo2 (longer than repo1's `keepFull`: it is the one left after a
     host's loss)."""
