@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,28 @@ class EngineHome:
     @property
     def command(self) -> auto.PulumiCommand:
         return auto.PulumiCommand(root=str(self.cli.parent.parent))
+
+    @contextlib.contextmanager
+    def scratch_stack(
+        self, stack: str, project: str, program: Callable[[], None], run_labels: Mapping[str, str]
+    ) -> Iterator[auto.Stack]:
+        """A stack of an inline `program` with its state and project folder in a scratch
+        folder, removed after the block (destroy the stack in it first)."""
+        with tempfile.TemporaryDirectory(prefix=f"{project}-") as scratch:
+            for part in ("state", "project"):
+                (Path(scratch) / part).mkdir()
+            env = self.env(Path(scratch) / "state", run_labels, Path(scratch) / "standin.log")
+            yield auto.create_stack(
+                stack,
+                project_name=project,
+                program=program,
+                opts=auto.LocalWorkspaceOptions(
+                    work_dir=str(Path(scratch) / "project"),
+                    env_vars={**env, "PYTHONPATH": str(ROOT)},
+                    pulumi_command=self.command,
+                    project_settings=auto.ProjectSettings(name=project, runtime="python"),
+                ),
+            )
 
     def env(self, state: Path, run_labels: Mapping[str, str], log: Path) -> dict[str, str]:
         """For the CLI and its plugins: this cache, a state backend, the run's labels."""

@@ -12,7 +12,6 @@ back. One database, not the stack: the lean form of what the stacks deploy.
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 import time
 import uuid
@@ -42,7 +41,6 @@ from components.parts.off_host import (
 from components.parts.pitr import PitrArgs, agent_docker_name
 from components.parts.pitr_tls import OffHostLink
 from deploy.recovery import Docker, recover
-from deploy.workspace import ROOT
 from images.build import RECIPES
 from pitr.pgbackrest import RestoreTarget
 from stacks.catalogue import PLATFORM
@@ -188,34 +186,20 @@ def passed(container: Any, path: str) -> bool:
 
 
 def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_it_alone(
-    engine_home: EngineHome, hosts: list[Host]
+    engine_home: EngineHome, hosts: list[Host], tmp_path: Path
 ) -> None:
     databases, repository, fresh = hosts
     where = {"databases": databases, "repository": repository}
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}"
-    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as scratch:
-        for part in ("state", "project"):
-            (Path(scratch) / part).mkdir()
-        env = engine_home.env(
-            Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log"
-        )
-        stack = auto.create_stack(
-            "dev",
-            project_name="off-host",
-            program=lambda: program(prefix, where),
-            opts=auto.LocalWorkspaceOptions(
-                work_dir=str(Path(scratch) / "project"),
-                env_vars={**env, "PYTHONPATH": str(ROOT)},
-                pulumi_command=engine_home.command,
-                project_settings=auto.ProjectSettings(name="off-host", runtime="python"),
-            ),
-        )
+    with engine_home.scratch_stack(
+        "dev", "off-host", lambda: program(prefix, where), {RUN_LABEL: run_id}
+    ) as stack:
         here, there = databases.client(), repository.client()
         try:
             # The repository's host out of reach at deploy time: one line naming it, and
             # nothing made on the databases' host either.
-            gone = replace(repository, daemon=Daemon(Path(scratch) / "gone"))
+            gone = replace(repository, daemon=Daemon(tmp_path / "gone"))
             where["repository"] = gone
             with pytest.raises(auto.CommandError) as failed:
                 stack.up(on_output=lambda _line: None)

@@ -9,11 +9,9 @@ One database, as tests/integration/test_off_host_repository.py does on two Docke
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -21,7 +19,6 @@ import docker.errors
 import pulumi
 import pulumi_docker
 import pytest
-from pulumi import automation as auto
 
 from components.engine.swarm import SwarmEngine
 from components.parts.database import Database, DatabaseArgs
@@ -34,7 +31,6 @@ from components.parts.off_host import (
 )
 from components.parts.pitr import PitrArgs, agent_docker_name
 from components.parts.pitr_tls import OffHostLink
-from deploy.workspace import ROOT
 from stacks.catalogue import PLATFORM
 from stacks.settings import (
     OFF_HOST_HOME,
@@ -174,23 +170,9 @@ def test_on_a_swarm_a_database_archives_into_the_repository_on_another_node(
     first, second = two_nodes
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}"
-    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as scratch:
-        for part in ("state", "project"):
-            (Path(scratch) / part).mkdir()
-        env = engine_home.env(
-            Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log"
-        )
-        stack = auto.create_stack(
-            "swarm",
-            project_name="off-host-swarm",
-            program=lambda: program(prefix, first),
-            opts=auto.LocalWorkspaceOptions(
-                work_dir=str(Path(scratch) / "project"),
-                env_vars={**env, "PYTHONPATH": str(ROOT)},
-                pulumi_command=engine_home.command,
-                project_settings=auto.ProjectSettings(name="off-host-swarm", runtime="python"),
-            ),
-        )
+    with engine_home.scratch_stack(
+        "swarm", "off-host-swarm", lambda: program(prefix, first), {RUN_LABEL: run_id}
+    ) as stack:
         here, there = first.client(), second.client()
         try:
             stack.up(on_output=lambda _line: None)
