@@ -24,13 +24,9 @@ Needs root, a running engine and the test images (`python -m images.build`). Mea
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import tempfile
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +42,17 @@ from tests.hosts import Host, TestHosts
 from tests.integration.conftest import exec_in, wait_for
 from tests.integration.engine import engine_home
 from tests.integration.test_off_host_repository import (
-    PITR_IMAGE,
+    IMAGES,
     PSQL,
     OrderWriter,
+    caught_up,
+    gaps,
+    newest_wal,
     passed,
     program,
 )
 
 SERVICES = tuple(spec.name for spec in PLATFORM.with_database())
-SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})-")
-SEGMENTS_PER_LOG = 0x100
-"""16 MiB segments: 256 per log file number (PostgreSQL's default size)."""
 
 
 def database(service: str) -> str:
@@ -96,41 +92,6 @@ def fill(servers: dict[str, Any], rows: int) -> dict[str, int]:
 
 def repository_passed(repo: Any) -> bool:
     return all(passed(repo, f"/var/lib/pgbackrest/work/agent-status-{s}.json") for s in SERVICES)
-
-
-def newest_wal(server: Any, service: str, repo: int) -> str:
-    code, out = exec_in(
-        server, ["pgbackrest", f"--stanza={service}", f"--repo={repo}", "--output=json", "info"]
-    )
-    if code != 0:
-        return ""
-    (stanza,) = json.loads(out)
-    archives = stanza.get("archive") or [{}]
-    return str(archives[-1].get("max") or "")
-
-
-def caught_up(server: Any, service: str, segment: str) -> Callable[[], bool]:
-    """Whether repo2 holds `segment` (what repo1 held when it came back) by now."""
-    return lambda: newest_wal(server, service, 2) >= segment
-
-
-def gaps(repo: Any, service: str) -> list[str]:
-    """Segments missing between the first and the last of each timeline in repo2's archive."""
-    code, out = exec_in(repo, ["find", f"/var/lib/pgbackrest/repo/archive/{service}", "-type", "f"])
-    assert code == 0, out
-    numbers: dict[str, set[int]] = defaultdict(set)
-    for path in out.split():
-        found = SEGMENT.match(Path(path).name)
-        if found:
-            timeline, log, segment = found.groups()
-            numbers[timeline].add(int(log, 16) * SEGMENTS_PER_LOG + int(segment, 16))
-    missing = []
-    for timeline, held in numbers.items():
-        for number in range(min(held), max(held) + 1):
-            if number not in held:
-                log, segment = divmod(number, SEGMENTS_PER_LOG)
-                missing.append(f"{timeline}{log:08X}{segment:08X}")
-    return missing
 
 
 def outage(servers: dict[str, Any], repository: Host, repo: Any, seconds: int) -> dict[str, int]:
@@ -196,7 +157,7 @@ def main() -> None:
     ensure_images(log=lambda line: print(f"images: {line}"))
     with (
         tempfile.TemporaryDirectory(prefix="bench-dr-") as scratch,
-        TestHosts(3, images=[PITR_IMAGE]) as hosts,
+        TestHosts(3, images=list(IMAGES)) as hosts,
     ):
         first, second, third = hosts
         where = {"databases": first, "repository": second}

@@ -209,6 +209,8 @@ class Platform(pulumi.ComponentResource):
             f"{s.name_prefix}-pitr-links",
             self._labels(OFF_HOST_HOME, "network"),
             self.networks,
+            hub=OFF_HOST_HOME,
+            spokes=[database_home(spec.name) for spec in self.catalogue.with_database()],
         )
         agents = {
             spec.name: agent_docker_name(self._database_docker_name(spec.name))

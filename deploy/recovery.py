@@ -112,17 +112,17 @@ def recover(
     """Bring the stack back on the host `docker` reaches (the steps: the module's docstring).
     `engine_options`: more keyword arguments of every preview and up (the policy packs)."""
     options = dict(engine_options or {})
-    answered = docker.run("version", "--format", "{{.Server.Version}}")
-    if answered.returncode != 0:
-        raise RecoveryError(
-            f"the stack's Docker host {docker.host} does not answer "
-            f"({last_line(answered.stderr)}): point docker:host at the new host, then retry"
-        )
     if _on_a_swarm(_resources(stack.export_stack().deployment)):
         raise RecoveryError(
             "the stack's databases are swarm services: this version brings back a lost Docker "
             "host of the containers engine only; for a lost swarm node, see docs/operations.md "
             "(a lost swarm node)"
+        )
+    answered = docker.run("version", "--format", "{{.Server.Version}}")
+    if answered.returncode != 0:
+        raise RecoveryError(
+            f"the stack's Docker host {docker.host} does not answer "
+            f"({last_line(answered.stderr)}): point docker:host at the new host, then retry"
         )
     say(f"recovery: 1/6 refresh: the state forgets what the lost host ran ({docker.host})")
     stack.refresh(run_program=True, on_output=say)

@@ -57,12 +57,13 @@ class Endpoint:
 
 
 class HomeLinks(ABC):
-    """How the workloads of different homes reach one another (the database servers and the
-    off-host backup repository): the network each joins for it, and where each listener is
-    dialled. Made once by `Engine.links_between_homes`."""
+    """How the workloads of one home (the hub: the off-host backup repository's) and of several
+    others (the spokes: the database servers') reach one another, and never the spokes each
+    other: the networks each joins for it, and where each listener is dialled. Made once by
+    `Engine.links_between_homes`."""
 
     @abstractmethod
-    def network(
+    def spoke_network(
         self,
         home: str,
         name: str,
@@ -70,8 +71,15 @@ class HomeLinks(ABC):
         labels: Mapping[str, str],
         parent: pulumi.Resource,
     ) -> docker.Network:
-        """The network a workload of `home` joins to reach the other homes and be reached
-        from them; `name` and `docker_name` name it where the engine makes one per home."""
+        """The network the workloads of the spoke `home` join to reach the hub and be reached
+        from it; `name` and `docker_name` name it where the engine makes it here."""
+
+    @abstractmethod
+    def hub_networks(
+        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+    ) -> list[docker.Network]:
+        """The networks the hub's workload joins to reach every spoke and be reached from
+        them; `name` and `docker_name` name one where the engine makes it here."""
 
     @abstractmethod
     def endpoint(
@@ -125,10 +133,17 @@ class Engine(ABC):
 
     @abstractmethod
     def links_between_homes(
-        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+        self,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+        hub: str,
+        spokes: Sequence[str],
     ) -> HomeLinks:
-        """How workloads of different homes reach one another; `name` and `docker_name` name
-        what the engine makes once for it, a child of `parent`."""
+        """How the workloads of the home `hub` and of each home of `spokes` reach one another;
+        `name` and `docker_name` are the base of the names of what the engine makes for it
+        at once, a child of `parent`."""
 
     def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
         """The Docker provider of the place `home`'s workloads run, where it is not the one

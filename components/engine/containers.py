@@ -76,10 +76,10 @@ class HostLinks(HomeLinks):
     network of its own with a route out, and a listener is dialled at its host's name on the
     port it publishes there."""
 
-    def __init__(self, engine: ContainerEngine) -> None:
-        self.engine = engine
+    def __init__(self, engine: ContainerEngine, hub: str) -> None:
+        self.engine, self.hub = engine, hub
 
-    def network(
+    def spoke_network(
         self,
         home: str,
         name: str,
@@ -88,6 +88,11 @@ class HostLinks(HomeLinks):
         parent: pulumi.Resource,
     ) -> docker.Network:
         return self.engine.network(name, docker_name, False, labels, parent, home=home)
+
+    def hub_networks(
+        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+    ) -> list[docker.Network]:
+        return [self.engine.network(name, docker_name, False, labels, parent, home=self.hub)]
 
     def endpoint(
         self, docker_name: str, port: int, host_address: str | None, host_port: int | None
@@ -123,10 +128,16 @@ class ContainerEngine(Engine):
         return self.elsewhere.get(home) if home else None
 
     def links_between_homes(
-        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+        self,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+        hub: str,
+        spokes: Sequence[str],
     ) -> HomeLinks:
-        del name, docker_name, labels, parent  # nothing shared: a network per home instead
-        return HostLinks(self)
+        del name, docker_name, labels, parent, spokes  # nothing shared: a network per home
+        return HostLinks(self, hub)
 
     def provider_of(self, home: str | None) -> pulumi.ProviderResource | None:
         other = self._other_host(home)

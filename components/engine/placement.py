@@ -13,6 +13,7 @@ Pulumi mocks (unit tests, the offline plan of a pull request) no swarm is asked.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,10 +38,11 @@ def must_be_placeable(
     `apart` (home -> the homes it must not share a node with) is labelled for those too."""
     if isinstance(settings.get_monitor(), MockMonitor):
         return
-    if docker_host is not None and docker_host.startswith("ssh://"):
+    manager = docker_host or os.environ.get("DOCKER_HOST")
+    if manager is not None and manager.startswith("ssh://"):
         return  # the program's own Docker calls speak unix:// and tcp:// only; Swarm will tell
-    ask = engine_api(docker_host, "swarm placement: the swarm's nodes", timeout=NODES_TIMEOUT_S)
     try:
+        ask = engine_api(manager, "swarm placement: the swarm's nodes", timeout=NODES_TIMEOUT_S)
         nodes = ask("GET", "/nodes")
     except DockerApiError as err:
         raise PlacementError(f"{err}; nothing was changed: check the swarm's manager") from None
@@ -57,14 +59,17 @@ def placement_problems(
     """What the swarm's `nodes` (as `GET /nodes` gives them) cannot place, in words."""
     labelled: dict[str, list[str]] = {}
     for node in nodes:
+        if not _schedulable(node):  # a lost or drained node places nothing
+            continue
         labels = (node.get("Spec") or {}).get("Labels") or {}
         name = (node.get("Description") or {}).get("Hostname") or node.get("ID", "?")
         for label, value in labels.items():
             if value == "true":
                 labelled.setdefault(label, []).append(name)
     problems = [
-        f"swarm.placement.{home}: no node of the swarm is labelled {label}=true; label the "
-        f"node that holds its volume: `docker node update --label-add {label}=true <node>`"
+        f"swarm.placement.{home}: no ready and active node of the swarm is labelled "
+        f"{label}=true; label the node that holds its volume: `docker node update --label-add "
+        f"{label}=true <node>`"
         for home, label in placement.items()
         if label not in labelled
     ]
@@ -79,3 +84,8 @@ def placement_problems(
                     "label another node"
                 )
     return problems
+
+
+def _schedulable(node: Mapping[str, Any]) -> bool:
+    ready = (node.get("Status") or {}).get("State") == "ready"
+    return ready and (node.get("Spec") or {}).get("Availability", "active") == "active"

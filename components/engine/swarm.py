@@ -72,14 +72,15 @@ class SwarmSecrets(Delivery):
 
 
 class OverlayLinks(HomeLinks):
-    """The nodes of a swarm share its overlays: every home joins one (internal: the homes
-    reach one another, nothing else), and a listener is dialled at its service's name on its
-    own port; nothing is published."""
+    """The nodes of a swarm share its overlays: each spoke's home and the hub's meet on an
+    internal overlay of their own (the hub joins every one; no spoke another's), and a
+    listener is dialled at its service's name on its own port; nothing is published."""
 
-    def __init__(self, overlay: docker.Network) -> None:
-        self.overlay = overlay
+    def __init__(self, overlays: Mapping[str, docker.Network]) -> None:
+        self.overlays = dict(overlays)
+        """Spoke home -> the overlay it shares with the hub."""
 
-    def network(
+    def spoke_network(
         self,
         home: str,
         name: str,
@@ -87,8 +88,14 @@ class OverlayLinks(HomeLinks):
         labels: Mapping[str, str],
         parent: pulumi.Resource,
     ) -> docker.Network:
-        del home, name, docker_name, labels, parent
-        return self.overlay
+        del name, docker_name, labels, parent  # made with the links, for the hub to join first
+        return self.overlays[home]
+
+    def hub_networks(
+        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+    ) -> list[docker.Network]:
+        del name, docker_name, labels, parent
+        return list(self.overlays.values())
 
     def endpoint(
         self, docker_name: str, port: int, host_address: str | None, host_port: int | None
@@ -140,9 +147,21 @@ class SwarmEngine(Engine):
         )
 
     def links_between_homes(
-        self, name: str, docker_name: str, labels: Mapping[str, str], parent: pulumi.Resource
+        self,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+        hub: str,
+        spokes: Sequence[str],
     ) -> HomeLinks:
-        return OverlayLinks(self.network(name, docker_name, True, labels, parent))
+        del hub  # it joins every spoke's overlay
+        return OverlayLinks(
+            {
+                home: self.network(f"{name}-{home}", f"{docker_name}-{home}", True, labels, parent)
+                for home in spokes
+            }
+        )
 
     def deliver_files(
         self,

@@ -115,7 +115,8 @@ class Workload:
     """A fuller check of its state than `health_test` (fresh backups, passed drills), where it
     has one. On one Docker host it is the container's health check: shown and alerted on, never
     acted on. A swarm acts on health (it restarts an unhealthy task and names a task in its DNS
-    only once healthy), so a task's health there is `health_test` alone: that it serves."""
+    only once healthy), so a task's health there is `health_test` alone: for a workload with a
+    `state_test`, that it serves."""
     home: str | None = None
     """The stateful part whose volumes it uses (`redis`, `order-db`, `prometheus`, ...): the
     engine runs it where those volumes are (on a swarm, the node `swarm.placement` names).

@@ -142,9 +142,9 @@ class Database(pulumi.ComponentResource):
         if args.pitr is not None and args.pitr.off_host is not None:
             # The server archives into the off-host repository and its agent serves that
             # repository's backups: the engine's network between this home and the
-            # repository's (on one Docker host, one of this server's own with a route out,
-            # which nothing else joins: its database network has none).
-            self.pitr_link = args.pitr.off_host.homes.network(
+            # repository's, which no other database joins (on one Docker host, one of this
+            # server's own with a route out: its database network has none).
+            self.pitr_link = args.pitr.off_host.homes.spoke_network(
                 self.home,
                 f"{name}-pitr-link",
                 f"{args.docker_name}-pitr-link",

@@ -237,11 +237,9 @@ class OffHostRepository(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # The engine's network to the databases' homes (on a host of its own, one with a
+        # The engine's networks to the databases' homes (on a host of its own, one with a
         # route out, for its published port).
-        network = args.links.network(
-            OFF_HOST_HOME, f"{name}-network", docker_name, args.labels, self
-        )
+        networks = args.links.hub_networks(f"{name}-network", docker_name, args.labels, self)
         stanza_flags = [flag for db in args.stanzas for flag in ("--stanza", db)]
         command = ["python3", "-m", "pitr", "repository", *stanza_flags, *schedule_options(s)]
         self.container = engine.run(
@@ -255,7 +253,7 @@ class OffHostRepository(pulumi.ComponentResource):
                     Mount(drill.name, str(layout.DRILL_PATH)),
                     files.mount(str(layout.CONFIG_DIR)),
                 ],
-                networks=[Network(network, OFF_HOST_HOME)],
+                networks=[Network(network, OFF_HOST_HOME) for network in networks],
                 ports=list(args.endpoint.published) or None,
                 needs=ImageNeeds(non_root_user=layout.PG_USER),
                 resources=s.resources,

@@ -68,5 +68,6 @@ class OffHostLink:
     repository: Endpoint
     homes: HomeLinks
     repository_workload: pulumi.Resource | None = None
-    """The repository's container or service: the server starts after it serves (its start
-    guard asks the repository for backups)."""
+    """The repository's container or service: the server is created after it (its start guard
+    asks the repository for backups; until it answers, the guard refuses the first start and
+    the engine starts the server again)."""

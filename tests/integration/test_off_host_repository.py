@@ -3,7 +3,9 @@ database server with PITR on the first, the repository on the second (components
 off_host.py), each side through its own Docker provider, linked only by the hosts' link. The
 server archives its WAL into repo1 beside it and into repo2 over mutual TLS; the repository takes
 its own backup of it through the agent's TLS server and restores it in its drill; a certificate
-of another CA is refused. Then the drill of a lost host: orders written and acknowledged, the
+of another CA is refused. The repository's host cut off under writes: Prometheus, scraping the
+agent with the stack's alert rules, holds PitrOffHostUnreachable, repo1 keeps archiving, and
+repo2 takes the queued WAL with no gap once back. Then the drill of a lost host: orders written and acknowledged, the
 first host killed and its data-root deleted, the recovery (deploy/recovery.py) run against a
 fresh third host; every order acknowledged before the loss but for the last `archiveTimeout` is
 back. One database, not the stack: the lean form of what the stacks deploy.
@@ -12,11 +14,14 @@ back. One database, not the stack: the lean form of what the stacks deploy.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,9 @@ from pulumi import automation as auto
 
 from components.engine import other_host
 from components.engine.containers import ContainerEngine
+from components.engine.files import SecretFiles, SecretFilesArgs
 from components.engine.profile import RuntimeProfile
+from components.engine.workload import ImageNeeds, Network, Workload
 from components.parts.database import Database, DatabaseArgs
 from components.parts.off_host import (
     OffHostArgs,
@@ -38,10 +45,18 @@ from components.parts.off_host import (
     database_endpoints,
     repository_endpoint,
 )
-from components.parts.pitr import PitrArgs, agent_docker_name
+from components.parts.pitr import (
+    PitrArgs,
+    agent_docker_name,
+    overdue_after_hours,
+)
 from components.parts.pitr_tls import OffHostLink
+from components.renderers import alert_rules
+from components.renderers.monitoring_config import PITR_METRICS_PORT as METRICS_PORT
+from components.renderers.monitoring_config import pitr_agent_alias as agent_alias
 from deploy.recovery import Docker, recover
 from images.build import RECIPES
+from pitr.agent import parse_utc
 from pitr.pgbackrest import RestoreTarget
 from stacks.catalogue import PLATFORM
 from stacks.settings import (
@@ -52,7 +67,9 @@ from stacks.settings import (
     Logs,
     PitrSettings,
     Resources,
+    database_home,
 )
+from stacks.settings.monitoring import AlertSettings
 from tests.hosts import Host, TestHosts
 from tests.hosts.daemon import Daemon
 from tests.integration.conftest import exec_in, wait_for
@@ -62,6 +79,8 @@ from tests.integration.stacks import RUN_LABEL
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 PITR_IMAGE = RECIPES["postgres-pitr"].tag
+PROMETHEUS_IMAGE = RECIPES["prometheus"].tag
+IMAGES = (PITR_IMAGE, PROMETHEUS_IMAGE)
 ARCHIVE_TIMEOUT_S = 10
 PUSH_MARGIN_S = 5
 """What the asynchronous push to repo2 may add to archiveTimeout (its IO timeout is 10 s, but a
@@ -117,7 +136,14 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
     engine = ContainerEngine(PROFILE, databases.docker_host, [here], {OFF_HOST_HOME: there})
     child = pulumi.ResourceOptions(parent=holder)
     labels = {"com.ecommerce.stack": prefix}
-    links = engine.links_between_homes("links", f"{prefix}-links", labels, holder)
+    links = engine.links_between_homes(
+        "links",
+        f"{prefix}-links",
+        labels,
+        holder,
+        OFF_HOST_HOME,
+        [database_home(service) for service in services],
+    )
     agents = {service: agent_docker_name(f"{prefix}-{service}-db") for service in services}
     endpoint = repository_endpoint(links, prefix, settings)
     certificates = OffHostCertificates(
@@ -132,6 +158,8 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
         certificates,
         opts=child,
     )
+    metrics = engine.network("metrics", f"{prefix}-metrics", True, labels, holder)
+    prometheus(prefix, engine, metrics, settings, services, labels, holder)
     for service in services:
         name = f"{service}-db"
         network = engine.network(f"{name}-network", f"{prefix}-{name}", True, labels, holder)
@@ -154,6 +182,7 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
                 engine=engine,
                 labels={**labels, "com.ecommerce.role": "database"},
                 protect_data=False,
+                metrics_network=metrics,
                 pitr=PitrArgs(
                     settings,
                     PITR_IMAGE,
@@ -170,10 +199,86 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
         )
 
 
+def prometheus(
+    prefix: str,
+    engine: ContainerEngine,
+    metrics: pulumi_docker.Network,
+    settings: PitrSettings,
+    services: Sequence[str],
+    labels: dict[str, str],
+    parent: pulumi.Resource,
+) -> None:
+    """Prometheus on the databases' host, scraping each agent with the stack's own alert rules
+    (components/renderers/alert_rules.py), every 2 s: the off-host alerts on real metrics."""
+    scrape = {
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "rule_files": [f"{PROMETHEUS_CONFIG}/alerts.yml"],
+        "scrape_configs": [
+            {
+                "job_name": "pitr",
+                "static_configs": [
+                    {"targets": [f"{agent_alias(s)}:{METRICS_PORT}"], "labels": {"service": s}}
+                    for s in services
+                ],
+            }
+        ],
+    }
+    rules = alert_rules.render(
+        alert_rules.Thresholds(
+            alerts=AlertSettings(),
+            max_archive_age_minutes=settings.max_archive_age_minutes,
+            pitr_overdue_hours=overdue_after_hours(settings),
+            off_host=True,
+        )
+    )
+    files = SecretFiles(
+        "prometheus-config",
+        SecretFilesArgs(
+            docker_name=f"{prefix}-prometheus-config",
+            image=PROMETHEUS_IMAGE,
+            files={"prometheus.yml": json.dumps(scrape), "alerts.yml": rules},
+            labels=labels,
+            engine=engine,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    engine.run(
+        Workload(
+            name="prometheus",
+            docker_name=f"{prefix}-prometheus",
+            image=PROMETHEUS_IMAGE,
+            command=[
+                f"--config.file={PROMETHEUS_CONFIG}/prometheus.yml",
+                "--storage.tsdb.path=/tmp/prometheus",
+            ],
+            mounts=[files.mount(PROMETHEUS_CONFIG)],
+            networks=[Network(metrics, "prometheus")],
+            needs=ImageNeeds(non_root_user="nobody"),
+            resources=Resources(memory_mb=256, cpus=0.5),
+            health_test=["CMD", *PROMQL, "up"],
+            labels={**labels, "com.ecommerce.role": "prometheus"},
+            stop_grace_seconds=10,
+            pids_limit=128,
+        ),
+        parent,
+    )
+
+
+PROMETHEUS_CONFIG = "/etc/prometheus"
+PROMQL = ["promtool", "query", "instant", "http://127.0.0.1:9090"]
+
+
+def alert_active(server: Any, alert: str, service: str) -> bool:
+    """Whether Prometheus holds `alert` for `service`, pending its `for` or firing."""
+    query = f'ALERTS{{alertname="{alert}",service="{service}"}}'
+    code, out = exec_in(server, [*PROMQL, query])
+    return code == 0 and "alertstate=" in out
+
+
 @pytest.fixture
 def hosts(test_images: object) -> Iterator[list[Host]]:
     """The databases' host, the repository's, and a fresh one for the drill's recovery."""
-    with TestHosts(3, images=[PITR_IMAGE]) as made:
+    with TestHosts(3, images=list(IMAGES)) as made:
         yield made
 
 
@@ -256,6 +361,8 @@ def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_i
                  "--repo=2", "info"],
             )  # fmt: skip
             assert "[AccessError]" in said and "access denied" in said, said
+            watcher = here.containers.get(f"{prefix}-prometheus")
+            repo2_away_under_writes(server, agent, repo, watcher, repository)
             lose_and_recover(stack, server, databases, fresh, where)
         finally:
             here.close()
@@ -265,6 +372,102 @@ def test_a_database_archives_into_another_hosts_repository_and_comes_back_from_i
 
 
 OFFHOST_STATUS = "/var/lib/pgbackrest/work/offhost-status.json"
+OUTAGE_WRITES = 600
+"""Orders written while repo2's host is cut off: over a minute of writes, bounded."""
+
+
+def repo2_away_under_writes(
+    server: Any, agent: Any, repo: Any, prometheus: Any, repository: Host
+) -> None:
+    """The repository's host cut off its link under writes: the agent sees repo2 away and
+    Prometheus holds the alert on its metrics, repo1 keeps archiving (the agent's own check on
+    repo1 passes), and once the link is back repo2 takes every queued segment, with no gap."""
+    spec = PLATFORM.get(SERVICE).database
+    assert spec is not None
+    code, said = exec_in(
+        server, [*PSQL, spec.name, "-c", "CREATE TABLE outage_orders (id int PRIMARY KEY)"]
+    )
+    assert code == 0, said
+    # Reachable until now: the alert below is the cut's, not a metric stuck at 0.
+    assert not alert_active(prometheus, "PitrOffHostUnreachable", SERVICE)
+    writer = OrderWriter(server, spec.name, count=OUTAGE_WRITES, table="outage_orders")
+    writer.start()
+    repository.cut()
+    # To the second, as the status file says: only a check that started after the cut counts.
+    cut_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    try:
+        # Pending its `for` (10 min, which promtool's tests of the rules cover).
+        wait_for(
+            lambda: alert_active(prometheus, "PitrOffHostUnreachable", SERVICE),
+            timeout=180,
+            what="PitrOffHostUnreachable on the agent's metrics with repo2's host cut off",
+            describe=lambda: exec_in(agent, ["cat", OFFHOST_STATUS])[1],
+        )
+        wait_for(
+            lambda: _checked_since(agent, cut_at),
+            timeout=150,
+            what="the agent's archive check on repo1 passing with repo2 away",
+            describe=lambda: exec_in(agent, ["cat", AGENT_STATUS])[1],
+        )
+    finally:
+        repository.mend()
+    mended = newest_wal(server, SERVICE, 1)
+    assert mended, "repo1's newest WAL segment could not be read"
+    writer.join(timeout=300)
+    assert len(writer.acknowledged) == OUTAGE_WRITES, "writes stopped during the outage"
+    wait_for(
+        caught_up(server, SERVICE, mended),
+        timeout=300,
+        what="repo2 caught up with repo1 after the outage",
+    )
+    assert gaps(repo, SERVICE) == []
+
+
+AGENT_STATUS = "/var/lib/pgbackrest/work/agent-status.json"
+
+
+def _checked_since(agent: Any, since: datetime) -> bool:
+    code, out = exec_in(agent, ["cat", AGENT_STATUS])
+    if code != 0:
+        return False
+    check = json.loads(out).get("check", {})
+    passed_at = parse_utc(check.get("ok_at"))
+    return check.get("ok") is True and passed_at is not None and passed_at > since
+
+
+def newest_wal(server: Any, service: str, repo: int) -> str:
+    code, out = exec_in(
+        server, ["pgbackrest", f"--stanza={service}", f"--repo={repo}", "--output=json", "info"]
+    )
+    if code != 0:
+        return ""
+    (stanza,) = json.loads(out)
+    archives = stanza.get("archive") or [{}]
+    return str(archives[-1].get("max") or "")
+
+
+def caught_up(server: Any, service: str, segment: str) -> Callable[[], bool]:
+    """Whether repo2 holds `segment` (what repo1 held when it came back) by now."""
+    return lambda: newest_wal(server, service, 2) >= segment
+
+
+def gaps(repo: Any, service: str) -> list[str]:
+    """Segments missing between the first and the last of each timeline in repo2's archive."""
+    code, out = exec_in(repo, ["find", f"/var/lib/pgbackrest/repo/archive/{service}", "-type", "f"])
+    assert code == 0, out
+    numbers: dict[str, set[int]] = defaultdict(set)
+    for path in out.split():
+        found = SEGMENT.match(Path(path).name)
+        if found:
+            timeline, log, segment = found.groups()
+            numbers[timeline].add(int(log, 16) * SEGMENTS_PER_LOG + int(segment, 16))
+    missing = []
+    for timeline, held in numbers.items():
+        for number in range(min(held), max(held) + 1):
+            if number not in held:
+                log, segment = divmod(number, SEGMENTS_PER_LOG)
+                missing.append(f"{timeline}{log:08X}{segment:08X}")
+    return missing
 
 
 def lose_and_recover(
@@ -307,6 +510,9 @@ def lose_and_recover(
 
 
 PSQL = ["psql", "-XAtq", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-d"]
+SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})-")
+SEGMENTS_PER_LOG = 0x100
+"""16 MiB segments: 256 per log file number (PostgreSQL's default size)."""
 
 
 class OrderWriter(threading.Thread):

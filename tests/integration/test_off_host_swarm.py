@@ -1,9 +1,12 @@
 """The off-host repository on a swarm, through the real Pulumi engine: two test hosts
 (tests/hosts/) form a swarm, the database server and its agent pinned to the first node, the
-repository to the second (`swarm.placement`), both sides on one overlay and dialling each other's
-service by name (components/engine/swarm.py, `OverlayLinks`). The server archives into repo2 on
-the other node; the repository backs it up through the agent's TLS server and drills it.
-One database, as tests/integration/test_off_host_repository.py does on two Docker hosts.
+repository to the second (`swarm.placement`), both sides on the database's overlay to the
+repository and dialling each other's service by name (components/engine/swarm.py,
+`OverlayLinks`). First the manager's nodes are asked (components/engine/placement.py): no node
+labelled for the repository, then the database's node labelled for it too, each stop the `up`
+in one line with nothing made. Then the server archives into repo2 on the other node; the
+repository backs it up through the agent's TLS server and drills it. One database, as
+tests/integration/test_off_host_repository.py does on two Docker hosts.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import docker
@@ -19,7 +21,9 @@ import docker.errors
 import pulumi
 import pulumi_docker
 import pytest
+from pulumi import automation as auto
 
+from components.engine.placement import must_be_placeable
 from components.engine.swarm import SwarmEngine
 from components.parts.database import Database, DatabaseArgs
 from components.parts.off_host import (
@@ -38,6 +42,7 @@ from stacks.settings import (
     PitrSettings,
     Resources,
     SwarmSettings,
+    database_home,
 )
 from tests.hosts import Host, TestHosts
 from tests.integration.conftest import exec_in, wait_for
@@ -54,9 +59,6 @@ from tests.integration.test_off_host_repository import (
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 DATABASE_LABEL, REPOSITORY_LABEL = "ecommerce.db", "ecommerce.backup"
-# A swarm kills a task that stays unhealthy past its start period, and an agent is unhealthy
-# until its first backup and drill have passed: room for them on a loaded machine.
-SWARM_PROFILE = replace(PROFILE, health=PROFILE.health.model_copy(update={"start_period": "180s"}))
 SWARM = SwarmSettings.model_validate(
     {
         "endpointMode": "dnsrr",  # this kernel has no IPVS for virtual IPs
@@ -82,10 +84,17 @@ def program(prefix: str, manager: Host) -> None:
     holder = pulumi.ComponentResource(
         "test:index:Holder", "holder", opts=pulumi.ResourceOptions(providers=[here])
     )
-    engine = SwarmEngine(SWARM_PROFILE, SWARM, [here])
+    # As engine_for does for a prod swarm: the manager's nodes must place every label, the
+    # repository on another node than the database.
+    must_be_placeable(
+        manager.docker_host, SWARM.placement, {OFF_HOST_HOME: [database_home(SERVICE)]}
+    )
+    engine = SwarmEngine(PROFILE, SWARM, [here])
     child = pulumi.ResourceOptions(parent=holder)
     labels = {"com.ecommerce.stack": prefix}
-    links = engine.links_between_homes("links", f"{prefix}-links", labels, holder)
+    links = engine.links_between_homes(
+        "links", f"{prefix}-links", labels, holder, OFF_HOST_HOME, [database_home(SERVICE)]
+    )
     server_name = f"{prefix}-{SERVICE}-db"
     endpoint = repository_endpoint(links, prefix, SETTINGS)
     databases = database_endpoints(links, {SERVICE: agent_docker_name(server_name)}, SETTINGS)
@@ -150,12 +159,17 @@ def two_nodes(test_images: object) -> Iterator[list[Host]]:
             timeout=60,
             what="the worker to join",
         )
-        for host, label in ((first, DATABASE_LABEL), (second, REPOSITORY_LABEL)):
-            node = manager.nodes.get(host.client().info()["Swarm"]["NodeID"])
-            spec = dict(node.attrs["Spec"])
-            spec["Labels"] = {label: "true"}
-            node.update(spec)
+        label(first, DATABASE_LABEL)  # the repository's: by the test
         yield hosts
+
+
+def label(host: Host, *labels: str, manager: Host | None = None) -> None:
+    """The node of `host` labelled with `labels` (`<label>=true`) and no other."""
+    client = (manager or host).client()
+    node = client.nodes.get(host.client().info()["Swarm"]["NodeID"])
+    spec = dict(node.attrs["Spec"])
+    spec["Labels"] = dict.fromkeys(labels, "true")
+    node.update(spec)
 
 
 def task_container(client: docker.DockerClient, service: str) -> Any | None:
@@ -175,6 +189,23 @@ def test_on_a_swarm_a_database_archives_into_the_repository_on_another_node(
     ) as stack:
         here, there = first.client(), second.client()
         try:
+            # No node labelled for the repository, then the database's node labelled for it
+            # too: each `up` stops in one line before anything is made.
+            for labels, said in (
+                (
+                    (DATABASE_LABEL,),
+                    f"no ready and active node of the swarm is labelled {REPOSITORY_LABEL}=true",
+                ),
+                ((DATABASE_LABEL, REPOSITORY_LABEL), "is labelled for order-db too"),
+            ):
+                label(first, *labels)
+                with pytest.raises(auto.CommandError) as stopped:
+                    stack.up(on_output=lambda _line: None)
+                assert f"swarm.placement.{OFF_HOST_HOME}: " in str(stopped.value), stopped.value
+                assert said in str(stopped.value), stopped.value
+                assert here.services.list() == []
+            label(first, DATABASE_LABEL)
+            label(second, REPOSITORY_LABEL, manager=first)
             stack.up(on_output=lambda _line: None)
             server_name = f"{prefix}-{SERVICE}-db"
             wait_for(

@@ -131,7 +131,7 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
     for db in DATABASES:
         members = {s for s in services(swarm) if f"{db}-db" in joined(s)}
         assert members == {f"{db}-db", db, "backup", f"{db}-db-exporter"}, db
-        assert joined(f"{db}-db-pitr") == {"monitoring", "pitr-links"}
+        assert joined(f"{db}-db-pitr") == {"monitoring", f"pitr-links-{db}-db"}
         assert joined(f"{db}-db-exporter") == {f"{db}-db", "monitoring"}
     assert joined("edge") == {"edge", "monitoring"}
     assert joined("prometheus") == {"monitoring"}

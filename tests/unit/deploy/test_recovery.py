@@ -186,9 +186,10 @@ def test_a_host_that_still_runs_the_servers_is_not_recovered() -> None:
 def test_a_swarm_stack_is_refused_before_anything_is_asked_of_the_engine() -> None:
     service = {**server("order-db"), "type": "docker:index/service:Service"}
     stack = RecordedStack([], state=[service])
+    docker = RecordedDocker("unix:///manager.sock")
     with pytest.raises(RecoveryError, match=r"databases are swarm services: .*lost Docker host"):
-        run(stack, RecordedDocker("unix:///manager.sock"))
-    assert stack.calls == []
+        run(stack, docker)
+    assert stack.calls == [] and docker.calls == []
 
 
 def test_a_server_a_failed_recovery_left_refusing_is_made_again() -> None:

@@ -13,11 +13,17 @@ from components.engine import placement
 from components.engine.placement import PlacementError, must_be_placeable, placement_problems
 
 
-def node(hostname: str, *labels: str, **others: str) -> dict[str, Any]:
+def node(
+    hostname: str, *labels: str, state: str = "ready", availability: str = "active", **others: str
+) -> dict[str, Any]:
     return {
         "ID": f"id-{hostname}",
         "Description": {"Hostname": hostname},
-        "Spec": {"Labels": {**{label: "true" for label in labels}, **others}},
+        "Status": {"State": state},
+        "Spec": {
+            "Labels": {**{label: "true" for label in labels}, **others},
+            "Availability": availability,
+        },
     }
 
 
@@ -32,11 +38,17 @@ def test_labels_on_separate_nodes_place_everything() -> None:
 
 def test_a_label_on_no_node_says_how_to_label_one() -> None:
     nodes = [node("shop-1", "ecommerce.db"), node("backup-1", **{"ecommerce.backup": "false"})]
-    assert placement_problems(nodes, PLACEMENT, APART) == [
-        "swarm.placement.pitr-repository: no node of the swarm is labelled ecommerce.backup=true; "
-        "label the node that holds its volume: `docker node update --label-add "
-        "ecommerce.backup=true <node>`"
+    missing = [
+        "swarm.placement.pitr-repository: no ready and active node of the swarm is labelled "
+        "ecommerce.backup=true; label the node that holds its volume: `docker node update "
+        "--label-add ecommerce.backup=true <node>`"
     ]
+    assert placement_problems(nodes, PLACEMENT, APART) == missing
+    # A lost node, or one drained, places nothing, labelled or not.
+    lost = [node("shop-1", "ecommerce.db"), node("backup-1", "ecommerce.backup", state="down")]
+    assert placement_problems(lost, PLACEMENT, APART) == missing
+    drained = [node("shop-1", "ecommerce.db"), node("b", "ecommerce.backup", availability="drain")]
+    assert placement_problems(drained, PLACEMENT, APART) == missing
 
 
 def test_the_repository_on_a_databases_node_is_refused_where_asked() -> None:
@@ -64,3 +76,5 @@ def test_the_check_stops_the_program_with_every_problem(monkeypatch: pytest.Monk
         must_be_placeable(None, PLACEMENT, APART)
     # An ssh:// manager is not asked: the program's own calls speak unix:// and tcp:// only.
     must_be_placeable("ssh://ops@manager", PLACEMENT, APART)
+    monkeypatch.setenv("DOCKER_HOST", "ssh://ops@manager")
+    must_be_placeable(None, PLACEMENT, APART)

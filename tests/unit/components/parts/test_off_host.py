@@ -58,7 +58,14 @@ def repository_graph() -> Graph:
         parent = pulumi.ComponentResource("test:index:Holder", "holder")
         engine = engine_for("platform", settings, {"host": STACK_HOST}, None, parent)
         child = pulumi.ResourceOptions(parent=parent)
-        links = engine.links_between_homes("platform-pitr-links", "shop-pitr-links", {}, parent)
+        links = engine.links_between_homes(
+            "platform-pitr-links",
+            "shop-pitr-links",
+            {},
+            parent,
+            OFF_HOST_HOME,
+            [f"{db}-db" for db in STANZAS],
+        )
         agents = {db: f"shop-{db}-db-pitr" for db in STANZAS}
         endpoint = repository_endpoint(links, "shop", settings.pitr)
         certificates = OffHostCertificates(
@@ -235,7 +242,7 @@ def test_each_server_archives_into_repo2_through_a_network_of_its_own(
         )
 
 
-def test_each_server_first_starts_once_the_repository_serves(off_host_graph: Graph) -> None:
+def test_each_server_is_created_after_the_repository(off_host_graph: Graph) -> None:
     # Its start guard asks repo2 whether the stanza holds backups before an empty start.
     repository = off_host_graph.container("shop-pitr-repository")
     for db in STANZAS:
@@ -337,21 +344,26 @@ def test_on_a_swarm_each_side_is_healthy_while_its_tls_server_answers(
         assert health == ["CMD", "python3", "-m", "pitr", "serves", "--port", port], name
 
 
-def test_on_a_swarm_both_sides_meet_on_one_internal_overlay(swarm_graph: Graph) -> None:
+def test_on_a_swarm_each_database_meets_the_repository_on_an_overlay_of_its_own(
+    swarm_graph: Graph,
+) -> None:
     g = swarm_graph
-    (overlay,) = [n for n in g.of_type(NETWORK) if n.inputs["name"] == "shop-pitr-links"]
-    assert (overlay.inputs["driver"], overlay.inputs["internal"]) == ("overlay", True)
-    members = {
-        name
-        for name, inputs in swarm_services(g).items()
-        if mock_container_id(overlay.name)
-        in {n["id"] for n in inputs["taskSpec"]["networksAdvanceds"]}
-    }
-    assert members == {
-        "shop-pitr-repository",
-        *(f"shop-{db}-db" for db in STANZAS),
-        *(f"shop-{db}-db-pitr" for db in STANZAS),
-    }
+    overlays = {n.inputs["name"]: n for n in g.of_type(NETWORK) if "pitr-links" in n.inputs["name"]}
+    assert set(overlays) == {f"shop-pitr-links-{db}-db" for db in STANZAS}
+
+    def members(overlay: Resource) -> set[str]:
+        return {
+            name
+            for name, inputs in swarm_services(g).items()
+            if mock_container_id(overlay.name)
+            in {n["id"] for n in inputs["taskSpec"]["networksAdvanceds"]}
+        }
+
+    for db in STANZAS:
+        overlay = overlays[f"shop-pitr-links-{db}-db"]
+        assert (overlay.inputs["driver"], overlay.inputs["internal"]) == ("overlay", True)
+        # The repository, and this database's server and agent: never another database.
+        assert members(overlay) == {"shop-pitr-repository", f"shop-{db}-db", f"shop-{db}-db-pitr"}
     # No network per database to a host's way out.
     assert not [n for n in g.of_type(NETWORK) if n.inputs["name"].endswith("-pitr-link")]
 
