@@ -57,15 +57,18 @@ def placement_problems(
     apart: Mapping[str, Sequence[str]],
 ) -> list[str]:
     """What the swarm's `nodes` (as `GET /nodes` gives them) cannot place, in words."""
-    labelled: dict[str, list[str]] = {}
+    labelled: dict[str, set[str]] = {}
+    names: dict[str, str] = {}
     for node in nodes:
         if not _schedulable(node):  # a lost or drained node places nothing
             continue
         labels = (node.get("Spec") or {}).get("Labels") or {}
-        name = (node.get("Description") or {}).get("Hostname") or node.get("ID", "?")
+        node_id = str(node.get("ID", "?"))
+        # Host names may repeat (machines cloned from one image): the ID tells nodes apart.
+        names[node_id] = (node.get("Description") or {}).get("Hostname") or node_id
         for label, value in labels.items():
             if value == "true":
-                labelled.setdefault(label, []).append(name)
+                labelled.setdefault(label, set()).add(node_id)
     problems = [
         f"swarm.placement.{home}: no ready and active node of the swarm is labelled "
         f"{label}=true; label the node that holds its volume: `docker node update --label-add "
@@ -74,9 +77,9 @@ def placement_problems(
         if label not in labelled
     ]
     for home, others in apart.items():
-        mine = set(labelled.get(placement.get(home, ""), ()))
+        mine = labelled.get(placement.get(home, ""), set())
         for other in others:
-            shared = sorted(mine & set(labelled.get(placement.get(other, ""), ())))
+            shared = sorted(names[i] for i in mine & labelled.get(placement.get(other, ""), set()))
             if shared:
                 problems.append(
                     f"swarm.placement.{home}: node {', '.join(shared)} is labelled for {other} "

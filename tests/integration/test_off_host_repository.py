@@ -388,8 +388,13 @@ def repo2_away_under_writes(
         server, [*PSQL, spec.name, "-c", "CREATE TABLE outage_orders (id int PRIMARY KEY)"]
     )
     assert code == 0, said
-    # Reachable until now: the alert below is the cut's, not a metric stuck at 0.
-    assert not alert_active(prometheus, "PitrOffHostUnreachable", SERVICE)
+    # Reachable until now (the agent's first looks, before repo2's stanza existed, held the
+    # alert): it clears, so the one below is the cut's, not a metric stuck at 0.
+    wait_for(
+        lambda: not alert_active(prometheus, "PitrOffHostUnreachable", SERVICE),
+        timeout=60,
+        what="PitrOffHostUnreachable clear while repo2 answers",
+    )
     writer = OrderWriter(server, spec.name, count=OUTAGE_WRITES, table="outage_orders")
     writer.start()
     repository.cut()

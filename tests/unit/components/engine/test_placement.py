@@ -14,10 +14,15 @@ from components.engine.placement import PlacementError, must_be_placeable, place
 
 
 def node(
-    hostname: str, *labels: str, state: str = "ready", availability: str = "active", **others: str
+    hostname: str,
+    *labels: str,
+    state: str = "ready",
+    availability: str = "active",
+    node_id: str | None = None,
+    **others: str,
 ) -> dict[str, Any]:
     return {
-        "ID": f"id-{hostname}",
+        "ID": node_id or f"id-{hostname}",
         "Description": {"Hostname": hostname},
         "Status": {"State": state},
         "Spec": {
@@ -33,6 +38,12 @@ APART = {"pitr-repository": ["order-db"]}
 
 def test_labels_on_separate_nodes_place_everything() -> None:
     nodes = [node("shop-1", "ecommerce.db"), node("backup-1", "ecommerce.backup")]
+    assert placement_problems(nodes, PLACEMENT, APART) == []
+
+
+def test_nodes_of_one_host_name_are_told_apart_by_their_id() -> None:
+    # Machines cloned from one image (the test hosts) share a host name.
+    nodes = [node("vm", "ecommerce.db", node_id="a1"), node("vm", "ecommerce.backup", node_id="b2")]
     assert placement_problems(nodes, PLACEMENT, APART) == []
 
 
