@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.engine import Engine, engine_for
-from components.engine.base import HomeLinks
+from components.engine.base import Endpoint, HomeLinks
 from components.engine.workload import Network
 from components.parts.backup_job import OVERDUE_SLACK_HOURS as BACKUP_OVERDUE_SLACK_HOURS
 from components.parts.backup_job import BackupJob, BackupJobArgs
@@ -74,6 +74,8 @@ class Platform(pulumi.ComponentResource):
     """The off-host backup repository (`pitr.offHost`), where the stack has one."""
     _home_links: HomeLinks
     """How the databases' homes and the repository's reach one another (with one)."""
+    _repository_endpoint: Endpoint
+    """Where the database servers dial the repository (with one)."""
 
     def __init__(
         self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
@@ -212,6 +214,7 @@ class Platform(pulumi.ComponentResource):
             hub=OFF_HOST_HOME,
             spokes=[database_home(spec.name) for spec in self.catalogue.with_database()],
         )
+        self._repository_endpoint = repository_endpoint(self._home_links, s.name_prefix, s.pitr)
         agents = {
             spec.name: agent_docker_name(self._database_docker_name(spec.name))
             for spec in self.catalogue.with_database()
@@ -219,18 +222,19 @@ class Platform(pulumi.ComponentResource):
         return OffHostCertificates(
             f"{self._name}-pitr-certificates",
             s.pitr,
-            repository_endpoint(self._home_links, s.name_prefix, s.pitr),
+            self._repository_endpoint,
             database_endpoints(self._home_links, agents, s.pitr),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _off_host_link(self, service: str) -> OffHostLink | None:
-        s, certificates = self.settings, self.off_host_certificates
+        certificates = self.off_host_certificates
         if certificates is None:
             return None
-        repository = repository_endpoint(self._home_links, s.name_prefix, s.pitr)
         workload = self.off_host.container if self.off_host is not None else None
-        return OffHostLink(certificates.databases[service], repository, self._home_links, workload)
+        return OffHostLink(
+            certificates.databases[service], self._repository_endpoint, self._home_links, workload
+        )
 
     def _off_host_repository(self) -> OffHostRepository | None:
         """repo2 on its own home (components/parts/off_host.py)."""
@@ -248,7 +252,7 @@ class Platform(pulumi.ComponentResource):
                 protect_data=s.protect_data,
                 engine=self.engine,
                 links=self._home_links,
-                endpoint=repository_endpoint(self._home_links, s.name_prefix, s.pitr),
+                endpoint=self._repository_endpoint,
             ),
             certificates,
             opts=self._child,

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pulumi
-from pulumi.runtime import settings
-from pulumi.runtime.mocks import MockMonitor
 
 from components.dynamic.engine_api import DockerApiError, engine_api
+from components.engine.reachable import under_mocks
 
 NODES_TIMEOUT_S = 10
 
@@ -36,7 +35,7 @@ def must_be_placeable(
     """Raise PlacementError unless every label of `placement` (home -> node label) is on a
     node of the swarm whose manager is `docker_host`, and no node labelled for a home of
     `apart` (home -> the homes it must not share a node with) is labelled for those too."""
-    if isinstance(settings.get_monitor(), MockMonitor):
+    if under_mocks():
         return
     manager = docker_host or os.environ.get("DOCKER_HOST")
     if manager is not None and manager.startswith("ssh://"):

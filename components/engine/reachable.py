@@ -21,6 +21,12 @@ from components.dynamic.engine_api import DockerApiError, engine_api
 PING_TIMEOUT_S = 10
 
 
+def under_mocks() -> bool:
+    """Whether the program runs under the Pulumi mocks (unit tests, a pull request's offline
+    plan): nothing is deployed, so no host is asked anything."""
+    return isinstance(settings.get_monitor(), MockMonitor)
+
+
 class HostUnreachable(pulumi.RunError):
     """Another host's Docker engine does not answer; the message names it and the failure."""
 
@@ -33,7 +39,7 @@ def must_be_filled_in(examples: Mapping[str, str], what: str, instead: str) -> N
     """Raise ExampleHost when `examples` (key -> a stack file's placeholder host) is not empty:
     one line naming the keys, `what` they are for and the way out (`instead`). Nothing is asked
     of any host; under the mocks (a plan) placeholders are fine."""
-    if not examples or isinstance(settings.get_monitor(), MockMonitor):
+    if not examples or under_mocks():
         return
     named = ", ".join(f"{key} ({value})" for key, value in examples.items())
     raise ExampleHost(
@@ -45,7 +51,7 @@ def must_be_filled_in(examples: Mapping[str, str], what: str, instead: str) -> N
 def must_answer(docker_host: str, role: str, setting: str) -> None:
     """Raise HostUnreachable unless the engine at `docker_host` answers its ping; `role` says
     what the host is for, `setting` where the stack file names it."""
-    if isinstance(settings.get_monitor(), MockMonitor):
+    if under_mocks():
         return
     ping = engine_api(docker_host, f"{role}: Docker host {docker_host}", timeout=PING_TIMEOUT_S)
     try:

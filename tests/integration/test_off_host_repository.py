@@ -33,7 +33,7 @@ import requests
 import yaml
 from pulumi import automation as auto
 
-from components.engine import other_host
+from components.engine import Engine, other_host
 from components.engine.containers import ContainerEngine
 from components.engine.files import SecretFiles, SecretFilesArgs
 from components.engine.profile import RuntimeProfile
@@ -162,42 +162,50 @@ def program(prefix: str, where: dict[str, Host], services: Sequence[str] = (SERV
     metrics = engine.network("metrics", f"{prefix}-metrics", True, labels, holder)
     prometheus(prefix, engine, metrics, settings, services, labels, holder)
     for service in services:
-        name = f"{service}-db"
-        network = engine.network(f"{name}-network", f"{prefix}-{name}", True, labels, holder)
-        spec = PLATFORM.get(service).database
-        assert spec is not None
-        Database(
-            name,
-            DatabaseArgs(
-                service=service,
-                spec=spec,
-                docker_name=f"{prefix}-{name}",
-                image=PITR_IMAGE,
-                network=network,
-                alias=name,
-                tuning=DatabaseTuning(),
-                resources=Resources(memory_mb=512, cpus=1.0),
-                shm_size_mb=64,
-                stop_grace_seconds=30,
-                pids_limit=128,
-                engine=engine,
-                labels={**labels, "com.ecommerce.role": "database"},
-                protect_data=False,
-                metrics_network=metrics,
-                pitr=PitrArgs(
-                    settings,
-                    PITR_IMAGE,
-                    service,
-                    OffHostLink(
-                        certificates.databases[service],
-                        endpoint,
-                        links,
-                        repository_side.container,
-                    ),
-                ),
-            ),
-            opts=child,
+        link = OffHostLink(
+            certificates.databases[service], endpoint, links, repository_side.container
         )
+        pitr = PitrArgs(settings, PITR_IMAGE, service, link)
+        pitr_database(service, prefix, engine, pitr, labels, holder, metrics)
+
+
+def pitr_database(
+    service: str,
+    prefix: str,
+    engine: Engine,
+    pitr: PitrArgs,
+    labels: dict[str, str],
+    parent: pulumi.Resource,
+    metrics: pulumi_docker.Network | None = None,
+) -> Database:
+    """`service`'s database server with PITR, as small as a test host runs it, on a network
+    of its own (`<prefix>-<service>-db`)."""
+    name = database_home(service)
+    network = engine.network(f"{name}-network", f"{prefix}-{name}", True, labels, parent)
+    spec = PLATFORM.get(service).database
+    assert spec is not None
+    return Database(
+        name,
+        DatabaseArgs(
+            service=service,
+            spec=spec,
+            docker_name=f"{prefix}-{name}",
+            image=PITR_IMAGE,
+            network=network,
+            alias=name,
+            tuning=DatabaseTuning(),
+            resources=Resources(memory_mb=512, cpus=1.0),
+            shm_size_mb=64,
+            stop_grace_seconds=30,
+            pids_limit=128,
+            engine=engine,
+            labels={**labels, "com.ecommerce.role": "database"},
+            protect_data=False,
+            metrics_network=metrics,
+            pitr=pitr,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def prometheus(

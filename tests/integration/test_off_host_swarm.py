@@ -25,7 +25,6 @@ from pulumi import automation as auto
 
 from components.engine.placement import must_be_placeable
 from components.engine.swarm import SwarmEngine
-from components.parts.database import Database, DatabaseArgs
 from components.parts.off_host import (
     OffHostArgs,
     OffHostCertificates,
@@ -35,12 +34,9 @@ from components.parts.off_host import (
 )
 from components.parts.pitr import PitrArgs, agent_docker_name
 from components.parts.pitr_tls import OffHostLink
-from stacks.catalogue import PLATFORM
 from stacks.settings import (
     OFF_HOST_HOME,
-    DatabaseTuning,
     PitrSettings,
-    Resources,
     SwarmSettings,
     database_home,
 )
@@ -54,6 +50,7 @@ from tests.integration.test_off_host_repository import (
     PROFILE,
     SERVICE,
     passed,
+    pitr_database,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -108,34 +105,9 @@ def program(prefix: str, manager: Host) -> None:
         certificates,
         opts=child,
     )
-    spec = PLATFORM.get(SERVICE).database
-    assert spec is not None
-    network = engine.network("order-db-network", server_name, True, labels, holder)
-    Database(
-        f"{SERVICE}-db",
-        DatabaseArgs(
-            service=SERVICE,
-            spec=spec,
-            docker_name=server_name,
-            image=PITR_IMAGE,
-            network=network,
-            alias=f"{SERVICE}-db",
-            tuning=DatabaseTuning(),
-            resources=Resources(memory_mb=512, cpus=1.0),
-            shm_size_mb=64,
-            stop_grace_seconds=30,
-            pids_limit=128,
-            engine=engine,
-            labels={**labels, "com.ecommerce.role": "database"},
-            protect_data=False,
-            pitr=PitrArgs(
-                SETTINGS,
-                PITR_IMAGE,
-                SERVICE,
-                OffHostLink(certificates.databases[SERVICE], endpoint, links, repository.container),
-            ),
-        ),
-        opts=child,
+    link = OffHostLink(certificates.databases[SERVICE], endpoint, links, repository.container)
+    pitr_database(
+        SERVICE, prefix, engine, PitrArgs(SETTINGS, PITR_IMAGE, SERVICE, link), labels, holder
     )
 
 
