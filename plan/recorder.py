@@ -360,14 +360,47 @@ def run_program(
 
     `config` replaces the stack file's config (tests pass edited copies); `secret_keys` are the
     keys the CLI would have decrypted from `secure:` values. Pass `graph` to keep what was
-    recorded when the program fails.
+    recorded when the program fails. Where the stack file itself asks for secrets only its
+    operator sets, the config gets placeholders for them (`with_operator_secrets`).
     """
 
     def main() -> None:
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
-    config = stack_config(stack, root) if config is None else config
+    has_file = (root / f"Pulumi.{stack}.yaml").exists()
+    committed = stack_config(stack, root) if has_file or config is None else None
+    config = committed if config is None else config
+    assert config is not None  # the stack file's, when none was given
+    config, secret_keys = with_operator_secrets(config, secret_keys, committed)
     return run_under_mocks(main, stack, config, secret_keys, graph, root, outside)
+
+
+OPERATOR_SECRET = "offline-plan-operator-secret"
+# stacks/settings/keys.py's (this module imports nothing of the project).
+PLATFORM_KEY = "ecommerce:platform"
+EDGE_CERTIFICATE_KEYS = ("ecommerce:edgeTlsCertificate", "ecommerce:edgeTlsKey")
+
+
+def with_operator_secrets(
+    config: Mapping[str, Any],
+    secret_keys: Sequence[str],
+    committed: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The config with a placeholder secret for each one its operator sets and git never holds,
+    where the stack file (`committed`, by default `config` itself) asks for it and the config
+    has none: the edge's own certificate and key (`certificates: files`, as the swarm file's
+    edges share one). A run under mocks records the graph as it will be once they are set; a
+    real preview or `up` stops until they are (stacks/settings/rules/other_config). A config
+    edited into asking for them is left as it is: the program says what is missing."""
+    platform = (config if committed is None else committed).get(PLATFORM_KEY) or {}
+    tls = (platform.get("edge") or {}).get("tls") or {}
+    filled, keys = dict(config), list(secret_keys)
+    if tls.get("certificates") == "files":
+        for key in EDGE_CERTIFICATE_KEYS:
+            if key not in filled:
+                filled[key] = f"{OPERATOR_SECRET}-{key.split(':')[1]}"
+                keys.append(key)
+    return filled, keys
 
 
 def run_under_mocks(

@@ -20,7 +20,7 @@ import pulumi
 
 from components.engine.base import Engine
 from components.engine.containers import ContainerEngine, OtherHost
-from components.engine.placement import must_be_placeable
+from components.engine.placement import Spread, must_be_placeable
 from components.engine.profile import RuntimeProfile
 from components.engine.reachable import must_answer, must_be_filled_in
 from components.engine.registry import docker_provider
@@ -57,7 +57,7 @@ def engine_for(
     if s.engine == "swarm":
         off_host = s.pitr.enabled and s.pitr.off_host.enabled and s.profile == "prod"
         apart = {OFF_HOST_HOME: list(database_homes)} if off_host else {}
-        must_be_placeable(docker_config.get("host"), s.swarm.placement, apart)
+        must_be_placeable(docker_config.get("host"), s.swarm.placement, apart, _spreads(s))
         return SwarmEngine(profile, s.swarm, providers)
     return ContainerEngine(
         profile,
@@ -65,6 +65,18 @@ def engine_for(
         providers,
         _other_hosts(name, settings, registry_password, parent),
     )
+
+
+def _spreads(settings: PlatformSettings) -> list[Spread]:
+    """The apps (rolled start-first: nothing pins one) and the edge (stop-first: it holds its
+    node's ports), whose replicas each run on a node of their own."""
+    spreads = [
+        Spread(f"services.{name}.replicas", service.replicas)
+        for name, service in sorted(settings.services.items())
+    ]
+    edge_nodes = settings.swarm.placement.get("edge")
+    spreads.append(Spread("edge.replicas", settings.edge.replicas, edge_nodes, start_first=False))
+    return spreads
 
 
 def _other_hosts(

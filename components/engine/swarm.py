@@ -1,7 +1,8 @@
 """The swarm engine (`engine: swarm`; docs/swarm.md): every workload a Docker Swarm service.
 
-- A workload is a service placed on the node of its home (`swarm.placement`), rolled by
-  Swarm's own update and rollback configuration.
+- A workload is a service placed on the nodes labelled for its home (`swarm.placement`),
+  its replicas never two on one node, rolled by Swarm's own update and rollback
+  configuration. Published ports (the edge's) are each node's own (host mode).
 - A file set is a Swarm secret per file (Swarm secrets never change: a new content is a new
   secret under a new name).
 - Networks are overlays; a listener binds every address of its task (an alias is the
@@ -53,6 +54,8 @@ class Rollout:
     replicas: int = 1
     constraints: Sequence[str] = ()
     """Placement, e.g. `node.labels.ecommerce.order-db==true` for a volume's node."""
+    max_per_node: int = 0
+    """At most this many tasks of the service on one node (0: no limit)."""
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"
     start_first: bool = True
     """Start the new task before stopping the old one; never for a volume only one process may
@@ -138,6 +141,11 @@ class SwarmEngine(Engine):
         return Rollout(
             replicas=workload.replicas,
             constraints=[f"node.labels.{node_label}==true"] if node_label else [],
+            # Replicas are there to outlive a node: never two of one service on the same one.
+            # Swarm's scheduler already prefers the node with the fewest, but puts a second
+            # task beside the first when no other node fits at that moment (a node down for a
+            # minute), and never moves it back: the next loss would take both.
+            max_per_node=1 if workload.replicas > 1 else 0,
             endpoint_mode=swarm.endpoint_mode,
             # Two tasks at once only where nothing pins one (a volume one server may use).
             start_first=workload.side_by_side,
@@ -259,8 +267,11 @@ def _task_spec(
         restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
             condition="any", delay="5s", max_attempts=0, window="0s"
         ),
-        placement=docker.ServiceTaskSpecPlacementArgs(constraints=list(rollout.constraints))
-        if rollout.constraints
+        placement=docker.ServiceTaskSpecPlacementArgs(
+            constraints=list(rollout.constraints) or None,
+            max_replicas=rollout.max_per_node or None,
+        )
+        if rollout.constraints or rollout.max_per_node
         else None,
         log_driver=docker.ServiceTaskSpecLogDriverArgs(
             name="json-file",
@@ -332,9 +343,10 @@ def _endpoint_spec(w: Workload, rollout: Rollout) -> docker.ServiceEndpointSpecA
             docker.ServiceEndpointSpecPortArgs(
                 target_port=p.internal,
                 published_port=p.external,
-                # The routing mesh needs virtual IPs; with DNS round robin each node
-                # publishes its own task's port.
-                publish_mode="ingress" if rollout.endpoint_mode == "vip" else "host",
+                # Each node that runs a task publishes its port itself: no routing mesh, whose
+                # IPVS some kernels lack and which hides the client's address; what is in front
+                # (DNS or a balancer) checks each node's edge (docs/swarm.md).
+                publish_mode="host",
             )
             for p in sorted(w.ports or (), key=lambda p: p.internal)
         ],

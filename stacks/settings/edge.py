@@ -67,7 +67,8 @@ class EdgeSettings(StrictModel):
     """How long a request keeps trying the app's other addresses when one refuses (while an
     app is replaced side by side, Docker's DNS answers with both containers)."""
     replicas: int = Field(default=1, ge=1, le=100)
-    """Tasks of the proxy on a swarm (`engine: swarm`), all on its pinned node."""
+    """Tasks of the proxy on a swarm (`engine: swarm`), each on its own node labelled for the
+    edge (`swarm.placement.edge`), publishing the shop's ports there; 2 or more in prod."""
 
     @model_validator(mode="after")
     def _servable(self, info: ValidationInfo) -> Self:

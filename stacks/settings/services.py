@@ -45,7 +45,8 @@ class ServiceSettings(StrictModel):
     """Most processes (threads included) the container may run: a fork bomb or a thread leak
     stops there instead of exhausting the host."""
     replicas: int = Field(default=1, ge=1, le=100)
-    """Tasks of the app on a swarm (`engine: swarm`); one Docker host runs one."""
+    """Tasks of the app on a swarm (`engine: swarm`), never two on one node; 2 or more in
+    prod. One Docker host runs one."""
 
     @model_validator(mode="after")
     def _one_image_and_its_own_env(self) -> Self:

@@ -17,15 +17,16 @@ class SwarmSettings(StrictModel):
     """How the services of a swarm (`engine: swarm`) are placed, published and rolled."""
 
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"
-    """`vip`: the edge's ports through the routing mesh (every node answers, IPVS balances);
-    `dnsrr`: each node that runs the edge publishes its ports itself (hosts without IPVS, or
-    behind an external balancer)."""
+    """How a service's name resolves inside the swarm: `vip`, one virtual address balanced by
+    IPVS; `dnsrr`, the address of every task in turn (hosts without IPVS). Either way the
+    edge publishes its ports on each of its own nodes (host mode: no routing mesh)."""
     placement: dict[str, NodeLabel] = Field(default_factory=dict)
-    """The node label that pins each workload with a volume to the node holding it: `redis`,
-    `edge`, `<service>-db` per database, and when on, `backup`, `pitr-repository` (the off-host
+    """The node label that pins each workload with a volume to the node holding it (`redis`,
+    `<service>-db` per database, and when on, `backup`, `pitr-repository` (the off-host
     backup repository, `pitr.offHost`; in prod on another node than every database),
-    `prometheus`, `alertmanager` and `grafana`; e.g. `order-db: ecommerce.db` runs it on the
-    node labelled with `docker node update --label-add ecommerce.db=true`."""
+    `prometheus`, `alertmanager` and `grafana`), and the nodes the edge may run on (`edge`, one
+    task per node); e.g. `order-db: ecommerce.db` runs it on the node labelled with
+    `docker node update --label-add ecommerce.db=true`."""
     update_delay_seconds: int = Field(default=10, ge=0, le=3600)
     """Between two tasks of a rolling update."""
     monitor_seconds: int = Field(default=30, ge=5, le=3600)

@@ -1,5 +1,6 @@
 """What a swarm (`engine: swarm`) cannot run: builds, ports published outside the edge, a
-bound address, workloads with a volume left unpinned, and replicas on one Docker host."""
+bound address, workloads with a volume left unpinned, replicas on one Docker host, and in prod
+a shop that one lost node would stop (an app or the edge with a single task)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from stacks.settings.rules.inventory import host_ports, published_by_the_edge
 
 
 def pinned_workloads(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
-    """What holds a volume, so runs on one node of a swarm: Redis, the edge (its
-    certificates), the backup job, each database (its PITR agent goes with it), the off-host
+    """What runs on the nodes of a label: what holds a volume, so runs on one node (Redis,
+    the backup job, each database (its PITR agent goes with it), the off-host
     backup repository, Prometheus, Alertmanager and Grafana."""
     pinned = ["redis", "edge", *(database_home(spec.name) for spec in catalogue.with_database())]
     pinned += ["backup"] if s.backup.enabled else []
@@ -66,10 +67,20 @@ def swarm_problems(s: PlatformSettings, catalogue: Catalogue) -> list[str]:
             f"publishIp: {s.publish_ip} cannot be kept on a swarm, which publishes on every "
             "address of its nodes; set 0.0.0.0 and filter with the hosts' firewalls"
         )
-    if s.swarm.endpoint_mode == "dnsrr" and s.edge.replicas > 1:
+    tls = s.edge.tls
+    if tls is not None and tls.certificates == "auto" and s.edge.replicas > 1:
+        # Each edge keeps its ACME account and certificates on its own node: the CA's check
+        # of one edge's order lands on whichever edge its DNS answer names.
         problems.append(
-            f"edge.replicas: {s.edge.replicas} with swarm.endpointMode dnsrr: each task "
-            "publishes its ports on its own node, where only one task can hold them (a pinned "
-            "edge has one node); use 1, or endpointMode vip"
+            f"edge.tls.certificates: auto with edge.replicas {s.edge.replicas}: each edge "
+            "would ask the CA on its own and answer only its own challenges; use `files` "
+            "(one certificate every edge serves) or 1 edge"
         )
+    if s.profile == "prod":
+        problems += [
+            f"{key}: {n} on a prod swarm: losing its node would stop it; set 2 or more (no two "
+            "run on one node)"
+            for key, n in replicated.items()
+            if n < 2
+        ]
     return problems

@@ -56,10 +56,16 @@ def drop(path: str) -> Edit:
 
 
 def on_swarm(*edits: Edit) -> Edit:
-    """Prod on a swarm, every workload with a volume pinned, then `edits`."""
+    """On a swarm, every workload with a volume pinned, two of each app and of the edge,
+    which serves one certificate of its own (prod's ACME cannot be shared), then `edits`."""
 
     def edit(platform: dict[str, Any]) -> None:
         platform["engine"] = "swarm"
+        for service in platform["services"].values():
+            service["replicas"] = 2
+        platform["edge"]["replicas"] = 2
+        if platform["edge"].get("tls"):
+            platform["edge"]["tls"] = {"certificates": "files"}
         platform["swarm"] = {
             "placement": {
                 key: "ecommerce.data"
@@ -109,9 +115,23 @@ CASES = [
     ),
     pytest.param(
         "prod",
-        on_swarm(put("swarm.endpointMode", "dnsrr"), put("edge.replicas", 2)),
-        "ecommerce:platform.edge.replicas: 2 with swarm.endpointMode dnsrr",
-        id="swarm-host-mode-port-replicas",
+        on_swarm(put("services.cart.replicas", 1)),
+        "ecommerce:platform.services.cart.replicas: 1 on a prod swarm: losing its node would "
+        "stop it; set 2 or more",
+        id="swarm-prod-single-app",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("edge.replicas", 1)),
+        "ecommerce:platform.edge.replicas: 1 on a prod swarm",
+        id="swarm-prod-single-edge",
+    ),
+    pytest.param(
+        "prod",
+        on_swarm(put("edge.tls", {"certificates": "auto"})),
+        "ecommerce:platform.edge.tls.certificates: auto with edge.replicas 2: each edge would "
+        "ask the CA on its own",
+        id="swarm-edges-sharing-acme",
     ),
     pytest.param(
         "dev",
