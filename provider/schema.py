@@ -224,6 +224,13 @@ _SERVICE_CONTAINER = _block(
         type=_UPDATE_STR,
         readOnly=Input("update", "bool"),
         tmpfsOptions=_block("update", "block", sizeBytes=_UPDATE_INT, mode=_UPDATE_INT),
+        volumeOptions=_block(
+            "update",
+            "block",
+            noCopy=Input("update", "bool"),
+            labels=_block("update", "block_set", label=_UPDATE_STR, value=_UPDATE_STR),
+            driverName=_UPDATE_STR,
+        ),
     ),
     healthcheck=_block(
         "update",

@@ -120,12 +120,29 @@ class SwarmEngine(Engine):
     ) -> None:
         super().__init__(profile, providers)
         self.swarm = swarm
+        self.volume_labels: dict[str, Mapping[str, str]] = {}
+        """Each volume's labels by its Docker name, for the mounts that name it."""
+
+    def volume(
+        self,
+        name: str,
+        docker_name: str,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+        protect: bool = False,
+        home: str | None = None,
+    ) -> docker.Volume:
+        """As on one host, and the mounts of it carry its labels: Swarm makes the volume on
+        each node a task of it lands on, labelled as the program labels it (a later manager's
+        refresh then finds it unchanged, and cleanup by label finds it)."""
+        self.volume_labels[docker_name] = dict(labels)
+        return super().volume(name, docker_name, labels, parent, protect, home)
 
     def run(self, workload: Workload, parent: pulumi.Resource) -> Running:
         """The workload as a Swarm service, a child of `parent`."""
         service = docker.Service(
             f"{workload.name}-service",
-            **service_args(workload, self.profile, self.rollout(workload)),
+            **service_args(workload, self.profile, self.rollout(workload), self.volume_labels),
             # A fixed name (and fixed published ports) cannot exist twice: a replaced service
             # goes first. Rolling happens inside the service, by its update_config.
             opts=pulumi.ResourceOptions(
@@ -215,8 +232,14 @@ class SwarmEngine(Engine):
         node; what must run in every instance runs from its image's entrypoint instead."""
 
 
-def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict[str, Any]:
-    """Keyword arguments of `docker.Service` for the workload."""
+def service_args(
+    w: Workload,
+    profile: RuntimeProfile,
+    rollout: Rollout,
+    volume_labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of `docker.Service` for the workload; `volume_labels`: each volume's
+    labels by its Docker name (`SwarmEngine.volume`)."""
     order = "start-first" if rollout.start_first else "stop-first"
     return {
         "name": w.docker_name,
@@ -224,7 +247,7 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
             docker.ServiceLabelArgs(label=k, value=v)
             for k, v in sorted({**profile.labels, **w.labels}.items())
         ],
-        "task_spec": _task_spec(w, profile, rollout),
+        "task_spec": _task_spec(w, profile, rollout, volume_labels or {}),
         "mode": docker.ServiceModeArgs(
             replicated=docker.ServiceModeReplicatedArgs(replicas=rollout.replicas)
         ),
@@ -247,13 +270,16 @@ def service_args(w: Workload, profile: RuntimeProfile, rollout: Rollout) -> dict
 
 
 def _task_spec(
-    w: Workload, profile: RuntimeProfile, rollout: Rollout
+    w: Workload,
+    profile: RuntimeProfile,
+    rollout: Rollout,
+    volume_labels: Mapping[str, Mapping[str, str]],
 ) -> docker.ServiceTaskSpecArgs:
     limits = docker.ServiceTaskSpecResourcesLimitsArgs(
         nano_cpus=canonical.nano_cpus(w.resources.cpus), memory_bytes=w.resources.memory_mb * MB
     )
     return docker.ServiceTaskSpecArgs(
-        container_spec=_container_spec(w, profile),
+        container_spec=_container_spec(w, profile, volume_labels),
         resources=docker.ServiceTaskSpecResourcesArgs(
             limits=limits,
             # Memory reserved in full, so the scheduler never packs a node past what its
@@ -287,7 +313,7 @@ def _task_spec(
 
 
 def _container_spec(
-    w: Workload, profile: RuntimeProfile
+    w: Workload, profile: RuntimeProfile, volume_labels: Mapping[str, Mapping[str, str]]
 ) -> docker.ServiceTaskSpecContainerSpecArgs:
     hardening, health = profile.hardening, profile.health
     user = w.user or (w.needs.non_root_user if hardening.run_as_non_root else None)
@@ -298,7 +324,7 @@ def _container_spec(
         user=user,
         read_only=hardening.read_only_root,
         cap_drops=["ALL"] if hardening.drop_all_capabilities else None,
-        mounts=_mounts(w, profile),
+        mounts=_mounts(w, profile, volume_labels),
         healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
             tests=list(w.health_test),  # not `state_test`: Swarm acts on health
             interval=canonical.short_duration(health.interval),
@@ -312,12 +338,19 @@ def _container_spec(
 
 
 def _mounts(
-    w: Workload, profile: RuntimeProfile
+    w: Workload, profile: RuntimeProfile, volume_labels: Mapping[str, Mapping[str, str]]
 ) -> list[docker.ServiceTaskSpecContainerSpecMountArgs]:
-    """Its volumes, and tmpfs where it writes on a read-only root (file sets are secrets)."""
+    """Its volumes (each made with its labels where Swarm makes it), and tmpfs where it writes
+    on a read-only root (file sets are secrets)."""
     mounts = [
         docker.ServiceTaskSpecContainerSpecMountArgs(
-            type="volume", source=m.volume, target=m.path, read_only=m.read_only
+            type="volume",
+            source=m.volume,
+            target=m.path,
+            read_only=m.read_only,
+            volume_options=pulumi.Output.from_input(m.volume).apply(
+                lambda name: _volume_options(volume_labels.get(name, {}))
+            ),
         )
         for m in w.mounts
         if isinstance(m, Mount)
@@ -334,6 +367,18 @@ def _mounts(
             for path in w.needs.writable_paths
         ]
     return mounts
+
+
+def _volume_options(
+    labels: Mapping[str, str],
+) -> docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs:
+    return docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
+        no_copy=False,
+        labels=[
+            docker.ServiceTaskSpecContainerSpecMountVolumeOptionsLabelArgs(label=k, value=v)
+            for k, v in sorted(labels.items())
+        ],
+    )
 
 
 def _endpoint_spec(w: Workload, rollout: Rollout) -> docker.ServiceEndpointSpecArgs:

@@ -205,6 +205,14 @@ def _mount(m: Mapping[str, Any]) -> dict[str, Any]:
             "SizeBytes": int(tmpfs.get("sizeBytes", 0)),
             "Mode": int(tmpfs.get("mode", 0)),
         }
+    volume = m.get("volumeOptions")
+    if volume is not None:
+        mount["VolumeOptions"] = {
+            "NoCopy": bool(volume.get("noCopy")),
+            "Labels": _labels(volume.get("labels")),
+        }
+        if volume.get("driverName"):
+            mount["VolumeOptions"]["DriverConfig"] = {"Name": volume["driverName"]}
     return mount
 
 
@@ -381,9 +389,19 @@ def _read_mount(m: Mapping[str, Any]) -> dict[str, Any]:
             "sizeBytes": m["TmpfsOptions"].get("SizeBytes", 0),
             "mode": m["TmpfsOptions"].get("Mode", 0) & 0o777,
         }
-    for options in ("BindOptions", "VolumeOptions"):
-        if m.get(options) is not None:
-            raise ServiceError(f"mount {m['Target']}: {options} not described in the stand-in")
+    volume = m.get("VolumeOptions")
+    if volume is not None:  # flattenServiceMounts: no_copy and labels always, a driver if any
+        out["volumeOptions"] = {
+            "noCopy": bool(volume.get("NoCopy")),
+            "labels": [
+                {"label": k, "value": v} for k, v in sorted((volume.get("Labels") or {}).items())
+            ],
+        }
+        driver = volume.get("DriverConfig") or {}
+        if driver.get("Name"):
+            out["volumeOptions"]["driverName"] = driver["Name"]
+    if m.get("BindOptions") is not None:
+        raise ServiceError(f"mount {m['Target']}: BindOptions not described in the stand-in")
     return out
 
 

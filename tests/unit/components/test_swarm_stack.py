@@ -212,3 +212,20 @@ def test_swarm_secret_names_fit_in_64_characters_and_stay_apart() -> None:
     assert swarm_secret_name("shop-order-secrets", "jwt-secret", "0123456789abcdef") == (
         "shop-order-secrets-jwt-secret-0123456789abcdef"
     )
+
+
+def test_a_volume_swarm_makes_on_any_node_carries_the_programs_labels(swarm: Graph) -> None:
+    volumes = {
+        r.inputs["name"]: {i["label"]: i["value"] for i in r.inputs["labels"]}
+        for r in swarm.of_type("docker:index/volume:Volume")
+    }
+    checked = 0
+    for name, inputs in services(swarm).items():
+        for mount in inputs["taskSpec"]["containerSpec"].get("mounts", []):
+            if mount["type"] != "volume":
+                continue
+            labels = {i["label"]: i["value"] for i in mount["volumeOptions"]["labels"]}
+            assert labels == volumes[mount["source"]], f"{name}: {mount['source']}"
+            assert mount["volumeOptions"]["noCopy"] is False
+            checked += 1
+    assert checked > 20  # every database's, agent's, Redis's, the edge's, monitoring's
