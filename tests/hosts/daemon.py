@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -51,8 +52,14 @@ class Daemon:
         return self.folder / "launcher.pid"
 
     def start(self, namespace: str, swarm: bool = False) -> None:
-        """Start the engine in `namespace` and wait until it answers."""
+        """Start the engine in `namespace` and wait until it answers; again after `kill`, with
+        what its data-root kept (a machine back from a power cut)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.launcher_pid() is None:
+            # What a killed engine left of its run: as a machine's /run after a power cut,
+            # gone (containerd would wait on its old socket and pid file).
+            (self.folder / "dockerd.pid").unlink(missing_ok=True)
+            shutil.rmtree(self.folder / "exec", ignore_errors=True)
         argv = [
             "unshare",
             "--pid",

@@ -8,10 +8,14 @@ Every name starts with the run's prefix, so what a run made is found by it (`ip 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 NETNS_DIR = "/var/run/netns"
+CLONE_NEWNET = 0x40000000
 SUBNET_PREFIX = 24
 BRIDGE = "br0"
 
@@ -78,3 +82,24 @@ def in_namespace(namespace: str, argv: Sequence[str]) -> list[str]:
     """`argv` run inside the host's network namespace (only: mounts and /sys stay the
     machine's, which dockerd needs; `ip netns exec` would remount /sys)."""
     return ["nsenter", f"--net={NETNS_DIR}/{namespace}", *argv]
+
+
+@contextlib.contextmanager
+def entered(namespace: str) -> Iterator[None]:
+    """The calling thread inside the host's network namespace for the block: a socket it opens
+    there dials the host's own loopback (a published port of the host's engine). Only this
+    thread moves (the kernel keeps a network namespace per thread), and it moves back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    there = os.open(f"{NETNS_DIR}/{namespace}", os.O_RDONLY)
+    try:
+        if libc.setns(there, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {namespace}")
+        try:
+            yield
+        finally:
+            if libc.setns(home, CLONE_NEWNET) != 0:  # never leave a thread elsewhere
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(there)
+        os.close(home)

@@ -8,6 +8,7 @@ The edge is reached as a browser would: by URL on dev's plain ports, or over HTT
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.hosts.links import entered
 
 MAX_REQUESTS = 50_000
 MAX_SECONDS = 240.0
@@ -38,6 +41,9 @@ class Target:
     """The certificate the site must present, or the CA that signed it (HTTPS)."""
     tls: bool = True
     """With a host name: HTTPS (default), or plain HTTP."""
+    namespace: str | None = None
+    """The network namespace whose loopback the port is on (a test host's, tests/hosts/);
+    None: this process's own."""
 
     @classmethod
     def http(cls, url: str) -> Target:
@@ -56,7 +62,10 @@ class Target:
         else:
             context = ssl.create_default_context(cafile=self.cafile)
             connection = _LoopbackHTTPS(self.host, self.port, context=context, timeout=TIMEOUT_S)
+        where = entered(self.namespace) if self.namespace else contextlib.nullcontext()
         try:
+            with where:  # the socket is made in the namespace, then used from anywhere
+                connection.connect()
             connection.request("GET", self.path, headers=headers)
             answer = connection.getresponse()
             return answer.status, answer.read(), dict(answer.getheaders())
