@@ -170,6 +170,10 @@ bench-rpo: install ## Benchmark: committed data lost to a lost volume with PITR 
 bench-dr: install ## Benchmark: a lost host recovered from the off-host repository, RPO and RTO per database, beside a logical restore (ROWS=200000 OUTAGE=120)
 	$(VENV)/bin/python -m benchmarks.disaster_recovery --rows $(or $(ROWS),200000) --outage $(or $(OUTAGE),120)
 
+.PHONY: bench-swarm
+bench-swarm: install ## Benchmark: a node of a three-node swarm lost under load: seconds to down, to whole, failed requests (RUNS=1)
+	$(VENV)/bin/python -m benchmarks.swarm_node_loss --runs $(or $(RUNS),1)
+
 .PHONY: bench-rolling
 bench-rolling: install ## Benchmark: deploys under load: side by side, delete-first, and two bad releases
 	$(VENV)/bin/python -m benchmarks.rolling_deploy

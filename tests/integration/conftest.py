@@ -392,35 +392,3 @@ def http_get(
             )
     except urllib.error.HTTPError as err:
         return int(err.code), json.loads(err.read() or b"null"), dict(err.headers.items())
-
-
-@pytest.fixture(scope="session")
-def swarm_node(docker_client: docker.DockerClient, test_images: list[Outcome]) -> Iterator[str]:
-    """This engine as a one-node swarm (initialised here, and left again at the end, unless it
-    already was one), labelled for the stateful services as the swarm stack file asks; yields
-    the node's ID. Swarm listens on loopback only."""
-    from plan.recorder import stack_config  # the stack file's own labels
-
-    state = docker_client.info()["Swarm"]["LocalNodeState"]
-    ours = state == "inactive"
-    if ours:
-        docker_client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-    elif state != "active" or not docker_client.info()["Swarm"].get("ControlAvailable"):
-        _unavailable(f"the engine is a swarm node in state {state!r}, not a manager")
-    node = docker_client.nodes.get(docker_client.info()["Swarm"]["NodeID"])
-    placement = stack_config("swarm")["ecommerce:platform"]["swarm"]["placement"]
-    wanted = {label: "true" for label in placement.values()}
-    before = dict(node.attrs["Spec"].get("Labels") or {})
-    spec = dict(node.attrs["Spec"])
-    spec["Labels"] = {**before, **wanted}
-    node.update(spec)
-    try:
-        yield str(node.id)
-    finally:
-        if ours:
-            docker_client.swarm.leave(force=True)
-        else:
-            node.reload()
-            spec = dict(node.attrs["Spec"])
-            spec["Labels"] = before
-            node.update(spec)

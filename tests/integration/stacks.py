@@ -23,13 +23,14 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+import requests
 from pulumi import automation as auto
 
 from deploy.workspace import policy_options
@@ -96,6 +97,9 @@ class LiveStack:
     runs: list[Run] = field(default_factory=list)
     first_preview: Run | None = None
     """The preview before the first `up`, when nothing is known yet."""
+    nodes: list[docker.DockerClient] = field(default_factory=list)
+    """Every engine of a swarm of several test hosts (its tasks run on all of them); empty
+    when `client` is the only one."""
 
     # -- the engine -------------------------------------------------------------------------------
 
@@ -198,23 +202,30 @@ class LiveStack:
             raise LookupError(f"expected one container {name}, found {len(found)}")
         return found[0]
 
+    def engines(self) -> list[docker.DockerClient]:
+        return self.nodes or [self.client]
+
     def build_image(self, tag: str, dockerfile: str) -> None:
-        """A local image (FROM a test image, say), removed with the run."""
-        self.client.images.build(
-            fileobj=io.BytesIO(dockerfile.encode()),
-            tag=tag,
-            pull=False,
-            rm=True,
-            labels={RUN_LABEL: self.run_id},
-        )
+        """A local image (FROM a test image, say) on every engine, removed with the run."""
+        for engine in self.engines():
+            engine.images.build(
+                fileobj=io.BytesIO(dockerfile.encode()),
+                tag=tag,
+                pull=False,
+                rm=True,
+                labels={RUN_LABEL: self.run_id},
+            )
 
     def tasks(self, name: str) -> list[Any]:
-        """The running containers of Swarm service `name`'s tasks."""
+        """The running containers of Swarm service `name`'s tasks, on every engine."""
         found = []
         label = f"com.docker.swarm.service.name={name}"
-        for entry in self.client.api.containers(filters={"label": label, "status": "running"}):
-            with contextlib.suppress(docker.errors.NotFound):
-                found.append(self.client.containers.get(entry["Id"]))
+        for engine in self.engines():
+            with contextlib.suppress(docker.errors.APIError, requests.ConnectionError):
+                entries = engine.api.containers(filters={"label": label, "status": "running"})
+                for entry in entries:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        found.append(engine.containers.get(entry["Id"]))
         return found
 
 
@@ -405,15 +416,21 @@ def engine_run(
     edit: Edit = lambda _platform: None,
     log: Callable[[str], None] = print,
     minutes: float = 1,
+    nodes: Sequence[docker.DockerClient] = (),
+    docker_host: str | None = None,
 ) -> Iterator[LiveStack]:
     """The stack selected in a project folder and a state backend of the run's own, with
     nothing deployed yet, for a test to `up` itself; everything the run created is removed on
     exit, failure or not. `minutes`: about how long the stack lives, which decides who of the
-    runs waiting for a stack slot goes first (tests/integration/slots.py)."""
+    runs waiting for a stack slot goes first (tests/integration/slots.py). `nodes`: every engine
+    of a swarm of test hosts; `docker_host`: the address of `client`, the manager the stack is
+    deployed through, when it is not this process's DOCKER_HOST."""
     run_id = uuid.uuid4().hex[:8]
     prefix = f"ect{run_id}-{stack}"
     config = engine_config(stack, prefix)
     edit(config[PLATFORM])
+    if docker_host is not None:  # the program's and its provider's engine
+        config["docker:host"] = docker_host
     with (
         contextlib.ExitStack() as slot,
         tempfile.TemporaryDirectory(prefix=f"ect{run_id}-") as scratch,
@@ -422,16 +439,22 @@ def engine_run(
         folder = project_view(Path(scratch) / "project", stack, config)
         (Path(scratch) / "state").mkdir()
         env = home.env(Path(scratch) / "state", {RUN_LABEL: run_id}, Path(scratch) / "standin.log")
+        live: LiveStack | None = None
         try:
             engine = open_stack(folder, stack, home, env)
             set_config(engine, folder, config)
             policies = policy_options(folder, stack)
-            yield LiveStack(stack, prefix, config, engine, client, run_id, folder, policies, log)
+            live = LiveStack(
+                stack, prefix, config, engine, client, run_id, folder, policies, log, nodes=[*nodes]
+            )
+            yield live
         finally:
             # The slot first: removing the stack is mostly waiting for its containers to stop,
             # and the next stack's bring-up, the busy part of its life, can begin beside it.
             slot.close()
-            left = remove_run(client, run_id)
+            # Through the engine the stack was last deployed through (a swarm's manager may
+            # have been lost and another taken over).
+            left = remove_run(live.client if live is not None else client, run_id)
             if left:
                 raise RuntimeError(f"could not remove {', '.join(left)}")
 
@@ -444,11 +467,14 @@ def deployed(
     edit: Edit = lambda _platform: None,
     log: Callable[[str], None] = print,
     minutes: float = 1,
+    nodes: Sequence[docker.DockerClient] = (),
+    docker_host: str | None = None,
     **options: Any,
 ) -> Iterator[LiveStack]:
     """The stack, up and healthy (a first `pulumi up`, after a preview as `make up` of a prod
-    stack shows one), removed again on exit. `minutes` as for `engine_run`."""
-    with engine_run(client, home, stack, edit, log, minutes) as live:
+    stack shows one), removed again on exit. `minutes`, `nodes`, `docker_host` as for
+    `engine_run`."""
+    with engine_run(client, home, stack, edit, log, minutes, nodes, docker_host) as live:
         live.first_preview = live.preview()
         live.up(**options)
         yield live

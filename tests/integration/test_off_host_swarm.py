@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -116,23 +116,32 @@ def two_nodes(test_images: object) -> Iterator[list[Host]]:
     """A swarm of two test hosts: the first its manager, labelled for the database; the
     second a worker, labelled for the repository."""
     with TestHosts(2, images=[PITR_IMAGE], swarm=True) as hosts:
-        first, second = hosts
-        manager = first.client()
-        manager.swarm.init(advertise_addr=first.address, listen_addr=f"{first.address}:2377")
-        token = manager.swarm.attrs["JoinTokens"]["Worker"]
-        second.client().swarm.join(
+        form_swarm(hosts, "Worker")
+        label(hosts[0], DATABASE_LABEL)  # the repository's: by the test
+        yield hosts
+
+
+def form_swarm(hosts: Sequence[Host], role: Literal["Manager", "Worker"]) -> None:
+    """A swarm on the hosts' link: the first initialises it, the others join as `role`s;
+    returns once every node is ready."""
+    first = hosts[0]
+    manager = first.client()
+    manager.swarm.init(advertise_addr=first.address, listen_addr=f"{first.address}:2377")
+    token = manager.swarm.attrs["JoinTokens"][role]
+    for host in hosts[1:]:
+        host.client().swarm.join(
             remote_addrs=[f"{first.address}:2377"],
             join_token=token,
-            advertise_addr=second.address,
-            listen_addr=f"{second.address}:2377",
+            advertise_addr=host.address,
+            listen_addr=f"{host.address}:2377",
         )
-        wait_for(
-            lambda: len(manager.nodes.list(filters={"role": "worker"})) == 1,
-            timeout=60,
-            what="the worker to join",
-        )
-        label(first, DATABASE_LABEL)  # the repository's: by the test
-        yield hosts
+    wait_for(
+        lambda: (
+            [n.attrs["Status"]["State"] for n in manager.nodes.list()] == ["ready"] * len(hosts)
+        ),
+        timeout=60,
+        what=f"{len(hosts)} ready nodes",
+    )
 
 
 def label(host: Host, *labels: str, manager: Host | None = None) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -561,13 +561,17 @@ def order_sql(container: Any, sql: str) -> str:
     return out.strip()
 
 
-def pitr_command(*args: str) -> subprocess.CompletedProcess[str]:
+def pitr_command(
+    *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m pitr <args>`, with `env` over this process's environment."""
     return subprocess.run(
         [sys.executable, "-m", "pitr", *args],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
