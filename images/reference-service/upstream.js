@@ -8,12 +8,20 @@
 // addresses not tried yet are tried: the answer may have been read just before the new container
 // took its alias, or just after the only address in it went away. The body was read whole before,
 // so it can be sent again.
+//
+// An address on a machine that has just gone answers nothing at all, not even a reset, and a
+// request already sent there would wait out the whole answer timeout. So a request without side
+// effects, while the answer still holds an address not tried, waits TRY_ANSWER_TIMEOUT_MS for
+// the answer to start before trying the next one; the last address gets ANSWER_TIMEOUT_MS, so
+// that a slow answer from the only replica still arrives.
 
 const dns = require('dns');
 const http = require('http');
 
 const RETRYABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET',
-  'ECONNECTTIMEOUT']);
+  'ECONNECTTIMEOUT', 'EANSWERTIMEOUT']);
+// Errors after the request was sent: the upstream may have acted on it.
+const AFTER_SENDING = new Set(['ECONNRESET', 'EANSWERTIMEOUT']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 // An address that has just gone (a container removed) answers nothing at all: give a connection
 // this long before trying the next address. Longer than TCP's first SYN retransmission (1 s on
@@ -22,13 +30,20 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CONNECT_TIMEOUT_MS = 2000;
 const LOOKUPS = 2;
 const ANSWER_TIMEOUT_MS = 10000;
+// Below the edge's own wait for a GET's answer (edge.upstreamAnswerSeconds, 4 s by default), so
+// that the gateway moves on before the edge gives up on it.
+const TRY_ANSWER_TIMEOUT_MS = 3000;
 
 // forward({ url, method, headers, body }, done, options): done(err, answer, attempts) once, with
 // the upstream's response (a readable http.IncomingMessage) or the last error. `attempts` lists
-// each address tried, for the log. `options.lookup` replaces dns.lookup (tests).
+// each address tried, for the log. `options.lookup` replaces dns.lookup, and the `...Ms` options
+// the timeouts (tests).
 function forward(request, done, options = {}) {
   const lookup = options.lookup || dns.lookup;
   const connectTimeoutMs = options.connectTimeoutMs || CONNECT_TIMEOUT_MS;
+  const answerTimeoutMs = options.answerTimeoutMs || ANSWER_TIMEOUT_MS;
+  const tryAnswerTimeoutMs = options.tryAnswerTimeoutMs || TRY_ANSWER_TIMEOUT_MS;
+  const safe = SAFE_METHODS.has(request.method);
   const { url } = request;
   const tried = [];
   let lookups = 0;
@@ -65,18 +80,22 @@ function forward(request, done, options = {}) {
       method: request.method,
       headers: { ...request.headers, host: url.host },
       agent: false, // no kept-alive sockets to a container that is going away
-      timeout: ANSWER_TIMEOUT_MS,
+      timeout: answerTimeoutMs,
     }, (answer) => {
       answered = true;
       done(null, answer, tried);
     });
     upstream.on('timeout', () => upstream.destroy(new Error('timeout')));
-    upstream.on('socket', (socket) => watchConnect(upstream, socket, address, connectTimeoutMs));
+    upstream.on('socket', (socket) => {
+      watchConnect(upstream, socket, address, connectTimeoutMs);
+      if (safe && index + 1 < addresses.length) {
+        watchAnswer(upstream, socket, address, tryAnswerTimeoutMs);
+      }
+    });
     upstream.on('error', (err) => {
       if (answered) return; // the answer's own stream reports it to whoever reads it
       lastError = err;
-      const again = RETRYABLE.has(err.code)
-        && (err.code !== 'ECONNRESET' || SAFE_METHODS.has(request.method));
+      const again = RETRYABLE.has(err.code) && (!AFTER_SENDING.has(err.code) || safe);
       if (again) {
         attempt(addresses, index + 1);
       } else {
@@ -103,6 +122,20 @@ function watchConnect(upstream, socket, address, timeoutMs) {
     });
   }, timeoutMs);
   socket.once('connect', () => clearTimeout(timer));
+  socket.once('close', () => clearTimeout(timer));
+}
+
+// Ends a request whose answer has not started within the timeout of a connection made.
+function watchAnswer(upstream, socket, address, timeoutMs) {
+  let timer = null;
+  socket.once('connect', () => {
+    timer = setTimeout(() => {
+      const err = new Error(`no answer within ${timeoutMs} ms from ${address}`);
+      err.code = 'EANSWERTIMEOUT';
+      upstream.destroy(err);
+    }, timeoutMs);
+  });
+  upstream.once('response', () => clearTimeout(timer));
   socket.once('close', () => clearTimeout(timer));
 }
 

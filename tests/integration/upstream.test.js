@@ -5,6 +5,7 @@
 
 const assert = require('node:assert/strict');
 const http = require('node:http');
+const net = require('node:net');
 const { test } = require('node:test');
 
 const { forward } = require(process.env.UPSTREAM_JS || '/app/upstream.js');
@@ -99,4 +100,56 @@ test('when no address answers after the second lookup, the last error is given, 
   assert.equal(result.err.code, 'ECONNREFUSED');
   assert.deepEqual(result.tried, ['127.0.0.1', '127.0.0.2']);
   assert.equal(lookup.calls, 2);
+});
+
+// A server on 127.0.0.1 (answering after `delayMs`) and, on the same port of 127.0.0.3, one that
+// takes connections and never answers: an address on a machine that has just gone.
+async function liveAndSilent(delayMs = 0) {
+  const live = http.createServer((req, res) => {
+    setTimeout(() => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end(`${req.method} ${req.url}`);
+    }, delayMs);
+  });
+  await new Promise((resolve) => live.listen(0, '127.0.0.1', resolve));
+  const { port } = live.address();
+  const held = [];
+  const silent = net.createServer((socket) => { held.push(socket); });
+  await new Promise((resolve) => silent.listen(port, '127.0.0.3', resolve));
+  const close = () => {
+    held.forEach((socket) => socket.destroy());
+    silent.close();
+    live.close();
+  };
+  return { port, held, close };
+}
+
+test('a GET whose answer does not start in time is sent to the next address', async () => {
+  const { port, held, close } = await liveAndSilent();
+  const lookup = answers(['127.0.0.3', '127.0.0.1']);
+  const result = await send(port, 'GET', lookup, { tryAnswerTimeoutMs: 200 });
+  const heldThere = held.length;
+  close();
+  assert.equal(result.status, 200, String(result.err));
+  assert.equal(result.text, 'GET /order/1');
+  assert.deepEqual(result.tried, ['127.0.0.3', '127.0.0.1']);
+  assert.equal(heldThere, 1);
+});
+
+test('a POST whose answer does not start is never sent again: it may have been acted on', async () => {
+  const { port, close } = await liveAndSilent();
+  const lookup = answers(['127.0.0.3', '127.0.0.1']);
+  const result = await send(port, 'POST', lookup, { tryAnswerTimeoutMs: 100, answerTimeoutMs: 400 });
+  close();
+  assert.equal(result.err.message, 'timeout');
+  assert.deepEqual(result.tried, ['127.0.0.3']);
+});
+
+test('the last address of an answer is given the whole answer timeout', async () => {
+  const { port, close } = await liveAndSilent(300);
+  const lookup = answers(['127.0.0.2', '127.0.0.1']);
+  const result = await send(port, 'GET', lookup, { tryAnswerTimeoutMs: 100 });
+  close();
+  assert.equal(result.status, 200, String(result.err));
+  assert.deepEqual(result.tried, ['127.0.0.2', '127.0.0.1']);
 });
