@@ -145,6 +145,7 @@ class EdgeProxy(pulumi.ComponentResource):
             tls=s.edge.tls,
             https_port=s.edge.https_port,
             retry_seconds=s.edge.upstream_retry_seconds,
+            answer_seconds=s.edge.upstream_answer_seconds,
             basic_auth={host: f"{caddyfile.AUTH_DIR}/{f}" for host, f in sites.basic_auth.items()},
             grace_seconds=s.edge.stop_grace_seconds,
             # By its name on the monitoring network, where the engine can bind it.

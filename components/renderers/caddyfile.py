@@ -43,6 +43,8 @@ class EdgeRoutes:
     https_port: int = 443
     """The published HTTPS port, for the redirects (browsers know nothing of HTTPS_PORT)."""
     retry_seconds: int = 5
+    answer_seconds: int = 4
+    """How long a GET waits for an upstream to start answering before it is tried again."""
     grace_seconds: int = 30
     basic_auth: Mapping[str, str] = field(default_factory=dict)
     """Host name -> the file of `user bcrypt-hash` lines its visitors must log in as (a secret
@@ -62,18 +64,18 @@ def render(routes: EdgeRoutes) -> str:
     # `log`: an access log line per request on stderr, where Docker collects and rotates it
     # (Caddy redacts cookies and authorization headers).
     blocks += [
-        _block(f"http://:{port}", ["log", _reverse_proxy(upstream, routes.retry_seconds)])
+        _block(f"http://:{port}", ["log", *_reverse_proxy(upstream, routes)])
         for port, upstream in sorted(routes.by_port.items())
     ]
     scheme = "" if routes.tls is not None else "http://"
     for host, upstream in sorted(routes.by_host.items()):
-        proxy = _reverse_proxy(upstream, routes.retry_seconds)
+        proxy = _reverse_proxy(upstream, routes)
         auth = (
             [_block("basicauth", [f"import {routes.basic_auth[host]}"])]
             if (host in routes.basic_auth)
             else []
         )
-        blocks.append(_block(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", *auth, proxy]))
+        blocks.append(_block(f"{scheme}{host}", [*_tls_lines(routes.tls), "log", *auth, *proxy]))
     if routes.tls is not None and routes.by_host:
         port = "" if routes.https_port == 443 else f":{routes.https_port}"
         addresses = ", ".join(f"http://{host}" for host in sorted(routes.by_host))
@@ -127,13 +129,22 @@ def _tls_lines(tls: EdgeTls | None) -> list[str]:
 _HSTS = 'header Strict-Transport-Security "max-age=31536000"'
 
 
-def _reverse_proxy(upstream: str, retry_seconds: int) -> str:
+def _reverse_proxy(upstream: str, routes: EdgeRoutes) -> list[str]:
     # One name, several addresses while an app is replaced side by side: a refused dial moves
-    # on to the next address, and for `retry_seconds` the request is tried again.
-    options = []
-    if retry_seconds:
-        options = [f"lb_try_duration {retry_seconds}s", "lb_try_interval 250ms"]
-    return _block(f"reverse_proxy {upstream}", options)
+    # on to the next address, and for `retry_seconds` the request is tried again. A GET also
+    # gets `answer_seconds` for the answer to start, then is tried again (Caddy sends a GET
+    # again after any failure, other methods only after one to connect): an address on a
+    # machine just gone takes the request and answers nothing. Other methods wait, without a
+    # limit, as before: they may have been acted on.
+    tries = []
+    if routes.retry_seconds:
+        tries = [f"lb_try_duration {routes.retry_seconds}s", "lb_try_interval 250ms"]
+    answer_limit = _block("transport http", [f"response_header_timeout {routes.answer_seconds}s"])
+    return [
+        "@get method GET",
+        _block(f"reverse_proxy @get {upstream}", [*tries, answer_limit]),
+        _block(f"reverse_proxy {upstream}", tries),
+    ]
 
 
 def _block(head: str, lines: list[str]) -> str:

@@ -66,6 +66,10 @@ class EdgeSettings(StrictModel):
     upstream_retry_seconds: int = Field(default=5, ge=0, le=60)
     """How long a request keeps trying the app's other addresses when one refuses (while an
     app is replaced side by side, Docker's DNS answers with both containers)."""
+    upstream_answer_seconds: int = Field(default=4, ge=1, le=300)
+    """How long an app has to start answering a GET before the edge tries it on another
+    address (within `upstreamRetrySeconds`): a replica on a machine that has just gone answers
+    nothing, not even a refusal. Other methods are never sent twice and wait for their answer."""
     replicas: int = Field(default=1, ge=1, le=100)
     """Tasks of the proxy on a swarm (`engine: swarm`), each on its own node labelled for the
     edge (`swarm.placement.edge`), publishing the shop's ports there; 2 or more in prod."""
@@ -108,6 +112,15 @@ class EdgeSettings(StrictModel):
                     "tls.email",
                     f"only used with certificates: auto (ACME), not {self.tls.certificates}; "
                     "remove it",
+                )
+            )
+        retry, answer = self.upstream_retry_seconds, self.upstream_answer_seconds
+        if retry and answer >= retry:
+            problems.append(
+                (
+                    "upstreamAnswerSeconds",
+                    f"{answer} leaves a GET no time to be tried on another address within "
+                    f"edge.upstreamRetrySeconds ({retry}); set it below that",
                 )
             )
         return problems

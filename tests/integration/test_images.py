@@ -6,10 +6,15 @@ trap, network isolation.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import io
 import json
 import subprocess
 import tarfile
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -238,6 +243,70 @@ def test_every_kind_of_edge_configuration_is_one_caddy_accepts(dock: Harness, ca
         if tls.certificates == "internal":
             (policy,) = adapted["apps"]["tls"]["automation"]["policies"]
             assert policy["issuers"] == [{"module": "internal"}]
+
+
+# Two upstreams under one name: one answers, the other takes the first connection made to it,
+# never answers it, and then refuses every other (an address on a machine gone mid-request; the
+# refusal stands for the dials that then go unanswered, which Caddy passes over too).
+APP_ANSWERS = (
+    "require('http').createServer((q, r) => r.end('answered ' + q.method))"
+    ".listen(3000, () => console.log('listening'))"
+)
+APP_HOLDS_ONE = (
+    "const held = []; const s = require('net').createServer((c) => {"
+    " held.push(c); s.close(); console.log('held a request'); });"
+    " s.listen(3000, () => console.log('listening'))"
+)
+
+
+def test_the_edge_tries_a_get_again_when_an_address_takes_it_and_never_answers(
+    dock: Harness,
+) -> None:
+    network = dock.network("answer-net")
+    holder, answerer = (
+        dock.run(NODE_IMAGE, role, command=["node", "-e", script])
+        for role, script in (("holds", APP_HOLDS_ONE), ("answers", APP_ANSWERS))
+    )
+    # The name `app` is at first the holder's alone, so that the GET goes there.
+    network.connect(holder, aliases=["app"])
+    caddyfile = render(EdgeRoutes(by_port={8081: "app:3000"}, retry_seconds=8, answer_seconds=2))
+    script = 'printf %s "$CADDYFILE" > /tmp/Caddyfile && exec caddy run --config /tmp/Caddyfile'
+    edge = dock.run(
+        RECIPES["edge-proxy"].tag,
+        "edge",
+        command=["sh", "-c", script],
+        environment={"CADDYFILE": caddyfile},
+        network=network.name,
+        ports={"8081/tcp": ("127.0.0.1", None)},
+    )
+    port = host_port(edge, "8081/tcp")
+    for container in (holder, answerer):
+        wait_for(functools.partial(logged, container, "listening"), timeout=30, what=container.name)
+    wait_for(functools.partial(logged, edge, "serving initial"), timeout=30, what="the edge")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        get = pool.submit(http_get_text, f"http://127.0.0.1:{port}/")
+        wait_for(functools.partial(logged, holder, "held a request"), timeout=10, what="held")
+        # Another address under the name while the GET waits, as Swarm starts a lost task again.
+        network.connect(answerer, aliases=["app"])
+        answer = get.result(timeout=15)
+    waited = time.monotonic() - started
+    assert answer == (200, "answered GET")
+    assert waited >= 2, f"answered after {waited:.1f} s, before the answer timeout"
+
+
+def logged(container: Any, text: str) -> bool:
+    return text in logs_of(container)
+
+
+def http_get_text(url: str) -> tuple[int, str]:
+    """GET `url` (loopback only): the status and the body as text."""
+    assert url.startswith("http://127.0.0.1:"), url
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -62,7 +62,9 @@ def test_the_edge_routes_each_port_to_its_app(dev_graph: Graph) -> None:
     )
     for service in EDGE_APPS:
         _, port = SPEC_SERVICE_PORTS[service]
-        assert f"http://:{port} {{\n\tlog\n\treverse_proxy {service}:{port} {{" in caddyfile
+        site = caddyfile[caddyfile.index(f"http://:{port} {{") :].split("\n}\n")[0]
+        assert f"\treverse_proxy @get {service}:{port} {{" in site
+        assert f"\treverse_proxy {service}:{port} {{" in site
     assert "auto_https off" in caddyfile  # plain HTTP in dev
 
 

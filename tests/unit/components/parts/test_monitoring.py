@@ -189,7 +189,9 @@ def test_dev_publishes_grafana_through_the_edge_and_prometheus_on_loopback(
     dev_graph: Graph,
 ) -> None:
     caddyfile = seed_files(dev_graph, "shop-dev-edge-config-seed")["Caddyfile"][0]
-    assert "http://:3030 {\n\tlog\n\treverse_proxy grafana:3000 {" in caddyfile
+    assert (
+        "http://:3030 {\n\tlog\n\t@get method GET\n\treverse_proxy @get grafana:3000 {" in caddyfile
+    )
     assert dev_graph.outputs["monitoring"]["grafanaUrl"] == "http://localhost:13010"
     assert dev_graph.outputs["monitoring"]["prometheusUrl"] == "http://localhost:19090"
 

@@ -458,6 +458,13 @@ CASES = [
     ),
     pytest.param(
         "prod",
+        put("edge.upstreamAnswerSeconds", 5),
+        "ecommerce:platform.edge.upstreamAnswerSeconds: 5 leaves a GET no time to be tried on "
+        "another address within edge.upstreamRetrySeconds (5); set it below that",
+        id="answer-wait-outlasting-the-retries",
+    ),
+    pytest.param(
+        "prod",
         put("publishIp", "127.0.0.1"),
         "ecommerce:platform.edge.tls.certificates: auto needs the ACME CA to reach the "
         "edge, but publishIp is 127.0.0.1 (loopback)",
