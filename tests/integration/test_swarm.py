@@ -432,34 +432,40 @@ def test_losing_a_node_without_a_database_drops_no_request_and_the_swarm_heals(
         what="every service whole before the loss",
         describe=lambda: str(whole(live, manager)),
     )
-    with Load(target) as report:
-        time.sleep(2)
-        cut_at = time.monotonic()
-        lost.cut()  # as a machine gone at once: off the link, its engine and tasks killed
-        lost.daemon.kill()
-        node = manager.nodes.get(lost_id)
-        wait_for(lambda: node_state(node) == "down", timeout=120, what=f"{lost.name} down")
-        down_at = time.monotonic()
-        wait_for(
-            lambda: whole(live, manager, lost_id) == {},
-            timeout=240,
-            what="every service whole again on the two other nodes",
-            describe=lambda: str(whole(live, manager, lost_id)),
+    node = manager.nodes.get(lost_id)
+    gone = False
+    try:
+        with Load(target) as report:
+            time.sleep(2)
+            cut_at = time.monotonic()
+            gone = True
+            lost.cut()  # as a machine gone at once: off the link, its engine and tasks killed
+            lost.daemon.kill()
+            wait_for(lambda: node_state(node) == "down", timeout=120, what=f"{lost.name} down")
+            down_at = time.monotonic()
+            wait_for(
+                lambda: whole(live, manager, lost_id) == {},
+                timeout=240,
+                what="every service whole again on the two other nodes",
+                describe=lambda: str(whole(live, manager, lost_id)),
+            )
+            whole_at = time.monotonic()
+            time.sleep(2)
+        print(
+            f"swarm node loss: {lost.name} marked down {down_at - cut_at:.1f} s after the cut; "
+            f"every service whole {whole_at - down_at:.1f} s after that; through the edge of "
+            f"{survivor.name}: {report.describe()}"
         )
-        whole_at = time.monotonic()
-        time.sleep(2)
-    print(
-        f"swarm node loss: {lost.name} marked down {down_at - cut_at:.1f} s after the cut; "
-        f"every service whole {whole_at - down_at:.1f} s after that; through the edge of "
-        f"{survivor.name}: {report.describe()}"
-    )
-    assert report.requests > 100
-    assert report.failures == [], report.failures[:5]
-    # What the engine's state says of a lost node's services: nothing (their specs stand).
-    assert set(live.refresh().summary()) == {"same"}
-
-    lost.mend()  # back with its disk: it rejoins, and Swarm removes its old tasks
-    lost.daemon.start(lost.namespace, swarm=True)
+        assert report.requests > 100
+        assert report.failures == [], report.failures[:5]
+        # What the engine's state says of a lost node's services: nothing (their specs stand).
+        assert set(live.refresh().summary()) == {"same"}
+    finally:
+        # Back with its disk, also when a check above failed, for the tests after this one:
+        # it rejoins, and Swarm removes its old tasks.
+        if gone:
+            lost.mend()
+            lost.daemon.start(lost.namespace, swarm=True)
     wait_for(lambda: node_state(node) == "ready", timeout=120, what=f"{lost.name} ready again")
     back_at = time.monotonic()
     wait_for(
