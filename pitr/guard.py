@@ -26,6 +26,7 @@ from typing import Any
 
 from pitr.errors import PitrError, RefusedError, UsageError
 from pitr.pgbackrest import PgBackRest, RestoreTarget
+from pitr.timelines import set_to_start_from
 
 NO_STANZA = 1
 """pgBackRest's repository status `missing stanza path`: this stanza never archived there."""
@@ -93,7 +94,9 @@ def _restore(pg_path: Path, tool: PgBackRest, newest: dict[str, Any], request: P
     pg_path.mkdir(mode=0o700, exist_ok=True)
     # An earlier restore, interrupted: pgBackRest goes on over what it wrote.
     delta = ["--delta", "--force"] if any(pg_path.iterdir()) else []
-    tool.run("restore", f"--repo={repo}", f"--pg1-path={pg_path}", *delta, *target.options())
+    start = set_to_start_from(tool, target, repo)
+    tool.run("restore", f"--repo={repo}", f"--pg1-path={pg_path}", *delta, *start,
+             *target.options())  # fmt: skip
     request.unlink()
     return f"stanza {tool.stanza.name} restored from repo{repo} to {text} (a recovery)"
 

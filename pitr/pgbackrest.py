@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from pitr.errors import PassphraseError, PitrError, RefusedError, UsageError, VerifyError
+from pitr.timelines import set_to_start_from
 
 BackupType = Literal["full", "diff", "incr"]
 ARCHIVE_TIMEOUT_S = 60
@@ -152,17 +153,20 @@ class PgBackRest:
     """The configuration reaches the server through its TLS server (`pg1-host`: the off-host
     repository's side), and a copy (a drill's) is restored here, not there."""
 
-    def command(self, command: str, *options: str) -> tuple[list[str], dict[str, str]]:
-        """The argv and environment of one pgbackrest command."""
+    def command(
+        self, command: str, *options: str, params: Sequence[str] = ()
+    ) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of one pgbackrest command (`params`: its own arguments,
+        after it, such as `repo-get`'s path)."""
         argv = [*self.run_as, self.program, f"--config={self.config_file}",
-                f"--stanza={self.stanza.name}", *options, command]  # fmt: skip
+                f"--stanza={self.stanza.name}", *options, command, *params]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("PGBACKREST_")}
         if self.passphrase_override is not None:
             env["PGBACKREST_REPO1_CIPHER_PASS"] = self.passphrase_override
         return argv, env
 
-    def run(self, command: str, *options: str) -> str:
-        argv, env = self.command(command, *options)
+    def run(self, command: str, *options: str, params: Sequence[str] = ()) -> str:
+        argv, env = self.command(command, *options, params=params)
         done = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace",
                               check=False)  # fmt: skip
         if done.returncode != 0:
@@ -260,7 +264,7 @@ class PgBackRest:
             )
         self.verify_or_refuse()
         delta = ["--delta"] if in_use else []
-        self.run("restore", *delta, *target.options())
+        self.run("restore", *delta, *self.start_options(target), *target.options())
 
     def restore_copy(self, into: Path, target: RestoreTarget) -> None:
         """Restore into another, empty data directory, for a server beside the live one (a
@@ -270,7 +274,19 @@ class PgBackRest:
             raise RefusedError(f"stanza {self.stanza.name}: {into} is not empty")
         self.verify_or_refuse()
         here = ["--reset-pg1-host"] if self.copies_here else []
-        self.run("restore", *here, f"--pg1-path={into}", "--archive-mode=off", *target.options())
+        start = self.start_options(target)
+        self.run("restore", *here, f"--pg1-path={into}", "--archive-mode=off", *start,
+                 *target.options())  # fmt: skip
+
+    def start_options(self, target: RestoreTarget) -> list[str]:
+        """The repository and backup a restore to `target` starts from, when pgBackRest's own
+        choice could be off the latest timeline's history (pitr/timelines.py); [] otherwise.
+        The repository is the one pgBackRest would take: the first that holds a backup."""
+        for key in self.repo_keys():
+            if self.info(f"--repo={key}").get("backup"):
+                chosen = set_to_start_from(self, target, key)
+                return [f"--repo={key}", *chosen] if chosen else []
+        return []
 
     def verify_or_refuse(self) -> None:
         problems = self.verify()

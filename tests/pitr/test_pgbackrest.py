@@ -220,3 +220,30 @@ P00   INFO: stanza: main
 def test_a_bad_restore_target_names_what_to_give(text: str, error: str) -> None:
     with pytest.raises(Exception, match=error):
         RestoreTarget.parse(text)
+
+
+def test_the_latest_state_after_a_restore_in_the_past_is_the_new_timelines() -> None:
+    # A backup taken on the old timeline after the point a restore went back to is not on the
+    # new timeline's history: a later restore to the latest state starts from one that is.
+    with archiving_cluster() as fresh:
+        tool = fresh.tool
+        tool.create_stanza()
+        tool.backup("full")
+        fresh.sql("CREATE TABLE orders (id int PRIMARY KEY)")
+        fresh.sql("INSERT INTO orders VALUES (1)")  # A
+        time.sleep(1.1)
+        moment = fresh.sql("SELECT now()")
+        time.sleep(1.1)
+        fresh.sql("INSERT INTO orders VALUES (2)")  # B, which the restore to `moment` discards
+        past_the_branch = tool.backup("incr")
+        fresh.stop()
+        tool.restore(RestoreTarget.parse(f"time:{moment}"), force=True)
+        fresh.start()
+        tool.resume_archiving(str(fresh.server.bin_dir / "psql"))
+        fresh.sql("INSERT INTO orders VALUES (3)")  # C, on the new timeline
+        fresh.stop()
+        assert tool.info()["backup"][-1]["label"] == past_the_branch
+
+        tool.restore(RestoreTarget.parse("latest"), force=True)
+        fresh.start()
+        assert fresh.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders") == "1,3"
