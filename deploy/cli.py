@@ -8,8 +8,9 @@
 
 `recover` brings the stack back on a new Docker host after the loss of its own, every database
 restored from its off-host repository (deploy/recovery.py; docs/operations.md): point
-`docker:host` and `pitr.offHost.databasesAddress` at the new host first. TARGET: latest (the
-default), time:"2026-12-02 14:02:30+00" or name:<restore point>.
+`docker:host` and `pitr.offHost.databasesAddress` at the new host first. On a swarm it brings
+the databases of a lost node back on the manager `docker:host` names (deploy/swarm_recovery.py).
+TARGET: latest (the default), time:"2026-12-02 14:02:30+00" or name:<restore point>.
 
 `make up|preview|refresh|destroy|recover [STACK=...]` run these. The engine's own progress is
 printed as `pulumi` prints it. `up` of a stack with a prod profile, `refresh` and `destroy` show
@@ -33,7 +34,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from deploy import recovery, stackfile
+from deploy import recovery, stackfile, swarm_recovery
 from deploy.banner import banner
 from deploy.workspace import ROOT, DeployError, engine_env, open_stack, policy_options
 from pitr.errors import UsageError
@@ -125,14 +126,20 @@ def main(
 
 def _recover(stack: auto.Stack, args: argparse.Namespace, ask: Ask, policies: Any) -> int:
     host = _docker_host(stack)
+    swarm = recovery.on_a_swarm(recovery.resources_of(stack.export_stack().deployment))
     question = (
         f"Recover stack {args.stack} on {host}: forget what the lost host ran, and restore "
         f"every database there to {args.to.text()} from its repositories?"
+        if not swarm
+        else f"Recover stack {args.stack}: move the lost node's labels to the node of {host}, "
+        f"and restore its databases there to {args.to.text()} from their repositories?"
     )
     if not args.yes and not _agreed(lambda: None, ask, question):
         return DECLINED
     started = time.monotonic()
-    for done in recovery.recover(stack, recovery.Docker(host), args.to, _print, policies):
+    docker = recovery.Docker(host)
+    recover = swarm_recovery.recover_node if swarm else recovery.recover
+    for done in recover(stack, docker, args.to, _print, policies):
         _print(f"{done.server}: back\n  " + done.checks.replace("\n", "\n  "))
     _print(f"recovery: stack {args.stack} back on {host} in {time.monotonic() - started:.0f} s")
     return OK

@@ -112,11 +112,10 @@ def recover(
     """Bring the stack back on the host `docker` reaches (the steps: the module's docstring).
     `engine_options`: more keyword arguments of every preview and up (the policy packs)."""
     options = dict(engine_options or {})
-    if _on_a_swarm(_resources(stack.export_stack().deployment)):
+    if on_a_swarm(resources_of(stack.export_stack().deployment)):
         raise RecoveryError(
-            "the stack's databases are swarm services: this version brings back a lost Docker "
-            "host of the containers engine only; for a lost swarm node, see docs/operations.md "
-            "(a lost swarm node)"
+            "the stack's databases are swarm services: a lost node is recovered by "
+            "deploy/swarm_recovery.py (`make recover` chooses it)"
         )
     answered = docker.run("version", "--format", "{{.Server.Version}}")
     if answered.returncode != 0:
@@ -126,7 +125,7 @@ def recover(
         )
     say(f"recovery: 1/6 refresh: the state forgets what the lost host ran ({docker.host})")
     stack.refresh(run_program=True, on_output=say)
-    recorded = database_servers(_resources(stack.export_stack().deployment))
+    recorded = database_servers(resources_of(stack.export_stack().deployment))
     still = [s.name for s in recorded if _serving(docker, s.name)]
     if still:
         raise RecoveryError(
@@ -158,7 +157,7 @@ def database_servers(resources: Iterable[Mapping[str, Any]]) -> list[DatabaseSer
     found = []
     for resource in resources:
         inputs = resource.get("inputs") or {}
-        if resource.get("type") != CONTAINER_TYPE or _role(inputs) != "database":
+        if resource.get("type") != CONTAINER_TYPE or role_of(inputs) != "database":
             continue
         stanzas = [
             e[len(STANZA_ENV) :] for e in inputs.get("envs") or [] if e.startswith(STANZA_ENV)
@@ -189,14 +188,14 @@ _MADE = (auto.OpType.CREATE, auto.OpType.REPLACE, auto.OpType.CREATE_REPLACEMENT
 (recorded with an initialisation error, so the next `up` replaces it)."""
 
 
-def _on_a_swarm(resources: Iterable[Mapping[str, Any]]) -> bool:
+def on_a_swarm(resources: Iterable[Mapping[str, Any]]) -> bool:
     return any(
-        r.get("type") == SERVICE_TYPE and _role(r.get("inputs") or {}) == "database"
+        r.get("type") == SERVICE_TYPE and role_of(r.get("inputs") or {}) == "database"
         for r in resources
     )
 
 
-def _role(inputs: Mapping[str, Any]) -> str | None:
+def role_of(inputs: Mapping[str, Any]) -> str | None:
     labels = {item.get("label"): item.get("value") for item in inputs.get("labels") or []}
     return labels.get(ROLE_LABEL)
 
@@ -296,7 +295,7 @@ def restore(docker: Docker, server: DatabaseServer) -> None:
 def settle(docker: Docker, server: DatabaseServer) -> str:
     """Wait until the restored server takes writes and archives again, then run the checks."""
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while _psql(docker, server.name, "SELECT pg_is_in_recovery()") != "f":
+    while psql_in(docker, server.name, "SELECT pg_is_in_recovery()") != "f":
         if not _serving(docker, server.name):
             logs = docker.run("logs", "--tail", "3", server.name)
             raise RecoveryError(
@@ -307,13 +306,13 @@ def settle(docker: Docker, server: DatabaseServer) -> str:
         time.sleep(1)
     # As after `python -m pitr restore` (pitr/docker_host.py): the checkpointer sleeps after
     # recovery until woken, and archiving resumes only then.
-    _psql(docker, server.name, "CHECKPOINT")
+    psql_in(docker, server.name, "CHECKPOINT")
     # Then the agent's first check: repo1 is as new as the host, and the agent makes its stanza
     # before the check archives a segment of the new timeline (into both repositories: until
     # one is, a later restore to `latest` would follow the old timeline).
     agent = f"{server.name}-pitr"
     deadline = time.monotonic() + AGENT_CHECK_TIMEOUT_S
-    while not _checked(docker, agent):
+    while not agent_checked(docker, agent):
         if time.monotonic() > deadline:
             raise RecoveryError(
                 f"{agent} has not passed its first check after {AGENT_CHECK_TIMEOUT_S} s: "
@@ -324,7 +323,7 @@ def settle(docker: Docker, server: DatabaseServer) -> str:
     return docker.check(*pitr, "check-here").strip()
 
 
-def _checked(docker: Docker, agent: str) -> bool:
+def agent_checked(docker: Docker, agent: str) -> bool:
     """Whether the agent's status file says its last check passed."""
     done = docker.run("exec", agent, "cat", str(layout.STATUS_FILE))
     try:
@@ -334,12 +333,12 @@ def _checked(docker: Docker, agent: str) -> bool:
     return bool(tasks.get("check", {}).get("ok") is True)
 
 
-def _psql(docker: Docker, container: str, sql: str) -> str:
+def psql_in(docker: Docker, container: str, sql: str) -> str:
     done = docker.run("exec", "-u", layout.PG_USER, container, "psql", "-XAtq", "-c", sql)
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def _resources(deployment: Mapping[str, Any] | None) -> Sequence[Mapping[str, Any]]:
+def resources_of(deployment: Mapping[str, Any] | None) -> Sequence[Mapping[str, Any]]:
     resources: Sequence[Mapping[str, Any]] = (deployment or {}).get("resources") or []
     return resources
 

@@ -10,12 +10,13 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from pulumi import automation as auto
 
-from deploy import cli, recovery
+from deploy import cli, recovery, swarm_recovery
 from deploy.workspace import ROOT
 
 
@@ -37,6 +38,9 @@ class RecordedStack:
     env: dict[str, str]
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail: str | None = None
+
+    def export_stack(self) -> Any:
+        return SimpleNamespace(deployment={"resources": []})
 
     def _record(self, command: str, options: dict[str, Any]) -> None:
         self.calls.append((command, {k: v for k, v in options.items() if k != "on_output"}))
@@ -273,6 +277,28 @@ def test_a_recovery_asks_first_then_runs_on_the_stacks_host_under_the_pack(
     out = capsys.readouterr().out
     assert "shop-order-db: back\n  order_db: 1 tables, 3 rows" in out
     assert "recovery: stack prod back on tcp://new-host:2376 in " in out
+
+
+def test_a_swarm_stacks_recovery_brings_back_a_lost_nodes_databases(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prod_passphrase(project, monkeypatch)
+    chosen: list[str] = []
+
+    def on_a_node(*_args: Any) -> list[recovery.Recovered]:
+        chosen.append("swarm")
+        return []
+
+    def on_a_host(*_args: Any) -> list[recovery.Recovered]:
+        chosen.append("host")
+        return []
+
+    monkeypatch.setattr(recovery, "recover", on_a_host)
+    monkeypatch.setattr(swarm_recovery, "recover_node", on_a_node)
+    for swarm in (True, False):  # what the state shows: database services or containers
+        monkeypatch.setattr(recovery, "on_a_swarm", lambda _resources, swarm=swarm: swarm)
+        assert run(project, "recover", "--stack", "prod", "--yes")[0] == cli.OK
+    assert chosen == ["swarm", "host"]
 
 
 def test_a_recovery_that_stops_says_why_in_one_line(
