@@ -63,6 +63,7 @@ class BackupJob(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        metrics = args.metrics_network is not None
         data = args.engine.volume(
             f"{name}-data", f"{args.docker_name}-data", args.labels, self, protect=args.protect_data
         )
@@ -71,7 +72,7 @@ class BackupJob(pulumi.ComponentResource):
                 name=name,
                 docker_name=args.docker_name,
                 image=s.image,
-                command=schedule_command(s, metrics=args.metrics_network is not None),
+                command=schedule_command(s, metrics=metrics),
                 mounts=[Mount(data.name, BACKUP_DIR), secrets.mount()],
                 networks=[
                     *(Network(n, ALIAS) for _, n in sorted(args.database_networks.items())),
@@ -79,7 +80,12 @@ class BackupJob(pulumi.ComponentResource):
                 ],
                 needs=ImageNeeds(non_root_user=s.user),
                 resources=s.resources,
-                health_test=["CMD", *status_command(s)],
+                # Beside monitoring, which reads its state from its metrics: healthy while that
+                # server answers (on a swarm its whole health, since a swarm restarts an
+                # unhealthy task: a failed run would stop the next try midway, every time);
+                # its state, the backups' freshness, on one host.
+                health_test=["CMD", *(serves_command() if metrics else status_command(s))],
+                state_test=["CMD", *status_command(s)] if metrics else None,
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=s.stop_grace_seconds,
                 pids_limit=s.pids_limit,
@@ -112,6 +118,12 @@ def schedule_command(s: BackupSettings, metrics: bool = False) -> list[str]:
     if metrics:
         command += ["--metrics-port", str(METRICS_PORT)]
     return command
+
+
+def serves_command() -> list[str]:
+    """Healthy while its metrics server answers: the scheduler runs."""
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    return ["python3", "-c", f"import urllib.request as r; r.urlopen({url!r}, timeout=5)"]
 
 
 OVERDUE_SLACK_HOURS = 2

@@ -25,13 +25,19 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
+from deploy.recovery import Docker
+from deploy.swarm_recovery import recover_node
+from pitr.pgbackrest import RestoreTarget
 from provider.schema import SECRET, SERVICE
 from stacks.catalogue import PLATFORM
+from stacks.settings import OFF_HOST_HOME
 from tests.hosts import Host, TestHosts
 from tests.integration.conftest import exec_in, wait_for
-from tests.integration.engine import EngineHome
+from tests.integration.engine import EngineHome, set_config
 from tests.integration.load import Load, Target
+from tests.integration.monitoring import json_from
 from tests.integration.stacks import IMAGES, MONITORING_IMAGES, LiveStack, deployed
+from tests.integration.test_off_host_repository import PSQL, PUSH_MARGIN_S, OrderWriter, passed
 from tests.integration.test_off_host_swarm import form_swarm, label
 from tests.integration.test_stacks import (
     DATABASES,
@@ -46,16 +52,25 @@ from tests.integration.test_stacks import (
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 DATA_LABEL, EDGE_LABEL, BACKUP_LABEL = "ecommerce.data", "ecommerce.edge", "ecommerce.backup"
+ARCHIVE_TIMEOUT_S = 10
+"""A WAL segment reaches both repositories within it, once written to."""
 NEXT_IMAGE = IMAGES["service"] + "-swarm-next"
 BROKEN_IMAGE = IMAGES["service"] + "-swarm-broken"
 
 
 def quick(platform: dict[str, Any]) -> None:
-    """Rolls and health checks fast enough for a test, otherwise the stack file as it is."""
+    """Rolls and health checks fast enough for a test, otherwise the stack file as it is (but
+    for the off-host repository, which the last test turns on: `with_the_repository`)."""
     platform["swarm"] |= {
         "updateDelaySeconds": 1,
         "monitorSeconds": 5,
         "convergeTimeoutSeconds": 120,
+    }
+    platform["pitr"] |= {
+        "archiveTimeoutSeconds": ARCHIVE_TIMEOUT_S,
+        # A restored server's agent checks again within a minute when its first check meets
+        # the archiver's lock (the recovery waits for a passed check).
+        "checkEveryMinutes": 1,
     }
     # Checked twice as often as the stack file asks (not more: each check is a process started
     # in the container, a Node.js app's costs 0.15-0.25 s of CPU, and at every 2 s the swarm's
@@ -413,6 +428,24 @@ def whole(live: LiveStack, manager: Any, lost: str | None = None) -> dict[str, s
     return short
 
 
+def why_short(live: LiveStack, manager: Any, lost: str | None = None) -> str:
+    """`whole`'s answer, with each short service's latest tasks: their state and error, and the
+    last health check output of a task container that still exists (a failed check's why)."""
+    lines = [str(whole(live, manager, lost))]
+    for short in whole(live, manager, lost):
+        name = f"{live.prefix}-{short}"
+        tasks = manager.api.tasks(filters={"service": name})
+        for task in sorted(tasks, key=lambda t: t["UpdatedAt"])[-3:]:
+            status = task["Status"]
+            error = status.get("Err", "")
+            lines.append(f"  {short}: {status['State']} {error} {status['Message']}")
+        for container in live.tasks(name):
+            checks = container.attrs["State"].get("Health", {}).get("Log") or []
+            if checks:
+                lines.append(f"  {short} health: {checks[-1].get('Output', '').strip()[-300:]}")
+    return "\n".join(lines)
+
+
 def test_losing_a_node_without_a_database_drops_no_request_and_the_swarm_heals(
     live: LiveStack, nodes: list[Host]
 ) -> None:
@@ -539,3 +572,139 @@ def test_make_logs_follows_every_service(live: LiveStack, nodes: list[Host]) -> 
     labels = {line.split(" | ", 1)[0].strip() for line in result.stdout.splitlines()}
     assert {"edge", "prometheus", "order-db", "order-db-pitr"} <= labels
     assert labels <= {n.removeprefix(f"{live.prefix}-") for n in services(live)}
+
+
+def with_the_repository(platform: dict[str, Any]) -> None:
+    """The off-host repository on, on the third node, as the stack file has it (the checks
+    before keep the one-engine form of engine_config: `python -m pitr restore` one-offs have no
+    network to reach it, and it joins every database's overlay); and the gateway's image the
+    one the failed update rolled back to."""
+    platform["swarm"]["placement"][OFF_HOST_HOME] = BACKUP_LABEL
+    platform["pitr"]["offHost"] = {"enabled": True}
+    platform["services"]["gateway"]["image"] = NEXT_IMAGE
+
+
+def writing_for(writer: OrderWriter) -> float:
+    """Seconds since the writer's first order was acknowledged (0 before)."""
+    first = min(writer.acknowledged.values(), default=None)
+    return 0.0 if first is None else time.monotonic() - first
+
+
+def test_a_lost_database_node_stops_its_apps_and_comes_back_on_another_from_repo2(
+    live: LiveStack, nodes: list[Host]
+) -> None:
+    # Last in the module: h1, which holds every database (and was the manager the stack was
+    # deployed through), is lost with its disk for good. h3 holds the off-host repository
+    # (turned on here) and monitoring; h2 takes the databases over.
+    live.up(with_the_repository)
+    lost, spare, backup = nodes
+    server_name = f"{live.prefix}-order-db"
+    repository = f"{live.prefix}-{OFF_HOST_HOME}"
+    spec = PLATFORM.get("order").database
+    assert spec is not None
+    database = spec.name
+
+    def repo() -> Any:
+        found = live.tasks(repository)
+        return found[0] if found else None
+
+    wait_for(
+        lambda: (
+            (r := repo()) is not None
+            and passed(r, "/var/lib/pgbackrest/work/agent-status-order.json")
+        ),
+        timeout=300,
+        what="the repository's first backup and drill of the order database",
+    )
+    (server,) = live.tasks(server_name)
+    lost_id = node_of(lost)
+    created = exec_in(server, [*PSQL, database, "-c", "CREATE TABLE drill_orders (id int)"])
+    assert created[0] == 0, created
+    writer = OrderWriter(server, database)
+    writer.start()
+    # Writes for longer than the RPO before the loss, so that some orders (and the table) must
+    # be back: 50 orders alone took about archiveTimeoutSeconds on an idle machine.
+    wait_for(
+        lambda: writing_for(writer) > ARCHIVE_TIMEOUT_S + PUSH_MARGIN_S + 5,
+        timeout=120,
+        what="orders written for longer than the RPO",
+    )
+    lost_at = time.monotonic()
+    lost.cut()
+    lost.lose()
+    writer.join(timeout=30)
+    manager = spare.client()
+    live.client = manager
+    # What the platform does meanwhile: the apps of the lost databases answer errors through
+    # the edges of the other nodes, and monitoring (on h3) says which database is down.
+    edge = next(host for host in (spare, backup) if runs(host, f"{live.prefix}-edge"))
+    target = through_edge(live, edge, "gateway", "/order/health")
+
+    def status() -> int:
+        try:
+            return target.get()[0]
+        except OSError:
+            return 0
+
+    wait_for(lambda: status() >= 500, timeout=120, what="the order app answering errors")
+    prometheus = next(iter(live.tasks(f"{live.prefix}-prometheus")))
+
+    def firing() -> set[str]:
+        answer = json_from(prometheus, "http://127.0.0.1:9090/api/v1/alerts")
+        return {
+            f"{a['labels']['alertname']}:{a['labels'].get('service', '')}"
+            for a in answer["data"]["alerts"]
+            if a["state"] == "firing"
+        }
+
+    # Its exporter cannot reach it (TargetDown, or PostgresDown where the exporter answers).
+    wait_for(
+        lambda: bool({"PostgresDown:order", "TargetDown:order"} & firing()),
+        timeout=240,
+        what="an alert firing for the order database",
+        describe=lambda: str(sorted(firing())),
+    )
+    alerts = sorted(firing())
+
+    # The operator's runbook (docs/operations.md): docker:host at the node that takes the
+    # databases over, then `make recover STACK=swarm`.
+    live.config["docker:host"] = spare.docker_host
+    set_config(live.engine, live.folder, live.config)
+    recovering_at = time.monotonic()
+    recovered = recover_node(
+        live.engine, Docker(spare.docker_host), RestoreTarget("latest"), print, live.policies
+    )
+    back_at = time.monotonic()
+    assert {r.server for r in recovered} == {f"{live.prefix}-{db}-db" for db in DATABASES}
+    (restored,) = live.tasks(server_name)
+    assert restored.client.api.base_url == manager.api.base_url  # on h2 now
+    code, rows = exec_in(restored, [*PSQL, database, "-c", "SELECT id FROM drill_orders"])
+    assert code == 0, rows
+    missing, rpo = writer.lost({int(line) for line in rows.split()}, lost_at)
+    too_old = [
+        i for i in missing if lost_at - writer.acknowledged[i] > ARCHIVE_TIMEOUT_S + PUSH_MARGIN_S
+    ]
+    assert not too_old, f"orders lost beyond the RPO: {too_old[:10]} of {len(missing)} missing"
+    wait_for(lambda: status() == 200, timeout=180, what="the order app healthy again")
+    # What the lost node held runs on h2 now, as many as the stack declares; its labels moved.
+    wait_for(
+        lambda: whole(live, manager, lost_id) == {},
+        timeout=180,
+        what="every service whole on the two nodes left",
+        describe=lambda: why_short(live, manager, lost_id),
+    )
+    for name in ("redis", "backup", "order-db-pitr", "customer-db"):
+        assert runs(spare, f"{live.prefix}-{name}"), name
+    labels = {
+        host.name: manager.nodes.get(node_id).attrs["Spec"].get("Labels") or {}
+        for host, node_id in ((spare, node_of(spare)), (lost, lost_id))
+    }
+    assert labels[spare.name].get(DATA_LABEL) == "true"
+    assert DATA_LABEL not in labels[lost.name], labels
+    print(
+        f"swarm database node lost: alerts {alerts}; {len(writer.acknowledged)} orders "
+        f"acknowledged, {len(missing)} lost (RPO {rpo:.1f} s); the recovery took "
+        f"{back_at - recovering_at:.0f} s, back on {spare.name} {back_at - lost_at:.0f} s after "
+        "the loss (the alerts' two minutes included)"
+    )
+    assert [step.describe() for step in live.preview().changes().values()] == []

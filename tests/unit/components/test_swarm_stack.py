@@ -156,6 +156,15 @@ def test_networks_are_overlay_and_isolate_as_on_one_host(swarm: Graph) -> None:
     assert joined("alertmanager") == {"monitoring", "alerting"}
 
 
+def test_the_backup_jobs_task_is_healthy_while_it_serves_metrics(swarm: Graph) -> None:
+    # A swarm restarts an unhealthy task: were the backups' freshness its health, a failed run
+    # (databases still starting) would stop every later try midway. Monitoring reads it.
+    check = services(swarm)["backup"]["taskSpec"]["containerSpec"]["healthcheck"]["tests"]
+    assert check[:3] == ["CMD", "python3", "-c"]
+    assert "http://127.0.0.1:9189/metrics" in check[3]
+    assert "status" not in check
+
+
 def test_only_the_edge_publishes(swarm: Graph) -> None:
     published = {
         name: [
