@@ -279,13 +279,20 @@ class PgBackRest:
                  *target.options())  # fmt: skip
 
     def start_options(self, target: RestoreTarget) -> list[str]:
-        """The repository and backup a restore to `target` starts from, when pgBackRest's own
-        choice could be off the latest timeline's history (pitr/timelines.py); [] otherwise.
-        The repository is the one pgBackRest would take: the first that holds a backup."""
+        """The backup a restore to `target` starts from (`--set`; pgBackRest looks for it in
+        each repository in turn), when its own choice could be off the latest timeline's
+        history (pitr/timelines.py); [] otherwise. Each repository that holds backups is asked
+        in turn, as pgBackRest would, until one holds a backup that fits."""
+        refused: RefusedError | None = None
         for key in self.repo_keys():
-            if self.info(f"--repo={key}").get("backup"):
-                chosen = set_to_start_from(self, target, key)
-                return [f"--repo={key}", *chosen] if chosen else []
+            if not self.info(f"--repo={key}").get("backup"):
+                continue
+            try:
+                return set_to_start_from(self, target, key)
+            except RefusedError as err:
+                refused = refused or err
+        if refused is not None:
+            raise refused
         return []
 
     def verify_or_refuse(self) -> None:

@@ -14,6 +14,7 @@ the newest backup that lies on the history of the repository's latest timeline (
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,43 +37,59 @@ def set_to_start_from(tool: Repository, target: RestoreTarget, repo: int) -> lis
     """The `--set` option when pgBackRest's own choice in repository `repo` could be a backup
     off the latest timeline's history; [] when every backup there is on it."""
     info = tool.info(f"--repo={repo}")
-    backups = [b for b in info.get("backup", []) if b.get("error") is not True]
-    if not backups:
-        return []  # pgBackRest says there is nothing to restore, in its own words
-    latest = latest_timeline(info.get("archive", []))
+    archive = current_archive(info.get("archive", []))
+    if archive is None:
+        return []  # nothing archived: pgBackRest says what is wrong, in its own words
+    # Only the current database's (a stanza upgrade starts again at timeline 1).
+    database = archive["database"]["id"]
+    backups = [b for b in info.get("backup", []) if b["database"]["id"] == database]
+    folder = f"archive/{info['name']}/{archive['id']}"
+    listing = tool.run(
+        "repo-ls", f"--repo={repo}", "--filter=\\.history$", "--output=text", params=[folder]
+    )
+    newest_segment = str(archive.get("max") or "00000001")
+    latest = max([timeline_of_segment(newest_segment), *history_timelines(listing)])
     if all(timeline_of(b) == latest for b in backups):
         return []
-    name = info["name"]
-    forks = forks_of(tool.run("repo-get", f"--repo={repo}", params=[history_path(info, latest)]))
+    forks = forks_of(
+        tool.run("repo-get", f"--repo={repo}", params=[f"{folder}/{latest:08X}.history"])
+    )
     candidates = [b for b in backups if on_the_history(b, latest, forks)]
     if target.kind == "time":
+        # As pgBackRest chooses for a time: a backup that stopped before it.
         until = datetime.fromisoformat(target.value).timestamp()
-        candidates = [b for b in candidates if int(b["timestamp"]["stop"]) <= until]
+        candidates = [b for b in candidates if int(b["timestamp"]["stop"]) < until]
     if not candidates:
         raise RefusedError(
-            f"stanza {name}: no backup in repo{repo} lies on the history of its latest timeline "
-            f"({latest}) before {target.text()}; take a backup, or restore to a later target"
+            f"stanza {info['name']}: no backup in repo{repo} lies on the history of its latest "
+            f"timeline ({latest}) before {target.text()}; take a backup, or restore to a later "
+            "target"
         )
     newest = max(candidates, key=lambda b: int(b["timestamp"]["stop"]))
     return [f"--set={newest['label']}"]
 
 
+def current_archive(archives: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The archive of the stanza's current database: the highest database id."""
+    return max(archives, key=lambda a: int(a["database"]["id"]), default=None)
+
+
 def timeline_of(backup: Mapping[str, Any]) -> int:
     """The timeline a backup was taken on: its first WAL segment's."""
-    return int(str(backup["archive"]["start"])[:8], 16)
+    return timeline_of_segment(str(backup["archive"]["start"]))
 
 
-def latest_timeline(archives: Sequence[Mapping[str, Any]]) -> int:
-    """The highest timeline of any archived WAL segment."""
-    segments = [str(a["max"]) for a in archives if a.get("max")]
-    return max((int(segment[:8], 16) for segment in segments), default=1)
+def timeline_of_segment(name: str) -> int:
+    return int(name[:8], 16)
 
 
-def history_path(info: Mapping[str, Any], timeline: int) -> str:
-    """Where the timeline's `.history` file is in the repository: under the archive of the
-    stanza's current database (`15-1`)."""
-    archive_id = max(str(a["id"]) for a in info["archive"])
-    return f"archive/{info['name']}/{archive_id}/{timeline:08X}.history"
+def history_timelines(listing: str) -> list[int]:
+    """The timelines of the `.history` files a `repo-ls` lists. A server that leaves recovery
+    archives its new timeline's history at once, and its first segment only later: until
+    then, only this says that the new timeline is the latest."""
+    return [
+        int(line[:8], 16) for line in listing.split() if re.fullmatch(r"[0-9A-F]{8}\.history", line)
+    ]
 
 
 def forks_of(history: str) -> dict[int, int]:

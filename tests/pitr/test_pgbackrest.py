@@ -247,3 +247,35 @@ def test_the_latest_state_after_a_restore_in_the_past_is_the_new_timelines() -> 
         tool.restore(RestoreTarget.parse("latest"), force=True)
         fresh.start()
         assert fresh.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders") == "1,3"
+
+
+def test_a_crash_right_after_a_restore_in_the_past_still_restores() -> None:
+    # Its new timeline's history archived (at once, when it left recovery), no segment of it
+    # yet. The backup past the fork is passed over (the history file says there is a new
+    # timeline); with no segment of it archived, PostgreSQL replays the old timeline to its end,
+    # as docs/pitr.md says (which is why `python -m pitr restore` waits for that first segment).
+    with archiving_cluster() as fresh:
+        tool = fresh.tool
+        tool.create_stanza()
+        tool.backup("full")
+        fresh.sql("CREATE TABLE orders (id int PRIMARY KEY)")
+        fresh.sql("INSERT INTO orders VALUES (1)")
+        time.sleep(1.1)
+        moment = fresh.sql("SELECT now()")
+        time.sleep(1.1)
+        fresh.sql("INSERT INTO orders VALUES (2)")
+        tool.backup("incr")
+        fresh.stop()
+        tool.restore(RestoreTarget.parse(f"time:{moment}"), force=True)
+        fresh.start()
+        deadline = time.monotonic() + 20
+        while fresh.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") != (
+            "00000002.history"
+        ):
+            assert time.monotonic() < deadline, "the new timeline's history was not archived"
+            time.sleep(0.2)
+        fresh.stop("immediate")
+
+        tool.restore(RestoreTarget.parse("latest"), force=True)
+        fresh.start()
+        assert fresh.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders") == "1,2"

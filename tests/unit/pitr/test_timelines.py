@@ -32,25 +32,50 @@ ON_TWO = backup("I2", "000000020000000000000006", "0/6000100", 300)  # on 2, bef
 
 
 class Repo:
-    def __init__(self, backups: list[dict[str, Any]], newest_segment: str) -> None:
+    def __init__(
+        self, backups: list[dict[str, Any]], newest_segment: str, histories: int = 3
+    ) -> None:
         self.backups = backups
         self.newest_segment = newest_segment
+        self.histories = histories
         self.asked: list[Sequence[str]] = []
 
     def info(self, *options: str) -> dict[str, Any]:
-        archive = {"id": "15-1", "min": "000000010000000000000001", "max": self.newest_segment}
+        archive = {
+            "database": {"id": 1, "repo-key": 1},
+            "id": "15-1",
+            "min": "000000010000000000000001",
+            "max": self.newest_segment,
+        }
         return {"name": "order", "backup": self.backups, "archive": [archive]}
 
     def run(self, command: str, *options: str, params: Sequence[str] = ()) -> str:
-        assert command == "repo-get" and options == ("--repo=1",)
+        assert options[0] == "--repo=1"
+        if command == "repo-ls":  # what is archived of each timeline's history
+            assert params == ["archive/order/15-1"]
+            return "\n".join(f"{t:08X}.history" for t in range(2, self.histories + 1))
+        assert command == "repo-get"
         self.asked.append(params)
         return HISTORY_3
 
 
 def test_one_timeline_leaves_the_choice_to_pgbackrest() -> None:
-    repo = Repo([FULL, PAST_THE_FORK], "000000010000000000000009")
+    repo = Repo([FULL, PAST_THE_FORK], "000000010000000000000009", histories=1)
     assert set_to_start_from(repo, RestoreTarget("latest"), 1) == []
     assert repo.asked == []
+
+
+def test_a_timeline_with_only_its_history_archived_yet_is_the_latest() -> None:
+    # Right after a restore to the past: the new timeline's history is archived, no segment.
+    repo = Repo([FULL, PAST_THE_FORK], "000000010000000000000009", histories=2)
+    assert set_to_start_from(repo, RestoreTarget("latest"), 1) == ["--set=F"]
+    assert repo.asked == [["archive/order/15-1/00000002.history"]]
+
+
+def test_backups_of_a_database_before_a_stanza_upgrade_are_not_counted() -> None:
+    older = {**ON_TWO, "database": {"id": 0, "repo-key": 1}}
+    repo = Repo([older, FULL], "000000010000000000000009", histories=1)
+    assert set_to_start_from(repo, RestoreTarget("latest"), 1) == []
 
 
 def test_the_newest_backup_on_the_latest_timelines_history_is_chosen() -> None:
@@ -65,6 +90,8 @@ def test_the_newest_backup_on_the_latest_timelines_history_is_chosen() -> None:
 def test_a_time_target_starts_from_a_backup_that_ended_before_it() -> None:
     repo = Repo([FULL, PAST_THE_FORK, ON_TWO], "000000030000000000000008")
     early = RestoreTarget("time", "1970-01-01 00:04:10+00")  # 250 s: before I2 ended
+    at_its_stop = RestoreTarget("time", "1970-01-01 00:05:00+00")  # 300 s: I2 stopped then
+    assert set_to_start_from(repo, at_its_stop, 1) == ["--set=F"]
     assert set_to_start_from(repo, early, 1) == ["--set=F"]
     before_everything = RestoreTarget("time", "1970-01-01 00:00:50+00")
     with pytest.raises(RefusedError, match=r"no backup in repo1 lies on the history of its"):
