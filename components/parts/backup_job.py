@@ -1,8 +1,9 @@
 """The scheduled backup container: the backup tool (backup/) on every database network.
 
 It dumps each database with that service's own credentials (the owner of its database), on a
-schedule, into a named volume, and prunes by the stack's retention. Its health check fails when
-the last run failed or is older than the schedule allows, so `docker ps` shows a stale backup.
+schedule, into a named volume, and prunes by the stack's retention. On one Docker host its health
+check fails when the last run failed or is older than the schedule allows, so `docker ps` shows a
+stale backup; beside monitoring on a swarm, its metrics say so instead (see `BackupJob`).
 """
 
 from __future__ import annotations

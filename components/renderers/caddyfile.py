@@ -136,9 +136,9 @@ def _reverse_proxy(upstream: str, routes: EdgeRoutes) -> list[str]:
     # again after any failure, other methods only after one to connect): an address on a
     # machine just gone takes the request and answers nothing. Other methods wait, without a
     # limit, as before: they may have been acted on.
-    tries = []
-    if routes.retry_seconds:
-        tries = [f"lb_try_duration {routes.retry_seconds}s", "lb_try_interval 250ms"]
+    if not routes.retry_seconds:  # no second try: a GET waits for its answer like the rest
+        return [_block(f"reverse_proxy {upstream}", [])]
+    tries = [f"lb_try_duration {routes.retry_seconds}s", "lb_try_interval 250ms"]
     answer_limit = _block("transport http", [f"response_header_timeout {routes.answer_seconds}s"])
     return [
         "@get method GET",

@@ -67,9 +67,11 @@ class EdgeSettings(StrictModel):
     """How long a request keeps trying the app's other addresses when one refuses (while an
     app is replaced side by side, Docker's DNS answers with both containers)."""
     upstream_answer_seconds: int = Field(default=4, ge=1, le=300)
-    """How long an app has to start answering a GET before the edge tries it on another
-    address (within `upstreamRetrySeconds`): a replica on a machine that has just gone answers
-    nothing, not even a refusal. Other methods are never sent twice and wait for their answer."""
+    """How long an app has to start answering a GET before the edge sends it again, dialing
+    the app's name anew (within `upstreamRetrySeconds`): a replica on a machine that has just
+    gone answers nothing, not even a refusal. A GET slower than this is answered 504 once the
+    retries are spent; other methods are never sent twice and wait for their answer. Unused
+    when `upstreamRetrySeconds` is 0."""
     replicas: int = Field(default=1, ge=1, le=100)
     """Tasks of the proxy on a swarm (`engine: swarm`), each on its own node labelled for the
     edge (`swarm.placement.edge`), publishing the shop's ports there; 2 or more in prod."""
