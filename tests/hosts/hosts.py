@@ -104,8 +104,12 @@ class TestHosts:
     def __enter__(self) -> list[Host]:
         for line in remove_leftovers(self.folder.parent):
             print(f"test hosts: {line}")
-        self.folder.mkdir(parents=True)
-        (self.folder / "owner.pid").write_text(str(os.getpid()))
+        # The folder appears with its owner in it (a rename): another run's leftover sweep
+        # must never see it ownerless, and take it for a leftover.
+        staging = self.folder.with_name(f".{self.folder.name}")
+        staging.mkdir(parents=True)
+        (staging / "owner.pid").write_text(str(os.getpid()))
+        staging.rename(self.folder)
         try:
             links.add_switch(self.switch)
             for host in self.hosts:

@@ -633,6 +633,7 @@ def test_a_lost_database_node_stops_its_apps_and_comes_back_on_another_from_repo
     lost.cut()
     lost.lose()
     writer.join(timeout=30)
+    assert not writer.is_alive(), "the order writer still runs 30 s after its server was lost"
     manager = spare.client()
     live.client = manager
     # What the platform does meanwhile: the apps of the lost databases answer errors through
