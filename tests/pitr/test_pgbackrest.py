@@ -222,31 +222,43 @@ def test_a_bad_restore_target_names_what_to_give(text: str, error: str) -> None:
         RestoreTarget.parse(text)
 
 
+def restored_to_the_past(fresh: Cluster) -> str:
+    """Rows A (1), a moment, rows B (2), an incremental backup; then the server restored to
+    the moment (A only, on timeline 2) and started. Returns the label of that backup, the
+    newest, which lies past the fork on the old timeline."""
+    tool = fresh.tool
+    tool.create_stanza()
+    tool.backup("full")
+    fresh.sql("CREATE TABLE orders (id int PRIMARY KEY)")
+    fresh.sql("INSERT INTO orders VALUES (1)")  # A
+    time.sleep(1.1)
+    moment = fresh.sql("SELECT now()")
+    time.sleep(1.1)
+    fresh.sql("INSERT INTO orders VALUES (2)")  # B, which the restore to `moment` discards
+    past_the_fork = tool.backup("incr")
+    fresh.stop()
+    tool.restore(RestoreTarget.parse(f"time:{moment}"), force=True)
+    fresh.start()
+    return past_the_fork
+
+
+def ids(fresh: Cluster) -> str:
+    return fresh.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders")
+
+
 def test_the_latest_state_after_a_restore_in_the_past_is_the_new_timelines() -> None:
     # A backup taken on the old timeline after the point a restore went back to is not on the
     # new timeline's history: a later restore to the latest state starts from one that is.
     with archiving_cluster() as fresh:
-        tool = fresh.tool
-        tool.create_stanza()
-        tool.backup("full")
-        fresh.sql("CREATE TABLE orders (id int PRIMARY KEY)")
-        fresh.sql("INSERT INTO orders VALUES (1)")  # A
-        time.sleep(1.1)
-        moment = fresh.sql("SELECT now()")
-        time.sleep(1.1)
-        fresh.sql("INSERT INTO orders VALUES (2)")  # B, which the restore to `moment` discards
-        past_the_branch = tool.backup("incr")
-        fresh.stop()
-        tool.restore(RestoreTarget.parse(f"time:{moment}"), force=True)
-        fresh.start()
-        tool.resume_archiving(str(fresh.server.bin_dir / "psql"))
+        past_the_fork = restored_to_the_past(fresh)
+        fresh.tool.resume_archiving(str(fresh.server.bin_dir / "psql"))
         fresh.sql("INSERT INTO orders VALUES (3)")  # C, on the new timeline
         fresh.stop()
-        assert tool.info()["backup"][-1]["label"] == past_the_branch
+        assert fresh.tool.info()["backup"][-1]["label"] == past_the_fork
 
-        tool.restore(RestoreTarget.parse("latest"), force=True)
+        fresh.tool.restore(RestoreTarget.parse("latest"), force=True)
         fresh.start()
-        assert fresh.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders") == "1,3"
+        assert ids(fresh) == "1,3"
 
 
 def test_a_crash_right_after_a_restore_in_the_past_still_restores() -> None:
@@ -255,19 +267,7 @@ def test_a_crash_right_after_a_restore_in_the_past_still_restores() -> None:
     # timeline); with no segment of it archived, PostgreSQL replays the old timeline to its end,
     # as docs/pitr.md says (which is why `python -m pitr restore` waits for that first segment).
     with archiving_cluster() as fresh:
-        tool = fresh.tool
-        tool.create_stanza()
-        tool.backup("full")
-        fresh.sql("CREATE TABLE orders (id int PRIMARY KEY)")
-        fresh.sql("INSERT INTO orders VALUES (1)")
-        time.sleep(1.1)
-        moment = fresh.sql("SELECT now()")
-        time.sleep(1.1)
-        fresh.sql("INSERT INTO orders VALUES (2)")
-        tool.backup("incr")
-        fresh.stop()
-        tool.restore(RestoreTarget.parse(f"time:{moment}"), force=True)
-        fresh.start()
+        restored_to_the_past(fresh)
         deadline = time.monotonic() + 20
         while fresh.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") != (
             "00000002.history"
@@ -276,6 +276,6 @@ def test_a_crash_right_after_a_restore_in_the_past_still_restores() -> None:
             time.sleep(0.2)
         fresh.stop("immediate")
 
-        tool.restore(RestoreTarget.parse("latest"), force=True)
+        fresh.tool.restore(RestoreTarget.parse("latest"), force=True)
         fresh.start()
-        assert fresh.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders") == "1,2"
+        assert ids(fresh) == "1,2"
