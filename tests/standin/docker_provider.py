@@ -59,6 +59,8 @@ from tests.standin.read import read_container, read_network, read_volume
 PLUGIN_NAME = "docker"
 LABELS_VARIABLE = "ECOMMERCE_STANDIN_LABELS"
 LOG_VARIABLE = "ECOMMERCE_STANDIN_LOG"
+EXPOSED_TIMEOUT_S = 30
+"""How long a new object may take to show every field (pulumi-docker waits as long)."""
 PLATFORM_WARNING = (
     "consider explicitly setting the `platform` field on ImageBuildOptions to avoid "
     "building for the wrong architecture"
@@ -147,9 +149,11 @@ class ObjectKind:
         inspect: Callable[[str], Any],
         read_back: Callable[[Any, Properties, Collection[str]], Properties],
         remove: Callable[[str], Any],
+        exposed: Callable[[Any], bool] = lambda _found: True,
     ) -> None:
         self.ctx, self.type = ctx, type_token
         self._create, self._inspect, self._read, self._remove = create, inspect, read_back, remove
+        self._exposed = exposed
 
     def check(self, urn: str, olds: Properties, news: Properties) -> Properties:
         return with_defaults(self.type, news)
@@ -161,7 +165,18 @@ class ObjectKind:
         if preview:
             return "", preview_outputs(self.type, news)
         resource_id = self._create(self.ctx.client, news, self.ctx.labels)
-        return resource_id, self._read(self._inspect(resource_id), news, self.ctx.labels)
+        return resource_id, self._read(self._read_exposed(resource_id), news, self.ctx.labels)
+
+    def _read_exposed(self, resource_id: str) -> Any:
+        """Its inspection once it shows every field, as pulumi-docker waits for it: a swarm
+        manager answers for an overlay network it has not allocated yet with no driver and no
+        IPAM, which recorded as such would replace it at the next `up`."""
+        deadline = time.monotonic() + EXPOSED_TIMEOUT_S
+        found = self._inspect(resource_id)
+        while not self._exposed(found) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            found = self._inspect(resource_id)
+        return found
 
     def read(
         self, resource_id: str, state: Properties, inputs: Properties
@@ -381,6 +396,7 @@ def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:
             api.inspect_network,
             read_network,
             api.remove_network,
+            exposed=lambda found: bool(found["Driver"] and found["IPAM"]["Driver"]),
         ),
         VOLUME: ObjectKind(
             ctx,
