@@ -22,6 +22,8 @@ never written into the repository):
     ecommerce-test/postgres-exporter:0    official postgres-exporter contract, Debian's package
     ecommerce-test/python:3               official python (alpine) contract, Debian's python3
     ecommerce-test/redis-exporter:1       official redis_exporter (alpine) contract, Debian's
+    ecommerce-test/etcd:3                 etcd project's image contract, Debian's etcd-server 3.4
+    ecommerce-test/haproxy:2              official haproxy image contract, Debian's haproxy 2.6
 
 Each recipe is a folder under images/. Its hash (every file's path, mode and content, plus the
 parent recipe's hash) is stored on the image as the label ``ecommerce-test.recipe-hash``; an image
@@ -29,7 +31,7 @@ whose label matches is reused, anything else is rebuilt.
 
 Usage: ``python -m images.build [--force] [NAME ...]`` (NAME: debian-base, postgres, redis,
 node-base, reference-service, caddy-base, edge-proxy, postgres-pitr, backup, prometheus,
-alertmanager, postgres-exporter, redis-exporter, python; default all).
+alertmanager, postgres-exporter, redis-exporter, python, etcd, haproxy; default all).
 Building debian-base needs root (or sudo) and debootstrap.
 """
 
@@ -143,6 +145,9 @@ RECIPES: dict[str, Recipe] = {
         Recipe("postgres-exporter", "ecommerce-test/postgres-exporter:0", "debian-base"),
         Recipe("redis-exporter", "ecommerce-test/redis-exporter:1", "debian-base"),
         Recipe("python", "ecommerce-test/python:3", "debian-base"),
+        # A replicated database (docs/replication.md): its consensus store and its router.
+        Recipe("etcd", "ecommerce-test/etcd:3", "debian-base"),
+        Recipe("haproxy", "ecommerce-test/haproxy:2", "debian-base"),
         # The project's PostgreSQL image with pgBackRest and the pitr tool (pitr/Dockerfile),
         # on the local postgres image.
         Recipe(
