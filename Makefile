@@ -174,6 +174,10 @@ bench-dr: install ## Benchmark: a lost host recovered from the off-host reposito
 bench-swarm: install ## Benchmark: a node of a three-node swarm lost under load: seconds to down, to whole, failed requests (RUNS=1)
 	$(VENV)/bin/python -m benchmarks.swarm_node_loss --runs $(or $(RUNS),1)
 
+.PHONY: bench-failover
+bench-failover: install ## Benchmark: a replicated database's primary node lost under writes: seconds to writes back, failed writes, orders lost; a switchover (RUNS=1)
+	$(VENV)/bin/python -m benchmarks.failover --runs $(or $(RUNS),1)
+
 .PHONY: bench-rolling
 bench-rolling: install ## Benchmark: deploys under load: side by side, delete-first, and two bad releases
 	$(VENV)/bin/python -m benchmarks.rolling_deploy
