@@ -68,6 +68,7 @@ PLACEMENT = {
 LOAD_SECONDS = 75
 """The writer's whole run; the node is lost 10 s into it."""
 SWITCH_LOAD_SECONDS = 30
+CONNECTIONS_CHECKED = 8
 MAX_WRITES = 20_000
 """Per load: order numbers of one load never meet another's."""
 WRITER = """
@@ -285,6 +286,16 @@ def switch_over(nodes: list[Host], prefix: str) -> None:
     raise AssertionError("no member runs")
 
 
+def only_the_primary_answers(nodes: list[Host], prefix: str, password: str) -> None:
+    """Every new connection through the router reaches the primary (HAProxy balances among the
+    members it counts up: a standby among them would take some)."""
+    answers = [
+        psql(nodes, prefix, password, "SELECT pg_is_in_recovery()")
+        for _ in range(CONNECTIONS_CHECKED)
+    ]
+    assert answers == ["f"] * CONNECTIONS_CHECKED, answers
+
+
 def write(
     nodes: list[Host], prefix: str, password: str, seconds: int, first: int
 ) -> dict[str, Any]:
@@ -313,6 +324,7 @@ def test_the_database_survives_the_loss_of_its_primarys_node(
         describe=lambda: str(roles(cluster(nodes, prefix))),
     )
     psql(nodes, prefix, password, "CREATE TABLE orders (n int PRIMARY KEY)")
+    only_the_primary_answers(nodes, prefix, password)
     lost = leader_host(nodes, prefix)
     assert lost is not nodes[0]  # the members run on the second and third nodes only
 
@@ -342,6 +354,7 @@ def test_the_database_survives_the_loss_of_its_primarys_node(
         describe=lambda: str(roles(cluster(nodes, prefix))),
     )
     assert leader_host(nodes, prefix) is not lost
+    only_the_primary_answers(nodes, prefix, password)
     preview = live.preview(diff=True)
     assert set(preview.change_summary) == {"same"}, preview.stdout[-4000:]
 
@@ -353,6 +366,7 @@ def test_the_database_survives_the_loss_of_its_primarys_node(
         switch_over(nodes, prefix)
         result = load.result()
     assert leader_host(nodes, prefix) is lost  # its member leads again
+    only_the_primary_answers(nodes, prefix, password)
     burst = failure_burst(result)
     assert burst is None or burst[0] >= started, "a write failed before the switchover"
     acked = [n for n, _at in result["acked"]]
