@@ -92,6 +92,11 @@ class Consensus(pulumi.ComponentResource):
                     # Read at the first start only; later starts use the data directory.
                     "--initial-cluster-state=new",
                     f"--initial-cluster-token={args.docker_name}",
+                    # Patroni rewrites its keys every few seconds: without compaction the
+                    # history fills etcd's quota, which then refuses every write (a primary
+                    # that cannot renew its lock steps down).
+                    "--auto-compaction-mode=periodic",
+                    "--auto-compaction-retention=1h",
                 ],
                 mounts=[Mount(data.name, DATA_MOUNT)],
                 networks=[Network(self.network, me)],

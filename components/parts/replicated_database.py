@@ -5,7 +5,8 @@ Each member is a workload of its own, with its own volume and home (`order-db-1`
 the swarm's placement puts on a node of its own: a lost node takes at most one member. The
 members dial each other by their names on the database's replication network; Patroni reaches
 the consensus store on its network; the router sits on both the service's network (where it
-answers as the database) and the replication network, and nothing else reaches the members.
+answers as the database) and the replication network. The consensus network is shared by every
+replicated database's members, and the store has no login yet (docs/replication.md).
 """
 
 from __future__ import annotations
@@ -242,6 +243,9 @@ def post_bootstrap_script(spec: DatabaseSpec) -> str:
     return f"""set -eu
 {psql} "$1" <<'SQL'
 \\set service_password `cat {secret_path(SERVICE_PASSWORD_FILE)}`
+-- Never logged, even when the statement fails or the stack logs DDL.
+SET log_statement = none;
+SET log_min_error_statement = panic;
 CREATE ROLE {user} LOGIN CREATEDB NOSUPERUSER NOCREATEROLE PASSWORD :'service_password';
 CREATE DATABASE {database} OWNER {user};
 REVOKE ALL ON DATABASE {database} FROM PUBLIC;

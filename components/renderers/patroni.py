@@ -20,7 +20,6 @@ PG_PORT = 5432
 SUPERUSER = "postgres"
 REPLICATION_USER = "replicator"
 API_USER = "patroni"
-BIN_DIR = "/usr/lib/postgresql/15/bin"
 PASSFILE = "/tmp/pgpass"
 """Patroni writes the passwords it dials other members with here (the root may be read-only)."""
 
@@ -37,8 +36,9 @@ class Timing:
     primary last renewed it (every `loop_wait`); the standby sees it at its next loop, asks the
     other members whether one is further ahead (2 s for a lost one to time out) and promotes
     itself: within about `ttl + loop_wait + 2` seconds of the loss, 16 to 22 s here (Patroni's
-    own defaults, 30/10/10, take up to 42). Patroni requires `loop_wait + 2 * retry_timeout <=
-    ttl`; a primary that cannot renew the lock within `retry_timeout` steps down on its own."""
+    own defaults, 30/10/10, take up to 42). Patroni's documentation asks `loop_wait + 2 *
+    retry_timeout <= ttl` (3.0.2 does not check it; later versions do, and raise a `ttl` below
+    20 to 20); a primary that cannot renew the lock within `retry_timeout` steps down."""
 
     ttl: int = 16
     loop_wait: int = 4
@@ -73,8 +73,27 @@ class Member:
     """Command run once, after the first member initialised the cluster (roles, database)."""
     synchronous: Synchronous = "preferred"
     parameters: Mapping[str, str] | None = None
-    """PostgreSQL settings; every member gets the same."""
+    """PostgreSQL settings; every member gets the same. Like `synchronous` and `timing`, read
+    once, when the cluster is initialised (Patroni keeps them in the store after)."""
     timing: Timing = Timing()
+
+
+REPLICATION_PARAMETERS: dict[str, str | int] = {
+    "wal_level": "replica",
+    "hot_standby": "on",
+    "wal_log_hints": "on",  # pg_rewind needs it (or data checksums, which initdb turns on too)
+    "max_wal_senders": 10,
+    "max_replication_slots": 10,
+}
+
+
+def replication_parameters(stack: Mapping[str, str]) -> dict[str, str | int]:
+    """The stack's server settings, then what replication needs, which they cannot turn off (a
+    `wal_level` of `logical` is kept: it includes `replica`)."""
+    needed: dict[str, str | int] = dict(REPLICATION_PARAMETERS)
+    if stack.get("wal_level") == "logical":
+        needed["wal_level"] = "logical"
+    return {**stack, **needed}
 
 
 def patroni_config(member: Member, passwords: Passwords) -> str:
@@ -103,14 +122,7 @@ def patroni_config(member: Member, passwords: Passwords) -> str:
                     # A former primary rejoins as a standby of the new one on its own.
                     "use_pg_rewind": True,
                     "use_slots": True,
-                    "parameters": {
-                        "wal_level": "replica",
-                        "hot_standby": "on",
-                        "wal_log_hints": "on",
-                        "max_wal_senders": 10,
-                        "max_replication_slots": 10,
-                        **(member.parameters or {}),
-                    },
+                    "parameters": replication_parameters(member.parameters or {}),
                 },
             },
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
@@ -120,7 +132,6 @@ def patroni_config(member: Member, passwords: Passwords) -> str:
             "listen": f"0.0.0.0:{PG_PORT}",
             "connect_address": f"{member.name}:{PG_PORT}",
             "data_dir": member.data_dir,
-            "bin_dir": BIN_DIR,
             "pgpass": PASSFILE,
             "authentication": {
                 "superuser": superuser,

@@ -173,7 +173,11 @@ class ObjectKind:
         IPAM, which recorded as such would replace it at the next `up`."""
         deadline = time.monotonic() + EXPOSED_TIMEOUT_S
         found = self._inspect(resource_id)
-        while not self._exposed(found) and time.monotonic() < deadline:
+        while not self._exposed(found):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.type} {resource_id}: not all fields shown after {EXPOSED_TIMEOUT_S} s"
+                )
             time.sleep(0.5)
             found = self._inspect(resource_id)
         return found
@@ -195,6 +199,12 @@ class ObjectKind:
     def delete(self, resource_id: str, state: Properties) -> None:
         with contextlib.suppress(docker.errors.NotFound):
             self._remove(resource_id)
+
+
+def network_exposed(found: Mapping[str, Any]) -> bool:
+    """Whether a network's inspection shows its driver and IPAM (a swarm manager's may not yet,
+    right after it was created)."""
+    return bool(found["Driver"] and found["IPAM"]["Driver"])
 
 
 class ImageKind(KeptState):
@@ -396,7 +406,7 @@ def kinds(config: Mapping[str, Any], engine: Engine) -> dict[str, Kind]:
             api.inspect_network,
             read_network,
             api.remove_network,
-            exposed=lambda found: bool(found["Driver"] and found["IPAM"]["Driver"]),
+            exposed=network_exposed,
         ),
         VOLUME: ObjectKind(
             ctx,

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import pytest
+
 from provider.schema import NETWORK
-from tests.standin.docker_provider import Context, ObjectKind
+from tests.standin.docker_provider import Context, ObjectKind, network_exposed
 from tests.standin.read import read_network
 
 NOT_YET = {"Driver": "", "IPAM": {"Driver": "", "Config": None}}
@@ -26,10 +28,18 @@ def kind(answers: list[dict[str, Any]]) -> ObjectKind:
         lambda _id: COMMON | next(asked),
         read_network,
         lambda _id: None,
-        exposed=lambda found: bool(found["Driver"] and found["IPAM"]["Driver"]),
+        exposed=network_exposed,
     )
 
 
 def test_a_network_is_recorded_once_the_manager_shows_its_driver() -> None:
     _id, outputs = kind([NOT_YET, NOT_YET, ALLOCATED]).create("urn", {"name": "shop-db"}, False)
     assert (outputs["driver"], outputs["ipamDriver"]) == ("overlay", "default")
+
+
+def test_a_network_that_never_shows_its_driver_is_an_error_not_a_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tests.standin.docker_provider.EXPOSED_TIMEOUT_S", 0)
+    with pytest.raises(RuntimeError, match="not all fields shown"):
+        kind([NOT_YET, NOT_YET, NOT_YET]).create("urn", {"name": "shop-db"}, False)

@@ -68,11 +68,11 @@ def test_passwords_are_in_the_file_and_replication_logins_need_one() -> None:
 
 
 def test_the_stacks_settings_join_what_replication_needs_for_every_member() -> None:
-    parameters = config(parameters={"max_connections": "300", "wal_level": "logical"})["bootstrap"][
-        "dcs"
-    ]["postgresql"]["parameters"]  # type: ignore[index]
+    stack = {"max_connections": "300", "wal_level": "logical", "max_wal_senders": "0"}
+    parameters = config(parameters=stack)["bootstrap"]["dcs"]["postgresql"]["parameters"]  # type: ignore[index]
     assert parameters["max_connections"] == "300"
-    assert parameters["wal_level"] == "logical"  # the stack's word wins
+    assert parameters["wal_level"] == "logical"  # includes what replication needs
+    assert parameters["max_wal_senders"] == 10  # replication's word wins
     assert parameters["hot_standby"] == "on"
 
 
