@@ -121,13 +121,16 @@ class Daemon:
         pid = self.launcher_pid()
         if pid is None:
             return
+        engine = _children(pid)  # dockerd, the first process of the host's PID namespace
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        # Its child, dockerd, dies with it (--kill-child), and with it the whole namespace.
+        # Its child, dockerd, dies with it (--kill-child), and with it the whole namespace; but
+        # after it, and under load visibly so: wait for both, as a lost machine's processes
+        # are all gone at once.
         for _ in range(100):
-            if not _alive(pid):
+            if not any(_alive(p) for p in (pid, *engine)):
                 return
             time.sleep(0.1)
 
@@ -149,6 +152,13 @@ class Daemon:
         except OSError:
             return "no log"
         return " | ".join(lines[-5:]) or "empty log"
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def _alive(pid: int) -> bool:
