@@ -72,6 +72,15 @@ class Port:
     ip: str
 
 
+def answers_http(url: str, timeout_seconds: int = 5) -> list[str]:
+    """A health test: a GET of `url` answers with a success (python3 in the image)."""
+    return [
+        "python3",
+        "-c",
+        f"import urllib.request as r; r.urlopen({url!r}, timeout={timeout_seconds})",
+    ]
+
+
 def published_ports(internal: int, host_port: int | None, publish_ip: str) -> list[Port]:
     """A workload's one published port, or none when it stays private."""
     if host_port is None:

@@ -17,7 +17,7 @@ import pulumi_docker as docker
 
 from components.engine import Engine
 from components.engine.files import SecretFiles, SecretFilesArgs, secret_path
-from components.engine.workload import ImageNeeds, Mount, Network, Workload
+from components.engine.workload import ImageNeeds, Mount, Network, Workload, answers_http
 from components.parts.database import Database
 from components.renderers.monitoring_config import BACKUP_ALIAS as ALIAS
 from components.renderers.monitoring_config import BACKUP_METRICS_PORT as METRICS_PORT
@@ -123,8 +123,7 @@ def schedule_command(s: BackupSettings, metrics: bool = False) -> list[str]:
 
 def serves_command() -> list[str]:
     """Healthy while its metrics server answers: the scheduler runs."""
-    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
-    return ["python3", "-c", f"import urllib.request as r; r.urlopen({url!r}, timeout=5)"]
+    return answers_http(f"http://127.0.0.1:{METRICS_PORT}/metrics")
 
 
 OVERDUE_SLACK_HOURS = 2

@@ -19,7 +19,14 @@ import pulumi_docker as docker
 
 from components.engine import Engine
 from components.engine.files import SecretFiles, SecretFilesArgs, secret_path
-from components.engine.workload import ImageNeeds, Mount, Network, Running, Workload
+from components.engine.workload import (
+    ImageNeeds,
+    Mount,
+    Network,
+    Running,
+    Workload,
+    answers_http,
+)
 from components.parts.consensus import Consensus
 from components.parts.credentials import secret_or_generated
 from components.renderers.db_router import router_config, router_health_test
@@ -177,7 +184,7 @@ class ReplicatedDatabase(pulumi.ComponentResource):
                 resources=args.resources,
                 # Patroni answers: the member may be a primary, a standby, or one still copying
                 # the primary's data (a new member), which a stricter check would kill midway.
-                health_test=_patroni_answers(),
+                health_test=["CMD", *answers_http(f"http://127.0.0.1:{API_PORT}/liveness", 3)],
                 labels={**args.labels, **secrets.revision_label()},
                 stop_grace_seconds=args.stop_grace_seconds,
                 pids_limit=args.pids_limit,
@@ -224,14 +231,6 @@ class ReplicatedDatabase(pulumi.ComponentResource):
             ),
             self,
         )
-
-
-def _patroni_answers() -> list[str]:
-    probe = (
-        "import urllib.request; "
-        f"urllib.request.urlopen('http://127.0.0.1:{API_PORT}/liveness', timeout=3)"
-    )
-    return ["CMD", "python3", "-c", probe]
 
 
 def post_bootstrap_script(spec: DatabaseSpec) -> str:
